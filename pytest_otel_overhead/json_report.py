@@ -1,0 +1,75 @@
+"""The versioned JSON document: every measured test, plus the machine and package versions.
+
+The layout is documented in ``docs/json-schema.md``; ``SCHEMA_VERSION`` changes whenever a field
+changes meaning or is removed (adding fields keeps the version).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from .results import TestResult
+
+__all__ = ["SCHEMA_VERSION", "document", "environment", "write_json"]
+
+SCHEMA_VERSION = 1
+_PACKAGES = ("pytest-otel-overhead", "pytest", "opentelemetry-api", "opentelemetry-sdk", "psutil")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def environment() -> dict[str, Any]:
+    """Where the figures were measured: machine, interpreter and package versions."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "memory_bytes": psutil.virtual_memory().total,
+        "load_average": list(load) if load else None,
+        "packages": {name: _version(name) for name in _PACKAGES},
+    }
+
+
+def document(results: Sequence[TestResult]) -> dict[str, Any]:
+    return {
+        "schema": "pytest-otel-overhead",
+        "schema_version": SCHEMA_VERSION,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "environment": environment(),
+        "tests": [r.as_dict() for r in results],
+    }
+
+
+def write_json(path: str | os.PathLike[str], results: Sequence[TestResult]) -> Path:
+    """Write atomically: readers never see half a document, even if the run is interrupted."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(document(results), indent=2, allow_nan=False)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text + "\n")
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target

@@ -1,0 +1,154 @@
+"""pytest hooks: options, marker, fixture and the points where measuring plugs into a test run."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pytest
+
+from .json_report import write_json
+from .report import summary_lines
+from .routing import RouterInstallError, install_router
+from .session import MARKER, OverheadSession, option_name
+from .settings import KEYS, MeasureSettings, SettingsError
+
+T = TypeVar("T")
+
+_session_key = pytest.StashKey[OverheadSession]()
+_settings_key = pytest.StashKey[MeasureSettings]()
+_calls_key = pytest.StashKey[int]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("otel-overhead", "OpenTelemetry overhead (pytest-otel-overhead)")
+    group.addoption(
+        "--otel-overhead",
+        action="store_true",
+        default=None,
+        help="measure tests marked otel_overhead (and otel_overhead fixture calls) against an "
+        "uninstrumented baseline and fail those over budget",
+    )
+    parser.addini("otel_overhead", "enable measuring, as --otel-overhead does", type="bool", default=False)
+    group.addoption("--otel-overhead-json", metavar="PATH", default=None, help="write results as JSON to PATH")
+    parser.addini("otel_overhead_json", "write results as JSON to this path, as --otel-overhead-json does")
+    for key in KEYS.values():
+        group.addoption(option_name(key.name), dest="otel_overhead_" + key.name, default=None, metavar="VALUE", help=key.help)
+        parser.addini("otel_overhead_" + key.name, key.help + f"; as {option_name(key.name)}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(budget='5%', **settings): measure this test's telemetry overhead under --otel-overhead; "
+        "settings: " + ", ".join(KEYS),
+    )
+    if not _enabled(config):
+        return
+    try:
+        router = install_router()
+        session = OverheadSession(config, router)
+    except (SettingsError, RouterInstallError) as error:
+        raise pytest.UsageError(f"otel-overhead: {error}") from None
+    config.stash[_session_key] = session
+
+
+def _enabled(config: pytest.Config) -> bool:
+    flag = config.getoption("otel_overhead")
+    return bool(flag) if flag is not None else bool(config.getini("otel_overhead"))
+
+
+def _is_measured_body(item: pytest.Item) -> bool:
+    return (
+        isinstance(item, pytest.Function)
+        and item.get_closest_marker(MARKER) is not None
+        and "otel_overhead" not in item.fixturenames
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    session = item.config.stash.get(_session_key, None)
+    if session is None or (item.get_closest_marker(MARKER) is None and "otel_overhead" not in getattr(item, "fixturenames", ())):
+        return
+    try:
+        item.stash[_settings_key] = session.settings_for(item)
+    except SettingsError as error:
+        pytest.fail(f"otel-overhead: {error}", pytrace=False)
+    if _is_measured_body(item):
+        function = getattr(item, "obj", None)
+        if inspect.iscoroutinefunction(function) or inspect.isgeneratorfunction(function):
+            pytest.fail(
+                f"otel-overhead: marker on {item.nodeid}: the test body must be a plain function to be "
+                "measured; call the async code through the otel_overhead fixture instead",
+                pytrace=False,
+            )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    session = pyfuncitem.config.stash.get(_session_key, None)
+    if session is None or not _is_measured_body(pyfuncitem):
+        return None
+    funcargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    workload = functools.partial(pyfuncitem.obj, **funcargs)
+    workload()  # one ordinary run first: a failing test fails with its own exception, unmeasured
+    session.run(pyfuncitem, pyfuncitem.stash[_settings_key], workload, pyfuncitem.nodeid)
+    return True
+
+
+class OverheadFixture:
+    """``otel_overhead(fn, *args, **kwargs)``: measure ``fn(*args, **kwargs)`` and return its result.
+
+    Without ``--otel-overhead`` it only calls ``fn``. With it, ``fn`` is called once as usual (its
+    result is returned and its exceptions propagate), then measured in both arms; a budget
+    exceeded fails the test. Settings come from the test's ``otel_overhead`` marker, the command
+    line, ini file and environment.
+    """
+
+    def __init__(self, item: pytest.Item) -> None:
+        self._item = item
+        self.results: list[Any] = []
+
+    def __call__(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        result = fn(*args, **kwargs)
+        session = self._item.config.stash.get(_session_key, None)
+        if session is None:
+            return result
+        calls = self._item.stash.get(_calls_key, 0) + 1
+        self._item.stash[_calls_key] = calls
+        label = self._item.nodeid if calls == 1 else f"{self._item.nodeid}#call{calls}"
+        self.results.append(
+            session.run(self._item, self._item.stash[_settings_key], functools.partial(fn, *args, **kwargs), label)
+        )
+        return result
+
+
+@pytest.fixture
+def otel_overhead(request: pytest.FixtureRequest) -> OverheadFixture:
+    """Measure a callable's telemetry overhead: ``result = otel_overhead(handle, order)``."""
+    return OverheadFixture(request.node)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    session = config.stash.get(_session_key, None)
+    if session is None or not session.results:
+        return
+    terminalreporter.write_sep("-", "otel-overhead")
+    for line in summary_lines(session.results, verbose=config.get_verbosity() >= 1):
+        terminalreporter.write_line(line)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    overhead = session.config.stash.get(_session_key, None)
+    if overhead is None:
+        return
+    config = session.config
+    if config.getoption("otel_overhead_json"):
+        write_json(config.invocation_params.dir / config.getoption("otel_overhead_json"), overhead.results)
+    elif config.getini("otel_overhead_json"):
+        base = config.inipath.parent if config.inipath else config.rootpath
+        write_json(base / config.getini("otel_overhead_json"), overhead.results)
+

@@ -1,0 +1,91 @@
+"""Human-readable results: verdict lines for failures and warnings, and the terminal summary table."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from .results import MetricResult, TestResult
+from .units import format_seconds
+from .verdict import Verdict
+
+__all__ = ["metric_sentence", "result_message", "summary_lines"]
+
+
+def _pct(value: float) -> str:
+    if not math.isfinite(value):
+        return "∞" if value > 0 else "-∞"
+    return f"{value * 100:.1f}%"
+
+
+def metric_sentence(metric: MetricResult) -> str:
+    """``CPU overhead 7.3% (95% CI 6.1–8.4%) exceeds budget 5.0%``, and the like for each verdict."""
+    assert metric.budget is not None
+    if metric.kind == "relative":
+        figures = f"{_pct(metric.overhead)} (95% CI {_pct(metric.ci_low)}–{_pct(metric.ci_high)})"
+    else:
+        figures = f"{metric.format_overhead(metric.overhead)} per call (95% CI {metric.format_interval()})"
+    budget = metric.budget.describe(metric.metric)
+    relation = {
+        Verdict.FAIL: "exceeds budget",
+        Verdict.PASS: "within budget",
+        Verdict.INCONCLUSIVE: "undecided against budget",
+    }[metric.verdict or Verdict.INCONCLUSIVE]
+    sentence = f"{metric.label} overhead {figures} {relation} {budget}"
+    if metric.note:
+        sentence += f" ({metric.note})"
+    return sentence
+
+
+def _context(result: TestResult) -> str:
+    parts = [result.settings.pipeline.describe()]
+    gate = result.metric(result.settings.metric)
+    if gate is not None and math.isfinite(gate.baseline):
+        parts.append(
+            f"baseline {format_seconds(gate.baseline)}/call, instrumented {format_seconds(gate.instrumented)}/call"
+        )
+    if result.health is not None:
+        h = result.health
+        parts.append(f"{h.per_call(h.started):.3g} spans/call, {h.dropped} dropped")
+    parts.append(f"{result.pairs} pairs in {result.duration_s:.1f} s")
+    return "; ".join(parts)
+
+
+def result_message(result: TestResult, verdict: Verdict) -> str:
+    """The budgets with ``verdict``, one sentence each, then the settings and figures behind them."""
+    sentences = [metric_sentence(m) for m in result.budgeted if m.verdict is verdict]
+    return "; ".join(sentences) + " — " + _context(result)
+
+
+def _row(result: TestResult, metric: MetricResult) -> list[str]:
+    return [
+        metric.label,
+        metric.format_value(metric.baseline) if math.isfinite(metric.baseline) else "-",
+        metric.format_value(metric.instrumented) if math.isfinite(metric.instrumented) else "-",
+        metric.format_overhead(metric.overhead) if math.isfinite(metric.overhead) else "-",
+        metric.format_interval(),
+        metric.budget.describe(metric.metric) if metric.budget else "-",
+        metric.verdict.value if metric.verdict else "-",
+    ]
+
+
+def summary_lines(results: Sequence[TestResult], verbose: bool = False) -> list[str]:
+    """The summary table: per test its verdict, then a row per budgeted metric (every metric in -v)."""
+    header = ["metric", "baseline/call", "instrumented/call", "overhead", "95% CI", "budget", "verdict"]
+    lines: list[str] = []
+    for result in results:
+        lines.append(f"{result.nodeid}  {result.verdict.value}  ({_context(result)})")
+        shown = result.metrics if verbose else tuple(m for m in result.metrics if m.verdict is not None or m.metric == "wall")
+        rows = [header] + [_row(result, m) for m in shown]
+        widths = [max(len(row[c]) for row in rows) for c in range(len(header))]
+        for row in rows:
+            lines.append("    " + "  ".join(cell.ljust(widths[c]) for c, cell in enumerate(row)).rstrip())
+        for m in result.metrics:
+            if m.note and m.verdict is not None and m.verdict is not Verdict.PASS:
+                lines.append(f"    {m.label}: {m.note}")
+    counts = {v: sum(1 for r in results if r.verdict is v) for v in Verdict}
+    lines.append(
+        f"{len(results)} measured: {counts[Verdict.PASS]} PASS, {counts[Verdict.FAIL]} FAIL, "
+        f"{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE"
+    )
+    return lines

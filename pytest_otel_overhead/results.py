@@ -1,0 +1,203 @@
+"""The results of one measurement: small immutable records that reports and history read."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .settings import MeasureSettings
+from .units import Budget, format_bytes, format_seconds
+from .verdict import Verdict
+
+__all__ = ["MetricResult", "PipelineHealth", "ProcessProbe", "TestResult"]
+
+METRIC_LABELS = {
+    "cpu": "CPU",
+    "wall": "wall time",
+    "latency_p50": "latency p50",
+    "latency_p95": "latency p95",
+    "latency_p99": "latency p99",
+    "heap": "peak heap",
+}
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """One metric in both arms, the overhead with its interval and, when budgeted, the verdict.
+
+    ``baseline`` and ``instrumented`` are per call (seconds, or bytes for heap). ``overhead``,
+    ``ci_low`` and ``ci_high`` are fractions (0.073 = 7.3%) for a relative budget or with no budget,
+    and seconds or bytes per call for an absolute one (``kind``).
+    """
+
+    metric: str
+    baseline: float
+    instrumented: float
+    overhead: float
+    ci_low: float
+    ci_high: float
+    kind: str
+    n: int
+    spread: float
+    confidence: float
+    budget: Budget | None = None
+    verdict: Verdict | None = None
+    resolution: float | None = None
+    note: str | None = None
+
+    @property
+    def label(self) -> str:
+        return METRIC_LABELS.get(self.metric, self.metric)
+
+    def format_value(self, value: float) -> str:
+        return format_bytes(value) if self.metric == "heap" else format_seconds(value)
+
+    def format_overhead(self, value: float) -> str:
+        if not math.isfinite(value):
+            return "∞" if value > 0 else "-∞"
+        if self.kind == "relative":
+            return f"{value * 100:+.1f}%"
+        return ("+" if value >= 0 else "-") + self.format_value(abs(value))
+
+    def format_interval(self) -> str:
+        if not (math.isfinite(self.ci_low) and math.isfinite(self.ci_high)):
+            return "n/a"
+        return f"{self.format_overhead(self.ci_low)}…{self.format_overhead(self.ci_high)}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "metric": self.metric,
+            "unit": "bytes" if self.metric == "heap" else "seconds",
+            "baseline": _finite(self.baseline),
+            "instrumented": _finite(self.instrumented),
+            "overhead": _finite(self.overhead),
+            "ci_low": _finite(self.ci_low),
+            "ci_high": _finite(self.ci_high),
+            "overhead_kind": self.kind,
+            "confidence": self.confidence,
+            "budget": None if self.budget is None else {"kind": self.budget.kind, "value": self.budget.value},
+            "verdict": None if self.verdict is None else self.verdict.value,
+            "n": self.n,
+            "spread": _finite(self.spread),
+            "resolution": _finite(self.resolution) if self.resolution is not None else None,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class PipelineHealth:
+    """From the diagnostic round, outside the timed rounds: what the pipeline did per call."""
+
+    calls: int
+    started: int
+    sampled: int
+    exported: int
+    export_calls: int
+    by_name: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def dropped(self) -> int:
+        return max(0, self.sampled - self.exported)
+
+    def per_call(self, count: int) -> float:
+        return count / self.calls if self.calls else math.nan
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "calls": self.calls,
+            "spans_started_per_call": self.per_call(self.started),
+            "spans_sampled_per_call": self.per_call(self.sampled),
+            "spans_exported_per_call": self.per_call(self.exported),
+            "spans_dropped_per_call": self.per_call(self.dropped),
+            "spans_dropped": self.dropped,
+            "export_calls": self.export_calls,
+            "spans_per_call_by_name": {name: self.per_call(count) for name, count in self.by_name},
+        }
+
+
+@dataclass(frozen=True)
+class ProcessProbe:
+    """Process-level readings (psutil) in each arm, taken outside timed blocks."""
+
+    rss_baseline: int
+    rss_instrumented: int
+    threads_baseline: int
+    threads_instrumented: int
+    heap_retained_baseline: float = math.nan
+    heap_retained_instrumented: float = math.nan
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "rss_baseline_bytes": self.rss_baseline,
+            "rss_instrumented_bytes": self.rss_instrumented,
+            "threads_baseline": self.threads_baseline,
+            "threads_instrumented": self.threads_instrumented,
+            "heap_retained_per_call_baseline_bytes": _finite(self.heap_retained_baseline),
+            "heap_retained_per_call_instrumented_bytes": _finite(self.heap_retained_instrumented),
+        }
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One measured workload: its settings, every metric, pipeline health and how the run went."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    nodeid: str
+    settings: MeasureSettings
+    metrics: tuple[MetricResult, ...]
+    health: PipelineHealth | None
+    process: ProcessProbe | None
+    pairs: int
+    calls_per_block: int
+    looks: int
+    duration_s: float
+    stop_reason: str
+    throughput_baseline: float
+    throughput_instrumented: float
+    samples: tuple[tuple[float, float, float, float], ...] = field(default=(), repr=False)
+    """Raw per pair: (baseline CPU, instrumented CPU, baseline wall, instrumented wall) per call."""
+
+    @property
+    def verdict(self) -> Verdict:
+        verdicts = [m.verdict for m in self.metrics if m.verdict is not None]
+        if Verdict.FAIL in verdicts:
+            return Verdict.FAIL
+        if Verdict.INCONCLUSIVE in verdicts:
+            return Verdict.INCONCLUSIVE
+        return Verdict.PASS
+
+    def metric(self, name: str) -> MetricResult | None:
+        return next((m for m in self.metrics if m.metric == name), None)
+
+    @property
+    def budgeted(self) -> tuple[MetricResult, ...]:
+        return tuple(m for m in self.metrics if m.verdict is not None)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "nodeid": self.nodeid,
+            "verdict": self.verdict.value,
+            "settings": self.settings.as_dict(),
+            "metrics": {m.metric: m.as_dict() for m in self.metrics},
+            "pipeline": None if self.health is None else self.health.as_dict(),
+            "process": None if self.process is None else self.process.as_dict(),
+            "throughput_baseline_per_s": _finite(self.throughput_baseline),
+            "throughput_instrumented_per_s": _finite(self.throughput_instrumented),
+            "pairs": self.pairs,
+            "calls_per_block": self.calls_per_block,
+            "looks": self.looks,
+            "duration_s": self.duration_s,
+            "stop_reason": self.stop_reason,
+            "samples": {
+                "columns": ["cpu_baseline", "cpu_instrumented", "wall_baseline", "wall_instrumented"],
+                "per_call_seconds": [list(s) for s in self.samples],
+            },
+        }
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no infinities: an unbounded interval end is written as null."""
+    if value is None or not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,157 @@
+"""One global TracerProvider whose tracers follow the arm being measured.
+
+OpenTelemetry lets a process set its global TracerProvider once, and tracers that application
+modules obtained at import time resolve to that provider on first use and keep what they got.
+So the plugin installs a single :class:`ArmRouter` for the session; the tracers it hands out
+delegate every call to the tracer of the current arm: a no-op tracer in the baseline (and whenever
+nothing is being measured), an SDK tracer while the instrumented arm runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from opentelemetry import trace
+from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
+
+__all__ = ["ArmRouter", "RouterInstallError", "install_router"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_TracerKey = tuple[str, "str | None", "str | None", Any]
+
+
+class RouterInstallError(RuntimeError):
+    """Another global TracerProvider was set before the plugin could install its own."""
+
+
+class ArmRouter(trace.TracerProvider):
+    """A TracerProvider whose tracers delegate to the provider of the current arm."""
+
+    def __init__(self) -> None:
+        self._idle: trace.TracerProvider = NoOpTracerProvider()
+        self._current: trace.TracerProvider = self._idle
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    @property
+    def active(self) -> trace.TracerProvider:
+        return self._current
+
+    def get_tracer(
+        self,
+        instrumenting_module_name: str,
+        instrumenting_library_version: str | None = None,
+        schema_url: str | None = None,
+        attributes: Any = None,
+    ) -> trace.Tracer:
+        return _RoutedTracer(self, (instrumenting_module_name, instrumenting_library_version, schema_url, attributes))
+
+    def switch(self, provider: trace.TracerProvider | None) -> None:
+        """Route all tracers to ``provider`` (``None``: telemetry off)."""
+        with self._lock:
+            self._current = self._idle if provider is None else provider
+            self._generation += 1
+
+    @contextmanager
+    def routed_to(self, provider: trace.TracerProvider | None) -> Iterator[None]:
+        previous = self._current
+        self.switch(provider)
+        try:
+            yield
+        finally:
+            self.switch(None if previous is self._idle else previous)
+
+    @property
+    def idle(self) -> bool:
+        return self._current is self._idle
+
+
+class _RoutedTracer(trace.Tracer):
+    """A tracer that re-resolves its delegate whenever the router switches arms."""
+
+    __slots__ = ("_router", "_key", "_generation", "_delegate")
+
+    def __init__(self, router: ArmRouter, key: _TracerKey) -> None:
+        self._router = router
+        self._key = key
+        self._generation = -1
+        self._delegate: trace.Tracer = trace.NoOpTracer()
+
+    def _tracer(self) -> trace.Tracer:
+        router = self._router
+        if self._generation != router._generation:
+            name, version, schema_url, attributes = self._key
+            self._delegate = router._current.get_tracer(name, version, schema_url, attributes)
+            self._generation = router._generation
+        return self._delegate
+
+    def start_span(self, *args: Any, **kwargs: Any) -> trace.Span:  # type: ignore[override]
+        return self._tracer().start_span(*args, **kwargs)
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return _RoutedSpanContext(self, args, kwargs)
+
+
+class _RoutedSpanContext:
+    """``start_as_current_span`` as context manager and decorator, resolved at each entry.
+
+    A decorator applied at import time must follow the arm at call time, so the delegate's
+    context manager is created on ``__enter__``, not when the decorator is built.
+    """
+
+    __slots__ = ("_tracer", "_args", "_kwargs", "_inner")
+
+    def __init__(self, tracer: _RoutedTracer, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self._tracer = tracer
+        self._args = args
+        self._kwargs = kwargs
+        self._inner: Any = None
+
+    def __enter__(self) -> trace.Span:
+        self._inner = self._tracer._tracer().start_as_current_span(*self._args, **self._kwargs)
+        return self._inner.__enter__()  # type: ignore[no-any-return]
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        return self._inner.__exit__(*exc_info)
+
+    def __call__(self, func: F) -> F:
+        tracer, args, kwargs = self._tracer, self._args, self._kwargs
+
+        @functools.wraps(func)
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            with _RoutedSpanContext(tracer, args, kwargs):
+                return func(*a, **kw)
+
+        return wrapper  # type: ignore[return-value]
+
+
+_router: ArmRouter | None = None
+
+
+def install_router() -> ArmRouter:
+    """Install the session's router as the global TracerProvider (once per process)."""
+    global _router
+    current = trace.get_tracer_provider()
+    if _router is not None and current is _router:
+        return _router
+    if not isinstance(current, ProxyTracerProvider):
+        raise RouterInstallError(
+            f"a global TracerProvider ({type(current).__module__}.{type(current).__qualname__}) was set "
+            "before --otel-overhead could install its own; OpenTelemetry allows one per process, so "
+            "skip setting it when --otel-overhead is given (e.g. in conftest.py: "
+            "`if not config.getoption('otel_overhead'): trace.set_tracer_provider(...)`)"
+        )
+    router = ArmRouter()
+    trace.set_tracer_provider(router)
+    if trace.get_tracer_provider() is not router:
+        raise RouterInstallError("the global TracerProvider could not be installed")
+    _router = router
+    return router

@@ -1,0 +1,405 @@
+"""The measurement engine: paired, randomly ordered blocks of both arms with sequential looks.
+
+Order of a measurement, all within the test's ``max_time``:
+
+1. warm-up in both arms, then calibrate the calls per block to about ``BLOCK_TARGET_S``;
+2. timed pairs: a baseline and an instrumented block in random order, each started from a
+   collected heap, the instrumented one flushing its pipeline inside the timed span, so export
+   work is charged to it; CPU time of the whole process (all threads), wall time, and the wall
+   latency of every call are recorded;
+3. looks at planned fractions of the time (``LookPlan``): stop as soon as every time budget is
+   decided, or when the noise makes them undecidable in the time left;
+4. one diagnostic round with counting pipeline (spans started, sampled, exported, dropped);
+5. heap rounds under tracemalloc (peak and retained per call), in pairs of their own.
+
+Nothing that observes (counting, tracemalloc, psutil) runs inside a timed block.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .pipeline import Pipeline, build_pipeline
+from .probes import calm_gc, heap_round, process_reading, tracing_heap
+from .results import MetricResult, PipelineHealth, ProcessProbe, TestResult
+from .routing import ArmRouter
+from .settings import MeasureSettings
+from .stats import median, quantile
+from .units import Budget
+from .verdict import Decision, LookPlan, Verdict, decide_budget, projected_half_width
+
+__all__ = ["BLOCK_TARGET_S", "measure"]
+
+BLOCK_TARGET_S = 0.01
+"""Target length of one timed block: short blocks give many pairs per second at similar spread."""
+WARMUP_S = 0.2
+DIAGNOSTIC_S = 0.25
+HEAP_PAIRS_BUDGETED = 8
+HEAP_PAIRS_REPORTED = 3
+TRACEMALLOC_SLOWDOWN = 5.0
+LATENCY_QUANTILES = {"latency_p50": 0.50, "latency_p95": 0.95, "latency_p99": 0.99}
+TIME_METRICS = ("cpu", "wall", *LATENCY_QUANTILES)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class _Block:
+    cpu: float
+    wall: float
+    latencies: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class _Pair:
+    baseline: _Block
+    instrumented: _Block
+
+
+class _Arms:
+    """Runs timed blocks of the workload in either arm."""
+
+    def __init__(self, workload: Callable[[], object], router: ArmRouter, pipeline: Pipeline) -> None:
+        self.workload = workload
+        self.router = router
+        self.pipeline = pipeline
+
+    def block(self, instrumented: bool, calls: int, collect: Callable[[], object]) -> _Block:
+        workload = self.workload
+        clock = time.perf_counter
+        latencies = [0.0] * calls
+        collect()
+        self.router.switch(self.pipeline.provider if instrumented else None)
+        try:
+            cpu_start = time.process_time()
+            wall_start = clock()
+            for i in range(calls):
+                started = clock()
+                workload()
+                latencies[i] = clock() - started
+            if instrumented:
+                self.pipeline.flush()
+            wall_end = clock()
+            cpu_end = time.process_time()
+        finally:
+            self.router.switch(None)
+        self.pipeline.after_block()
+        return _Block((cpu_end - cpu_start) / calls, (wall_end - wall_start) / calls, tuple(latencies))
+
+
+def _paired(pairs: Sequence[_Pair], attribute: str, kind: str) -> list[float]:
+    values = []
+    for pair in pairs:
+        b, i = getattr(pair.baseline, attribute), getattr(pair.instrumented, attribute)
+        if kind == "relative":
+            if b > 0 and i > 0:
+                values.append(math.log(i / b))
+        else:
+            values.append(i - b)
+    return values
+
+
+def _latency_groups(pairs: Sequence[_Pair], q: float, calls: int, kind: str) -> list[float]:
+    """Per group of consecutive pairs, the statistic of the arms' pooled latency quantile.
+
+    A group holds enough calls for the quantile to mean something (about 2 / (1 - q) per arm).
+    """
+    size = max(1, math.ceil(math.ceil(2 / (1 - q)) / calls))
+    values = []
+    for start in range(0, len(pairs) - size + 1, size):
+        group = pairs[start : start + size]
+        b = quantile(sorted(x for p in group for x in p.baseline.latencies), q)
+        i = quantile(sorted(x for p in group for x in p.instrumented.latencies), q)
+        if kind == "relative":
+            if b > 0 and i > 0:
+                values.append(math.log(i / b))
+        else:
+            values.append(i - b)
+    return values
+
+
+def _statistics(pairs: Sequence[_Pair], metric: str, budget: Budget | None, calls: int) -> list[float]:
+    kind = budget.kind if budget is not None else "relative"
+    if metric in LATENCY_QUANTILES:
+        return _latency_groups(pairs, LATENCY_QUANTILES[metric], calls, kind)
+    return _paired(pairs, metric, kind)
+
+
+def _look(
+    pairs: Sequence[_Pair], metrics: Sequence[str], settings: MeasureSettings, calls: int, confidence: float
+) -> dict[str, Decision]:
+    return {
+        metric: decide_budget(_statistics(pairs, metric, settings.budget(metric), calls), settings.budget(metric), confidence)
+        for metric in metrics
+    }
+
+
+def _arm_values(pairs: Sequence[_Pair], metric: str, instrumented: bool) -> float:
+    blocks = [p.instrumented if instrumented else p.baseline for p in pairs]
+    if not blocks:
+        return math.nan
+    if metric in LATENCY_QUANTILES:
+        return quantile(sorted(x for b in blocks for x in b.latencies), LATENCY_QUANTILES[metric])
+    return median([getattr(b, metric) for b in blocks])
+
+
+def _noise_note(metric: str, decision: Decision, budget: Budget, projected: float) -> str:
+    spread = f"{decision.spread * 100:.1f}%" if budget.kind == "relative" else f"{decision.spread:.3g}"
+    return (
+        f"too noisy to decide a {budget.describe(metric)} budget here: pair-to-pair spread {spread}, "
+        f"interval ±{projected * 100 if budget.kind == 'relative' else projected:.3g}"
+        f"{'%' if budget.kind == 'relative' else ''} at best within max_time"
+    )
+
+
+def measure(
+    workload: Callable[[], object],
+    settings: MeasureSettings,
+    router: ArmRouter,
+    *,
+    nodeid: str = "",
+    progress: Progress | None = None,
+    plan: LookPlan | None = None,
+    rng: random.Random | None = None,
+) -> TestResult:
+    """Measure ``workload`` in both arms and decide every budget in ``settings``.
+
+    Exceptions from the workload propagate unchanged; the pipeline is shut down and the router
+    left idle whatever happens.
+    """
+    plan = plan or LookPlan()
+    rng = rng or random.Random()
+    say = progress or (lambda message: None)
+    started = time.perf_counter()
+    deadline = started + settings.max_time
+    rss_baseline, threads_baseline = process_reading()
+    pipeline = build_pipeline(settings.pipeline)
+    arms = _Arms(workload, router, pipeline)
+    sequential = [m for m in TIME_METRICS if settings.budget(m) is not None]
+    try:
+        with calm_gc() as collect:
+            # Warm-up doubles as calibration: the slower arm's per-call time sets the block size.
+            warm: dict[bool, list[float]] = {False: [], True: []}
+            while True:
+                for instrumented in (False, True):
+                    warm[instrumented].append(arms.block(instrumented, 1, collect).wall)
+                if time.perf_counter() - started >= min(WARMUP_S, settings.max_time / 20) and len(warm[True]) >= 2:
+                    break
+            per_call = max(median(warm[False][len(warm[False]) // 2 :]), median(warm[True][len(warm[True]) // 2 :]))
+            calls = max(1, round(BLOCK_TARGET_S / max(per_call, 1e-9)))
+            heap_pairs = HEAP_PAIRS_BUDGETED if settings.budget("heap") is not None else HEAP_PAIRS_REPORTED
+            reserve = DIAGNOSTIC_S + 2 * heap_pairs * calls * per_call * TRACEMALLOC_SLOWDOWN + 0.05
+            timed_start = time.perf_counter()
+            timed_span = max(0.0, deadline - timed_start - reserve)
+            look_times = [timed_start + f * timed_span for f in plan.fractions]
+
+            pairs: list[_Pair] = []
+            decisions: dict[str, Decision] = {}
+            stop_reason = "max_time"
+            looks_done = 0
+            notes: dict[str, str] = {}
+            confidence = plan.per_look_confidence
+            for look_index, look_time in enumerate(look_times):
+                while time.perf_counter() < look_time or len(pairs) < 2:
+                    first = rng.random() < 0.5
+                    a = arms.block(first, calls, collect)
+                    b = arms.block(not first, calls, collect)
+                    pairs.append(_Pair(baseline=b if first else a, instrumented=a if first else b))
+                    if time.perf_counter() > deadline - reserve and len(pairs) >= 2:
+                        break
+                looks_done = look_index + 1
+                decisions = _look(pairs, sequential, settings, calls, confidence)
+                say(_progress_line(nodeid, looks_done, len(plan.fractions), len(pairs), time.perf_counter() - started, decisions))
+                undecided = [m for m in sequential if decisions[m].verdict is Verdict.INCONCLUSIVE]
+                if not sequential and len(pairs) >= 16:
+                    stop_reason = "no time budget"
+                    break
+                if sequential and not undecided:
+                    stop_reason = "decided"
+                    break
+                final_pairs = len(pairs) * max(1.0, timed_span / max(time.perf_counter() - timed_start, 1e-9))
+                if look_index >= 2 and look_index < len(look_times) - 1:
+                    projected = {m: projected_half_width(decisions[m], len(pairs), final_pairs) for m in undecided}
+                    hopeless = {m: p for m, p in projected.items() if p > settings.budget(m).value}  # type: ignore[union-attr]
+                    if hopeless and len(hopeless) == len(undecided):
+                        for m, p in hopeless.items():
+                            notes[m] = _noise_note(m, decisions[m], settings.budget(m), p)  # type: ignore[arg-type]
+                        stop_reason = "too noisy"
+                        break
+                if time.perf_counter() > deadline - reserve:
+                    break
+            for m in sequential:
+                if decisions[m].verdict is Verdict.INCONCLUSIVE and m not in notes:
+                    d = decisions[m]
+                    budget = settings.budget(m)
+                    assert budget is not None
+                    if d.half_width > budget.value:
+                        notes[m] = _noise_note(m, d, budget, d.half_width)
+                    else:
+                        notes[m] = (
+                            f"undecided after {len(pairs)} pairs: this run resolves overheads below "
+                            f"{_fmt(budget.value - d.half_width, budget)} or above "
+                            f"{_fmt(budget.value + d.half_width, budget)}"
+                        )
+            reported = [m for m in TIME_METRICS if m not in decisions]
+            decisions.update(_look(pairs, reported, settings, calls, confidence))
+            rss_instrumented, threads_instrumented = process_reading()
+            health = _diagnostic_round(workload, settings, router, calls, per_call)
+            heap_metric, retained = _heap_rounds(arms, settings, calls, heap_pairs, rng, plan.confidence)
+    finally:
+        router.switch(None)
+        pipeline.shutdown()
+
+    metrics = [
+        MetricResult(
+            metric=m,
+            baseline=_arm_values(pairs, m, False),
+            instrumented=_arm_values(pairs, m, True),
+            overhead=decisions[m].estimate,
+            ci_low=decisions[m].ci_low,
+            ci_high=decisions[m].ci_high,
+            kind=settings.budget(m).kind if settings.budget(m) is not None else "relative",  # type: ignore[union-attr]
+            n=decisions[m].n,
+            spread=decisions[m].spread,
+            confidence=plan.confidence,
+            budget=settings.budget(m),
+            verdict=decisions[m].verdict if settings.budget(m) is not None else None,
+            resolution=decisions[m].half_width if decisions[m].verdict is Verdict.INCONCLUSIVE else None,
+            note=notes.get(m),
+        )
+        for m in TIME_METRICS
+    ]
+    metrics.append(heap_metric)
+    wall_b = _arm_values(pairs, "wall", False)
+    wall_i = _arm_values(pairs, "wall", True)
+    return TestResult(
+        nodeid=nodeid,
+        settings=settings,
+        metrics=tuple(metrics),
+        health=health,
+        process=ProcessProbe(
+            rss_baseline=rss_baseline,
+            rss_instrumented=rss_instrumented,
+            threads_baseline=threads_baseline,
+            threads_instrumented=threads_instrumented,
+            heap_retained_baseline=retained[0],
+            heap_retained_instrumented=retained[1],
+        ),
+        pairs=len(pairs),
+        calls_per_block=calls,
+        looks=looks_done,
+        duration_s=time.perf_counter() - started,
+        stop_reason=stop_reason,
+        throughput_baseline=1 / wall_b if wall_b > 0 else math.nan,
+        throughput_instrumented=1 / wall_i if wall_i > 0 else math.nan,
+        samples=tuple(
+            (p.baseline.cpu, p.instrumented.cpu, p.baseline.wall, p.instrumented.wall) for p in pairs
+        ),
+    )
+
+
+def _fmt(value: float, budget: Budget) -> str:
+    return f"{value * 100:.1f}%" if budget.kind == "relative" else f"{value:.3g}"
+
+
+def _progress_line(nodeid: str, look: int, looks: int, pairs: int, elapsed: float, decisions: dict[str, Decision]) -> str:
+    parts = [
+        f"{m} {d.estimate * 100:+.1f}% [{d.ci_low * 100:+.1f}, {d.ci_high * 100:+.1f}] {d.verdict.value}"
+        for m, d in decisions.items()
+    ]
+    return f"{nodeid} look {look}/{looks}: {pairs} pairs, {elapsed:.1f}s" + (": " + "; ".join(parts) if parts else "")
+
+
+def _diagnostic_round(
+    workload: Callable[[], object], settings: MeasureSettings, router: ArmRouter, calls: int, per_call: float
+) -> PipelineHealth:
+    """Run the instrumented arm with counters, unflushed as in production, then flush and count."""
+    observed = build_pipeline(settings.pipeline, observe=True)
+    counts = observed.counts
+    assert counts is not None
+    n = min(100_000, max(calls, math.ceil(DIAGNOSTIC_S / max(per_call, 1e-9))))
+    try:
+        router.switch(observed.provider)
+        try:
+            for _ in range(n):
+                workload()
+        finally:
+            router.switch(None)
+        observed.flush()
+    finally:
+        observed.shutdown()
+    return PipelineHealth(
+        calls=n,
+        started=counts.started,
+        sampled=counts.sampled,
+        exported=counts.exported,
+        export_calls=counts.export_calls,
+        by_name=tuple(counts.by_name.most_common()),
+    )
+
+
+def _heap_rounds(
+    arms: _Arms, settings: MeasureSettings, calls: int, heap_pairs: int, rng: random.Random, confidence: float
+) -> tuple[MetricResult, tuple[float, float]]:
+    """Peak heap per round in both arms, in paired rounds of their own under tracemalloc."""
+    budget = settings.budget("heap")
+    kind = budget.kind if budget is not None else "relative"
+    peaks: dict[bool, list[int]] = {False: [], True: []}
+    retained: dict[bool, list[float]] = {False: [], True: []}
+    pipeline, router, workload = arms.pipeline, arms.router, arms.workload
+
+    def run(instrumented: bool) -> None:
+        router.switch(pipeline.provider if instrumented else None)
+        try:
+            for _ in range(calls):
+                workload()
+            if instrumented:
+                pipeline.flush()
+        finally:
+            router.switch(None)
+
+    with tracing_heap():
+        for _ in range(heap_pairs):
+            order = [False, True]
+            rng.shuffle(order)
+            for instrumented in order:
+                result = heap_round(lambda: run(instrumented), pipeline.after_block)
+                peaks[instrumented].append(result.peak)
+                retained[instrumented].append(result.retained / calls)
+    baseline, instrumented = median(peaks[False]), median(peaks[True])
+    note = None
+    if kind == "relative":
+        stats = [
+            math.log(i / b) if b > 0 and i > 0 else math.nan for b, i in zip(peaks[False], peaks[True], strict=True)
+        ]
+        if baseline < 512 and budget is not None:
+            note = (
+                f"the baseline peak is {baseline:.0f} B, too small for a relative heap budget; "
+                "give an absolute one such as heap='256KiB'"
+            )
+    else:
+        stats = [float(i - b) for b, i in zip(peaks[False], peaks[True], strict=True)]
+    decision = decide_budget(stats, budget if note is None else None, confidence, kind=kind, method="sign")
+    verdict = None
+    if budget is not None:
+        verdict = Verdict.INCONCLUSIVE if note is not None else decision.verdict
+    metric = MetricResult(
+        metric="heap",
+        baseline=baseline,
+        instrumented=instrumented,
+        overhead=decision.estimate,
+        ci_low=decision.ci_low,
+        ci_high=decision.ci_high,
+        kind=kind,
+        n=decision.n,
+        spread=decision.spread,
+        confidence=confidence,
+        budget=budget,
+        verdict=verdict,
+        note=note,
+    )
+    return metric, (median(retained[False]), median(retained[True]))

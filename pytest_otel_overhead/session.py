@@ -1,0 +1,126 @@
+"""One pytest session's measuring: settings per test, running the engine, gating, collecting results.
+
+``plugin.py`` holds the pytest hooks and hands each decision here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
+
+from .report import result_message
+from .results import TestResult
+from .routing import ArmRouter
+from .runner import measure
+from .settings import KEYS, Layer, MeasureSettings, SettingsError, check_keys, env_layer, resolve
+from .verdict import Verdict
+
+__all__ = ["OverheadInconclusiveWarning", "OverheadSession", "cli_layer", "ini_layer", "marker_layer"]
+
+MARKER = "otel_overhead"
+
+
+class OverheadInconclusiveWarning(pytest.PytestWarning):
+    """A budget could not be decided within the allowed time (``--otel-overhead-inconclusive=warn``)."""
+
+
+def option_name(key: str) -> str:
+    return "--otel-overhead-" + key.replace("_", "-")
+
+
+def cli_layer(config: pytest.Config) -> Layer:
+    raw = {key: config.getoption("otel_overhead_" + key) for key in KEYS}
+    return Layer.parse({k: v for k, v in raw.items() if v is not None}, option_name)
+
+
+def ini_layer(config: pytest.Config) -> Layer:
+    where = f" in {config.inipath.name}" if config.inipath else ""
+    raw = {key: config.getini("otel_overhead_" + key) for key in KEYS}
+    return Layer.parse({k: v for k, v in raw.items() if v not in (None, "")}, lambda k: f"ini otel_overhead_{k}{where}")
+
+
+def marker_layer(item: pytest.Item) -> Layer:
+    """Marker kwargs of the test (the closest marker wins per key, as pytest orders them)."""
+    source = f"marker on {item.nodeid}"
+    merged: dict[str, object] = {}
+    for mark in item.iter_markers(MARKER):
+        if mark.args:
+            raise SettingsError(f"{source}: takes keyword arguments only, e.g. otel_overhead(budget='5%')")
+        check_keys(mark.kwargs, source)
+        for key, value in mark.kwargs.items():
+            merged.setdefault(key, value)
+    return Layer.parse(merged, lambda key: source)
+
+
+class OverheadSession:
+    """State of the measuring for one session: the base layers, the router and the results."""
+
+    def __init__(self, config: pytest.Config, router: ArmRouter, environ: Mapping[str, str] | None = None) -> None:
+        self.config = config
+        self.router = router
+        self.base_layers = (cli_layer(config), ini_layer(config), env_layer(environ))
+        self.base = resolve(self.base_layers)  # fails fast on CLI/ini/env values that cannot agree
+        self.results: list[TestResult] = []
+        self.verbose = config.get_verbosity() >= 1
+
+    def settings_for(self, item: pytest.Item) -> MeasureSettings:
+        return resolve((marker_layer(item), *self.base_layers))
+
+    def _progress(self) -> Callable[[str], None] | None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        if not self.verbose or reporter is None:
+            return None
+
+        def say(message: str) -> None:
+            # Progress goes to the terminal while the test runs, past output capturing.
+            with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+                reporter.ensure_newline()
+                reporter.write_line(f"  otel-overhead: {message}")
+
+        return say
+
+    def run(self, item: pytest.Item, settings: MeasureSettings, workload: Callable[[], Any], label: str) -> TestResult:
+        """Measure, keep the result, record it for junit, and gate the test on its verdict."""
+        result = measure(workload, settings, self.router, nodeid=label, progress=self._progress())
+        self.results.append(result)
+        _record_properties(item, result)
+        verdict = result.verdict
+        if verdict is Verdict.FAIL:
+            pytest.fail(result_message(result, Verdict.FAIL), pytrace=False)
+        if verdict is Verdict.INCONCLUSIVE:
+            message = result_message(result, Verdict.INCONCLUSIVE)
+            if settings.inconclusive == "fail":
+                pytest.fail(message + " (--otel-overhead-inconclusive=fail)", pytrace=False)
+            if settings.inconclusive == "warn":
+                warnings.warn(OverheadInconclusiveWarning(f"{label}: {message}"), stacklevel=2)
+        return result
+
+
+def _record_properties(item: pytest.Item, result: TestResult) -> None:
+    """Key figures as junit properties (what ``record_property`` would add)."""
+    prefix = "otel_overhead"
+    if result.nodeid != item.nodeid:
+        prefix += "[" + result.nodeid.rsplit("[", 1)[-1]
+    props = [(f"{prefix}.verdict", result.verdict.value), (f"{prefix}.pairs", result.pairs)]
+    for m in result.metrics:
+        if m.verdict is None and m.metric not in ("cpu", "wall"):
+            continue
+        props.append((f"{prefix}.{m.metric}.overhead", _num(m.overhead)))
+        props.append((f"{prefix}.{m.metric}.ci", f"{_num(m.ci_low)}..{_num(m.ci_high)}"))
+        if m.verdict is not None:
+            props.append((f"{prefix}.{m.metric}.verdict", m.verdict.value))
+    if result.health is not None:
+        h = result.health
+        props.append((f"{prefix}.spans_per_call", _num(h.per_call(h.started))))
+        props.append((f"{prefix}.spans_dropped", h.dropped))
+    item.user_properties.extend(props)
+
+
+def _num(value: float) -> str:
+    return f"{value:.6g}" if math.isfinite(value) else ("inf" if value > 0 else "-inf")

@@ -1,0 +1,123 @@
+"""From paired samples to a verdict per budget, with sequential looks that keep error rates honest.
+
+A budget is decided from an interval for the paired statistic: FAIL when the whole interval lies
+above the budget, PASS when it lies below, INCONCLUSIVE otherwise. Looking at the data several
+times and stopping at the first decision would inflate false verdicts, so looks happen only at
+planned points and each look's interval is widened for the number of looks (Bonferroni): over the
+whole sequence the chance of any false FAIL (or any false PASS) stays below (1 - confidence) / 2.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .stats import mad_spread, sign_interval, wilcoxon_interval
+from .units import Budget
+
+__all__ = ["Decision", "LookPlan", "Verdict", "decide", "decide_budget", "to_statistic"]
+
+
+class Verdict(str, enum.Enum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class LookPlan:
+    """Planned looks as fractions of the time allowed; ``confidence`` holds over all of them."""
+
+    fractions: tuple[float, ...] = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
+    confidence: float = 0.95
+
+    @property
+    def per_look_confidence(self) -> float:
+        return 1 - (1 - self.confidence) / len(self.fractions)
+
+
+def to_statistic(budget: Budget) -> float:
+    """The budget on the scale of the paired statistic: log ratio for relative, difference for absolute."""
+    return math.log1p(budget.value) if budget.kind == "relative" else budget.value
+
+
+def from_statistic(value: float, kind: str) -> float:
+    """Back from the statistic's scale to the overhead users read (a fraction, or seconds / bytes)."""
+    if kind != "relative":
+        return value
+    if value == math.inf:
+        return math.inf
+    if value == -math.inf:
+        return -1.0
+    return math.expm1(value)
+
+
+def decide(low: float, high: float, threshold: float) -> Verdict:
+    """FAIL above, PASS below, INCONCLUSIVE when the interval straddles the threshold."""
+    if low > threshold:
+        return Verdict.FAIL
+    if high < threshold:
+        return Verdict.PASS
+    return Verdict.INCONCLUSIVE
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One budget's verdict at one look, on the overhead scale users read."""
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+    verdict: Verdict
+    n: int
+    spread: float
+    confidence: float
+
+    @property
+    def half_width(self) -> float:
+        return (self.ci_high - self.ci_low) / 2
+
+
+def decide_budget(
+    samples: Sequence[float],
+    budget: Budget | None,
+    confidence: float,
+    *,
+    kind: str = "relative",
+    method: str = "wilcoxon",
+) -> Decision:
+    """Estimate, interval and verdict from paired statistics (log ratios or differences).
+
+    With no budget the interval is still computed, for reporting, and the verdict is INCONCLUSIVE
+    only in the sense that nothing was asked; callers report such metrics without a verdict.
+    """
+    if budget is not None:
+        kind = budget.kind
+    usable = [s for s in samples if math.isfinite(s)]
+    if not usable:
+        return Decision(math.nan, -math.inf, math.inf, Verdict.INCONCLUSIVE, 0, math.nan, confidence)
+    interval = sign_interval if method == "sign" else wilcoxon_interval
+    low, estimate, high = interval(usable, confidence)
+    verdict = decide(low, high, to_statistic(budget)) if budget is not None else Verdict.INCONCLUSIVE
+    spread = mad_spread(usable) if len(usable) > 1 else math.nan
+    return Decision(
+        estimate=from_statistic(estimate, kind),
+        ci_low=from_statistic(low, kind),
+        ci_high=from_statistic(high, kind),
+        verdict=verdict,
+        n=len(usable),
+        spread=from_statistic(spread, kind) if kind == "relative" and math.isfinite(spread) else spread,
+        confidence=confidence,
+    )
+
+
+def projected_half_width(decision: Decision, n_now: int, n_final: float) -> float:
+    """Half-width the interval would shrink to by ``n_final`` pairs, at the usual 1/sqrt(n) rate."""
+    if n_now <= 0 or not math.isfinite(decision.half_width) or n_final <= 0:
+        return math.inf
+    return decision.half_width * math.sqrt(n_now / max(n_final, n_now))
