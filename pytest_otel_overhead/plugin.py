@@ -35,7 +35,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--otel-overhead-json", metavar="PATH", default=None, help="write results as JSON to PATH")
     parser.addini("otel_overhead_json", "write results as JSON to this path, as --otel-overhead-json does")
     for key in KEYS.values():
-        group.addoption(option_name(key.name), dest="otel_overhead_" + key.name, default=None, metavar="VALUE", help=key.help)
+        group.addoption(
+            option_name(key.name), dest="otel_overhead_" + key.name, default=None, metavar="VALUE", help=key.help
+        )
         parser.addini("otel_overhead_" + key.name, key.help + f"; as {option_name(key.name)}")
 
 
@@ -71,7 +73,9 @@ def _is_measured_body(item: pytest.Item) -> bool:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     session = item.config.stash.get(_session_key, None)
-    if session is None or (item.get_closest_marker(MARKER) is None and "otel_overhead" not in getattr(item, "fixturenames", ())):
+    if session is None or (
+        item.get_closest_marker(MARKER) is None and "otel_overhead" not in getattr(item, "fixturenames", ())
+    ):
         return
     try:
         item.stash[_settings_key] = session.settings_for(item)
@@ -151,4 +155,3 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     elif config.getini("otel_overhead_json"):
         base = config.inipath.parent if config.inipath else config.rootpath
         write_json(base / config.getini("otel_overhead_json"), overhead.results)
-

@@ -17,7 +17,7 @@ __all__ = ["HeapRound", "calm_gc", "heap_round", "process_reading"]
 
 
 @contextmanager
-def calm_gc() -> Iterator[Callable[[], None]]:
+def calm_gc() -> Iterator[Callable[[], object]]:
     """Let every block start from a collected heap at little cost; restore GC state after.
 
     GC stays enabled (allocation pressure from spans is real overhead). Objects alive before the

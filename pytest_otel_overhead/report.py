@@ -75,7 +75,11 @@ def summary_lines(results: Sequence[TestResult], verbose: bool = False) -> list[
     lines: list[str] = []
     for result in results:
         lines.append(f"{result.nodeid}  {result.verdict.value}  ({_context(result)})")
-        shown = result.metrics if verbose else tuple(m for m in result.metrics if m.verdict is not None or m.metric == "wall")
+        shown = (
+            result.metrics
+            if verbose
+            else tuple(m for m in result.metrics if m.verdict is not None or m.metric == "wall")
+        )
         rows = [header] + [_row(result, m) for m in shown]
         widths = [max(len(row[c]) for row in rows) for c in range(len(header))]
         for row in rows:

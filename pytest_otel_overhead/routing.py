@@ -77,7 +77,7 @@ class ArmRouter(trace.TracerProvider):
 class _RoutedTracer(trace.Tracer):
     """A tracer that re-resolves its delegate whenever the router switches arms."""
 
-    __slots__ = ("_router", "_key", "_generation", "_delegate")
+    __slots__ = ("_delegate", "_generation", "_key", "_router")
 
     def __init__(self, router: ArmRouter, key: _TracerKey) -> None:
         self._router = router
@@ -93,10 +93,10 @@ class _RoutedTracer(trace.Tracer):
             self._generation = router._generation
         return self._delegate
 
-    def start_span(self, *args: Any, **kwargs: Any) -> trace.Span:  # type: ignore[override]
+    def start_span(self, *args: Any, **kwargs: Any) -> trace.Span:
         return self._tracer().start_span(*args, **kwargs)
 
-    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
         return _RoutedSpanContext(self, args, kwargs)
 
 
@@ -107,7 +107,7 @@ class _RoutedSpanContext:
     context manager is created on ``__enter__``, not when the decorator is built.
     """
 
-    __slots__ = ("_tracer", "_args", "_kwargs", "_inner")
+    __slots__ = ("_args", "_inner", "_kwargs", "_tracer")
 
     def __init__(self, tracer: _RoutedTracer, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self._tracer = tracer

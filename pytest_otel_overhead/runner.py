@@ -17,6 +17,7 @@ Nothing that observes (counting, tracemalloc, psutil) runs inside a timed block.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import time
@@ -133,7 +134,9 @@ def _look(
     pairs: Sequence[_Pair], metrics: Sequence[str], settings: MeasureSettings, calls: int, confidence: float
 ) -> dict[str, Decision]:
     return {
-        metric: decide_budget(_statistics(pairs, metric, settings.budget(metric), calls), settings.budget(metric), confidence)
+        metric: decide_budget(
+            _statistics(pairs, metric, settings.budget(metric), calls), settings.budget(metric), confidence
+        )
         for metric in metrics
     }
 
@@ -213,7 +216,11 @@ def measure(
                         break
                 looks_done = look_index + 1
                 decisions = _look(pairs, sequential, settings, calls, confidence)
-                say(_progress_line(nodeid, looks_done, len(plan.fractions), len(pairs), time.perf_counter() - started, decisions))
+                say(
+                    _progress_line(
+                        nodeid, looks_done, len(plan.fractions), len(pairs), time.perf_counter() - started, decisions
+                    )
+                )
                 undecided = [m for m in sequential if decisions[m].verdict is Verdict.INCONCLUSIVE]
                 if not sequential and len(pairs) >= 16:
                     stop_reason = "no time budget"
@@ -296,9 +303,7 @@ def measure(
         stop_reason=stop_reason,
         throughput_baseline=1 / wall_b if wall_b > 0 else math.nan,
         throughput_instrumented=1 / wall_i if wall_i > 0 else math.nan,
-        samples=tuple(
-            (p.baseline.cpu, p.instrumented.cpu, p.baseline.wall, p.instrumented.wall) for p in pairs
-        ),
+        samples=tuple((p.baseline.cpu, p.instrumented.cpu, p.baseline.wall, p.instrumented.wall) for p in pairs),
     )
 
 
@@ -306,7 +311,9 @@ def _fmt(value: float, budget: Budget) -> str:
     return f"{value * 100:.1f}%" if budget.kind == "relative" else f"{value:.3g}"
 
 
-def _progress_line(nodeid: str, look: int, looks: int, pairs: int, elapsed: float, decisions: dict[str, Decision]) -> str:
+def _progress_line(
+    nodeid: str, look: int, looks: int, pairs: int, elapsed: float, decisions: dict[str, Decision]
+) -> str:
     parts = [
         f"{m} {d.estimate * 100:+.1f}% [{d.ci_low * 100:+.1f}, {d.ci_high * 100:+.1f}] {d.verdict.value}"
         for m, d in decisions.items()
@@ -366,10 +373,10 @@ def _heap_rounds(
         for _ in range(heap_pairs):
             order = [False, True]
             rng.shuffle(order)
-            for instrumented in order:
-                result = heap_round(lambda: run(instrumented), pipeline.after_block)
-                peaks[instrumented].append(result.peak)
-                retained[instrumented].append(result.retained / calls)
+            for arm in order:
+                result = heap_round(functools.partial(run, arm), pipeline.after_block)
+                peaks[arm].append(result.peak)
+                retained[arm].append(result.retained / calls)
     baseline, instrumented = median(peaks[False]), median(peaks[True])
     note = None
     if kind == "relative":

@@ -52,7 +52,7 @@ INCONCLUSIVE_POLICIES = ("fail", "warn", "pass")
 def _choice(options: Sequence[str]) -> Callable[[object, str], str]:
     def parse(value: object, source: str) -> str:
         text = str(value).strip().lower() if isinstance(value, str) else None
-        if text not in options:
+        if text is None or text not in options:
             raise SettingsError(f"{source}: {value!r} is not one of {', '.join(options)}")
         return text
 
@@ -323,7 +323,7 @@ def resolve(layers: Sequence[Layer]) -> MeasureSettings:
             continue
         if generic is not None and specific is not None and generic[0] != specific[0]:
             raise SettingsError(f"{generic[1]}: budget and {metric} disagree; give only one of them")
-        budgets[metric], sources[metric] = (specific or generic)  # type: ignore[misc]
+        budgets[metric], sources[metric] = specific or generic  # type: ignore[misc]
         break
     else:
         budgets[metric] = Budget("relative", 0.05)
