@@ -12,7 +12,7 @@ import os
 import platform
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -49,21 +49,25 @@ def environment() -> dict[str, Any]:
     }
 
 
-def document(results: Sequence[TestResult]) -> dict[str, Any]:
+def document(results: Sequence[TestResult], sections: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The document; ``sections`` adds top-level parts such as ``sweeps``, ``tuning`` and ``explain``."""
     return {
         "schema": "pytest-otel-overhead",
         "schema_version": SCHEMA_VERSION,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "environment": environment(),
         "tests": [r.as_dict() for r in results],
+        **(sections or {}),
     }
 
 
-def write_json(path: str | os.PathLike[str], results: Sequence[TestResult]) -> Path:
+def write_json(
+    path: str | os.PathLike[str], results: Sequence[TestResult], sections: Mapping[str, Any] | None = None
+) -> Path:
     """Write atomically: readers never see half a document, even if the run is interrupted."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(document(results), indent=2, allow_nan=False)
+    text = json.dumps(document(results, sections), indent=2, allow_nan=False)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:

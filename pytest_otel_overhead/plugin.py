@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import inspect
 from collections.abc import Callable
@@ -9,11 +10,18 @@ from typing import Any, TypeVar
 
 import pytest
 
+from . import tracking
+from .advice import AdvicePlugin, advice_requested, json_sections_of, make_advisor
+from .advice import add_options as add_advice_options
+from .benchmark_support import activate as activate_benchmark
+from .benchmark_support import measures_benchmark
 from .json_report import write_json
+from .receiver import stop_shared_receiver
 from .report import summary_lines
 from .routing import RouterInstallError, install_router
 from .session import MARKER, OverheadSession, option_name
 from .settings import KEYS, MeasureSettings, SettingsError
+from .xdist_support import XdistPlugin, is_worker
 
 T = TypeVar("T")
 
@@ -34,9 +42,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("otel_overhead", "enable measuring, as --otel-overhead does", type="bool", default=False)
     group.addoption("--otel-overhead-json", metavar="PATH", default=None, help="write results as JSON to PATH")
     parser.addini("otel_overhead_json", "write results as JSON to this path, as --otel-overhead-json does")
+    add_advice_options(parser, group)
+    tracking.add_options(parser, group)
+    # Internal: set on the pytest processes that instructions mode starts under valgrind.
+    group.addoption("--otel-overhead-child", default=None, help=argparse.SUPPRESS)
     for key in KEYS.values():
         group.addoption(
-            option_name(key.name), dest="otel_overhead_" + key.name, default=None, metavar="VALUE", help=key.help
+            option_name(key.name),
+            dest="otel_overhead_" + key.name,
+            default=None,
+            metavar="VALUE",
+            help=key.help.replace("%", "%%"),  # argparse %-formats help text: "5%" would break --help
         )
         parser.addini("otel_overhead_" + key.name, key.help + f"; as {option_name(key.name)}")
 
@@ -47,19 +63,32 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}(budget='5%', **settings): measure this test's telemetry overhead under --otel-overhead; "
         "settings: " + ", ".join(KEYS),
     )
+    child = config.getoption("otel_overhead_child")
+    if child:
+        from .instructions_child import ChildSession  # only in the processes that count instructions
+
+        config.stash[_session_key] = ChildSession(config, install_router(), child)
+        activate_benchmark(config, config.stash[_session_key])
+        return
     if not _enabled(config):
         return
     try:
         router = install_router()
         session = OverheadSession(config, router)
+        session.advisor = make_advisor(config, router)
     except (SettingsError, RouterInstallError) as error:
         raise pytest.UsageError(f"otel-overhead: {error}") from None
     config.stash[_session_key] = session
+    if session.advisor is not None:
+        config.pluginmanager.register(AdvicePlugin(session.advisor), "otel-overhead-advice")
+    config.pluginmanager.register(XdistPlugin(config, session.results), "otel-overhead-xdist")
+    tracking.configure(config, session)
+    activate_benchmark(config, session)
 
 
 def _enabled(config: pytest.Config) -> bool:
     flag = config.getoption("otel_overhead")
-    return bool(flag) if flag is not None else bool(config.getini("otel_overhead"))
+    return (bool(flag) if flag is not None else bool(config.getini("otel_overhead"))) or advice_requested(config)
 
 
 def _is_measured_body(item: pytest.Item) -> bool:
@@ -67,6 +96,7 @@ def _is_measured_body(item: pytest.Item) -> bool:
         isinstance(item, pytest.Function)
         and item.get_closest_marker(MARKER) is not None
         and "otel_overhead" not in item.fixturenames
+        and not measures_benchmark(item)  # its benchmark(fn) call is measured instead
     )
 
 
@@ -143,15 +173,29 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.write_sep("-", "otel-overhead")
     for line in summary_lines(session.results, verbose=config.get_verbosity() >= 1):
         terminalreporter.write_line(line)
+    tracking.terminal_summary(terminalreporter, config)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    tracking.check_report(item, report)
+    return report
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     overhead = session.config.stash.get(_session_key, None)
-    if overhead is None:
+    if overhead is None or is_worker(session.config):  # under xdist the controller reports for all
         return
     config = session.config
     if config.getoption("otel_overhead_json"):
-        write_json(config.invocation_params.dir / config.getoption("otel_overhead_json"), overhead.results)
+        path = config.invocation_params.dir / config.getoption("otel_overhead_json")
+        write_json(path, overhead.results, json_sections_of(overhead))
     elif config.getini("otel_overhead_json"):
         base = config.inipath.parent if config.inipath else config.rootpath
-        write_json(base / config.getini("otel_overhead_json"), overhead.results)
+        write_json(base / config.getini("otel_overhead_json"), overhead.results, json_sections_of(overhead))
+    tracking.finish(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    stop_shared_receiver()  # the embedded OTLP receiver, if a measurement started one

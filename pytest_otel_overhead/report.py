@@ -6,10 +6,10 @@ import math
 from collections.abc import Sequence
 
 from .results import MetricResult, TestResult
-from .units import format_seconds
+from .units import format_bytes, format_seconds
 from .verdict import Verdict
 
-__all__ = ["metric_sentence", "result_message", "summary_lines"]
+__all__ = ["health_line", "metric_sentence", "result_message", "summary_lines"]
 
 
 def _pct(value: float) -> str:
@@ -21,7 +21,9 @@ def _pct(value: float) -> str:
 def metric_sentence(metric: MetricResult) -> str:
     """``CPU overhead 7.3% (95% CI 6.1–8.4%) exceeds budget 5.0%``, and the like for each verdict."""
     assert metric.budget is not None
-    if metric.kind == "relative":
+    if math.isnan(metric.overhead):  # not measured, e.g. a time budget in instructions mode
+        figures = "not measured"
+    elif metric.kind == "relative":
         figures = f"{_pct(metric.overhead)} (95% CI {_pct(metric.ci_low)}–{_pct(metric.ci_high)})"
     else:
         figures = f"{metric.format_overhead(metric.overhead)} per call (95% CI {metric.format_interval()})"
@@ -47,14 +49,62 @@ def _context(result: TestResult) -> str:
     if result.health is not None:
         h = result.health
         parts.append(f"{h.per_call(h.started):.3g} spans/call, {h.dropped} dropped")
-    parts.append(f"{result.pairs} pairs in {result.duration_s:.1f} s")
+    if result.mode == "instructions":
+        counted = result.metric("instructions")
+        if counted is not None and math.isfinite(counted.baseline):
+            parts.append(
+                f"baseline {counted.format_value(counted.baseline)} instructions/call, "
+                f"instrumented {counted.format_value(counted.instrumented)}/call"
+            )
+        parts.append(f"instructions mode: {result.pairs} processes under valgrind in {result.duration_s:.1f} s")
+    else:
+        parts.append(f"{result.pairs} pairs in {result.duration_s:.1f} s")
     return "; ".join(parts)
 
 
 def result_message(result: TestResult, verdict: Verdict) -> str:
     """The budgets with ``verdict``, one sentence each, then the settings and figures behind them."""
     sentences = [metric_sentence(m) for m in result.budgeted if m.verdict is verdict]
+    if verdict is Verdict.FAIL and result.health is not None and result.health.over_budget:
+        sentences.append(result.health.budget_sentence())
     return "; ".join(sentences) + " — " + _context(result)
+
+
+def health_line(result: TestResult) -> str | None:
+    """One compact line of pipeline health from the diagnostic round, or ``None`` without one."""
+    h = result.health
+    if h is None or not h.calls:
+        return None
+    parts = [
+        f"spans/call {h.per_call(h.started):.3g} started, {h.per_call(h.sampled):.3g} sampled, "
+        f"{h.per_call(h.exported):.3g} exported, {h.dropped} dropped of {h.calls} calls"
+        + (f" (queue full {h.dropped_by_queue}, failed exports {h.spans_failed})" if h.dropped else "")
+    ]
+    exports = f"{h.export_calls} exports"
+    if h.export_failures:
+        exports += f", {h.export_failures} failed"
+    if h.export_latency_p50 is not None and h.export_latency_p95 is not None:
+        exports += f", p50 {format_seconds(h.export_latency_p50)} p95 {format_seconds(h.export_latency_p95)}"
+    if h.export_cpu_s:
+        exports += f", {format_seconds(h.per_call(h.export_cpu_s))} CPU/call"
+    parts.append(exports)
+    if h.backend_rejected:
+        parts.append(f"backend answered 503 to {h.backend_rejected} of {h.backend_requests} requests")
+    if h.bytes_sent is not None:
+        sent = f"{format_bytes(h.per_call(h.bytes_sent))}/call sent"
+        ratio = h.compression_ratio
+        if ratio is not None and h.bytes_uncompressed != h.bytes_sent:
+            sent += f" (compressed ×{ratio:.1f})"
+        parts.append(sent)
+    if h.queue_peak is not None and h.queue_capacity is not None:
+        parts.append(f"queue peak {h.queue_peak}/{h.queue_capacity}")
+    if h.metric_points:
+        parts.append(f"{h.metric_points} metric points")
+    if h.extra_threads is not None:
+        parts.append(f"{h.extra_threads:+d} threads")
+    if h.max_dropped is not None:
+        parts.append(f"max_dropped {h.max_dropped}: {'FAIL' if h.over_budget else 'PASS'}")
+    return "pipeline: " + "; ".join(parts)
 
 
 def _row(result: TestResult, metric: MetricResult) -> list[str]:
@@ -87,6 +137,9 @@ def summary_lines(results: Sequence[TestResult], verbose: bool = False) -> list[
         for m in result.metrics:
             if m.note and m.verdict is not None and m.verdict is not Verdict.PASS:
                 lines.append(f"    {m.label}: {m.note}")
+        health = health_line(result)
+        if health is not None:
+            lines.append("    " + health)
     counts = {v: sum(1 for r in results if r.verdict is v) for v in Verdict}
     lines.append(
         f"{len(results)} measured: {counts[Verdict.PASS]} PASS, {counts[Verdict.FAIL]} FAIL, "

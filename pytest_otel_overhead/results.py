@@ -18,7 +18,9 @@ METRIC_LABELS = {
     "latency_p95": "latency p95",
     "latency_p99": "latency p99",
     "heap": "peak heap",
+    "instructions": "instructions",
 }
+UNITS = {"heap": "bytes", "instructions": "instructions"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class MetricResult:
         return METRIC_LABELS.get(self.metric, self.metric)
 
     def format_value(self, value: float) -> str:
+        if self.metric == "instructions":
+            return format_count(value)
         return format_bytes(value) if self.metric == "heap" else format_seconds(value)
 
     def format_overhead(self, value: float) -> str:
@@ -67,7 +71,7 @@ class MetricResult:
     def as_dict(self) -> dict[str, object]:
         return {
             "metric": self.metric,
-            "unit": "bytes" if self.metric == "heap" else "seconds",
+            "unit": UNITS.get(self.metric, "seconds"),
             "baseline": _finite(self.baseline),
             "instrumented": _finite(self.instrumented),
             "overhead": _finite(self.overhead),
@@ -86,7 +90,14 @@ class MetricResult:
 
 @dataclass(frozen=True)
 class PipelineHealth:
-    """From the diagnostic round, outside the timed rounds: what the pipeline did per call."""
+    """From the diagnostic round, outside the timed rounds: what the pipeline did per call.
+
+    Counts cover the whole round. ``ended`` counts sampled spans that ended (``None`` in results
+    made before it was counted); a span is dropped when it was sampled and ended but never
+    exported: pushed out of a full queue (the SDK does that silently) or lost in a failed export.
+    Figures that depend on the exporter or the processor are ``None`` where they do not apply:
+    bytes come from the embedded receiver, the queue exists only with the batch processor.
+    """
 
     calls: int
     started: int
@@ -94,23 +105,83 @@ class PipelineHealth:
     exported: int
     export_calls: int
     by_name: tuple[tuple[str, int], ...] = ()
+    ended: int | None = None
+    export_failures: int = 0
+    spans_failed: int = 0
+    export_latency_p50: float | None = None
+    export_latency_p95: float | None = None
+    export_cpu_s: float | None = None
+    """CPU time of the threads that ran the exports, inside the exporter: encoding, compression, HTTP."""
+    queue_peak: int | None = None
+    queue_capacity: int | None = None
+    bytes_sent: int | None = None
+    bytes_uncompressed: int | None = None
+    backend_requests: int | None = None
+    backend_rejected: int | None = None
+    metric_points: int | None = None
+    extra_threads: int | None = None
+    max_dropped: int | None = None
 
     @property
     def dropped(self) -> int:
-        return max(0, self.sampled - self.exported)
+        handled = self.sampled if self.ended is None else self.ended
+        return max(0, handled - self.exported)
 
-    def per_call(self, count: int) -> float:
+    @property
+    def dropped_by_queue(self) -> int:
+        """Sampled spans that never reached the exporter: evicted from a full queue."""
+        return max(0, self.dropped - self.spans_failed)
+
+    @property
+    def over_budget(self) -> bool:
+        return self.max_dropped is not None and self.dropped > self.max_dropped
+
+    @property
+    def compression_ratio(self) -> float | None:
+        if not self.bytes_sent or self.bytes_uncompressed is None:
+            return None
+        return self.bytes_uncompressed / self.bytes_sent
+
+    def per_call(self, count: float) -> float:
         return count / self.calls if self.calls else math.nan
 
+    def budget_sentence(self) -> str:
+        """``lost 312 spans in 1000 calls (queue full: 312), budget max_dropped=0``."""
+        return (
+            f"lost {self.dropped} spans in {self.calls} calls (queue full: {self.dropped_by_queue}, "
+            f"failed exports: {self.spans_failed}), budget max_dropped={self.max_dropped}"
+        )
+
     def as_dict(self) -> dict[str, object]:
+        def per_call(count: int | None) -> float | None:
+            return None if count is None else _finite(self.per_call(count))
+
         return {
             "calls": self.calls,
             "spans_started_per_call": self.per_call(self.started),
             "spans_sampled_per_call": self.per_call(self.sampled),
+            "spans_ended_per_call": per_call(self.ended),
             "spans_exported_per_call": self.per_call(self.exported),
             "spans_dropped_per_call": self.per_call(self.dropped),
             "spans_dropped": self.dropped,
+            "spans_dropped_queue_full": self.dropped_by_queue,
+            "spans_dropped_failed_export": self.spans_failed,
+            "max_dropped": self.max_dropped,
+            "dropped_verdict": None if self.max_dropped is None else ("FAIL" if self.over_budget else "PASS"),
             "export_calls": self.export_calls,
+            "export_failures": self.export_failures,
+            "export_latency_p50_s": self.export_latency_p50,
+            "export_latency_p95_s": self.export_latency_p95,
+            "export_cpu_per_call_s": None if self.export_cpu_s is None else _finite(self.per_call(self.export_cpu_s)),
+            "queue_peak": self.queue_peak,
+            "queue_capacity": self.queue_capacity,
+            "bytes_sent_per_call": per_call(self.bytes_sent),
+            "bytes_uncompressed_per_call": per_call(self.bytes_uncompressed),
+            "compression_ratio": self.compression_ratio,
+            "backend_requests": self.backend_requests,
+            "backend_rejected": self.backend_rejected,
+            "metric_points": self.metric_points,
+            "extra_threads": self.extra_threads,
             "spans_per_call_by_name": {name: self.per_call(count) for name, count in self.by_name},
         }
 
@@ -157,11 +228,15 @@ class TestResult:
     throughput_instrumented: float
     samples: tuple[tuple[float, float, float, float], ...] = field(default=(), repr=False)
     """Raw per pair: (baseline CPU, instrumented CPU, baseline wall, instrumented wall) per call."""
+    mode: str = "time"
+    """``time``, or ``instructions`` (counted under valgrind; ``pairs`` then counts processes)."""
+    instruction_samples: tuple[tuple[float, float], ...] = field(default=(), repr=False)
+    """In instructions mode, per process: (baseline, instrumented) instructions per call."""
 
     @property
     def verdict(self) -> Verdict:
         verdicts = [m.verdict for m in self.metrics if m.verdict is not None]
-        if Verdict.FAIL in verdicts:
+        if Verdict.FAIL in verdicts or (self.health is not None and self.health.over_budget):
             return Verdict.FAIL
         if Verdict.INCONCLUSIVE in verdicts:
             return Verdict.INCONCLUSIVE
@@ -177,6 +252,7 @@ class TestResult:
     def as_dict(self) -> dict[str, object]:
         return {
             "nodeid": self.nodeid,
+            "mode": self.mode,
             "verdict": self.verdict.value,
             "settings": self.settings.as_dict(),
             "metrics": {m.metric: m.as_dict() for m in self.metrics},
@@ -193,7 +269,26 @@ class TestResult:
                 "columns": ["cpu_baseline", "cpu_instrumented", "wall_baseline", "wall_instrumented"],
                 "per_call_seconds": [list(s) for s in self.samples],
             },
+            **(
+                {
+                    "instruction_samples": {
+                        "columns": ["instructions_baseline", "instructions_instrumented"],
+                        "per_process_per_call": [list(s) for s in self.instruction_samples],
+                    }
+                }
+                if self.mode == "instructions"
+                else {}
+            ),
         }
+
+
+def format_count(value: float) -> str:
+    """Compact form of an instruction count: ``1.23 M``, ``45.6 k``."""
+    magnitude = abs(value)
+    for suffix, factor in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if magnitude >= factor:
+            return f"{value / factor:.3g} {suffix}"
+    return f"{value:.0f}"
 
 
 def _finite(value: float | None) -> float | None:

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import functools
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
 
-__all__ = ["ArmRouter", "RouterInstallError", "install_router"]
+from .metrics_routing import MeterRouter, foreign_meter_provider, install_meter_router
+
+__all__ = ["ArmExtras", "ArmRouter", "RouterInstallError", "attach_extras", "install_router"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _TracerKey = tuple[str, "str | None", "str | None", Any]
@@ -26,6 +29,28 @@ _TracerKey = tuple[str, "str | None", "str | None", Any]
 
 class RouterInstallError(RuntimeError):
     """Another global TracerProvider was set before the plugin could install its own."""
+
+
+class ArmExtras(Protocol):
+    """What an instrumented arm brings besides its TracerProvider (see :func:`attach_extras`)."""
+
+    @property
+    def meter_provider(self) -> metrics.MeterProvider | None: ...
+
+    def enter(self, router: ArmRouter) -> None:
+        """The arm starts: e.g. instrument libraries with the router's providers."""
+
+    def leave(self, router: ArmRouter) -> None:
+        """The arm ends: undo what ``enter`` did."""
+
+
+# Keyed weakly by TracerProvider: the engine switches arms by TracerProvider alone.
+_extras: weakref.WeakKeyDictionary[trace.TracerProvider, ArmExtras] = weakref.WeakKeyDictionary()
+
+
+def attach_extras(provider: trace.TracerProvider, extras: ArmExtras) -> None:
+    """Switching to ``provider`` also routes meters to its MeterProvider and enters ``extras``."""
+    _extras[provider] = extras
 
 
 class ArmRouter(trace.TracerProvider):
@@ -36,6 +61,7 @@ class ArmRouter(trace.TracerProvider):
         self._current: trace.TracerProvider = self._idle
         self._generation = 0
         self._lock = threading.Lock()
+        self.meters = MeterRouter()  # meters and instruments follow the same arm
 
     @property
     def generation(self) -> int:
@@ -55,10 +81,19 @@ class ArmRouter(trace.TracerProvider):
         return _RoutedTracer(self, (instrumenting_module_name, instrumenting_library_version, schema_url, attributes))
 
     def switch(self, provider: trace.TracerProvider | None) -> None:
-        """Route all tracers to ``provider`` (``None``: telemetry off)."""
+        """Route all tracers to ``provider`` (``None``: telemetry off), and meters with them."""
         with self._lock:
+            previous = self._current
             self._current = self._idle if provider is None else provider
             self._generation += 1
+        if previous is self._current:
+            return
+        leaving, entering = _extras.get(previous), _extras.get(self._current)
+        if leaving is not None:
+            leaving.leave(self)
+        self.meters.switch(entering.meter_provider if entering is not None else None)
+        if entering is not None:
+            entering.enter(self)
 
     @contextmanager
     def routed_to(self, provider: trace.TracerProvider | None) -> Iterator[None]:
@@ -149,9 +184,18 @@ def install_router() -> ArmRouter:
             "skip setting it when --otel-overhead is given (e.g. in conftest.py: "
             "`if not config.getoption('otel_overhead'): trace.set_tracer_provider(...)`)"
         )
+    foreign_meters = foreign_meter_provider()
+    if foreign_meters is not None:
+        raise RouterInstallError(
+            f"a global MeterProvider ({type(foreign_meters).__module__}.{type(foreign_meters).__qualname__}) "
+            "was set before --otel-overhead could install its own; OpenTelemetry allows one per process, so "
+            "skip setting it when --otel-overhead is given"
+        )
     router = ArmRouter()
     trace.set_tracer_provider(router)
     if trace.get_tracer_provider() is not router:
         raise RouterInstallError("the global TracerProvider could not be installed")
+    if not install_meter_router(router.meters):
+        raise RouterInstallError("the global MeterProvider could not be installed")
     _router = router
     return router

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from .advice import Advisor, settings_errors_fail_the_test
+from .instructions import measure_instructions, require_valgrind
 from .report import result_message
 from .results import TestResult
 from .routing import ArmRouter
@@ -65,11 +67,28 @@ class OverheadSession:
         self.router = router
         self.base_layers = (cli_layer(config), ini_layer(config), env_layer(environ))
         self.base = resolve(self.base_layers)  # fails fast on CLI/ini/env values that cannot agree
+        require_valgrind(self.base)  # one clear error up front when instructions mode cannot run
         self.results: list[TestResult] = []
         self.verbose = config.get_verbosity() >= 1
+        self.advisor: Advisor | None = None  # sweep / tune / explain, when asked for (advice.py)
+
+    def layers_for(self, item: pytest.Item) -> tuple[Layer, ...]:
+        return (marker_layer(item), *self.base_layers)
 
     def settings_for(self, item: pytest.Item) -> MeasureSettings:
-        return resolve((marker_layer(item), *self.base_layers))
+        return resolve(self.layers_for(item))
+
+    def _advice_measurer(self, item: pytest.Item) -> Callable[[MeasureSettings, Callable[[], Any], str], TestResult]:
+        """One measurement as ``run`` makes it, ungated, for the advice modes."""
+
+        def run(settings: MeasureSettings, workload: Callable[[], Any], label: str) -> TestResult:
+            say = self._progress()
+            if settings.mode == "instructions":
+                return measure_instructions(item, settings, workload, self.router, label=label, progress=say)
+            with self.measuring_alone():
+                return measure(workload, settings, self.router, nodeid=label, progress=say)
+
+        return run
 
     def _progress(self) -> Callable[[str], None] | None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -85,11 +104,30 @@ class OverheadSession:
 
         return say
 
+    def measuring_alone(self) -> contextlib.AbstractContextManager[None]:
+        """Time measurements run alone on the host (see ``xdist_support``); a no-op without xdist."""
+        plugin = self.config.pluginmanager.get_plugin("otel-overhead-xdist")
+        return plugin.measuring() if plugin is not None else contextlib.nullcontext()
+
     def run(self, item: pytest.Item, settings: MeasureSettings, workload: Callable[[], Any], label: str) -> TestResult:
         """Measure, keep the result, record it for junit, and gate the test on its verdict."""
-        result = measure(workload, settings, self.router, nodeid=label, progress=self._progress())
+        advisor = self.advisor
+        if advisor is not None:
+            advisor.measurer = self._advice_measurer(item)
+        if advisor is not None and advisor.options.replaces_gate:  # sweep / tune: advice, no gate
+            with settings_errors_fail_the_test():
+                last = advisor.advise(self.layers_for(item), settings, workload, label, self._progress())
+            assert last is not None  # both modes measure at least once
+            return last
+        if settings.mode == "instructions":
+            result = measure_instructions(item, settings, workload, self.router, label=label, progress=self._progress())
+        else:
+            with self.measuring_alone():
+                result = measure(workload, settings, self.router, nodeid=label, progress=self._progress())
         self.results.append(result)
         _record_properties(item, result)
+        if advisor is not None and advisor.options.explain:
+            advisor.explain(settings, workload, label, result, self._progress())
         verdict = result.verdict
         if verdict is Verdict.FAIL:
             pytest.fail(result_message(result, Verdict.FAIL), pytrace=False)
@@ -105,8 +143,8 @@ class OverheadSession:
 def _record_properties(item: pytest.Item, result: TestResult) -> None:
     """Key figures as junit properties (what ``record_property`` would add)."""
     prefix = "otel_overhead"
-    if result.nodeid != item.nodeid:
-        prefix += "[" + result.nodeid.rsplit("[", 1)[-1]
+    if result.nodeid != item.nodeid:  # a second or later fixture call: "<nodeid>#call2"
+        prefix += "." + result.nodeid.rsplit("#", 1)[-1]
     props = [(f"{prefix}.verdict", result.verdict.value), (f"{prefix}.pairs", result.pairs)]
     for m in result.metrics:
         if m.verdict is None and m.metric not in ("cpu", "wall"):

@@ -12,6 +12,26 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .pipeline_options import (
+    export_fields,
+    parse_backend_error_rate,
+    parse_backend_latency,
+    parse_compression,
+    parse_endpoint,
+    parse_exporter,
+    parse_instrumentors,
+    parse_max_dropped,
+    parse_metric_interval,
+)
+from .profiles import PROFILES, canonical_profile
+from .samplers import (
+    STRATEGY_SAMPLERS,
+    LoadThresholds,
+    Strategies,
+    load_strategies,
+    parse_load_thresholds,
+    parse_traces_per_second,
+)
 from .units import (
     Budget,
     SettingsError,
@@ -40,13 +60,15 @@ SAMPLERS = (
     "parentbased_always_on",
     "parentbased_always_off",
     "parentbased_traceidratio",
+    *STRATEGY_SAMPLERS,
 )
 RATIO_SAMPLERS = ("traceidratio", "parentbased_traceidratio")
 PROCESSORS = ("batch", "simple")
-EXPORTERS = ("none", "memory")
+EXPORTERS = ("none", "memory", "otlp")  # or a module:factory
 GATE_METRICS = ("cpu", "wall")
 BUDGET_METRICS = ("cpu", "wall", "latency_p50", "latency_p95", "latency_p99", "heap")
 INCONCLUSIVE_POLICIES = ("fail", "warn", "pass")
+MODES = ("time", "instructions")
 
 
 def _choice(options: Sequence[str]) -> Callable[[object, str], str]:
@@ -70,6 +92,22 @@ def _budget(metric: str) -> Callable[[object, str], Budget]:
 
 def _rate(value: object, source: str) -> float:
     return parse_fraction(value, source, what="a sampling rate")
+
+
+def _profile(value: object, source: str) -> str:
+    name = canonical_profile(value) if isinstance(value, str) else None
+    if name is None:
+        raise SettingsError(f"{source}: {value!r} is not a profile; use one of {', '.join(PROFILES)}")
+    return name
+
+
+# OTEL_TRACES_SAMPLER_ARG parameterises the sampler OTEL_TRACES_SAMPLER names: for the plugin's own
+# samplers it sets that sampler's setting instead of a rate.
+SAMPLER_ARG_KEYS = {
+    "per_operation": "strategies",
+    "rate_limiting": "max_traces_per_second",
+    "load_adaptive": "load_thresholds",
+}
 
 
 @dataclass(frozen=True)
@@ -105,6 +143,36 @@ KEYS: dict[str, Key] = {
             "sampling ratio 0..1; alone it selects parentbased_traceidratio",
             env=("OTEL_TRACING_SAMPLE_RATE", "OTEL_TRACES_SAMPLER_ARG"),
         ),
+        Key(
+            "strategies",
+            load_strategies,
+            "per-operation sampling rules: a JSON (or YAML) file, inline JSON, or a mapping in a marker; "
+            "alone it selects sampler per_operation",
+        ),
+        Key(
+            "max_traces_per_second",
+            parse_traces_per_second,
+            "at most this many traces per second; alone it selects sampler rate_limiting, "
+            "with per_operation it caps the rules",
+        ),
+        Key(
+            "load_thresholds",
+            parse_load_thresholds,
+            "load_adaptive rates by process load, LOAD:RATE pairs then the rate below them "
+            "(default 80%:0.05,60%:0.1,0.2); alone it selects sampler load_adaptive",
+        ),
+        Key(
+            "load_refresh",
+            parse_duration_ms,
+            "how often load_adaptive re-reads the process load; bare numbers are ms (default 1000)",
+        ),
+        Key(
+            "profile",
+            _profile,
+            "named pipeline settings: high, medium, low (the tuning guide's), development, staging, "
+            "production, high-traffic; settings given alongside win",
+            env=("OTEL_PERFORMANCE_PROFILE",),
+        ),
         Key("processor", _choice(PROCESSORS), "span processor: batch (default) or simple"),
         Key(
             "batch_size",
@@ -130,7 +198,56 @@ KEYS: dict[str, Key] = {
             "export timeout; bare numbers are ms (default 30000)",
             env=("OTEL_BSP_EXPORT_TIMEOUT",),
         ),
-        Key("exporter", _choice(EXPORTERS), "span exporter: none (default) or memory"),
+        Key(
+            "exporter",
+            parse_exporter,
+            "span exporter: none (default), memory, otlp (alias otlp-http; needs the [otlp] extra) "
+            "or module:factory returning a SpanExporter",
+        ),
+        Key(
+            "endpoint",
+            parse_endpoint,
+            "OTLP/HTTP endpoint of your own collector, e.g. http://localhost:4318; alone it selects "
+            "exporter otlp (default: a receiver on 127.0.0.1 that the plugin starts)",
+        ),
+        Key(
+            "compression",
+            parse_compression,
+            "OTLP compression: none (default), gzip or deflate",
+            env=("OTEL_EXPORTER_OTLP_COMPRESSION",),
+        ),
+        Key(
+            "backend_latency",
+            parse_backend_latency,
+            "delay of the embedded OTLP receiver before each answer, e.g. 50ms (default 0)",
+        ),
+        Key(
+            "backend_error_rate",
+            parse_backend_error_rate,
+            "share of requests the embedded OTLP receiver answers 503, e.g. 0.1 (default 0)",
+        ),
+        Key(
+            "metric_interval",
+            parse_metric_interval,
+            "metric export interval, counted in instrumented time; bare numbers are ms (default 60000)",
+            env=("OTEL_METRIC_EXPORT_INTERVAL",),
+        ),
+        Key(
+            "instrument",
+            parse_instrumentors,
+            "instrumentors applied in the instrumented arm only, module:Class, comma-separated "
+            "(e.g. opentelemetry.instrumentation.sqlite3:SQLite3Instrumentor)",
+        ),
+        Key(
+            "max_dropped",
+            parse_max_dropped,
+            "fail the test when the diagnostic round loses more spans than this (default: report only)",
+        ),
+        Key(
+            "mode",
+            _choice(MODES),
+            "what to measure: time (CPU and wall time, default) or instructions (counted under valgrind)",
+        ),
         Key("max_time", parse_seconds, "cap on measuring time per test, e.g. 30 or 2min (default 30 s)"),
         Key(
             "inconclusive",
@@ -157,14 +274,53 @@ class PipelineSettings:
     queue_size: int = 2048
     export_timeout_ms: float = 30000.0
     exporter: str = "none"
+    strategies: Strategies | None = None
+    max_traces_per_second: float | None = None
+    load_thresholds: LoadThresholds | None = None
+    load_refresh_ms: float = 1000.0
+    endpoint: str | None = None
+    compression: str = "none"
+    backend_latency_ms: float = 0.0
+    backend_error_rate: float = 0.0
+    metric_interval_ms: float = 60000.0
+    instrument: tuple[str, ...] = ()
+    max_dropped: int | None = None
+
+    def _describe_exporter(self) -> str:
+        text = f"exporter {self.exporter}"
+        if self.exporter == "otlp":
+            text += "" if self.compression == "none" else f" {self.compression}"
+            if self.endpoint is not None:
+                text += f" to {self.endpoint}"
+            else:
+                backend = [f"{self.backend_latency_ms:g}ms"] if self.backend_latency_ms else []
+                backend += [f"{self.backend_error_rate:.0%} 503"] if self.backend_error_rate else []
+                text += " to the embedded receiver" + (f" ({', '.join(backend)})" if backend else "")
+        if self.instrument:
+            text += ", instrumenting " + ", ".join(item.rsplit(":", 1)[-1] for item in self.instrument)
+        return text
+
+    def _describe_sampler(self) -> str:
+        if self.sampler == "per_operation" and self.strategies is not None:
+            cap = self.max_traces_per_second or self.strategies.max_traces_per_second
+            rules = Strategies(self.strategies.default, self.strategies.operations, cap)
+            return f"per_operation ({rules.describe()})"
+        if self.sampler == "rate_limiting":
+            return f"rate_limiting {self.max_traces_per_second or 0:g}/s"
+        if self.sampler == "load_adaptive":
+            thresholds = self.load_thresholds or LoadThresholds()
+            return f"load_adaptive ({thresholds.describe()}; every {self.load_refresh_ms:g}ms)"
+        return self.sampler + (f" {self.sample_rate:g}" if self.sample_rate is not None else "")
 
     def describe(self) -> str:
-        sampler = self.sampler + (f" {self.sample_rate:g}" if self.sample_rate is not None else "")
+        sampler = self._describe_sampler()
         if self.processor == "batch":
             processor = f"batch {self.batch_size}/{self.schedule_delay_ms:g}ms, queue {self.queue_size}"
+        elif self.processor == "none":  # an attribution layer: spans recorded, never processed
+            processor = "no processor"
         else:
             processor = "simple processor"
-        return f"sampler {sampler}, {processor}, exporter {self.exporter}"
+        return f"sampler {sampler}, {processor}, {self._describe_exporter()}"
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -176,6 +332,17 @@ class PipelineSettings:
             "queue_size": self.queue_size,
             "export_timeout_ms": self.export_timeout_ms,
             "exporter": self.exporter,
+            "strategies": None if self.strategies is None else self.strategies.as_dict(),
+            "max_traces_per_second": self.max_traces_per_second,
+            "load_thresholds": None if self.load_thresholds is None else self.load_thresholds.as_text(),
+            "load_refresh_ms": self.load_refresh_ms,
+            "endpoint": self.endpoint,
+            "compression": self.compression,
+            "backend_latency_ms": self.backend_latency_ms,
+            "backend_error_rate": self.backend_error_rate,
+            "metric_interval_ms": self.metric_interval_ms,
+            "instrument": list(self.instrument),
+            "max_dropped": self.max_dropped,
         }
 
 
@@ -189,6 +356,8 @@ class MeasureSettings:
     max_time: float = 30.0
     inconclusive: str = "warn"
     sources: tuple[tuple[str, str], ...] = ()
+    profile: str | None = None
+    mode: str = "time"
 
     def budget(self, metric: str) -> Budget | None:
         return dict(self.budgets).get(metric)
@@ -202,6 +371,8 @@ class MeasureSettings:
             "metric": self.metric,
             "max_time_s": self.max_time,
             "inconclusive": self.inconclusive,
+            "profile": self.profile,
+            "mode": self.mode,
             "budgets": {name: {"kind": b.kind, "value": b.value} for name, b in self.budgets},
             "sources": dict(self.sources),
         }
@@ -239,10 +410,11 @@ def env_layer(environ: Mapping[str, str] | None = None) -> Layer:
             "$OTEL_SDK_DISABLED=true would make the instrumented arm record nothing; unset it to measure overhead"
         )
     values: dict[str, tuple[Any, str]] = {}
+    arg_key = SAMPLER_ARG_KEYS.get(environ.get("OTEL_TRACES_SAMPLER", "").strip().lower())
     for key in KEYS.values():
         for var in key.env:
             raw = environ.get(var)
-            if raw is None or raw.strip() == "":
+            if raw is None or raw.strip() == "" or (arg_key is not None and var == "OTEL_TRACES_SAMPLER_ARG"):
                 continue
             source = f"${var}"
             parsed = key.parse(raw, source)
@@ -250,6 +422,9 @@ def env_layer(environ: Mapping[str, str] | None = None) -> Layer:
                 other = values[key.name][1]
                 raise SettingsError(f"{source}={raw} disagrees with {other}; set one of them")
             values.setdefault(key.name, (parsed, source))
+    raw_arg = environ.get("OTEL_TRACES_SAMPLER_ARG", "")
+    if arg_key is not None and raw_arg.strip():
+        values[arg_key] = (KEYS[arg_key].parse(raw_arg, "$OTEL_TRACES_SAMPLER_ARG"), "$OTEL_TRACES_SAMPLER_ARG")
     return Layer(values)
 
 
@@ -260,8 +435,53 @@ def _pick(layers: Iterable[Layer], key: str) -> tuple[Any, str] | None:
     return None
 
 
+def profile_layer(name: str, named_by: str) -> Layer:
+    """The values of profile ``name`` as a layer, each naming the profile and where it was chosen."""
+    return Layer.parse(PROFILES[name].values, lambda key: f"profile {name} ({named_by})")
+
+
+def _with_profile(layers: Sequence[Layer]) -> list[Layer]:
+    """Insert the highest-precedence profile's values just below the layer that names it."""
+    for index, layer in enumerate(layers):
+        if "profile" in layer.values:
+            name, named_by = layer.values["profile"]
+            return [*layers[: index + 1], profile_layer(name, named_by), *layers[index + 1 :]]
+    return list(layers)
+
+
+def _strategy_fields(
+    sampler: str, chosen_value: Callable[[str, Any], Any], source: Callable[[str], str]
+) -> dict[str, Any]:
+    """Pipeline fields of the plugin's own samplers; each one's required setting must be there."""
+
+    def value(key: str, default: Any) -> Any:
+        # $OTEL_TRACES_SAMPLER_ARG parameterises only the sampler $OTEL_TRACES_SAMPLER names, as for rates.
+        if source(key) == "$OTEL_TRACES_SAMPLER_ARG" and SAMPLER_ARG_KEYS.get(sampler) != key:
+            return default
+        return chosen_value(key, default)
+
+    fields: dict[str, Any] = {"load_refresh_ms": value("load_refresh", 1000.0)}
+    if sampler == "per_operation":
+        if value("strategies", None) is None:
+            raise SettingsError(
+                f"{source('sampler')}: sampler 'per_operation' needs strategies, e.g. strategies='sampling.json'"
+            )
+        fields["strategies"] = value("strategies", None)
+    if sampler in ("per_operation", "rate_limiting"):
+        fields["max_traces_per_second"] = value("max_traces_per_second", None)
+        if sampler == "rate_limiting" and fields["max_traces_per_second"] is None:
+            raise SettingsError(f"{source('sampler')}: sampler 'rate_limiting' needs max_traces_per_second, e.g. 100")
+    if sampler == "load_adaptive":
+        fields["load_thresholds"] = value("load_thresholds", LoadThresholds())
+    return fields
+
+
 def resolve(layers: Sequence[Layer]) -> MeasureSettings:
-    """Merge layers (highest precedence first) into settings, checking values that must agree."""
+    """Merge layers (highest precedence first) into settings, checking values that must agree.
+
+    A profile named in a layer expands into a layer of its own just below that one.
+    """
+    layers = _with_profile(layers)
     chosen: dict[str, tuple[Any, str]] = {}
     for key in KEYS:
         picked = _pick(layers, key)
@@ -279,12 +499,15 @@ def resolve(layers: Sequence[Layer]) -> MeasureSettings:
     rate_source = source("sample_rate")
     if sampler is None:
         selects_ratio = rate is not None and not any(var in rate_source for var in _SPEC_ONLY_RATE_VARS)
-        sampler = "parentbased_traceidratio" if selects_ratio else "parentbased_always_on"
+        # A setting that only one of the plugin's samplers uses selects that sampler.
+        implied = next((name for name, key in SAMPLER_ARG_KEYS.items() if key in chosen), None)
+        sampler = implied or ("parentbased_traceidratio" if selects_ratio else "parentbased_always_on")
     if sampler in RATIO_SAMPLERS:
         rate = 1.0 if rate is None else rate
     elif rate is not None:
         for layer in layers:
-            if "sampler" in layer.values and "sample_rate" in layer.values:
+            # Only a layer whose own sampler was chosen asked for a rate that now has no effect.
+            if "sampler" in layer.values and "sample_rate" in layer.values and layer.values["sampler"][0] == sampler:
                 rate_src = layer.values["sample_rate"][1]
                 if not any(var in rate_src for var in _SPEC_ONLY_RATE_VARS):
                     raise SettingsError(
@@ -301,7 +524,8 @@ def resolve(layers: Sequence[Layer]) -> MeasureSettings:
         schedule_delay_ms=value("schedule_delay", 5000.0),
         queue_size=value("queue_size", 2048),
         export_timeout_ms=value("export_timeout", 30000.0),
-        exporter=value("exporter", "none"),
+        **_strategy_fields(sampler, value, source),
+        **export_fields(value, source),
     )
     if pipeline.processor == "batch" and pipeline.batch_size > pipeline.queue_size:
         raise SettingsError(
@@ -335,6 +559,8 @@ def resolve(layers: Sequence[Layer]) -> MeasureSettings:
         max_time=value("max_time", 30.0),
         inconclusive=value("inconclusive", "warn"),
         sources=tuple(sorted(sources.items())),
+        profile=value("profile", None),
+        mode=value("mode", "time"),
     )
 
 

@@ -1,0 +1,7 @@
+"""``python -m pytest_otel_overhead list | compare A B | report RUN``: see :mod:`pytest_otel_overhead.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

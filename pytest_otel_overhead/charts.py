@@ -1,0 +1,240 @@
+"""Charts for the HTML report, drawn with matplotlib as inline SVG (the ``html`` extra).
+
+Only ``matplotlib.figure.Figure`` is used, never pyplot: no global backend is chosen and no
+figure outlives a call, so a test session that uses matplotlib itself is left as it was.
+Every function returns a complete ``<svg>`` element.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib
+from matplotlib.figure import Figure
+
+from .results import TestResult
+
+__all__ = ["OverheadRow", "TrendPoint", "heap_chart", "overhead_chart", "pairs_chart", "trend_chart"]
+
+BASELINE_COLOR = "#4c72b0"
+INSTRUMENTED_COLOR = "#dd8452"
+BUDGET_COLOR = "#c44e52"
+VERDICT_COLORS = {"PASS": "#2e7d32", "FAIL": "#c62828", "INCONCLUSIVE": "#ef6c00", None: "#455a64"}
+_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class OverheadRow:
+    """One bar of the overview: a test's metric with its interval (fractions) and budget."""
+
+    label: str
+    estimate: float
+    low: float
+    high: float
+    budget: float | None
+    verdict: str | None
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    label: str
+    estimate: float
+    low: float
+    high: float
+
+
+def _text(value: str, limit: int = 70) -> str:
+    """Test ids as chart text: ``$`` would start mathtext; long ids keep their informative end."""
+    if len(value) > limit:
+        value = "…" + value[-(limit - 1) :]
+    return value.replace("\\", "\\\\").replace("$", r"\$")
+
+
+def _svg(figure: Figure) -> str:
+    buffer = io.StringIO()
+    # A salt per figure keeps element ids unique across the figures inlined in one page.
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": f"otel-overhead-{next(_counter)}"}):
+        figure.savefig(
+            buffer,
+            format="svg",
+            bbox_inches="tight",
+            metadata={"Date": None, "Creator": None, "Format": None, "Type": None},
+        )
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _finite_or(value: float, fallback: float) -> float:
+    return value if math.isfinite(value) else fallback
+
+
+def overhead_chart(rows: Sequence[OverheadRow]) -> str:
+    """Overhead of each test with its interval, and its budget as a red tick."""
+    figure = Figure(figsize=(8.5, 0.9 + 0.38 * len(rows)))
+    ax = figure.add_subplot()
+    finite = [v * 100 for r in rows for v in (r.low, r.high, r.estimate, r.budget or 0.0) if math.isfinite(v)]
+    span_low, span_high = min([0.0, *finite]), max([0.0, *finite])
+    pad = max(1.0, (span_high - span_low) * 0.08)
+    left, right = span_low - pad, span_high + pad
+    for y, row in enumerate(reversed(rows)):
+        color = VERDICT_COLORS.get(row.verdict, VERDICT_COLORS[None])
+        low, high = _finite_or(row.low * 100, left), _finite_or(row.high * 100, right)
+        ax.plot([low, high], [y, y], color=color, linewidth=2.5, solid_capstyle="butt")
+        if math.isfinite(row.estimate):
+            ax.plot([row.estimate * 100], [y], "o", color=color, markersize=6)
+        if row.budget is not None:
+            ax.plot([row.budget * 100], [y], "|", color=BUDGET_COLOR, markersize=16, markeredgewidth=2.5)
+    ax.axvline(0, color="#999999", linewidth=0.8)
+    ax.set_yticks(range(len(rows)), [_text(r.label) for r in reversed(rows)], fontsize=8)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlim(left, right)
+    ax.set_xlabel("overhead, % (dot: estimate, bar: confidence interval, red tick: budget)")
+    ax.grid(axis="x", color="#eeeeee")
+    ax.set_axisbelow(True)
+    return _svg(figure)
+
+
+def _pair_overheads(result: TestResult, columns: tuple[int, int]) -> list[float]:
+    values = []
+    for row in result.samples:
+        b, i = row[columns[0]], row[columns[1]]
+        if b > 0 and i > 0:
+            values.append((i / b - 1) * 100)
+    return values
+
+
+def pairs_chart(result: TestResult) -> str:
+    """Three panels: per-pair CPU overhead, time per call of both arms per block, latency quantiles."""
+    figure = Figure(figsize=(11, 3.0))
+    ax_pairs, ax_blocks, ax_latency = figure.subplots(1, 3)
+    cpu = result.metric("cpu")
+    overheads = _pair_overheads(result, (0, 1))
+    if overheads:
+        ordered = sorted(overheads)
+        # The outer 1% on each side would stretch the axis past what the eye can use.
+        cut = len(ordered) // 100
+        shown = ordered[cut : len(ordered) - cut] if len(ordered) > 2 * cut else ordered
+        ax_pairs.hist(shown, bins=min(40, max(8, len(shown) // 5)), color="#8c8c8c")
+        if cpu is not None and cpu.kind == "relative" and math.isfinite(cpu.overhead):
+            ax_pairs.axvline(cpu.overhead * 100, color="#222222", linewidth=1.5, label="estimate")
+        if cpu is not None and cpu.budget is not None and cpu.budget.kind == "relative":
+            ax_pairs.axvline(cpu.budget.value * 100, color=BUDGET_COLOR, linestyle="--", linewidth=1.5, label="budget")
+        ax_pairs.legend(fontsize=7, loc="upper right")
+    ax_pairs.set_title("CPU overhead of each pair of blocks", fontsize=9)
+    ax_pairs.set_xlabel("%", fontsize=8)
+
+    walls = [(row[2], row[3]) for row in result.samples if row[2] > 0 and row[3] > 0]
+    if walls:
+        scale, unit = _time_scale(max(max(w) for w in walls))
+        baseline = [w[0] * scale for w in walls]
+        instrumented = [w[1] * scale for w in walls]
+        low, high = min(baseline + instrumented), max(baseline + instrumented)
+        bins: Any = 30 if high > low else 1
+        ax_blocks.hist(baseline, bins=bins, range=(low, high), alpha=0.6, color=BASELINE_COLOR, label="baseline")
+        ax_blocks.hist(
+            instrumented, bins=bins, range=(low, high), alpha=0.6, color=INSTRUMENTED_COLOR, label="instrumented"
+        )
+        ax_blocks.set_xlabel(unit, fontsize=8)
+        ax_blocks.legend(fontsize=7, loc="upper right")
+    ax_blocks.set_title("wall time per call, block by block", fontsize=9)
+
+    names = [("p50", "latency_p50"), ("p95", "latency_p95"), ("p99", "latency_p99")]
+    quantiles = [(label, result.metric(name)) for label, name in names]
+    present = [(label, m) for label, m in quantiles if m is not None and math.isfinite(m.baseline)]
+    if present:
+        scale, unit = _time_scale(max(max(m.baseline, m.instrumented) for _, m in present))
+        positions = range(len(present))
+        ax_latency.bar(
+            [p - 0.2 for p in positions],
+            [m.baseline * scale for _, m in present],
+            width=0.4,
+            color=BASELINE_COLOR,
+            label="baseline",
+        )
+        ax_latency.bar(
+            [p + 0.2 for p in positions],
+            [m.instrumented * scale for _, m in present],
+            width=0.4,
+            color=INSTRUMENTED_COLOR,
+            label="instrumented",
+        )
+        ax_latency.set_xticks(list(positions), [label for label, _ in present])
+        ax_latency.set_ylabel(unit, fontsize=8)
+        ax_latency.legend(fontsize=7, loc="upper left")
+    ax_latency.set_title("latency per call, both arms", fontsize=9)
+    for ax in (ax_pairs, ax_blocks, ax_latency):
+        ax.tick_params(labelsize=7)
+    figure.tight_layout()
+    return _svg(figure)
+
+
+def _time_scale(largest: float) -> tuple[float, str]:
+    if largest >= 1:
+        return 1.0, "s"
+    if largest >= 1e-3:
+        return 1e3, "ms"
+    if largest >= 1e-6:
+        return 1e6, "µs"
+    return 1e9, "ns"
+
+
+def heap_chart(results: Sequence[TestResult]) -> str:
+    """Peak heap of each test in both arms."""
+    rows = [(r.nodeid, m) for r in results if (m := r.metric("heap")) is not None and math.isfinite(m.baseline)]
+    figure = Figure(figsize=(8.5, 0.9 + 0.45 * max(1, len(rows))))
+    ax = figure.add_subplot()
+    largest = max([max(m.baseline, m.instrumented) for _, m in rows] + [1.0])
+    scale, unit = (1 / 1024**2, "MiB") if largest >= 1024**2 else ((1 / 1024, "KiB") if largest >= 1024 else (1, "B"))
+    for y, (_, metric) in enumerate(reversed(rows)):
+        ax.barh(
+            y + 0.2, metric.baseline * scale, height=0.38, color=BASELINE_COLOR, label="baseline" if y == 0 else None
+        )
+        ax.barh(
+            y - 0.2,
+            metric.instrumented * scale,
+            height=0.38,
+            color=INSTRUMENTED_COLOR,
+            label="instrumented" if y == 0 else None,
+        )
+    ax.set_yticks(range(len(rows)), [_text(nodeid) for nodeid, _ in reversed(rows)], fontsize=8)
+    ax.set_xlabel(f"peak heap per block, {unit}")
+    if rows:
+        ax.legend(fontsize=8, loc="lower right")
+    return _svg(figure)
+
+
+def trend_chart(title: str, points: Sequence[TrendPoint], budget: float | None) -> str:
+    """One test's overhead run after run, with intervals and the budget."""
+    figure = Figure(figsize=(8.5, 2.6))
+    ax = figure.add_subplot()
+    xs = list(range(len(points)))
+    estimates = [p.estimate * 100 for p in points]
+    finite = [v for p in points for v in (p.low * 100, p.high * 100) if math.isfinite(v)] + [
+        e for e in estimates if math.isfinite(e)
+    ]
+    bottom = min([*finite, 0.0]) - 1
+    top = max([*finite, 0.0, (budget or 0.0) * 100]) + 1
+    ax.fill_between(
+        xs,
+        [_finite_or(p.low * 100, bottom) for p in points],
+        [_finite_or(p.high * 100, top) for p in points],
+        color=INSTRUMENTED_COLOR,
+        alpha=0.25,
+        linewidth=0,
+        label="confidence interval",
+    )
+    ax.plot(xs, estimates, "o-", color=INSTRUMENTED_COLOR, label="overhead")
+    if budget is not None:
+        ax.axhline(budget * 100, color=BUDGET_COLOR, linestyle="--", label="budget")
+    ax.set_xticks(xs, [_text(p.label, 24) for p in points], rotation=30, ha="right", fontsize=7)
+    ax.set_ylim(bottom, top)
+    ax.set_ylabel("overhead, %", fontsize=8)
+    ax.set_title(_text(title, 110), fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(axis="y", color="#eeeeee")
+    return _svg(figure)

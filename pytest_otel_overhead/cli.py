@@ -1,0 +1,175 @@
+"""``python -m pytest_otel_overhead``: list saved runs, compare two, and turn a run into reports.
+
+Runs are named as ``--otel-overhead-compare`` names them: ``latest``, ``latest~N``, a run name, the
+start of a file name in the store, or a path to a JSON file (a saved run or an
+``--otel-overhead-json`` report). Exit status: 0 done, 1 a regression criterion failed, 2 a run
+could not be found or read (one line on stderr naming the file) or the command line was wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .compare import compare_runs, comparison_lines, parse_criteria
+from .history import DEFAULT_STORAGE, HistoryError, RunRecord, Store, load_run
+from .report import summary_lines
+from .units import SettingsError
+from .verdict import Verdict
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_otel_overhead",
+        description="Saved pytest-otel-overhead runs: list them, compare two, write reports.",
+    )
+    parser.add_argument(
+        "--storage",
+        default=DEFAULT_STORAGE,
+        metavar="DIR",
+        help=f"directory of saved runs (default: {DEFAULT_STORAGE})",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    listing = commands.add_parser("list", help="list saved runs, oldest first")
+    compare = commands.add_parser("compare", help="compare run B with an earlier run A, test by test")
+    compare.add_argument("before", metavar="A", help="the earlier run")
+    compare.add_argument("after", metavar="B", help="the later run")
+    compare.add_argument(
+        "--fail",
+        action="append",
+        metavar="EXPR",
+        help="exit 1 when an overhead grew beyond EXPR (cpu:+1pp, cpu:+20%%; comma-separated or repeated)",
+    )
+    compare.add_argument("--markdown", metavar="PATH", help="also write the comparison as Markdown to PATH")
+    compare.add_argument("--html", metavar="PATH", help="also write an HTML report of B with the comparison to PATH")
+    report = commands.add_parser("report", help="write the reports of one run")
+    report.add_argument("run", metavar="RUN", help="a saved run, or a JSON file written by --otel-overhead-json")
+    report.add_argument("--html", metavar="PATH", help="write the HTML report to PATH")
+    report.add_argument("--markdown", metavar="PATH", help="write the Markdown summary to PATH")
+    report.add_argument("--compare", metavar="RUN", help="compare with this earlier run in the reports")
+    for sub in (listing, compare, report):
+        sub.add_argument("--storage", default=argparse.SUPPRESS, metavar="DIR", help="directory of saved runs")
+    return parser
+
+
+def _load(store: Store, spec: str) -> RunRecord:
+    return load_run(store.resolve(spec, base=Path.cwd()))
+
+
+def _history(store: Store, run: RunRecord) -> tuple[list[RunRecord], list[str]]:
+    """Saved runs up to ``run`` (all of them for a run from outside the store), for the trend."""
+    runs, errors = store.load_all()
+    if run.path is not None and run.path.parent.resolve() == store.root.resolve():
+        kept = []
+        for past in runs:
+            kept.append(past)
+            if past.path is not None and past.path.resolve() == run.path.resolve():
+                break
+        runs = kept
+    return runs, [f"left out of the history: {e}" for e in errors]
+
+
+def _write(path: str, text: str) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    print(f"wrote {target}")
+
+
+def _list(store: Store) -> int:
+    files = store.files()
+    if not files:
+        print(f"no runs saved in {store.root}")
+        return 0
+    rows = [["file", "name", "saved", "commit", "tests", "PASS", "FAIL", "INCONCLUSIVE", "Python", "otel-sdk"]]
+    errors = []
+    for path in files:
+        try:
+            run = load_run(path)
+        except HistoryError as error:
+            errors.append(str(error))
+            continue
+        counts = {v: sum(1 for r in run.results if r.verdict is v) for v in Verdict}
+        packages = run.environment["packages"] if isinstance(run.environment.get("packages"), dict) else {}
+        rows.append(
+            [
+                path.name,
+                run.name or "-",
+                run.created or "-",
+                run.commit or "-",
+                str(len(run.results)),
+                str(counts[Verdict.PASS]),
+                str(counts[Verdict.FAIL]),
+                str(counts[Verdict.INCONCLUSIVE]),
+                str(run.environment.get("python") or "-"),
+                str(packages.get("opentelemetry-sdk") or "-"),
+            ]
+        )
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[c]) for c, cell in enumerate(row)).rstrip())
+    for line in errors:
+        print(f"error: {line}", file=sys.stderr)
+    return 2 if errors else 0
+
+
+def _compare(store: Store, args: argparse.Namespace) -> int:
+    criteria = parse_criteria(args.fail, "--fail") if args.fail else ()
+    before, after = _load(store, args.before), _load(store, args.after)
+    comparison = compare_runs(before, after, criteria)
+    for line in comparison_lines(comparison):
+        print(line)
+    if args.markdown:
+        from .markdown_report import markdown_report  # only when asked for
+
+        _write(args.markdown, markdown_report(after, comparison))
+    if args.html:
+        from .html_report import html_report  # only when asked for
+
+        history, notes = _history(store, after)
+        _write(args.html, html_report(after, comparison, history, warnings=notes))
+    return 1 if comparison.regressed else 0
+
+
+def _report(store: Store, args: argparse.Namespace) -> int:
+    run = _load(store, args.run)
+    comparison = compare_runs(_load(store, args.compare), run) if args.compare else None
+    if not args.html and not args.markdown:
+        for line in summary_lines(run.results, verbose=True):
+            print(line)
+        if comparison is not None:
+            for line in comparison_lines(comparison):
+                print(line)
+        return 0
+    if args.markdown:
+        from .markdown_report import markdown_report  # only when asked for
+
+        _write(args.markdown, markdown_report(run, comparison))
+    if args.html:
+        from .html_report import html_report  # only when asked for
+
+        history, notes = _history(store, run)
+        _write(args.html, html_report(run, comparison, history, warnings=notes))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    store = Store(Path(args.storage))
+    try:
+        if args.command == "list":
+            return _list(store)
+        if args.command == "compare":
+            return _compare(store, args)
+        return _report(store, args)
+    except (HistoryError, SettingsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as failure:
+        where = f"{failure.filename}: " if failure.filename else ""
+        print(f"error: {where}{failure.strerror or failure}", file=sys.stderr)
+        return 2

@@ -1,0 +1,478 @@
+"""The HTML report: one self-contained file that opens offline, with charts when matplotlib is installed.
+
+No scripts, no fonts, no links to anything outside the file: styles are inline, charts are
+inline SVG. Without matplotlib (the ``html`` extra) the same figures appear as tables and the
+page says which extra adds the charts. Every piece of user text (test ids, parameters, notes)
+goes through ``html.escape``.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import importlib.util
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import __version__
+from .compare import Comparison, describe_run
+from .history import RunRecord
+from .markdown_report import headline_metrics, run_facts
+from .results import MetricResult, TestResult
+from .units import format_bytes
+from .verdict import Verdict
+
+__all__ = ["CHARTS_EXTRA", "charts_available", "html_report"]
+
+CHARTS_EXTRA = "pytest-otel-overhead[html]"
+MAX_DETAILED_CHARTS = 40
+MAX_TRENDS = 12
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2rem auto;max-width:72rem;
+padding:0 1rem;color:#1f2328;line-height:1.45}
+h1{font-size:1.6rem}h2{margin-top:2.2rem;border-bottom:1px solid #d0d7de;padding-bottom:.3rem}
+h3{margin-top:1.6rem;font-size:1.05rem;word-break:break-all}
+table{border-collapse:collapse;margin:.6rem 0;font-size:.88rem}
+th,td{border:1px solid #d0d7de;padding:.25rem .55rem;text-align:left;vertical-align:top}
+th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.id{word-break:break-all;max-width:34rem}
+.PASS{color:#1a7f37;font-weight:600}.FAIL{color:#cf222e;font-weight:600}
+.INCONCLUSIVE{color:#9a6700;font-weight:600}
+.note{background:#fff8c5;border:1px solid #d4a72c;padding:.5rem .8rem;border-radius:6px;margin:.6rem 0}
+.muted{color:#59636e;font-size:.85rem}
+figure{margin:.6rem 0}figure svg{max-width:100%;height:auto}
+"""
+
+
+def charts_available() -> bool:
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def _h(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _verdict(verdict: Verdict | None, text: str | None = None) -> str:
+    if verdict is None:
+        return ""
+    return f'<span class="{verdict.value}">{_h(text or verdict.value)}</span>'
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[int] = ()) -> str:
+    """Cells are given as HTML already escaped; header cells are plain text."""
+    head = "".join(f"<th>{_h(c)}</th>" for c in header)
+    body = []
+    for row in rows:
+        cells = []
+        for index, cell in enumerate(row):
+            css = ' class="num"' if index in numeric else (' class="id"' if index == 0 else "")
+            cells.append(f"<td{css}>{cell}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _value(metric: MetricResult, value: float) -> str:
+    return _h(metric.format_value(value)) if math.isfinite(value) else "-"
+
+
+def _overhead(metric: MetricResult) -> str:
+    return _h(metric.format_overhead(metric.overhead)) if math.isfinite(metric.overhead) else "-"
+
+
+class _Charts:
+    """Draws charts when matplotlib is importable; records why not otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.module: Any = None
+        self.failure: str | None = None
+        if enabled:
+            try:
+                from . import charts  # matplotlib is optional
+
+                self.module = charts
+            except ImportError as error:
+                self.failure = f"matplotlib could not be imported ({error})"
+
+    def draw(self, make: Callable[[Any], str], caption: str) -> str:
+        if self.module is None:
+            return ""
+        try:
+            svg = make(self.module)
+        except Exception as error:  # a chart that cannot be drawn must not cost the report
+            return f'<p class="muted">{_h(caption)}: chart not drawn ({_h(type(error).__name__)}: {_h(error)})</p>'
+        return f'<figure role="img" aria-label="{_h(caption)}">{svg}</figure>'
+
+
+def _header(run: RunRecord) -> str:
+    env = run.environment
+    packages: dict[str, Any] = env["packages"] if isinstance(env.get("packages"), dict) else {}
+    rows = [
+        ("run", run.label),
+        ("created", run.created or "-"),
+        ("commit", run.commit or "-"),
+        ("branch", (run.git or {}).get("branch") or "-"),
+        ("Python", f"{env.get('implementation', '')} {env.get('python', '-')}".strip()),
+        ("platform", env.get("platform") or "-"),
+        ("CPU", f"{run.machine.get('cpu_model') or '-'} ({env.get('cpu_count', '-')} logical)"),
+        ("memory", format_bytes(env["memory_bytes"]) if isinstance(env.get("memory_bytes"), (int, float)) else "-"),
+        ("load average", ", ".join(f"{x:.2f}" for x in env.get("load_average") or []) or "-"),
+    ]
+    rows += [(name, version) for name, version in packages.items() if version]
+    cells = "".join(f"<tr><th>{_h(k)}</th><td>{_h(v)}</td></tr>" for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+def _summary(run: RunRecord, charts: _Charts) -> str:
+    results = run.results
+    counts = {v: sum(1 for r in results if r.verdict is v) for v in Verdict}
+    parts = [
+        f"<p><strong>{len(results)} measured:</strong> {_verdict(Verdict.PASS, f'{counts[Verdict.PASS]} PASS')}, "
+        f"{_verdict(Verdict.FAIL, f'{counts[Verdict.FAIL]} FAIL')}, "
+        f"{_verdict(Verdict.INCONCLUSIVE, f'{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE')}</p>"
+    ]
+    chart_rows = []
+    table_rows = []
+    for index, result in enumerate(results):
+        for metric in headline_metrics(result):
+            if metric.kind == "relative":
+                chart_rows.append((result.nodeid + ("" if metric.metric == "cpu" else f" · {metric.label}"), metric))
+            table_rows.append(
+                [
+                    f'<a href="#test-{index}">{_h(result.nodeid)}</a>',
+                    _verdict(metric.verdict) or "-",
+                    _h(metric.label),
+                    _overhead(metric),
+                    _h(metric.format_interval()),
+                    _h(metric.budget.describe(metric.metric)) if metric.budget else "-",
+                    _value(metric, metric.baseline),
+                    _value(metric, metric.instrumented),
+                    str(result.pairs),
+                    _h(result.stop_reason),
+                ]
+            )
+    if chart_rows:
+
+        def make(module: Any) -> str:
+            rows = [
+                module.OverheadRow(
+                    label=label,
+                    estimate=m.overhead,
+                    low=m.ci_low,
+                    high=m.ci_high,
+                    budget=m.budget.value if m.budget is not None and m.budget.kind == "relative" else None,
+                    verdict=m.verdict.value if m.verdict is not None else None,
+                )
+                for label, m in chart_rows
+            ]
+            return str(module.overhead_chart(rows))
+
+        parts.append(charts.draw(make, "overhead of each test against its budget"))
+    parts.append(
+        _table(
+            [
+                "test",
+                "verdict",
+                "metric",
+                "overhead",
+                "95% CI",
+                "budget",
+                "baseline/call",
+                "instrumented/call",
+                "pairs",
+                "stopped",
+            ],
+            table_rows,
+            numeric=(3, 4, 6, 7, 8),
+        )
+    )
+    return "".join(parts)
+
+
+def _pp(value: float) -> str:
+    return f"{value * 100:+.1f}pp" if math.isfinite(value) else ("∞" if value > 0 else "-∞")
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:+.1f}%" if math.isfinite(value) else "n/a"
+
+
+def _comparison(comparison: Comparison) -> str:
+    parts = [f"<p>Compared with {_h(describe_run(comparison.before))}."]
+    if comparison.criteria:
+        parts.append(" Fails on growth beyond " + ", ".join(_h(c.describe()) for c in comparison.criteria) + ".")
+    parts.append("</p>")
+    if comparison.differences:
+        parts.append(
+            '<p class="note"><strong>The runs were measured in different places:</strong> '
+            + _h("; ".join(comparison.differences))
+            + "</p>"
+        )
+    rows = []
+    marks = {Verdict.FAIL: "regressed", Verdict.PASS: "ok", Verdict.INCONCLUSIVE: "undecided"}
+    for test in comparison.tests:
+        if test.note:
+            rows.append([_h(test.nodeid), "", "", "", "", _h(test.note), ""])
+            continue
+        for metric in test.metrics:
+            low, estimate, high = metric.points
+            relative = "-"
+            if metric.relative is not None and math.isfinite(metric.relative[1]):
+                relative = _h(
+                    f"{metric.relative[1] * 100:+.0f}% ({_pct(metric.relative[0])}…{_pct(metric.relative[2])})"
+                )
+            verdict = metric.verdict
+            rows.append(
+                [
+                    _h(test.nodeid),
+                    _h(metric.label),
+                    _h(_pct(metric.before)),
+                    _h(_pct(metric.after)),
+                    _h(f"{_pp(estimate)} ({_pp(low)}…{_pp(high)})"),
+                    relative,
+                    _verdict(verdict, marks[verdict]) if verdict is not None else "",
+                ]
+            )
+        if test.settings_differences:
+            rows.append(
+                [_h(test.nodeid), "", "", "", "", _h("settings differ: " + "; ".join(test.settings_differences)), ""]
+            )
+    parts.append(
+        _table(["test", "metric", "before", "after", "change (95% CI)", "relative change", "verdict"], rows, (2, 3, 4))
+    )
+    return "".join(parts)
+
+
+def _trend(run: RunRecord, history: Sequence[RunRecord], charts: _Charts) -> str:
+    runs = [r for r in history if r.path is None or r.path != run.path] + [run]
+    parts = []
+    shown = 0
+    rows = []
+    for result in run.results:
+        gate = result.metric(result.settings.metric)
+        if gate is None or gate.kind != "relative":
+            continue
+        points = []
+        for past in runs:
+            old = past.result(result.nodeid)
+            metric = old.metric(result.settings.metric) if old is not None else None
+            if metric is None or metric.kind != "relative" or not math.isfinite(metric.overhead):
+                continue
+            label = past.label if past is not run else "this run"
+            points.append((label, metric))
+        if len(points) < 2:
+            continue
+        for label, metric in points:
+            rows.append([_h(result.nodeid), _h(label), _overhead(metric), _h(metric.format_interval())])
+        if shown < MAX_TRENDS:
+            shown += 1
+            budget = gate.budget.value if gate.budget is not None and gate.budget.kind == "relative" else None
+            title = f"{result.nodeid} · {gate.label}"
+
+            def make(module: Any, title: str = title, points: Any = points, budget: float | None = budget) -> str:
+                trend = [module.TrendPoint(label, m.overhead, m.ci_low, m.ci_high) for label, m in points]
+                return str(module.trend_chart(title, trend, budget))
+
+            parts.append(charts.draw(make, f"overhead of {result.nodeid} run after run"))
+    if not rows:
+        return ""
+    parts.append(_table(["test", "run", "overhead", "95% CI"], rows, (2, 3)))
+    return "".join(parts)
+
+
+def _metrics_table(result: TestResult) -> str:
+    rows = [
+        [
+            _h(m.label),
+            _value(m, m.baseline),
+            _value(m, m.instrumented),
+            _overhead(m),
+            _h(m.format_interval()),
+            _h(m.budget.describe(m.metric)) if m.budget else "-",
+            _verdict(m.verdict) or "-",
+            str(m.n),
+            _h(m.note or ""),
+        ]
+        for m in result.metrics
+    ]
+    return _table(
+        ["metric", "baseline/call", "instrumented/call", "overhead", "95% CI", "budget", "verdict", "n", "note"],
+        rows,
+        (1, 2, 3, 4, 7),
+    )
+
+
+def _health_table(result: TestResult) -> str:
+    health = result.health
+    if health is None:
+        return '<p class="muted">No pipeline diagnostics recorded.</p>'
+    dropped = str(health.dropped)
+    if health.dropped:
+        dropped = f'<span class="FAIL">{dropped}</span>'
+    rows = [
+        ["calls in the diagnostic round", str(health.calls)],
+        ["spans started per call", f"{health.per_call(health.started):.3g}"],
+        ["spans sampled per call", f"{health.per_call(health.sampled):.3g}"],
+        ["spans exported per call", f"{health.per_call(health.exported):.3g}"],
+        ["spans dropped (queue full)", dropped],
+        ["export calls", str(health.export_calls)],
+    ]
+    rows += [[f"span {_h(name)} per call", f"{health.per_call(count):.3g}"] for name, count in health.by_name[:10]]
+    return _table(["pipeline", "value"], rows, (1,))
+
+
+def _process_table(result: TestResult) -> str:
+    process = result.process
+    heap = result.metric("heap")
+    rows = []
+    if heap is not None and math.isfinite(heap.baseline):
+        rows.append(["peak heap per block", _h(format_bytes(heap.baseline)), _h(format_bytes(heap.instrumented))])
+    if process is not None:
+        if math.isfinite(process.heap_retained_baseline):
+            rows.append(
+                [
+                    "heap retained per call",
+                    _h(format_bytes(process.heap_retained_baseline)),
+                    _h(format_bytes(process.heap_retained_instrumented)),
+                ]
+            )
+        rows.append(
+            ["resident memory", _h(format_bytes(process.rss_baseline)), _h(format_bytes(process.rss_instrumented))]
+        )
+        rows.append(["threads", str(process.threads_baseline), str(process.threads_instrumented)])
+    if math.isfinite(result.throughput_baseline):
+        rows.append(
+            [
+                "calls per second",
+                f"{result.throughput_baseline:,.0f}",
+                f"{result.throughput_instrumented:,.0f}" if math.isfinite(result.throughput_instrumented) else "-",
+            ]
+        )
+    if not rows:
+        return ""
+    return _table(["process", "baseline", "instrumented"], rows, (1, 2))
+
+
+def _pairs(module: Any, result: TestResult) -> str:
+    return str(module.pairs_chart(result))
+
+
+def _details(run: RunRecord, charts: _Charts) -> str:
+    parts = []
+    for index, result in enumerate(run.results):
+        settings = result.settings
+        budgets = ", ".join(f"{name} {b.describe(name)}" for name, b in settings.budgets) or "none"
+        parts.append(f'<section id="test-{index}"><h3>{_h(result.nodeid)} {_verdict(result.verdict)}</h3>')
+        parts.append(
+            f'<p class="muted">{_h(settings.pipeline.describe())}; budgets: {_h(budgets)}; '
+            f"{result.pairs} pairs of {result.calls_per_block} calls in {result.duration_s:.1f} s, "
+            f"{result.looks} looks, stopped: {_h(result.stop_reason)}</p>"
+        )
+        for metric in result.metrics:
+            if metric.note and metric.verdict is not None and metric.verdict is not Verdict.PASS:
+                parts.append(f'<p class="note">{_h(metric.label)}: {_h(metric.note)}</p>')
+        parts.append(_metrics_table(result))
+        if result.samples and index < MAX_DETAILED_CHARTS:
+            parts.append(charts.draw(functools.partial(_pairs, result=result), f"distributions of {result.nodeid}"))
+        elif result.samples and charts.module is not None:
+            parts.append(f'<p class="muted">Charts are drawn for the first {MAX_DETAILED_CHARTS} tests only.</p>')
+        parts.append(_process_table(result))
+        parts.append(_health_table(result))
+        parts.append("</section>")
+    return "".join(parts)
+
+
+def _heap(run: RunRecord, charts: _Charts) -> str:
+    rows = []
+    for result in run.results:
+        heap = result.metric("heap")
+        if heap is None or not math.isfinite(heap.baseline):
+            continue
+        rows.append(
+            [
+                _h(result.nodeid),
+                _h(format_bytes(heap.baseline)),
+                _h(format_bytes(heap.instrumented)),
+                _overhead(heap),
+                _h(heap.format_interval()),
+                _verdict(heap.verdict) or "-",
+            ]
+        )
+    if not rows:
+        return ""
+    chart = charts.draw(lambda module: str(module.heap_chart(run.results)), "peak heap of both arms")
+    return chart + _table(
+        ["test", "baseline peak", "instrumented peak", "overhead", "CI", "verdict"], rows, (1, 2, 3, 4)
+    )
+
+
+def _health_overview(run: RunRecord) -> str:
+    rows = []
+    for result in run.results:
+        health = result.health
+        if health is None:
+            continue
+        dropped = str(health.dropped) if not health.dropped else f'<span class="FAIL">{health.dropped}</span>'
+        rows.append(
+            [
+                _h(result.nodeid),
+                _h(result.settings.pipeline.describe()),
+                f"{health.per_call(health.started):.3g}",
+                f"{health.per_call(health.sampled):.3g}",
+                f"{health.per_call(health.exported):.3g}",
+                dropped,
+                str(health.export_calls),
+            ]
+        )
+    if not rows:
+        return ""
+    return _table(
+        ["test", "pipeline", "spans/call", "sampled/call", "exported/call", "dropped", "export calls"],
+        rows,
+        (2, 3, 4, 5, 6),
+    )
+
+
+def html_report(
+    run: RunRecord,
+    comparison: Comparison | None = None,
+    history: Sequence[RunRecord] = (),
+    *,
+    warnings: Sequence[str] = (),
+    charts: bool | None = None,
+    title: str = "OpenTelemetry overhead",
+) -> str:
+    """The report as one HTML document. ``charts=None`` draws charts when matplotlib is installed."""
+    drawing = _Charts(charts_available() if charts is None else charts)
+    facts = run_facts(run)
+    body = [f"<h1>{_h(title)}</h1>", f'<p class="muted">{_h(" · ".join(facts))}</p>' if facts else ""]
+    if drawing.module is None:
+        reason = drawing.failure or "matplotlib is not installed"
+        body.append(
+            f'<p class="note">Charts are left out: {_h(reason)}. Install <code>{_h(CHARTS_EXTRA)}</code> '
+            "(matplotlib) to add them; the tables below hold the same figures.</p>"
+        )
+    for warning in warnings:
+        body.append(f'<p class="note">{_h(warning)}</p>')
+    body += ["<h2>Overhead against budget</h2>", _summary(run, drawing)]
+    if comparison is not None:
+        body += ["<h2>Compared with an earlier run</h2>", _comparison(comparison)]
+    trend = _trend(run, history, drawing)
+    if trend:
+        body += ["<h2>History</h2>", trend]
+    heap = _heap(run, drawing)
+    if heap:
+        body += ["<h2>Heap</h2>", heap]
+    health = _health_overview(run)
+    if health:
+        body += ["<h2>Pipeline health</h2>", health]
+    body += ["<h2>Tests</h2>", _details(run, drawing), "<h2>Where it ran</h2>", _header(run)]
+    body.append(f'<p class="muted">pytest-otel-overhead {_h(__version__)}</p>')
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_h(title)} — {_h(run.label)}</title><style>{_STYLE}</style></head><body>"
+        + "\n".join(body)
+        + "</body></html>\n"
+    )

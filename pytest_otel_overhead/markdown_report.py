@@ -1,0 +1,182 @@
+"""The Markdown summary: what CI shows on a pull request or in GitHub's job summary.
+
+Test ids and parameters are user text: every cell is escaped so that ``|``, ``*``, ``<script>``
+and the like show as written instead of breaking the table or turning into markup.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .compare import Comparison, describe_run
+from .history import RunRecord
+from .results import MetricResult, TestResult
+from .verdict import Verdict
+
+__all__ = ["escape", "headline_metrics", "markdown_report", "run_facts"]
+
+VERDICT_MARKS = {Verdict.PASS: "✅ PASS", Verdict.FAIL: "❌ FAIL", Verdict.INCONCLUSIVE: "⚠️ INCONCLUSIVE"}
+CHANGE_MARKS = {Verdict.FAIL: "❌ regressed", Verdict.PASS: "✅ ok", Verdict.INCONCLUSIVE: "⚠️ undecided"}
+_MARKDOWN_SPECIAL = "\\`*_[]|~#!$"
+
+
+def escape(text: str) -> str:
+    """Text shown as written inside Markdown (GitHub flavour), table cells included."""
+    text = html.escape(text, quote=False)
+    text = "".join("\\" + c if c in _MARKDOWN_SPECIAL else c for c in text)
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+def headline_metrics(result: TestResult) -> tuple[MetricResult, ...]:
+    """The metrics a summary shows for a test: its budgeted ones, else CPU."""
+    if result.budgeted:
+        return result.budgeted
+    cpu = result.metric("cpu")
+    return (cpu,) if cpu is not None else result.metrics[:1]
+
+
+def run_facts(run: RunRecord) -> list[str]:
+    """Python, OpenTelemetry SDK and plugin versions, machine and commit, as short phrases."""
+    env = run.environment
+    packages: dict[str, Any] = env["packages"] if isinstance(env.get("packages"), dict) else {}
+    facts = []
+    if env.get("python"):
+        facts.append(f"{env.get('implementation') or 'Python'} {env['python']}")
+    if packages.get("opentelemetry-sdk"):
+        facts.append(f"opentelemetry-sdk {packages['opentelemetry-sdk']}")
+    if env.get("cpu_count"):
+        facts.append(f"{env['cpu_count']} CPUs")
+    if run.commit:
+        facts.append(f"commit {run.commit}")
+    return facts
+
+
+def _cell_overhead(metric: MetricResult) -> str:
+    if not math.isfinite(metric.overhead):
+        return "-"
+    return f"{metric.format_overhead(metric.overhead)} ({metric.format_interval()})"
+
+
+def _value(metric: MetricResult, value: float) -> str:
+    return metric.format_value(value) if math.isfinite(value) else "-"
+
+
+def _results_table(results: Sequence[TestResult]) -> list[str]:
+    lines = [
+        "| Test | Verdict | Metric | Overhead (95% CI) | Budget | Baseline/call | Instrumented/call | Spans/call "
+        "| Dropped | Pairs |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for result in results:
+        health = result.health
+        spans = f"{health.per_call(health.started):.3g}" if health is not None and health.calls else "-"
+        dropped = str(health.dropped) if health is not None else "-"
+        for index, metric in enumerate(headline_metrics(result)):
+            first = index == 0
+            cells = [
+                escape(result.nodeid) if first else "",
+                VERDICT_MARKS[result.verdict] if first else "",
+                escape(metric.label),
+                escape(_cell_overhead(metric)),
+                escape(metric.budget.describe(metric.metric)) if metric.budget else "-",
+                escape(_value(metric, metric.baseline)),
+                escape(_value(metric, metric.instrumented)),
+                spans if first else "",
+                dropped if first else "",
+                str(result.pairs) if first else "",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _notes(results: Sequence[TestResult]) -> list[str]:
+    notes = []
+    for result in results:
+        for metric in result.metrics:
+            if metric.note and metric.verdict is not None and metric.verdict is not Verdict.PASS:
+                notes.append(f"- {escape(result.nodeid)}, {escape(metric.label)}: {escape(metric.note)}")
+        if result.health is not None and result.health.dropped:
+            notes.append(
+                f"- {escape(result.nodeid)}: {result.health.dropped} spans dropped by the pipeline "
+                "(queue full); raise queue_size or lower the sampling rate"
+            )
+    return notes
+
+
+def _comparison(comparison: Comparison) -> list[str]:
+    lines = ["", f"### Compared with {escape(describe_run(comparison.before))}", ""]
+    if comparison.criteria:
+        lines.append("Fails on growth beyond " + ", ".join(f"`{c.describe()}`" for c in comparison.criteria) + ".")
+        lines.append("")
+    if comparison.differences:
+        lines += [
+            "> [!WARNING]",
+            "> The runs were measured in different places: " + escape("; ".join(comparison.differences)),
+        ]
+        lines.append("")
+    lines.append("| Test | Metric | Before | After | Change (95% CI) | Verdict |")
+    lines.append("| --- | --- | --- | --- | --- | --- |")
+    for test in comparison.tests:
+        if test.note:
+            lines.append(f"| {escape(test.nodeid)} | | | | {escape(test.note)} | |")
+            continue
+        for index, metric in enumerate(test.metrics):
+            low, estimate, high = metric.points
+            change = f"{_pp(estimate)} ({_pp(low)}…{_pp(high)})"
+            verdict = CHANGE_MARKS[metric.verdict] if metric.verdict is not None else ""
+            cells = [
+                escape(test.nodeid) if index == 0 else "",
+                escape(metric.label),
+                escape(_pct(metric.before)),
+                escape(_pct(metric.after)),
+                escape(change),
+                verdict,
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    settings = [t for t in comparison.tests if t.settings_differences]
+    if settings:
+        lines.append("")
+        for test in settings:
+            lines.append(f"- {escape(test.nodeid)}: settings differ: {escape('; '.join(test.settings_differences))}")
+    return lines
+
+
+def _pp(value: float) -> str:
+    return f"{value * 100:+.1f}pp" if math.isfinite(value) else ("∞" if value > 0 else "-∞")
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:+.1f}%" if math.isfinite(value) else "n/a"
+
+
+def markdown_report(
+    run: RunRecord,
+    comparison: Comparison | None = None,
+    *,
+    title: str = "OpenTelemetry overhead",
+    warnings: Sequence[str] = (),
+) -> str:
+    """The whole summary as one Markdown document."""
+    results = run.results
+    counts = {v: sum(1 for r in results if r.verdict is v) for v in Verdict}
+    lines = [f"## {escape(title)}", ""]
+    headline = (
+        f"**{len(results)} measured: {counts[Verdict.PASS]} PASS, {counts[Verdict.FAIL]} FAIL, "
+        f"{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE**"
+    )
+    facts = run_facts(run)
+    lines.append(headline + (" — " + escape(", ".join(facts)) if facts else ""))
+    lines.append("")
+    if results:
+        lines += _results_table(results)
+    notes = _notes(results)
+    if notes:
+        lines += ["", "<details><summary>Notes</summary>", "", *notes, "", "</details>"]
+    for warning in warnings:
+        lines += ["", "> [!WARNING]", "> " + escape(warning)]
+    if comparison is not None:
+        lines += _comparison(comparison)
+    return "\n".join(lines) + "\n"

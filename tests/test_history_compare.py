@@ -1,0 +1,249 @@
+"""Comparing two runs: the two-sample interval, criteria, and verdicts on synthetic samples."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import random
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_otel_overhead import compare
+from pytest_otel_overhead.compare import (
+    Criterion,
+    compare_results,
+    compare_runs,
+    comparison_lines,
+    environment_differences,
+    log_ratios,
+    parse_criteria,
+    regression_message,
+    shift_interval,
+)
+from pytest_otel_overhead.history import RunRecord
+from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.settings import MeasureSettings, PipelineSettings
+from pytest_otel_overhead.units import SettingsError
+from pytest_otel_overhead.verdict import Verdict
+
+finite = st.floats(min_value=-5, max_value=5, allow_nan=False, allow_infinity=False)
+
+
+def _samples(overhead: float, noise: float, pairs: int, seed: int) -> tuple[tuple[float, float, float, float], ...]:
+    """Per-pair times whose log ratio is ln(1 + overhead) plus Gaussian noise of sd ``noise``."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(pairs):
+        baseline = 1e-3 * math.exp(rng.gauss(0, 0.2))  # the machine's speed drifts; the ratio does not care
+        instrumented = baseline * (1 + overhead) * math.exp(rng.gauss(0, noise))
+        rows.append((baseline, instrumented, baseline * 1.5, instrumented * 1.5))
+    return tuple(rows)
+
+
+@pytest.fixture
+def result_with(make_result: Callable[..., TestResult]) -> Callable[..., TestResult]:
+    def build(
+        overhead: float, *, noise: float = 0.05, pairs: int = 300, seed: int = 0, nodeid: str = "t.py::t"
+    ) -> TestResult:
+        return dataclasses.replace(make_result(nodeid), samples=_samples(overhead, noise, pairs, seed))
+
+    return build
+
+
+def _run(*results: TestResult, **environment: object) -> RunRecord:
+    env: dict[str, object] = {"python": "3.11.7", "cpu_count": 2, "packages": {"opentelemetry-sdk": "1.45.2"}}
+    env.update(environment)
+    return RunRecord(results=results, environment=env, created="2025-01-01T00:00:00+00:00", name="base")
+
+
+# -- the two-sample interval --------------------------------------------------------------------
+
+
+@given(st.lists(finite, min_size=1, max_size=25), st.lists(finite, min_size=1, max_size=25), st.data())
+def test_order_statistics_of_differences_match_brute_force(x: list[float], y: list[float], data: st.DataObject) -> None:
+    xs, ys = sorted(x), sorted(y)
+    k = data.draw(st.integers(1, len(xs) * len(ys)))
+    expected = sorted(b - a for a in xs for b in ys)[k - 1]
+    found = compare._difference_order_statistic(xs, ys, k, exact=False)
+    assert math.isclose(found, expected, rel_tol=1e-9, abs_tol=1e-9)
+
+
+@pytest.mark.parametrize(("m", "n"), [(1, 1), (2, 3), (3, 4), (4, 4), (5, 2)])
+def test_rank_sum_distribution_is_exact(m: int, n: int) -> None:
+    counts = [0] * (m * n + 1)
+    for positions in itertools.combinations(range(m + n), m):
+        others = set(range(m + n)) - set(positions)
+        counts[sum(1 for p in positions for q in others if p < q)] += 1
+    running = list(itertools.accumulate(counts))
+    expected = [c / running[-1] for c in running]
+    assert compare._rank_sum_cdf(m, n) == pytest.approx(expected)
+
+
+def test_normal_approximation_agrees_with_the_exact_depth(monkeypatch: pytest.MonkeyPatch) -> None:
+    exact = [compare._rank_sum_depth(m, n, 0.95) for m, n in ((40, 60), (50, 50), (30, 80))]
+    monkeypatch.setattr(compare, "_EXACT_LIMIT", 0)
+    approximate = [compare._rank_sum_depth(m, n, 0.95) for m, n in ((40, 60), (50, 50), (30, 80))]
+    assert all(abs(a - e) <= 1 for a, e in zip(approximate, exact, strict=True))
+
+
+@given(st.lists(finite, min_size=6, max_size=30), st.lists(finite, min_size=6, max_size=30), finite)
+def test_shift_interval_moves_with_the_later_sample(x: list[float], y: list[float], c: float) -> None:
+    low, estimate, high = shift_interval(x, y, 0.95)
+    moved = shift_interval(x, [v + c for v in y], 0.95)
+    assert low <= estimate <= high
+    for before, after in zip((low, estimate, high), moved, strict=True):
+        assert math.isclose(after, before + c, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_shift_interval_covers_the_true_shift_about_as_often_as_promised() -> None:
+    rng = random.Random(20250101)  # fixed seed: the same 400 trials every time
+    misses = 0
+    for _ in range(400):
+        x = [rng.gauss(0, 1) for _ in range(25)]
+        y = [rng.gauss(0.3, 1) for _ in range(35)]
+        low, _, high = shift_interval(x, y, 0.95)
+        misses += not low <= 0.3 <= high
+    assert misses / 400 < 0.09
+
+
+def test_too_few_values_give_an_unbounded_interval() -> None:
+    assert shift_interval([1.0, 2.0], [3.0], 0.95)[0] == -math.inf
+    assert shift_interval([], [1.0], 0.95)[2] == math.inf
+
+
+# -- criteria -----------------------------------------------------------------------------------
+
+
+def test_parse_criteria() -> None:
+    assert parse_criteria("cpu:+1pp", "x") == (Criterion("cpu", 0.01, "pp"),)
+    assert parse_criteria(["CPU: +20%", "wall:0.5pp,cpu:2pp"], "x") == (
+        Criterion("cpu", 0.2, "%"),
+        Criterion("wall", 0.005, "pp"),
+        Criterion("cpu", 0.02, "pp"),
+    )
+    assert Criterion("cpu", 0.01, "pp").describe() == "cpu:+1pp"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("cpu", "not a regression criterion"),
+        ("cpu:+1", "not a regression criterion"),
+        ("cpu:-1pp", "not a regression criterion"),
+        ("heap:+1pp", "only those can be compared"),
+        ("cpu:+0pp", "must be above 0"),
+        (",", "no criterion given"),
+    ],
+)
+def test_bad_criteria_name_their_source(text: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=f"--opt: .*{message}"):
+        parse_criteria(text, "--opt")
+
+
+# -- verdicts on synthetic runs -------------------------------------------------------------------
+
+
+def _verdict(before: TestResult, after: TestResult, text: str) -> Verdict | None:
+    return compare_results(before, after, parse_criteria(text, "test")).verdict
+
+
+def test_identical_code_does_not_regress(result_with: Callable[..., TestResult]) -> None:
+    for seed in range(5):
+        before, after = result_with(0.05, seed=seed), result_with(0.05, seed=seed + 100)
+        assert _verdict(before, after, "cpu:+1pp") is not Verdict.FAIL
+        assert _verdict(before, after, "cpu:+3pp") is Verdict.PASS
+        assert _verdict(before, after, "cpu:+50%") is Verdict.PASS
+
+
+def test_a_large_growth_regresses(result_with: Callable[..., TestResult]) -> None:
+    before, after = result_with(0.05, seed=1), result_with(0.30, seed=2)
+    change = compare_results(before, after, parse_criteria("cpu:+1pp,cpu:+20%,wall:+50pp", "test"))
+    cpu = next(m for m in change.metrics if m.metric == "cpu")
+    low, _, high = cpu.points
+    assert 0.2 < low < 0.25 < high
+    assert cpu.relative is not None and cpu.relative[0] > 1.0  # 5% → 30% is five times as much
+    assert [v for _, v in cpu.outcomes] == [Verdict.FAIL, Verdict.FAIL]
+    wall = next(m for m in change.metrics if m.metric == "wall")
+    assert [v for _, v in wall.outcomes] == [Verdict.PASS]
+    assert change.verdict is Verdict.FAIL
+
+
+def test_small_growth_passes_a_loose_criterion_and_is_undecided_against_a_tight_one(
+    result_with: Callable[..., TestResult],
+) -> None:
+    before, after = result_with(0.05, seed=3), result_with(0.06, seed=4)
+    assert _verdict(before, after, "cpu:+5pp") is Verdict.PASS
+    assert _verdict(before, after, "cpu:+1pp") is Verdict.INCONCLUSIVE
+
+
+def test_relative_growth_from_nothing_is_still_growth(result_with: Callable[..., TestResult]) -> None:
+    before, after = result_with(0.0, seed=5), result_with(0.10, seed=6)
+    change = compare_results(before, after, parse_criteria("cpu:+20%", "test"))
+    assert change.metrics[0].relative is None  # undefined relative to an overhead of about zero
+    assert change.verdict is Verdict.FAIL
+
+
+def test_few_pairs_decide_nothing(result_with: Callable[..., TestResult]) -> None:
+    before, after = result_with(0.05, pairs=3, seed=7), result_with(0.5, pairs=3, seed=8)
+    assert _verdict(before, after, "cpu:+1pp") is Verdict.INCONCLUSIVE
+
+
+def test_machine_drift_between_runs_is_not_a_regression(result_with: Callable[..., TestResult]) -> None:
+    before = result_with(0.05, seed=9)
+    slower = dataclasses.replace(
+        result_with(0.05, seed=10),
+        samples=tuple(tuple(v * 1.8 for v in row) for row in result_with(0.05, seed=10).samples),  # type: ignore[misc]
+    )
+    assert _verdict(before, slower, "cpu:+2pp") is Verdict.PASS
+
+
+def test_log_ratios_skip_empty_blocks(result_with: Callable[..., TestResult]) -> None:
+    result = dataclasses.replace(result_with(0.1, pairs=2), samples=((0.0, 1.0, 1.0, 2.0), (1.0, 2.0, 1.0, 1.0)))
+    assert log_ratios(result, "cpu") == [math.log(2.0)]
+    assert log_ratios(result, "wall") == [math.log(2.0), 0.0]
+
+
+# -- runs, tests and what differs ----------------------------------------------------------------
+
+
+def test_compare_runs_matches_tests_by_node_id(result_with: Callable[..., TestResult]) -> None:
+    before = _run(result_with(0.05, nodeid="a::kept", seed=1), result_with(0.05, nodeid="a::gone", seed=2))
+    after = _run(result_with(0.40, nodeid="a::kept", seed=3), result_with(0.05, nodeid="a::new", seed=4))
+    comparison = compare_runs(before, after, parse_criteria("cpu:+1pp", "test"))
+    assert [t.nodeid for t in comparison.tests] == ["a::kept", "a::new"]
+    assert comparison.tests[1].note is not None and "new" in comparison.tests[1].note
+    assert comparison.missing == ("a::gone",)
+    assert [t.nodeid for t in comparison.regressed] == ["a::kept"]
+    lines = "\n".join(comparison_lines(comparison))
+    assert "REGRESSED" in lines and "a::new  new" in lines and "not measured in this run: a::gone" in lines
+    message = regression_message(comparison.tests[0], comparison)
+    assert "more than 1 percentage points (cpu:+1pp)" in message and "run 'base'" in message
+
+
+def test_environment_differences_say_what_differs() -> None:
+    before = _run(python="3.11.7", packages={"opentelemetry-sdk": "1.44.0", "opentelemetry-api": "1.45.2"})
+    after = _run(python="3.12.1", cpu_count=4, packages={"opentelemetry-sdk": "1.45.2", "opentelemetry-api": "1.45.2"})
+    after = dataclasses.replace(after, machine={"cpu_model": "B"})
+    before = dataclasses.replace(before, machine={"cpu_model": "A"})
+    assert environment_differences(before, after) == [
+        "Python 3.11.7 → 3.12.1",
+        "CPU count 2 → 4",
+        "CPU A → B",
+        "opentelemetry-sdk 1.44.0 → 1.45.2",
+    ]
+    assert environment_differences(before, before) == []
+
+
+def test_settings_differences_are_reported(result_with: Callable[..., TestResult]) -> None:
+    before = result_with(0.05, seed=1)
+    after = dataclasses.replace(
+        result_with(0.05, seed=2),
+        settings=MeasureSettings(pipeline=PipelineSettings(sampler="traceidratio", sample_rate=0.1)),
+    )
+    change = compare_results(before, after)
+    assert change.settings_differences == ("sampler parentbased_always_on → traceidratio", "sample_rate None → 0.1")
+    assert change.verdict is None  # no criteria: reported, not judged

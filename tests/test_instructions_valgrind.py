@@ -1,0 +1,68 @@
+"""Instructions mode end to end, under valgrind: an A/A workload reads 0, an injected cost reads as itself."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pytest_otel_overhead.valgrind import ValgrindUnavailable, check_valgrind
+
+try:
+    check_valgrind()
+except ValgrindUnavailable as error:
+    pytest.skip(str(error), allow_module_level=True)
+
+# Busy work with no spans at all: the arms run the same code. The injected test does half as much
+# again while telemetry is on (the plugin's router is the global provider; ``idle`` says the arm),
+# ten times its 5% budget, so the verdict is far from the threshold.
+TESTS = """
+import pytest
+from opentelemetry import trace
+
+
+def busy(n):
+    acc = 0
+    for i in range(n):
+        acc = (acc + i * i) % 1000003
+    return acc
+
+
+@pytest.mark.otel_overhead(mode="instructions", budget="5%")
+def test_same_code_in_both_arms():
+    busy(4000)
+
+
+@pytest.mark.otel_overhead(mode="instructions", budget="5%")
+def test_half_as_much_again_while_instrumented():
+    busy(4000 if trace.get_tracer_provider().idle else 6000)
+"""
+
+# Six layouts instead of eight keep this test short; six still give a 95% Wilcoxon interval.
+CONFTEST = """
+import pytest_otel_overhead.instructions as instructions
+
+instructions.PROCESSES = 6
+"""
+
+
+def test_aa_reads_zero_and_an_injected_cost_reads_as_itself(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_counted=TESTS)
+    pytester.makeconftest(CONFTEST)
+    result = pytester.runpytest_subprocess("--otel-overhead", "--otel-overhead-json=out.json", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*instructions overhead 50.*exceeds budget 5.0%*instructions mode: 6 processes*"])
+    tests = {t["nodeid"]: t for t in json.loads((pytester.path / "out.json").read_text())["tests"]}
+
+    same = tests["test_counted.py::test_same_code_in_both_arms"]
+    assert same["mode"] == "instructions"
+    assert same["verdict"] == "PASS"
+    counted = same["metrics"]["instructions"]
+    assert abs(counted["overhead"]) < 0.002
+    assert counted["n"] == 6
+    assert counted["baseline"] > 100_000  # instructions per call, start-up and collection excluded
+
+    injected = tests["test_counted.py::test_half_as_much_again_while_instrumented"]
+    assert injected["verdict"] == "FAIL"
+    assert injected["metrics"]["instructions"]["overhead"] == pytest.approx(0.5, abs=0.02)
+    assert len(injected["instruction_samples"]["per_process_per_call"]) == 6

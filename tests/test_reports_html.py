@@ -1,0 +1,163 @@
+"""The HTML report: self-contained, escaped, charts with matplotlib and tables without, renders in Chromium."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pytest_otel_overhead import html_report as html_module
+from pytest_otel_overhead.compare import compare_runs, parse_criteria
+from pytest_otel_overhead.history import RunRecord
+from pytest_otel_overhead.html_report import CHARTS_EXTRA, html_report
+from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.units import Budget
+from pytest_otel_overhead.verdict import Verdict
+
+NASTY = 'tests/t.py::test_x[<script>alert("x")</script>-$a$-&amp;-\\n]'
+
+
+def _samples(overhead: float, seed: int) -> tuple[tuple[float, float, float, float], ...]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(80):
+        b = 1e-3 * math.exp(rng.gauss(0, 0.1))
+        i = b * (1 + overhead) * math.exp(rng.gauss(0, 0.05))
+        rows.append((b, i, b * 1.2, i * 1.2))
+    return tuple(rows)
+
+
+@pytest.fixture
+def runs(make_result: Callable[..., TestResult], make_metric: Callable) -> list[RunRecord]:
+    """Three runs of two tests, oldest first; the nasty id grows from 2% to 8% overhead."""
+    budget = Budget("relative", 0.05)
+
+    def result(nodeid: str, overhead: float, seed: int) -> TestResult:
+        verdict = Verdict.FAIL if overhead > 0.06 else Verdict.PASS
+        metrics = (
+            make_metric("cpu", overhead=overhead, ci_low=overhead - 0.01, ci_high=overhead + 0.01, budget=budget,
+                        verdict=verdict),
+            make_metric("wall", overhead=overhead),
+            make_metric("latency_p50", overhead=overhead),
+            make_metric("latency_p95", overhead=overhead * 2),
+            make_metric("latency_p99", overhead=overhead * 3),
+            make_metric("heap", baseline=4096.0, overhead=0.5),
+        )  # fmt: skip
+        return dataclasses.replace(make_result(nodeid, metrics=metrics), samples=_samples(overhead, seed))
+
+    made = []
+    for index, overhead in enumerate((0.02, 0.03, 0.08)):
+        made.append(
+            RunRecord(
+                results=(result(NASTY, overhead, index), result("tests/t.py::test_plain", 0.01, index + 10)),
+                environment={"python": "3.11.7", "implementation": "CPython", "cpu_count": 2, "packages": {}},
+                created=f"2025-01-0{index + 1}T00:00:00+00:00",
+                name=f"run{index}",
+                git={"commit": "abcdef0123456789", "dirty": index == 2},
+            )
+        )
+    return made
+
+
+def _check_self_contained(text: str) -> None:
+    lowered = text.lower()
+    assert "<script" not in lowered, "no scripts, and the id's <script> is escaped"
+    assert "<link" not in lowered and "<iframe" not in lowered and "@import" not in lowered
+    assert " src=" not in lowered and 'href="http' not in lowered and "url(http" not in lowered
+
+
+def test_report_escapes_user_text(runs: list[RunRecord]) -> None:
+    text = html_report(runs[-1], charts=False, warnings=["<b>warned</b>"])
+    _check_self_contained(text)
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
+    assert "&lt;b&gt;warned&lt;/b&gt;" in text
+    assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+
+
+def test_without_matplotlib_the_tables_stay_and_the_extra_is_named(
+    runs: list[RunRecord], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
+    monkeypatch.delitem(sys.modules, "pytest_otel_overhead.charts", raising=False)
+    assert not html_module.charts_available()
+    text = html_report(runs[-1], compare_runs(runs[0], runs[-1]), runs[:-1])
+    assert "<svg" not in text
+    assert f"Install <code>{CHARTS_EXTRA}</code>" in text and "matplotlib is not installed" in text
+    for heading in ("Overhead against budget", "Compared with an earlier run", "History", "Heap", "Pipeline health"):
+        assert f"<h2>{heading}</h2>" in text
+    forced = html_report(runs[-1], charts=True)
+    assert "matplotlib could not be imported" in forced and "<svg" not in forced
+
+
+def test_charts_with_matplotlib(runs: list[RunRecord]) -> None:
+    pytest.importorskip("matplotlib")
+    comparison = compare_runs(runs[0], runs[-1], parse_criteria("cpu:+1pp", "t"))
+    text = html_report(runs[-1], comparison, runs[:-1], charts=True)
+    _check_self_contained(text)
+    assert "Charts are left out" not in text
+    # overview, heap, one trend per test, one set of distributions per test
+    assert text.count("<svg") == 1 + 1 + 2 + 2
+    assert 'aria-label="overhead of each test against its budget"' in text
+    overview = text.split("<svg")[1]
+    assert "&lt;script&gt;" in overview and "-$a$-" in overview, "ids in charts are literal text, not markup or math"
+
+
+def test_a_chart_that_fails_does_not_cost_the_report(runs: list[RunRecord], monkeypatch: pytest.MonkeyPatch) -> None:
+    charts = pytest.importorskip("pytest_otel_overhead.charts")
+
+    def broken(result: TestResult) -> str:
+        raise RuntimeError("no luck")
+
+    monkeypatch.setattr(charts, "pairs_chart", broken)
+    text = html_report(runs[-1], charts=True)
+    assert "chart not drawn (RuntimeError: no luck)" in text
+    assert "<h2>Pipeline health</h2>" in text
+
+
+def test_trend_needs_two_runs(runs: list[RunRecord]) -> None:
+    assert "<h2>History</h2>" not in html_report(runs[0], charts=False)
+    text = html_report(runs[-1], history=runs[:-1], charts=False)
+    assert "<h2>History</h2>" in text and "this run" in text and "run0" in text
+
+
+CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
+def test_renders_in_headless_chromium(runs: list[RunRecord], tmp_path: Path) -> None:
+    comparison = compare_runs(runs[0], runs[-1], parse_criteria("cpu:+1pp", "t"))
+    page = tmp_path / "report.html"
+    page.write_text(html_report(runs[-1], comparison, runs[:-1]), encoding="utf-8")
+    assert CHROMIUM is not None and shutil.which(CHROMIUM)
+    base = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    dom = subprocess.run(
+        [*base, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=180, check=True
+    ).stdout
+    assert "<h2>Overhead against budget</h2>" in dom
+    assert "&lt;script&gt;alert" in dom, "the id is text, not an element"
+    assert "<script" not in dom.lower()
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [*base, "--window-size=1200,2400", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        timeout=180,
+        check=True,
+    )
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000

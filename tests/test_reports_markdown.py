@@ -1,0 +1,80 @@
+"""The Markdown summary: escaping of user text, the results table and the comparison section."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+
+from pytest_otel_overhead.compare import compare_runs, parse_criteria
+from pytest_otel_overhead.history import RunRecord
+from pytest_otel_overhead.markdown_report import escape, markdown_report
+from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.units import Budget
+from pytest_otel_overhead.verdict import Verdict
+
+NASTY = "tests/t.py::test_x[a|b-<script>alert(1)</script>-*bold*-$x$-`code`-[link](http://e.invalid)]"
+
+
+def _run(*results: TestResult, **fields: object) -> RunRecord:
+    env = {"python": "3.11.7", "implementation": "CPython", "cpu_count": 2, "packages": {"opentelemetry-sdk": "1.45"}}
+    return RunRecord(results=results, environment=env, created="2025-01-01T00:00:00+00:00", **fields)  # type: ignore[arg-type]
+
+
+def _cells(line: str) -> list[str]:
+    """Table cells split on unescaped pipes, as GitHub splits them."""
+    return re.split(r"(?<!\\)\|", line.strip().strip("|"))
+
+
+def test_escape_shows_text_as_written() -> None:
+    assert escape("a|b") == "a\\|b"
+    assert escape("<script>") == "&lt;script&gt;"
+    assert escape("*x* _y_ [z] `c` $m$ ~s~ #h !i") == "\\*x\\* \\_y\\_ \\[z\\] \\`c\\` \\$m\\$ \\~s\\~ \\#h \\!i"
+    assert escape("two\nlines") == "two lines"
+
+
+def test_results_table_escapes_ids_and_keeps_its_shape(make_result: Callable[..., TestResult]) -> None:
+    text = markdown_report(_run(make_result(NASTY), make_result("tests/t.py::test_plain")))
+    assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    header = _cells(rows[0])
+    assert header[0].strip() == "Test" and len(header) == 10
+    assert all(len(_cells(row)) == len(header) for row in rows), "an id's pipe must not add a column"
+    assert "✅ PASS" in text and "**2 measured: 2 PASS, 0 FAIL, 0 INCONCLUSIVE**" in text
+    assert "CPython 3.11.7, opentelemetry-sdk 1.45, 2 CPUs" in text
+
+
+def test_every_budgeted_metric_gets_a_row_and_notes_explain_undecided_ones(
+    make_result: Callable[..., TestResult], make_metric: Callable
+) -> None:
+    budget = Budget("relative", 0.05)
+    result = make_result(
+        "t.py::t",
+        metrics=(
+            make_metric("cpu", overhead=0.08, ci_low=0.06, ci_high=0.1, budget=budget, verdict=Verdict.FAIL),
+            make_metric("latency_p99", overhead=0.04, budget=budget, verdict=Verdict.INCONCLUSIVE, note="too noisy"),
+        ),
+    )
+    text = markdown_report(_run(result))
+    assert "❌ FAIL" in text and "| CPU |" in text and "| latency p99 |" in text
+    assert "+8.0% (+6.0%…+10.0%)" in text
+    assert "<details><summary>Notes</summary>" in text and "t.py::t, latency p99: too noisy" in text
+
+
+def test_comparison_section_with_differences(make_result: Callable[..., TestResult]) -> None:
+    def samples(overhead: float) -> tuple[tuple[float, float, float, float], ...]:
+        return tuple(
+            (1e-3, 1e-3 * (1 + overhead) * (1 + 0.001 * (i % 7 - 3)), 1e-3, 1e-3 * (1 + overhead)) for i in range(60)
+        )
+
+    before = _run(dataclasses.replace(make_result(NASTY), samples=samples(0.05)), name="base")
+    after = _run(dataclasses.replace(make_result(NASTY), samples=samples(0.40)))
+    after = dataclasses.replace(after, environment={**after.environment, "python": "3.12.0"})
+    comparison = compare_runs(before, after, parse_criteria("cpu:+5pp", "t"))
+    text = markdown_report(after, comparison, warnings=["a warning with <b>markup</b>"])
+    assert "### Compared with run 'base'" in text
+    assert "Fails on growth beyond `cpu:+5pp`." in text
+    assert "> [!WARNING]" in text and "Python 3.11.7 → 3.12.0" in text
+    assert "a warning with &lt;b&gt;markup&lt;/b&gt;" in text
+    assert "❌ regressed" in text and "+5.0% | +40.0% |" in text
+    assert "<script>" not in text

@@ -1,0 +1,454 @@
+"""The measuring engine, in process, with a private ArmRouter that is never installed globally.
+
+Two kinds of test:
+
+* real time, on workloads whose instrumented arm differs from the baseline by far more than the
+  budget (or not at all), so the verdict cannot depend on how busy the machine is;
+* simulated time: the engine's clocks are replaced by a virtual clock that only the workload
+  advances, by a cost drawn from a seeded generator. The engine then runs deterministically, so
+  its statistical behaviour (A/A, known injected effects, noise) can be checked exactly.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import random
+import threading
+import tracemalloc
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+from opentelemetry import trace
+
+from pytest_otel_overhead import runner
+from pytest_otel_overhead.probes import heap_round
+from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.routing import ArmRouter
+from pytest_otel_overhead.settings import Layer, MeasureSettings, resolve
+from pytest_otel_overhead.verdict import LookPlan, Verdict
+
+
+def settings_for(**values: object) -> MeasureSettings:
+    return resolve([Layer.parse(values, lambda key: "marker on tests/test_runner.py")])
+
+
+@dataclass(frozen=True)
+class InterpreterState:
+    gc_enabled: bool
+    gc_threshold: tuple[int, ...]
+    gc_freeze_count: int
+    tracemalloc_tracing: bool
+    threads: int
+    global_provider: object
+
+
+def interpreter_state() -> InterpreterState:
+    return InterpreterState(
+        gc_enabled=gc.isenabled(),
+        gc_threshold=gc.get_threshold(),
+        gc_freeze_count=gc.get_freeze_count(),
+        tracemalloc_tracing=tracemalloc.is_tracing(),
+        threads=threading.active_count(),
+        global_provider=trace.get_tracer_provider(),
+    )
+
+
+@pytest.fixture
+def router() -> ArmRouter:
+    return ArmRouter()
+
+
+@pytest.fixture
+def unchanged(router: ArmRouter) -> Iterator[None]:
+    """The test must leave the interpreter and the router as it found them."""
+    before = interpreter_state()
+    yield
+    assert interpreter_state() == before
+    assert router.idle
+
+
+def busy(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+# --- real time ---------------------------------------------------------------------------------
+
+
+def test_an_instrumented_arm_doing_ten_times_the_work_fails(router: ArmRouter, unchanged: None) -> None:
+    tracer = router.get_tracer("workload")
+
+    def workload() -> None:
+        with tracer.start_as_current_span("request") as span:
+            busy(300)
+            if span.is_recording():
+                for _ in range(10):
+                    busy(300)
+
+    result = runner.measure(workload, settings_for(budget="5%", max_time=10), router, nodeid="ten-times")
+    cpu = result.metric("cpu")
+    assert cpu is not None
+    assert result.verdict is Verdict.FAIL
+    assert cpu.verdict is Verdict.FAIL
+    assert cpu.overhead > 3.0  # truly about +1000%
+    assert cpu.ci_low > 0.05
+    assert result.stop_reason == "decided"
+    assert result.health is not None
+    assert result.health.per_call(result.health.started) == 1.0
+    assert result.health.dropped == 0
+
+
+def test_a_workload_without_spans_never_fails(router: ArmRouter, unchanged: None) -> None:
+    result = runner.measure(lambda: busy(300), settings_for(budget="50%", max_time=3), router)
+    cpu = result.metric("cpu")
+    assert cpu is not None
+    assert result.verdict is not Verdict.FAIL
+    assert abs(cpu.overhead) < 0.5  # truly about 0
+    assert result.health is not None
+    assert result.health.started == 0
+
+
+def test_the_result_describes_the_whole_measurement(router: ArmRouter, unchanged: None) -> None:
+    lines: list[str] = []
+    tracer = router.get_tracer("workload")
+
+    def workload() -> None:
+        with tracer.start_as_current_span("a"), tracer.start_as_current_span("b"):
+            busy(100)
+
+    settings = settings_for(budget="100000%", max_time=2)
+    result = runner.measure(workload, settings, router, nodeid="t::described", progress=lines.append)
+    assert [m.metric for m in result.metrics] == [*runner.TIME_METRICS, "heap"]
+    assert result.settings is settings
+    assert result.nodeid == "t::described"
+    assert result.pairs == len(result.samples) >= 2
+    assert result.calls_per_block >= 1
+    assert 1 <= result.looks <= len(LookPlan().fractions)
+    assert 0 < result.duration_s < 30
+    assert result.health is not None
+    assert dict(result.health.by_name) == {"a": result.health.calls, "b": result.health.calls}
+    assert result.process is not None
+    assert len(lines) == result.looks
+    assert lines[0].startswith(f"t::described look 1/{len(LookPlan().fractions)}: ")
+    assert "cpu " in lines[-1]
+
+
+def test_the_engine_leaves_an_existing_freeze_alone(router: ArmRouter) -> None:
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        runner.measure(lambda: busy(100), settings_for(budget="100000%", max_time=1), router)
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_the_engine_leaves_tracemalloc_running_if_it_was(router: ArmRouter) -> None:
+    tracemalloc.start()
+    try:
+        runner.measure(lambda: busy(100), settings_for(budget="100000%", max_time=1), router)
+        assert tracemalloc.is_tracing()
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_engine_does_not_enable_a_disabled_collector(router: ArmRouter) -> None:
+    gc.disable()
+    try:
+        runner.measure(lambda: busy(100), settings_for(budget="100000%", max_time=1), router)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+class WorkloadError(Exception):
+    pass
+
+
+@pytest.mark.parametrize("phase", ["warmup", "timed", "diagnostic", "heap"])
+def test_a_workload_raising_in_any_phase_propagates_and_leaves_everything_as_found(
+    router: ArmRouter, unchanged: None, monkeypatch: pytest.MonkeyPatch, phase: str
+) -> None:
+    current = {"phase": "warmup"}
+    block, diagnostic = runner._Arms.block, runner._diagnostic_round
+
+    def observed_block(self: runner._Arms, instrumented: bool, calls: int, collect: Callable[[], object]) -> object:
+        if calls > 1:
+            current["phase"] = "timed"
+        return block(self, instrumented, calls, collect)
+
+    def observed_diagnostic(*args: object, **kwargs: object) -> object:
+        current["phase"] = "diagnostic"
+        return diagnostic(*args, **kwargs)  # type: ignore[arg-type]
+
+    def observed_heap_round(*args: object, **kwargs: object) -> object:
+        current["phase"] = "heap"
+        return heap_round(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner._Arms, "block", observed_block)
+    monkeypatch.setattr(runner, "_diagnostic_round", observed_diagnostic)
+    monkeypatch.setattr(runner, "heap_round", observed_heap_round)
+    tracer = router.get_tracer("workload")
+
+    def workload() -> None:
+        with tracer.start_as_current_span("work"):
+            busy(50)
+            if current["phase"] == phase:
+                raise WorkloadError(f"raised in {phase}")
+
+    with pytest.raises(WorkloadError, match=f"^raised in {phase}$"):
+        runner.measure(workload, settings_for(budget="100000%", max_time=2), router)
+
+
+# --- simulated time ----------------------------------------------------------------------------
+
+
+class VirtualClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def read(self) -> float:
+        return self.now
+
+
+@dataclass
+class Simulation:
+    """A workload of ``cost`` seconds per call, ``1 + effect`` times that when its span records,
+    times ``exp(noise)`` with normal noise of ``sigma`` per call (or heavy-tailed)."""
+
+    effect: float
+    sigma: float
+    seed: int
+    cost: float = 0.02
+    heavy_tails: bool = False
+    effect_absolute: float = 0.0
+    tracemalloc_slowdown: float = 1.0
+
+    def run(self, settings: MeasureSettings, *, progress: Callable[[str], None] | None = None) -> TestResult:
+        clock = VirtualClock()
+        fake_time = types.SimpleNamespace(perf_counter=clock.read, process_time=clock.read)
+        router = ArmRouter()
+        tracer = router.get_tracer("simulated")
+        noise = random.Random(self.seed)
+
+        def workload() -> None:
+            with tracer.start_as_current_span("call") as span:
+                instrumented = span.is_recording()
+            draw = noise.gauss(0.0, 1.0)
+            if self.heavy_tails:
+                draw /= max(0.1, abs(noise.gauss(0.0, 1.0)))
+            cost = self.cost * math.exp(self.sigma * draw)
+            if instrumented:
+                cost = cost * (1 + self.effect) + self.effect_absolute
+            if tracemalloc.is_tracing():
+                cost *= self.tracemalloc_slowdown
+            clock.now += cost
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(runner, "time", fake_time)
+            result = runner.measure(workload, settings, router, rng=random.Random(self.seed), progress=progress)
+        assert router.idle
+        return result
+
+
+SIMULATED = {"max_time": 60}
+
+
+def test_simulated_time_runs_deterministically() -> None:
+    settings = settings_for(budget="5%", max_time=10)
+    first = Simulation(effect=0.03, sigma=0.2, seed=11).run(settings)
+    second = Simulation(effect=0.03, sigma=0.2, seed=11).run(settings)
+    assert first.samples == second.samples
+    assert first.verdict is second.verdict
+
+
+@pytest.mark.parametrize("heavy_tails", [False, True])
+def test_simulated_a_a_never_fails(heavy_tails: bool) -> None:
+    settings = settings_for(budget="5%", **SIMULATED)
+    verdicts = [
+        Simulation(effect=0.0, sigma=0.05, seed=seed, heavy_tails=heavy_tails).run(settings).verdict
+        for seed in range(8)
+    ]
+    assert Verdict.FAIL not in verdicts
+    assert verdicts.count(Verdict.PASS) >= 6
+
+
+def test_simulated_large_effect_fails_with_an_accurate_estimate() -> None:
+    for seed in range(4):
+        result = Simulation(effect=1.0, sigma=0.1, seed=seed).run(settings_for(budget="5%", **SIMULATED))
+        cpu = result.metric("cpu")
+        assert cpu is not None
+        assert result.verdict is Verdict.FAIL
+        assert cpu.ci_low <= 1.0 <= cpu.ci_high
+        assert cpu.overhead == pytest.approx(1.0, abs=0.1)
+
+
+def test_simulated_tiny_effect_passes() -> None:
+    for seed in range(4):
+        result = Simulation(effect=0.001, sigma=0.01, seed=seed).run(settings_for(budget="5%", **SIMULATED))
+        assert result.verdict is Verdict.PASS
+        assert result.stop_reason == "decided"
+
+
+def test_simulated_effect_is_found_in_wall_time_and_latency_budgets_too() -> None:
+    settings = settings_for(budget="5%", wall="5%", latency_p95="5%", max_time=20)
+    result = Simulation(effect=1.0, sigma=0.05, seed=5, cost=0.001).run(settings)
+    for name in ("cpu", "wall", "latency_p95"):
+        metric = result.metric(name)
+        assert metric is not None
+        assert metric.verdict is Verdict.FAIL, name
+        assert metric.overhead == pytest.approx(1.0, abs=0.15), name
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a latency budget on a slow workload (one call per block) still has an unbounded interval at "
+    "the third look; its projected half-width is then infinite and the run stops as 'too noisy', although "
+    "the time allowed gathers enough groups to decide a +100% overhead",
+)
+def test_simulated_latency_budget_on_a_slow_workload_is_decided() -> None:
+    settings = settings_for(budget="5%", latency_p95="5%", **SIMULATED)
+    result = Simulation(effect=1.0, sigma=0.05, seed=5, cost=0.02).run(settings)
+    latency = result.metric("latency_p95")
+    assert latency is not None
+    assert latency.verdict is Verdict.FAIL
+
+
+def test_simulated_absolute_budget() -> None:
+    settings = settings_for(budget="5ms", **SIMULATED)
+    failing = Simulation(effect=0.0, effect_absolute=0.010, sigma=0.02, seed=1).run(settings)
+    cpu = failing.metric("cpu")
+    assert cpu is not None
+    assert cpu.kind == "absolute"
+    assert failing.verdict is Verdict.FAIL
+    assert cpu.overhead == pytest.approx(0.010, rel=0.2)
+    passing = Simulation(effect=0.0, effect_absolute=20e-6, sigma=0.02, seed=1).run(settings)
+    assert passing.verdict is Verdict.PASS
+
+
+def test_simulated_noise_too_large_for_the_budget_is_reported_not_guessed() -> None:
+    result = Simulation(effect=0.0, sigma=0.5, seed=2).run(settings_for(budget="5%", **SIMULATED))
+    cpu = result.metric("cpu")
+    assert cpu is not None
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert cpu.note is not None and "too noisy to decide a 5.0% budget" in cpu.note
+    assert cpu.resolution is not None and cpu.resolution > 0.05
+
+
+def test_simulated_progress_reports_each_look() -> None:
+    lines: list[str] = []
+    result = Simulation(effect=0.3, sigma=0.3, seed=4).run(
+        settings_for(budget="5%", **SIMULATED), progress=lines.append
+    )
+    assert len(lines) == result.looks
+    for number, line in enumerate(lines, start=1):
+        assert f" look {number}/6: " in line
+
+
+def test_simulated_false_failures_stay_rare_over_many_runs() -> None:
+    """A/A against a budget of 0.01%: every FAIL is false; sequential looks must keep them near 2.5%."""
+    settings = settings_for(budget="0.01%", max_time=8)
+    verdicts = [Simulation(effect=0.0, sigma=0.2, seed=seed).run(settings).verdict for seed in range(30)]
+    assert verdicts.count(Verdict.FAIL) <= 3
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: the early 'too noisy' stop compares the projected half-width with the budget, not with the "
+    "distance from the estimate to the budget, so a 30% overhead against a 5% budget ends INCONCLUSIVE "
+    "in most runs although the time allowed decides FAIL in every one",
+)
+def test_simulated_large_effect_is_not_abandoned_as_too_noisy() -> None:
+    settings = settings_for(budget="5%", **SIMULATED)
+    verdicts = [Simulation(effect=0.3, sigma=0.7, seed=seed).run(settings).verdict for seed in range(10)]
+    assert verdicts.count(Verdict.FAIL) >= 9
+
+
+def test_the_same_noisy_effect_fails_when_the_engine_is_allowed_its_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Control for the test above: without the early stop, every one of those runs FAILs."""
+    monkeypatch.setattr(runner, "projected_half_width", lambda *args: 0.0)
+    settings = settings_for(budget="5%", **SIMULATED)
+    verdicts = [Simulation(effect=0.3, sigma=0.7, seed=seed).run(settings).verdict for seed in range(10)]
+    assert verdicts.count(Verdict.FAIL) >= 9
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: with few pairs by the third look (slow workload, or a loaded machine) the interval is still "
+    "unbounded, its projected half-width infinite, and the run stops as 'too noisy': a +300% overhead ends "
+    "INCONCLUSIVE after 2-3 pairs although max_time allows enough pairs to FAIL it",
+)
+def test_simulated_slow_workload_with_a_huge_effect_fails() -> None:
+    verdicts = [
+        Simulation(effect=3.0, sigma=0.1, seed=seed, cost=0.05).run(settings_for(budget="5%", max_time=10)).verdict
+        for seed in range(4)
+    ]
+    assert verdicts == [Verdict.FAIL] * 4
+
+
+def test_the_slow_huge_effect_fails_when_the_engine_is_allowed_its_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Control for the test above: without the early stop, each of those runs FAILs."""
+    monkeypatch.setattr(runner, "projected_half_width", lambda *args: 0.0)
+    verdicts = [
+        Simulation(effect=3.0, sigma=0.1, seed=seed, cost=0.05).run(settings_for(budget="5%", max_time=10)).verdict
+        for seed in range(4)
+    ]
+    assert verdicts == [Verdict.FAIL] * 4
+
+
+def undecidable_run(tracemalloc_slowdown: float) -> TestResult:
+    """An effect right at the budget with little noise: no look decides and none gives up, so it runs to max_time."""
+    simulation = Simulation(effect=0.05, sigma=0.02, seed=3, cost=0.001, tracemalloc_slowdown=tracemalloc_slowdown)
+    return simulation.run(settings_for(budget="5%", max_time=3))
+
+
+def test_simulated_run_keeps_to_max_time_when_tracemalloc_costs_what_the_engine_reserves() -> None:
+    result = undecidable_run(tracemalloc_slowdown=runner.TRACEMALLOC_SLOWDOWN)
+    assert result.stop_reason == "max_time"
+    assert result.duration_s <= 3.0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: the time reserved for the heap rounds assumes tracemalloc slows a workload 5x; pure-Python "
+    "workloads slow about 20x (measured here), so a run with max_time=3 takes about 3.9 s",
+)
+def test_simulated_run_keeps_to_max_time_when_tracemalloc_slows_the_workload_twenty_times() -> None:
+    result = undecidable_run(tracemalloc_slowdown=20.0)
+    assert result.stop_reason == "max_time"
+    assert result.duration_s <= 3.0 * 1.05
+
+
+def test_simulated_heap_budget_catches_memory_the_instrumented_arm_allocates() -> None:
+    router_holder: dict[str, ArmRouter] = {}
+
+    class HeapSimulation(Simulation):
+        def run(self, settings: MeasureSettings, *, progress: Callable[[str], None] | None = None) -> TestResult:
+            clock = VirtualClock()
+            router = router_holder.setdefault("router", ArmRouter())
+            tracer = router.get_tracer("heap")
+
+            def workload() -> None:
+                with tracer.start_as_current_span("call") as span:
+                    if span.is_recording():
+                        buffer = bytearray(2 * 1024 * 1024)
+                        del buffer
+                clock.now += self.cost
+
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(runner, "time", types.SimpleNamespace(perf_counter=clock.read, process_time=clock.read))
+                return runner.measure(workload, settings, router, rng=random.Random(self.seed))
+
+    result = HeapSimulation(effect=0.0, sigma=0.0, seed=1).run(
+        settings_for(budget="100000%", heap="256KiB", max_time=5)
+    )
+    heap = result.metric("heap")
+    assert heap is not None
+    assert heap.verdict is Verdict.FAIL
+    assert heap.overhead >= 2 * 1024 * 1024
+    assert heap.n == runner.HEAP_PAIRS_BUDGETED
