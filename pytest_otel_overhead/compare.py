@@ -37,7 +37,7 @@ from .history import RunRecord
 from .results import METRIC_LABELS, TestResult
 from .stats import Interval, hodges_lehmann, wilcoxon_interval
 from .units import SettingsError, format_bytes
-from .verdict import Verdict, decide
+from .verdict import Verdict, combine, decide
 
 __all__ = [
     "COMPARED_METRICS",
@@ -263,14 +263,7 @@ class MetricChange:
 
     @property
     def verdict(self) -> Verdict | None:
-        verdicts = [v for _, v in self.outcomes]
-        if not verdicts:
-            return None
-        if Verdict.FAIL in verdicts:
-            return Verdict.FAIL
-        if Verdict.INCONCLUSIVE in verdicts:
-            return Verdict.INCONCLUSIVE
-        return Verdict.PASS
+        return combine(v for _, v in self.outcomes)
 
     @property
     def failed(self) -> tuple[Criterion, ...]:
@@ -298,14 +291,7 @@ class TestChange:
 
     @property
     def verdict(self) -> Verdict | None:
-        verdicts = [m.verdict for m in self.metrics if m.verdict is not None]
-        if not verdicts:
-            return None
-        if Verdict.FAIL in verdicts:
-            return Verdict.FAIL
-        if Verdict.INCONCLUSIVE in verdicts:
-            return Verdict.INCONCLUSIVE
-        return Verdict.PASS
+        return combine(m.verdict for m in self.metrics if m.verdict is not None)
 
 
 @dataclass(frozen=True)

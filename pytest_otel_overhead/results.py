@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from .settings import MeasureSettings
 from .units import Budget, format_bytes, format_seconds
-from .verdict import Verdict
+from .verdict import Verdict, combine
 
 __all__ = ["MetricResult", "PipelineHealth", "ProcessProbe", "TestResult"]
 
@@ -235,12 +235,9 @@ class TestResult:
 
     @property
     def verdict(self) -> Verdict:
-        verdicts = [m.verdict for m in self.metrics if m.verdict is not None]
-        if Verdict.FAIL in verdicts or (self.health is not None and self.health.over_budget):
+        if self.health is not None and self.health.over_budget:
             return Verdict.FAIL
-        if Verdict.INCONCLUSIVE in verdicts:
-            return Verdict.INCONCLUSIVE
-        return Verdict.PASS
+        return combine(m.verdict for m in self.metrics if m.verdict is not None) or Verdict.PASS
 
     def metric(self, name: str) -> MetricResult | None:
         return next((m for m in self.metrics if m.metric == name), None)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .stats import mad_spread, sign_interval, wilcoxon_interval
 from .units import Budget
 
-__all__ = ["Decision", "LookPlan", "Verdict", "decide", "decide_budget", "to_statistic"]
+__all__ = ["Decision", "LookPlan", "Verdict", "combine", "decide", "decide_budget", "to_statistic"]
 
 
 class Verdict(str, enum.Enum):
@@ -39,6 +39,17 @@ class LookPlan:
     @property
     def per_look_confidence(self) -> float:
         return 1 - (1 - self.confidence) / len(self.fractions)
+
+
+def combine(verdicts: Iterable[Verdict]) -> Verdict | None:
+    """The verdict of several: any FAIL fails, else any INCONCLUSIVE is undecided; None for no verdicts."""
+    seen = set(verdicts)
+    if not seen:
+        return None
+    for verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE):
+        if verdict in seen:
+            return verdict
+    return Verdict.PASS
 
 
 def to_statistic(budget: Budget) -> float:
