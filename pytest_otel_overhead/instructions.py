@@ -403,7 +403,10 @@ def _parent_rounds(
     with calm_gc():
         health = _diagnostic_round(arms.workload, settings, arms.router, calls, per_call)
         heap_pairs = HEAP_PAIRS_BUDGETED if settings.budget("heap") is not None else HEAP_PAIRS_REPORTED
-        heap_metric, retained = _heap_rounds(arms, settings, calls, heap_pairs, random.Random(0), CONFIDENCE)
+        # No time cap in this mode: every heap pair runs.
+        heap_metric, retained = _heap_rounds(
+            arms, settings, calls, heap_pairs, random.Random(0), CONFIDENCE, math.inf, 0.0
+        )
     return health, heap_metric, retained
 
 

@@ -135,7 +135,7 @@ def summary_lines(results: Sequence[TestResult], verbose: bool = False) -> list[
         for row in rows:
             lines.append("    " + "  ".join(cell.ljust(widths[c]) for c, cell in enumerate(row)).rstrip())
         for m in result.metrics:
-            if m.note and m.verdict is not None and m.verdict is not Verdict.PASS:
+            if m.note and (m.verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE) or (verbose and m.verdict is None)):
                 lines.append(f"    {m.label}: {m.note}")
         health = health_line(result)
         if health is not None:

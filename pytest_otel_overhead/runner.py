@@ -8,7 +8,8 @@ Order of a measurement, all within the test's ``max_time``:
    work is charged to it; CPU time of the whole process (all threads), wall time, and the wall
    latency of every call are recorded;
 3. looks at planned fractions of the time (``LookPlan``): stop as soon as every time budget is
-   decided, or when the noise makes them undecidable in the time left;
+   decided, else measure to the cap; past ``MAX_BATCHES`` pairs, intervals come from batches of
+   consecutive pairs, since neighbouring pairs are not independent on a shared machine;
 4. one diagnostic round with counting pipeline (spans started, sampled, exported, dropped);
 5. heap rounds under tracemalloc (peak and retained per call), in pairs of their own.
 
@@ -29,9 +30,9 @@ from .probes import calm_gc, heap_round, process_reading, tracing_heap
 from .results import MetricResult, PipelineHealth, ProcessProbe, TestResult
 from .routing import ArmRouter
 from .settings import MeasureSettings
-from .stats import median, quantile
+from .stats import batch_slices, mad_spread, median, quantile
 from .units import Budget
-from .verdict import Decision, LookPlan, Verdict, decide_budget, projected_half_width
+from .verdict import Decision, LookPlan, Verdict, decide_budget
 
 __all__ = ["BLOCK_TARGET_S", "measure"]
 
@@ -41,7 +42,12 @@ WARMUP_S = 0.2
 DIAGNOSTIC_S = 0.25
 HEAP_PAIRS_BUDGETED = 8
 HEAP_PAIRS_REPORTED = 3
-TRACEMALLOC_SLOWDOWN = 5.0
+HEAP_SHARE_REPORTED = 0.1
+"""At most this share of max_time is kept back for heap rounds that only report (no heap budget)."""
+HEAP_SHARE_BUDGETED = 0.5
+TRACEMALLOC_SLOWDOWN = 20.0
+"""Time reserved for the heap rounds, as a multiple of the workload's time: pure-Python code allocating
+small objects on every step runs about 20 times slower under tracemalloc here."""
 LATENCY_QUANTILES = {"latency_p50": 0.50, "latency_p95": 0.95, "latency_p99": 0.99}
 TIME_METRICS = ("cpu", "wall", *LATENCY_QUANTILES)
 
@@ -94,9 +100,15 @@ class _Arms:
 
 
 def _paired(pairs: Sequence[_Pair], attribute: str, kind: str) -> list[float]:
+    """Per batch of consecutive pairs (``batch_slices``), the statistic of the arms' mean block.
+
+    Up to ``MAX_BATCHES`` pairs, each pair is its own batch.
+    """
     values = []
-    for pair in pairs:
-        b, i = getattr(pair.baseline, attribute), getattr(pair.instrumented, attribute)
+    for batch in batch_slices(len(pairs)):
+        group = pairs[batch]
+        b = math.fsum(getattr(p.baseline, attribute) for p in group) / len(group)
+        i = math.fsum(getattr(p.instrumented, attribute) for p in group) / len(group)
         if kind == "relative":
             if b > 0 and i > 0:
                 values.append(math.log(i / b))
@@ -108,12 +120,13 @@ def _paired(pairs: Sequence[_Pair], attribute: str, kind: str) -> list[float]:
 def _latency_groups(pairs: Sequence[_Pair], q: float, calls: int, kind: str) -> list[float]:
     """Per group of consecutive pairs, the statistic of the arms' pooled latency quantile.
 
-    A group holds enough calls for the quantile to mean something (about 2 / (1 - q) per arm).
+    A group holds enough calls for the quantile to mean something (about 2 / (1 - q) per arm), and
+    there are at most ``MAX_BATCHES`` groups, as for the other metrics.
     """
     size = max(1, math.ceil(math.ceil(2 / (1 - q)) / calls))
     values = []
-    for start in range(0, len(pairs) - size + 1, size):
-        group = pairs[start : start + size]
+    for batch in batch_slices(len(pairs), min_size=size):
+        group = pairs[batch]
         b = quantile(sorted(x for p in group for x in p.baseline.latencies), q)
         i = quantile(sorted(x for p in group for x in p.instrumented.latencies), q)
         if kind == "relative":
@@ -151,12 +164,43 @@ def _arm_values(pairs: Sequence[_Pair], metric: str, instrumented: bool) -> floa
     return median([getattr(b, metric) for b in blocks])
 
 
-def _noise_note(metric: str, decision: Decision, budget: Budget, projected: float) -> str:
-    spread = f"{decision.spread * 100:.1f}%" if budget.kind == "relative" else f"{decision.spread:.3g}"
+def _calibration_time(warm: Sequence[_Block]) -> float:
+    """Seconds per call that size the blocks, from the later half of the warm-up.
+
+    CPU time, because wall time stretches when other jobs take the CPU, and blocks sized from it
+    would shrink exactly when noise is worst; but at least a quarter of wall time, so that a
+    workload that mostly waits (I/O, a slow backend) still gets blocks of a sensible length.
+    """
+    later = warm[len(warm) // 2 :]
+    return max(median([b.cpu for b in later]), median([b.wall for b in later]) / 4)
+
+
+def _pair_spread(pairs: Sequence[_Pair], metric: str, kind: str, decision: Decision) -> float:
+    """Spread (MAD as a standard deviation) of the single pairs' statistic, on the overhead scale.
+
+    The interval is built from batches of pairs; the note speaks of single pairs, which users can
+    picture. Latency statistics exist only per group, so theirs is the groups' spread.
+    """
+    if metric in LATENCY_QUANTILES:
+        return decision.spread
+    values = []
+    for pair in pairs:
+        b, i = getattr(pair.baseline, metric), getattr(pair.instrumented, metric)
+        if kind != "relative":
+            values.append(i - b)
+        elif b > 0 and i > 0:
+            values.append(math.log(i / b))
+    if len(values) < 2:
+        return decision.spread
+    spread = mad_spread(values)
+    return math.expm1(spread) if kind == "relative" else spread
+
+
+def _noise_note(metric: str, decision: Decision, budget: Budget, spread: float) -> str:
     return (
-        f"too noisy to decide a {budget.describe(metric)} budget here: pair-to-pair spread {spread}, "
-        f"interval ±{projected * 100 if budget.kind == 'relative' else projected:.3g}"
-        f"{'%' if budget.kind == 'relative' else ''} at best within max_time"
+        f"too noisy to decide a {budget.describe(metric)} budget here: pair-to-pair spread "
+        f"{budget.format(spread, metric)}, interval ±{budget.format(decision.half_width, metric)} "
+        "at the end of max_time"
     )
 
 
@@ -187,16 +231,20 @@ def measure(
     try:
         with calm_gc() as collect:
             # Warm-up doubles as calibration: the slower arm's per-call time sets the block size.
-            warm: dict[bool, list[float]] = {False: [], True: []}
+            warm: dict[bool, list[_Block]] = {False: [], True: []}
             while True:
                 for instrumented in (False, True):
-                    warm[instrumented].append(arms.block(instrumented, 1, collect).wall)
+                    warm[instrumented].append(arms.block(instrumented, 1, collect))
                 if time.perf_counter() - started >= min(WARMUP_S, settings.max_time / 20) and len(warm[True]) >= 2:
                     break
-            per_call = max(median(warm[False][len(warm[False]) // 2 :]), median(warm[True][len(warm[True]) // 2 :]))
+            per_call = max(_calibration_time(warm[False]), _calibration_time(warm[True]))
             calls = max(1, round(BLOCK_TARGET_S / max(per_call, 1e-9)))
             heap_pairs = HEAP_PAIRS_BUDGETED if settings.budget("heap") is not None else HEAP_PAIRS_REPORTED
-            reserve = DIAGNOSTIC_S + 2 * heap_pairs * calls * per_call * TRACEMALLOC_SLOWDOWN + 0.05
+            wall_per_call = max(median([b.wall for b in warm[False]]), median([b.wall for b in warm[True]]))
+            heap_pair_s = 2 * calls * wall_per_call * TRACEMALLOC_SLOWDOWN
+            # Heap rounds without a heap budget only report, so they may not eat much of the time.
+            share = HEAP_SHARE_BUDGETED if settings.budget("heap") is not None else HEAP_SHARE_REPORTED
+            reserve = DIAGNOSTIC_S + min(heap_pairs * heap_pair_s, share * settings.max_time) + 0.05
             timed_start = time.perf_counter()
             timed_span = max(0.0, deadline - timed_start - reserve)
             look_times = [timed_start + f * timed_span for f in plan.fractions]
@@ -219,7 +267,13 @@ def measure(
                 decisions = _look(pairs, sequential, settings, calls, confidence)
                 say(
                     _progress_line(
-                        nodeid, looks_done, len(plan.fractions), len(pairs), time.perf_counter() - started, decisions
+                        nodeid,
+                        looks_done,
+                        len(plan.fractions),
+                        len(pairs),
+                        time.perf_counter() - started,
+                        decisions,
+                        settings,
                     )
                 )
                 undecided = [m for m in sequential if decisions[m].verdict is Verdict.INCONCLUSIVE]
@@ -229,15 +283,6 @@ def measure(
                 if sequential and not undecided:
                     stop_reason = "decided"
                     break
-                final_pairs = len(pairs) * max(1.0, timed_span / max(time.perf_counter() - timed_start, 1e-9))
-                if look_index >= 2 and look_index < len(look_times) - 1:
-                    projected = {m: projected_half_width(decisions[m], len(pairs), final_pairs) for m in undecided}
-                    hopeless = {m: p for m, p in projected.items() if p > settings.budget(m).value}  # type: ignore[union-attr]
-                    if hopeless and len(hopeless) == len(undecided):
-                        for m, p in hopeless.items():
-                            notes[m] = _noise_note(m, decisions[m], settings.budget(m), p)  # type: ignore[arg-type]
-                        stop_reason = "too noisy"
-                        break
                 if time.perf_counter() > deadline - reserve:
                     break
             for m in sequential:
@@ -246,18 +291,20 @@ def measure(
                     budget = settings.budget(m)
                     assert budget is not None
                     if d.half_width > budget.value:
-                        notes[m] = _noise_note(m, d, budget, d.half_width)
+                        notes[m] = _noise_note(m, d, budget, _pair_spread(pairs, m, budget.kind, d))
                     else:
                         notes[m] = (
                             f"undecided after {len(pairs)} pairs: this run resolves overheads below "
-                            f"{_fmt(budget.value - d.half_width, budget)} or above "
-                            f"{_fmt(budget.value + d.half_width, budget)}"
+                            f"{budget.format(budget.value - d.half_width, m)} or above "
+                            f"{budget.format(budget.value + d.half_width, m)}"
                         )
             reported = [m for m in TIME_METRICS if m not in decisions]
             decisions.update(_look(pairs, reported, settings, calls, confidence))
             rss_instrumented, threads_instrumented = process_reading()
             health = _diagnostic_round(workload, settings, router, calls, per_call)
-            heap_metric, retained = _heap_rounds(arms, settings, calls, heap_pairs, rng, plan.confidence)
+            heap_metric, retained = _heap_rounds(
+                arms, settings, calls, heap_pairs, rng, plan.confidence, deadline, heap_pair_s
+            )
     finally:
         router.switch(None)
         pipeline.shutdown()
@@ -308,17 +355,24 @@ def measure(
     )
 
 
-def _fmt(value: float, budget: Budget) -> str:
-    return f"{value * 100:.1f}%" if budget.kind == "relative" else f"{value:.3g}"
-
-
 def _progress_line(
-    nodeid: str, look: int, looks: int, pairs: int, elapsed: float, decisions: dict[str, Decision]
+    nodeid: str,
+    look: int,
+    looks: int,
+    pairs: int,
+    elapsed: float,
+    decisions: dict[str, Decision],
+    settings: MeasureSettings,
 ) -> str:
-    parts = [
-        f"{m} {d.estimate * 100:+.1f}% [{d.ci_low * 100:+.1f}, {d.ci_high * 100:+.1f}] {d.verdict.value}"
-        for m, d in decisions.items()
-    ]
+    parts = []
+    for m, d in decisions.items():
+        budget = settings.budget(m) or Budget("relative", 0.05)
+
+        def show(value: float, metric: str = m, budget: Budget = budget) -> str:
+            text = budget.format(value, metric)
+            return text if text.startswith("-") else "+" + text
+
+        parts.append(f"{m} {show(d.estimate)} [{show(d.ci_low)}, {show(d.ci_high)}] {d.verdict.value}")
     return f"{nodeid} look {look}/{looks}: {pairs} pairs, {elapsed:.1f}s" + (": " + "; ".join(parts) if parts else "")
 
 
@@ -350,9 +404,21 @@ def _diagnostic_round(
 
 
 def _heap_rounds(
-    arms: _Arms, settings: MeasureSettings, calls: int, heap_pairs: int, rng: random.Random, confidence: float
+    arms: _Arms,
+    settings: MeasureSettings,
+    calls: int,
+    heap_pairs: int,
+    rng: random.Random,
+    confidence: float,
+    deadline: float,
+    expected_pair_s: float,
 ) -> tuple[MetricResult, tuple[float, float]]:
-    """Peak heap per round in both arms, in paired rounds of their own under tracemalloc."""
+    """Peak heap per round in both arms, in paired rounds of their own under tracemalloc.
+
+    A pair runs only while it is expected to end before the deadline (``expected_pair_s``, or the
+    slowest pair so far if slower), except that a heap budget always gets one pair; without one,
+    a workload too slow for any pair in time reports no heap figures.
+    """
     budget = settings.budget("heap")
     kind = budget.kind if budget is not None else "relative"
     peaks: dict[bool, list[int]] = {False: [], True: []}
@@ -369,14 +435,36 @@ def _heap_rounds(
         finally:
             router.switch(None)
 
+    slowest = expected_pair_s
     with tracing_heap():
         for _ in range(heap_pairs):
+            pair_started = time.perf_counter()
+            if (peaks[False] or budget is None) and pair_started + slowest > deadline:
+                break
             order = [False, True]
             rng.shuffle(order)
             for arm in order:
                 result = heap_round(functools.partial(run, arm), pipeline.after_block)
                 peaks[arm].append(result.peak)
                 retained[arm].append(result.retained / calls)
+            slowest = max(slowest, time.perf_counter() - pair_started)
+    if not peaks[False]:
+        skipped = MetricResult(
+            metric="heap",
+            baseline=math.nan,
+            instrumented=math.nan,
+            overhead=math.nan,
+            ci_low=-math.inf,
+            ci_high=math.inf,
+            kind=kind,
+            n=0,
+            spread=math.nan,
+            confidence=confidence,
+            budget=None,
+            verdict=None,
+            note="not measured: one pair of heap rounds under tracemalloc would not end within max_time",
+        )
+        return skipped, (math.nan, math.nan)
     baseline, instrumented = median(peaks[False]), median(peaks[True])
     note = None
     if kind == "relative":
@@ -391,6 +479,11 @@ def _heap_rounds(
     else:
         stats = [float(i - b) for b, i in zip(peaks[False], peaks[True], strict=True)]
     decision = decide_budget(stats, budget if note is None else None, confidence, kind=kind, method="sign")
+    if budget is not None and note is None and decision.verdict is Verdict.INCONCLUSIVE and len(stats) < heap_pairs:
+        note = (
+            f"max_time left room for {len(stats)} of {heap_pairs} heap pairs (tracemalloc slows this workload); "
+            "a longer max_time decides the heap budget"
+        )
     verdict = None
     if budget is not None:
         verdict = Verdict.INCONCLUSIVE if note is not None else decision.verdict

@@ -4,6 +4,11 @@ The engine's statistic is one number per pair of blocks (``ln(instrumented / bas
 ``instrumented - baseline``). Noise on shared machines is heavy-tailed, so the estimate is the
 Hodges–Lehmann estimator (median of Walsh averages) with the Wilcoxon signed-rank interval,
 and the sign-test interval for the median where only a few pairs exist.
+
+Consecutive pairs are not independent on a shared machine (load comes and goes over seconds), and
+an interval that treats hundreds of them as independent comes out too narrow. Long runs are
+therefore summarized in at most ``MAX_BATCHES`` contiguous batches first (the batch-means method of
+simulation output analysis): each batch is one longer pair, and the interval is built from those.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from functools import lru_cache
 from statistics import NormalDist
 
 __all__ = [
+    "MAX_BATCHES",
     "Interval",
+    "batch_slices",
     "hodges_lehmann",
     "mad_spread",
     "median",
@@ -28,6 +35,25 @@ Interval = tuple[float, float, float]
 """(low, estimate, high)."""
 
 _EXACT_LIMIT = 60
+
+MAX_BATCHES = 40
+"""At most this many batches of consecutive pairs feed an interval; fewer pairs stay one per batch."""
+
+
+def batch_slices(n: int, min_size: int = 1, batches: int = MAX_BATCHES) -> list[slice]:
+    """Contiguous slices over ``range(n)``: at most ``batches`` of them, each of at least ``min_size``
+    items, sizes differing by at most one; none when ``n < min_size``.
+
+    >>> [(s.start, s.stop) for s in batch_slices(5, batches=2)]
+    [(0, 2), (2, 5)]
+    """
+    if min_size < 1 or batches < 1:
+        raise ValueError(f"batch_slices needs min_size >= 1 and batches >= 1, got {min_size} and {batches}")
+    count = min(batches, max(0, n) // min_size)
+    if count == 0:
+        return []
+    bounds = [round(k * n / count) for k in range(count + 1)]
+    return [slice(bounds[k], bounds[k + 1]) for k in range(count) if bounds[k + 1] > bounds[k]]
 
 
 def median(values: Sequence[float]) -> float:

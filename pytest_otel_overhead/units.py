@@ -140,11 +140,24 @@ class Budget:
     value: float
 
     def describe(self, metric: str) -> str:
+        """The budget as users wrote it: ``5.0%``, ``+50.0 µs``, ``+2.0 MiB``."""
         if self.kind == "relative":
-            return f"{self.value * 100:.1f}%"
-        if metric == "heap":
-            return f"+{format_bytes(self.value)}"
-        return f"+{format_seconds(self.value)}"
+            return format_percent(self.value)
+        return "+" + self.format(self.value, metric)
+
+    def format(self, amount: float, metric: str) -> str:
+        """An overhead, or a bound on one, in this budget's units (a percentage, a duration, a size)."""
+        if self.kind == "relative":
+            return format_percent(amount)
+        return format_bytes(amount) if metric == "heap" else format_seconds(amount)
+
+
+def format_percent(fraction: float) -> str:
+    """``0.05`` as ``5.0%``; small fractions keep two significant digits (``0.04%``, not ``0.0%``)."""
+    percent = fraction * 100
+    if percent == 0 or not math.isfinite(percent) or abs(percent) >= 0.1:
+        return f"{percent:.1f}%"
+    return f"{percent:.2g}%"
 
 
 def parse_budget(value: object, source: str, *, unit: Literal["seconds", "bytes"] = "seconds") -> Budget:

@@ -125,10 +125,3 @@ def decide_budget(
         spread=from_statistic(spread, kind) if kind == "relative" and math.isfinite(spread) else spread,
         confidence=confidence,
     )
-
-
-def projected_half_width(decision: Decision, n_now: int, n_final: float) -> float:
-    """Half-width the interval would shrink to by ``n_final`` pairs, at the usual 1/sqrt(n) rate."""
-    if n_now <= 0 or not math.isfinite(decision.half_width) or n_final <= 0:
-        return math.inf
-    return decision.half_width * math.sqrt(n_now / max(n_final, n_now))

@@ -282,3 +282,25 @@ def test_sign_interval_uses_the_binomial_order_statistics(n: int, confidence: fl
         assert (low, high) == (xs[k - 1], xs[n - k])
         achieved = 1 - 2 * sum(math.comb(n, j) for j in range(k)) / 2**n
         assert achieved >= confidence - 1e-12
+
+
+@given(st.integers(0, 5000), st.integers(1, 50), st.integers(1, 80))
+def test_batch_slices_cover_the_pairs_in_order_in_near_equal_batches(n: int, min_size: int, batches: int) -> None:
+    slices = stats.batch_slices(n, min_size=min_size, batches=batches)
+    assert len(slices) <= batches
+    if n < min_size:
+        assert slices == []
+        return
+    assert slices[0].start == 0 and slices[-1].stop == n
+    assert all(a.stop == b.start for a, b in itertools.pairwise(slices))
+    sizes = [s.stop - s.start for s in slices]
+    assert min(sizes) >= min_size
+    assert max(sizes) - min(sizes) <= 1
+    # Below the cap every item (or group of min_size items) is a batch of its own.
+    if n // min_size <= batches:
+        assert len(slices) == n // min_size
+
+
+def test_batch_slices_reject_nonsense() -> None:
+    with pytest.raises(ValueError, match="min_size >= 1"):
+        stats.batch_slices(10, min_size=0)

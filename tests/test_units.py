@@ -273,13 +273,12 @@ def test_budget_describe() -> None:
     assert Budget("absolute", 2 * 1024**2).describe("heap") == "+2.0 MiB"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Budget.describe rounds to one decimal of a percent, so a 0.04% budget reads '0.0%' in verdicts",
-)
 def test_a_small_relative_budget_is_described_with_its_value() -> None:
     described = Budget("relative", 0.0004).describe("cpu")
+    assert described == "0.04%"
     assert parse_budget(described, SOURCE) == Budget("relative", 0.0004)
+    assert Budget("relative", 0.025).format(-0.00123, "cpu") == "-0.12%"
+    assert Budget("absolute", 1e-3).format(2.5e-3, "wall") == "2.50 ms"
 
 
 # --- junk never escapes as anything but SettingsError -----------------------------------------

@@ -18,7 +18,6 @@ from pytest_otel_overhead.verdict import (
     decide,
     decide_budget,
     from_statistic,
-    projected_half_width,
     to_statistic,
 )
 
@@ -227,13 +226,6 @@ def test_repeated_looks_at_a_null_effect_keep_false_failures_rare() -> None:
                 break
     # Bonferroni bounds the rate by 2.5%; the seeded trials land well inside twice that.
     assert false_failures / trials <= 0.05
-
-
-def test_projected_half_width_shrinks_like_one_over_root_n() -> None:
-    decision = decide_budget([0.01 * i for i in range(-20, 21)], Budget("relative", 0.05), CONFIDENCE)
-    assert projected_half_width(decision, 41, 164) == pytest.approx(decision.half_width / 2)
-    assert projected_half_width(decision, 41, 10) == pytest.approx(decision.half_width)
-    assert projected_half_width(decision, 0, 100) == math.inf
 
 
 # --- TestResult.verdict ------------------------------------------------------------------------
