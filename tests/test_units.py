@@ -277,7 +277,8 @@ def test_a_small_relative_budget_is_described_with_its_value() -> None:
     described = Budget("relative", 0.0004).describe("cpu")
     assert described == "0.04%"
     assert parse_budget(described, SOURCE) == Budget("relative", 0.0004)
-    assert Budget("relative", 0.025).format(-0.00123, "cpu") == "-0.12%"
+    assert Budget("relative", 0.025).format(-0.00123, "cpu") == "-0.1%"
+    assert Budget("relative", 0.025).format(-0.000123, "cpu") == "-0.012%"
     assert Budget("absolute", 1e-3).format(2.5e-3, "wall") == "2.50 ms"
 
 
