@@ -867,6 +867,33 @@ def summary(records: Sequence[Record]) -> list[str]:
     return lines
 
 
+PAIR_BANDS = ((0, 200), (200, 800), (800, None))
+
+
+def coverage(records: Sequence[Record]) -> list[str]:
+    """How often the plugin's final interval missed the true (effective) overhead, by pairs measured,
+    and how many trials ran past their max_time."""
+    trials = [
+        r
+        for r in records
+        if r.get("type") == "trial" and r["method"] == "plugin" and r.get("ci_low") is not None and r.get("pairs")
+    ]
+    lines = ["pairs at the end | trials | interval excludes the truth | median half-width (points)"]
+    for low, high in PAIR_BANDS:
+        band = [r for r in trials if r["pairs"] >= low and (high is None or r["pairs"] < high)]
+        if not band:
+            continue
+        missed = sum(1 for r in band if not r["ci_low"] <= r["effective_overhead"] <= r["ci_high"])
+        widths = [(r["ci_high"] - r["ci_low"]) / 2 * 100 for r in band]
+        label = f"{low}–{high - 1}" if high is not None else f">= {low}"
+        lines.append(f"{label} | {len(band)} | {missed} ({_pct(missed, len(band))}) | {statistics.median(widths):.2f}")
+    timed = [r for r in records if r.get("type") == "trial" and r["method"] == "plugin" and r.get("duration_s")]
+    over = [r for r in timed if r["duration_s"] > r.get("max_time", 30.0)]
+    longest = max((r["duration_s"] for r in timed), default=0.0)
+    lines.append(f"over max_time: {len(over)} of {len(timed)} trials; longest {longest:.1f} s")
+    return lines
+
+
 def print_report(records: Sequence[Record], markdown: bool = False) -> None:
     print()
     for line in summary(records):
@@ -876,6 +903,10 @@ def print_report(records: Sequence[Record], markdown: bool = False) -> None:
     print()
     print("targets:")
     for line in targets(records):
+        print("  " + line)
+    print()
+    print("intervals and the cap:")
+    for line in coverage(records):
         print("  " + line)
 
 

@@ -107,10 +107,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         item.get_closest_marker(MARKER) is None and "otel_overhead" not in getattr(item, "fixturenames", ())
     ):
         return
+    problem: str | None = None
     try:
         item.stash[_settings_key] = session.settings_for(item)
     except SettingsError as error:
-        pytest.fail(f"otel-overhead: {error}", pytrace=False)
+        problem = str(error)
+    if problem is not None:  # failed outside the except, so the report does not chain the SettingsError
+        pytest.fail(f"otel-overhead: {problem}", pytrace=False)
     if _is_measured_body(item):
         function = getattr(item, "obj", None)
         if inspect.iscoroutinefunction(function) or inspect.isgeneratorfunction(function):

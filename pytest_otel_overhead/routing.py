@@ -10,6 +10,7 @@ nothing is being measured), an SDK tracer while the instrumented arm runs.
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -109,24 +110,56 @@ class ArmRouter(trace.TracerProvider):
         return self._current is self._idle
 
 
-class _RoutedTracer(trace.Tracer):
-    """A tracer that re-resolves its delegate whenever the router switches arms."""
+_MAX_CACHED_PROVIDERS = 4
+"""Delegates a routed tracer keeps: the idle provider, the arm's, and a diagnostic one fit."""
 
-    __slots__ = ("_delegate", "_generation", "_key", "_router")
+
+class _RoutedTracer(trace.Tracer):
+    """A tracer that follows the router's current provider, resolving each provider's tracer once.
+
+    Resolving costs tens of µs on the SDK (scope objects, a warnings filter, a lock), and the
+    engine switches arms before every block, so delegates are cached per provider. The cache is
+    weak: a provider dropped after its test takes its delegate with it.
+    """
+
+    __slots__ = ("_delegate", "_delegates", "_generation", "_key", "_router")
 
     def __init__(self, router: ArmRouter, key: _TracerKey) -> None:
         self._router = router
         self._key = key
         self._generation = -1
         self._delegate: trace.Tracer = trace.NoOpTracer()
+        # Made on the first switch after first use, so tracers got per request do not pay for it.
+        self._delegates: weakref.WeakKeyDictionary[trace.TracerProvider, trace.Tracer] | None = None
 
     def _tracer(self) -> trace.Tracer:
         router = self._router
-        if self._generation != router._generation:
-            name, version, schema_url, attributes = self._key
-            self._delegate = router._current.get_tracer(name, version, schema_url, attributes)
-            self._generation = router._generation
+        generation = router._generation
+        if self._generation != generation:
+            # Generation before provider: a switch in between leaves the generation stale, so the
+            # next call resolves again instead of keeping a delegate of the previous arm.
+            self._delegate = self._resolve(router._current)
+            self._generation = generation
         return self._delegate
+
+    def _resolve(self, provider: trace.TracerProvider) -> trace.Tracer:
+        delegates = self._delegates
+        if delegates is None:
+            if self._generation == -1:  # first use: code calling get_tracer() per request never switches
+                return provider.get_tracer(*self._key)
+            delegates = self._delegates = weakref.WeakKeyDictionary()
+        try:
+            cached = delegates.get(provider)
+        except TypeError:  # a provider that cannot be weakly referenced is resolved every time
+            return provider.get_tracer(*self._key)
+        if cached is not None:
+            return cached
+        delegate = provider.get_tracer(*self._key)
+        # Bounded too, in case some provider's tracers hold their provider (the key) alive.
+        if len(delegates) >= _MAX_CACHED_PROVIDERS:
+            delegates.clear()
+        delegates[provider] = delegate
+        return delegate
 
     def start_span(self, *args: Any, **kwargs: Any) -> trace.Span:
         return self._tracer().start_span(*args, **kwargs)
@@ -159,6 +192,16 @@ class _RoutedSpanContext:
 
     def __call__(self, func: F) -> F:
         tracer, args, kwargs = self._tracer, self._args, self._kwargs
+
+        if inspect.iscoroutinefunction(func):
+            # As OpenTelemetry's own decorator does: the span must stay open until the coroutine
+            # finishes, not end when the coroutine object is created.
+            @functools.wraps(func)
+            async def async_wrapper(*a: Any, **kw: Any) -> Any:
+                with _RoutedSpanContext(tracer, args, kwargs):
+                    return await func(*a, **kw)
+
+            return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(func)
         def wrapper(*a: Any, **kw: Any) -> Any:

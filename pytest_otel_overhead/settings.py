@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -63,6 +64,8 @@ SAMPLERS = (
     *STRATEGY_SAMPLERS,
 )
 RATIO_SAMPLERS = ("traceidratio", "parentbased_traceidratio")
+# The ratio sampler a rate turns a non-ratio one into: root-only samplers stay root-only.
+_RATIO_FORM = {"always_on": "traceidratio", "always_off": "traceidratio"}
 PROCESSORS = ("batch", "simple")
 EXPORTERS = ("none", "memory", "otlp")  # or a module:factory
 GATE_METRICS = ("cpu", "wall")
@@ -386,7 +389,25 @@ class Layer:
 
     @classmethod
     def parse(cls, raw: Mapping[str, object], source_of: Callable[[str], str]) -> Layer:
-        return cls({key: (KEYS[key].parse(value, source_of(key)), source_of(key)) for key, value in raw.items()})
+        # A source shared by every setting (a marker's names the test) cannot say which argument,
+        # batch_size or queue_size, is bad: then the error must.
+        shared = len({source_of(key) for key in KEYS}) == 1
+        values = {}
+        for key, value in raw.items():
+            source = source_of(key)
+            values[key] = (_parse_value(key, value, source, name_key=shared), source)
+        return cls(values)
+
+
+def _parse_value(key: str, value: object, source: str, *, name_key: bool) -> Any:
+    try:
+        return KEYS[key].parse(value, source)
+    except SettingsError as error:
+        message = str(error)
+        said = message[len(source) :] if message.startswith(source) else message
+        if not name_key or re.search(rf"\b{key}\b", said):  # "'five' is not a budget" names budget already
+            raise
+        raise SettingsError(f"{message} (argument {key})") from None
 
 
 def check_keys(raw: Mapping[str, object], source: str) -> None:
@@ -433,6 +454,11 @@ def _pick(layers: Iterable[Layer], key: str) -> tuple[Any, str] | None:
         if key in layer.values:
             return layer.values[key]
     return None
+
+
+def _rank(layers: Sequence[Layer], key: str) -> int:
+    """Index of the highest layer that sets ``key`` (lower is higher precedence); past the end if none."""
+    return next((index for index, layer in enumerate(layers) if key in layer.values), len(layers))
 
 
 def profile_layer(name: str, named_by: str) -> Layer:
@@ -497,11 +523,16 @@ def resolve(layers: Sequence[Layer]) -> MeasureSettings:
     sampler = value("sampler", None)
     rate = value("sample_rate", None)
     rate_source = source("sample_rate")
+    selects_ratio = rate is not None and not any(var in rate_source for var in _SPEC_ONLY_RATE_VARS)
     if sampler is None:
-        selects_ratio = rate is not None and not any(var in rate_source for var in _SPEC_ONLY_RATE_VARS)
         # A setting that only one of the plugin's samplers uses selects that sampler.
         implied = next((name for name, key in SAMPLER_ARG_KEYS.items() if key in chosen), None)
         sampler = implied or ("parentbased_traceidratio" if selects_ratio else "parentbased_always_on")
+    elif sampler not in RATIO_SAMPLERS and selects_ratio and _rank(layers, "sample_rate") < _rank(layers, "sampler"):
+        # A rate set above the sampler's layer wins, as precedence says (a marker's rate over
+        # $OTEL_TRACES_SAMPLER): it selects a ratio sampler, as a rate alone does.
+        sampler = _RATIO_FORM.get(sampler, "parentbased_traceidratio")
+        chosen["sampler"] = (sampler, rate_source)
     if sampler in RATIO_SAMPLERS:
         rate = 1.0 if rate is None else rate
     elif rate is not None:

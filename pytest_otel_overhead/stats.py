@@ -14,6 +14,7 @@ simulation output analysis): each batch is one longer pair, and the interval is 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
 from functools import lru_cache
 from statistics import NormalDist
@@ -81,25 +82,34 @@ def mad_spread(values: Sequence[float]) -> float:
     return 1.4826 * median([abs(v - centre) for v in values])
 
 
-def _walsh_count_at_most(ordered: Sequence[float], t: float) -> int:
-    """Number of Walsh averages (x_i + x_j) / 2, i <= j, that are <= t; O(n) with two pointers."""
+def _row_ends(ordered: Sequence[float], pivot: float, *, strict: bool) -> tuple[list[int], int]:
+    """Per row i, the last j >= i with x_i + x_j <= pivot (< pivot if ``strict``), i - 1 if none;
+    and how many sums that makes.
+
+    Sums grow along each row and down each column, so one pointer sweeping down serves all rows: O(n).
+    """
     n = len(ordered)
+    ends: list[int] = []
     count = 0
     j = n - 1
-    twice = 2 * t
     for i in range(n):
-        while j >= i and ordered[i] + ordered[j] > twice:
+        x = ordered[i]
+        while j >= i and (x + ordered[j] >= pivot if strict else x + ordered[j] > pivot):
             j -= 1
-        if j < i:
+        if j < i:  # this row and all below it have no sum on this side of the pivot
+            ends.extend(range(i - 1, n - 1))
             break
+        ends.append(j)
         count += j - i + 1
-    return count
+    return ends, count
 
 
 def walsh_order_statistic(ordered: Sequence[float], k: int) -> float:
     """The k-th smallest (1-based) of the n(n+1)/2 Walsh averages of sorted values.
 
-    Found by bisection on the value with an O(n) count, so memory stays O(n) for thousands of pairs.
+    Exact: the result is one of the averages ``(x_i + x_j) / 2``, bit for bit. Large inputs use
+    selection over the pair sums with O(n) counts per round, so memory stays O(n) for thousands
+    of pairs.
     """
     n = len(ordered)
     total = n * (n + 1) // 2
@@ -108,16 +118,44 @@ def walsh_order_statistic(ordered: Sequence[float], k: int) -> float:
     if n <= _EXACT_LIMIT:
         averages = sorted((ordered[i] + ordered[j]) / 2 for i in range(n) for j in range(i, n))
         return averages[k - 1]
-    low, high = ordered[0], ordered[-1]
-    for _ in range(200):
-        mid = (low + high) / 2
-        if mid in (low, high):
-            break
-        if _walsh_count_at_most(ordered, mid) >= k:
-            high = mid
+    # Sums x_i + x_j still in play are, per row i, those with j in first[i]..last[i], all within
+    # [low, high]; ``below`` and ``above`` count the sums ruled out on either side. Selecting among
+    # the sums, not settling on a midpoint, returns one of the averages bit for bit.
+    first = list(range(n))
+    last = [n - 1] * n
+    below = above = 0
+    low, high = ordered[0] + ordered[0], ordered[-1] + ordered[-1]
+    rng = random.Random(n * 1_000_003 + k)  # seeded: the same data always takes the same path
+    bisect = True
+    while True:
+        remaining = total - below - above
+        if remaining <= n:
+            sums = sorted(ordered[i] + ordered[j] for i in range(n) for j in range(first[i], last[i] + 1))
+            return sums[k - below - 1] / 2
+        # Halving the value range is quickest on ordinary data; where it stalls (values spanning
+        # many magnitudes) a random sum still in play as pivot discards a fair share on average.
+        pivot = low / 2 + high / 2
+        if not bisect or not low <= pivot <= high:
+            sizes = [last[i] - first[i] + 1 for i in range(n)]
+            pick = rng.randrange(remaining)
+            row = 0
+            while pick >= max(0, sizes[row]):
+                pick -= max(0, sizes[row])
+                row += 1
+            pivot = ordered[row] + ordered[first[row] + pick]
+        at_most, count_at_most = _row_ends(ordered, pivot, strict=False)
+        if count_at_most < k:
+            discarded = count_at_most - below
+            below, low = count_at_most, pivot
+            first = [max(f, end + 1) for f, end in zip(first, at_most, strict=True)]
         else:
-            low = mid
-    return high
+            under, count_under = _row_ends(ordered, pivot, strict=True)
+            if count_under < k:
+                return pivot / 2
+            discarded = total - count_under - above
+            above, high = total - count_under, pivot
+            last = [min(stop, end) for stop, end in zip(last, under, strict=True)]
+        bisect = 2 * discarded >= remaining
 
 
 def hodges_lehmann(values: Sequence[float]) -> float:

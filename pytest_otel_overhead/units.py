@@ -8,6 +8,7 @@ names that source, so a user can find and fix the value without reading a traceb
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from dataclasses import dataclass
@@ -52,8 +53,25 @@ def _split(value: str) -> tuple[float, str] | None:
     return float(match.group(1)), match.group(2)
 
 
+_DESCRIBE_LIMIT = 60
+
+
 def _describe(value: object) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
+    """The value for a one-line message: quoted if text, shortened if long, never raising."""
+    try:
+        text = repr(value) if isinstance(value, str) else str(value)
+    except Exception:  # e.g. an int too long for str(), or an object whose __str__ fails
+        text = f"<{type(value).__name__}>"
+    text = " ".join(text.splitlines())
+    return text if len(text) <= _DESCRIBE_LIMIT else text[: _DESCRIBE_LIMIT - 3] + "..."
+
+
+def _as_float(value: int | float) -> float:
+    """A real number as a float; an int too large for one becomes infinity, which callers reject."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def parse_fraction(value: object, source: str, *, what: str = "a rate") -> float:
@@ -62,7 +80,7 @@ def parse_fraction(value: object, source: str, *, what: str = "a rate") -> float
     if isinstance(value, bool):
         number = None
     elif isinstance(value, (int, float)):
-        number = float(value)
+        number = _as_float(value)
     elif isinstance(value, str):
         parts = _split(value)
         if parts is not None and parts[1] in ("", "%"):
@@ -80,7 +98,9 @@ def parse_count(value: object, source: str, *, minimum: int = 1) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
     elif isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
-        number = int(value)
+        # Beyond Python's limit on digits in int() (4300 by default) it is junk, not a count.
+        with contextlib.suppress(ValueError):
+            number = int(value)
     if number is None or number < minimum:
         raise SettingsError(f"{source}: {_describe(value)} is not a whole number of at least {minimum}")
     return number
@@ -90,7 +110,7 @@ def parse_seconds(value: object, source: str, *, bare_unit: float = 1.0) -> floa
     """A positive duration in seconds: ``"50ms"``, ``"5s"``, ``"2min"``, or a bare number in ``bare_unit``."""
     seconds: float | None = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value) * bare_unit
+        seconds = _as_float(value) * bare_unit
     elif isinstance(value, str):
         parts = _split(value)
         if parts is not None:
@@ -116,7 +136,8 @@ def parse_duration_ms(value: object, source: str) -> float:
 def parse_bool(value: object, source: str) -> bool:
     if isinstance(value, bool):
         return value
-    text = str(value).strip().lower()
+    # str() of any value may fail (an int past the digit limit); _describe() never does.
+    text = (value if isinstance(value, str) else _describe(value)).strip().lower()
     if text in ("1", "true", "yes", "on"):
         return True
     if text in ("0", "false", "no", "off", ""):
@@ -167,13 +188,13 @@ def parse_budget(value: object, source: str, *, unit: Literal["seconds", "bytes"
     if isinstance(value, bool):
         raise SettingsError(f"{source}: {value} is not a budget; {hint}")
     if isinstance(value, (int, float)):
-        number = float(value)
+        number = _as_float(value)
         if not math.isfinite(number) or number <= 0:
-            raise SettingsError(f"{source}: {value} is not a budget; {hint}")
+            raise SettingsError(f"{source}: {_describe(value)} is not a budget; {hint}")
         if number > 1:
             raise SettingsError(
-                f"{source}: {value} is ambiguous as a budget; write '{value:g}%' for a percentage "
-                f"or {number / 100:g} for a fraction"
+                f"{source}: {_describe(value)} is ambiguous as a budget; write '{number:g}%' for a "
+                f"percentage or {number / 100:g} for a fraction"
             )
         return Budget("relative", number)
     if isinstance(value, str):
@@ -189,7 +210,7 @@ def parse_budget(value: object, source: str, *, unit: Literal["seconds", "bytes"
                     amount, kind = number, "relative"
                 elif number > 1:
                     raise SettingsError(
-                        f"{source}: {value!r} is ambiguous as a budget; write '{number:g}%' for a "
+                        f"{source}: {_describe(value)} is ambiguous as a budget; write '{number:g}%' for a "
                         f"percentage or {number / 100:g} for a fraction"
                     )
             elif unit == "bytes":

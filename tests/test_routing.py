@@ -7,10 +7,13 @@ TracerProvider of this process is never touched. The global-install path runs in
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import json
 import threading
+import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry import trace
@@ -219,11 +222,6 @@ def test_spans_from_other_threads_follow_the_arm(router: ArmRouter, arm: Arm) ->
     assert arm.names() == ["background"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the routed decorator wraps async functions in a sync wrapper: the span ends before the "
-    "coroutine runs and inspect.iscoroutinefunction() turns False (the OTel tracer handles coroutines)",
-)
 def test_a_decorated_coroutine_function_stays_a_coroutine_function_and_runs_inside_its_span(
     router: ArmRouter, arm: Arm
 ) -> None:
@@ -237,6 +235,81 @@ def test_a_decorated_coroutine_function_stays_a_coroutine_function_and_runs_insi
     router.switch(arm.provider)
     assert asyncio.run(fetch()) is True
     assert inspect.iscoroutinefunction(fetch)
+    assert fetch.__name__ == "fetch"
+    assert arm.names() == ["fetch"]
+
+
+def test_a_decorated_coroutine_follows_the_arm_when_it_runs_and_records_its_error(router: ArmRouter, arm: Arm) -> None:
+    tracer = router.get_tracer("async")
+
+    @tracer.start_as_current_span("fail")
+    async def fail() -> None:
+        await asyncio.sleep(0)
+        raise KeyError("gone")
+
+    pending = fail()  # created in the baseline, run in the instrumented arm: the arm at run time counts
+    router.switch(arm.provider)
+    with pytest.raises(KeyError):
+        asyncio.run(pending)
+    (span,) = arm.exporter.get_finished_spans()
+    assert span.name == "fail"
+    assert span.status.status_code is StatusCode.ERROR
+
+
+class CountingProvider(TracerProvider):
+    """An SDK provider that counts how often a tracer is resolved on it."""
+
+    def __init__(self) -> None:
+        super().__init__(shutdown_on_exit=False)
+        self.resolved = 0
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+        self.resolved += 1
+        return super().get_tracer(*args, **kwargs)
+
+
+def test_a_routed_tracer_resolves_each_provider_once_and_a_new_provider_afresh(router: ArmRouter) -> None:
+    first, second = CountingProvider(), CountingProvider()
+    exporter = InMemorySpanExporter()
+    second.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = router.get_tracer("shop")
+    with tracer.start_as_current_span("ordinary run"):
+        pass
+    for _ in range(5):  # the engine's pattern: the arm, then idle, block after block
+        router.switch(first)
+        with tracer.start_as_current_span("instrumented"):
+            pass
+        router.switch(None)
+        with tracer.start_as_current_span("baseline"):
+            pass
+    assert first.resolved == 1
+    for _ in range(3):
+        router.switch(second)
+        with tracer.start_as_current_span("next test") as span:
+            assert span.is_recording()
+        router.switch(None)
+    assert (first.resolved, second.resolved) == (1, 1)
+    assert [s.name for s in exporter.get_finished_spans()] == ["next test"] * 3
+    router.switch(first)
+    tracer.start_span("back to the first").end()
+    assert (first.resolved, second.resolved) == (1, 1)
+    first.shutdown()
+    second.shutdown()
+
+
+def test_the_delegate_cache_does_not_keep_a_finished_provider_alive(router: ArmRouter) -> None:
+    tracer = router.get_tracer("shop")
+    tracer.start_span("ordinary run").end()
+    provider = TracerProvider(shutdown_on_exit=False)
+    gone = weakref.ref(provider)
+    router.switch(provider)
+    tracer.start_span("instrumented").end()
+    router.switch(None)
+    tracer.start_span("baseline").end()
+    provider.shutdown()
+    del provider
+    gc.collect()
+    assert gone() is None
 
 
 # --- the global install, in subprocesses -------------------------------------------------------

@@ -224,18 +224,40 @@ def test_a_non_ratio_sampler_in_a_higher_layer_overrides_a_rate_below_it() -> No
     assert (settings.pipeline.sampler, settings.pipeline.sample_rate) == ("always_on", None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a sample_rate from a higher layer (marker) is silently dropped when a lower layer "
-    "(here $OTEL_TRACES_SAMPLER) names a non-ratio sampler; precedence says the marker wins",
-)
 def test_a_rate_in_the_marker_is_not_silently_dropped_by_a_sampler_from_the_environment() -> None:
-    try:
-        settings = resolve([marker(sample_rate=0.1), env(OTEL_TRACES_SAMPLER="parentbased_always_on")])
-    except SettingsError as error:
-        assert MARKER_SOURCE in str(error)  # an error naming both would do as well
-        return
+    # Precedence: the marker's rate wins over the environment's sampler and selects a ratio sampler.
+    settings = resolve([marker(sample_rate=0.1), env(OTEL_TRACES_SAMPLER="parentbased_always_on")])
     assert settings.pipeline.sample_rate == pytest.approx(0.1)
+    assert settings.pipeline.sampler == "parentbased_traceidratio"
+    assert settings.source("sample_rate") == MARKER_SOURCE
+    assert settings.source("sampler") == MARKER_SOURCE
+
+
+@pytest.mark.parametrize(
+    ("lower_sampler", "ratio_sampler"),
+    [
+        ("always_on", "traceidratio"),
+        ("always_off", "traceidratio"),
+        ("parentbased_always_off", "parentbased_traceidratio"),
+        ("traceidratio", "traceidratio"),
+    ],
+)
+def test_a_rate_above_the_sampler_selects_that_samplers_ratio_form(lower_sampler: str, ratio_sampler: str) -> None:
+    settings = resolve([marker(), cli(sample_rate="5%"), ini(sampler=lower_sampler)])
+    assert (settings.pipeline.sampler, settings.pipeline.sample_rate) == (ratio_sampler, pytest.approx(0.05))
+
+
+def test_a_rate_above_a_strategy_sampler_wins_too() -> None:
+    settings = resolve(
+        [marker(sample_rate=0.2), env(OTEL_TRACES_SAMPLER="rate_limiting", OTEL_TRACES_SAMPLER_ARG="30")]
+    )
+    assert (settings.pipeline.sampler, settings.pipeline.sample_rate) == ("parentbased_traceidratio", 0.2)
+    assert settings.pipeline.max_traces_per_second is None
+
+
+def test_the_spec_sampler_arg_never_overrides_a_sampler() -> None:
+    settings = resolve([env(OTEL_TRACES_SAMPLER_ARG="0.25"), ini(sampler="always_on")])
+    assert (settings.pipeline.sampler, settings.pipeline.sample_rate) == ("always_on", None)
 
 
 # --- environment variables ---------------------------------------------------------------------
@@ -441,14 +463,34 @@ def test_any_value_for_any_key_parses_or_raises_a_settings_error_naming_the_sour
         assert str(error).startswith(option_name(key) + ": ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an error from a marker value does not name the argument, e.g. which of batch_size/queue_size",
-)
 def test_a_marker_error_names_the_argument_at_fault() -> None:
     with pytest.raises(SettingsError) as info:
         marker_layer(FakeItem(NODEID, [pytest.mark.otel_overhead(batch_size=64, queue_size="lots").mark]))  # type: ignore[arg-type]
-    assert "queue_size" in str(info.value)
+    message = str(info.value)
+    assert message == f"{MARKER_SOURCE}: 'lots' is not a whole number of at least 1 (argument queue_size)"
+    assert "batch_size" not in message
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [("cpu", "fast", "(argument cpu)"), ("metric", "heap", "(argument metric)"), ("budget", "five", None)],
+)
+def test_a_marker_error_names_the_argument_unless_the_message_does(key: str, value: object, named: str | None) -> None:
+    with pytest.raises(SettingsError) as info:
+        marker(**{key: value})
+    message = str(info.value)
+    assert message.startswith(MARKER_SOURCE + ": ")
+    assert "\n" not in message
+    if named is None:
+        assert "(argument" not in message  # "'five' is not a budget" says which already
+    else:
+        assert message.endswith(named)
+
+
+def test_an_error_from_a_source_that_names_the_setting_is_left_as_it_is() -> None:
+    with pytest.raises(SettingsError) as info:
+        cli(queue_size="lots")
+    assert str(info.value) == "--otel-overhead-queue-size: 'lots' is not a whole number of at least 1"
 
 
 # --- the layers pytest builds ------------------------------------------------------------------

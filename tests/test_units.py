@@ -315,20 +315,49 @@ def test_number_like_junk_raises_nothing_but_settings_error(parser: Parser, text
         parser(text, SOURCE)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=(OverflowError, ValueError), reason="BUG: a huge number escapes as OverflowError/ValueError"
-)
 @pytest.mark.parametrize(
     ("parser", "value"),
     [
         (parse_fraction, 10**400),
+        (parse_fraction, -(10**400)),
         (parse_seconds, 10**400),
         (parse_duration_ms, 10**400),
         (parse_budget, 10**400),
+        (parse_budget, 10**5000),
         (parse_count, "9" * 5000),
+        (parse_bool, 10**5000),
+        (parse_fraction, "9" * 5000),
+        (parse_seconds, "9" * 400 + "s"),
+        (PARSERS[-1], "9" * 400 + "GiB"),
     ],
-    ids=["fraction", "seconds", "duration_ms", "budget", "count-5000-digits"],
+    ids=[
+        "fraction",
+        "fraction-negative",
+        "seconds",
+        "duration_ms",
+        "budget",
+        "budget-5000-digits",
+        "count-5000-digits",
+        "bool-5000-digits",
+        "fraction-text-5000-digits",
+        "seconds-text",
+        "heap-budget-text",
+    ],
 )
 def test_huge_numbers_are_a_settings_error(parser: Parser, value: object) -> None:
-    with pytest.raises(SettingsError):
+    with pytest.raises(SettingsError) as raised:
         parser(value, SOURCE)
+    message = str(raised.value)
+    assert message.startswith(SOURCE + ": ")
+    assert "\n" not in message
+    assert len(message) < 300  # the value is shortened, not pasted in full
+
+
+def test_a_value_whose_str_fails_is_still_a_settings_error() -> None:
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    for parser in PARSERS:
+        with pytest.raises(SettingsError, match=r"^\$OTEL_SOURCE_UNDER_TEST: "):
+            parser(Unprintable(), SOURCE)
