@@ -91,14 +91,14 @@ def test_quote_with_a_slow_collector(otel_overhead, catalogue: str) -> None:
     instrument=[SQLITE],
     exporter="otlp",
     backend_latency="50ms",
-    queue_size=64,
-    batch_size=64,
+    queue_size=16,
+    batch_size=16,
     cpu="5ms",
     max_dropped=0,
 )
 @pytest.mark.xfail(
-    reason="expected under --otel-overhead: a 50 ms collector drains 64 spans per round trip, "
-    "far fewer than arrive, so a queue of 64 overflows and spans are lost",
+    reason="expected under --otel-overhead: a 50 ms collector drains 16 spans per round trip, "
+    "far fewer than arrive, so a queue of 16 overflows and spans are lost",
     strict=False,
 )
 def test_quote_with_a_slow_collector_and_a_small_queue(otel_overhead, catalogue: str) -> None:

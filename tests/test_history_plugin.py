@@ -1,8 +1,14 @@
 """Saving, comparing and CI outputs through pytest itself, in subprocesses.
 
 Effects are kept far from every threshold: the "heavy" workload starts ~60 spans around a tiny loop
-(overhead of the order of +100..300%), the "light" one one span around ~1 ms of work (a few %),
-budgets are 1000% so they pass quickly, and regressions are judged against +50 percentage points.
+(overhead of the order of +100..400%), the "light" one one span around ~1 ms of work (a few %),
+budgets are 10000% so they pass quickly (and the heavy one stays ~25 times below its budget), and
+regressions are judged against +50 percentage points (heavy against light) or +1000 (light against
+light: an A/A comparison that must read OK).
+
+A run stops at its first decided look, and two runs are compared on the pairs they kept: a max_time
+of 20 s puts the first look late enough for well over the minimum of 8 pairs even on a busy machine
+(a decided run still ends in a few seconds), so comparisons are not made on a handful of noisy pairs.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ def work():
     return total
 
 
-@pytest.mark.otel_overhead(budget="1000%", inconclusive="pass")
+@pytest.mark.otel_overhead(budget="10000%", inconclusive="pass")
 def test_work():
     assert work() >= 0
 
@@ -47,7 +53,7 @@ def test_plain():
 """
 LIGHT = WORKLOAD.format(spans=1, loop=30000)
 HEAVY = WORKLOAD.format(spans=60, loop=1000)
-MEASURE = ("-p", "no:cacheprovider", "--otel-overhead", "--otel-overhead-max-time=3")
+MEASURE = ("-p", "no:cacheprovider", "--otel-overhead", "--otel-overhead-max-time=20")
 
 
 def test_regression_fails_the_test_and_reaches_every_output(
@@ -173,7 +179,7 @@ def test_command_line_on_a_saved_store(pytester: pytest.Pytester) -> None:
     assert listing.ret == 0
     listing.stdout.fnmatch_lines(["file*name*saved*", "*_one_*one*", "*_two_*two*"])
     compared = pytester.run(
-        sys.executable, "-m", "pytest_otel_overhead", "compare", "one", "latest", "--fail", "cpu:+300pp",
+        sys.executable, "-m", "pytest_otel_overhead", "compare", "one", "latest", "--fail", "cpu:+1000pp",
         "--markdown", "cmp.md",
     )  # fmt: skip
     assert compared.ret == 0, compared.stdout.str() + compared.stderr.str()

@@ -49,7 +49,11 @@ instructions.PROCESSES = 6
 def test_aa_reads_zero_and_an_injected_cost_reads_as_itself(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_counted=TESTS)
     pytester.makeconftest(CONFTEST)
-    result = pytester.runpytest_subprocess("--otel-overhead", "--otel-overhead-json=out.json", "-p", "no:randomly")
+    # In instructions mode max_time only bounds the valgrind children (10 x max_time, at least 300 s):
+    # counts do not depend on load, but how long counting takes does, so give a loaded machine room.
+    result = pytester.runpytest_subprocess(
+        "--otel-overhead", "--otel-overhead-max-time=120", "--otel-overhead-json=out.json", "-p", "no:randomly"
+    )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*instructions overhead 50.*exceeds budget 5.0%*instructions mode: 6 processes*"])
     tests = {t["nodeid"]: t for t in json.loads((pytester.path / "out.json").read_text())["tests"]}

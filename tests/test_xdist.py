@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -25,7 +26,8 @@ from pytest_otel_overhead.xdist_support import HostLock, result_from_wire, resul
 pytest.importorskip("xdist")
 
 # Measured tests (time mode, short) and plain tests that mark when they run, so the test can check
-# that no plain test ran while a measurement did.
+# that no plain test ran while a measurement did. The workloads make no spans (overhead about 0) and
+# the budget is huge, so no verdict can fail the run however loaded the machine is.
 TESTS = """
 import json, os, time
 
@@ -43,12 +45,12 @@ def busy():
     return sum(i * i for i in range(2000))
 
 
-@pytest.mark.otel_overhead(budget="60%", max_time="1.5s")
+@pytest.mark.otel_overhead(budget="1000%", max_time="1.5s")
 def test_measured_body():
     busy()
 
 
-@pytest.mark.otel_overhead(budget="60%", max_time="1.5s")
+@pytest.mark.otel_overhead(budget="1000%", max_time="1.5s")
 def test_measured_twice(otel_overhead):
     otel_overhead(busy)
     otel_overhead(busy)
@@ -196,29 +198,43 @@ def test_a_result_crosses_processes_without_loss() -> None:
     assert rebuilt.settings == result.settings
 
 
+def _gate_held_exclusively(lock: HostLock) -> bool:
+    """Whether some holder has the gate exclusively (a measurement waiting or running), without waiting."""
+    with lock.paths[0].open("ab") as probe:
+        try:
+            fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(probe, fcntl.LOCK_UN)
+        return False
+
+
 def test_a_measurement_waits_for_running_tests_and_holds_off_new_ones(tmp_path: Path) -> None:
     first, second = HostLock("unit", tmp_path), HostLock("unit", tmp_path)
     events: list[str] = []
-    started = threading.Event()
 
     def measuring() -> None:
-        with second.test():
-            started.set()
-            with second.exclusive():
-                events.append("measure start")
-                time.sleep(0.2)
-                events.append("measure end")
+        with second.test(), second.exclusive():
+            events.append("measure start")
+            time.sleep(0.2)
+            events.append("measure end")
 
     with first.test():
         worker = threading.Thread(target=measuring)
         worker.start()
-        started.wait(5)
-        time.sleep(0.2)
+        # Wait (on a busy machine, as long as it takes) until the measurement has reached the gate;
+        # a fixed sleep would let a new test slip in ahead of a measurement whose thread ran late.
+        deadline = time.monotonic() + 60
+        while not _gate_held_exclusively(first):
+            assert time.monotonic() < deadline, "the measurement never took the gate"
+            time.sleep(0.01)
+        time.sleep(0.2)  # room for a measurement that wrongly started alongside this test to show
         events.append("running test ends")
     time.sleep(0.05)
     with first.test():  # a new test waits until the measurement is done
         events.append("next test starts")
-    worker.join(5)
+    worker.join(60)
+    assert not worker.is_alive()
     assert events == ["running test ends", "measure start", "measure end", "next test starts"]
     first.close()
     second.close()
@@ -238,7 +254,7 @@ def test_two_measuring_workers_do_not_deadlock(tmp_path: Path) -> None:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(5)
+        thread.join(60)  # a deadlock never ends; a loaded machine only takes longer
     assert len(spans) == 2
     (_, first_end), (second_start, _) = sorted(spans)
     assert first_end <= second_start
