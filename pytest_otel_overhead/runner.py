@@ -40,6 +40,9 @@ BLOCK_TARGET_S = 0.01
 """Target length of one timed block: short blocks give many pairs per second at similar spread."""
 WARMUP_S = 0.2
 DIAGNOSTIC_S = 0.25
+MARGIN_S = 0.4
+"""Kept back beyond the estimates: the last pair, the last look's statistics and the pipeline's
+shutdown overran the cap by up to 0.2 s with 0.05 s here."""
 HEAP_PAIRS_BUDGETED = 8
 HEAP_PAIRS_REPORTED = 3
 HEAP_SHARE_REPORTED = 0.1
@@ -244,7 +247,7 @@ def measure(
             heap_pair_s = 2 * calls * wall_per_call * TRACEMALLOC_SLOWDOWN
             # Heap rounds without a heap budget only report, so they may not eat much of the time.
             share = HEAP_SHARE_BUDGETED if settings.budget("heap") is not None else HEAP_SHARE_REPORTED
-            reserve = DIAGNOSTIC_S + min(heap_pairs * heap_pair_s, share * settings.max_time) + 0.05
+            reserve = DIAGNOSTIC_S + min(heap_pairs * heap_pair_s, share * settings.max_time) + MARGIN_S
             timed_start = time.perf_counter()
             timed_span = max(0.0, deadline - timed_start - reserve)
             look_times = [timed_start + f * timed_span for f in plan.fractions]
