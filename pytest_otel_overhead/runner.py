@@ -3,7 +3,7 @@
 Order of a measurement, all within the test's ``max_time``:
 
 1. warm-up in both arms, then calibrate the calls per block to about ``BLOCK_TARGET_S``;
-2. timed pairs: a baseline and an instrumented block in random order, each started from a
+2. timed pairs: a baseline and an instrumented block, in ABBA order from a random start, each from a
    collected heap, the instrumented one flushing its pipeline inside the timed span, so export
    work is charged to it; CPU time of the whole process (all threads), wall time, and the wall
    latency of every call are recorded;
@@ -258,9 +258,13 @@ def measure(
             looks_done = 0
             notes: dict[str, str] = {}
             confidence = plan.per_look_confidence
+            # ABBA order from a random start: the block after an instrumented one is a baseline one
+            # half of the time, so what one arm leaves behind (its export thread winding down, caches)
+            # does not land mostly on the other; with a coin per pair it would, three times in four.
+            orientation = rng.random() < 0.5
             for look_index, look_time in enumerate(look_times):
                 while time.perf_counter() < look_time or len(pairs) < 2:
-                    first = rng.random() < 0.5
+                    first = orientation ^ (len(pairs) % 2 == 1)
                     a = arms.block(first, calls, collect)
                     b = arms.block(not first, calls, collect)
                     pairs.append(_Pair(baseline=b if first else a, instrumented=a if first else b))
