@@ -28,7 +28,6 @@ Run: python docs/routing_cost.py [--rounds 40] [--spans 2000]
 from __future__ import annotations
 
 import argparse
-import gc
 import platform
 import random
 import time
@@ -38,6 +37,7 @@ from opentelemetry import trace
 from opentelemetry.version import __version__ as otel_version
 
 from pytest_otel_overhead.pipeline import build_pipeline
+from pytest_otel_overhead.probes import calm_gc
 from pytest_otel_overhead.routing import ArmRouter
 from pytest_otel_overhead.settings import PipelineSettings
 from pytest_otel_overhead.stats import median, wilcoxon_interval
@@ -108,20 +108,18 @@ def main() -> None:
 
     per_span: dict[str, list[float]] = {name: [] for name in variants}
     rng = random.Random(1)
-    gc.collect()
-    gc.freeze()  # the collection before each repeat then walks only what the repeats made
     try:
-        for _ in range(args.rounds):
-            names = list(variants)
-            rng.shuffle(names)
-            for name in names:
-                gc.collect()
-                start = time.process_time()
-                variants[name](args.spans)
-                per_span[name].append((time.process_time() - start) / args.spans)
-                router.switch(None)
+        with calm_gc() as collect:  # each repeat starts from a collected heap, as the engine's blocks do
+            for _ in range(args.rounds):
+                names = list(variants)
+                rng.shuffle(names)
+                for name in names:
+                    collect()
+                    start = time.process_time()
+                    variants[name](args.spans)
+                    per_span[name].append((time.process_time() - start) / args.spans)
+                    router.switch(None)
     finally:
-        gc.unfreeze()
         router.switch(None)
         pipeline.shutdown()
 

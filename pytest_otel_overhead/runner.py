@@ -102,6 +102,14 @@ class _Arms:
         return _Block((cpu_end - cpu_start) / calls, (wall_end - wall_start) / calls, tuple(latencies))
 
 
+def _statistic(baseline: float, instrumented: float, kind: str) -> float:
+    """One pair's statistic: ``ln(instrumented / baseline)`` for a relative budget (NaN, which the
+    decision skips, unless both are positive), ``instrumented - baseline`` for an absolute one."""
+    if kind != "relative":
+        return float(instrumented - baseline)
+    return math.log(instrumented / baseline) if baseline > 0 and instrumented > 0 else math.nan
+
+
 def _paired(pairs: Sequence[_Pair], attribute: str, kind: str) -> list[float]:
     """Per batch of consecutive pairs (``batch_slices``), the statistic of the arms' mean block.
 
@@ -112,11 +120,7 @@ def _paired(pairs: Sequence[_Pair], attribute: str, kind: str) -> list[float]:
         group = pairs[batch]
         b = math.fsum(getattr(p.baseline, attribute) for p in group) / len(group)
         i = math.fsum(getattr(p.instrumented, attribute) for p in group) / len(group)
-        if kind == "relative":
-            if b > 0 and i > 0:
-                values.append(math.log(i / b))
-        else:
-            values.append(i - b)
+        values.append(_statistic(b, i, kind))
     return values
 
 
@@ -132,11 +136,7 @@ def _latency_groups(pairs: Sequence[_Pair], q: float, calls: int, kind: str) -> 
         group = pairs[batch]
         b = quantile(sorted(x for p in group for x in p.baseline.latencies), q)
         i = quantile(sorted(x for p in group for x in p.instrumented.latencies), q)
-        if kind == "relative":
-            if b > 0 and i > 0:
-                values.append(math.log(i / b))
-        else:
-            values.append(i - b)
+        values.append(_statistic(b, i, kind))
     return values
 
 
@@ -186,13 +186,8 @@ def _pair_spread(pairs: Sequence[_Pair], metric: str, kind: str, decision: Decis
     """
     if metric in LATENCY_QUANTILES:
         return decision.spread
-    values = []
-    for pair in pairs:
-        b, i = getattr(pair.baseline, metric), getattr(pair.instrumented, metric)
-        if kind != "relative":
-            values.append(i - b)
-        elif b > 0 and i > 0:
-            values.append(math.log(i / b))
+    values = [_statistic(getattr(p.baseline, metric), getattr(p.instrumented, metric), kind) for p in pairs]
+    values = [v for v in values if math.isfinite(v)]
     if len(values) < 2:
         return decision.spread
     spread = mad_spread(values)
@@ -475,17 +470,12 @@ def _heap_rounds(
         return skipped, (math.nan, math.nan)
     baseline, instrumented = median(peaks[False]), median(peaks[True])
     note = None
-    if kind == "relative":
-        stats = [
-            math.log(i / b) if b > 0 and i > 0 else math.nan for b, i in zip(peaks[False], peaks[True], strict=True)
-        ]
-        if baseline < 512 and budget is not None:
-            note = (
-                f"the baseline peak is {baseline:.0f} B, too small for a relative heap budget; "
-                "give an absolute one such as heap='256KiB'"
-            )
-    else:
-        stats = [float(i - b) for b, i in zip(peaks[False], peaks[True], strict=True)]
+    stats = [_statistic(b, i, kind) for b, i in zip(peaks[False], peaks[True], strict=True)]
+    if kind == "relative" and baseline < 512 and budget is not None:
+        note = (
+            f"the baseline peak is {baseline:.0f} B, too small for a relative heap budget; "
+            "give an absolute one such as heap='256KiB'"
+        )
     decision = decide_budget(stats, budget if note is None else None, confidence, kind=kind, method="sign")
     if budget is not None and note is None and decision.verdict is Verdict.INCONCLUSIVE and len(stats) < heap_pairs:
         note = (

@@ -56,7 +56,7 @@ def marker_layer(item: pytest.Item) -> Layer:
         check_keys(mark.kwargs, source)
         for key, value in mark.kwargs.items():
             merged.setdefault(key, value)
-    return Layer.parse(merged, lambda key: source)
+    return Layer.parse(merged, lambda key: source, name_keys=True)
 
 
 class OverheadSession:

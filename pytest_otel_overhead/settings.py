@@ -388,14 +388,13 @@ class Layer:
     values: Mapping[str, tuple[Any, str]]
 
     @classmethod
-    def parse(cls, raw: Mapping[str, object], source_of: Callable[[str], str]) -> Layer:
-        # A source shared by every setting (a marker's names the test) cannot say which argument,
-        # batch_size or queue_size, is bad: then the error must.
-        shared = len({source_of(key) for key in KEYS}) == 1
+    def parse(cls, raw: Mapping[str, object], source_of: Callable[[str], str], *, name_keys: bool = False) -> Layer:
+        """Parse every value; ``name_keys`` for a source shared by all keys (a marker's names the
+        test), whose errors must then say which argument, batch_size or queue_size, is bad."""
         values = {}
         for key, value in raw.items():
             source = source_of(key)
-            values[key] = (_parse_value(key, value, source, name_key=shared), source)
+            values[key] = (_parse_value(key, value, source, name_key=name_keys), source)
         return cls(values)
 
 

@@ -30,7 +30,7 @@ MARKER_SOURCE = f"marker on {NODEID}"
 
 
 def marker(**values: object) -> Layer:
-    return Layer.parse(values, lambda key: MARKER_SOURCE)
+    return Layer.parse(values, lambda key: MARKER_SOURCE, name_keys=True)
 
 
 def cli(**values: object) -> Layer:
