@@ -4,7 +4,7 @@ The workload is pure busy work: a deterministic integer loop whose iterations al
 no spans, no I/O, no allocation that the garbage collector tracks (but int objects, as most Python
 code allocates). A trial's instrumented arm runs ``base + extra`` iterations where its
 baseline runs ``base``, so the injected overhead is ``extra / base`` by construction, whatever the
-machine's speed. The plugin's :class:`~pytest_otel_overhead.routing.ArmRouter` is the global
+machine's speed. The plugin's :class:`~pytest_otel_overhead.otel.routing.ArmRouter` is the global
 TracerProvider while measuring; its ``idle`` property says which arm is running, and the test body
 reads it in both arms, so the check itself costs the same on both sides.
 """

@@ -11,7 +11,7 @@ from _pytest.config.argparsing import Parser
 
 from pytest_otel_overhead import plugin
 from pytest_otel_overhead.session import option_name
-from pytest_otel_overhead.settings import KEYS, resolve
+from pytest_otel_overhead.settings.layers import KEYS, resolve
 
 _DEFAULT_VALUE = re.compile(r"\s*\(default:? ([^()]*(?:\([^()]*\)[^()]*)*)\)")  # "(default 5000)"
 _DEFAULT_MARK = re.compile(r"(\S+) \(default\)")  # "warn (default)": the word before is the default

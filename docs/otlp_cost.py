@@ -18,13 +18,13 @@ from collections.abc import Callable
 
 from opentelemetry import trace
 
-from pytest_otel_overhead import pipeline as pipeline_module
-from pytest_otel_overhead import runner
-from pytest_otel_overhead.pipeline import Pipeline, build_pipeline
-from pytest_otel_overhead.receiver import stop_shared_receiver
-from pytest_otel_overhead.report import health_line
-from pytest_otel_overhead.routing import ArmRouter, install_router
-from pytest_otel_overhead.settings import Layer, MeasureSettings, PipelineSettings, resolve
+from pytest_otel_overhead.engine import runner
+from pytest_otel_overhead.otel import pipeline as pipeline_module
+from pytest_otel_overhead.otel.pipeline import Pipeline, build_pipeline
+from pytest_otel_overhead.otel.receiver import stop_shared_receiver
+from pytest_otel_overhead.otel.routing import ArmRouter, install_router
+from pytest_otel_overhead.reports.terminal import health_line
+from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, PipelineSettings, resolve
 
 ATTRIBUTES: dict[str, str | int] = {
     "http.request.method": "POST",

@@ -36,10 +36,10 @@ from collections.abc import Callable
 from opentelemetry import trace
 from opentelemetry.version import __version__ as otel_version
 
-from pytest_otel_overhead.pipeline import build_pipeline
-from pytest_otel_overhead.probes import calm_gc
-from pytest_otel_overhead.routing import ArmRouter
-from pytest_otel_overhead.settings import PipelineSettings
+from pytest_otel_overhead.engine.probes import calm_gc
+from pytest_otel_overhead.otel.pipeline import build_pipeline
+from pytest_otel_overhead.otel.routing import ArmRouter
+from pytest_otel_overhead.settings.layers import PipelineSettings
 from pytest_otel_overhead.stats import median, wilcoxon_interval
 
 SCOPE = "routing.cost"

@@ -37,8 +37,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.version import __version__ as otel_version
 
-from pytest_otel_overhead.pipeline import DiscardingExporter
-from pytest_otel_overhead.probes import calm_gc
+from pytest_otel_overhead.engine.probes import calm_gc
+from pytest_otel_overhead.otel.pipeline import DiscardingExporter
 from pytest_otel_overhead.samplers import (
     LoadAdaptiveSampler,
     LoadThresholds,

@@ -7,10 +7,10 @@ pipeline in the instrumented arm, and fails the tests whose overhead exceeds the
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .results import MetricResult, PipelineHealth, TestResult
-from .settings import MeasureSettings, PipelineSettings
-from .units import Budget, SettingsError
-from .verdict import Verdict
+from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
+from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
+from pytest_otel_overhead.units import Budget, SettingsError
+from pytest_otel_overhead.verdict import Verdict
 
 try:
     __version__ = version("pytest-otel-overhead")

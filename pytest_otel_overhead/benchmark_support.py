@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from .session import OverheadSession
-from .settings import SettingsError
+from pytest_otel_overhead.session import OverheadSession
+from pytest_otel_overhead.settings.layers import SettingsError
 
 __all__ = ["PLUGIN_NAME", "activate", "measures_benchmark"]
 

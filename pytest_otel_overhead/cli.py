@@ -13,11 +13,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .compare import compare_runs, comparison_lines, parse_criteria
-from .history import DEFAULT_STORAGE, HistoryError, RunRecord, Store, load_run
-from .report import summary_lines
-from .units import SettingsError
-from .verdict import Verdict
+from pytest_otel_overhead.history.compare import compare_runs, comparison_lines, parse_criteria
+from pytest_otel_overhead.history.store import DEFAULT_STORAGE, HistoryError, RunRecord, Store, load_run
+from pytest_otel_overhead.reports.terminal import summary_lines
+from pytest_otel_overhead.units import SettingsError
+from pytest_otel_overhead.verdict import Verdict
 
 __all__ = ["main"]
 
@@ -124,11 +124,11 @@ def _compare(store: Store, args: argparse.Namespace) -> int:
     for line in comparison_lines(comparison):
         print(line)
     if args.markdown:
-        from .markdown_report import markdown_report  # only when asked for
+        from pytest_otel_overhead.reports.markdown import markdown_report  # only when asked for
 
         _write(args.markdown, markdown_report(after, comparison))
     if args.html:
-        from .html_report import html_report  # only when asked for
+        from pytest_otel_overhead.reports.html import html_report  # only when asked for
 
         history, notes = _history(store, after)
         _write(args.html, html_report(after, comparison, history, warnings=notes))
@@ -146,11 +146,11 @@ def _report(store: Store, args: argparse.Namespace) -> int:
                 print(line)
         return 0
     if args.markdown:
-        from .markdown_report import markdown_report  # only when asked for
+        from pytest_otel_overhead.reports.markdown import markdown_report  # only when asked for
 
         _write(args.markdown, markdown_report(run, comparison))
     if args.html:
-        from .html_report import html_report  # only when asked for
+        from pytest_otel_overhead.reports.html import html_report  # only when asked for
 
         history, notes = _history(store, run)
         _write(args.html, html_report(run, comparison, history, warnings=notes))

@@ -10,18 +10,18 @@ from typing import Any, TypeVar
 
 import pytest
 
-from . import tracking
-from .advice import AdvicePlugin, advice_requested, json_sections_of, make_advisor
-from .advice import add_options as add_advice_options
-from .benchmark_support import activate as activate_benchmark
-from .benchmark_support import measures_benchmark
-from .json_report import write_json
-from .receiver import stop_shared_receiver
-from .report import summary_lines
-from .routing import RouterInstallError, install_router
-from .session import MARKER, OverheadSession, option_name
-from .settings import KEYS, MeasureSettings, SettingsError
-from .xdist_support import XdistPlugin, is_worker
+from pytest_otel_overhead.advice.plugin import AdvicePlugin, advice_requested, json_sections_of, make_advisor
+from pytest_otel_overhead.advice.plugin import add_options as add_advice_options
+from pytest_otel_overhead.benchmark_support import activate as activate_benchmark
+from pytest_otel_overhead.benchmark_support import measures_benchmark
+from pytest_otel_overhead.history import tracking
+from pytest_otel_overhead.history.document import write_json
+from pytest_otel_overhead.otel.receiver import stop_shared_receiver
+from pytest_otel_overhead.otel.routing import RouterInstallError, install_router
+from pytest_otel_overhead.reports.terminal import summary_lines
+from pytest_otel_overhead.session import MARKER, OverheadSession, option_name
+from pytest_otel_overhead.settings.layers import KEYS, MeasureSettings, SettingsError
+from pytest_otel_overhead.xdist_support import XdistPlugin, is_worker
 
 T = TypeVar("T")
 
@@ -65,7 +65,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     child = config.getoption("otel_overhead_child")
     if child:
-        from .instructions_child import ChildSession  # only in the processes that count instructions
+        from pytest_otel_overhead.instructions.child import (
+            ChildSession,  # only in the processes that count instructions
+        )
 
         config.stash[_session_key] = ChildSession(config, install_router(), child)
         activate_benchmark(config, config.stash[_session_key])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .settings import MeasureSettings
-from .units import Budget, format_bytes, format_seconds
-from .verdict import Verdict, combine
+from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.units import Budget, format_bytes, format_seconds
+from pytest_otel_overhead.verdict import Verdict, combine
 
 __all__ = ["MetricResult", "PipelineHealth", "ProcessProbe", "TestResult"]
 

@@ -39,7 +39,7 @@ from opentelemetry.trace import Link, SpanKind, get_current_span
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
-from .units import SettingsError, parse_duration_ms, parse_fraction
+from pytest_otel_overhead.units import SettingsError, parse_duration_ms, parse_fraction
 
 __all__ = [
     "DEFAULT_LOAD_THRESHOLDS",

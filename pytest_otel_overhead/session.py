@@ -13,14 +13,22 @@ from typing import Any
 
 import pytest
 
-from .advice import Advisor, settings_errors_fail_the_test
-from .instructions import measure_instructions, require_valgrind
-from .report import result_message
-from .results import TestResult
-from .routing import ArmRouter
-from .runner import measure
-from .settings import KEYS, Layer, MeasureSettings, SettingsError, check_keys, env_layer, resolve
-from .verdict import Verdict
+from pytest_otel_overhead.advice.plugin import Advisor, settings_errors_fail_the_test
+from pytest_otel_overhead.engine.runner import measure
+from pytest_otel_overhead.instructions.parent import measure_instructions, require_valgrind
+from pytest_otel_overhead.otel.routing import ArmRouter
+from pytest_otel_overhead.reports.terminal import result_message
+from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.settings.layers import (
+    KEYS,
+    Layer,
+    MeasureSettings,
+    SettingsError,
+    check_keys,
+    env_layer,
+    resolve,
+)
+from pytest_otel_overhead.verdict import Verdict
 
 __all__ = ["OverheadInconclusiveWarning", "OverheadSession", "cli_layer", "ini_layer", "marker_layer"]
 
@@ -70,7 +78,7 @@ class OverheadSession:
         require_valgrind(self.base)  # one clear error up front when instructions mode cannot run
         self.results: list[TestResult] = []
         self.verbose = config.get_verbosity() >= 1
-        self.advisor: Advisor | None = None  # sweep / tune / explain, when asked for (advice.py)
+        self.advisor: Advisor | None = None  # sweep / tune / explain, when asked for (advice/plugin.py)
 
     def layers_for(self, item: pytest.Item) -> tuple[Layer, ...]:
         return (marker_layer(item), *self.base_layers)

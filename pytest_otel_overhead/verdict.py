@@ -14,8 +14,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .stats import mad_spread, sign_interval, wilcoxon_interval
-from .units import Budget
+from pytest_otel_overhead.stats import mad_spread, sign_interval, wilcoxon_interval
+from pytest_otel_overhead.units import Budget
 
 __all__ = ["Decision", "LookPlan", "Verdict", "combine", "decide", "decide_budget", "to_statistic"]
 

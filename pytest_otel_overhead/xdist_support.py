@@ -26,8 +26,8 @@ from typing import IO, Any
 
 import pytest
 
-from .results import TestResult
-from .wire import from_json, to_json
+from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.wire import from_json, to_json
 
 __all__ = [
     "REPORT_ATTRIBUTE",

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
-from pytest_otel_overhead.settings import MeasureSettings
+from pytest_otel_overhead.settings.layers import MeasureSettings
 from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.verdict import Verdict
 

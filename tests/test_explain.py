@@ -7,11 +7,11 @@ import math
 
 import pytest
 
-from pytest_otel_overhead.explain import explain, explain_lines, layer_settings, noop_span_cost
-from pytest_otel_overhead.pipeline import build_pipeline
+from pytest_otel_overhead.advice.explain import explain, explain_lines, layer_settings, noop_span_cost
+from pytest_otel_overhead.otel.pipeline import build_pipeline
+from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
-from pytest_otel_overhead.routing import ArmRouter
-from pytest_otel_overhead.settings import MeasureSettings, PipelineSettings, with_overrides
+from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings, with_overrides
 from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.verdict import Verdict
 

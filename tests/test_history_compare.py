@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_otel_overhead import compare
-from pytest_otel_overhead.compare import (
+from pytest_otel_overhead.history import compare
+from pytest_otel_overhead.history.compare import (
     Criterion,
     compare_results,
     compare_runs,
@@ -24,9 +24,9 @@ from pytest_otel_overhead.compare import (
     regression_message,
     shift_interval,
 )
-from pytest_otel_overhead.history import RunRecord
+from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.results import TestResult
-from pytest_otel_overhead.settings import MeasureSettings, PipelineSettings
+from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
 from pytest_otel_overhead.units import SettingsError
 from pytest_otel_overhead.verdict import Verdict
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_otel_overhead.history import (
+from pytest_otel_overhead.history.document import SCHEMA_VERSION, document, environment
+from pytest_otel_overhead.history.store import (
     SCHEMA,
     HistoryError,
     RunRecord,
@@ -25,7 +26,6 @@ from pytest_otel_overhead.history import (
     result_from_dict,
     valid_name,
 )
-from pytest_otel_overhead.json_report import SCHEMA_VERSION, document, environment
 from pytest_otel_overhead.results import PipelineHealth, ProcessProbe, TestResult
 from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.verdict import Verdict
@@ -135,7 +135,7 @@ def test_two_processes_saving_at_once_lose_nothing(tmp_path: Path, run_of: Calla
         f"""
         import json, sys
         from pathlib import Path
-        from pytest_otel_overhead.history import Store, parse_run
+        from pytest_otel_overhead.history.store import Store, parse_run
         run = parse_run(json.loads(Path({str(template)!r}).read_text()), "template")
         store = Store(Path({str(tmp_path / "store")!r}))
         for _ in range(25):

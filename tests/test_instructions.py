@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_otel_overhead import instructions
-from pytest_otel_overhead.instructions import (
+from pytest_otel_overhead.instructions import parent as instructions
+from pytest_otel_overhead.instructions.parent import (
     BLOCK_LABEL,
     ChildSpec,
     _Layout,
@@ -18,11 +18,7 @@ from pytest_otel_overhead.instructions import (
     _summarise,
     passed_on_args,
 )
-from pytest_otel_overhead.report import summary_lines
-from pytest_otel_overhead.results import TestResult, format_count
-from pytest_otel_overhead.settings import KEYS, Layer, MeasureSettings, PipelineSettings, SettingsError, resolve
-from pytest_otel_overhead.units import Budget
-from pytest_otel_overhead.valgrind import (
+from pytest_otel_overhead.instructions.valgrind import (
     INSTALL_HINT,
     ClientRequests,
     ValgrindUnavailable,
@@ -30,6 +26,10 @@ from pytest_otel_overhead.valgrind import (
     read_dumps,
     supported_machine,
 )
+from pytest_otel_overhead.reports.terminal import summary_lines
+from pytest_otel_overhead.results import TestResult, format_count
+from pytest_otel_overhead.settings.layers import KEYS, Layer, MeasureSettings, PipelineSettings, SettingsError, resolve
+from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.verdict import Verdict
 
 

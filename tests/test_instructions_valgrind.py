@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pytest_otel_overhead.valgrind import ValgrindUnavailable, check_valgrind
+from pytest_otel_overhead.instructions.valgrind import ValgrindUnavailable, check_valgrind
 
 try:
     check_valgrind()
@@ -40,7 +40,7 @@ def test_half_as_much_again_while_instrumented():
 
 # Six layouts instead of eight keep this test short; six still give a 95% Wilcoxon interval.
 CONFTEST = """
-import pytest_otel_overhead.instructions as instructions
+import pytest_otel_overhead.instructions.parent as instructions
 
 instructions.PROCESSES = 6
 """

@@ -14,11 +14,11 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from pytest_otel_overhead.metrics_routing import MeterRouter
-from pytest_otel_overhead.pipeline import build_pipeline
-from pytest_otel_overhead.receiver import stop_shared_receiver
-from pytest_otel_overhead.routing import ArmRouter
-from pytest_otel_overhead.settings import PipelineSettings
+from pytest_otel_overhead.otel.metrics_routing import MeterRouter
+from pytest_otel_overhead.otel.pipeline import build_pipeline
+from pytest_otel_overhead.otel.receiver import stop_shared_receiver
+from pytest_otel_overhead.otel.routing import ArmRouter
+from pytest_otel_overhead.settings.layers import PipelineSettings
 
 
 @pytest.fixture(autouse=True)
@@ -147,7 +147,7 @@ def test_the_arm_router_moves_meters_with_tracers() -> None:
 
 
 def _metric_requests(pipeline_tag: str | None) -> int:
-    from pytest_otel_overhead.receiver import shared_receiver
+    from pytest_otel_overhead.otel.receiver import shared_receiver
 
     assert pipeline_tag is not None
     stats = shared_receiver().stats(pipeline_tag)

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from pytest_otel_overhead.pipeline import Pipeline, build_pipeline
-from pytest_otel_overhead.receiver import shared_receiver, stop_shared_receiver
-from pytest_otel_overhead.routing import ArmRouter
-from pytest_otel_overhead.settings import PipelineSettings
+from pytest_otel_overhead.otel.pipeline import Pipeline, build_pipeline
+from pytest_otel_overhead.otel.receiver import shared_receiver, stop_shared_receiver
+from pytest_otel_overhead.otel.routing import ArmRouter
+from pytest_otel_overhead.settings.layers import PipelineSettings
 
 SQLITE = "opentelemetry.instrumentation.sqlite3:SQLite3Instrumentor"
 

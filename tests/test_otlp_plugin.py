@@ -63,7 +63,7 @@ def pytest_configure(config):
 @pytest.fixture(autouse=True)
 def _note_the_receiver():
     yield
-    from pytest_otel_overhead import receiver
+    from pytest_otel_overhead.otel import receiver
 
     if receiver._shared is not None:
         STATE["receiver"] = (receiver._shared.pid, receiver._shared.port)
@@ -71,7 +71,7 @@ def _note_the_receiver():
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config):
-    from pytest_otel_overhead import receiver
+    from pytest_otel_overhead.otel import receiver
 
     pid, port = STATE.get("receiver", (None, None))
     report = {"receiver_seen": pid is not None, "shared_left": receiver._shared is not None}

@@ -24,8 +24,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from pytest_otel_overhead import receiver as receiver_module
-from pytest_otel_overhead.receiver import PIPELINE_HEADER, Receiver, ReceiverError, ReceiverStats
+from pytest_otel_overhead.otel import receiver as receiver_module
+from pytest_otel_overhead.otel.receiver import PIPELINE_HEADER, Receiver, ReceiverError, ReceiverStats
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +166,7 @@ def test_the_receiver_exits_when_its_parent_is_killed() -> None:
         [
             sys.executable,
             "-c",
-            "import time; from pytest_otel_overhead.receiver import Receiver; "
+            "import time; from pytest_otel_overhead.otel.receiver import Receiver; "
             "print(Receiver.start().pid, flush=True); time.sleep(120)",
         ],
         stdout=subprocess.PIPE,

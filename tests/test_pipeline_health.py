@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from pytest_otel_overhead import runner
-from pytest_otel_overhead.receiver import stop_shared_receiver
-from pytest_otel_overhead.report import health_line, result_message, summary_lines
+from pytest_otel_overhead.engine import runner
+from pytest_otel_overhead.otel.receiver import stop_shared_receiver
+from pytest_otel_overhead.otel.routing import ArmRouter
+from pytest_otel_overhead.reports.terminal import health_line, result_message, summary_lines
 from pytest_otel_overhead.results import PipelineHealth, TestResult
-from pytest_otel_overhead.routing import ArmRouter
-from pytest_otel_overhead.settings import Layer, MeasureSettings, resolve
+from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, resolve
 from pytest_otel_overhead.verdict import Verdict
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_otel_overhead import html_report as html_module
-from pytest_otel_overhead.compare import compare_runs, parse_criteria
-from pytest_otel_overhead.history import RunRecord
-from pytest_otel_overhead.html_report import CHARTS_EXTRA, html_report
+from pytest_otel_overhead.history.compare import compare_runs, parse_criteria
+from pytest_otel_overhead.history.store import RunRecord
+from pytest_otel_overhead.reports import html as html_module
+from pytest_otel_overhead.reports.html import CHARTS_EXTRA, html_report
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.verdict import Verdict
@@ -85,7 +85,7 @@ def test_without_matplotlib_the_tables_stay_and_the_extra_is_named(
     runs: list[RunRecord], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
-    monkeypatch.delitem(sys.modules, "pytest_otel_overhead.charts", raising=False)
+    monkeypatch.delitem(sys.modules, "pytest_otel_overhead.reports.charts", raising=False)
     assert not html_module.charts_available()
     text = html_report(runs[-1], compare_runs(runs[0], runs[-1]), runs[:-1])
     assert "<svg" not in text
@@ -110,7 +110,7 @@ def test_charts_with_matplotlib(runs: list[RunRecord]) -> None:
 
 
 def test_a_chart_that_fails_does_not_cost_the_report(runs: list[RunRecord], monkeypatch: pytest.MonkeyPatch) -> None:
-    charts = pytest.importorskip("pytest_otel_overhead.charts")
+    charts = pytest.importorskip("pytest_otel_overhead.reports.charts")
 
     def broken(result: TestResult) -> str:
         raise RuntimeError("no luck")

@@ -6,9 +6,9 @@ import dataclasses
 import re
 from collections.abc import Callable
 
-from pytest_otel_overhead.compare import compare_runs, parse_criteria
-from pytest_otel_overhead.history import RunRecord
-from pytest_otel_overhead.markdown_report import escape, markdown_report
+from pytest_otel_overhead.history.compare import compare_runs, parse_criteria
+from pytest_otel_overhead.history.store import RunRecord
+from pytest_otel_overhead.reports.markdown import escape, markdown_report
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.verdict import Verdict

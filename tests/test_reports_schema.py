@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pytest_otel_overhead.history import RunRecord
-from pytest_otel_overhead.json_report import SCHEMA_VERSION
+from pytest_otel_overhead.history.document import SCHEMA_VERSION
+from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.results import PipelineHealth, ProcessProbe, TestResult
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "json-schema.md"

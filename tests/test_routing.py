@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from pytest_otel_overhead.routing import ArmRouter
+from pytest_otel_overhead.otel.routing import ArmRouter
 
 
 class Arm:
@@ -315,7 +315,7 @@ def test_the_delegate_cache_does_not_keep_a_finished_provider_alive(router: ArmR
 # --- the global install, in subprocesses -------------------------------------------------------
 
 ROUTING_CONFTEST = """
-import pytest_otel_overhead.runner as runner
+import pytest_otel_overhead.engine.runner as runner
 from opentelemetry import trace
 
 # Obtained while loading conftest, before the plugin installs its provider at configure time.

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 import pytest
 from opentelemetry import trace
 
-from pytest_otel_overhead import runner
-from pytest_otel_overhead.probes import heap_round
-from pytest_otel_overhead.report import summary_lines
+from pytest_otel_overhead.engine import runner
+from pytest_otel_overhead.engine.probes import heap_round
+from pytest_otel_overhead.otel.routing import ArmRouter
+from pytest_otel_overhead.reports.terminal import summary_lines
 from pytest_otel_overhead.results import TestResult
-from pytest_otel_overhead.routing import ArmRouter
-from pytest_otel_overhead.settings import Layer, MeasureSettings, resolve
+from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, resolve
 from pytest_otel_overhead.stats import MAX_BATCHES
 from pytest_otel_overhead.verdict import LookPlan, Verdict
 

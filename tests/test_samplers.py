@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased
 
-from pytest_otel_overhead.pipeline import build_sampler
+from pytest_otel_overhead.otel.pipeline import build_sampler
 from pytest_otel_overhead.samplers import (
     DEFAULT_LOAD_THRESHOLDS,
     LoadAdaptiveSampler,
@@ -33,7 +33,7 @@ from pytest_otel_overhead.samplers import (
     process_load,
     rate_limiting,
 )
-from pytest_otel_overhead.settings import Layer, PipelineSettings, env_layer, resolve
+from pytest_otel_overhead.settings.layers import Layer, PipelineSettings, env_layer, resolve
 from pytest_otel_overhead.units import SettingsError
 
 MAX_TRACE_ID = 2**64  # TraceIdRatioBased compares the low 64 bits with rate × 2**64

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_otel_overhead.session import cli_layer, ini_layer, marker_layer, option_name
-from pytest_otel_overhead.settings import (
+from pytest_otel_overhead.settings.layers import (
     KEYS,
     Layer,
     MeasureSettings,

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
-from pytest_otel_overhead.settings import Layer, MeasureSettings, resolve
-from pytest_otel_overhead.sweep import (
+from pytest_otel_overhead.advice.sweep import (
     SweepResult,
     parse_sweep,
     point_layers,
@@ -19,6 +17,8 @@ from pytest_otel_overhead.sweep import (
     sweep_page,
     sweep_svg,
 )
+from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
+from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, resolve
 from pytest_otel_overhead.units import Budget, SettingsError
 from pytest_otel_overhead.verdict import Verdict
 

@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
+from pytest_otel_overhead.advice.tuner import MIN_RATE, nice_rate, queue_for, tune, tuning_lines
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
-from pytest_otel_overhead.settings import MeasureSettings, PipelineSettings
-from pytest_otel_overhead.tuner import MIN_RATE, nice_rate, queue_for, tune, tuning_lines
+from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
 from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.verdict import Verdict
 

@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Literal
 
-from .history import RunRecord
-from .results import METRIC_LABELS, TestResult
-from .stats import Interval, hodges_lehmann, wilcoxon_interval
-from .units import SettingsError, format_bytes
-from .verdict import Verdict, combine, decide
+from pytest_otel_overhead.history.store import RunRecord
+from pytest_otel_overhead.results import METRIC_LABELS, TestResult
+from pytest_otel_overhead.stats import Interval, hodges_lehmann, wilcoxon_interval
+from pytest_otel_overhead.units import SettingsError, format_bytes
+from pytest_otel_overhead.verdict import Verdict, combine, decide
 
 __all__ = [
     "COMPARED_METRICS",

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from .compare import (
+from pytest_otel_overhead.history.compare import (
     Comparison,
     Criterion,
     TestChange,
@@ -30,7 +30,8 @@ from .compare import (
     parse_criteria,
     regression_message,
 )
-from .history import (
+from pytest_otel_overhead.history.document import environment
+from pytest_otel_overhead.history.store import (
     DEFAULT_STORAGE,
     HistoryError,
     RunRecord,
@@ -41,10 +42,9 @@ from .history import (
     now_iso,
     valid_name,
 )
-from .json_report import environment
-from .session import OverheadSession
-from .units import SettingsError
-from .verdict import Verdict
+from pytest_otel_overhead.session import OverheadSession
+from pytest_otel_overhead.units import SettingsError
+from pytest_otel_overhead.verdict import Verdict
 
 __all__ = [
     "OverheadCompareWarning",
@@ -323,7 +323,7 @@ def finish(config: pytest.Config) -> None:
         comparison = dataclasses.replace(comparison, differences=tracking.differences or comparison.differences)
         tracking.lines += comparison_lines(comparison)
     if tracking.markdown or step_summary:
-        from .markdown_report import markdown_report  # only when asked for
+        from pytest_otel_overhead.reports.markdown import markdown_report  # only when asked for
 
         text = markdown_report(current, comparison, warnings=tracking.warnings)
         for target, append in ((tracking.markdown, False), (Path(step_summary) if step_summary else None, True)):
@@ -336,7 +336,7 @@ def finish(config: pytest.Config) -> None:
             except OSError as error:
                 tracking.lines.append(f"ERROR could not write {target}: {error.strerror or error}")
     if tracking.html:
-        from .html_report import html_report  # matplotlib is imported only when asked for
+        from pytest_otel_overhead.reports.html import html_report  # matplotlib is imported only when asked for
 
         history, errors = tracking.store.load_all()
         notes = [*tracking.warnings, *(f"left out of the history: {e}" for e in errors)]

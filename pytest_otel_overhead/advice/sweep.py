@@ -14,9 +14,9 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .results import MetricResult, TestResult
-from .settings import KEYS, RATIO_SAMPLERS, Layer, MeasureSettings, SettingsError
-from .units import Budget
+from pytest_otel_overhead.results import MetricResult, TestResult
+from pytest_otel_overhead.settings.layers import KEYS, RATIO_SAMPLERS, Layer, MeasureSettings, SettingsError
+from pytest_otel_overhead.units import Budget
 
 __all__ = ["SweepAxis", "SweepPoint", "SweepResult", "parse_sweep", "run_sweep", "sweep_lines", "sweep_svg"]
 

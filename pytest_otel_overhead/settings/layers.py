@@ -13,7 +13,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .pipeline_options import (
+from pytest_otel_overhead.samplers import (
+    STRATEGY_SAMPLERS,
+    LoadThresholds,
+    Strategies,
+    load_strategies,
+    parse_load_thresholds,
+    parse_traces_per_second,
+)
+from pytest_otel_overhead.settings.pipeline import (
     export_fields,
     parse_backend_error_rate,
     parse_backend_latency,
@@ -24,16 +32,8 @@ from .pipeline_options import (
     parse_max_dropped,
     parse_metric_interval,
 )
-from .profiles import PROFILES, canonical_profile
-from .samplers import (
-    STRATEGY_SAMPLERS,
-    LoadThresholds,
-    Strategies,
-    load_strategies,
-    parse_load_thresholds,
-    parse_traces_per_second,
-)
-from .units import (
+from pytest_otel_overhead.settings.profiles import PROFILES, canonical_profile
+from pytest_otel_overhead.units import (
     Budget,
     SettingsError,
     parse_budget,

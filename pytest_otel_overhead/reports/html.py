@@ -15,13 +15,13 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import __version__
-from .compare import Comparison, describe_run
-from .history import RunRecord
-from .markdown_report import headline_metrics, run_facts
-from .results import MetricResult, TestResult
-from .units import format_bytes
-from .verdict import Verdict
+from pytest_otel_overhead import __version__
+from pytest_otel_overhead.history.compare import Comparison, describe_run
+from pytest_otel_overhead.history.store import RunRecord
+from pytest_otel_overhead.reports.markdown import headline_metrics, run_facts
+from pytest_otel_overhead.results import MetricResult, TestResult
+from pytest_otel_overhead.units import format_bytes
+from pytest_otel_overhead.verdict import Verdict
 
 __all__ = ["CHARTS_EXTRA", "charts_available", "html_report"]
 
@@ -89,7 +89,7 @@ class _Charts:
         self.failure: str | None = None
         if enabled:
             try:
-                from . import charts  # matplotlib is optional
+                from pytest_otel_overhead.reports import charts  # matplotlib is optional
 
                 self.module = charts
             except ImportError as error:

@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 
-from .results import TestResult
+from pytest_otel_overhead.results import TestResult
 
 __all__ = ["SCHEMA_VERSION", "document", "environment", "write_json"]
 

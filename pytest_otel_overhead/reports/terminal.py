@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .results import MetricResult, TestResult
-from .units import format_bytes, format_seconds
-from .verdict import Verdict
+from pytest_otel_overhead.results import MetricResult, TestResult
+from pytest_otel_overhead.units import format_bytes, format_seconds
+from pytest_otel_overhead.verdict import Verdict
 
 __all__ = ["health_line", "metric_sentence", "result_message", "summary_lines"]
 

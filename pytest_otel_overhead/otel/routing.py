@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 from opentelemetry import metrics, trace
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
 
-from .metrics_routing import MeterRouter, foreign_meter_provider, install_meter_router
+from pytest_otel_overhead.otel.metrics_routing import MeterRouter, foreign_meter_provider, install_meter_router
 
 __all__ = ["ArmExtras", "ArmRouter", "RouterInstallError", "attach_extras", "install_router"]
 

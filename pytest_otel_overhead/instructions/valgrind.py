@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .units import SettingsError
+from pytest_otel_overhead.units import SettingsError
 
 __all__ = [
     "INSTALL_HINT",

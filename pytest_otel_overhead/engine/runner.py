@@ -25,14 +25,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .pipeline import Pipeline, build_pipeline
-from .probes import calm_gc, heap_round, process_reading, tracing_heap
-from .results import MetricResult, PipelineHealth, ProcessProbe, TestResult
-from .routing import ArmRouter
-from .settings import MeasureSettings
-from .stats import batch_slices, mad_spread, median, quantile
-from .units import Budget
-from .verdict import Decision, LookPlan, Verdict, decide_budget
+from pytest_otel_overhead.engine.probes import calm_gc, heap_round, process_reading, tracing_heap
+from pytest_otel_overhead.otel.pipeline import Pipeline, build_pipeline
+from pytest_otel_overhead.otel.routing import ArmRouter
+from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, TestResult
+from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.stats import batch_slices, mad_spread, median, quantile
+from pytest_otel_overhead.units import Budget
+from pytest_otel_overhead.verdict import Decision, LookPlan, Verdict, decide_budget
 
 __all__ = ["BLOCK_TARGET_S", "measure"]
 

@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from .results import TestResult
-from .settings import MeasureSettings, PipelineSettings, with_overrides
-from .verdict import Verdict
+from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings, with_overrides
+from pytest_otel_overhead.verdict import Verdict
 
 __all__ = ["MIN_RATE", "Probe", "Tuning", "nice_rate", "queue_for", "tune", "tuning_lines"]
 

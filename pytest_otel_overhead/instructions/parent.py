@@ -30,17 +30,28 @@ from pathlib import Path
 
 import pytest
 
-from .pipeline import build_pipeline
-from .probes import calm_gc, process_reading
-from .results import MetricResult, PipelineHealth, ProcessProbe, TestResult
-from .routing import ArmRouter
-from .runner import HEAP_PAIRS_BUDGETED, HEAP_PAIRS_REPORTED, _Arms, _diagnostic_round, _heap_rounds
-from .settings import MeasureSettings, PipelineSettings
-from .stats import median
-from .units import Budget
-from .valgrind import ValgrindUnavailable, callgrind_command, check_valgrind, read_dumps
-from .verdict import Verdict, decide_budget
-from .wire import from_json, to_json
+from pytest_otel_overhead.engine.probes import calm_gc, process_reading
+from pytest_otel_overhead.engine.runner import (
+    HEAP_PAIRS_BUDGETED,
+    HEAP_PAIRS_REPORTED,
+    _Arms,
+    _diagnostic_round,
+    _heap_rounds,
+)
+from pytest_otel_overhead.instructions.valgrind import (
+    ValgrindUnavailable,
+    callgrind_command,
+    check_valgrind,
+    read_dumps,
+)
+from pytest_otel_overhead.otel.pipeline import build_pipeline
+from pytest_otel_overhead.otel.routing import ArmRouter
+from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, TestResult
+from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
+from pytest_otel_overhead.stats import median
+from pytest_otel_overhead.units import Budget
+from pytest_otel_overhead.verdict import Verdict, decide_budget
+from pytest_otel_overhead.wire import from_json, to_json
 
 __all__ = [
     "BLOCK_LABEL",

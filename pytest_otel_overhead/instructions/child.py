@@ -28,14 +28,14 @@ from typing import Any
 
 import pytest
 
-from .instructions import BLOCK_LABEL, ChildSpec, layout_status_path
-from .pipeline import Pipeline, build_pipeline
-from .probes import calm_gc
-from .results import TestResult
-from .routing import ArmRouter
-from .session import OverheadSession
-from .settings import MeasureSettings
-from .valgrind import ClientRequests, label_buffer, latest_dump
+from pytest_otel_overhead.engine.probes import calm_gc
+from pytest_otel_overhead.instructions.parent import BLOCK_LABEL, ChildSpec, layout_status_path
+from pytest_otel_overhead.instructions.valgrind import ClientRequests, label_buffer, latest_dump
+from pytest_otel_overhead.otel.pipeline import Pipeline, build_pipeline
+from pytest_otel_overhead.otel.routing import ArmRouter
+from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.session import OverheadSession
+from pytest_otel_overhead.settings.layers import MeasureSettings
 
 __all__ = ["ChildSession"]
 

@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from .explain import Explanation, explain, explain_lines, noop_span_cost
-from .results import TestResult
-from .routing import ArmRouter
-from .runner import measure
-from .settings import Layer, MeasureSettings, SettingsError
-from .sweep import SweepAxis, SweepResult, parse_sweep, run_sweep, sweep_lines, sweep_page
-from .tuner import DEFAULT_TIME_CAP_S, Tuning, tune, tuning_lines
-from .units import parse_seconds
+from pytest_otel_overhead.advice.explain import Explanation, explain, explain_lines, noop_span_cost
+from pytest_otel_overhead.advice.sweep import SweepAxis, SweepResult, parse_sweep, run_sweep, sweep_lines, sweep_page
+from pytest_otel_overhead.advice.tuner import DEFAULT_TIME_CAP_S, Tuning, tune, tuning_lines
+from pytest_otel_overhead.engine.runner import measure
+from pytest_otel_overhead.otel.routing import ArmRouter
+from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, SettingsError
+from pytest_otel_overhead.units import parse_seconds
 
 __all__ = [
     "AdviceOptions",
@@ -152,7 +152,7 @@ class Advisor:
         progress: Callable[[str], None] | None = None,
     ) -> TestResult | None:
         """Sweep and tune ``workload`` (when asked), then explain it; returns the last measurement made."""
-        from .settings import resolve
+        from pytest_otel_overhead.settings.layers import resolve
 
         last: TestResult | None = None
 

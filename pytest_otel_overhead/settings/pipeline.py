@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from .units import SettingsError, parse_count, parse_duration_ms, parse_fraction
+from pytest_otel_overhead.units import SettingsError, parse_count, parse_duration_ms, parse_fraction
 
 __all__ = [
     "COMPRESSIONS",

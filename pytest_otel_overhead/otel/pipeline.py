@@ -57,14 +57,14 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 
-from .exporters import DiscardingExporter, build_exporters
-from .pipeline_options import load_object
-from .receiver import PIPELINE_HEADER, Receiver, ReceiverError, ReceiverStats, shared_receiver
-from .results import PipelineHealth
-from .routing import ArmRouter, attach_extras
-from .samplers import STRATEGY_SAMPLERS, strategy_sampler
-from .settings import PipelineSettings
-from .stats import quantile
+from pytest_otel_overhead.otel.exporters import DiscardingExporter, build_exporters
+from pytest_otel_overhead.otel.receiver import PIPELINE_HEADER, Receiver, ReceiverError, ReceiverStats, shared_receiver
+from pytest_otel_overhead.otel.routing import ArmRouter, attach_extras
+from pytest_otel_overhead.results import PipelineHealth
+from pytest_otel_overhead.samplers import STRATEGY_SAMPLERS, strategy_sampler
+from pytest_otel_overhead.settings.layers import PipelineSettings
+from pytest_otel_overhead.settings.pipeline import load_object
+from pytest_otel_overhead.stats import quantile
 
 __all__ = ["DiscardingExporter", "Pipeline", "PipelineCounts", "build_pipeline", "build_sampler"]
 
@@ -412,7 +412,7 @@ def build_pipeline(settings: PipelineSettings, *, observe: bool = False) -> Pipe
     provider = TracerProvider(sampler=sampler, resource=resource, shutdown_on_exit=False)
     core = None
     if settings.processor == "none":
-        pass  # attribution layer (explain.py): spans are recorded and ended, then go nowhere
+        pass  # attribution layer (advice/explain.py): spans are recorded and ended, then go nowhere
     elif settings.processor == "simple":
         provider.add_span_processor(SimpleSpanProcessor(chain_exporter))
     else:

@@ -21,8 +21,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from .pipeline_options import load_object
-from .settings import PipelineSettings
+from pytest_otel_overhead.settings.layers import PipelineSettings
+from pytest_otel_overhead.settings.pipeline import load_object
 
 __all__ = ["DiscardingExporter", "DiscardingMetricExporter", "Exporters", "build_exporters", "otlp_urls"]
 

@@ -11,10 +11,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .compare import Comparison, describe_run
-from .history import RunRecord
-from .results import MetricResult, TestResult
-from .verdict import Verdict
+from pytest_otel_overhead.history.compare import Comparison, describe_run
+from pytest_otel_overhead.history.store import RunRecord
+from pytest_otel_overhead.results import MetricResult, TestResult
+from pytest_otel_overhead.verdict import Verdict
 
 __all__ = ["escape", "headline_metrics", "markdown_report", "run_facts"]
 

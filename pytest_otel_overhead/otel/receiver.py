@@ -282,7 +282,7 @@ class Receiver:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
         process = subprocess.Popen(
-            [sys.executable, "-m", "pytest_otel_overhead.receiver"],
+            [sys.executable, "-m", "pytest_otel_overhead.otel.receiver"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .json_report import SCHEMA_VERSION, document
-from .results import MetricResult, PipelineHealth, ProcessProbe, TestResult
-from .settings import MeasureSettings, PipelineSettings
-from .units import Budget
-from .verdict import Verdict
+from pytest_otel_overhead.history.document import SCHEMA_VERSION, document
+from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, TestResult
+from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
+from pytest_otel_overhead.units import Budget
+from pytest_otel_overhead.verdict import Verdict
 
 __all__ = [
     "DEFAULT_STORAGE",

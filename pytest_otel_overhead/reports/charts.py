@@ -17,7 +17,7 @@ from typing import Any
 import matplotlib
 from matplotlib.figure import Figure
 
-from .results import TestResult
+from pytest_otel_overhead.results import TestResult
 
 __all__ = ["OverheadRow", "TrendPoint", "heap_chart", "overhead_chart", "pairs_chart", "trend_chart"]
 

@@ -20,11 +20,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .results import MetricResult, TestResult
-from .routing import ArmRouter
-from .settings import MeasureSettings, with_overrides
-from .stats import median
-from .units import format_seconds
+from pytest_otel_overhead.otel.routing import ArmRouter
+from pytest_otel_overhead.results import MetricResult, TestResult
+from pytest_otel_overhead.settings.layers import MeasureSettings, with_overrides
+from pytest_otel_overhead.stats import median
+from pytest_otel_overhead.units import format_seconds
 
 __all__ = ["Explanation", "LayerRow", "explain", "explain_lines", "layer_settings", "noop_span_cost"]
 
@@ -120,7 +120,7 @@ def noop_span_cost(router: ArmRouter, spans: int = 20_000, repeats: int = 5) -> 
     """CPU seconds per no-op span through an idle router, as the baseline's spans are made."""
     if not router.idle:
         return math.nan
-    tracer = router.get_tracer("pytest_otel_overhead.explain")
+    tracer = router.get_tracer("pytest_otel_overhead.advice.explain")
     costs = []
     for _ in range(repeats):
         start = time.process_time()

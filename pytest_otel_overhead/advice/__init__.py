@@ -1,0 +1,1 @@
+"""From a verdict to advice: sweeps, the auto-tuner and the cost breakdown (explain)."""

@@ -1,0 +1,1 @@
+"""Instruction-count mode: pytest processes under valgrind, one per arm, and their parent."""

@@ -1,0 +1,1 @@
+"""OpenTelemetry plumbing: the SDK pipeline built from settings, exporters, the arm router and the OTLP receiver."""

@@ -1,0 +1,1 @@
+"""Reports of a session: the terminal summary, Markdown, HTML and their charts."""
