@@ -322,6 +322,9 @@ def finish(config: pytest.Config) -> None:
         comparison = compare_runs(tracking.baseline, current, tracking.criteria)
         comparison = dataclasses.replace(comparison, differences=tracking.differences or comparison.differences)
         tracking.lines += comparison_lines(comparison)
+        for problem in comparison.problems:  # a metric that could not be compared is said so, not skipped
+            tracking.warnings.append(problem)
+            warnings.warn(OverheadCompareWarning(problem), stacklevel=1)
     if tracking.markdown or step_summary:
         from pytest_otel_overhead.reports.markdown import markdown_report  # only when asked for
 
