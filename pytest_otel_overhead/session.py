@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 
 from pytest_otel_overhead.advice.plugin import Advisor, settings_errors_fail_the_test
 from pytest_otel_overhead.engine.runner import measure
+from pytest_otel_overhead.formatting import junit_number
 from pytest_otel_overhead.instructions.parent import measure_instructions, require_valgrind
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.reports.terminal import result_message
@@ -157,16 +157,12 @@ def _record_properties(item: pytest.Item, result: TestResult) -> None:
     for m in result.metrics:
         if m.verdict is None and m.metric not in ("cpu", "wall"):
             continue
-        props.append((f"{prefix}.{m.metric}.overhead", _num(m.overhead)))
-        props.append((f"{prefix}.{m.metric}.ci", f"{_num(m.ci_low)}..{_num(m.ci_high)}"))
+        props.append((f"{prefix}.{m.metric}.overhead", junit_number(m.overhead)))
+        props.append((f"{prefix}.{m.metric}.ci", f"{junit_number(m.ci_low)}..{junit_number(m.ci_high)}"))
         if m.verdict is not None:
             props.append((f"{prefix}.{m.metric}.verdict", m.verdict.value))
     if result.health is not None:
         h = result.health
-        props.append((f"{prefix}.spans_per_call", _num(h.per_call(h.started))))
+        props.append((f"{prefix}.spans_per_call", junit_number(h.per_call(h.started))))
         props.append((f"{prefix}.spans_dropped", h.dropped))
     item.user_properties.extend(props)
-
-
-def _num(value: float) -> str:
-    return f"{value:.6g}" if math.isfinite(value) else ("inf" if value > 0 else "-inf")
