@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_otel_overhead.formatting import format_count
 from pytest_otel_overhead.instructions import parent as instructions
 from pytest_otel_overhead.instructions.parent import (
     BLOCK_LABEL,
@@ -27,7 +28,7 @@ from pytest_otel_overhead.instructions.valgrind import (
     supported_machine,
 )
 from pytest_otel_overhead.reports.terminal import summary_lines
-from pytest_otel_overhead.results import TestResult, format_count
+from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.settings.layers import KEYS, Layer, MeasureSettings, PipelineSettings, SettingsError, resolve
 from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.verdict import Verdict
