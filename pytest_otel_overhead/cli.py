@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pytest_otel_overhead.history.compare import Comparison, compare_runs, comparison_lines, parse_criteria
 from pytest_otel_overhead.history.store import DEFAULT_STORAGE, HistoryError, RunRecord, Store, load_run, printable
+from pytest_otel_overhead.outputs import write_text_file
 from pytest_otel_overhead.reports.terminal import summary_lines
 from pytest_otel_overhead.units import SettingsError
 from pytest_otel_overhead.verdict import Verdict
@@ -74,10 +75,7 @@ def _history(store: Store, run: RunRecord) -> tuple[list[RunRecord], list[str]]:
 
 
 def _write(path: str, text: str) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
-    print(f"wrote {target}")
+    print(f"wrote {write_text_file(path, text)}")
 
 
 def _list(store: Store) -> int:

@@ -5,8 +5,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from pytest_otel_overhead.formatting import (
+    finite_or_none,
+    format_bytes,
+    format_count,
+    format_seconds,
+    signed,
+    signed_percent,
+    unbounded,
+)
 from pytest_otel_overhead.settings.layers import MeasureSettings
-from pytest_otel_overhead.units import Budget, format_bytes, format_seconds
+from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.verdict import Verdict, combine
 
 __all__ = ["MetricResult", "PipelineHealth", "ProcessProbe", "TestResult"]
@@ -58,10 +67,10 @@ class MetricResult:
 
     def format_overhead(self, value: float) -> str:
         if not math.isfinite(value):
-            return "∞" if value > 0 else "-∞"
+            return unbounded(value)
         if self.kind == "relative":
-            return f"{value * 100:+.1f}%"
-        return ("+" if value >= 0 else "-") + self.format_value(abs(value))
+            return signed_percent(value)
+        return signed(value, self.format_value)
 
     def format_interval(self) -> str:
         if not (math.isfinite(self.ci_low) and math.isfinite(self.ci_high)):
@@ -72,18 +81,18 @@ class MetricResult:
         return {
             "metric": self.metric,
             "unit": UNITS.get(self.metric, "seconds"),
-            "baseline": _finite(self.baseline),
-            "instrumented": _finite(self.instrumented),
-            "overhead": _finite(self.overhead),
-            "ci_low": _finite(self.ci_low),
-            "ci_high": _finite(self.ci_high),
+            "baseline": finite_or_none(self.baseline),
+            "instrumented": finite_or_none(self.instrumented),
+            "overhead": finite_or_none(self.overhead),
+            "ci_low": finite_or_none(self.ci_low),
+            "ci_high": finite_or_none(self.ci_high),
             "overhead_kind": self.kind,
             "confidence": self.confidence,
             "budget": None if self.budget is None else {"kind": self.budget.kind, "value": self.budget.value},
             "verdict": None if self.verdict is None else self.verdict.value,
             "n": self.n,
-            "spread": _finite(self.spread),
-            "resolution": _finite(self.resolution) if self.resolution is not None else None,
+            "spread": finite_or_none(self.spread),
+            "resolution": finite_or_none(self.resolution),
             "note": self.note,
         }
 
@@ -154,7 +163,7 @@ class PipelineHealth:
 
     def as_dict(self) -> dict[str, object]:
         def per_call(count: int | None) -> float | None:
-            return None if count is None else _finite(self.per_call(count))
+            return None if count is None else finite_or_none(self.per_call(count))
 
         return {
             "calls": self.calls,
@@ -172,7 +181,9 @@ class PipelineHealth:
             "export_failures": self.export_failures,
             "export_latency_p50_s": self.export_latency_p50,
             "export_latency_p95_s": self.export_latency_p95,
-            "export_cpu_per_call_s": None if self.export_cpu_s is None else _finite(self.per_call(self.export_cpu_s)),
+            "export_cpu_per_call_s": None
+            if self.export_cpu_s is None
+            else finite_or_none(self.per_call(self.export_cpu_s)),
             "queue_peak": self.queue_peak,
             "queue_capacity": self.queue_capacity,
             "bytes_sent_per_call": per_call(self.bytes_sent),
@@ -203,8 +214,8 @@ class ProcessProbe:
             "rss_instrumented_bytes": self.rss_instrumented,
             "threads_baseline": self.threads_baseline,
             "threads_instrumented": self.threads_instrumented,
-            "heap_retained_per_call_baseline_bytes": _finite(self.heap_retained_baseline),
-            "heap_retained_per_call_instrumented_bytes": _finite(self.heap_retained_instrumented),
+            "heap_retained_per_call_baseline_bytes": finite_or_none(self.heap_retained_baseline),
+            "heap_retained_per_call_instrumented_bytes": finite_or_none(self.heap_retained_instrumented),
         }
 
 
@@ -255,8 +266,8 @@ class TestResult:
             "metrics": {m.metric: m.as_dict() for m in self.metrics},
             "pipeline": None if self.health is None else self.health.as_dict(),
             "process": None if self.process is None else self.process.as_dict(),
-            "throughput_baseline_per_s": _finite(self.throughput_baseline),
-            "throughput_instrumented_per_s": _finite(self.throughput_instrumented),
+            "throughput_baseline_per_s": finite_or_none(self.throughput_baseline),
+            "throughput_instrumented_per_s": finite_or_none(self.throughput_instrumented),
             "pairs": self.pairs,
             "calls_per_block": self.calls_per_block,
             "looks": self.looks,
@@ -277,19 +288,3 @@ class TestResult:
                 else {}
             ),
         }
-
-
-def format_count(value: float) -> str:
-    """Compact form of an instruction count: ``1.23 M``, ``45.6 k``."""
-    magnitude = abs(value)
-    for suffix, factor in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if magnitude >= factor:
-            return f"{value / factor:.3g} {suffix}"
-    return f"{value:.0f}"
-
-
-def _finite(value: float | None) -> float | None:
-    """JSON has no infinities: an unbounded interval end is written as null."""
-    if value is None or not math.isfinite(value):
-        return None
-    return value

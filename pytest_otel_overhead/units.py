@@ -1,9 +1,10 @@
-"""Parsing and formatting of the quantities users write: fractions, durations, sizes, budgets.
+"""Parsing of the quantities users write: fractions, durations, sizes, budgets.
 
 Every parser takes the raw value and a ``source`` naming where it came from (``"marker on
 tests/test_x.py::test_y"``, ``"--otel-overhead-budget"``, ``"ini otel_overhead_budget"``,
 ``"$OTEL_BSP_SCHEDULE_DELAY"``) and raises :class:`SettingsError` with a one-line message that
-names that source, so a user can find and fix the value without reading a traceback.
+names that source, so a user can find and fix the value without reading a traceback. Showing
+numbers to people is :mod:`pytest_otel_overhead.formatting`'s job.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from pytest_otel_overhead.formatting import budget_percent, format_bytes, format_seconds
+
 __all__ = [
     "Budget",
     "SettingsError",
-    "format_bytes",
-    "format_seconds",
     "parse_bool",
     "parse_budget",
     "parse_count",
@@ -163,22 +164,14 @@ class Budget:
     def describe(self, metric: str) -> str:
         """The budget as users wrote it: ``5.0%``, ``+50.0 µs``, ``+2.0 MiB``."""
         if self.kind == "relative":
-            return format_percent(self.value)
+            return budget_percent(self.value)
         return "+" + self.format(self.value, metric)
 
     def format(self, amount: float, metric: str) -> str:
         """An overhead, or a bound on one, in this budget's units (a percentage, a duration, a size)."""
         if self.kind == "relative":
-            return format_percent(amount)
+            return budget_percent(amount)
         return format_bytes(amount) if metric == "heap" else format_seconds(amount)
-
-
-def format_percent(fraction: float) -> str:
-    """``0.05`` as ``5.0%``; small fractions keep two significant digits (``0.04%``, not ``0.0%``)."""
-    percent = fraction * 100
-    if percent == 0 or not math.isfinite(percent) or abs(percent) >= 0.1:
-        return f"{percent:.1f}%"
-    return f"{percent:.2g}%"
 
 
 def parse_budget(value: object, source: str, *, unit: Literal["seconds", "bytes"] = "seconds") -> Budget:
@@ -220,23 +213,3 @@ def parse_budget(value: object, source: str, *, unit: Literal["seconds", "bytes"
             if amount is not None and math.isfinite(amount) and amount > 0:
                 return Budget(kind, amount)
     raise SettingsError(f"{source}: {_describe(value)} is not a budget; {hint}")
-
-
-def format_seconds(seconds: float) -> str:
-    """Compact human form of a duration: ``1.84 ms``, ``12.3 µs``, ``2.10 s``."""
-    magnitude = abs(seconds)
-    if magnitude >= 1:
-        return f"{seconds:.2f} s"
-    if magnitude >= 1e-3:
-        return f"{seconds * 1e3:.2f} ms"
-    if magnitude >= 1e-6:
-        return f"{seconds * 1e6:.1f} µs"
-    return f"{seconds * 1e9:.0f} ns"
-
-
-def format_bytes(size: float) -> str:
-    magnitude = abs(size)
-    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if magnitude >= factor:
-            return f"{size / factor:.1f} {unit}"
-    return f"{size:.0f} B"

@@ -108,6 +108,7 @@ def test_explain_lines_show_the_layers_and_spans_per_call_by_name() -> None:
     body = "\n".join(lines)
     assert "SDK, sampling off" in body and "spans recorded, not processed" in body and "batch processor" in body
     assert "+8.0 pts" in body and "≈401.0 µs (est.)" in body
+    assert "+80.0 µs" in body and "+2.0 µs" in body  # what the spans layer adds per call and per span
     assert lines[-1] == "    spans per call: parse_item: 400, import_feed: 1"
 
 

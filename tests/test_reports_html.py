@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_otel_overhead.history.compare import compare_runs, parse_criteria
+from pytest_otel_overhead.history.compare import Comparison, MetricChange, TestChange, compare_runs, parse_criteria
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.reports import html as html_module
 from pytest_otel_overhead.reports.html import CHARTS_EXTRA, html_report
@@ -161,3 +161,15 @@ def test_renders_in_headless_chromium(runs: list[RunRecord], tmp_path: Path) -> 
         check=True,
     )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_comparison_cells_in_percent_and_percentage_points(runs: list[RunRecord]) -> None:
+    run = runs[0]
+    change = MetricChange(
+        "cpu", 0.031, 0.098, (0.06, 0.067, math.inf), (1.5, 2.16, math.inf), (0, 0.05, 0.1), 40, 40, 0.95
+    )
+    text = html_report(run, Comparison(run, run, (TestChange("t.py::t", (change,)),)), charts=False)
+    assert (
+        '<td class="num">+3.1%</td><td class="num">+9.8%</td><td class="num">+6.7pp (+6.0pp…∞)</td>'
+        "<td>+216% (+150.0%…n/a)</td>"
+    ) in text

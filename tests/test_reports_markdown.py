@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable
 
-from pytest_otel_overhead.history.compare import compare_runs, parse_criteria
+from pytest_otel_overhead.history.compare import Comparison, MetricChange, TestChange, compare_runs, parse_criteria
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.reports.markdown import escape, markdown_report
 from pytest_otel_overhead.results import TestResult
@@ -78,3 +79,10 @@ def test_comparison_section_with_differences(make_result: Callable[..., TestResu
     assert "a warning with &lt;b&gt;markup&lt;/b&gt;" in text
     assert "❌ regressed" in text and "+5.0% | +40.0% |" in text
     assert "<script>" not in text
+
+
+def test_comparison_cells_in_percent_and_percentage_points(make_result: Callable[..., TestResult]) -> None:
+    run = _run(make_result("t.py::t"), name="base")
+    change = MetricChange("cpu", 0.031, 0.098, (0.06, 0.067, math.inf), None, (0, 0.05, 0.1), 40, 40, 0.95)
+    text = markdown_report(run, Comparison(run, run, (TestChange("t.py::t", (change,)),)))
+    assert "| t.py::t | CPU | +3.1% | +9.8% | +6.7pp (+6.0pp…∞) |  |" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from pytest_otel_overhead.advice.sweep import (
     sweep_page,
     sweep_svg,
 )
+from pytest_otel_overhead.reports.drawing import CHARTS_EXTRA
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
 from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, resolve
 from pytest_otel_overhead.units import Budget, SettingsError
@@ -150,8 +152,8 @@ def test_sweep_chart_is_valid_svg_with_a_marker_and_interval_per_point() -> None
     svg = sweep_svg(make_sweep())
     root = ET.fromstring(svg)
     assert root.tag == f"{SVG}svg"
-    circles = root.findall(f".//{SVG}circle")
-    assert len(circles) == 6
+    ids = [g.get("id") or "" for g in root.iter(f"{SVG}g")]
+    assert sum("-point" in i for i in ids) == 6 and sum("-interval" in i for i in ids) == 6
     texts = [t.text or "" for t in root.iter(f"{SVG}text")]
     assert "sample_rate (log scale)" in texts and "budget" in texts
     assert "batch_size=128" in texts and "batch_size=512" in texts
@@ -169,6 +171,15 @@ def test_categorical_axis_for_non_numeric_values() -> None:
 def test_sweep_page_is_a_self_contained_html_document(tmp_path: Path) -> None:
     page = sweep_page([make_sweep()])
     assert page.startswith("<!DOCTYPE html>") and page.count("<svg") == 1 and "http" not in page.split("<svg")[0]
+
+
+def test_without_matplotlib_the_sweep_page_keeps_its_table_and_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
+    monkeypatch.delitem(sys.modules, "pytest_otel_overhead.reports.charts", raising=False)
+    page = sweep_page([make_sweep()])
+    assert "<svg" not in page and page.count('class="note"') == 1
+    assert f"Install <code>{CHARTS_EXTRA}</code>" in page and "matplotlib is not installed" in page
+    assert "sample_rate  batch_size  overhead" in page and "+0.3%…+2.3%" in page
 
 
 DEMO = """

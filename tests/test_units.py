@@ -1,4 +1,4 @@
-"""Parsers and formatters of the quantities users write: fractions, counts, durations, budgets."""
+"""Parsers of the quantities users write (fractions, counts, durations, budgets), and their round trips."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pytest_otel_overhead.formatting import format_seconds
 from pytest_otel_overhead.units import (
     Budget,
     SettingsError,
-    format_bytes,
-    format_seconds,
     parse_bool,
     parse_budget,
     parse_count,
@@ -145,13 +144,6 @@ def test_formatting_then_parsing_a_duration_round_trips(seconds: float) -> None:
     assert abs(parse_seconds(text, SOURCE) - seconds) <= _half_unit_of_last_digit(seconds) * (1 + 1e-9)
 
 
-@pytest.mark.parametrize(
-    ("seconds", "text"), [(1.84e-3, "1.84 ms"), (12.3e-6, "12.3 µs"), (2.1, "2.10 s"), (450e-9, "450 ns")]
-)
-def test_format_seconds(seconds: float, text: str) -> None:
-    assert format_seconds(seconds) == text
-
-
 # --- booleans ----------------------------------------------------------------------------------
 
 
@@ -258,13 +250,6 @@ def test_formatting_then_parsing_an_absolute_heap_budget_round_trips(size: int) 
 def test_any_percentage_parses_as_a_relative_budget(percent: float) -> None:
     parsed = parse_budget(f"{percent!r}%", SOURCE)
     assert parsed == Budget("relative", percent / 100)
-
-
-def test_format_bytes() -> None:
-    assert format_bytes(512) == "512 B"
-    assert format_bytes(1536) == "1.5 KiB"
-    assert format_bytes(2 * 1024**2) == "2.0 MiB"
-    assert format_bytes(3 * 1024**3) == "3.0 GiB"
 
 
 def test_budget_describe() -> None:

@@ -20,11 +20,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from pytest_otel_overhead.formatting import finite_or_none, format_seconds, signed
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import MetricResult, TestResult
 from pytest_otel_overhead.settings.layers import MeasureSettings, with_overrides
 from pytest_otel_overhead.stats import median
-from pytest_otel_overhead.units import format_seconds
 
 __all__ = ["Explanation", "LayerRow", "explain", "explain_lines", "layer_settings", "noop_span_cost"]
 
@@ -67,13 +67,13 @@ class LayerRow:
             "layer": self.key,
             "label": self.label,
             "pipeline": None if self.result is None else self.result.settings.pipeline.as_dict(),
-            "overhead": None if gate is None else _finite(gate.overhead),
-            "ci_low": None if gate is None else _finite(gate.ci_low),
-            "ci_high": None if gate is None else _finite(gate.ci_high),
+            "overhead": None if gate is None else finite_or_none(gate.overhead),
+            "ci_low": None if gate is None else finite_or_none(gate.ci_low),
+            "ci_high": None if gate is None else finite_or_none(gate.ci_high),
             "overhead_kind": None if gate is None else gate.kind,
-            "adds": _finite(self.adds),
-            "adds_per_call_s": _finite(self.adds_per_call_s),
-            "per_span_s": _finite(self.per_span_s),
+            "adds": finite_or_none(self.adds),
+            "adds_per_call_s": finite_or_none(self.adds_per_call_s),
+            "per_span_s": finite_or_none(self.per_span_s),
             "pairs": None if self.result is None else self.result.pairs,
         }
 
@@ -101,19 +101,15 @@ class Explanation:
             "nodeid": self.nodeid,
             "metric": self.metric,
             "pipeline": self.pipeline,
-            "baseline_per_call_s": _finite(self.baseline_per_call_s),
+            "baseline_per_call_s": finite_or_none(self.baseline_per_call_s),
             "api": {
-                "noop_span_cost_s": _finite(self.api_span_cost_s),
-                "estimated_per_call_s": _finite(self.api_estimate_s),
+                "noop_span_cost_s": finite_or_none(self.api_span_cost_s),
+                "estimated_per_call_s": finite_or_none(self.api_estimate_s),
                 "estimated": True,
             },
             "layers": [row.as_dict() for row in self.rows],
             "spans_per_call_by_name": dict(self.spans_by_name),
         }
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def noop_span_cost(router: ArmRouter, spans: int = 20_000, repeats: int = 5) -> float:
@@ -228,6 +224,5 @@ def explain_lines(explanation: Explanation, top: int = 8) -> list[str]:
 
 
 def _signed_seconds(value: float) -> str:
-    if not math.isfinite(value):
-        return "-"
-    return ("+" if value >= 0 else "-") + format_seconds(abs(value))
+    """A cell of the layer table: a signed duration, or ``-`` when there is none."""
+    return signed(value, format_seconds) if math.isfinite(value) else "-"

@@ -8,17 +8,30 @@ queue is an error before anything is measured, and a profile can be swept like a
 
 from __future__ import annotations
 
+import functools
 import html
 import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from pytest_otel_overhead.formatting import finite_or_none
+from pytest_otel_overhead.reports.drawing import ChartDrawer, charts_available
 from pytest_otel_overhead.results import MetricResult, TestResult
 from pytest_otel_overhead.settings.layers import KEYS, RATIO_SAMPLERS, Layer, MeasureSettings, SettingsError
 from pytest_otel_overhead.units import Budget
 
-__all__ = ["SweepAxis", "SweepPoint", "SweepResult", "parse_sweep", "run_sweep", "sweep_lines", "sweep_svg"]
+__all__ = [
+    "SweepAxis",
+    "SweepPoint",
+    "SweepResult",
+    "parse_sweep",
+    "run_sweep",
+    "sweep_lines",
+    "sweep_page",
+    "sweep_svg",
+]
 
 # What a sweep varies is the pipeline; budgets and limits say how it is judged, not what it is.
 NOT_SWEEPABLE = frozenset(
@@ -122,17 +135,13 @@ def _point_dict(point: SweepPoint, metric: str) -> dict[str, object]:
         "verdict": result.verdict.value,
         "gate": None if gate is None else gate.as_dict(),
         "metrics": {m.metric: m.as_dict() for m in result.metrics if m.verdict is not None or m.metric == "wall"},
-        "spans_per_call": None if health is None else _finite(health.per_call(health.started)),
-        "spans_sampled_per_call": None if health is None else _finite(health.per_call(health.sampled)),
+        "spans_per_call": None if health is None else finite_or_none(health.per_call(health.started)),
+        "spans_sampled_per_call": None if health is None else finite_or_none(health.per_call(health.sampled)),
         "spans_dropped": None if health is None else health.dropped,
         "pairs": result.pairs,
         "duration_s": result.duration_s,
         "stop_reason": result.stop_reason,
     }
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def point_layers(
@@ -209,156 +218,44 @@ def sweep_lines(sweep: SweepResult) -> list[str]:
     return lines
 
 
-# --- chart (inline SVG, no plotting library) -----------------------------------------------------
-
-_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
-_VERDICT_COLORS = {"PASS": "#2e7d32", "FAIL": "#c62828", "INCONCLUSIVE": "#ef6c00"}
+# --- chart and page ------------------------------------------------------------------------------
 
 
-def _nice_ticks(low: float, high: float, count: int = 6) -> list[float]:
-    span = high - low
-    if span <= 0:
-        return [low]
-    raw = span / count
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    first = math.ceil(low / step) * step
-    return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
+def sweep_svg(sweep: SweepResult) -> str:
+    """The sweep's chart as an ``<svg>`` element, drawn by matplotlib (the ``html`` extra).
 
-
-def _scale(metric: MetricResult | None) -> tuple[float, str]:
-    """Factor and unit suffix for the y axis: percent for relative overheads, else µs / ms / bytes."""
-    if metric is None or metric.kind == "relative":
-        return 100.0, "%"
-    if metric.metric == "heap":
-        return 1 / 1024, " KiB"
-    return 1e6, " µs"
-
-
-def sweep_svg(sweep: SweepResult, width: int = 720, height: int = 400) -> str:
-    """Overhead with its interval against the first swept setting; one series per other combination.
-
-    The x axis is logarithmic when every value is positive and they span a factor of ten or more;
-    categorical when the values are not numbers. The budget is a dashed line.
+    Overhead with its interval against the first swept setting, one series per combination of the
+    other settings, the budget as a dashed line (see :func:`pytest_otel_overhead.reports.charts.sweep_chart`).
+    Raises ``ImportError`` when matplotlib is not installed.
     """
-    first = sweep.axes[0]
-    numbers = first.numeric()
-    log_x = numbers is not None and min(numbers) > 0 and max(numbers) / min(numbers) >= 10
-    gates = [p.gate(sweep.metric) for p in sweep.points]
-    factor, unit = _scale(next((g for g in gates if g is not None), None))
-    left, right, top, bottom = 70, 170, 40, 55
-    plot_w, plot_h = width - left - right, height - top - bottom
+    from pytest_otel_overhead.reports import charts  # matplotlib is optional
 
-    def x_of(index: int) -> float:
-        if numbers is None:
-            return left + plot_w * (index + 0.5) / len(first.values)
-        value = numbers[index]
-        lo, hi = min(numbers), max(numbers)
-        if lo == hi:
-            return left + plot_w / 2
-        span = (math.log(hi) - math.log(lo), math.log(value) - math.log(lo)) if log_x else (hi - lo, value - lo)
-        share = span[1] / span[0]
-        return left + plot_w * (0.06 + 0.88 * share)  # keep the outermost points off the frame
-
-    finite = [v * factor for g in gates if g is not None for v in (g.overhead, g.ci_low, g.ci_high) if math.isfinite(v)]
-    budget_y = sweep.budget.value * factor if sweep.budget is not None else None
-    candidates = [*finite, 0.0] + ([budget_y] if budget_y is not None else [])
-    y_lo, y_hi = min(candidates), max(candidates)
-    pad = (y_hi - y_lo) * 0.08 or 1.0
-    y_lo, y_hi = y_lo - pad, y_hi + pad
-
-    def y_of(value: float) -> float:
-        clipped = min(max(value, y_lo), y_hi)
-        return top + plot_h * (1 - (clipped - y_lo) / (y_hi - y_lo))
-
-    esc = html.escape
-    title = f"{sweep.nodeid}: {sweep.metric} overhead by {first.key}"
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12" role="img">',
-        f"<title>{esc(title)}</title>",
-        f'<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>',
-        f'<text x="{left}" y="22" font-size="13" font-weight="bold">{esc(_shorten(title, 80))}</text>',
-    ]
-    for tick in _nice_ticks(y_lo, y_hi):
-        y = y_of(tick)
-        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e0e0e0"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:g}{esc(unit)}</text>')
-    parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y_of(0):.1f}" y2="{y_of(0):.1f}" stroke="#9e9e9e"/>')
-    for index, label in enumerate(first.labels):
-        x = x_of(index)
-        parts.append(
-            f'<text x="{x:.1f}" y="{top + plot_h + 18}" text-anchor="middle">{esc(_shorten(label, 14))}</text>'
-        )
-    axis_title = first.key + (" (log scale)" if log_x else "")
-    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 12}" text-anchor="middle">{esc(axis_title)}</text>')
-    parts.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#616161"/>')
-    if budget_y is not None:
-        y = y_of(budget_y)
-        parts.append(
-            f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#c44e52" '
-            'stroke-dasharray="6 4" stroke-width="1.5"/>'
-        )
-        parts.append(f'<text x="{left + plot_w - 4}" y="{y - 5:.1f}" text-anchor="end" fill="#c44e52">budget</text>')
-
-    # One series per combination of the other axes, offset a little so intervals do not overlap.
-    series: dict[tuple[tuple[str, str], ...], list[tuple[int, SweepPoint]]] = {}
-    for point in sweep.points:
-        series.setdefault(point.values[1:], []).append((first.labels.index(point.values[0][1]), point))
-    offset_step = min(10.0, plot_w / max(1, len(first.values)) / (len(series) + 1))
-    for number, (rest, members) in enumerate(series.items()):
-        color = _COLORS[number % len(_COLORS)]
-        offset = (number - (len(series) - 1) / 2) * offset_step
-        line = []
-        for index, point in sorted(members, key=lambda m: m[0]):
-            gate = point.gate(sweep.metric)
-            if gate is None or not math.isfinite(gate.overhead):
-                continue
-            x = x_of(index) + offset
-            low = gate.ci_low * factor if math.isfinite(gate.ci_low) else y_lo
-            high = gate.ci_high * factor if math.isfinite(gate.ci_high) else y_hi
-            parts.append(
-                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y_of(low):.1f}" y2="{y_of(high):.1f}" '
-                f'stroke="{color}" stroke-width="1.5"/>'
-            )
-            for end in (low, high):
-                parts.append(
-                    f'<line x1="{x - 4:.1f}" x2="{x + 4:.1f}" y1="{y_of(end):.1f}" y2="{y_of(end):.1f}" '
-                    f'stroke="{color}" stroke-width="1.5"/>'
-                )
-            y = y_of(gate.overhead * factor)
-            verdict = point.result.verdict.value
-            tip = f"{point.label()}: {gate.format_overhead(gate.overhead)} ({gate.format_interval()}) {verdict}"
-            ring = _VERDICT_COLORS.get(verdict, "#455a64")
-            parts.append(
-                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{color}" stroke="{ring}" stroke-width="1.5">'
-                f"<title>{esc(tip)}</title></circle>"
-            )
-            line.append(f"{x:.1f},{y:.1f}")
-        if len(line) > 1 and numbers is not None:
-            parts.append(f'<polyline points="{" ".join(line)}" fill="none" stroke="{color}" stroke-opacity="0.5"/>')
-        legend_y = top + 14 + 18 * number
-        name = ", ".join(f"{k}={v}" for k, v in rest) or sweep.metric
-        parts.append(f'<rect x="{left + plot_w + 12}" y="{legend_y - 9}" width="10" height="10" fill="{color}"/>')
-        parts.append(f'<text x="{left + plot_w + 28}" y="{legend_y}">{esc(_shorten(name, 22))}</text>')
-    parts.append("</svg>")
-    return "\n".join(parts)
+    return charts.sweep_chart(sweep)
 
 
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _chart(module: Any, sweep: SweepResult) -> str:
+    return str(module.sweep_chart(sweep))
+
+
+_PAGE_STYLE = (
+    "body{font-family:sans-serif;margin:2em}pre{font-size:12px}"
+    "figure{margin:.6rem 0}figure svg{max-width:100%;height:auto}"
+    ".note{background:#fff8c5;border:1px solid #d4a72c;padding:.5rem .8rem;border-radius:6px}.muted{color:#59636e}"
+)
 
 
 def sweep_page(sweeps: Sequence[SweepResult]) -> str:
-    """A self-contained HTML page: per swept test, its chart and its table."""
-    body = []
+    """A self-contained HTML page: per swept test, its chart (with matplotlib) and its table."""
+    drawing = ChartDrawer(charts_available())
+    body = [drawing.left_out_note()] if drawing.module is None else []
     for sweep in sweeps:
         table = "\n".join(sweep_lines(sweep)[1:])
+        chart = drawing.draw(functools.partial(_chart, sweep=sweep), f"overhead of {sweep.nodeid} across the sweep")
         body.append(
-            f"<section><h2>{html.escape(sweep.nodeid)}</h2>\n{sweep_svg(sweep)}\n<pre>{html.escape(table)}</pre></section>"
+            f"<section><h2>{html.escape(sweep.nodeid)}</h2>\n{chart}\n<pre>{html.escape(table)}</pre></section>"
         )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>otel-overhead sweeps</title>'
-        "<style>body{font-family:sans-serif;margin:2em}pre{font-size:12px}</style></head><body>"
+        f"<style>{_PAGE_STYLE}</style></head><body>"
         "<h1>Telemetry overhead sweeps</h1>\n" + "\n".join(body) + "\n</body></html>\n"
     )

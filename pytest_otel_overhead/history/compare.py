@@ -38,10 +38,16 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Literal
 
+from pytest_otel_overhead.formatting import (
+    format_bytes,
+    percentage_points,
+    signed_percent_or_na,
+    signed_whole_percent,
+)
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.results import METRIC_LABELS, TestResult
 from pytest_otel_overhead.stats import Interval, batch_slices, hodges_lehmann, wilcoxon_interval
-from pytest_otel_overhead.units import SettingsError, format_bytes
+from pytest_otel_overhead.units import SettingsError
 from pytest_otel_overhead.verdict import Verdict, combine, decide
 
 __all__ = [
@@ -320,10 +326,11 @@ class MetricChange:
         if self.problem is not None:
             return f"{self.label} not compared: {self.problem}"
         low, estimate, high = self.points
-        change = f"{_pp(estimate)} ({self.confidence * 100:g}% CI {_pp(low)}…{_pp(high)})"
+        interval = f"{percentage_points(low)}…{percentage_points(high)}"
+        change = f"{percentage_points(estimate)} ({self.confidence * 100:g}% CI {interval})"
         if self.relative is not None and math.isfinite(self.relative[1]):
-            change += f", {self.relative[1] * 100:+.0f}% relative"
-        return f"{self.label} {_pct(self.before)} → {_pct(self.after)}: {change}"
+            change += f", {signed_whole_percent(self.relative[1])} relative"
+        return f"{self.label} {signed_percent_or_na(self.before)} → {signed_percent_or_na(self.after)}: {change}"
 
 
 @dataclass(frozen=True)
@@ -384,18 +391,6 @@ class Comparison:
 def _idle(criterion: Criterion) -> str:
     label = METRIC_LABELS.get(criterion.metric, criterion.metric)
     return f"{criterion.describe()} decided nothing: no test was compared on {label}"
-
-
-def _pp(value: float) -> str:
-    if not math.isfinite(value):
-        return "∞" if value > 0 else "-∞"
-    return f"{value * 100:+.1f}pp"
-
-
-def _pct(value: float) -> str:
-    if not math.isfinite(value):
-        return "n/a"
-    return f"{value * 100:+.1f}%"
 
 
 def _corners(a_low: float, a_high: float, delta: float, fn: Callable[[float, float], float]) -> list[float]:

@@ -1,9 +1,10 @@
 """Saved runs: one JSON document per run in a store directory, read back into the records reports use.
 
-A saved run is the JSON report (``json_report.document``) plus a ``run`` section: its name, when
+A saved run is the JSON report (``history.document.document``) plus a ``run`` section: its name, when
 it was saved, the git commit, the machine and the session's settings. Each run goes to a file of
-its own, named ``<UTC time>_<name>_<random>.json`` and written to a temporary file first, then
-renamed into place, so readers never see half a file and processes saving at once never collide.
+its own, named ``<UTC time>_<name>_<random>.json`` and written by ``outputs.write_text_file``
+(a temporary file first, then linked into place), so readers never see half a file and processes
+saving at once never collide.
 
 Anything in the store that cannot be read as a run is reported as one line naming the file
 (:class:`HistoryError`), never as a traceback.
@@ -21,7 +22,6 @@ import re
 import secrets
 import subprocess
 import sys
-import tempfile
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_otel_overhead.history.document import SCHEMA_VERSION, document
+from pytest_otel_overhead.outputs import write_text_file
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, TestResult
 from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
 from pytest_otel_overhead.units import Budget
@@ -772,40 +773,14 @@ class Store:
         except OSError as error:
             raise HistoryError(f"{self.root}: cannot create the run store ({error.strerror or error})") from None
         stamp = dt.datetime.now(dt.timezone.utc).strftime(_STAMP_FORMAT)
-        try:
-            handle, temporary = tempfile.mkstemp(dir=self.root, prefix=f".{stamp}_{name}.", suffix=".tmp")
-        except OSError as error:
-            raise HistoryError(f"{self.root}: cannot write a run there ({error.strerror or error})") from None
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                os.chmod(temporary, 0o644)  # mkstemp makes files private; a run is no secret
-                stream.write(text + "\n")
-                stream.flush()
-                os.fsync(stream.fileno())
-            target = self._publish(Path(temporary), stamp, name)
-        except OSError as error:
-            Path(temporary).unlink(missing_ok=True)
-            raise HistoryError(f"{self.root}: cannot write a run there ({error.strerror or error})") from None
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        return target
-
-    def _publish(self, temporary: Path, stamp: str, name: str) -> Path:
-        """Give the finished file its final name: a hard link never replaces a file that exists."""
         for _ in range(8):
             target = self.root / f"{stamp}_{name}_{secrets.token_hex(4)}.json"
             try:
-                os.link(temporary, target)
+                return write_text_file(target, text + "\n", replace=False)
             except FileExistsError:
-                continue
-            except OSError:  # no hard links on this file system: an atomic rename to a fresh name
-                if target.exists():
-                    continue
-                os.replace(temporary, target)
-                return target
-            temporary.unlink()
-            return target
+                continue  # another process saved under this very name a moment ago: draw another
+            except OSError as error:
+                raise HistoryError(f"{self.root}: cannot write a run there ({error.strerror or error})") from None
         raise HistoryError(f"{self.root}: could not find a free file name for run {name!r}")
 
     @staticmethod

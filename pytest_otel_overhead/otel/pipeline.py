@@ -19,6 +19,10 @@ would pay for the work done in that block:
   every block pay that, would calibrate blocks of a single call (docs/pipelines.md has figures);
 * metrics are collected and exported once per ``metric_interval`` of instrumented time, as the
   periodic reader does; their cost is per interval, not per call.
+
+Samplers driven by a clock (rate limits, load-adaptive) run on the pipeline's :class:`ArmClock`,
+which runs only while the router has this pipeline's arm in place: they pace themselves and read
+the load over instrumented time, as in a process that is always instrumented.
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ from pytest_otel_overhead.otel.exporters import DiscardingExporter, build_export
 from pytest_otel_overhead.otel.receiver import PIPELINE_HEADER, Receiver, ReceiverError, ReceiverStats, shared_receiver
 from pytest_otel_overhead.otel.routing import ArmRouter, attach_extras
 from pytest_otel_overhead.results import PipelineHealth
-from pytest_otel_overhead.samplers import STRATEGY_SAMPLERS, strategy_sampler
+from pytest_otel_overhead.samplers import STRATEGY_SAMPLERS, ArmClock, strategy_sampler
 from pytest_otel_overhead.settings.layers import PipelineSettings
 from pytest_otel_overhead.settings.pipeline import load_object
 from pytest_otel_overhead.stats import quantile
@@ -69,7 +73,8 @@ from pytest_otel_overhead.stats import quantile
 __all__ = ["DiscardingExporter", "Pipeline", "PipelineCounts", "build_pipeline", "build_sampler"]
 
 
-def build_sampler(settings: PipelineSettings) -> Sampler:
+def build_sampler(settings: PipelineSettings, *, arm: ArmClock | None = None) -> Sampler:
+    """The sampler ``settings`` name; strategy samplers count time on ``arm`` when given (wall time if not)."""
     if settings.sampler in STRATEGY_SAMPLERS:
         return strategy_sampler(
             settings.sampler,
@@ -77,6 +82,7 @@ def build_sampler(settings: PipelineSettings) -> Sampler:
             max_traces_per_second=settings.max_traces_per_second,
             load_thresholds=settings.load_thresholds,
             load_refresh_ms=settings.load_refresh_ms,
+            arm=arm,
         )
     rate = 1.0 if settings.sample_rate is None else settings.sample_rate
     samplers: dict[str, Sampler] = {
@@ -229,11 +235,12 @@ class _QueueProbe(SpanProcessor):
 
 
 class _ArmExtras:
-    """Meters and library instrumentation that follow the arm (see :func:`routing.attach_extras`)."""
+    """Meters, instrumentation and the samplers' clock, following the arm (see :func:`routing.attach_extras`)."""
 
-    def __init__(self, meter_provider: MeterProvider, instrumentors: Sequence[Any]) -> None:
+    def __init__(self, meter_provider: MeterProvider, instrumentors: Sequence[Any], clock: ArmClock) -> None:
         self._meter_provider = meter_provider
         self._instrumentors = tuple(instrumentors)
+        self._clock = clock
 
     @property
     def meter_provider(self) -> MeterProvider:
@@ -243,8 +250,10 @@ class _ArmExtras:
         # The router's providers: spans and metrics of the instrumented library follow the arm too.
         for instrumentor in self._instrumentors:
             instrumentor.instrument(tracer_provider=router, meter_provider=router.meters, skip_dep_check=True)
+        self._clock.arm_started()
 
     def leave(self, router: ArmRouter) -> None:
+        self._clock.arm_stopped()
         for instrumentor in reversed(self._instrumentors):
             if instrumentor.is_instrumented_by_opentelemetry:
                 instrumentor.uninstrument()
@@ -280,6 +289,7 @@ class Pipeline:
     batch_core: Any = None
     production_schedule: bool = False
     flush_guard: _FlushDeadline | None = None
+    arm_clock: ArmClock = field(default_factory=ArmClock)
     _span_clock: float = 0.0
     _metric_clock: float = 0.0
 
@@ -392,7 +402,8 @@ def _embedded_receiver(settings: PipelineSettings) -> tuple[Receiver, str]:
 
 def build_pipeline(settings: PipelineSettings, *, observe: bool = False) -> Pipeline:
     """Build the instrumented arm's providers; ``observe`` adds the diagnostic counters."""
-    sampler = build_sampler(settings)
+    arm_clock = ArmClock()
+    sampler = build_sampler(settings, arm=arm_clock)
     instrumentors = _instrumentors(settings.instrument)
     receiver, tag, endpoint = None, None, settings.endpoint
     headers: dict[str, str] = {}
@@ -431,7 +442,7 @@ def build_pipeline(settings: PipelineSettings, *, observe: bool = False) -> Pipe
     # instrumented time, so the export lands in the instrumented arm and never in the baseline.
     reader = PeriodicExportingMetricReader(exporters.metrics, export_interval_millis=math.inf)
     meter_provider = MeterProvider(metric_readers=[reader], resource=resource, shutdown_on_exit=False)
-    attach_extras(provider, _ArmExtras(meter_provider, instrumentors))
+    attach_extras(provider, _ArmExtras(meter_provider, instrumentors, arm_clock))
     return Pipeline(
         provider=provider,
         exporter=exporter,
@@ -443,4 +454,5 @@ def build_pipeline(settings: PipelineSettings, *, observe: bool = False) -> Pipe
         batch_core=core,
         production_schedule=exporters.network and core is not None and _EXPORT_WHOLE_BATCHES is not None,
         flush_guard=guard,
+        arm_clock=arm_clock,
     )

@@ -15,16 +15,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.advice.sweep import SweepAxis, SweepPoint, SweepResult
+from pytest_otel_overhead.results import MetricResult, TestResult
 
-__all__ = ["OverheadRow", "TrendPoint", "heap_chart", "overhead_chart", "pairs_chart", "trend_chart"]
+__all__ = ["OverheadRow", "TrendPoint", "heap_chart", "overhead_chart", "pairs_chart", "sweep_chart", "trend_chart"]
 
 BASELINE_COLOR = "#4c72b0"
 INSTRUMENTED_COLOR = "#dd8452"
 BUDGET_COLOR = "#c44e52"
 VERDICT_COLORS = {"PASS": "#2e7d32", "FAIL": "#c62828", "INCONCLUSIVE": "#ef6c00", None: "#455a64"}
+SERIES_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
 _counter = itertools.count()
 
 
@@ -112,6 +116,17 @@ def pairs_chart(result: TestResult) -> str:
     """Three panels: per-pair CPU overhead, time per call of both arms per block, latency quantiles."""
     figure = Figure(figsize=(11, 3.0))
     ax_pairs, ax_blocks, ax_latency = figure.subplots(1, 3)
+    _pairs_panel(ax_pairs, result)
+    _blocks_panel(ax_blocks, result)
+    _latency_panel(ax_latency, result)
+    for ax in (ax_pairs, ax_blocks, ax_latency):
+        ax.tick_params(labelsize=7)
+    figure.tight_layout()
+    return _svg(figure)
+
+
+def _pairs_panel(ax: Axes, result: TestResult) -> None:
+    """Histogram of the CPU overhead of each pair, with the estimate and the budget."""
     cpu = result.metric("cpu")
     overheads = _pair_overheads(result, (0, 1))
     if overheads:
@@ -119,15 +134,18 @@ def pairs_chart(result: TestResult) -> str:
         # The outer 1% on each side would stretch the axis past what the eye can use.
         cut = len(ordered) // 100
         shown = ordered[cut : len(ordered) - cut] if len(ordered) > 2 * cut else ordered
-        ax_pairs.hist(shown, bins=min(40, max(8, len(shown) // 5)), color="#8c8c8c")
+        ax.hist(shown, bins=min(40, max(8, len(shown) // 5)), color="#8c8c8c")
         if cpu is not None and cpu.kind == "relative" and math.isfinite(cpu.overhead):
-            ax_pairs.axvline(cpu.overhead * 100, color="#222222", linewidth=1.5, label="estimate")
+            ax.axvline(cpu.overhead * 100, color="#222222", linewidth=1.5, label="estimate")
         if cpu is not None and cpu.budget is not None and cpu.budget.kind == "relative":
-            ax_pairs.axvline(cpu.budget.value * 100, color=BUDGET_COLOR, linestyle="--", linewidth=1.5, label="budget")
-        ax_pairs.legend(fontsize=7, loc="upper right")
-    ax_pairs.set_title("CPU overhead of each pair of blocks", fontsize=9)
-    ax_pairs.set_xlabel("%", fontsize=8)
+            ax.axvline(cpu.budget.value * 100, color=BUDGET_COLOR, linestyle="--", linewidth=1.5, label="budget")
+        ax.legend(fontsize=7, loc="upper right")
+    ax.set_title("CPU overhead of each pair of blocks", fontsize=9)
+    ax.set_xlabel("%", fontsize=8)
 
+
+def _blocks_panel(ax: Axes, result: TestResult) -> None:
+    """Histograms of wall time per call, block by block, of both arms on one scale."""
     walls = [(row[2], row[3]) for row in result.samples if row[2] > 0 and row[3] > 0]
     if walls:
         scale, unit = _time_scale(max(max(w) for w in walls))
@@ -135,42 +153,29 @@ def pairs_chart(result: TestResult) -> str:
         instrumented = [w[1] * scale for w in walls]
         low, high = min(baseline + instrumented), max(baseline + instrumented)
         bins: Any = 30 if high > low else 1
-        ax_blocks.hist(baseline, bins=bins, range=(low, high), alpha=0.6, color=BASELINE_COLOR, label="baseline")
-        ax_blocks.hist(
-            instrumented, bins=bins, range=(low, high), alpha=0.6, color=INSTRUMENTED_COLOR, label="instrumented"
-        )
-        ax_blocks.set_xlabel(unit, fontsize=8)
-        ax_blocks.legend(fontsize=7, loc="upper right")
-    ax_blocks.set_title("wall time per call, block by block", fontsize=9)
+        ax.hist(baseline, bins=bins, range=(low, high), alpha=0.6, color=BASELINE_COLOR, label="baseline")
+        ax.hist(instrumented, bins=bins, range=(low, high), alpha=0.6, color=INSTRUMENTED_COLOR, label="instrumented")
+        ax.set_xlabel(unit, fontsize=8)
+        ax.legend(fontsize=7, loc="upper right")
+    ax.set_title("wall time per call, block by block", fontsize=9)
 
+
+def _latency_panel(ax: Axes, result: TestResult) -> None:
+    """Latency quantiles of both arms side by side."""
     names = [("p50", "latency_p50"), ("p95", "latency_p95"), ("p99", "latency_p99")]
     quantiles = [(label, result.metric(name)) for label, name in names]
     present = [(label, m) for label, m in quantiles if m is not None and math.isfinite(m.baseline)]
     if present:
         scale, unit = _time_scale(max(max(m.baseline, m.instrumented) for _, m in present))
         positions = range(len(present))
-        ax_latency.bar(
-            [p - 0.2 for p in positions],
-            [m.baseline * scale for _, m in present],
-            width=0.4,
-            color=BASELINE_COLOR,
-            label="baseline",
-        )
-        ax_latency.bar(
-            [p + 0.2 for p in positions],
-            [m.instrumented * scale for _, m in present],
-            width=0.4,
-            color=INSTRUMENTED_COLOR,
-            label="instrumented",
-        )
-        ax_latency.set_xticks(list(positions), [label for label, _ in present])
-        ax_latency.set_ylabel(unit, fontsize=8)
-        ax_latency.legend(fontsize=7, loc="upper left")
-    ax_latency.set_title("latency per call, both arms", fontsize=9)
-    for ax in (ax_pairs, ax_blocks, ax_latency):
-        ax.tick_params(labelsize=7)
-    figure.tight_layout()
-    return _svg(figure)
+        baseline = [m.baseline * scale for _, m in present]
+        instrumented = [m.instrumented * scale for _, m in present]
+        ax.bar([p - 0.2 for p in positions], baseline, width=0.4, color=BASELINE_COLOR, label="baseline")
+        ax.bar([p + 0.2 for p in positions], instrumented, width=0.4, color=INSTRUMENTED_COLOR, label="instrumented")
+        ax.set_xticks(list(positions), [label for label, _ in present])
+        ax.set_ylabel(unit, fontsize=8)
+        ax.legend(fontsize=7, loc="upper left")
+    ax.set_title("latency per call, both arms", fontsize=9)
 
 
 def _time_scale(largest: float) -> tuple[float, str]:
@@ -183,13 +188,21 @@ def _time_scale(largest: float) -> tuple[float, str]:
     return 1e9, "ns"
 
 
+def _size_scale(largest: float) -> tuple[float, str]:
+    if largest >= 1024**2:
+        return 1 / 1024**2, "MiB"
+    if largest >= 1024:
+        return 1 / 1024, "KiB"
+    return 1.0, "B"
+
+
 def heap_chart(results: Sequence[TestResult]) -> str:
     """Peak heap of each test in both arms."""
     rows = [(r.nodeid, m) for r in results if (m := r.metric("heap")) is not None and math.isfinite(m.baseline)]
     figure = Figure(figsize=(8.5, 0.9 + 0.45 * max(1, len(rows))))
     ax = figure.add_subplot()
     largest = max([max(m.baseline, m.instrumented) for _, m in rows] + [1.0])
-    scale, unit = (1 / 1024**2, "MiB") if largest >= 1024**2 else ((1 / 1024, "KiB") if largest >= 1024 else (1, "B"))
+    scale, unit = _size_scale(largest)
     for y, (_, metric) in enumerate(reversed(rows)):
         ax.barh(
             y + 0.2, metric.baseline * scale, height=0.38, color=BASELINE_COLOR, label="baseline" if y == 0 else None
@@ -238,3 +251,124 @@ def trend_chart(title: str, points: Sequence[TrendPoint], budget: float | None) 
     ax.legend(fontsize=7, loc="upper left")
     ax.grid(axis="y", color="#eeeeee")
     return _svg(figure)
+
+
+def sweep_chart(sweep: SweepResult) -> str:
+    """Overhead with its interval against the first swept setting; one series per combination of the others.
+
+    The x axis is logarithmic when every value is positive and they span a factor of ten or more,
+    categorical when the values are not numbers. The budget is a dashed line. Each point's marker
+    and interval carry the ids ``sweep<N>-point<i>`` and ``sweep<N>-interval<i>`` (``N`` numbers
+    the chart, ``i`` the points drawn in it), so a page can find or style them.
+    """
+    first = sweep.axes[0]
+    positions, log_x = _sweep_positions(first)
+    gates = [g for p in sweep.points if (g := p.gate(sweep.metric)) is not None]
+    scale, unit = _overhead_scale(gates)
+    budget = sweep.budget.value * scale if sweep.budget is not None else None
+    frame = _SweepFrame(sweep.metric, scale, _sweep_limits(gates, scale, budget), next(_counter))
+    series = _sweep_series(sweep, positions)
+    step = _series_step(positions, len(series))
+    joined = first.numeric() is not None  # a line between categories would suggest an order they lack
+    figure = Figure(figsize=(9.5, 4.6))
+    ax = figure.add_subplot()
+    handles: list[Any] = []
+    for number, (name, members) in enumerate(series.items()):
+        color = SERIES_COLORS[number % len(SERIES_COLORS)]
+        offset = (number - (len(series) - 1) / 2) * step
+        frame.draw_series(ax, [(x + offset, point) for x, point in members], color, join=joined)
+        handles.append(
+            Line2D([], [], color=color, marker="o", linestyle="-" if joined else "none", label=_text(name, 40))
+        )
+    if budget is not None:
+        handles.append(ax.axhline(budget, color=BUDGET_COLOR, linestyle="--", linewidth=1.5, label="budget"))
+    ax.axhline(0, color="#999999", linewidth=0.8)
+    ax.set_xticks(positions, [_text(label, 24) for label in first.labels], fontsize=8)
+    ax.set_xlabel(_text(first.key + (" (log scale)" if log_x else "")))
+    if joined:
+        ax.margins(x=0.06)
+    else:
+        ax.set_xlim(-0.5, len(positions) - 0.5)
+    ax.set_ylim(*frame.limits)
+    ax.set_ylabel(f"overhead, {unit}" if unit == "%" else f"overhead per call, {unit}")
+    ax.set_title(_text(f"{sweep.nodeid}: {sweep.metric} overhead by {first.key}", 110), fontsize=9)
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(axis="y", color="#eeeeee")
+    ax.set_axisbelow(True)
+    return _svg(figure)
+
+
+def _sweep_positions(axis: SweepAxis) -> tuple[list[float], bool]:
+    """Where each value of the first axis sits on x, and whether that is a log scale."""
+    numbers = axis.numeric()
+    if numbers is None:
+        return [float(index) for index in range(len(axis.values))], False
+    if min(numbers) > 0 and max(numbers) / min(numbers) >= 10:
+        return [math.log10(n) for n in numbers], True
+    return list(numbers), False
+
+
+def _overhead_scale(gates: Sequence[MetricResult]) -> tuple[float, str]:
+    """Factor and unit of the y axis: percent for relative overheads, else a size or a duration."""
+    if not gates or gates[0].kind == "relative":
+        return 100.0, "%"
+    largest = max([abs(v) for g in gates for v in (g.overhead, g.ci_low, g.ci_high) if math.isfinite(v)] + [0.0])
+    return _size_scale(largest) if gates[0].metric == "heap" else _time_scale(largest)
+
+
+def _sweep_limits(gates: Sequence[MetricResult], scale: float, budget: float | None) -> tuple[float, float]:
+    finite = [v * scale for g in gates for v in (g.overhead, g.ci_low, g.ci_high) if math.isfinite(v)]
+    candidates = [*finite, 0.0] + ([budget] if budget is not None else [])
+    low, high = min(candidates), max(candidates)
+    pad = (high - low) * 0.08 or 1.0
+    return low - pad, high + pad
+
+
+def _sweep_series(sweep: SweepResult, positions: Sequence[float]) -> dict[str, list[tuple[float, SweepPoint]]]:
+    """Points grouped by the values of the other axes (the series' name), each with its x, left to right."""
+    first = sweep.axes[0]
+    series: dict[str, list[tuple[float, SweepPoint]]] = {}
+    for point in sweep.points:
+        name = ", ".join(f"{k}={v}" for k, v in point.values[1:]) or sweep.metric
+        series.setdefault(name, []).append((positions[first.labels.index(point.values[0][1])], point))
+    return {name: sorted(members, key=lambda member: member[0]) for name, members in series.items()}
+
+
+def _series_step(positions: Sequence[float], count: int) -> float:
+    """How far apart the series are drawn at one x, so that their intervals do not overlap."""
+    distinct = sorted(set(positions))
+    span = (distinct[-1] - distinct[0]) or 1.0
+    gap = min((b - a for a, b in itertools.pairwise(distinct)), default=span)
+    return min(span * 0.015, gap / (count + 1))
+
+
+@dataclass
+class _SweepFrame:
+    """What every series of one sweep chart shares: the metric, the y scale and limits, the ids."""
+
+    metric: str
+    scale: float
+    limits: tuple[float, float]
+    chart: int
+    drawn: int = 0
+
+    def draw_series(self, ax: Axes, points: Sequence[tuple[float, SweepPoint]], color: str, join: bool) -> None:
+        """Each point's interval (clipped to the axis when unbounded) and estimate, ringed by its verdict."""
+        xs, ys = [], []
+        for x, point in points:
+            gate = point.gate(self.metric)
+            if gate is None or not math.isfinite(gate.overhead):
+                continue
+            low = _finite_or(gate.ci_low * self.scale, self.limits[0])
+            high = _finite_or(gate.ci_high * self.scale, self.limits[1])
+            y = gate.overhead * self.scale
+            ring = VERDICT_COLORS.get(point.result.verdict.value, VERDICT_COLORS[None])
+            gid = f"sweep{self.chart}-interval{self.drawn}"
+            ax.plot([x, x], [low, high], color=color, linewidth=1.5, marker="_", markersize=8, gid=gid)
+            gid = f"sweep{self.chart}-point{self.drawn}"
+            ax.plot([x], [y], "o", color=color, mec=ring, mew=1.5, markersize=7, zorder=3, gid=gid)
+            self.drawn += 1
+            xs.append(x)
+            ys.append(y)
+        if join and len(xs) > 1:
+            ax.plot(xs, ys, color=color, alpha=0.5)

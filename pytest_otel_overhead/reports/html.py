@@ -10,22 +10,26 @@ from __future__ import annotations
 
 import functools
 import html
-import importlib.util
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pytest_otel_overhead import __version__
+from pytest_otel_overhead.formatting import (
+    format_bytes,
+    percentage_points,
+    signed_percent_or_na,
+    signed_whole_percent,
+)
 from pytest_otel_overhead.history.compare import Comparison, describe_run
 from pytest_otel_overhead.history.store import RunRecord
+from pytest_otel_overhead.reports.drawing import CHARTS_EXTRA, ChartDrawer, charts_available
 from pytest_otel_overhead.reports.markdown import headline_metrics, run_facts
 from pytest_otel_overhead.results import MetricResult, TestResult
-from pytest_otel_overhead.units import format_bytes
 from pytest_otel_overhead.verdict import Verdict
 
 __all__ = ["CHARTS_EXTRA", "charts_available", "html_report"]
 
-CHARTS_EXTRA = "pytest-otel-overhead[html]"
 MAX_DETAILED_CHARTS = 40
 MAX_TRENDS = 12
 
@@ -44,10 +48,6 @@ td.id{word-break:break-all;max-width:34rem}
 .muted{color:#59636e;font-size:.85rem}
 figure{margin:.6rem 0}figure svg{max-width:100%;height:auto}
 """
-
-
-def charts_available() -> bool:
-    return importlib.util.find_spec("matplotlib") is not None
 
 
 def _h(value: object) -> str:
@@ -81,30 +81,6 @@ def _overhead(metric: MetricResult) -> str:
     return _h(metric.format_overhead(metric.overhead)) if math.isfinite(metric.overhead) else "-"
 
 
-class _Charts:
-    """Draws charts when matplotlib is importable; records why not otherwise."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.module: Any = None
-        self.failure: str | None = None
-        if enabled:
-            try:
-                from pytest_otel_overhead.reports import charts  # matplotlib is optional
-
-                self.module = charts
-            except ImportError as error:
-                self.failure = f"matplotlib could not be imported ({error})"
-
-    def draw(self, make: Callable[[Any], str], caption: str) -> str:
-        if self.module is None:
-            return ""
-        try:
-            svg = make(self.module)
-        except Exception as error:  # a chart that cannot be drawn must not cost the report
-            return f'<p class="muted">{_h(caption)}: chart not drawn ({_h(type(error).__name__)}: {_h(error)})</p>'
-        return f'<figure role="img" aria-label="{_h(caption)}">{svg}</figure>'
-
-
 def _header(run: RunRecord) -> str:
     env = run.environment
     packages: dict[str, Any] = env["packages"] if isinstance(env.get("packages"), dict) else {}
@@ -124,7 +100,56 @@ def _header(run: RunRecord) -> str:
     return f"<table>{cells}</table>"
 
 
-def _summary(run: RunRecord, charts: _Charts) -> str:
+def _summary_row(index: int, result: TestResult, metric: MetricResult) -> list[str]:
+    return [
+        f'<a href="#test-{index}">{_h(result.nodeid)}</a>',
+        _verdict(metric.verdict) or "-",
+        _h(metric.label),
+        _overhead(metric),
+        _h(metric.format_interval()),
+        _h(metric.budget.describe(metric.metric)) if metric.budget else "-",
+        _value(metric, metric.baseline),
+        _value(metric, metric.instrumented),
+        str(result.pairs),
+        _h(result.stop_reason),
+    ]
+
+
+_SUMMARY_HEADER = (
+    "test",
+    "verdict",
+    "metric",
+    "overhead",
+    "95% CI",
+    "budget",
+    "baseline/call",
+    "instrumented/call",
+    "pairs",
+    "stopped",
+)
+
+
+def _overview_chart(rows: Sequence[tuple[str, MetricResult]], charts: ChartDrawer) -> str:
+    """Each (label, relative metric) as an interval against its budget."""
+
+    def make(module: Any) -> str:
+        bars = [
+            module.OverheadRow(
+                label=label,
+                estimate=m.overhead,
+                low=m.ci_low,
+                high=m.ci_high,
+                budget=m.budget.value if m.budget is not None and m.budget.kind == "relative" else None,
+                verdict=m.verdict.value if m.verdict is not None else None,
+            )
+            for label, m in rows
+        ]
+        return str(module.overhead_chart(bars))
+
+    return charts.draw(make, "overhead of each test against its budget")
+
+
+def _summary(run: RunRecord, charts: ChartDrawer) -> str:
     results = run.results
     counts = {v: sum(1 for r in results if r.verdict is v) for v in Verdict}
     parts = [
@@ -138,64 +163,11 @@ def _summary(run: RunRecord, charts: _Charts) -> str:
         for metric in headline_metrics(result):
             if metric.kind == "relative":
                 chart_rows.append((result.nodeid + ("" if metric.metric == "cpu" else f" · {metric.label}"), metric))
-            table_rows.append(
-                [
-                    f'<a href="#test-{index}">{_h(result.nodeid)}</a>',
-                    _verdict(metric.verdict) or "-",
-                    _h(metric.label),
-                    _overhead(metric),
-                    _h(metric.format_interval()),
-                    _h(metric.budget.describe(metric.metric)) if metric.budget else "-",
-                    _value(metric, metric.baseline),
-                    _value(metric, metric.instrumented),
-                    str(result.pairs),
-                    _h(result.stop_reason),
-                ]
-            )
+            table_rows.append(_summary_row(index, result, metric))
     if chart_rows:
-
-        def make(module: Any) -> str:
-            rows = [
-                module.OverheadRow(
-                    label=label,
-                    estimate=m.overhead,
-                    low=m.ci_low,
-                    high=m.ci_high,
-                    budget=m.budget.value if m.budget is not None and m.budget.kind == "relative" else None,
-                    verdict=m.verdict.value if m.verdict is not None else None,
-                )
-                for label, m in chart_rows
-            ]
-            return str(module.overhead_chart(rows))
-
-        parts.append(charts.draw(make, "overhead of each test against its budget"))
-    parts.append(
-        _table(
-            [
-                "test",
-                "verdict",
-                "metric",
-                "overhead",
-                "95% CI",
-                "budget",
-                "baseline/call",
-                "instrumented/call",
-                "pairs",
-                "stopped",
-            ],
-            table_rows,
-            numeric=(3, 4, 6, 7, 8),
-        )
-    )
+        parts.append(_overview_chart(chart_rows, charts))
+    parts.append(_table(_SUMMARY_HEADER, table_rows, numeric=(3, 4, 6, 7, 8)))
     return "".join(parts)
-
-
-def _pp(value: float) -> str:
-    return f"{value * 100:+.1f}pp" if math.isfinite(value) else ("∞" if value > 0 else "-∞")
-
-
-def _pct(value: float) -> str:
-    return f"{value * 100:+.1f}%" if math.isfinite(value) else "n/a"
 
 
 def _comparison(comparison: Comparison) -> str:
@@ -219,17 +191,19 @@ def _comparison(comparison: Comparison) -> str:
             low, estimate, high = metric.points
             relative = "-"
             if metric.relative is not None and math.isfinite(metric.relative[1]):
+                low_change, change, high_change = metric.relative
                 relative = _h(
-                    f"{metric.relative[1] * 100:+.0f}% ({_pct(metric.relative[0])}…{_pct(metric.relative[2])})"
+                    f"{signed_whole_percent(change)} "
+                    f"({signed_percent_or_na(low_change)}…{signed_percent_or_na(high_change)})"
                 )
             verdict = metric.verdict
             rows.append(
                 [
                     _h(test.nodeid),
                     _h(metric.label),
-                    _h(_pct(metric.before)),
-                    _h(_pct(metric.after)),
-                    _h(f"{_pp(estimate)} ({_pp(low)}…{_pp(high)})"),
+                    _h(signed_percent_or_na(metric.before)),
+                    _h(signed_percent_or_na(metric.after)),
+                    _h(f"{percentage_points(estimate)} ({percentage_points(low)}…{percentage_points(high)})"),
                     relative,
                     _verdict(verdict, marks[verdict]) if verdict is not None else "",
                 ]
@@ -244,7 +218,7 @@ def _comparison(comparison: Comparison) -> str:
     return "".join(parts)
 
 
-def _trend(run: RunRecord, history: Sequence[RunRecord], charts: _Charts) -> str:
+def _trend(run: RunRecord, history: Sequence[RunRecord], charts: ChartDrawer) -> str:
     runs = [r for r in history if r.path is None or r.path != run.path] + [run]
     parts = []
     shown = 0
@@ -358,7 +332,7 @@ def _pairs(module: Any, result: TestResult) -> str:
     return str(module.pairs_chart(result))
 
 
-def _details(run: RunRecord, charts: _Charts) -> str:
+def _details(run: RunRecord, charts: ChartDrawer) -> str:
     parts = []
     for index, result in enumerate(run.results):
         settings = result.settings
@@ -383,7 +357,7 @@ def _details(run: RunRecord, charts: _Charts) -> str:
     return "".join(parts)
 
 
-def _heap(run: RunRecord, charts: _Charts) -> str:
+def _heap(run: RunRecord, charts: ChartDrawer) -> str:
     rows = []
     for result in run.results:
         heap = result.metric("heap")
@@ -444,15 +418,11 @@ def html_report(
     title: str = "OpenTelemetry overhead",
 ) -> str:
     """The report as one HTML document. ``charts=None`` draws charts when matplotlib is installed."""
-    drawing = _Charts(charts_available() if charts is None else charts)
+    drawing = ChartDrawer(charts_available() if charts is None else charts)
     facts = run_facts(run)
     body = [f"<h1>{_h(title)}</h1>", f'<p class="muted">{_h(" · ".join(facts))}</p>' if facts else ""]
     if drawing.module is None:
-        reason = drawing.failure or "matplotlib is not installed"
-        body.append(
-            f'<p class="note">Charts are left out: {_h(reason)}. Install <code>{_h(CHARTS_EXTRA)}</code> '
-            "(matplotlib) to add them; the tables below hold the same figures.</p>"
-        )
+        body.append(drawing.left_out_note())
     for warning in warnings:
         body.append(f'<p class="note">{_h(warning)}</p>')
     body += ["<h2>Overhead against budget</h2>", _summary(run, drawing)]

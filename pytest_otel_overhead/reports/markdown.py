@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from pytest_otel_overhead.formatting import percentage_points, signed_percent_or_na
 from pytest_otel_overhead.history.compare import Comparison, describe_run
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.results import MetricResult, TestResult
@@ -125,13 +126,13 @@ def _comparison(comparison: Comparison) -> list[str]:
             continue
         for index, metric in enumerate(test.metrics):
             low, estimate, high = metric.points
-            change = f"{_pp(estimate)} ({_pp(low)}…{_pp(high)})"
+            change = f"{percentage_points(estimate)} ({percentage_points(low)}…{percentage_points(high)})"
             verdict = CHANGE_MARKS[metric.verdict] if metric.verdict is not None else ""
             cells = [
                 escape(test.nodeid) if index == 0 else "",
                 escape(metric.label),
-                escape(_pct(metric.before)),
-                escape(_pct(metric.after)),
+                escape(signed_percent_or_na(metric.before)),
+                escape(signed_percent_or_na(metric.after)),
                 escape(change),
                 verdict,
             ]
@@ -142,14 +143,6 @@ def _comparison(comparison: Comparison) -> list[str]:
         for test in settings:
             lines.append(f"- {escape(test.nodeid)}: settings differ: {escape('; '.join(test.settings_differences))}")
     return lines
-
-
-def _pp(value: float) -> str:
-    return f"{value * 100:+.1f}pp" if math.isfinite(value) else ("∞" if value > 0 else "-∞")
-
-
-def _pct(value: float) -> str:
-    return f"{value * 100:+.1f}%" if math.isfinite(value) else "n/a"
 
 
 def markdown_report(

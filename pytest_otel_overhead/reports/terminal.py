@@ -5,17 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from pytest_otel_overhead.formatting import format_bytes, format_seconds, percent
 from pytest_otel_overhead.results import MetricResult, TestResult
-from pytest_otel_overhead.units import format_bytes, format_seconds
 from pytest_otel_overhead.verdict import Verdict
 
 __all__ = ["health_line", "metric_sentence", "result_message", "summary_lines"]
-
-
-def _pct(value: float) -> str:
-    if not math.isfinite(value):
-        return "∞" if value > 0 else "-∞"
-    return f"{value * 100:.1f}%"
 
 
 def metric_sentence(metric: MetricResult) -> str:
@@ -24,7 +18,7 @@ def metric_sentence(metric: MetricResult) -> str:
     if math.isnan(metric.overhead):  # not measured, e.g. a time budget in instructions mode
         figures = "not measured"
     elif metric.kind == "relative":
-        figures = f"{_pct(metric.overhead)} (95% CI {_pct(metric.ci_low)}–{_pct(metric.ci_high)})"
+        figures = f"{percent(metric.overhead)} (95% CI {percent(metric.ci_low)}–{percent(metric.ci_high)})"
     else:
         figures = f"{metric.format_overhead(metric.overhead)} per call (95% CI {metric.format_interval()})"
     budget = metric.budget.describe(metric.metric)

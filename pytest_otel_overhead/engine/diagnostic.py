@@ -1,0 +1,54 @@
+"""The diagnostic round: the instrumented arm once more, through a counting pipeline, untimed.
+
+It counts spans started, sampled, exported and dropped, export calls, bytes and the pipeline's
+threads. Counting costs time, so it runs after the timed pairs and never inside a timed block.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+from pytest_otel_overhead.engine.probes import process_reading
+from pytest_otel_overhead.otel.pipeline import build_pipeline
+from pytest_otel_overhead.otel.routing import ArmRouter
+from pytest_otel_overhead.results import PipelineHealth
+from pytest_otel_overhead.settings.layers import MeasureSettings
+
+__all__ = ["DIAGNOSTIC_S", "diagnostic_round"]
+
+DIAGNOSTIC_S = 0.25
+MAX_CALLS = 100_000
+
+
+def diagnostic_round(
+    workload: Callable[[], object],
+    settings: MeasureSettings,
+    router: ArmRouter,
+    calls: int,
+    per_call: float,
+    *,
+    clock: Callable[[], float] = time.perf_counter,
+) -> PipelineHealth:
+    """Run the instrumented arm with counters, unflushed as in production, then flush and count."""
+    threads_before = process_reading()[1]
+    observed = build_pipeline(settings.pipeline, observe=True)
+    # Calls for DIAGNOSTIC_S of the workload's own time (per_call is only a first guess: a slow
+    # backend inflates the timed blocks' flushes), so queue pressure shows as in production.
+    n = min(MAX_CALLS, max(calls, math.ceil(DIAGNOSTIC_S / max(per_call, 1e-9))))
+    try:
+        router.switch(observed.provider)
+        try:
+            started, done = clock(), 0
+            while done < n or (done < MAX_CALLS and clock() - started < DIAGNOSTIC_S):
+                workload()
+                done += 1
+            n = done
+        finally:
+            router.switch(None)
+        threads_during = process_reading()[1]  # the pipeline's own threads, before shutdown ends them
+        observed.flush()
+        return observed.health(n, extra_threads=threads_during - threads_before)
+    finally:
+        observed.shutdown()

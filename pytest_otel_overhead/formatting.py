@@ -1,0 +1,129 @@
+"""Numbers as people read them: durations, sizes, counts, percentages and percentage points.
+
+Each name prints one way wherever it is used, so the terminal, Markdown, HTML and comparison
+texts agree. Where two texts really differ (an unbounded interval end shown as ``∞`` in one and
+``n/a`` in another, one decimal or two significant digits), they use two names. Fractions are
+given as fractions (``0.073`` prints as ``7.3%``). Only ``math`` is imported, so anything may use
+this module.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+__all__ = [
+    "budget_percent",
+    "finite_or_none",
+    "format_bytes",
+    "format_count",
+    "format_seconds",
+    "junit_number",
+    "percent",
+    "percentage_points",
+    "signed",
+    "signed_percent",
+    "signed_percent_or_na",
+    "signed_whole_percent",
+    "unbounded",
+]
+
+
+def unbounded(value: float) -> str:
+    """An interval end with no bound: ``∞`` above zero, ``-∞`` otherwise."""
+    return "∞" if value > 0 else "-∞"
+
+
+def format_seconds(seconds: float) -> str:
+    """Compact human form of a duration: ``1.84 ms``, ``12.3 µs``, ``2.10 s``."""
+    magnitude = abs(seconds)
+    if magnitude >= 1:
+        return f"{seconds:.2f} s"
+    if magnitude >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    if magnitude >= 1e-6:
+        return f"{seconds * 1e6:.1f} µs"
+    return f"{seconds * 1e9:.0f} ns"
+
+
+def format_bytes(size: float) -> str:
+    """Compact human form of a size in binary units: ``512 B``, ``1.5 KiB``, ``2.0 MiB``."""
+    magnitude = abs(size)
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if magnitude >= factor:
+            return f"{size / factor:.1f} {unit}"
+    return f"{size:.0f} B"
+
+
+def format_count(value: float) -> str:
+    """Compact form of an instruction count: ``1.23 M``, ``45.6 k``."""
+    magnitude = abs(value)
+    for suffix, factor in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if magnitude >= factor:
+            return f"{value / factor:.3g} {suffix}"
+    return f"{value:.0f}"
+
+
+def budget_percent(fraction: float) -> str:
+    """A fraction on a budget's scale: ``0.05`` as ``5.0%``; small ones keep two significant digits (``0.04%``).
+
+    Budgets are written back in this form, and it parses to the same budget.
+    """
+    value = fraction * 100
+    if value == 0 or not math.isfinite(value) or abs(value) >= 0.1:
+        return f"{value:.1f}%"
+    return f"{value:.2g}%"
+
+
+def percent(fraction: float) -> str:
+    """``7.3%``: one decimal, no sign; an unbounded end is ``∞`` or ``-∞``."""
+    if not math.isfinite(fraction):
+        return unbounded(fraction)
+    return f"{fraction * 100:.1f}%"
+
+
+def signed_percent(fraction: float) -> str:
+    """``+7.3%``: one decimal, always signed; an unbounded end is ``∞`` or ``-∞``."""
+    if not math.isfinite(fraction):
+        return unbounded(fraction)
+    return f"{fraction * 100:+.1f}%"
+
+
+def signed_percent_or_na(fraction: float) -> str:
+    """``+7.3%``: one decimal, always signed; ``n/a`` when the figure is not finite."""
+    if not math.isfinite(fraction):
+        return "n/a"
+    return f"{fraction * 100:+.1f}%"
+
+
+def signed_whole_percent(fraction: float) -> str:
+    """``+20%``: no decimals, always signed (a relative change); an unbounded one is ``∞`` or ``-∞``."""
+    if not math.isfinite(fraction):
+        return unbounded(fraction)
+    return f"{fraction * 100:+.0f}%"
+
+
+def percentage_points(fraction: float) -> str:
+    """``+6.7pp``: a difference of two percentages, signed; an unbounded end is ``∞`` or ``-∞``."""
+    if not math.isfinite(fraction):
+        return unbounded(fraction)
+    return f"{fraction * 100:+.1f}pp"
+
+
+def signed(value: float, magnitude: Callable[[float], str]) -> str:
+    """``+`` or ``-``, then ``magnitude`` of the absolute value: ``signed(-2e-6, format_seconds)`` is ``-2.0 µs``."""
+    return ("+" if value >= 0 else "-") + magnitude(abs(value))
+
+
+def junit_number(value: float) -> str:
+    """A number in a junit property: six significant digits; ``inf`` or ``-inf`` when not finite."""
+    if not math.isfinite(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.6g}"
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """A number for JSON, which has no infinities: an unbounded or missing figure is written as null."""
+    if value is None or not math.isfinite(value):
+        return None
+    return value
