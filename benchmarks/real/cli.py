@@ -1,0 +1,251 @@
+"""Command line of the real-workload accuracy harness: ``python -m benchmarks.real``.
+
+Runs the jobs of a plan (see ``plan.py``) one after another, writes each record to a JSON-lines
+file as soon as its process ends (so an interrupted run keeps what it measured) and a progress log
+beside it, compares the saved plugin runs pairwise (A/A), and prints the report.
+``--report FILE...`` prints the report of results files again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import json
+import random
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from benchmarks.real.plan import FULL, QUICK, QUICK_MAX_TIME, WORKLOADS, Counts, Job, Plan, schedule
+from benchmarks.real.plugin import compare_saved, run_instructions, run_plugin
+from benchmarks.real.processes import Record, Workspace, environment, load_average, load_generator, prepare_workdir
+from benchmarks.real.report import read_records, report_text
+from benchmarks.real.tools import budget_fraction, run_benchmark, run_pyperf, run_reference
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+RUNNERS: dict[str, Callable[[Job, Plan, Workspace], list[Record]]] = {
+    "plugin": run_plugin,
+    "reference": run_reference,
+    "pyperf": run_pyperf,
+    "benchmark": run_benchmark,
+    "instructions": run_instructions,
+}
+
+
+def count(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+
+    return parse
+
+
+def positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not above 0")
+    return value
+
+
+def workload_list(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown workload {', '.join(map(repr, unknown)) or 'list (empty)'}; known: {', '.join(WORKLOADS)}"
+        )
+    return names
+
+
+def percentage(text: str) -> str:
+    try:
+        budget_fraction(text)  # the tools' own check, at parse time
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def arguments(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.real",
+        description="Accuracy of pytest-otel-overhead on real instrumented workloads, against a plain A/B "
+        "reference, pyperf and pytest-benchmark.",
+    )
+    add = parser.add_argument
+    add("--quick", action="store_true", help="smoke run: 2 plugin runs, 2 reference processes, one round of each tool")
+    add("--runs", type=count(1), help=f"plugin runs (pytest processes), each over every workload ({FULL.runs})")
+    add("--reference-processes", type=count(0), help=f"reference processes per workload ({FULL.reference_processes})")
+    add("--reference-seconds", type=positive, help=f"measuring time per reference process ({FULL.reference_seconds:g})")
+    add("--block-ms", type=positive, default=20.0, help="reference block length in baseline CPU ms (20)")
+    add("--pyperf-rounds", type=count(0), help=f"pyperf rounds per workload ({FULL.pyperf_rounds})")
+    add("--benchmark-rounds", type=count(0), help=f"pytest-benchmark two-run rounds ({FULL.benchmark_rounds})")
+    add("--workloads", type=workload_list, default=WORKLOADS, help=f"comma-separated, from {','.join(WORKLOADS)}")
+    add("--load", type=count(0), default=0, help="busy processes kept running during the run (0: quiet)")
+    add("--max-time", type=positive, help="the plugin's max_time in s (default: the plugin's, 30 s; --quick: 10 s)")
+    add("--budget", type=percentage, help="relative budget for every method, e.g. 5%% (default: the plugin's, 5%%)")
+    add("--instructions", action="store_true", help="also one plugin run in instructions mode (needs valgrind)")
+    add("--seed", type=int, help="seed of the job order (default: random, recorded)")
+    add("--deadline", type=positive, metavar="MINUTES", help="start no new job after MINUTES")
+    add("--freeze", action="store_true", help="measure a copy of the package taken at the start")
+    add("--out", type=Path, help="results file (default benchmarks/results/real-<date>[-loadN].jsonl)")
+    add("--report", nargs="+", type=Path, metavar="FILE", help="print the report of results files and exit")
+    add("--markdown", action="store_true", help="print the table as Markdown")
+    return parser.parse_args(argv)
+
+
+def build_plan(args: argparse.Namespace) -> Plan:
+    base = QUICK if args.quick else FULL
+    counts = Counts(
+        runs=args.runs if args.runs is not None else base.runs,
+        reference_processes=base.reference_processes if args.reference_processes is None else args.reference_processes,
+        reference_seconds=args.reference_seconds or base.reference_seconds,
+        pyperf_rounds=base.pyperf_rounds if args.pyperf_rounds is None else args.pyperf_rounds,
+        benchmark_rounds=base.benchmark_rounds if args.benchmark_rounds is None else args.benchmark_rounds,
+    )
+    return Plan(
+        workloads=args.workloads,
+        counts=counts,
+        block_ms=args.block_ms,
+        load=args.load,
+        max_time=args.max_time if args.max_time is not None else (QUICK_MAX_TIME if args.quick else None),
+        budget=args.budget,
+        instructions=args.instructions,
+        seed=args.seed if args.seed is not None else random.SystemRandom().randrange(2**32),
+        quick=args.quick,
+        deadline_min=args.deadline,
+        freeze=args.freeze,
+    )
+
+
+class Output:
+    """The results file (one JSON record a line, flushed as written) and the progress log beside it."""
+
+    def __init__(self, results: TextIO, log: TextIO, plan: Plan) -> None:
+        self.results, self.log, self.plan = results, log, plan
+
+    def write(self, record: Record) -> None:
+        record = {**record, "load_generator": self.plan.load}
+        self.results.write(json.dumps(record, allow_nan=False) + "\n")
+        self.results.flush()
+
+    def say(self, message: str) -> None:
+        line = f"[{dt.datetime.now():%H:%M:%S}] {message}"
+        print(line, flush=True)
+        self.log.write(line + "\n")
+        self.log.flush()
+
+
+def describe(records: Sequence[Record]) -> str:
+    parts = []
+    for r in records:
+        if r.get("type") in ("plugin_run", "end"):
+            continue
+        what = r.get("verdict") or r.get("outcome") or ""
+        estimate = r.get("estimate")
+        parts.append(
+            f"{r.get('workload', '')} {what}".strip() + (f" {estimate * 100:+.1f}%" if estimate is not None else "")
+        )
+    return ", ".join(parts)
+
+
+def run_jobs(jobs: Sequence[Job], plan: Plan, space: Workspace, output: Output, saved: list[int]) -> str | None:
+    """Every job in order, each record written as it comes, the plugin runs that were saved noted in
+    ``saved``; returns why it stopped early, if it did."""
+    started = time.perf_counter()
+    for number, job in enumerate(jobs, 1):
+        if plan.deadline_min is not None and time.perf_counter() - started >= plan.deadline_min * 60:
+            return f"deadline of {plan.deadline_min:g} min: stopped after {number - 1}/{len(jobs)} jobs"
+        job_started = time.perf_counter()
+        records = RUNNERS[job.kind](job, plan, space)
+        for record in records:
+            output.write(record)
+            if record["type"] == "plugin_run" and record["saved"]:
+                saved.append(record["run"])
+        load = load_average()
+        output.say(
+            f"{number}/{len(jobs)} {job.describe()} in {time.perf_counter() - job_started:.0f} s: {describe(records)}; "
+            f"elapsed {(time.perf_counter() - started) / 60:.1f} min; load {load[0] if load else float('nan'):.2f}"
+        )
+    return None
+
+
+def compare_runs(plan: Plan, space: Workspace, output: Output, saved: Sequence[int]) -> None:
+    """A/A: each saved plugin run against the next one (same code, same machine)."""
+    for before, after in itertools.pairwise(saved):
+        records = compare_saved(before, after, plan, space)
+        for record in records:
+            output.write(record)
+        output.say(f"compare run {before} → run {after}: {describe(records)}")
+
+
+def run(plan: Plan, out: Path, argv: Sequence[str]) -> None:
+    jobs = schedule(plan)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    interrupted, stopped = False, None
+    with (
+        out.open("w", encoding="utf-8") as results,
+        out.with_suffix(".log").open("w", encoding="utf-8") as log,
+        tempfile.TemporaryDirectory(prefix="otel-real-") as tmp,
+    ):
+        output = Output(results, log, plan)
+        space = Workspace(Path(tmp), prepare_workdir(Path(tmp), plan.freeze))
+        output.write(
+            {
+                "type": "run",
+                "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "command": " ".join(["python -m benchmarks.real", shlex.join(argv)]).strip(),
+                "plan": plan.as_dict(),
+                "engine": space.engine_digest(),
+                "environment": environment(),
+            }
+        )
+        output.say(f"{len(jobs)} jobs, busy processes of the load generator: {plan.load}; results → {out}")
+        saved: list[int] = []
+        try:
+            with load_generator(plan.load):
+                stopped = run_jobs(jobs, plan, space, output, saved)
+                compare_runs(plan, space, output, sorted(saved))
+        except KeyboardInterrupt:
+            interrupted = True
+            output.say("interrupted: the report covers the jobs finished so far")
+        if stopped:
+            output.say(stopped)
+        output.write(
+            {
+                "type": "end",
+                "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "wall_s": time.perf_counter() - started,
+                "interrupted": interrupted,
+                "stopped": stopped,
+                "load_average": load_average(),
+            }
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = arguments(argv)
+    if args.report:
+        print(report_text(read_records(args.report), markdown=args.markdown))
+        return 0
+    plan = build_plan(args)
+    suffix = f"-load{plan.load}" if plan.load else ""
+    out = args.out or RESULTS / f"real-{dt.datetime.now():%Y%m%d-%H%M}{suffix}.jsonl"
+    run(plan, out, argv)
+    print()
+    print(report_text(read_records([out]), markdown=args.markdown))
+    return 0

@@ -1,0 +1,203 @@
+"""The plugin under test: pytest processes under ``--otel-overhead``, A/A comparisons of their saved runs,
+and instructions mode as a second opinion.
+
+Everything is read from what a user gets: the JSON report (``--otel-overhead-json``), the saved
+runs (``--otel-overhead-save``) and ``python -m pytest_otel_overhead compare``'s output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.real.plan import COMPARE_FAIL, Job, Plan, shuffled_workloads
+from benchmarks.real.processes import Record, Workspace, run_command
+
+DEFAULT_MAX_TIME = 30.0
+"""The plugin's default max_time, for time-outs when the plan sets none."""
+INSTRUCTIONS_TIMEOUT_S = 600.0
+"""Per workload in instructions mode (start-up under valgrind is 5–15 s; counting, more)."""
+
+# "  test_real.py::test_flask  REGRESSED" in the comparison's lines; the metric lines follow, indented.
+COMPARE_LINE = re.compile(r"^  (?P<nodeid>\S+::test_(?P<workload>\w+))(?:  (?P<outcome>REGRESSED|OK|UNDECIDED))?$")
+
+
+def pytest_command(args: Sequence[str]) -> list[str]:
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args]
+
+
+def settings_args(plan: Plan) -> list[str]:
+    """The plugin settings the plan gives on the command line; the rest are the plugin's defaults."""
+    args = []
+    if plan.max_time is not None:
+        args.append(f"--otel-overhead-max-time={plan.max_time:g}")
+    if plan.budget is not None:
+        args.append(f"--otel-overhead-budget={plan.budget}")
+    return args
+
+
+def node_ids(workloads: Sequence[str]) -> list[str]:
+    return [f"test_real.py::test_{w}" for w in workloads]
+
+
+def read_tests(report: Path) -> dict[str, Record]:
+    """The JSON report's tests by node id; nothing when the file is missing or unreadable."""
+    try:
+        document = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {test["nodeid"]: test for test in document.get("tests", [])}
+
+
+def measured_record(test: Record, metric: str) -> Record:
+    """What the harness keeps of one measured test: verdict, time to verdict, estimate and interval."""
+    gate: Record = test["metrics"].get(metric) or {}
+    wall: Record = test["metrics"].get("wall") or {}
+    return {
+        "verdict": test["verdict"],
+        "mode": test["mode"],
+        "duration_s": test["duration_s"],
+        "metric": metric,
+        "estimate": gate.get("overhead"),
+        "ci_low": gate.get("ci_low"),
+        "ci_high": gate.get("ci_high"),
+        "budget": gate.get("budget"),
+        "spread": gate.get("spread"),
+        "note": gate.get("note"),
+        "wall_estimate": wall.get("overhead"),
+        "pairs": test["pairs"],
+        "looks": test["looks"],
+        "calls_per_block": test["calls_per_block"],
+        "stop_reason": test["stop_reason"],
+        "max_time": test["settings"]["max_time_s"],
+        "spans_per_call": (test.get("pipeline") or {}).get("spans_started_per_call"),
+    }
+
+
+def run_plugin(job: Job, plan: Plan, space: Workspace) -> list[Record]:
+    """One pytest process measuring every workload in a shuffled order; one record per workload, one for the run."""
+    order = shuffled_workloads(plan, job)
+    report = space.root / f"plugin{job.index:03d}.json"
+    saved = f"run-{job.index:03d}"
+    args = [
+        "--otel-overhead",
+        f"--otel-overhead-json={report}",
+        f"--otel-overhead-save={saved}",
+        f"--otel-overhead-storage={space.store}",
+        *settings_args(plan),
+        *node_ids(order),
+    ]
+    cap = plan.max_time if plan.max_time is not None else DEFAULT_MAX_TIME
+    digest = space.engine_digest()
+    outcome = run_command(
+        "pytest",
+        pytest_command(args),
+        space.root,
+        space.env(),
+        space.root / f"plugin{job.index:03d}.log",
+        timeout=120 + len(order) * (cap + 60),
+        ok_codes=(0, 1),  # 1: some test failed, i.e. a FAIL verdict
+    )
+    tests = read_tests(report)
+    records: list[Record] = []
+    for position, (workload, nodeid) in enumerate(zip(order, node_ids(order), strict=True)):
+        record: Record = {"type": "plugin", "run": job.index, "workload": workload, "position": position}
+        test = tests.get(nodeid)
+        if test is None:
+            record.update(verdict="ERROR", error=outcome.error or "no result in the JSON report")
+        else:
+            record.update(measured_record(test, "cpu"))
+        records.append(record | {"load": outcome.load, "engine": digest})
+    run: Record = {
+        "type": "plugin_run",
+        "run": job.index,
+        "order": order,
+        "saved": saved if any(r["verdict"] != "ERROR" for r in records) else None,
+        "wall_s": outcome.wall_s,
+        "returncode": outcome.returncode,
+        "error": outcome.error,
+        "load": outcome.load,
+        "engine": digest,
+    }
+    if outcome.error:
+        run["log_tail"] = outcome.tail()
+    return [*records, run]
+
+
+def parse_comparison(text: str) -> dict[str, Record]:
+    """Per workload, the outcome of ``compare --fail`` (REGRESSED, OK, UNDECIDED; None when the test
+    was not compared) and the comparison's lines about it."""
+    found: dict[str, Record] = {}
+    current: Record | None = None
+    for line in text.splitlines():
+        match = COMPARE_LINE.match(line)
+        if match:
+            current = {"outcome": match["outcome"], "lines": []}
+            found[match["workload"]] = current
+        elif current is not None and line.startswith("      "):
+            current["lines"].append(line.strip())
+        else:
+            current = None
+    return found
+
+
+def compare_saved(before: int, after: int, plan: Plan, space: Workspace) -> list[Record]:
+    """Run ``after`` against run ``before`` of unchanged code, with the A/A criterion: one record per workload."""
+    command = [
+        sys.executable,
+        "-m",
+        "pytest_otel_overhead",
+        f"--storage={space.store}",
+        "compare",
+        f"run-{before:03d}",
+        f"run-{after:03d}",
+        "--fail",
+        COMPARE_FAIL,
+    ]
+    log = space.root / f"compare{before:03d}-{after:03d}.log"
+    outcome = run_command("compare", command, space.root, space.env(), log, timeout=300, ok_codes=(0, 1))
+    found = parse_comparison(log.read_text(encoding="utf-8", errors="replace"))
+    records = []
+    for workload in plan.workloads:
+        record: Record = {"type": "compare", "workload": workload, "before": before, "after": after}
+        if workload in found:
+            record.update(outcome=found[workload]["outcome"], lines=found[workload]["lines"])
+        else:
+            record.update(outcome="ERROR", error=outcome.error or "not in the comparison", log_tail=outcome.tail())
+        records.append(record)
+    return records
+
+
+def run_instructions(job: Job, plan: Plan, space: Workspace) -> list[Record]:
+    """Every workload counted under valgrind (``--otel-overhead-mode=instructions``): a second opinion."""
+    report = space.root / "instructions.json"
+    order = shuffled_workloads(plan, job)
+    args = ["--otel-overhead", "--otel-overhead-mode=instructions", f"--otel-overhead-json={report}"]
+    if plan.budget is not None:
+        args.append(f"--otel-overhead-budget={plan.budget}")
+    outcome = run_command(
+        "pytest",
+        pytest_command([*args, *node_ids(order)]),
+        space.root,
+        space.env(),
+        space.root / "instructions.log",
+        timeout=120 + len(order) * INSTRUCTIONS_TIMEOUT_S,
+        ok_codes=(0, 1),
+    )
+    tests = read_tests(report)
+    records = []
+    for workload, nodeid in zip(order, node_ids(order), strict=True):
+        record: Record = {"type": "instructions", "workload": workload, "load": outcome.load}
+        test: Any = tests.get(nodeid)
+        if test is None:
+            record.update(
+                verdict="ERROR", error=outcome.error or "no result in the JSON report", log_tail=outcome.tail()
+            )
+        else:
+            record.update(measured_record(test, "instructions"))
+        records.append(record)
+    return records

@@ -1,0 +1,262 @@
+"""The report of one or more results files: per workload (and load), the reference, the plugin's
+coverage of it, agreement across runs, time to verdict, the other tools' verdicts, and the A/A
+comparison of saved runs.
+
+The reference of a workload is the median of its per-process estimates, with a distribution-free
+interval for that median from order statistics (its confidence is below 95% with fewer than six
+processes, and is then printed). A plugin interval "covers" the reference when it contains that
+median; unbounded ends (``null`` in the JSON) contain everything on their side.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.real.processes import Record
+
+VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE")
+HEADER = [
+    "workload",
+    "load",
+    "reference (median, interval, processes)",
+    "plugin runs",
+    "PASS / FAIL / INCONCL.",
+    "PASS and FAIL",
+    "interval holds the reference",
+    "plugin est. (median)",
+    "time to verdict (median)",
+    "instructions",
+    "pyperf FAIL (est.)",
+    "pytest-benchmark FAIL (est.)",
+    "A/A compare REGRESSED",
+]
+
+
+def read_records(paths: Iterable[Path]) -> list[Record]:
+    records = []
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise SystemExit(f"{path}: cannot read: {error.strerror or error}") from None
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except ValueError as error:
+                    raise SystemExit(f"{path}:{number}: not a JSON record ({error})") from None
+    return records
+
+
+def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """A distribution-free interval for the median: order statistics k and n+1-k, with the largest k
+    whose two-sided binomial tail stays within 1 - ``confidence``. Returns (low, high, its confidence);
+    with too few values for ``confidence``, the range and the confidence the range has."""
+    ordered = sorted(values)
+    n = len(ordered)
+    if n == 0:
+        raise ValueError("no values")
+    tail = 0.0  # P(Binomial(n, 1/2) <= k - 1)
+    k = 0
+    while k < n // 2:
+        below = tail + math.comb(n, k) / 2**n
+        if 2 * below > 1 - confidence:
+            break
+        tail, k = below, k + 1
+    if k == 0:
+        return ordered[0], ordered[-1], 1 - 2 / 2**n
+    return ordered[k - 1], ordered[n - k], 1 - 2 * tail
+
+
+def covers(record: Record, value: float) -> bool:
+    low, high = record.get("ci_low"), record.get("ci_high")
+    return (low is None or low <= value) and (high is None or value <= high)
+
+
+def group_key(record: Record) -> tuple[str, int]:
+    return (record["workload"], record.get("load_generator", 0))
+
+
+def by_group(records: Iterable[Record], kind: str) -> dict[tuple[str, int], list[Record]]:
+    groups: dict[tuple[str, int], list[Record]] = defaultdict(list)
+    for r in records:
+        if r.get("type") == kind:
+            groups[group_key(r)].append(r)
+    return groups
+
+
+def signed(value: float | None) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value * 100:+.1f}%"
+
+
+@dataclass(frozen=True)
+class Reference:
+    median: float
+    low: float
+    high: float
+    confidence: float
+    processes: int
+
+    def describe(self) -> str:
+        level = "" if self.confidence >= 0.95 else f" ({self.confidence * 100:.0f}% interval)"
+        return f"{signed(self.median)} [{signed(self.low)}, {signed(self.high)}]{level}, {self.processes}"
+
+
+def reference_of(records: Sequence[Record]) -> Reference | None:
+    estimates = [r["estimate"] for r in records if r.get("estimate") is not None]
+    if not estimates:
+        return None
+    low, high, confidence = median_interval(estimates)
+    return Reference(statistics.median(estimates), low, high, confidence, len(estimates))
+
+
+def verdict_counts(records: Sequence[Record]) -> str:
+    done = [r for r in records if r["verdict"] in VERDICTS]
+    return " / ".join(str(sum(r["verdict"] == v for r in done)) for v in VERDICTS)
+
+
+def conflicts(records: Sequence[Record]) -> str:
+    """Whether one test and budget got PASS in one run and FAIL in another (the gate must never do that)."""
+    by_budget: dict[str, set[str]] = defaultdict(set)
+    for r in records:
+        by_budget[json.dumps(r.get("budget"), sort_keys=True)].add(r["verdict"])
+    return "YES" if any({"PASS", "FAIL"} <= verdicts for verdicts in by_budget.values()) else "never"
+
+
+def tool_column(records: Sequence[Record]) -> str:
+    done = [r for r in records if r["verdict"] in ("PASS", "FAIL")]
+    if not done:
+        return "–"
+    estimates = [r["estimate"] for r in done]
+    fails = sum(r["verdict"] == "FAIL" for r in done)
+    return f"{fails}/{len(done)} ({signed(statistics.median(estimates))})"
+
+
+def plugin_columns(plugin: Sequence[Record], reference: Reference | None) -> list[str]:
+    done = [r for r in plugin if r["verdict"] in VERDICTS]
+    estimates = [r["estimate"] for r in done if r.get("estimate") is not None]
+    if reference is None:
+        coverage = "no reference"
+    else:
+        held = sum(covers(r, reference.median) for r in done)
+        coverage = f"{held}/{len(done)}"
+    times = [r["duration_s"] for r in done]
+    return [
+        str(len(done)),
+        verdict_counts(done),
+        conflicts(done),
+        coverage,
+        signed(statistics.median(estimates)) if estimates else "–",
+        f"{statistics.median(times):.1f} s" if times else "–",
+    ]
+
+
+def instructions_column(records: Sequence[Record]) -> str:
+    done = [r for r in records if r["verdict"] in VERDICTS]
+    return ", ".join(f"{signed(r['estimate'])} {r['verdict']}" for r in done) or "–"
+
+
+def compare_column(records: Sequence[Record]) -> str:
+    done = [r for r in records if r.get("outcome") in ("REGRESSED", "OK", "UNDECIDED")]
+    missing = len(records) - len(done)
+    if not records:
+        return "–"
+    regressed = sum(r["outcome"] == "REGRESSED" for r in done)
+    undecided = sum(r["outcome"] == "UNDECIDED" for r in done)
+    notes = [f"{undecided} undecided"] * bool(undecided) + [f"{missing} not compared"] * bool(missing)
+    return f"{regressed}/{len(done)}" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def table_rows(records: Sequence[Record]) -> list[list[str]]:
+    kinds = ("plugin", "reference", "instructions", "pyperf", "benchmark", "compare")
+    groups = {kind: by_group(records, kind) for kind in kinds}
+    keys = sorted({key for group in groups.values() for key in group}, key=lambda k: (k[1], k[0]))
+    rows = []
+    for key in keys:
+        reference = reference_of(groups["reference"].get(key, []))
+        rows.append(
+            [
+                key[0],
+                "quiet" if key[1] == 0 else f"{key[1]} busy",
+                reference.describe() if reference else "–",
+                *plugin_columns(groups["plugin"].get(key, []), reference),
+                instructions_column(groups["instructions"].get(key, [])),
+                tool_column(groups["pyperf"].get(key, [])),
+                tool_column(groups["benchmark"].get(key, [])),
+                compare_column(groups["compare"].get(key, [])),
+            ]
+        )
+    return rows
+
+
+def format_table(records: Sequence[Record], markdown: bool = False) -> str:
+    rows = table_rows(records)
+    if markdown:
+        lines = ["| " + " | ".join(HEADER) + " |", "|" + "|".join("---" for _ in HEADER) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(HEADER)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(HEADER, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines)
+
+
+def summary(records: Sequence[Record]) -> list[str]:
+    """Run facts: machine, command, wall time, load while measuring, errors."""
+    lines = []
+    for run in (r for r in records if r.get("type") == "run"):
+        env = run["environment"]
+        packages = ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)
+        lines.append(f"run: {run['command']} (busy processes of the load generator: {run['plan']['load']})")
+        lines.append(f"  machine: {env['nproc']} CPUs, {env['cpu_model']}, Python {env['python']}; {packages}")
+    for end in (r for r in records if r.get("type") == "end"):
+        stopped = " (interrupted)" if end["interrupted"] else (f" ({end['stopped']})" if end.get("stopped") else "")
+        lines.append(f"wall time: {end['wall_s'] / 60:.1f} min{stopped}")
+    medians = [r["load"]["median"] for r in records if isinstance(r.get("load"), dict) and r["load"].get("median")]
+    if medians:
+        lines.append(
+            f"1-min load average while measuring (median per process): min {min(medians):.2f}, "
+            f"median {statistics.median(medians):.2f}, max {max(medians):.2f}"
+        )
+    errors = [r for r in records if r.get("verdict") == "ERROR" or r.get("outcome") == "ERROR"]
+    for r in errors[:10]:
+        lines.append(f"ERROR {r['type']} {r.get('workload', '')}: {r.get('error')}")
+    if len(errors) > 10:
+        lines.append(f"... and {len(errors) - 10} more errors")
+    return lines
+
+
+def regressions(records: Sequence[Record]) -> list[str]:
+    """The A/A comparisons that said REGRESSED, each with its lines: none is the target."""
+    found = [r for r in records if r.get("type") == "compare" and r.get("outcome") == "REGRESSED"]
+    lines = [f"A/A compare ({len(found)} REGRESSED):"] if found else []
+    for r in found:
+        lines.append(f"  {r['workload']}: run {r['before']} → run {r['after']}: " + "; ".join(r.get("lines", [])))
+    return lines
+
+
+def agreement(records: Sequence[Record]) -> str:
+    """Whether any workload got PASS in one run and FAIL in another under one budget, at any load."""
+    plugin: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        if r.get("type") == "plugin" and r["verdict"] in VERDICTS:
+            plugin[r["workload"]].append(r)
+    if not plugin:
+        return ""
+    both = sorted(w for w, rs in plugin.items() if conflicts(rs) == "YES")
+    runs = sum(len(rs) for rs in plugin.values())
+    if both:
+        return f"PASS and FAIL for one test and budget, over all loads: {', '.join(both)} (of {runs} verdicts)"
+    return f"PASS and FAIL for one test and budget, over all loads: never (in {runs} verdicts)"
+
+
+def report_text(records: Sequence[Record], markdown: bool = False) -> str:
+    parts = ["\n".join(summary(records)), format_table(records, markdown=markdown), agreement(records)]
+    if regressions(records):
+        parts.append("\n".join(regressions(records)))
+    return "\n\n".join(part for part in parts if part)

@@ -1,0 +1,249 @@
+"""The instrumented code the real-workload harness measures, and how each workload is opened.
+
+Five workloads, each a callable making one request or operation, as a service would:
+
+- ``flask``: a Flask app instrumented with ``FlaskInstrumentor().instrument_app(app)`` at import,
+  driven by ``app.test_client()``; the endpoint opens one span of its own around a few ms of work,
+  so a request makes two spans.
+- ``fastapi``: the same endpoint in FastAPI, ``FastAPIInstrumentor.instrument_app(app)`` at import,
+  driven by Starlette's ``TestClient`` (the ASGI instrumentation adds spans for send and receive).
+- ``requests``: ``requests`` against a local ``http.server`` on 127.0.0.1 in a thread, instrumented
+  only in the instrumented arm by ``RequestsInstrumentor`` (the plugin's ``instrument=`` setting).
+- ``sqlite3``: a connection and 20 queries per call, instrumented in the instrumented arm only by
+  ``SQLite3Instrumentor`` (``instrument=``); the connection is opened in the call, as the
+  instrumentor wraps ``sqlite3.connect``.
+- ``manual``: a handler with one manual span, 3 attributes and an event around ~500 µs of work.
+
+Tracers and meters come from the global API (``trace.get_tracer``, ``metrics.get_meter``), so
+whatever provider a measuring process installs (the plugin's, or the switching providers of
+``arms.py``) decides which arm runs. Importing this module instruments the Flask and FastAPI apps
+with the global providers, which is what a service does at start-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import flask
+import requests
+from fastapi import FastAPI
+from opentelemetry import trace
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+with warnings.catch_warnings():
+    # Starlette's test client asks for httpx2 in newer releases; httpx still works and is what it documents.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient` is deprecated")
+    from starlette.testclient import TestClient
+
+__all__ = ["REQUESTS", "SQLITE3", "WORKLOADS", "Workload", "price_lines"]
+
+REQUESTS = "opentelemetry.instrumentation.requests:RequestsInstrumentor"
+SQLITE3 = "opentelemetry.instrumentation.sqlite3:SQLite3Instrumentor"
+
+# Sizes of the work, in order lines priced per request: about 3 ms for the web apps and 0.5 ms for
+# the manual handler on a 2-core VM (the exact figure does not matter: both arms run the same).
+WEB_LINES = 2400
+MANUAL_LINES = 450
+SQLITE_ROWS = 2000
+BASKET = [f"SKU-{i:05d}" for i in range(0, SQLITE_ROWS, SQLITE_ROWS // 20)]
+
+tracer = trace.get_tracer(__name__)
+Call = Callable[[], Any]
+
+
+def price_lines(count: int) -> dict[str, Any]:
+    """Application work: build, price and digest an order of ``count`` lines (allocation-heavy, like JSON APIs)."""
+    rows = [(f"SKU-{i:05d}", i % 7 + 1, 100 + (i * 37) % 900) for i in range(count)]
+    total = sum(qty * price for _, qty, price in rows)
+    lines = [{"sku": sku, "qty": qty, "price_cents": price} for sku, qty, price in rows]
+    encoded = json.dumps(lines, sort_keys=True).encode()
+    return {"lines": len(lines), "total": total, "digest": hashlib.sha256(encoded).hexdigest()[:16]}
+
+
+# --------------------------------------------------------------------------------------- flask
+
+flask_app = flask.Flask("real_workloads")
+
+
+@flask_app.get("/quote")
+def flask_quote() -> flask.Response:
+    with tracer.start_as_current_span("price") as span:
+        quote = price_lines(WEB_LINES)
+        span.set_attribute("order.lines", quote["lines"])
+    return flask.jsonify(quote)
+
+
+FlaskInstrumentor().instrument_app(flask_app)  # type: ignore[no-untyped-call]
+
+
+@contextmanager
+def open_flask() -> Iterator[Call]:
+    client = flask_app.test_client()
+
+    def call() -> Any:
+        response = client.get("/quote")
+        assert response.status_code == 200, response.status_code
+        return response.get_json()
+
+    yield call
+
+
+# ------------------------------------------------------------------------------------- fastapi
+
+fastapi_app = FastAPI()
+
+
+@fastapi_app.get("/quote")
+def fastapi_quote() -> dict[str, Any]:
+    with tracer.start_as_current_span("price") as span:
+        quote = price_lines(WEB_LINES)
+        span.set_attribute("order.lines", quote["lines"])
+    return quote
+
+
+FastAPIInstrumentor.instrument_app(fastapi_app)
+
+
+@contextmanager
+def open_fastapi() -> Iterator[Call]:
+    # As a context manager the client keeps one event loop thread for all requests.
+    with TestClient(fastapi_app) as client:
+
+        def call() -> Any:
+            response = client.get("/quote")
+            assert response.status_code == 200, response.status_code
+            return response.json()
+
+        yield call
+
+
+# ------------------------------------------------------------------------------------ requests
+
+
+class QuoteHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: one connection for all calls, no port churn
+    disable_nagle_algorithm = True  # headers and body leave at once, not 40 ms apart (delayed ACK)
+
+    def do_GET(self) -> None:
+        body = json.dumps(price_lines(4)).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # no line on stderr per request
+
+
+@contextmanager
+def open_requests() -> Iterator[Call]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), QuoteHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="quote-server", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/quote"
+    session = requests.Session()
+    try:
+
+        def call() -> Any:
+            response = session.get(url, timeout=10)
+            response.raise_for_status()
+            return response.json()
+
+        yield call
+    finally:
+        session.close()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+# ------------------------------------------------------------------------------------- sqlite3
+
+
+def quote_basket(path: str, skus: list[str]) -> int:
+    """Price a basket: a connection per request and a query per line, as small services do."""
+    connection = sqlite3.connect(path)
+    try:
+        cursor = connection.cursor()
+        total = 0
+        for sku in skus:
+            cursor.execute("SELECT price_cents FROM products WHERE sku = ?", (sku,))
+            row = cursor.fetchone()
+            if row is None:
+                raise KeyError(sku)
+            total += row[0]
+        return total
+    finally:
+        connection.close()
+
+
+@contextmanager
+def open_sqlite3() -> Iterator[Call]:
+    with tempfile.TemporaryDirectory(prefix="real-sqlite-") as directory:
+        path = str(Path(directory) / "catalogue.db")
+        connection = sqlite3.connect(path)
+        with connection:
+            connection.execute("CREATE TABLE products (sku TEXT PRIMARY KEY, name TEXT, price_cents INTEGER)")
+            connection.executemany(
+                "INSERT INTO products VALUES (?, ?, ?)",
+                [(f"SKU-{i:05d}", f"Product {i}", 100 + i) for i in range(SQLITE_ROWS)],
+            )
+        connection.close()
+        yield lambda: quote_basket(path, BASKET)
+
+
+# -------------------------------------------------------------------------------------- manual
+
+
+def handle_order(order_id: int) -> dict[str, Any]:
+    """A handler instrumented by hand: one span, three attributes and an event."""
+    with tracer.start_as_current_span("handle_order") as span:
+        span.set_attribute("order.id", order_id)
+        span.set_attribute("order.channel", "web")
+        quote = price_lines(MANUAL_LINES)
+        span.set_attribute("order.total_cents", quote["total"])
+        span.add_event("priced", {"lines": quote["lines"]})
+    return quote
+
+
+@contextmanager
+def open_manual() -> Iterator[Call]:
+    yield lambda: handle_order(7)
+
+
+# ------------------------------------------------------------------------------------ registry
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One workload: its name, the instrumentors applied in the instrumented arm only, how to open it."""
+
+    name: str
+    instrument: tuple[str, ...]
+    open: Callable[[], AbstractContextManager[Call]]
+
+
+WORKLOADS: dict[str, Workload] = {
+    w.name: w
+    for w in (
+        Workload("flask", (), open_flask),
+        Workload("fastapi", (), open_fastapi),
+        Workload("requests", (REQUESTS,), open_requests),
+        Workload("sqlite3", (SQLITE3,), open_sqlite3),
+        Workload("manual", (), open_manual),
+    )
+}
