@@ -18,7 +18,7 @@ from pytest_otel_overhead.settings.layers import MeasureSettings
 from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.verdict import Verdict, combine
 
-__all__ = ["MetricResult", "PipelineHealth", "ProcessProbe", "TestResult"]
+__all__ = ["NO_TELEMETRY", "MetricResult", "PipelineHealth", "ProcessProbe", "TestResult"]
 
 METRIC_LABELS = {
     "cpu": "CPU",
@@ -30,6 +30,9 @@ METRIC_LABELS = {
     "instructions": "instructions",
 }
 UNITS = {"heap": "bytes", "instructions": "instructions"}
+NO_TELEMETRY = "NO_TELEMETRY"
+"""The outcome of a measurement whose instrumented arm recorded no telemetry: its figures compare
+two identical arms, whatever the verdict of its budgets says."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,22 @@ class PipelineHealth:
     metric_points: int | None = None
     extra_threads: int | None = None
     max_dropped: int | None = None
+    metric_measurements: int | None = None
+    """Measurements (add, record, set) on the plugin's synchronous instruments; ``None`` if not counted."""
+    foreign_spans: int | None = None
+    """Spans started through SDK TracerProviders other than the arm's, which the arms cannot switch."""
+    foreign_origins: tuple[str, ...] = ()
+    """Where those spans came from: tracer, where it started spans, where its provider was made."""
+
+    @property
+    def recorded_nothing(self) -> bool:
+        """No span started and no metric recorded through the plugin's providers in the round.
+
+        False when metric measurements were not counted (results of older versions): unknown is not nothing.
+        """
+        if self.calls == 0 or self.started or self.metric_points or self.metric_measurements is None:
+            return False
+        return self.metric_measurements == 0
 
     @property
     def dropped(self) -> int:
@@ -192,6 +211,10 @@ class PipelineHealth:
             "backend_requests": self.backend_requests,
             "backend_rejected": self.backend_rejected,
             "metric_points": self.metric_points,
+            "metric_measurements": self.metric_measurements,
+            "foreign_spans": self.foreign_spans,
+            "foreign_spans_per_call": None if self.foreign_spans is None else self.per_call(self.foreign_spans),
+            "foreign_origins": list(self.foreign_origins),
             "extra_threads": self.extra_threads,
             "spans_per_call_by_name": {name: self.per_call(count) for name, count in self.by_name},
         }
@@ -243,6 +266,16 @@ class TestResult:
     """``time``, or ``instructions`` (counted under valgrind; ``pairs`` then counts processes)."""
     instruction_samples: tuple[tuple[float, float], ...] = field(default=(), repr=False)
     """In instructions mode, per process: (baseline, instrumented) instructions per call."""
+    no_telemetry: str | None = None
+    """Why the instrumented arm recorded no telemetry, with its likely causes; ``None`` when it did
+    record some (or was not checked). Such a result's outcome is ``NO_TELEMETRY``."""
+    notes: tuple[str, ...] = ()
+    """What in the process's surroundings affected the measurement (tracers, profilers, tracemalloc)."""
+
+    @property
+    def outcome(self) -> str:
+        """``NO_TELEMETRY`` when the instrumented arm recorded nothing, else the verdict's value."""
+        return NO_TELEMETRY if self.no_telemetry is not None else self.verdict.value
 
     @property
     def verdict(self) -> Verdict:
@@ -262,6 +295,9 @@ class TestResult:
             "nodeid": self.nodeid,
             "mode": self.mode,
             "verdict": self.verdict.value,
+            "outcome": self.outcome,
+            "no_telemetry": self.no_telemetry,
+            "notes": list(self.notes),
             "settings": self.settings.as_dict(),
             "metrics": {m.metric: m.as_dict() for m in self.metrics},
             "pipeline": None if self.health is None else self.health.as_dict(),

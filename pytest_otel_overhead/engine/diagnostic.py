@@ -1,7 +1,9 @@
 """The diagnostic round: the instrumented arm once more, through a counting pipeline, untimed.
 
 It counts spans started, sampled, exported and dropped, export calls, bytes and the pipeline's
-threads. Counting costs time, so it runs after the timed pairs and never inside a timed block.
+threads, the measurements made on the plugin's metric instruments, and spans started through SDK
+TracerProviders other than the arm's (which the arms cannot switch). Counting costs time, so it
+runs after the timed pairs and never inside a timed block.
 """
 
 from __future__ import annotations
@@ -9,8 +11,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
+
+from opentelemetry.sdk.trace import TracerProvider
 
 from pytest_otel_overhead.engine.probes import process_reading
+from pytest_otel_overhead.engine.repeatable import RepetitionFailed
+from pytest_otel_overhead.otel.foreign import counting_foreign_spans
 from pytest_otel_overhead.otel.pipeline import build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import PipelineHealth
@@ -38,17 +45,34 @@ def diagnostic_round(
     # backend inflates the timed blocks' flushes), so queue pressure shows as in production.
     n = min(MAX_CALLS, max(calls, math.ceil(DIAGNOSTIC_S / max(per_call, 1e-9))))
     try:
-        router.switch(observed.provider)
+        with router.meters.counting() as measured, counting_foreign_spans(observed.provider) as foreign:
+            n = _calls(workload, router, observed.provider, n, clock)
+        threads_during = process_reading()[1]  # the pipeline's own threads, before shutdown ends them
+        observed.flush()
+        health = observed.health(n, extra_threads=threads_during - threads_before)
+        return replace(
+            health,
+            metric_measurements=measured.measurements,
+            foreign_spans=foreign.total,
+            foreign_origins=foreign.describe(n),
+        )
+    finally:
+        observed.shutdown()
+
+
+def _calls(
+    workload: Callable[[], object], router: ArmRouter, provider: TracerProvider, n: int, clock: Callable[[], float]
+) -> int:
+    """At least ``n`` calls in the arm of ``provider``, more until ``DIAGNOSTIC_S`` has passed; how many ran."""
+    router.switch(provider)
+    try:
+        started, done = clock(), 0
         try:
-            started, done = clock(), 0
             while done < n or (done < MAX_CALLS and clock() - started < DIAGNOSTIC_S):
                 workload()
                 done += 1
-            n = done
-        finally:
-            router.switch(None)
-        threads_during = process_reading()[1]  # the pipeline's own threads, before shutdown ends them
-        observed.flush()
-        return observed.health(n, extra_threads=threads_during - threads_before)
+        except Exception as error:
+            raise RepetitionFailed("diagnostic round", True, 1, done + 1, n) from error
+        return done
     finally:
-        observed.shutdown()
+        router.switch(None)

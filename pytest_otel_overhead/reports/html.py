@@ -25,7 +25,8 @@ from pytest_otel_overhead.history.compare import Comparison, describe_run
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.reports.drawing import CHARTS_EXTRA, ChartDrawer, charts_available
 from pytest_otel_overhead.reports.markdown import headline_metrics, run_facts
-from pytest_otel_overhead.results import MetricResult, TestResult
+from pytest_otel_overhead.reports.terminal import outcome_label, outcome_lines
+from pytest_otel_overhead.results import NO_TELEMETRY, MetricResult, TestResult
 from pytest_otel_overhead.verdict import Verdict
 
 __all__ = ["CHARTS_EXTRA", "charts_available", "html_report"]
@@ -151,11 +152,14 @@ def _overview_chart(rows: Sequence[tuple[str, MetricResult]], charts: ChartDrawe
 
 def _summary(run: RunRecord, charts: ChartDrawer) -> str:
     results = run.results
-    counts = {v: sum(1 for r in results if r.verdict is v) for v in Verdict}
+    counts = {v: sum(1 for r in results if r.outcome == v.value) for v in Verdict}
+    nothing = sum(1 for r in results if r.outcome == NO_TELEMETRY)
     parts = [
         f"<p><strong>{len(results)} measured:</strong> {_verdict(Verdict.PASS, f'{counts[Verdict.PASS]} PASS')}, "
         f"{_verdict(Verdict.FAIL, f'{counts[Verdict.FAIL]} FAIL')}, "
-        f"{_verdict(Verdict.INCONCLUSIVE, f'{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE')}</p>"
+        f"{_verdict(Verdict.INCONCLUSIVE, f'{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE')}"
+        + (f", {_verdict(Verdict.INCONCLUSIVE, f'{nothing} NO TELEMETRY')}" if nothing else "")
+        + "</p>"
     ]
     chart_rows = []
     table_rows = []
@@ -337,7 +341,8 @@ def _details(run: RunRecord, charts: ChartDrawer) -> str:
     for index, result in enumerate(run.results):
         settings = result.settings
         budgets = ", ".join(f"{name} {b.describe(name)}" for name, b in settings.budgets) or "none"
-        parts.append(f'<section id="test-{index}"><h3>{_h(result.nodeid)} {_verdict(result.verdict)}</h3>')
+        shown = _verdict(Verdict.INCONCLUSIVE if result.no_telemetry else result.verdict, outcome_label(result))
+        parts.append(f'<section id="test-{index}"><h3>{_h(result.nodeid)} {shown}</h3>')
         parts.append(
             f'<p class="muted">{_h(settings.pipeline.describe())}; budgets: {_h(budgets)}; '
             f"{result.pairs} pairs of {result.calls_per_block} calls in {result.duration_s:.1f} s, "
@@ -346,6 +351,7 @@ def _details(run: RunRecord, charts: ChartDrawer) -> str:
         for metric in result.metrics:
             if metric.note and metric.verdict is not None and metric.verdict is not Verdict.PASS:
                 parts.append(f'<p class="note">{_h(metric.label)}: {_h(metric.note)}</p>')
+        parts += [f'<p class="note">{_h(line)}</p>' for line in outcome_lines(result)]
         parts.append(_metrics_table(result))
         if result.samples and index < MAX_DETAILED_CHARTS:
             parts.append(charts.draw(functools.partial(_pairs, result=result), f"distributions of {result.nodeid}"))

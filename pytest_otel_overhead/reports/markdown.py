@@ -14,12 +14,14 @@ from typing import Any
 from pytest_otel_overhead.formatting import percentage_points, signed_percent_or_na
 from pytest_otel_overhead.history.compare import Comparison, describe_run
 from pytest_otel_overhead.history.store import RunRecord
-from pytest_otel_overhead.results import MetricResult, TestResult
+from pytest_otel_overhead.reports.terminal import outcome_lines
+from pytest_otel_overhead.results import NO_TELEMETRY, MetricResult, TestResult
 from pytest_otel_overhead.verdict import Verdict
 
 __all__ = ["escape", "headline_metrics", "markdown_report", "run_facts"]
 
 VERDICT_MARKS = {Verdict.PASS: "✅ PASS", Verdict.FAIL: "❌ FAIL", Verdict.INCONCLUSIVE: "⚠️ INCONCLUSIVE"}
+OUTCOME_MARKS = {**{v.value: mark for v, mark in VERDICT_MARKS.items()}, NO_TELEMETRY: "🚫 NO TELEMETRY"}
 CHANGE_MARKS = {Verdict.FAIL: "❌ regressed", Verdict.PASS: "✅ ok", Verdict.INCONCLUSIVE: "⚠️ undecided"}
 _MARKDOWN_SPECIAL = "\\`*_[]|~#!$"
 
@@ -79,7 +81,7 @@ def _results_table(results: Sequence[TestResult]) -> list[str]:
             first = index == 0
             cells = [
                 escape(result.nodeid) if first else "",
-                VERDICT_MARKS[result.verdict] if first else "",
+                OUTCOME_MARKS[result.outcome] if first else "",
                 escape(metric.label),
                 escape(_cell_overhead(metric)),
                 escape(metric.budget.describe(metric.metric)) if metric.budget else "-",
@@ -104,6 +106,7 @@ def _notes(results: Sequence[TestResult]) -> list[str]:
                 f"- {escape(result.nodeid)}: {result.health.dropped} spans dropped by the pipeline "
                 "(queue full); raise queue_size or lower the sampling rate"
             )
+        notes += [f"- {escape(result.nodeid)}: {escape(line)}" for line in outcome_lines(result)]
     return notes
 
 
@@ -154,11 +157,12 @@ def markdown_report(
 ) -> str:
     """The whole summary as one Markdown document."""
     results = run.results
-    counts = {v: sum(1 for r in results if r.verdict is v) for v in Verdict}
+    counts = {v: sum(1 for r in results if r.outcome == v.value) for v in Verdict}
+    nothing = sum(1 for r in results if r.outcome == NO_TELEMETRY)
     lines = [f"## {escape(title)}", ""]
     headline = (
         f"**{len(results)} measured: {counts[Verdict.PASS]} PASS, {counts[Verdict.FAIL]} FAIL, "
-        f"{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE**"
+        f"{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE" + (f", {nothing} NO TELEMETRY" if nothing else "") + "**"
     )
     facts = run_facts(run)
     lines.append(headline + (" — " + escape(", ".join(facts)) if facts else ""))

@@ -6,10 +6,21 @@ import math
 from collections.abc import Sequence
 
 from pytest_otel_overhead.formatting import format_bytes, format_seconds, percent
-from pytest_otel_overhead.results import MetricResult, TestResult
+from pytest_otel_overhead.results import NO_TELEMETRY, MetricResult, TestResult
 from pytest_otel_overhead.verdict import Verdict
 
-__all__ = ["health_line", "metric_sentence", "result_message", "summary_lines"]
+__all__ = ["health_line", "metric_sentence", "outcome_label", "outcome_lines", "result_message", "summary_lines"]
+
+
+def outcome_label(result: TestResult) -> str:
+    """``PASS``, ``FAIL``, ``INCONCLUSIVE`` or ``NO TELEMETRY``, as people read it."""
+    return result.outcome.replace("_", " ")
+
+
+def outcome_lines(result: TestResult) -> list[str]:
+    """Why no telemetry was measured, and what in the surroundings affected the figures."""
+    lines = [f"no telemetry measured: {result.no_telemetry}"] if result.no_telemetry is not None else []
+    return lines + [f"note: {note}" for note in result.notes]
 
 
 def metric_sentence(metric: MetricResult) -> str:
@@ -118,7 +129,7 @@ def summary_lines(results: Sequence[TestResult], verbose: bool = False) -> list[
     header = ["metric", "baseline/call", "instrumented/call", "overhead", "95% CI", "budget", "verdict"]
     lines: list[str] = []
     for result in results:
-        lines.append(f"{result.nodeid}  {result.verdict.value}  ({_context(result)})")
+        lines.append(f"{result.nodeid}  {outcome_label(result)}  ({_context(result)})")
         shown = (
             result.metrics
             if verbose
@@ -134,9 +145,11 @@ def summary_lines(results: Sequence[TestResult], verbose: bool = False) -> list[
         health = health_line(result)
         if health is not None:
             lines.append("    " + health)
-    counts = {v: sum(1 for r in results if r.verdict is v) for v in Verdict}
+        lines += ["    " + line for line in outcome_lines(result)]
+    counts = {v: sum(1 for r in results if r.outcome == v.value) for v in Verdict}
+    nothing = sum(1 for r in results if r.outcome == NO_TELEMETRY)
     lines.append(
         f"{len(results)} measured: {counts[Verdict.PASS]} PASS, {counts[Verdict.FAIL]} FAIL, "
-        f"{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE"
+        f"{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE" + (f", {nothing} NO TELEMETRY" if nothing else "")
     )
     return lines
