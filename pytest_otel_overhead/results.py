@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pytest_otel_overhead.formatting import (
+    NO_FIGURE,
     finite_or_none,
     format_bytes,
     format_count,
     format_seconds,
+    interval,
     signed,
     signed_percent,
     unbounded,
@@ -18,7 +20,15 @@ from pytest_otel_overhead.settings.layers import MeasureSettings
 from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.verdict import Verdict, combine
 
-__all__ = ["MetricResult", "PipelineHealth", "ProcessProbe", "TestResult"]
+__all__ = [
+    "AGAINST_ARMS_MARK",
+    "AGAINST_ARMS_NOTE",
+    "HEAP_BYTES_BELOW",
+    "MetricResult",
+    "PipelineHealth",
+    "ProcessProbe",
+    "TestResult",
+]
 
 METRIC_LABELS = {
     "cpu": "CPU",
@@ -30,6 +40,14 @@ METRIC_LABELS = {
     "instructions": "instructions",
 }
 UNITS = {"heap": "bytes", "instructions": "instructions"}
+AGAINST_ARMS_MARK = "*"
+AGAINST_ARMS_NOTE = (
+    "* the estimate, from paired blocks, points the other way from the two arms' own figures: "
+    "the difference is within noise"
+)
+HEAP_BYTES_BELOW = 64 * 1024
+"""Below this peak-heap baseline, a heap row without a budget shows its change in bytes: on a few KiB,
+the pipeline's own buffers read as ``+40000%``, a figure that says nothing about the application."""
 
 
 @dataclass(frozen=True)
@@ -66,16 +84,54 @@ class MetricResult:
         return format_bytes(value) if self.metric == "heap" else format_seconds(value)
 
     def format_overhead(self, value: float) -> str:
+        """``+7.3%`` for a relative figure, ``+20.0 µs`` or ``+1.5 KiB`` for an absolute one."""
+        if math.isnan(value):
+            return NO_FIGURE
         if not math.isfinite(value):
             return unbounded(value)
         if self.kind == "relative":
             return signed_percent(value)
         return signed(value, self.format_value)
 
+    def format_estimate(self) -> str:
+        """The overhead as tables show it: ``format_overhead``, marked when it goes ``against_arms``."""
+        return self.format_overhead(self.overhead) + (AGAINST_ARMS_MARK if self.against_arms else "")
+
     def format_interval(self) -> str:
-        if not (math.isfinite(self.ci_low) and math.isfinite(self.ci_high)):
-            return "n/a"
-        return f"{self.format_overhead(self.ci_low)}…{self.format_overhead(self.ci_high)}"
+        """``[+6.1%, +8.4%]``; ``NO_FIGURE`` when no end is bounded (-100% is no bound on a ratio)."""
+        floor = -1.0 if self.kind == "relative" else -math.inf
+        if self.ci_low <= floor and self.ci_high == math.inf:
+            return NO_FIGURE
+        return interval(self.ci_low, self.ci_high, self.format_overhead)
+
+    @property
+    def against_arms(self) -> bool:
+        """Whether the estimate points the other way from the two arms' figures shown beside it.
+
+        The estimate comes from pairs of blocks (or groups of them); each arm's figure is its own
+        median, or its percentile over all calls. When the two disagree in sign the difference is
+        within noise, and tables mark the estimate (``AGAINST_ARMS_MARK``) rather than let
+        ``+1.2%`` stand unexplained next to a baseline above the instrumented figure.
+        """
+        if not all(math.isfinite(v) for v in (self.overhead, self.baseline, self.instrumented)):
+            return False
+        change = self.instrumented - self.baseline
+        return (self.overhead > 0 and change < 0) or (self.overhead < 0 and change > 0)
+
+    def for_display(self) -> MetricResult:
+        """The metric as tables show it: a peak heap without a budget as the change between the arms' medians.
+
+        Those medians stand in the same row; the paired estimate (median of per-pair ratios over a
+        few heap pairs) can differ from them even in sign, and a row reading ``+7.2%`` next to a
+        baseline above the instrumented figure reads as wrong. Below ``HEAP_BYTES_BELOW`` the change
+        is in bytes. Budgeted metrics keep the estimate their verdict stands on.
+        """
+        if self.metric != "heap" or self.budget is not None or not (self.baseline > 0 and self.instrumented >= 0):
+            return self
+        if self.baseline < HEAP_BYTES_BELOW:
+            change = self.instrumented - self.baseline
+            return replace(self, overhead=change, ci_low=-math.inf, ci_high=math.inf, kind="absolute")
+        return replace(self, overhead=self.instrumented / self.baseline - 1)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -154,12 +210,16 @@ class PipelineHealth:
     def per_call(self, count: float) -> float:
         return count / self.calls if self.calls else math.nan
 
-    def budget_sentence(self) -> str:
-        """``lost 312 spans in 1000 calls (queue full: 312), budget max_dropped=0``."""
+    def dropped_sentence(self) -> str:
+        """``lost 312 spans in 1000 calls (queue full: 312, failed exports: 0)``."""
         return (
             f"lost {self.dropped} spans in {self.calls} calls (queue full: {self.dropped_by_queue}, "
-            f"failed exports: {self.spans_failed}), budget max_dropped={self.max_dropped}"
+            f"failed exports: {self.spans_failed})"
         )
+
+    def budget_sentence(self) -> str:
+        """``lost 312 spans in 1000 calls (queue full: 312, failed exports: 0), budget max_dropped=0``."""
+        return f"{self.dropped_sentence()}, budget max_dropped={self.max_dropped}"
 
     def as_dict(self) -> dict[str, object]:
         def per_call(count: int | None) -> float | None:

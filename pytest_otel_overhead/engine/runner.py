@@ -304,6 +304,8 @@ def measure(
             decisions.update(_look(pairs, reported, settings, calls, confidence))
             rss_instrumented, threads_instrumented = process_reading()
             health = _diagnostic_round(workload, settings, router, calls, per_call)
+            if health.max_dropped is not None:  # a FAIL from lost spans shows where the looks' PASS did
+                say(_dropped_progress_line(nodeid, health))
             # Heap pairs must end a margin before the cap: shutdown and the result still follow.
             heap_metric, retained = _heap_rounds(
                 arms, settings, calls, heap_pairs, rng, plan.confidence, deadline - MARGIN_S, heap_pair_s
@@ -367,16 +369,37 @@ def _progress_line(
     decisions: dict[str, Decision],
     settings: MeasureSettings,
 ) -> str:
+    """``t look 2/6: 8 pairs, 2.3s: CPU -0.6% [-2.8%, +21.2%] budget 5.0%: INCONCLUSIVE``, figures as in the summary.
+
+    After the looks, ``_dropped_progress_line`` adds the pipeline's verdict when ``max_dropped`` is set.
+    """
     parts = []
     for m, d in decisions.items():
-        budget = settings.budget(m) or Budget("relative", 0.05)
-
-        def show(value: float, metric: str = m, budget: Budget = budget) -> str:
-            text = budget.format(value, metric)
-            return text if text.startswith("-") else "+" + text
-
-        parts.append(f"{m} {show(d.estimate)} [{show(d.ci_low)}, {show(d.ci_high)}] {d.verdict.value}")
+        budget = settings.budget(m)
+        shown = MetricResult(
+            metric=m,
+            baseline=math.nan,
+            instrumented=math.nan,
+            overhead=d.estimate,
+            ci_low=d.ci_low,
+            ci_high=d.ci_high,
+            kind=budget.kind if budget is not None else "relative",
+            n=d.n,
+            spread=d.spread,
+            confidence=d.confidence,
+            budget=budget,
+        )
+        against = f" budget {budget.describe(m)}" if budget is not None else ""
+        parts.append(
+            f"{shown.label} {shown.format_overhead(d.estimate)} {shown.format_interval()}{against}: {d.verdict.value}"
+        )
     return f"{nodeid} look {look}/{looks}: {pairs} pairs, {elapsed:.1f}s" + (": " + "; ".join(parts) if parts else "")
+
+
+def _dropped_progress_line(nodeid: str, health: PipelineHealth) -> str:
+    """``t pipeline: lost 312 spans in 1000 calls (…): FAIL (max_dropped 0)``, after the diagnostic round."""
+    verdict = Verdict.FAIL if health.over_budget else Verdict.PASS
+    return f"{nodeid} pipeline: {health.dropped_sentence()}: {verdict.value} (max_dropped {health.max_dropped})"
 
 
 def _diagnostic_round(
