@@ -115,6 +115,9 @@ def test_a_fail_that_is_not_the_gate_metric_is_named_next_to_the_verdict(
     cpu_fail = make_metric("cpu", overhead=0.4, ci_low=0.3, ci_high=0.5, budget=RELATIVE, verdict=Verdict.FAIL)
     assert verdict_label(make_result(metrics=(cpu_fail,))) == "FAIL"  # the gate metric needs no saying
     assert verdict_label(make_result(metrics=(cpu_pass,))) == "PASS"
+    counted = make_metric("instructions", overhead=0.4, ci_low=0.3, ci_high=0.5, budget=RELATIVE, verdict=Verdict.FAIL)
+    in_instructions_mode = dataclasses.replace(make_result(metrics=(counted,)), mode="instructions")
+    assert verdict_label(in_instructions_mode) == "FAIL"  # the count carries the CPU budget there
 
 
 @pytest.mark.parametrize(

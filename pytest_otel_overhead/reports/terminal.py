@@ -117,13 +117,15 @@ def health_line(result: TestResult) -> str | None:
 def verdict_label(result: TestResult) -> str:
     """``FAIL``, or ``FAIL (max_dropped 0)`` when what decided the verdict is not the gate metric.
 
-    The gate metric (CPU unless ``metric`` says otherwise) is what a reader expects a verdict to be
-    about; any other budget behind a FAIL or INCONCLUSIVE is named next to it.
+    The gate metric (CPU unless ``metric`` says otherwise; in instructions mode the instruction
+    count, which carries the CPU budget) is what a reader expects a verdict to be about; any other
+    budget behind a FAIL or INCONCLUSIVE is named next to it.
     """
     verdict = result.verdict
     if verdict is Verdict.PASS:
         return str(verdict)
-    reasons = [m.label for m in result.budgeted if m.verdict is verdict and m.metric != result.settings.metric]
+    gates = {result.settings.metric, "instructions"}
+    reasons = [m.label for m in result.budgeted if m.verdict is verdict and m.metric not in gates]
     health = result.health
     if verdict is Verdict.FAIL and health is not None and health.over_budget:
         reasons.append(f"max_dropped {health.max_dropped}")
