@@ -206,8 +206,10 @@ def test_a_workload_raising_in_any_phase_propagates_and_leaves_everything_as_fou
             if current["phase"] == phase:
                 raise WorkloadError(f"raised in {phase}")
 
+    # A heap budget always gets its first pair of heap rounds, so the heap phase is reached however
+    # loaded the machine; without one, heap rounds run only when max_time leaves room for a pair.
     with pytest.raises(WorkloadError, match=f"^raised in {phase}$"):
-        runner.measure(workload, settings_for(budget="100000%", max_time=2), router)
+        runner.measure(workload, settings_for(budget="100000%", heap="1GiB", max_time=2), router)
 
 
 # --- simulated time ----------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 
 1. warm-up in both arms, then calibrate the calls per block to about ``BLOCK_TARGET_S``
    (``timed.warm_up``); from the calibration, keep back time for the phases after the timed pairs
-   (``heap.plan_heap_rounds``, ``diagnostic.DIAGNOSTIC_S``, ``MARGIN_S``);
+   (``heap.plan_heap_rounds``, ``diagnostic.diagnostic_reserve``, ``MARGIN_S``);
 2. timed pairs (``timed.timed_pairs``): a baseline and an instrumented block (``arms.Arms``), in ABBA
    order from a random start, each from a collected heap, the instrumented one flushing its
    pipeline inside the timed span, so export work is charged to it; CPU time of the whole process
@@ -20,7 +20,9 @@
    (``heap.heap_rounds``);
 7. the result, built from all of the above.
 
-Nothing that observes (counting, tracemalloc, psutil) runs inside a timed block.
+Nothing that observes (counting, tracemalloc, psutil) runs inside a timed block. Each phase caps
+the pipeline's exports, flushes and shutdown at the end of its time (``deadlines``), so the
+measurement keeps to ``max_time`` whatever the exporter does.
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ import time
 from collections.abc import Callable, Sequence
 
 from pytest_otel_overhead.engine.arms import Arms, Clock, Pair
-from pytest_otel_overhead.engine.diagnostic import DIAGNOSTIC_S, diagnostic_round
-from pytest_otel_overhead.engine.heap import heap_rounds, plan_heap_rounds
+from pytest_otel_overhead.engine.deadlines import cap_phase, cap_timed_pairs, shut_down, with_rounds_cut
+from pytest_otel_overhead.engine.diagnostic import diagnostic_reserve, diagnostic_round
+from pytest_otel_overhead.engine.heap import HeapPlan, heap_reserve_limit, heap_rounds, plan_heap_rounds
 from pytest_otel_overhead.engine.looks import TIME_METRICS, arm_value, look, undecided_notes
 from pytest_otel_overhead.engine.probes import calm_gc, process_probe, process_reading
-from pytest_otel_overhead.engine.timed import Run, TimedPairs, timed_pairs, warm_up
+from pytest_otel_overhead.engine.timed import Run, Sizing, TimedPairs, timed_pairs, warm_up
 from pytest_otel_overhead.otel.pipeline import build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, TestResult
@@ -78,13 +81,17 @@ def measure(
         with calm_gc() as collect:
             say = progress or (lambda message: None)
             run = Run(arms, settings, plan, collect, started, started + settings.max_time, nodeid, say)
+            cap_timed_pairs(run, diagnostic_reserve(settings) + heap_reserve_limit(settings) + MARGIN_S)
             sizing = warm_up(run)
             heap_plan = plan_heap_rounds(settings, sizing.calls, sizing.wall_per_call)
-            timed = timed_pairs(run, sizing.calls, rng, reserve=DIAGNOSTIC_S + heap_plan.reserve_s + MARGIN_S)
+            reserve = diagnostic_reserve(settings) + heap_plan.reserve_s + MARGIN_S
+            cap_timed_pairs(run, reserve)
+            timed = timed_pairs(run, sizing.calls, rng, reserve=reserve)
+            cap_phase(run, run.deadline - MARGIN_S)  # the worker's exports from now on, and the heap rounds'
             notes = undecided_notes(timed.pairs, timed.decisions, settings)
             decisions = {**timed.decisions, **_estimates(timed, settings, sizing.calls, plan)}
             after = process_reading()
-            health = diagnostic_round(workload, settings, router, sizing.calls, sizing.per_call, clock=clock.wall)
+            health = _diagnostic_round(run, sizing, heap_plan)
             # Heap pairs must end a margin before the cap: shutdown and the result still follow.
             heap_metric, retained = heap_rounds(
                 arms,
@@ -98,11 +105,25 @@ def measure(
             )
     finally:
         router.switch(None)
-        pipeline.shutdown()
+        shut_down(pipeline, clock.wall, started + settings.max_time)
+    health = with_rounds_cut(health, pipeline)
     metrics = [
         _time_metric(m, timed.pairs, decisions[m], notes.get(m), settings, plan.confidence) for m in TIME_METRICS
     ]
     return _result(run, timed, sizing.calls, (*metrics, heap_metric), health, process_probe(before, after, retained))
+
+
+def _diagnostic_round(run: Run, sizing: Sizing, heap_plan: HeapPlan) -> PipelineHealth:
+    """The diagnostic round, ending where the time kept for the heap rounds begins."""
+    return diagnostic_round(
+        run.arms.workload,
+        run.settings,
+        run.arms.router,
+        sizing.calls,
+        sizing.per_call,
+        clock=run.arms.clock.wall,
+        deadline=run.deadline - heap_plan.reserve_s - MARGIN_S,
+    )
 
 
 def _estimates(timed: TimedPairs, settings: MeasureSettings, calls: int, plan: LookPlan) -> dict[str, Decision]:
