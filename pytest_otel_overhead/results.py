@@ -153,6 +153,10 @@ class MetricResult:
         }
 
 
+def _exports(count: int) -> str:
+    return f"{count} export" + ("" if count == 1 else "s")
+
+
 @dataclass(frozen=True)
 class PipelineHealth:
     """From the diagnostic round, outside the timed rounds: what the pipeline did per call.
@@ -162,6 +166,12 @@ class PipelineHealth:
     exported: pushed out of a full queue (the SDK does that silently) or lost in a failed export.
     Figures that depend on the exporter or the processor are ``None`` where they do not apply:
     bytes come from the embedded receiver, the queue exists only with the batch processor.
+
+    Exports that ``max_time`` ended early or refused (the backend did not answer in the time left)
+    are counted apart: ``exports_timed_out`` and ``spans_timed_out`` for the diagnostic round (part
+    of ``export_failures`` and ``spans_failed``); whether a patient exporter would have delivered
+    their spans is unknown, so they do not count against ``max_dropped``. The ``rounds_`` pair counts
+    the same in the timed and heap rounds and the pipeline's shutdown, which count nothing else.
     """
 
     calls: int
@@ -186,6 +196,12 @@ class PipelineHealth:
     metric_points: int | None = None
     extra_threads: int | None = None
     max_dropped: int | None = None
+    exports_timed_out: int = 0
+    spans_timed_out: int = 0
+    rounds_exports_timed_out: int = 0
+    rounds_spans_timed_out: int = 0
+    export_left_running: bool = False
+    """An export was still running when the measurement's pipeline shut down, and was not waited for."""
 
     @property
     def dropped(self) -> int:
@@ -199,7 +215,34 @@ class PipelineHealth:
 
     @property
     def over_budget(self) -> bool:
-        return self.max_dropped is not None and self.dropped > self.max_dropped
+        return self.max_dropped is not None and self.dropped - self.spans_timed_out > self.max_dropped
+
+    @property
+    def cut_short(self) -> bool:
+        return bool(self.exports_timed_out or self.rounds_exports_timed_out or self.export_left_running)
+
+    def time_cap_note(self) -> str | None:
+        """``max_time ended 2 exports of the diagnostic round early (1024 spans, …)``, or ``None`` if it cut nothing."""
+        if not self.cut_short:
+            return None
+        parts = []
+        if self.exports_timed_out:
+            parts.append(
+                f"{_exports(self.exports_timed_out)} of the diagnostic round early "
+                f"({self.spans_timed_out} spans, not counted as dropped)"
+            )
+        if self.rounds_exports_timed_out:
+            parts.append(
+                f"{_exports(self.rounds_exports_timed_out)} of the timed and heap rounds early "
+                f"({self.rounds_spans_timed_out} spans)"
+            )
+        note = "max_time ended " + " and ".join(parts) if parts else "max_time was reached"
+        if self.export_left_running:
+            note += "; an export was still running at shutdown and was left to end by itself"
+        return (
+            note + ": the backend did not answer within the time left (a longer max_time gives it more; "
+            "an export_timeout well below max_time tells a down backend from a slow one)"
+        )
 
     @property
     def compression_ratio(self) -> float | None:
@@ -211,10 +254,11 @@ class PipelineHealth:
         return count / self.calls if self.calls else math.nan
 
     def dropped_sentence(self) -> str:
-        """``lost 312 spans in 1000 calls (queue full: 312, failed exports: 0)``."""
+        """``lost 312 spans in 1000 calls (queue full: 312, failed exports: 0)``, and spans the cap cut."""
+        timed_out = f", {self.spans_timed_out} more cut by max_time" if self.spans_timed_out else ""
         return (
-            f"lost {self.dropped} spans in {self.calls} calls (queue full: {self.dropped_by_queue}, "
-            f"failed exports: {self.spans_failed})"
+            f"lost {self.dropped - self.spans_timed_out} spans in {self.calls} calls (queue full: "
+            f"{self.dropped_by_queue}, failed exports: {self.spans_failed - self.spans_timed_out}){timed_out}"
         )
 
     def budget_sentence(self) -> str:
@@ -253,6 +297,12 @@ class PipelineHealth:
             "backend_rejected": self.backend_rejected,
             "metric_points": self.metric_points,
             "extra_threads": self.extra_threads,
+            "exports_timed_out": self.exports_timed_out,
+            "spans_timed_out": self.spans_timed_out,
+            "rounds_exports_timed_out": self.rounds_exports_timed_out,
+            "rounds_spans_timed_out": self.rounds_spans_timed_out,
+            "export_left_running": self.export_left_running,
+            "time_cap_note": self.time_cap_note(),
             "spans_per_call_by_name": {name: self.per_call(count) for name, count in self.by_name},
         }
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pytest_otel_overhead.advice.plugin import Advisor, settings_errors_fail_the_test
+from pytest_otel_overhead.advice.plugin import AdviceOptions, Advisor, make_advisor, settings_errors_fail_the_test
 from pytest_otel_overhead.engine.runner import measure
 from pytest_otel_overhead.formatting import junit_number
 from pytest_otel_overhead.instructions.parent import measure_instructions, require_valgrind
@@ -29,14 +29,12 @@ from pytest_otel_overhead.settings.layers import (
     resolve,
 )
 from pytest_otel_overhead.verdict import Verdict
+from pytest_otel_overhead.warning_types import OverheadInconclusiveWarning
+from pytest_otel_overhead.xdist_support import PLUGIN_NAME as XDIST_PLUGIN_NAME
 
-__all__ = ["OverheadInconclusiveWarning", "OverheadSession", "cli_layer", "ini_layer", "marker_layer"]
+__all__ = ["MARKER", "OverheadSession", "cli_layer", "ini_layer", "marker_layer", "option_name"]
 
 MARKER = "otel_overhead"
-
-
-class OverheadInconclusiveWarning(pytest.PytestWarning):
-    """A budget could not be decided within the allowed time (``--otel-overhead-inconclusive=warn``)."""
 
 
 def option_name(key: str) -> str:
@@ -68,9 +66,16 @@ def marker_layer(item: pytest.Item) -> Layer:
 
 
 class OverheadSession:
-    """State of the measuring for one session: the base layers, the router and the results."""
+    """State of the measuring for one session: the base layers, the router, the advisor and the results."""
 
-    def __init__(self, config: pytest.Config, router: ArmRouter, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: pytest.Config,
+        router: ArmRouter,
+        environ: Mapping[str, str] | None = None,
+        *,
+        advice: AdviceOptions | None = None,
+    ) -> None:
         self.config = config
         self.router = router
         self.base_layers = (cli_layer(config), ini_layer(config), env_layer(environ))
@@ -78,7 +83,8 @@ class OverheadSession:
         require_valgrind(self.base)  # one clear error up front when instructions mode cannot run
         self.results: list[TestResult] = []
         self.verbose = config.get_verbosity() >= 1
-        self.advisor: Advisor | None = None  # sweep / tune / explain, when asked for (advice/plugin.py)
+        # sweep / tune / explain, when asked for (advice/plugin.py); it measures as `measure_ungated` does
+        self.advisor: Advisor | None = make_advisor(advice, router, self.measure_ungated) if advice else None
 
     def layers_for(self, item: pytest.Item) -> tuple[Layer, ...]:
         return (marker_layer(item), *self.base_layers)
@@ -86,17 +92,15 @@ class OverheadSession:
     def settings_for(self, item: pytest.Item) -> MeasureSettings:
         return resolve(self.layers_for(item))
 
-    def _advice_measurer(self, item: pytest.Item) -> Callable[[MeasureSettings, Callable[[], Any], str], TestResult]:
-        """One measurement as ``run`` makes it, ungated, for the advice modes."""
-
-        def run(settings: MeasureSettings, workload: Callable[[], Any], label: str) -> TestResult:
-            say = self._progress()
-            if settings.mode == "instructions":
-                return measure_instructions(item, settings, workload, self.router, label=label, progress=say)
-            with self.measuring_alone():
-                return measure(workload, settings, self.router, nodeid=label, progress=say)
-
-        return run
+    def measure_ungated(
+        self, item: pytest.Item, settings: MeasureSettings, workload: Callable[[], Any], label: str
+    ) -> TestResult:
+        """One measurement, neither kept nor gated: what ``run`` does first, and what the advice modes make."""
+        say = self._progress()
+        if settings.mode == "instructions":
+            return measure_instructions(item, settings, workload, self.router, label=label, progress=say)
+        with self.measuring_alone():
+            return measure(workload, settings, self.router, nodeid=label, progress=say)
 
     def _progress(self) -> Callable[[str], None] | None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -114,28 +118,22 @@ class OverheadSession:
 
     def measuring_alone(self) -> contextlib.AbstractContextManager[None]:
         """Time measurements run alone on the host (see ``xdist_support``); a no-op without xdist."""
-        plugin = self.config.pluginmanager.get_plugin("otel-overhead-xdist")
+        plugin = self.config.pluginmanager.get_plugin(XDIST_PLUGIN_NAME)
         return plugin.measuring() if plugin is not None else contextlib.nullcontext()
 
     def run(self, item: pytest.Item, settings: MeasureSettings, workload: Callable[[], Any], label: str) -> TestResult:
         """Measure, keep the result, record it for junit, and gate the test on its verdict."""
         advisor = self.advisor
-        if advisor is not None:
-            advisor.measurer = self._advice_measurer(item)
         if advisor is not None and advisor.options.replaces_gate:  # sweep / tune: advice, no gate
             with settings_errors_fail_the_test():
-                last = advisor.advise(self.layers_for(item), settings, workload, label, self._progress())
+                last = advisor.advise(item, self.layers_for(item), settings, workload, label, self._progress())
             assert last is not None  # both modes measure at least once
             return last
-        if settings.mode == "instructions":
-            result = measure_instructions(item, settings, workload, self.router, label=label, progress=self._progress())
-        else:
-            with self.measuring_alone():
-                result = measure(workload, settings, self.router, nodeid=label, progress=self._progress())
+        result = self.measure_ungated(item, settings, workload, label)
         self.results.append(result)
         _record_properties(item, result)
         if advisor is not None and advisor.options.explain:
-            advisor.explain(settings, workload, label, result, self._progress())
+            advisor.explain(item, settings, workload, label, result, self._progress())
         verdict = result.verdict
         if verdict is Verdict.FAIL:
             pytest.fail(result_message(result, Verdict.FAIL), pytrace=False)
