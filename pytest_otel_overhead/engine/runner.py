@@ -4,7 +4,7 @@
 
 1. warm-up in both arms, then calibrate the calls per block to about ``BLOCK_TARGET_S``
    (``timed.warm_up``); from the calibration, keep back time for the phases after the timed pairs
-   (``heap.plan_heap_rounds``, ``diagnostic.DIAGNOSTIC_S``, ``MARGIN_S``);
+   (``heap.plan_heap_rounds``, ``diagnostic.diagnostic_reserve``, ``MARGIN_S``);
 2. timed pairs (``timed.timed_pairs``): a baseline and an instrumented block (``arms.Arms``), in ABBA
    order from a random start, each from a collected heap, the instrumented one flushing its
    pipeline inside the timed span, so export work is charged to it; CPU time of the whole process
@@ -23,7 +23,9 @@
 
 All of it runs within ``surroundings.surroundings``: tracemalloc paused, tracers and profilers
 noted, provider overrides by the measured code stopping the measurement. Nothing that observes
-(counting, tracemalloc, psutil) runs inside a timed block.
+(counting, tracemalloc, psutil) runs inside a timed block. Each phase caps the pipeline's exports,
+flushes and shutdown at the end of its time (``deadlines``), so the measurement keeps to
+``max_time`` whatever the exporter does.
 """
 
 from __future__ import annotations
@@ -32,16 +34,17 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pytest_otel_overhead.engine.arms import Arms, Clock, Pair
-from pytest_otel_overhead.engine.diagnostic import DIAGNOSTIC_S, diagnostic_round
-from pytest_otel_overhead.engine.heap import heap_rounds, plan_heap_rounds
-from pytest_otel_overhead.engine.looks import TIME_METRICS, arm_value, look, undecided_notes
+from pytest_otel_overhead.engine.deadlines import cap_phase, cap_timed_pairs, shut_down, with_rounds_cut
+from pytest_otel_overhead.engine.diagnostic import diagnostic_reserve, diagnostic_round
+from pytest_otel_overhead.engine.heap import HeapPlan, heap_reserve_limit, heap_rounds, plan_heap_rounds
+from pytest_otel_overhead.engine.looks import TIME_METRICS, arm_value, dropped_progress_line, look, undecided_notes
 from pytest_otel_overhead.engine.probes import calm_gc, process_probe, process_reading
 from pytest_otel_overhead.engine.surroundings import Surroundings, surroundings
 from pytest_otel_overhead.engine.telemetry import no_telemetry_reason
-from pytest_otel_overhead.engine.timed import Run, TimedPairs, timed_pairs, warm_up
+from pytest_otel_overhead.engine.timed import Run, Sizing, TimedPairs, timed_pairs, warm_up
 from pytest_otel_overhead.otel.pipeline import build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, TestResult
@@ -90,7 +93,8 @@ def measure(
                 done = _phases(run, rng, around)
         finally:
             router.switch(None)
-            pipeline.shutdown()
+            shut_down(pipeline, clock.wall, started + settings.max_time)
+    done = replace(done, health=with_rounds_cut(done.health, pipeline))
     metrics = [
         _time_metric(m, done.timed.pairs, done.decisions[m], done.notes.get(m), settings, plan.confidence)
         for m in TIME_METRICS
@@ -114,20 +118,24 @@ class _Phases:
 
 
 def _phases(run: Run, rng: random.Random, around: Surroundings) -> _Phases:
-    """Warm-up, timed pairs, diagnostic round and heap rounds, in that order."""
+    """Warm-up, timed pairs, diagnostic round and heap rounds, in that order, each capped at its time."""
     arms, settings, plan = run.arms, run.settings, run.plan
+    cap_timed_pairs(run, diagnostic_reserve(settings) + heap_reserve_limit(settings) + MARGIN_S)
     sizing = warm_up(run)
     heap_plan = plan_heap_rounds(settings, sizing.calls, sizing.wall_per_call)
+    reserve = diagnostic_reserve(settings) + heap_plan.reserve_s + MARGIN_S
+    cap_timed_pairs(run, reserve)
     arms.phase = "timed pairs"
-    timed = timed_pairs(run, sizing.calls, rng, reserve=DIAGNOSTIC_S + heap_plan.reserve_s + MARGIN_S)
+    timed = timed_pairs(run, sizing.calls, rng, reserve=reserve)
     around.look()  # a tracer or profiler that arrived while the pairs ran
+    cap_phase(run, run.deadline - MARGIN_S)  # the worker's exports from now on, and the heap rounds'
     notes = undecided_notes(timed.pairs, timed.decisions, settings)
     decisions = {**timed.decisions, **_estimates(timed, settings, sizing.calls, plan)}
     after = process_reading()
-    health = diagnostic_round(
-        arms.workload, settings, arms.router, sizing.calls, sizing.per_call, clock=arms.clock.wall
-    )
+    health = _diagnostic_round(run, sizing, heap_plan)
     around.check()
+    if health.max_dropped is not None:  # a FAIL from lost spans shows where the looks' PASS did
+        run.say(dropped_progress_line(run.nodeid, health))
     arms.phase = "heap rounds"
     # Heap pairs must end a margin before the cap: shutdown and the result still follow.
     heap_metric, retained = heap_rounds(
@@ -141,6 +149,19 @@ def _phases(run: Run, rng: random.Random, around: Surroundings) -> _Phases:
         expected_pair_s=heap_plan.pair_s,
     )
     return _Phases(sizing.calls, timed, decisions, notes, after, health, heap_metric, retained)
+
+
+def _diagnostic_round(run: Run, sizing: Sizing, heap_plan: HeapPlan) -> PipelineHealth:
+    """The diagnostic round, ending where the time kept for the heap rounds begins."""
+    return diagnostic_round(
+        run.arms.workload,
+        run.settings,
+        run.arms.router,
+        sizing.calls,
+        sizing.per_call,
+        clock=run.arms.clock.wall,
+        deadline=run.deadline - heap_plan.reserve_s - MARGIN_S,
+    )
 
 
 def _estimates(timed: TimedPairs, settings: MeasureSettings, calls: int, plan: LookPlan) -> dict[str, Decision]:
