@@ -71,6 +71,7 @@ EXPORTERS = ("none", "memory", "otlp")  # or a module:factory
 GATE_METRICS = ("cpu", "wall")
 BUDGET_METRICS = ("cpu", "wall", "latency_p50", "latency_p95", "latency_p99", "heap")
 INCONCLUSIVE_POLICIES = ("fail", "warn", "pass")
+NO_TELEMETRY_POLICIES = ("warn", "fail", "ignore")
 MODES = ("time", "instructions")
 
 
@@ -257,6 +258,13 @@ KEYS: dict[str, Key] = {
             _choice(INCONCLUSIVE_POLICIES),
             "what an undecided budget does to the test: fail, warn (default) or pass",
         ),
+        Key(
+            "no_telemetry",
+            _choice(NO_TELEMETRY_POLICIES),
+            "what a measurement whose instrumented arm recorded no spans and no metrics does to the test: "
+            "warn (default), fail or ignore",
+            env=("OTEL_OVERHEAD_NO_TELEMETRY",),
+        ),
     )
 }
 
@@ -361,6 +369,8 @@ class MeasureSettings:
     sources: tuple[tuple[str, str], ...] = ()
     profile: str | None = None
     mode: str = "time"
+    no_telemetry: str = "warn"
+    """What a measurement that saw no telemetry in its instrumented arm does: warn, fail or ignore."""
 
     def budget(self, metric: str) -> Budget | None:
         return dict(self.budgets).get(metric)
@@ -376,6 +386,7 @@ class MeasureSettings:
             "inconclusive": self.inconclusive,
             "profile": self.profile,
             "mode": self.mode,
+            "no_telemetry": self.no_telemetry,
             "budgets": {name: {"kind": b.kind, "value": b.value} for name, b in self.budgets},
             "sources": dict(self.sources),
         }
@@ -541,6 +552,7 @@ def resolve(layers: Sequence[Layer]) -> MeasureSettings:
         sources=tuple(sorted(sources.items())),
         profile=chosen.value("profile", None),
         mode=chosen.value("mode", "time"),
+        no_telemetry=chosen.value("no_telemetry", "warn"),
     )
 
 
