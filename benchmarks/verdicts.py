@@ -225,8 +225,8 @@ def package_dir() -> Path:
 def source_digest(directory: Path) -> str:
     """SHA-256 over the package's Python sources: which engine a pytest process loaded."""
     digest = hashlib.sha256()
-    for path in sorted(directory.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in sorted(directory.rglob("*.py")):
+        digest.update(path.relative_to(directory).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 
