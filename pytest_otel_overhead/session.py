@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from pytest_otel_overhead.advice.plugin import AdviceOptions, Advisor, make_advisor, settings_errors_fail_the_test
+from pytest_otel_overhead.engine.replica_child import replica_child
+from pytest_otel_overhead.engine.replicas import measure_replicated
 from pytest_otel_overhead.engine.runner import measure
 from pytest_otel_overhead.formatting import junit_number
 from pytest_otel_overhead.instructions.parent import measure_instructions, require_valgrind
@@ -97,9 +99,14 @@ class OverheadSession:
     ) -> TestResult:
         """One measurement, neither kept nor gated: what ``run`` does first, and what the advice modes make."""
         say = self._progress()
+        replica = replica_child(item.config)
+        if replica is not None:  # this process was started to measure one share of a measurement over processes
+            return replica.measure(item, label, workload, self.router)
         if settings.mode == "instructions":
             return measure_instructions(item, settings, workload, self.router, label=label, progress=say)
         with self.measuring_alone():
+            if settings.processes > 1:
+                return measure_replicated(item, settings, label=label, progress=say)
             return measure(workload, settings, self.router, nodeid=label, progress=say)
 
     def _progress(self) -> Callable[[str], None] | None:

@@ -253,6 +253,13 @@ KEYS: dict[str, Key] = {
         ),
         Key("max_time", parse_seconds, "cap on measuring time per test, e.g. 30 or 2min (default 30 s)"),
         Key(
+            "processes",
+            parse_count,
+            "fresh processes that time mode spreads each measurement over, one after another, so that the "
+            "interval includes how much processes differ; use 3 or more (default 1: this process only)",
+            env=("PYTEST_OTEL_OVERHEAD_PROCESSES",),
+        ),
+        Key(
             "inconclusive",
             _choice(INCONCLUSIVE_POLICIES),
             "what an undecided budget does to the test: fail, warn (default) or pass",
@@ -361,6 +368,8 @@ class MeasureSettings:
     sources: tuple[tuple[str, str], ...] = ()
     profile: str | None = None
     mode: str = "time"
+    processes: int = 1
+    """Fresh processes a time-mode measurement is spread over (``engine.replicas``); 1 measures here."""
 
     def budget(self, metric: str) -> Budget | None:
         return dict(self.budgets).get(metric)
@@ -376,6 +385,7 @@ class MeasureSettings:
             "inconclusive": self.inconclusive,
             "profile": self.profile,
             "mode": self.mode,
+            "processes": self.processes,
             "budgets": {name: {"kind": b.kind, "value": b.value} for name, b in self.budgets},
             "sources": dict(self.sources),
         }
@@ -541,6 +551,7 @@ def resolve(layers: Sequence[Layer]) -> MeasureSettings:
         sources=tuple(sorted(sources.items())),
         profile=chosen.value("profile", None),
         mode=chosen.value("mode", "time"),
+        processes=chosen.value("processes", 1),
     )
 
 
