@@ -14,6 +14,7 @@ from pytest_otel_overhead.advice.plugin import AdvicePlugin, advice_requested, j
 from pytest_otel_overhead.advice.plugin import add_options as add_advice_options
 from pytest_otel_overhead.benchmark_support import activate as activate_benchmark
 from pytest_otel_overhead.benchmark_support import measures_benchmark
+from pytest_otel_overhead.compat import verbosity
 from pytest_otel_overhead.history import tracking
 from pytest_otel_overhead.history.document import write_json
 from pytest_otel_overhead.otel.receiver import stop_shared_receiver
@@ -176,7 +177,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if session is None or not session.results:
         return
     terminalreporter.write_sep("-", "otel-overhead")
-    for line in summary_lines(session.results, verbose=config.get_verbosity() >= 1):
+    for line in summary_lines(session.results, verbose=verbosity(config) >= 1):
         terminalreporter.write_line(line)
     tracking.terminal_summary(terminalreporter, config)
 

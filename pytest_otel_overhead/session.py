@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pytest_otel_overhead.advice.plugin import Advisor, settings_errors_fail_the_test
+from pytest_otel_overhead.compat import verbosity
 from pytest_otel_overhead.engine.runner import measure
 from pytest_otel_overhead.formatting import junit_number
 from pytest_otel_overhead.instructions.parent import measure_instructions, require_valgrind
@@ -77,7 +78,7 @@ class OverheadSession:
         self.base = resolve(self.base_layers)  # fails fast on CLI/ini/env values that cannot agree
         require_valgrind(self.base)  # one clear error up front when instructions mode cannot run
         self.results: list[TestResult] = []
-        self.verbose = config.get_verbosity() >= 1
+        self.verbose = verbosity(config) >= 1
         self.advisor: Advisor | None = None  # sweep / tune / explain, when asked for (advice/plugin.py)
 
     def layers_for(self, item: pytest.Item) -> tuple[Layer, ...]:

@@ -146,7 +146,9 @@ def test_the_engine_leaves_an_existing_freeze_alone(router: ArmRouter) -> None:
     try:
         frozen = gc.get_freeze_count()
         runner.measure(lambda: busy(100), settings_for(budget="100000%", max_time=1), router)
-        assert gc.get_freeze_count() == frozen
+        # Frozen objects that die meanwhile leave the count (a few may, on any version), so
+        # "alone" reads: not unfrozen (0), nothing more frozen (above the count before).
+        assert 0 < gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
 
@@ -204,8 +206,9 @@ def test_a_workload_raising_in_any_phase_propagates_and_leaves_everything_as_fou
             if current["phase"] == phase:
                 raise WorkloadError(f"raised in {phase}")
 
+    # A heap budget gets its heap pair however little of max_time is left, so every phase is reached.
     with pytest.raises(WorkloadError, match=f"^raised in {phase}$"):
-        runner.measure(workload, settings_for(budget="100000%", max_time=2), router)
+        runner.measure(workload, settings_for(budget="100000%", heap="1GiB", max_time=2), router)
 
 
 # --- simulated time ----------------------------------------------------------------------------
