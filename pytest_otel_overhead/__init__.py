@@ -3,24 +3,50 @@
 ``pytest --otel-overhead`` measures tests marked ``otel_overhead`` (or callables passed to the
 ``otel_overhead`` fixture) against an uninstrumented baseline, with a real OpenTelemetry SDK
 pipeline in the instrumented arm, and fails the tests whose overhead exceeds their budget.
+
+The names below are imported on first use: importing the package (as pytest does for every run,
+measuring or not) loads nothing else.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
-from pytest_otel_overhead.units import Budget, SettingsError
-from pytest_otel_overhead.verdict import Verdict
+import importlib
+from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("pytest-otel-overhead")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0+unknown"
+if TYPE_CHECKING:
+    from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
+    from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
+    from pytest_otel_overhead.units import Budget, SettingsError
+    from pytest_otel_overhead.verdict import Verdict
+    from pytest_otel_overhead.warning_types import (
+        OverheadCompareWarning,
+        OverheadInconclusiveWarning,
+        OverheadNoTelemetryWarning,
+    )
+
+    __version__: str
+
+_EXPORTS = {
+    "Budget": "pytest_otel_overhead.units",
+    "MeasureSettings": "pytest_otel_overhead.settings.layers",
+    "MetricResult": "pytest_otel_overhead.results",
+    "OverheadCompareWarning": "pytest_otel_overhead.warning_types",
+    "OverheadInconclusiveWarning": "pytest_otel_overhead.warning_types",
+    "OverheadNoTelemetryWarning": "pytest_otel_overhead.warning_types",
+    "PipelineHealth": "pytest_otel_overhead.results",
+    "PipelineSettings": "pytest_otel_overhead.settings.layers",
+    "SettingsError": "pytest_otel_overhead.units",
+    "TestResult": "pytest_otel_overhead.results",
+    "Verdict": "pytest_otel_overhead.verdict",
+}
 
 __all__ = [
     "Budget",
     "MeasureSettings",
     "MetricResult",
+    "OverheadCompareWarning",
+    "OverheadInconclusiveWarning",
+    "OverheadNoTelemetryWarning",
     "PipelineHealth",
     "PipelineSettings",
     "SettingsError",
@@ -28,3 +54,27 @@ __all__ = [
     "Verdict",
     "__version__",
 ]
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pytest-otel-overhead")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+        return "0+unknown"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value: Any = _version()
+    elif name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later lookups find it without coming here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

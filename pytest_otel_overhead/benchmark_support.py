@@ -4,8 +4,9 @@ Under ``--otel-overhead``, the ``benchmark`` fixture that pytest-benchmark makes
 turned, right after it is set up, into a subclass whose ``benchmark(fn, *args, **kwargs)`` and
 ``benchmark.pedantic(...)`` measure ``fn`` in both arms instead of timing it. It stays a
 ``BenchmarkFixture`` (pytest-benchmark checks that), keeps its attributes (``extra_info``,
-``group``, ``name``...), and its ``--benchmark-skip`` still skips. Without ``--otel-overhead``
-nothing here is registered, and pytest-benchmark times its tests as usual.
+``group``, ``name``...), and its ``--benchmark-skip`` still skips. pytest-benchmark's own table
+then has nothing to show; one line at the end of the run says why, lest it seem lost. Without
+``--otel-overhead`` nothing here is registered, and pytest-benchmark times its tests as usual.
 
 pytest-benchmark is optional: it is imported only once a session measures and has it loaded.
 The takeover leans on two internals of its fixture (the class swap, and ``_mode``, its record of
@@ -56,6 +57,7 @@ class _Takeover:
         self.session = session
         self.measured = measured
         self.original = measured.__mro__[1]
+        self.taken = 0
 
     def take_over(self, fixture: Any, node: pytest.Item) -> bool:
         """Turn ``fixture`` into the measuring fixture; ``False`` where its class is not the one expected."""
@@ -72,13 +74,25 @@ class _Takeover:
     @pytest.hookimpl(wrapper=True)
     def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Any:
         value: Any = yield
-        if fixturedef.argname == "benchmark" and not self.take_over(value, request.node):
-            degraded(
-                "benchmark: measuring the `benchmark` fixture needs pytest-benchmark's BenchmarkFixture "
-                f"(whose class it swaps), not found as expected in {distribution_version('pytest-benchmark')}; "
-                "benchmark tests are timed by pytest-benchmark, not measured for overhead"
-            )
+        if fixturedef.argname == "benchmark":
+            if self.take_over(value, request.node):
+                self.taken += 1
+            else:
+                degraded(
+                    "benchmark: measuring the `benchmark` fixture needs pytest-benchmark's BenchmarkFixture "
+                    f"(whose class it swaps), not found as expected in {distribution_version('pytest-benchmark')}; "
+                    "benchmark tests are timed by pytest-benchmark, not measured for overhead"
+                )
         return value
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.taken:
+            tests = "1 test" if self.taken == 1 else f"{self.taken} tests"
+            terminalreporter.write_line(
+                f"otel-overhead: no pytest-benchmark table: the benchmark fixture of {tests} measured "
+                "telemetry overhead instead of timing (see the otel-overhead summary; without --otel-overhead "
+                "pytest-benchmark times them)"
+            )
 
 
 def _measure(fixture: Any, mode: str, workload: Callable[[], T]) -> T:

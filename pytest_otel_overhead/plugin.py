@@ -10,18 +10,19 @@ from typing import Any, TypeVar
 
 import pytest
 
-from pytest_otel_overhead.advice.plugin import AdvicePlugin, advice_requested, json_sections_of, make_advisor
-from pytest_otel_overhead.advice.plugin import add_options as add_advice_options
+from pytest_otel_overhead.advice import plugin as advice
 from pytest_otel_overhead.benchmark_support import activate as activate_benchmark
 from pytest_otel_overhead.benchmark_support import measures_benchmark
 from pytest_otel_overhead.compat import verbosity
 from pytest_otel_overhead.history import tracking
 from pytest_otel_overhead.history.document import write_json
+from pytest_otel_overhead.options import session_options
 from pytest_otel_overhead.otel.receiver import stop_shared_receiver
 from pytest_otel_overhead.otel.routing import RouterInstallError, install_router
 from pytest_otel_overhead.reports.terminal import summary_lines
 from pytest_otel_overhead.session import MARKER, OverheadSession, option_name
 from pytest_otel_overhead.settings.layers import KEYS, MeasureSettings, SettingsError
+from pytest_otel_overhead.xdist_support import PLUGIN_NAME as XDIST_PLUGIN_NAME
 from pytest_otel_overhead.xdist_support import XdistPlugin, is_worker
 
 T = TypeVar("T")
@@ -43,7 +44,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("otel_overhead", "enable measuring, as --otel-overhead does", type="bool", default=False)
     group.addoption("--otel-overhead-json", metavar="PATH", default=None, help="write results as JSON to PATH")
     parser.addini("otel_overhead_json", "write results as JSON to this path, as --otel-overhead-json does")
-    add_advice_options(parser, group)
+    advice.add_options(parser, group)
     tracking.add_options(parser, group)
     # Internal: set on the pytest processes that instructions mode starts under valgrind.
     group.addoption("--otel-overhead-child", default=None, help=argparse.SUPPRESS)
@@ -64,34 +65,31 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}(budget='5%', **settings): measure this test's telemetry overhead under --otel-overhead; "
         "settings: " + ", ".join(KEYS),
     )
-    child = config.getoption("otel_overhead_child")
-    if child:
+    options = session_options(config)  # read once here; every module reads them from the stash
+    if options.child:
         from pytest_otel_overhead.instructions.child import (
             ChildSession,  # only in the processes that count instructions
         )
 
-        config.stash[_session_key] = ChildSession(config, install_router(), child)
+        config.stash[_session_key] = ChildSession(config, install_router(), options.child)
         activate_benchmark(config, config.stash[_session_key])
         return
-    if not _enabled(config):
+    if not options.measuring:
         return
     try:
         router = install_router()
-        session = OverheadSession(config, router)
-        session.advisor = make_advisor(config, router)
+        session = OverheadSession(config, router, advice=advice.advice_options(options))
     except (SettingsError, RouterInstallError) as error:
         raise pytest.UsageError(f"otel-overhead: {error}") from None
     config.stash[_session_key] = session
+    manager = config.pluginmanager
+    manager.register(XdistPlugin(config, session.results), XDIST_PLUGIN_NAME)
+    # Tracking, then advice: both summaries come after the verdict table (trylast), in the order
+    # registered, so the tracking lines stay under the table and the advice section follows.
+    manager.register(tracking.tracking_plugin(config, session, options), tracking.PLUGIN_NAME)
     if session.advisor is not None:
-        config.pluginmanager.register(AdvicePlugin(session.advisor), "otel-overhead-advice")
-    config.pluginmanager.register(XdistPlugin(config, session.results), "otel-overhead-xdist")
-    tracking.configure(config, session)
+        manager.register(advice.AdvicePlugin(session.advisor), advice.PLUGIN_NAME)
     activate_benchmark(config, session)
-
-
-def _enabled(config: pytest.Config) -> bool:
-    flag = config.getoption("otel_overhead")
-    return (bool(flag) if flag is not None else bool(config.getini("otel_overhead"))) or advice_requested(config)
 
 
 def _is_measured_body(item: pytest.Item) -> bool:
@@ -179,28 +177,16 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.write_sep("-", "otel-overhead")
     for line in summary_lines(session.results, verbose=verbosity(config) >= 1):
         terminalreporter.write_line(line)
-    tracking.terminal_summary(terminalreporter, config)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    report = yield
-    tracking.check_report(item, report)
-    return report
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     overhead = session.config.stash.get(_session_key, None)
     if overhead is None or is_worker(session.config):  # under xdist the controller reports for all
         return
-    config = session.config
-    if config.getoption("otel_overhead_json"):
-        path = config.invocation_params.dir / config.getoption("otel_overhead_json")
-        write_json(path, overhead.results, json_sections_of(overhead))
-    elif config.getini("otel_overhead_json"):
-        base = config.inipath.parent if config.inipath else config.rootpath
-        write_json(base / config.getini("otel_overhead_json"), overhead.results, json_sections_of(overhead))
-    tracking.finish(config)
+    path = session_options(session.config).json
+    if path is not None:
+        sections = overhead.advisor.json_sections() if overhead.advisor is not None else None
+        write_json(path, overhead.results, sections)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pytest_otel_overhead.advice.plugin import Advisor, settings_errors_fail_the_test
+from pytest_otel_overhead.advice.plugin import AdviceOptions, Advisor, make_advisor, settings_errors_fail_the_test
 from pytest_otel_overhead.compat import verbosity
 from pytest_otel_overhead.engine.runner import measure
 from pytest_otel_overhead.formatting import junit_number
@@ -30,14 +30,12 @@ from pytest_otel_overhead.settings.layers import (
     resolve,
 )
 from pytest_otel_overhead.verdict import Verdict
+from pytest_otel_overhead.warning_types import OverheadInconclusiveWarning
+from pytest_otel_overhead.xdist_support import PLUGIN_NAME as XDIST_PLUGIN_NAME
 
-__all__ = ["OverheadInconclusiveWarning", "OverheadSession", "cli_layer", "ini_layer", "marker_layer"]
+__all__ = ["MARKER", "OverheadSession", "cli_layer", "ini_layer", "marker_layer", "option_name"]
 
 MARKER = "otel_overhead"
-
-
-class OverheadInconclusiveWarning(pytest.PytestWarning):
-    """A budget could not be decided within the allowed time (``--otel-overhead-inconclusive=warn``)."""
 
 
 def option_name(key: str) -> str:
@@ -69,9 +67,16 @@ def marker_layer(item: pytest.Item) -> Layer:
 
 
 class OverheadSession:
-    """State of the measuring for one session: the base layers, the router and the results."""
+    """State of the measuring for one session: the base layers, the router, the advisor and the results."""
 
-    def __init__(self, config: pytest.Config, router: ArmRouter, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: pytest.Config,
+        router: ArmRouter,
+        environ: Mapping[str, str] | None = None,
+        *,
+        advice: AdviceOptions | None = None,
+    ) -> None:
         self.config = config
         self.router = router
         self.base_layers = (cli_layer(config), ini_layer(config), env_layer(environ))
@@ -79,7 +84,8 @@ class OverheadSession:
         require_valgrind(self.base)  # one clear error up front when instructions mode cannot run
         self.results: list[TestResult] = []
         self.verbose = verbosity(config) >= 1
-        self.advisor: Advisor | None = None  # sweep / tune / explain, when asked for (advice/plugin.py)
+        # sweep / tune / explain, when asked for (advice/plugin.py); it measures as `measure_ungated` does
+        self.advisor: Advisor | None = make_advisor(advice, router, self.measure_ungated) if advice else None
 
     def layers_for(self, item: pytest.Item) -> tuple[Layer, ...]:
         return (marker_layer(item), *self.base_layers)
@@ -87,17 +93,15 @@ class OverheadSession:
     def settings_for(self, item: pytest.Item) -> MeasureSettings:
         return resolve(self.layers_for(item))
 
-    def _advice_measurer(self, item: pytest.Item) -> Callable[[MeasureSettings, Callable[[], Any], str], TestResult]:
-        """One measurement as ``run`` makes it, ungated, for the advice modes."""
-
-        def run(settings: MeasureSettings, workload: Callable[[], Any], label: str) -> TestResult:
-            say = self._progress()
-            if settings.mode == "instructions":
-                return measure_instructions(item, settings, workload, self.router, label=label, progress=say)
-            with self.measuring_alone():
-                return measure(workload, settings, self.router, nodeid=label, progress=say)
-
-        return run
+    def measure_ungated(
+        self, item: pytest.Item, settings: MeasureSettings, workload: Callable[[], Any], label: str
+    ) -> TestResult:
+        """One measurement, neither kept nor gated: what ``run`` does first, and what the advice modes make."""
+        say = self._progress()
+        if settings.mode == "instructions":
+            return measure_instructions(item, settings, workload, self.router, label=label, progress=say)
+        with self.measuring_alone():
+            return measure(workload, settings, self.router, nodeid=label, progress=say)
 
     def _progress(self) -> Callable[[str], None] | None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -115,28 +119,51 @@ class OverheadSession:
 
     def measuring_alone(self) -> contextlib.AbstractContextManager[None]:
         """Time measurements run alone on the host (see ``xdist_support``); a no-op without xdist."""
-        plugin = self.config.pluginmanager.get_plugin("otel-overhead-xdist")
+        plugin = self.config.pluginmanager.get_plugin(XDIST_PLUGIN_NAME)
         return plugin.measuring() if plugin is not None else contextlib.nullcontext()
 
     def run(self, item: pytest.Item, settings: MeasureSettings, workload: Callable[[], Any], label: str) -> TestResult:
-        """Measure, keep the result, record it for junit, and gate the test on its verdict."""
+        """Measure, keep the result, record it for junit, and gate the test on its verdict.
+
+        Arguments that one call uses up, and measured code that replaces a global provider, fail the
+        test with one line; a result whose instrumented arm recorded no telemetry warns or fails as
+        the ``no_telemetry`` setting says, before its budgets gate it.
+        """
+        from pytest_otel_overhead.engine.repeatable import RepetitionFailed, single_use_argument
+        from pytest_otel_overhead.engine.surroundings import MeasurementStopped
+        from pytest_otel_overhead.engine.telemetry import with_telemetry_outcome
+        from pytest_otel_overhead.warning_types import OverheadNoTelemetryWarning
+
+        caller = "otel_overhead" if "otel_overhead" in getattr(item, "fixturenames", ()) else "benchmark"
+        problem = single_use_argument(workload, caller, getattr(item, "obj", None))
+        if problem is not None:
+            pytest.fail(f"otel-overhead: {label}: {problem}", pytrace=False)
         advisor = self.advisor
-        if advisor is not None:
-            advisor.measurer = self._advice_measurer(item)
         if advisor is not None and advisor.options.replaces_gate:  # sweep / tune: advice, no gate
             with settings_errors_fail_the_test():
-                last = advisor.advise(self.layers_for(item), settings, workload, label, self._progress())
+                last = advisor.advise(item, self.layers_for(item), settings, workload, label, self._progress())
             assert last is not None  # both modes measure at least once
             return last
-        if settings.mode == "instructions":
-            result = measure_instructions(item, settings, workload, self.router, label=label, progress=self._progress())
-        else:
-            with self.measuring_alone():
-                result = measure(workload, settings, self.router, nodeid=label, progress=self._progress())
+        try:
+            result = with_telemetry_outcome(self.measure_ungated(item, settings, workload, label))
+        except MeasurementStopped as stopped:
+            problem = str(stopped)
+        except RepetitionFailed as failed:
+            # The message names the repetition; the engine's frames would only bury the body's own traceback.
+            __tracebackhide__ = True
+            raise failed.with_traceback(None) from failed.__cause__
+        if problem is not None:  # failed outside the except, so the report does not chain it
+            pytest.fail(f"otel-overhead: {label}: {problem}", pytrace=False)
         self.results.append(result)
         _record_properties(item, result)
         if advisor is not None and advisor.options.explain:
-            advisor.explain(settings, workload, label, result, self._progress())
+            advisor.explain(item, settings, workload, label, result, self._progress())
+        if result.no_telemetry is not None and settings.no_telemetry != "ignore":
+            message = f"no telemetry measured: {result.no_telemetry}"
+            if settings.no_telemetry == "fail":
+                source = settings.source("no_telemetry")
+                pytest.fail(f"otel-overhead: {label}: {message} (no_telemetry=fail, {source})", pytrace=False)
+            warnings.warn(OverheadNoTelemetryWarning(f"{label}: {message}"), stacklevel=2)
         verdict = result.verdict
         if verdict is Verdict.FAIL:
             pytest.fail(result_message(result, Verdict.FAIL), pytrace=False)
@@ -154,7 +181,11 @@ def _record_properties(item: pytest.Item, result: TestResult) -> None:
     prefix = "otel_overhead"
     if result.nodeid != item.nodeid:  # a second or later fixture call: "<nodeid>#call2"
         prefix += "." + result.nodeid.rsplit("#", 1)[-1]
-    props = [(f"{prefix}.verdict", result.verdict.value), (f"{prefix}.pairs", result.pairs)]
+    props = [
+        (f"{prefix}.verdict", result.verdict.value),
+        (f"{prefix}.outcome", result.outcome),
+        (f"{prefix}.pairs", result.pairs),
+    ]
     for m in result.metrics:
         if m.verdict is None and m.metric not in ("cpu", "wall"):
             continue
@@ -166,4 +197,7 @@ def _record_properties(item: pytest.Item, result: TestResult) -> None:
         h = result.health
         props.append((f"{prefix}.spans_per_call", junit_number(h.per_call(h.started))))
         props.append((f"{prefix}.spans_dropped", h.dropped))
+    if result.no_telemetry is not None:
+        props.append((f"{prefix}.no_telemetry", result.no_telemetry))
+    props += [(f"{prefix}.note", note) for note in result.notes]
     item.user_properties.extend(props)

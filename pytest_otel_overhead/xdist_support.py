@@ -34,6 +34,7 @@ from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.wire import from_json, to_json
 
 __all__ = [
+    "PLUGIN_NAME",
     "REPORT_ATTRIBUTE",
     "HostLock",
     "XdistPlugin",
@@ -43,11 +44,13 @@ __all__ = [
     "worker_slot",
 ]
 
+PLUGIN_NAME = "otel-overhead-xdist"
 REPORT_ATTRIBUTE = "otel_overhead_results"
 LOCK_PREFIX = "pytest-otel-overhead-"
 
 
 def is_worker(config: pytest.Config) -> bool:
+    """Whether this process is a pytest-xdist worker; xdist gives a worker's config ``workerinput``."""
     return hasattr(config, "workerinput")
 
 

@@ -17,6 +17,7 @@ import json
 import sys
 
 import pytest
+from instant_engine import INSTANT_ENGINE
 
 
 @pytest.fixture(autouse=True)
@@ -154,6 +155,25 @@ def test_bad_history_options_stop_the_session_with_one_line(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_tracking_lines_follow_the_verdict_table_and_precede_the_advice(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(INSTANT_ENGINE)
+    pytester.makepyfile(test_workload=LIGHT)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--otel-overhead-explain", "--otel-overhead-save=x", "--otel-overhead-storage=runs"
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*- otel-overhead -*",
+            "1 measured: 1 PASS, 0 FAIL, 0 INCONCLUSIVE*",
+            "saved run 'x' to *runs*",
+            "*- otel-overhead advice -*",
+            "otel-overhead by layer:",
+        ]
+    )
+    assert len(list((pytester.path / "runs").glob("*_x_*.json"))) == 1
 
 
 def test_options_are_listed_in_help(pytester: pytest.Pytester) -> None:

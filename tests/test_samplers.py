@@ -10,15 +10,20 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased
 
-from pytest_otel_overhead.otel.pipeline import build_sampler
+from pytest_otel_overhead.otel.pipeline import build_pipeline, build_sampler
+from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.samplers import (
     DEFAULT_LOAD_THRESHOLDS,
+    FIRST_READING_MS,
+    ArmClock,
     LoadAdaptiveSampler,
     LoadThresholds,
     PerOperationSampler,
@@ -32,6 +37,7 @@ from pytest_otel_overhead.samplers import (
     per_operation,
     process_load,
     rate_limiting,
+    strategy_sampler,
 )
 from pytest_otel_overhead.settings.layers import Layer, PipelineSettings, env_layer, resolve
 from pytest_otel_overhead.units import SettingsError
@@ -316,6 +322,189 @@ def test_load_adaptive_factory_takes_thresholds_and_refresh() -> None:
         load_adaptive("80%:0.1;often=1")
 
 
+# --- on the arm clock (the plugin's pipelines) ------------------------------------------------------
+
+
+def test_arm_clock_counts_wall_and_cpu_time_only_while_the_arm_runs() -> None:
+    wall, cpu = FakeClock(50.0), FakeClock(7.0)
+    arm = ArmClock(wall, cpu)
+    wall.advance(3.0)
+    cpu.advance(1.0)
+    assert (arm(), arm.cpu(), arm.running) == (0.0, 0.0, False)  # stopped when built
+    arm.arm_started()
+    wall.advance(0.5)
+    cpu.advance(0.25)
+    assert (arm(), arm.cpu(), arm.running) == (0.5, 0.25, True)
+    arm.arm_started()  # already running: the spell goes on
+    wall.advance(0.5)
+    cpu.advance(0.5)
+    arm.arm_stopped()
+    arm.arm_stopped()
+    wall.advance(10.0)
+    cpu.advance(10.0)
+    assert (arm(), arm.cpu(), arm.running) == (1.0, 0.75, False)
+    arm.arm_started()
+    wall.advance(0.25)
+    assert arm() == 1.25
+
+
+def strategy(name: str, arm: ArmClock | None, **settings: object) -> object:
+    values: dict[str, object] = {
+        "strategies": None,
+        "max_traces_per_second": None,
+        "load_thresholds": None,
+        "load_refresh_ms": 1000.0,
+    }
+    values.update(settings)
+    return strategy_sampler(name, arm=arm, **values)  # type: ignore[arg-type]
+
+
+def instrumented_calls(arm: ArmClock, wall: FakeClock, sampler: object, calls: int, call_s: float) -> int:
+    """A run of the instrumented arm: ``calls`` root spans, one every ``call_s``; how many were sampled."""
+    arm.arm_started()
+    taken = 0
+    for _ in range(calls):
+        taken += sampled(sampler)
+        wall.advance(call_s)
+    arm.arm_stopped()
+    return taken
+
+
+def test_rate_limit_on_the_arm_clock_samples_a_tenth_of_1ms_calls_in_every_block() -> None:
+    wall = FakeClock()
+    arm = ArmClock(wall, cpu=wall)
+    sampler = strategy("rate_limiting", arm, max_traces_per_second=100)
+    per_block = []
+    for _ in range(50):
+        wall.advance(0.010)  # a baseline block: the sampler is not asked, and its time banks nothing
+        per_block.append(instrumented_calls(arm, wall, sampler, 10, 0.001))
+    # 100/s over 0.5 s of instrumented time, plus the one trace it starts with; no block gets a burst.
+    assert 49 <= sum(per_block) <= 51 and max(per_block) <= 2
+    # A fresh sampler, as the diagnostic round builds: a tenth of its 250 calls too.
+    fresh_arm = ArmClock(wall, cpu=wall)
+    fresh = strategy("rate_limiting", fresh_arm, max_traces_per_second=100)
+    assert 24 <= instrumented_calls(fresh_arm, wall, fresh, 250, 0.001) <= 26
+
+
+def test_without_an_arm_clock_a_rate_limit_starts_full_as_jaegers() -> None:
+    limited = strategy("rate_limiting", None, max_traces_per_second=100)
+    assert all(sampled(limited) for _ in range(100))  # a full bucket of 100, whatever the time taken
+
+
+def test_strategy_samplers_on_an_arm_clock_start_steady_and_read_the_load_early() -> None:
+    wall = FakeClock()
+    arm = ArmClock(wall, cpu=wall)  # CPU time moves with wall time: a busy arm, load 1.0
+    limited = strategy("rate_limiting", arm, max_traces_per_second=100)
+    capped = strategy("per_operation", arm, strategies=Strategies(1.0), max_traces_per_second=100)
+    adaptive = strategy("load_adaptive", arm)
+    probe = int(0.15 * MAX_TRACE_ID)  # sampled at 0.2, not at 0.05
+    arm.arm_started()
+    assert [sampled(limited) for _ in range(3)] == [True, False, False]  # one trace, not a burst of 100
+    assert [sampled(capped) for _ in range(3)] == [True, False, False]
+    assert sampled(adaptive, trace_id=probe)  # no reading yet: the rate below every threshold
+    wall.advance(FIRST_READING_MS / 1000)
+    assert not sampled(adaptive, trace_id=probe)  # read at once, not a refresh interval later
+    assert [sampled(limited) for _ in range(2)] == [True, False]  # one credit per 10 ms
+    assert [sampled(capped) for _ in range(2)] == [True, False]
+    arm.arm_stopped()
+    wall.advance(5.0)  # five seconds of baseline
+    arm.arm_started()
+    assert not sampled(limited) and not sampled(capped)
+
+
+BUCKET_RATES = st.sampled_from([0.5, 1.0, 3.0, 100.0, 1000.0])
+# (instrumented?, time passing in 1/1024 s so the arithmetic is exact, traces asked for at that instant)
+ARM_PATTERNS = st.lists(st.tuples(st.booleans(), st.integers(0, 4096), st.integers(0, 30)), max_size=40)
+
+
+@given(rate=BUCKET_RATES, start_full=st.booleans(), pattern=ARM_PATTERNS)
+def test_bucket_on_the_arm_clock_lets_through_no_more_than_rate_times_instrumented_time(
+    rate: float, start_full: bool, pattern: list[tuple[bool, int, int]]
+) -> None:
+    wall, instrumented_only = FakeClock(), FakeClock()
+    arm = ArmClock(wall, cpu=wall)
+    bucket = TokenBucket(rate, arm, start_full=start_full)
+    twin = TokenBucket(rate, instrumented_only, start_full=start_full)
+    initial = max(rate, 1.0) if start_full else 1.0
+    taken = 0
+    for instrumented, ticks, asks in pattern:
+        (arm.arm_started if instrumented else arm.arm_stopped)()
+        wall.advance(ticks / 1024)
+        if instrumented:
+            instrumented_only.advance(ticks / 1024)
+        for _ in range(asks):
+            granted = bucket.take()
+            # Baseline time counts for nothing: it decides as a bucket whose clock never saw it.
+            assert granted == twin.take()
+            taken += granted
+        assert taken <= initial + rate * arm()
+
+
+class IdleMemory:
+    """A process using no memory: the load is its CPU share alone."""
+
+    def memory_percent(self) -> float:
+        return 0.0
+
+
+def test_load_adaptive_on_the_arm_clock_reads_cpu_over_instrumented_time_only() -> None:
+    wall, cpu = FakeClock(), FakeClock()
+    arm = ArmClock(wall, cpu)
+    reader = process_load(IdleMemory(), clock=arm, cpu=arm.cpu)  # type: ignore[arg-type]
+    sampler = LoadAdaptiveSampler(refresh_ms=1000, reader=reader, clock=arm, first_reading_ms=10)
+    assert sampler.load is None
+    for _ in range(5):
+        wall.advance(0.010)  # a baseline block that waits: no CPU time
+        arm.arm_started()
+        for _ in range(10):  # an instrumented block busy the whole time
+            sampled(sampler)
+            wall.advance(0.001)
+            cpu.advance(0.001)
+        arm.arm_stopped()
+    # Over wall time the process was half busy (20%); over instrumented time, fully (5%).
+    assert sampler.refreshes >= 1 and sampler.load == pytest.approx(1.0) and sampler.rate == 0.05
+
+
+def test_load_adaptive_reads_early_then_after_doubling_waits_up_to_the_interval() -> None:
+    clock = FakeClock(0.0)
+    readings: list[float] = []
+
+    def reader() -> float:
+        readings.append(clock.now)
+        return 0.5
+
+    sampler = LoadAdaptiveSampler(refresh_ms=1000, reader=reader, clock=clock, first_reading_ms=10)
+    while clock.now < 3.0:
+        sampled(sampler)
+        clock.advance(1 / 2048)
+    assert readings == pytest.approx([0.01, 0.03, 0.07, 0.15, 0.31, 0.63, 1.27, 2.27], abs=1e-3)
+
+
+def test_a_pipeline_counts_sampler_time_only_while_the_router_has_its_arm() -> None:
+    pipeline = build_pipeline(PipelineSettings(sampler="rate_limiting", max_traces_per_second=100), observe=True)
+    router = ArmRouter()
+    tracer = router.get_tracer("t")
+    try:
+        time.sleep(0.01)
+        assert pipeline.arm_clock() == 0.0 and not pipeline.arm_clock.running
+        router.switch(pipeline.provider)
+        assert pipeline.arm_clock.running
+        for _ in range(50):
+            with tracer.start_as_current_span("op"):
+                pass
+        router.switch(None)
+        stopped_at = pipeline.arm_clock()
+        assert not pipeline.arm_clock.running and stopped_at > 0.0
+        time.sleep(0.01)
+        assert pipeline.arm_clock() == stopped_at
+        assert pipeline.counts is not None and pipeline.counts.started == 50
+        # One trace to start with, then 100/s of routed time: not the bucket of 100 a full start gives.
+        assert pipeline.counts.sampled <= 1 + 100 * stopped_at
+    finally:
+        router.switch(None)
+        pipeline.shutdown()
+
+
 # --- selection through settings ---------------------------------------------------------------------
 
 
@@ -445,3 +634,40 @@ def test_samplers_and_profiles_end_to_end(pytester: pytest.Pytester, monkeypatch
     assert (plain["settings"]["sampler"], plain["settings"]["max_traces_per_second"]) == ("rate_limiting", 1.0)
     # 1 trace per second with a burst of one: far fewer than the 50 spans per call are sampled.
     assert plain["pipeline"]["spans_sampled_per_call"] < 5
+
+
+ONE_MILLISECOND_TEST = """
+import time
+
+import pytest
+from opentelemetry import trace
+
+tracer = trace.get_tracer("shop")
+
+
+@pytest.mark.otel_overhead(sampler="rate_limiting", max_traces_per_second=100)
+def test_one_millisecond():
+    with tracer.start_as_current_span("op"):
+        deadline = time.perf_counter() + 0.001
+        while time.perf_counter() < deadline:
+            pass
+"""
+
+
+def test_a_rate_limit_samples_its_rate_in_the_diagnostic_round(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_rate=ONE_MILLISECOND_TEST)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--otel-overhead", "--otel-overhead-max-time=1",
+        "--otel-overhead-inconclusive=pass", "--otel-overhead-json=out.json",
+    )  # fmt: skip
+    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)  # verdicts are not the point here
+    (test,) = json.loads((pytester.path / "out.json").read_text())["tests"]
+    health = test["pipeline"]
+    assert health["spans_started_per_call"] == 1
+    # 100 traces per second of calls taking 1 ms: a tenth of them. The limit is per second of wall
+    # time, so a machine busy elsewhere, stretching each call, lets a larger share through: the upper
+    # bound follows the wall time per call of the timed blocks (1 ms on a calm machine, so 25%). A
+    # bucket refilled by the baseline's time, or starting with its 100 traces banked, samples a third
+    # to a half of the calls here.
+    wall_per_call = test["metrics"]["wall"]["instrumented"]
+    assert 0.04 <= health["spans_sampled_per_call"] <= max(0.20, 2.5 * 100 * wall_per_call)

@@ -19,24 +19,28 @@ import pytest
 from pytest_otel_overhead.advice.explain import Explanation, explain, explain_lines, noop_span_cost
 from pytest_otel_overhead.advice.sweep import SweepAxis, SweepResult, parse_sweep, run_sweep, sweep_lines, sweep_page
 from pytest_otel_overhead.advice.tuner import DEFAULT_TIME_CAP_S, Tuning, tune, tuning_lines
-from pytest_otel_overhead.engine.runner import measure
+from pytest_otel_overhead.options import SessionOptions
 from pytest_otel_overhead.otel.routing import ArmRouter
+from pytest_otel_overhead.outputs import write_text_file
 from pytest_otel_overhead.results import TestResult
-from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, SettingsError
+from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, SettingsError, resolve
 from pytest_otel_overhead.units import parse_seconds
 
 __all__ = [
+    "PLUGIN_NAME",
     "AdviceOptions",
     "AdvicePlugin",
     "Advisor",
+    "Measurer",
     "add_options",
     "advice_options",
-    "advice_requested",
-    "json_sections_of",
     "make_advisor",
 ]
 
-Measurer = Callable[[MeasureSettings, Callable[[], Any], str], TestResult]
+PLUGIN_NAME = "otel-overhead-advice"
+
+Measurer = Callable[[pytest.Item, MeasureSettings, Callable[[], Any], str], TestResult]
+"""One ungated measurement of a test's workload at given settings, labelled: the session's own."""
 
 
 def add_options(parser: pytest.Parser, group: Any) -> None:
@@ -99,31 +103,21 @@ class AdviceOptions:
         return bool(self.sweep) or self.tune
 
 
-def _flag(config: pytest.Config, name: str) -> bool:
-    value = config.getoption(name)
-    return bool(value) if value is not None else bool(config.getini(name))
-
-
-def advice_options(config: pytest.Config) -> AdviceOptions:
-    """The advice modes asked for on the command line or in the ini file (the command line wins)."""
-    specs: Sequence[str] | None = config.getoption("otel_overhead_sweep")
-    source = "--otel-overhead-sweep"
-    if not specs:
-        specs, source = config.getini("otel_overhead_sweep") or (), "ini otel_overhead_sweep"
-    tune_time = DEFAULT_TIME_CAP_S
-    raw_time = config.getoption("otel_overhead_tune_time")
-    if raw_time is not None:
-        tune_time = parse_seconds(raw_time, "--otel-overhead-tune-time")
-    elif config.getini("otel_overhead_tune_time"):
-        tune_time = parse_seconds(config.getini("otel_overhead_tune_time"), "ini otel_overhead_tune_time")
-    chart = config.getoption("otel_overhead_sweep_chart")
-    return AdviceOptions(
-        sweep=parse_sweep(list(specs), source) if specs else (),
-        sweep_chart=config.invocation_params.dir / chart if chart else None,
-        tune=_flag(config, "otel_overhead_tune"),
+def advice_options(options: SessionOptions) -> AdviceOptions:
+    """The advice modes asked for, parsed; errors name the flag or ini key they came from."""
+    given_time, given_sweep = options.tune_time, options.sweep
+    tune_time = parse_seconds(given_time.value, given_time.source) if given_time is not None else DEFAULT_TIME_CAP_S
+    advice = AdviceOptions(
+        sweep=parse_sweep(list(given_sweep.value), given_sweep.source) if given_sweep is not None else (),
+        sweep_chart=options.sweep_chart,
+        tune=options.tune,
         tune_time=tune_time,
-        explain=_flag(config, "otel_overhead_explain"),
+        explain=options.explain,
     )
+    if advice.any and options.xdist_workers:
+        # Findings stay in the worker that made them; the controller would report none.
+        raise SettingsError("--otel-overhead-sweep, -tune and -explain run in one process; drop -n")
+    return advice
 
 
 @dataclass
@@ -132,19 +126,15 @@ class Advisor:
 
     options: AdviceOptions
     router: ArmRouter
-    measurer: Measurer | None = None
+    measure: Measurer
     sweeps: list[SweepResult] = field(default_factory=list)
     tunings: list[Tuning] = field(default_factory=list)
     explanations: list[Explanation] = field(default_factory=list)
     _api_span_cost: float = math.nan
 
-    def _measure(self, settings: MeasureSettings, workload: Callable[[], Any], label: str) -> TestResult:
-        if self.measurer is not None:
-            return self.measurer(settings, workload, label)
-        return measure(workload, settings, self.router, nodeid=label)
-
     def advise(
         self,
+        item: pytest.Item,
         layers: Sequence[Layer],
         settings: MeasureSettings,
         workload: Callable[[], Any],
@@ -152,13 +142,11 @@ class Advisor:
         progress: Callable[[str], None] | None = None,
     ) -> TestResult | None:
         """Sweep and tune ``workload`` (when asked), then explain it; returns the last measurement made."""
-        from pytest_otel_overhead.settings.layers import resolve
-
         last: TestResult | None = None
 
         def measure_at(point: MeasureSettings, point_label: str) -> TestResult:
             nonlocal last
-            last = self._measure(point, workload, point_label)
+            last = self.measure(item, point, workload, point_label)
             return last
 
         if self.options.sweep:
@@ -169,11 +157,12 @@ class Advisor:
         if self.options.tune:
             self.tunings.append(tune(label, settings, measure_at, time_cap=self.options.tune_time, progress=progress))
         if self.options.explain:
-            self.explain(settings, workload, label, None, progress)
+            self.explain(item, settings, workload, label, None, progress)
         return last
 
     def explain(
         self,
+        item: pytest.Item,
         settings: MeasureSettings,
         workload: Callable[[], Any],
         label: str,
@@ -185,7 +174,7 @@ class Advisor:
         explanation = explain(
             label,
             settings,
-            lambda point, point_label: self._measure(point, workload, point_label),
+            lambda point, point_label: self.measure(item, point, workload, point_label),
             full=full,
             api_span_cost=self._api_span_cost,
             progress=progress,
@@ -226,8 +215,7 @@ class Advisor:
         path = self.options.sweep_chart
         if path is None or not self.sweeps:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(sweep_page(self.sweeps), encoding="utf-8")
+        write_text_file(path, sweep_page(self.sweeps))
 
 
 @contextlib.contextmanager
@@ -239,29 +227,9 @@ def settings_errors_fail_the_test() -> Iterator[None]:
         pytest.fail(f"otel-overhead: {error}", pytrace=False)
 
 
-def advice_requested(config: pytest.Config) -> bool:
-    """Any advice mode asked for; each one implies ``--otel-overhead``."""
-    return bool(
-        config.getoption("otel_overhead_sweep")
-        or config.getini("otel_overhead_sweep")
-        or _flag(config, "otel_overhead_tune")
-        or _flag(config, "otel_overhead_explain")
-    )
-
-
-def make_advisor(config: pytest.Config, router: ArmRouter) -> Advisor | None:
-    options = advice_options(config)
-    if not options.any:
-        return None
-    if getattr(config.option, "numprocesses", None):
-        # Findings stay in the worker that made them; the controller would report none.
-        raise SettingsError("--otel-overhead-sweep, -tune and -explain run in one process; drop -n")
-    return Advisor(options, router)
-
-
-def json_sections_of(session: object) -> dict[str, object] | None:
-    advisor = getattr(session, "advisor", None)
-    return advisor.json_sections() if isinstance(advisor, Advisor) else None
+def make_advisor(options: AdviceOptions, router: ArmRouter, measure: Measurer) -> Advisor | None:
+    """The session's advisor when an advice mode is asked for, measuring through ``measure``."""
+    return Advisor(options, router, measure) if options.any else None
 
 
 class AdvicePlugin:

@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import psutil
 
+from pytest_otel_overhead.outputs import write_text_file
 from pytest_otel_overhead.results import TestResult
 
 __all__ = ["SCHEMA_VERSION", "document", "environment", "write_json"]
@@ -64,16 +64,5 @@ def document(results: Sequence[TestResult], sections: Mapping[str, Any] | None =
 def write_json(
     path: str | os.PathLike[str], results: Sequence[TestResult], sections: Mapping[str, Any] | None = None
 ) -> Path:
-    """Write atomically: readers never see half a document, even if the run is interrupted."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(document(results, sections), indent=2, allow_nan=False)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text + "\n")
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
+    """Write the document to ``path`` (atomically: readers never see half a document)."""
+    return write_text_file(path, json.dumps(document(results, sections), indent=2, allow_nan=False) + "\n")

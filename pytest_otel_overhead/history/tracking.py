@@ -1,10 +1,12 @@
 """Regression tracking and CI outputs within a pytest session: save the run, compare it with a
 saved one, and write the Markdown and HTML reports.
 
-``plugin.py`` declares nothing of this itself: it calls :func:`add_options`, then
-:func:`configure`, :func:`check_report`, :func:`finish` and :func:`terminal_summary` from its hooks.
-The run to compare with is found and read at configure time, so a wrong name or a damaged file
-stops the session before any measuring, with one line saying which file and why.
+:func:`add_options` declares the options; while measuring, ``plugin.py`` registers the
+:class:`TrackingPlugin` that :func:`tracking_plugin` builds, and its own hooks do the rest: fail a
+test whose overhead regressed, save and report at the session's end, print what was done. The run
+to compare with is found and read when the plugin is built, in ``pytest_configure``, so a wrong
+name or a damaged file stops the session before any measuring, with one line saying which file
+and why.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,24 +44,17 @@ from pytest_otel_overhead.history.store import (
     now_iso,
     valid_name,
 )
+from pytest_otel_overhead.options import SessionOptions
+from pytest_otel_overhead.outputs import append_text_file, write_text_file
 from pytest_otel_overhead.session import OverheadSession
 from pytest_otel_overhead.units import SettingsError
 from pytest_otel_overhead.verdict import Verdict
+from pytest_otel_overhead.warning_types import OverheadCompareWarning
+from pytest_otel_overhead.xdist_support import is_worker
 
-__all__ = [
-    "OverheadCompareWarning",
-    "add_options",
-    "check_report",
-    "configure",
-    "finish",
-    "terminal_summary",
-]
+__all__ = ["PLUGIN_NAME", "TrackingPlugin", "add_options", "tracking_plugin"]
 
-_key = pytest.StashKey["Tracking"]()
-
-
-class OverheadCompareWarning(pytest.PytestWarning):
-    """The compared runs were measured on different machines or versions, or there was nothing to compare."""
+PLUGIN_NAME = "otel-overhead-tracking"
 
 
 def add_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
@@ -119,9 +114,58 @@ def add_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
     parser.addini("otel_overhead_html", "write an HTML report to this path, as --otel-overhead-html does")
 
 
-@dataclass
-class Tracking:
-    """What this session saves, compares and writes, and what it has found so far."""
+def _check_swallowed(config: pytest.Config, option: str, value: str) -> None:
+    """``--opt tests/`` makes argparse take ``tests/`` as the optional value; refuse that guess."""
+    args = list(config.invocation_params.args)
+    for index, arg in enumerate(args[:-1]):
+        if arg == option and args[index + 1] == value and (Path(config.invocation_params.dir) / value).exists():
+            raise pytest.UsageError(
+                f"otel-overhead: {option} took {value!r} as its value, but {value!r} is also a path; "
+                f"write {option}={value} to mean the name, or put the option after the test paths"
+            )
+
+
+def _save_name(config: pytest.Config, options: SessionOptions) -> str | None:
+    named = options.save
+    if named is None and not options.autosave:
+        return None
+    if named:
+        _check_swallowed(config, "--otel-overhead-save", named)
+        if not valid_name(named):
+            raise pytest.UsageError(
+                f"otel-overhead: --otel-overhead-save={named}: a run name has letters, digits, '.', '_' and '-' "
+                "only (at most 64)"
+            )
+        return named
+    git = git_info(config.rootpath)
+    if git is None:
+        return "run"
+    return str(git["commit"])[:10] + ("-dirty" if git.get("dirty") else "")
+
+
+def _criteria(options: SessionOptions) -> tuple[Criterion, ...]:
+    given = options.compare_fail
+    if given is None:
+        return ()
+    try:
+        return parse_criteria(given.value, given.source)
+    except SettingsError as error:
+        raise pytest.UsageError(f"otel-overhead: {error}") from None
+
+
+def _compare_spec(config: pytest.Config, options: SessionOptions, criteria: Sequence[Criterion]) -> str | None:
+    """Which saved run to compare with: as named, else the latest one when there are criteria to check."""
+    given = options.compare
+    if given is not None:
+        if given.on_command_line:
+            _check_swallowed(config, "--otel-overhead-compare", given.value)
+        return given.value
+    return "latest" if criteria else None
+
+
+@dataclass(eq=False)  # eq=False: a plugin object is hashed by identity
+class TrackingPlugin:
+    """What this session saves, compares and writes, what it has found so far, and the hooks doing it."""
 
     config: pytest.Config
     session: OverheadSession
@@ -138,84 +182,134 @@ class Tracking:
     compared: int = 0
     current: RunRecord | None = None
 
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        self.config.issue_config_time_warning(OverheadCompareWarning(message), stacklevel=2)
 
-def _ini_base(config: pytest.Config) -> Path:
-    return config.inipath.parent if config.inipath else config.rootpath
+    # -- while the tests run -------------------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        self.check_report(report)
+        return report
+
+    def check_report(self, report: pytest.TestReport) -> None:
+        """After a measured test's call: compare its new results, and fail it if they regressed."""
+        if self.baseline is None or report.when != "call":
+            return
+        fresh = self.session.results[self.compared :]
+        self.compared = len(self.session.results)
+        regressed = []
+        for result in fresh:
+            change = compare_results(self.baseline.result(result.nodeid), result, self.criteria)
+            self.changes[result.nodeid] = change
+            if change.verdict is Verdict.FAIL:
+                regressed.append(change)
+        if regressed and report.passed:
+            after = RunRecord(tuple(fresh), {}, now_iso())
+            messages = [
+                f"otel-overhead: {regression_message(change, self._comparison_for([change], after))}"
+                for change in regressed
+            ]
+            report.outcome = "failed"
+            report.longrepr = "\n".join(messages)
+
+    def _comparison_for(self, changes: Sequence[TestChange], after: RunRecord) -> Comparison:
+        assert self.baseline is not None
+        return Comparison(
+            before=self.baseline,
+            after=after,
+            tests=tuple(changes),
+            criteria=self.criteria,
+            differences=self.differences,
+        )
+
+    # -- at the session's end (before the terminal summary) --------------------------------------
+
+    def pytest_sessionfinish(self) -> None:
+        """Save the run, then write the reports."""
+        if is_worker(self.config):
+            return  # an xdist worker holds only its share: the controller saves and reports the whole run
+        results = tuple(self.session.results)
+        if not results:
+            return  # nothing measured: nothing to save or report
+        current = RunRecord(
+            results=results,
+            environment=environment(),
+            created=now_iso(),
+            name=self.save_name,
+            git=git_info(self.config.rootpath),
+            machine=machine_info(),
+            settings=self.session.base.as_dict(),
+        )
+        self.current = current = self._save(current)
+        comparison = None
+        if self.baseline is not None:
+            comparison = compare_runs(self.baseline, current, self.criteria)
+            comparison = dataclasses.replace(comparison, differences=self.differences or comparison.differences)
+            self.lines += comparison_lines(comparison)
+            for problem in comparison.problems:  # a metric that could not be compared is said so, not skipped
+                self.warnings.append(problem)
+                warnings.warn(OverheadCompareWarning(problem), stacklevel=1)
+        self._write_reports(current, comparison)
+
+    def _save(self, current: RunRecord) -> RunRecord:
+        if self.save_name is None:
+            return current
+        try:
+            path = self.store.save(current, self.save_name)
+        except HistoryError as error:
+            self.lines.append(f"ERROR could not save the run: {error}")
+            warnings.warn(OverheadCompareWarning(f"could not save the run: {error}"), stacklevel=1)
+            return current
+        self.lines.append(f"saved run {self.save_name!r} to {path}")
+        return dataclasses.replace(current, path=path)
+
+    def _write_reports(self, current: RunRecord, comparison: Comparison | None) -> None:
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if self.markdown or step_summary:
+            from pytest_otel_overhead.reports.markdown import markdown_report  # only when asked for
+
+            text = markdown_report(current, comparison, warnings=self.warnings)
+            if self.markdown:
+                self._write(self.markdown, text, f"wrote Markdown summary to {self.markdown}")
+            if step_summary:
+                self._write(Path(step_summary), text, None, append=True)
+        if self.html:
+            from pytest_otel_overhead.reports.html import html_report  # matplotlib is imported only when asked for
+
+            history, errors = self.store.load_all()
+            notes = [*self.warnings, *(f"left out of the history: {e}" for e in errors)]
+            text = html_report(current, comparison, history, warnings=notes)
+            self._write(self.html, text, f"wrote HTML report to {self.html}")
+
+    def _write(self, target: Path, text: str, done: str | None, *, append: bool = False) -> None:
+        try:
+            if append:
+                append_text_file(target, text)
+            else:
+                write_text_file(target, text)
+        except OSError as error:
+            self.lines.append(f"ERROR could not write {target}: {error.strerror or error}")
+            return
+        if done is not None:
+            self.lines.append(done)
+
+    # -- in the terminal summary, after the verdict table ----------------------------------------
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        for line in self.lines:
+            terminalreporter.write_line(line, red=line.startswith("ERROR") or "REGRESSED" in line)
 
 
-def _path_option(config: pytest.Config, name: str) -> Path | None:
-    """A path from the command line (relative to where pytest was started) or the ini file (relative to it)."""
-    value = config.getoption("otel_overhead_" + name)
-    if value:
-        return Path(config.invocation_params.dir) / str(value)
-    value = config.getini("otel_overhead_" + name)
-    if value:
-        return _ini_base(config) / str(value)
-    return None
-
-
-def _check_swallowed(config: pytest.Config, option: str, value: str) -> None:
-    """``--opt tests/`` makes argparse take ``tests/`` as the optional value; refuse that guess."""
-    args = list(config.invocation_params.args)
-    for index, arg in enumerate(args[:-1]):
-        if arg == option and args[index + 1] == value and (Path(config.invocation_params.dir) / value).exists():
-            raise pytest.UsageError(
-                f"otel-overhead: {option} took {value!r} as its value, but {value!r} is also a path; "
-                f"write {option}={value} to mean the name, or put the option after the test paths"
-            )
-
-
-def _save_name(config: pytest.Config, root: Path) -> str | None:
-    named = config.getoption("otel_overhead_save")
-    autosave = config.getoption("otel_overhead_autosave")
-    if autosave is None:
-        autosave = config.getini("otel_overhead_autosave")
-    if named is None and not autosave:
-        return None
-    if named:
-        _check_swallowed(config, "--otel-overhead-save", named)
-        if not valid_name(named):
-            raise pytest.UsageError(
-                f"otel-overhead: --otel-overhead-save={named}: a run name has letters, digits, '.', '_' and '-' "
-                "only (at most 64)"
-            )
-        return str(named)
-    git = git_info(root)
-    if git is None:
-        return "run"
-    return str(git["commit"])[:10] + ("-dirty" if git.get("dirty") else "")
-
-
-def _criteria(config: pytest.Config) -> tuple[Criterion, ...]:
-    values = config.getoption("otel_overhead_compare_fail")
-    try:
-        if values:
-            return parse_criteria(values, "--otel-overhead-compare-fail")
-        ini = config.getini("otel_overhead_compare_fail")
-        if ini:
-            return parse_criteria(str(ini), "ini otel_overhead_compare_fail")
-    except SettingsError as error:
-        raise pytest.UsageError(f"otel-overhead: {error}") from None
-    return ()
-
-
-def _warn(config: pytest.Config, tracking: Tracking, message: str) -> None:
-    tracking.warnings.append(message)
-    config.issue_config_time_warning(OverheadCompareWarning(message), stacklevel=2)
-
-
-def configure(config: pytest.Config, session: OverheadSession) -> None:
-    """Read the options, find the run to compare with, and keep it all for the session's end."""
-    storage = _path_option(config, "storage") or config.rootpath / DEFAULT_STORAGE
+def tracking_plugin(config: pytest.Config, session: OverheadSession, options: SessionOptions) -> TrackingPlugin:
+    """The plugin for this session: its options checked, and the run to compare with found and read."""
+    storage = options.storage or config.rootpath / DEFAULT_STORAGE
     store = Store(storage)
-    criteria = _criteria(config)
-    spec = config.getoption("otel_overhead_compare")
-    if spec is not None:
-        _check_swallowed(config, "--otel-overhead-compare", spec)
-    elif config.getini("otel_overhead_compare"):
-        spec = str(config.getini("otel_overhead_compare"))
-    elif criteria:
-        spec = "latest"
+    criteria = _criteria(options)
+    spec = _compare_spec(config, options, criteria)
     baseline = None
     pending_warning = None
     if spec is not None:
@@ -226,130 +320,21 @@ def configure(config: pytest.Config, session: OverheadSession) -> None:
                 baseline = load_run(store.resolve(spec, base=Path(config.invocation_params.dir)))
         except HistoryError as error:
             raise pytest.UsageError(f"otel-overhead: {error}") from None
-    tracking = Tracking(
+    plugin = TrackingPlugin(
         config=config,
         session=session,
         store=store,
-        save_name=_save_name(config, config.rootpath),
+        save_name=_save_name(config, options),
         baseline=baseline,
         criteria=criteria,
-        markdown=_path_option(config, "markdown"),
-        html=_path_option(config, "html"),
+        markdown=options.markdown,
+        html=options.html,
     )
-    config.stash[_key] = tracking
     if pending_warning:
-        _warn(config, tracking, pending_warning)
+        plugin.warn(pending_warning)
     if baseline is not None:
         here = RunRecord((), environment(), now_iso(), machine=machine_info())
-        tracking.differences = tuple(environment_differences(baseline, here))
-        if tracking.differences:
-            _warn(
-                config,
-                tracking,
-                f"comparing with run {baseline.label!r}, measured elsewhere: " + "; ".join(tracking.differences),
-            )
-
-
-def _comparison_for(tracking: Tracking, changes: Sequence[TestChange], after: RunRecord) -> Comparison:
-    assert tracking.baseline is not None
-    return Comparison(
-        before=tracking.baseline,
-        after=after,
-        tests=tuple(changes),
-        criteria=tracking.criteria,
-        differences=tracking.differences,
-    )
-
-
-def check_report(item: pytest.Item, report: pytest.TestReport) -> None:
-    """After a measured test's call: compare its new results, and fail it if they regressed."""
-    tracking = item.config.stash.get(_key, None)
-    if tracking is None or tracking.baseline is None or report.when != "call":
-        return
-    fresh = tracking.session.results[tracking.compared :]
-    tracking.compared = len(tracking.session.results)
-    regressed = []
-    for result in fresh:
-        change = compare_results(tracking.baseline.result(result.nodeid), result, tracking.criteria)
-        tracking.changes[result.nodeid] = change
-        if change.verdict is Verdict.FAIL:
-            regressed.append(change)
-    if regressed and report.passed:
-        after = RunRecord(tuple(fresh), {}, now_iso())
-        messages = [
-            f"otel-overhead: {regression_message(change, _comparison_for(tracking, [change], after))}"
-            for change in regressed
-        ]
-        report.outcome = "failed"
-        report.longrepr = "\n".join(messages)
-
-
-def _write(path: Path, text: str, append: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a" if append else "w", encoding="utf-8") as stream:
-        stream.write(text)
-
-
-def finish(config: pytest.Config) -> None:
-    """At the session's end: save the run, then write the reports (before the terminal summary)."""
-    tracking = config.stash.get(_key, None)
-    if tracking is None or hasattr(config, "workerinput"):
-        return  # an xdist worker holds only its share: the controller saves and reports the whole run
-    results = tuple(tracking.session.results)
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if not results:
-        return  # nothing measured: nothing to save or report
-    current = RunRecord(
-        results=results,
-        environment=environment(),
-        created=now_iso(),
-        name=tracking.save_name,
-        git=git_info(config.rootpath),
-        machine=machine_info(),
-        settings=tracking.session.base.as_dict(),
-    )
-    if tracking.save_name is not None:
-        try:
-            path = tracking.store.save(current, tracking.save_name)
-            current = dataclasses.replace(current, path=path)
-            tracking.lines.append(f"saved run {tracking.save_name!r} to {path}")
-        except HistoryError as error:
-            tracking.lines.append(f"ERROR could not save the run: {error}")
-            warnings.warn(OverheadCompareWarning(f"could not save the run: {error}"), stacklevel=1)
-    tracking.current = current
-    comparison = None
-    if tracking.baseline is not None:
-        comparison = compare_runs(tracking.baseline, current, tracking.criteria)
-        comparison = dataclasses.replace(comparison, differences=tracking.differences or comparison.differences)
-        tracking.lines += comparison_lines(comparison)
-    if tracking.markdown or step_summary:
-        from pytest_otel_overhead.reports.markdown import markdown_report  # only when asked for
-
-        text = markdown_report(current, comparison, warnings=tracking.warnings)
-        for target, append in ((tracking.markdown, False), (Path(step_summary) if step_summary else None, True)):
-            if target is None:
-                continue
-            try:
-                _write(target, text, append=append)
-                if not append:
-                    tracking.lines.append(f"wrote Markdown summary to {target}")
-            except OSError as error:
-                tracking.lines.append(f"ERROR could not write {target}: {error.strerror or error}")
-    if tracking.html:
-        from pytest_otel_overhead.reports.html import html_report  # matplotlib is imported only when asked for
-
-        history, errors = tracking.store.load_all()
-        notes = [*tracking.warnings, *(f"left out of the history: {e}" for e in errors)]
-        try:
-            _write(tracking.html, html_report(current, comparison, history, warnings=notes))
-            tracking.lines.append(f"wrote HTML report to {tracking.html}")
-        except OSError as error:
-            tracking.lines.append(f"ERROR could not write {tracking.html}: {error.strerror or error}")
-
-
-def terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    tracking = config.stash.get(_key, None)
-    if tracking is None or not tracking.lines:
-        return
-    for line in tracking.lines:
-        terminalreporter.write_line(line, red=line.startswith("ERROR") or "REGRESSED" in line)
+        plugin.differences = tuple(environment_differences(baseline, here))
+        if plugin.differences:
+            plugin.warn(f"comparing with run {baseline.label!r}, measured elsewhere: " + "; ".join(plugin.differences))
+    return plugin
