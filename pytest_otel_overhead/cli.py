@@ -1,6 +1,8 @@
 """``python -m pytest_otel_overhead``: list saved runs, compare two, and turn a run into reports.
 
-Runs are named as ``--otel-overhead-compare`` names them: ``latest``, ``latest~N``, a run name, the
+Without a command (or with ``--help``) it says how the plugin itself is run, under pytest, and lists
+the commands; that is a successful exit, since a newcomer typing the package name asked for it. Runs
+are named as ``--otel-overhead-compare`` names them: ``latest``, ``latest~N``, a run name, the
 start of a file name in the store, or a path to a JSON file (a saved run or an
 ``--otel-overhead-json`` report). Exit status: 0 done, 1 a regression criterion failed, 2 a run
 could not be found or read (one line on stderr naming the file) or the command line was wrong.
@@ -13,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pytest_otel_overhead.formatting import NO_FIGURE
 from pytest_otel_overhead.history.compare import Comparison, compare_runs, comparison_lines, parse_criteria
 from pytest_otel_overhead.history.store import DEFAULT_STORAGE, HistoryError, RunRecord, Store, load_run, printable
 from pytest_otel_overhead.outputs import write_text_file
@@ -22,11 +25,24 @@ from pytest_otel_overhead.verdict import Verdict
 
 __all__ = ["main"]
 
+ABOUT = """\
+pytest-otel-overhead measures what OpenTelemetry instrumentation costs, in your tests. The measuring
+itself runs under pytest:
+
+  pytest --otel-overhead                        measure marked tests and fixture calls; fail those over budget
+  @pytest.mark.otel_overhead(budget="5%")       on a test: its body is measured, without and with telemetry
+  def test_x(otel_overhead): otel_overhead(fn)  the fixture: measure one call inside a test
+  pytest --help                                 every --otel-overhead-* option
+
+Without --otel-overhead the marker and the fixture do nothing. The commands below work on runs saved
+with --otel-overhead-save or --otel-overhead-autosave; 'COMMAND --help' tells more."""
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pytest_otel_overhead",
-        description="Saved pytest-otel-overhead runs: list them, compare two, write reports.",
+        description=ABOUT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--storage",
@@ -34,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help=f"directory of saved runs (default: {DEFAULT_STORAGE})",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     listing = commands.add_parser("list", help="list saved runs, oldest first")
     compare = commands.add_parser("compare", help="compare run B with an earlier run A, test by test")
     compare.add_argument("before", metavar="A", help="the earlier run")
@@ -106,15 +122,15 @@ def _row(path: Path, run: RunRecord) -> list[str]:
     packages = run.environment["packages"] if isinstance(run.environment.get("packages"), dict) else {}
     return [
         path.name,
-        run.name or "-",
-        run.created or "-",
-        run.commit or "-",
+        run.name or NO_FIGURE,
+        run.created or NO_FIGURE,
+        run.commit or NO_FIGURE,
         str(len(run.results)),
         str(counts[Verdict.PASS]),
         str(counts[Verdict.FAIL]),
         str(counts[Verdict.INCONCLUSIVE]),
-        str(run.environment.get("python") or "-"),
-        str(packages.get("opentelemetry-sdk") or "-"),
+        str(run.environment.get("python") or NO_FIGURE),
+        str(packages.get("opentelemetry-sdk") or NO_FIGURE),
     ]
 
 
@@ -155,7 +171,11 @@ def _reports(store: Store, args: argparse.Namespace, run: RunRecord, comparison:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
     store = Store(Path(args.storage))
     try:
         if args.command == "list":

@@ -13,6 +13,7 @@ import pytest
 from pytest_otel_overhead.advice import plugin as advice
 from pytest_otel_overhead.benchmark_support import activate as activate_benchmark
 from pytest_otel_overhead.benchmark_support import measures_benchmark
+from pytest_otel_overhead.compat import verbosity
 from pytest_otel_overhead.history import tracking
 from pytest_otel_overhead.history.document import write_json
 from pytest_otel_overhead.options import session_options
@@ -174,7 +175,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if session is None or not session.results:
         return
     terminalreporter.write_sep("-", "otel-overhead")
-    for line in summary_lines(session.results, verbose=config.get_verbosity() >= 1):
+    for line in summary_lines(session.results, verbose=verbosity(config) >= 1):
         terminalreporter.write_line(line)
 
 

@@ -125,9 +125,9 @@ def test_a_change_reads_in_percent_and_percentage_points() -> None:
     change = MetricChange(
         "cpu", 0.031, 0.098, (0.06, 0.067, math.inf), (1.5, 2.16, math.inf), (0, 0.05, 0.1), 40, 40, 0.95
     )
-    assert change.describe() == "CPU +3.1% → +9.8%: +6.7pp (95% CI +6.0pp…∞), +216% relative"
+    assert change.describe() == "CPU +3.1% → +9.8%: +6.7pp (95% CI [+6.0pp, ∞]), +216% relative"
     unknown = dataclasses.replace(change, before=math.nan, relative=None)
-    assert unknown.describe() == "CPU n/a → +9.8%: +6.7pp (95% CI +6.0pp…∞)"
+    assert unknown.describe() == "CPU — → +9.8%: +6.7pp (95% CI [+6.0pp, ∞])"
 
 
 def test_parse_criteria() -> None:

@@ -135,7 +135,7 @@ def _figures(probe: Probe, metric: str) -> str:
     gate = probe.result.metric(metric)
     if gate is None:
         return probe.verdict.value
-    return f"{gate.format_overhead(gate.overhead)} ({gate.format_interval()}) {probe.verdict.value}"
+    return f"{gate.format_overhead(gate.overhead)} {gate.format_interval()} {probe.verdict.value}"
 
 
 def _top_spans(result: TestResult, count: int = 3) -> str:

@@ -28,6 +28,7 @@ __all__ = [
     "TRACEMALLOC_SLOWDOWN",
     "HeapPlan",
     "heap_pairs_for",
+    "heap_reserve_limit",
     "heap_rounds",
     "plan_heap_rounds",
 ]
@@ -56,13 +57,18 @@ def heap_pairs_for(settings: MeasureSettings) -> int:
     return HEAP_PAIRS_BUDGETED if settings.budget("heap") is not None else HEAP_PAIRS_REPORTED
 
 
+def heap_reserve_limit(settings: MeasureSettings) -> float:
+    """The most time the heap rounds may keep back, whatever the workload."""
+    # Heap rounds without a heap budget only report, so they may not eat much of the time.
+    share = HEAP_SHARE_BUDGETED if settings.budget("heap") is not None else HEAP_SHARE_REPORTED
+    return share * settings.max_time
+
+
 def plan_heap_rounds(settings: MeasureSettings, calls: int, wall_per_call: float) -> HeapPlan:
     """Time to keep back for the heap rounds, from the workload's wall time per call."""
     pairs = heap_pairs_for(settings)
     pair_s = 2 * calls * wall_per_call * TRACEMALLOC_SLOWDOWN
-    # Heap rounds without a heap budget only report, so they may not eat much of the time.
-    share = HEAP_SHARE_BUDGETED if settings.budget("heap") is not None else HEAP_SHARE_REPORTED
-    return HeapPlan(pairs=pairs, pair_s=pair_s, reserve_s=min(pairs * pair_s, share * settings.max_time))
+    return HeapPlan(pairs=pairs, pair_s=pair_s, reserve_s=min(pairs * pair_s, heap_reserve_limit(settings)))
 
 
 def heap_rounds(

@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 
 from pytest_otel_overhead.engine.arms import Pair
+from pytest_otel_overhead.results import MetricResult, PipelineHealth
 from pytest_otel_overhead.settings.layers import MeasureSettings
 from pytest_otel_overhead.stats import batch_slices, mad_spread, median, quantile
 from pytest_otel_overhead.units import Budget
@@ -114,17 +115,37 @@ def progress_line(
     decisions: dict[str, Decision],
     settings: MeasureSettings,
 ) -> str:
-    """One look's line: pairs and time so far, then each metric's estimate, interval and verdict."""
+    """``t look 2/6: 8 pairs, 2.3s: CPU -0.6% [-2.8%, +21.2%] budget 5.0%: INCONCLUSIVE``, figures as in the summary.
+
+    After the looks, ``dropped_progress_line`` adds the pipeline's verdict when ``max_dropped`` is set.
+    """
     parts = []
     for m, d in decisions.items():
-        budget = settings.budget(m) or Budget("relative", 0.05)
-
-        def show(value: float, metric: str = m, budget: Budget = budget) -> str:
-            text = budget.format(value, metric)
-            return text if text.startswith("-") else "+" + text
-
-        parts.append(f"{m} {show(d.estimate)} [{show(d.ci_low)}, {show(d.ci_high)}] {d.verdict.value}")
+        budget = settings.budget(m)
+        shown = MetricResult(
+            metric=m,
+            baseline=math.nan,
+            instrumented=math.nan,
+            overhead=d.estimate,
+            ci_low=d.ci_low,
+            ci_high=d.ci_high,
+            kind=budget.kind if budget is not None else "relative",
+            n=d.n,
+            spread=d.spread,
+            confidence=d.confidence,
+            budget=budget,
+        )
+        against = f" budget {budget.describe(m)}" if budget is not None else ""
+        parts.append(
+            f"{shown.label} {shown.format_overhead(d.estimate)} {shown.format_interval()}{against}: {d.verdict.value}"
+        )
     return f"{nodeid} look {number}/{looks}: {pairs} pairs, {elapsed:.1f}s" + (": " + "; ".join(parts) if parts else "")
+
+
+def dropped_progress_line(nodeid: str, health: PipelineHealth) -> str:
+    """``t pipeline: lost 312 spans in 1000 calls (…): FAIL (max_dropped 0)``, after the diagnostic round."""
+    verdict = Verdict.FAIL if health.over_budget else Verdict.PASS
+    return f"{nodeid} pipeline: {health.dropped_sentence()}: {verdict.value} (max_dropped {health.max_dropped})"
 
 
 def _pair_spread(pairs: Sequence[Pair], metric: str, kind: str, decision: Decision) -> float:

@@ -374,4 +374,7 @@ def _result(runner: _Processes, metrics: Sequence[MetricResult], looks: int, sto
         samples=tuple(sample for result in results for sample in result.samples),
         processes=len(results),
         replicas=tuple(runner.replicas),
+        # Every process ran the same code: if one saw no telemetry, none did.
+        no_telemetry=next((result.no_telemetry for result in results if result.no_telemetry is not None), None),
+        notes=tuple(dict.fromkeys(note for result in results for note in result.notes)),
     )

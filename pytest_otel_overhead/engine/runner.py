@@ -4,7 +4,7 @@
 
 1. warm-up in both arms, then calibrate the calls per block to about ``BLOCK_TARGET_S``
    (``timed.warm_up``); from the calibration, keep back time for the phases after the timed pairs
-   (``heap.plan_heap_rounds``, ``diagnostic.DIAGNOSTIC_S``, ``MARGIN_S``);
+   (``heap.plan_heap_rounds``, ``diagnostic.diagnostic_reserve``, ``MARGIN_S``);
 2. timed pairs (``timed.timed_pairs``): a baseline and an instrumented block (``arms.Arms``), in ABBA
    order from a random start, each from a collected heap, the instrumented one flushing its
    pipeline inside the timed span, so export work is charged to it; CPU time of the whole process
@@ -14,13 +14,18 @@
    batches of consecutive pairs, since neighbouring pairs are not independent on a shared machine;
 4. a note for each budget left undecided, and estimates for the metrics without a budget
    (``looks.undecided_notes``);
-5. one diagnostic round with counting pipeline: spans started, sampled, exported, dropped
-   (``diagnostic.diagnostic_round``);
+5. one diagnostic round with counting pipeline: spans started, sampled, exported, dropped, metric
+   measurements and spans that went through other providers (``diagnostic.diagnostic_round``);
 6. heap rounds under tracemalloc (peak and retained per call), in pairs of their own
    (``heap.heap_rounds``);
-7. the result, built from all of the above.
+7. the result, built from all of the above, saying when the instrumented arm recorded no telemetry
+   (``telemetry.no_telemetry_reason``).
 
-Nothing that observes (counting, tracemalloc, psutil) runs inside a timed block.
+All of it runs within ``surroundings.surroundings``: tracemalloc paused, tracers and profilers
+noted, provider overrides by the measured code stopping the measurement. Nothing that observes
+(counting, tracemalloc, psutil) runs inside a timed block. Each phase caps the pipeline's exports,
+flushes and shutdown at the end of its time (``deadlines``), so the measurement keeps to
+``max_time`` whatever the exporter does.
 """
 
 from __future__ import annotations
@@ -29,13 +34,17 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 from pytest_otel_overhead.engine.arms import Arms, Clock, Pair
-from pytest_otel_overhead.engine.diagnostic import DIAGNOSTIC_S, diagnostic_round
-from pytest_otel_overhead.engine.heap import heap_rounds, plan_heap_rounds
-from pytest_otel_overhead.engine.looks import TIME_METRICS, arm_value, look, undecided_notes
+from pytest_otel_overhead.engine.deadlines import cap_phase, cap_timed_pairs, shut_down, with_rounds_cut
+from pytest_otel_overhead.engine.diagnostic import diagnostic_reserve, diagnostic_round
+from pytest_otel_overhead.engine.heap import HeapPlan, heap_reserve_limit, heap_rounds, plan_heap_rounds
+from pytest_otel_overhead.engine.looks import TIME_METRICS, arm_value, dropped_progress_line, look, undecided_notes
 from pytest_otel_overhead.engine.probes import calm_gc, process_probe, process_reading
-from pytest_otel_overhead.engine.timed import Run, TimedPairs, timed_pairs, warm_up
+from pytest_otel_overhead.engine.surroundings import Surroundings, surroundings
+from pytest_otel_overhead.engine.telemetry import no_telemetry_reason
+from pytest_otel_overhead.engine.timed import Run, Sizing, TimedPairs, timed_pairs, warm_up
 from pytest_otel_overhead.otel.pipeline import build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, TestResult
@@ -63,8 +72,10 @@ def measure(
 ) -> TestResult:
     """Measure ``workload`` in both arms and decide every budget in ``settings``.
 
-    Exceptions from the workload propagate unchanged; the pipeline is shut down and the router
-    left idle whatever happens.
+    A workload that raises on a measured repetition raises ``RepetitionFailed``, its own exception
+    chained; measured code that tries to replace a global provider stops the measurement with
+    ``MeasurementStopped``. The pipeline is shut down, the router left idle and tracemalloc as
+    found whatever happens.
     """
     plan = plan or LookPlan()
     rng = rng or random.Random()
@@ -72,37 +83,85 @@ def measure(
     clock = Clock(wall=time.perf_counter, cpu=time.process_time)
     started = clock.wall()
     before = process_reading()
-    pipeline = build_pipeline(settings.pipeline)
-    arms = Arms(workload, router, pipeline, clock)
-    try:
-        with calm_gc() as collect:
-            say = progress or (lambda message: None)
-            run = Run(arms, settings, plan, collect, started, started + settings.max_time, nodeid, say)
-            sizing = warm_up(run)
-            heap_plan = plan_heap_rounds(settings, sizing.calls, sizing.wall_per_call)
-            timed = timed_pairs(run, sizing.calls, rng, reserve=DIAGNOSTIC_S + heap_plan.reserve_s + MARGIN_S)
-            notes = undecided_notes(timed.pairs, timed.decisions, settings)
-            decisions = {**timed.decisions, **_estimates(timed, settings, sizing.calls, plan)}
-            after = process_reading()
-            health = diagnostic_round(workload, settings, router, sizing.calls, sizing.per_call, clock=clock.wall)
-            # Heap pairs must end a margin before the cap: shutdown and the result still follow.
-            heap_metric, retained = heap_rounds(
-                arms,
-                settings,
-                sizing.calls,
-                pairs=heap_plan.pairs,
-                rng=rng,
-                confidence=plan.confidence,
-                deadline=run.deadline - MARGIN_S,
-                expected_pair_s=heap_plan.pair_s,
-            )
-    finally:
-        router.switch(None)
-        pipeline.shutdown()
+    with surroundings(router) as around:
+        pipeline = build_pipeline(settings.pipeline)
+        arms = Arms(workload, router, pipeline, clock, check=around.check)
+        try:
+            with calm_gc() as collect:
+                say = progress or (lambda message: None)
+                run = Run(arms, settings, plan, collect, started, started + settings.max_time, nodeid, say)
+                done = _phases(run, rng, around)
+        finally:
+            router.switch(None)
+            shut_down(pipeline, clock.wall, started + settings.max_time)
+    done = replace(done, health=with_rounds_cut(done.health, pipeline))
     metrics = [
-        _time_metric(m, timed.pairs, decisions[m], notes.get(m), settings, plan.confidence) for m in TIME_METRICS
+        _time_metric(m, done.timed.pairs, done.decisions[m], done.notes.get(m), settings, plan.confidence)
+        for m in TIME_METRICS
     ]
-    return _result(run, timed, sizing.calls, (*metrics, heap_metric), health, process_probe(before, after, retained))
+    process = process_probe(before, done.after, done.retained)
+    return _result(run, done, (*metrics, done.heap_metric), process, tuple(around.notes))
+
+
+@dataclass(frozen=True)
+class _Phases:
+    """What the phases found: calls per block, timed pairs and decisions, pipeline health and heap."""
+
+    calls: int
+    timed: TimedPairs
+    decisions: dict[str, Decision]
+    notes: dict[str, str]
+    after: tuple[int, int]
+    health: PipelineHealth
+    heap_metric: MetricResult
+    retained: tuple[float, float]
+
+
+def _phases(run: Run, rng: random.Random, around: Surroundings) -> _Phases:
+    """Warm-up, timed pairs, diagnostic round and heap rounds, in that order, each capped at its time."""
+    arms, settings, plan = run.arms, run.settings, run.plan
+    cap_timed_pairs(run, diagnostic_reserve(settings) + heap_reserve_limit(settings) + MARGIN_S)
+    sizing = warm_up(run)
+    heap_plan = plan_heap_rounds(settings, sizing.calls, sizing.wall_per_call)
+    reserve = diagnostic_reserve(settings) + heap_plan.reserve_s + MARGIN_S
+    cap_timed_pairs(run, reserve)
+    arms.phase = "timed pairs"
+    timed = timed_pairs(run, sizing.calls, rng, reserve=reserve)
+    around.look()  # a tracer or profiler that arrived while the pairs ran
+    cap_phase(run, run.deadline - MARGIN_S)  # the worker's exports from now on, and the heap rounds'
+    notes = undecided_notes(timed.pairs, timed.decisions, settings)
+    decisions = {**timed.decisions, **_estimates(timed, settings, sizing.calls, plan)}
+    after = process_reading()
+    health = _diagnostic_round(run, sizing, heap_plan)
+    around.check()
+    if health.max_dropped is not None:  # a FAIL from lost spans shows where the looks' PASS did
+        run.say(dropped_progress_line(run.nodeid, health))
+    arms.phase = "heap rounds"
+    # Heap pairs must end a margin before the cap: shutdown and the result still follow.
+    heap_metric, retained = heap_rounds(
+        arms,
+        settings,
+        sizing.calls,
+        pairs=heap_plan.pairs,
+        rng=rng,
+        confidence=plan.confidence,
+        deadline=run.deadline - MARGIN_S,
+        expected_pair_s=heap_plan.pair_s,
+    )
+    return _Phases(sizing.calls, timed, decisions, notes, after, health, heap_metric, retained)
+
+
+def _diagnostic_round(run: Run, sizing: Sizing, heap_plan: HeapPlan) -> PipelineHealth:
+    """The diagnostic round, ending where the time kept for the heap rounds begins."""
+    return diagnostic_round(
+        run.arms.workload,
+        run.settings,
+        run.arms.router,
+        sizing.calls,
+        sizing.per_call,
+        clock=run.arms.clock.wall,
+        deadline=run.deadline - heap_plan.reserve_s - MARGIN_S,
+    )
 
 
 def _estimates(timed: TimedPairs, settings: MeasureSettings, calls: int, plan: LookPlan) -> dict[str, Decision]:
@@ -139,28 +198,25 @@ def _time_metric(
 
 
 def _result(
-    run: Run,
-    timed: TimedPairs,
-    calls: int,
-    metrics: Sequence[MetricResult],
-    health: PipelineHealth,
-    process: ProcessProbe,
+    run: Run, done: _Phases, metrics: Sequence[MetricResult], process: ProcessProbe, notes: tuple[str, ...]
 ) -> TestResult:
-    pairs = timed.pairs
+    pairs = done.timed.pairs
     wall_b = arm_value(pairs, "wall", False)
     wall_i = arm_value(pairs, "wall", True)
     return TestResult(
         nodeid=run.nodeid,
         settings=run.settings,
         metrics=tuple(metrics),
-        health=health,
+        health=done.health,
         process=process,
         pairs=len(pairs),
-        calls_per_block=calls,
-        looks=timed.looks,
+        calls_per_block=done.calls,
+        looks=done.timed.looks,
         duration_s=run.arms.clock.wall() - run.started,
-        stop_reason=timed.stop_reason,
+        stop_reason=done.timed.stop_reason,
         throughput_baseline=1 / wall_b if wall_b > 0 else math.nan,
         throughput_instrumented=1 / wall_i if wall_i > 0 else math.nan,
         samples=tuple((p.baseline.cpu, p.instrumented.cpu, p.baseline.wall, p.instrumented.wall) for p in pairs),
+        no_telemetry=no_telemetry_reason(done.health, run.settings),
+        notes=notes,
     )

@@ -40,8 +40,9 @@ from typing import Literal
 
 from pytest_otel_overhead.formatting import (
     format_bytes,
+    interval,
     percentage_points,
-    signed_percent_or_na,
+    signed_percent_or_dash,
     signed_whole_percent,
 )
 from pytest_otel_overhead.history.store import RunRecord
@@ -322,15 +323,15 @@ class MetricChange:
         return tuple(c for c, v in self.outcomes if v is Verdict.FAIL)
 
     def describe(self) -> str:
-        """``CPU +3.1% → +9.8%: +6.7pp (95% CI +6.0…+7.4pp)``, or why it could not be compared."""
+        """``CPU +3.1% → +9.8%: +6.7pp (95% CI [+6.0pp, +7.4pp])``, or why it could not be compared."""
         if self.problem is not None:
             return f"{self.label} not compared: {self.problem}"
         low, estimate, high = self.points
-        interval = f"{percentage_points(low)}…{percentage_points(high)}"
-        change = f"{percentage_points(estimate)} ({self.confidence * 100:g}% CI {interval})"
+        bounds = interval(low, high, percentage_points)
+        change = f"{percentage_points(estimate)} ({self.confidence * 100:g}% CI {bounds})"
         if self.relative is not None and math.isfinite(self.relative[1]):
             change += f", {signed_whole_percent(self.relative[1])} relative"
-        return f"{self.label} {signed_percent_or_na(self.before)} → {signed_percent_or_na(self.after)}: {change}"
+        return f"{self.label} {signed_percent_or_dash(self.before)} → {signed_percent_or_dash(self.after)}: {change}"
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,7 @@ def measure_instructions(
     if gate is not None:
         say(
             f"{label}: instructions {gate.format_overhead(gate.overhead)} "
-            f"[{gate.format_interval()}] over {len(layouts)} layouts in {result.duration_s:.1f}s"
+            f"{gate.format_interval()} over {len(layouts)} layouts in {result.duration_s:.1f}s"
         )
     return result
 

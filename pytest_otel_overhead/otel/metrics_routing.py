@@ -10,24 +10,33 @@ instrumented arm runs.
 Synchronous instruments (counter, up-down counter, histogram, gauge) resolve their delegate on first
 use after a switch. Observable instruments have no calls to hook: their callbacks run when the SDK
 collects, so each one is registered with every SDK MeterProvider the router switches to.
+
+While :meth:`MeterRouter.counting` is on (the diagnostic round, never a timed block), the delegates
+resolved for an SDK provider count the measurements made on them.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry import metrics
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackT, NoOpMeterProvider
-from opentelemetry.metrics._internal import _ProxyMeterProvider
-from opentelemetry.metrics._internal.instrument import Gauge
 from opentelemetry.util.types import Attributes
 
-__all__ = ["MeterRouter", "foreign_meter_provider", "install_meter_router"]
+from pytest_otel_overhead.compat import gauge_base, histogram_takes_advisory, is_placeholder_meter_provider, meter_args
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import _Gauge as Gauge
+else:  # the API's gauge has no stable public name: found by a feature check
+    Gauge = gauge_base()
+
+__all__ = ["MeasurementCount", "MeterRouter", "foreign_meter_provider", "install_meter_router"]
 
 I = TypeVar("I")  # noqa: E741 - an instrument type
 _MeterKey = tuple[str, "str | None", "str | None", Any]
@@ -52,15 +61,48 @@ class _Spec:
         return (*scope, self.kind, self.name, self.unit, self.description, self.advisory)
 
     def create(self, provider: metrics.MeterProvider) -> Any:
-        name, version, schema_url, attributes = self.meter
-        meter = provider.get_meter(name, version, schema_url, attributes)
+        meter = provider.get_meter(*meter_args(self.meter))
         method: Callable[..., Any] = getattr(meter, self.kind)
         if self.callbacks is not None:
             return method(self.name, list(self.callbacks), self.unit, self.description)
-        if self.kind == "create_histogram":
+        if self.kind == "create_histogram" and histogram_takes_advisory():
             advisory = list(self.advisory) if self.advisory is not None else None
             return method(self.name, self.unit, self.description, explicit_bucket_boundaries_advisory=advisory)
         return method(self.name, self.unit, self.description)
+
+
+@dataclass
+class MeasurementCount:
+    """Measurements made on synchronous instruments while counting; thread-safe."""
+
+    measurements: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self) -> None:
+        with self.lock:
+            self.measurements += 1
+
+
+class _Counted:
+    """An SDK instrument whose every measurement is counted first (the diagnostic round only)."""
+
+    __slots__ = ("_count", "_inner")
+
+    def __init__(self, inner: Any, count: MeasurementCount) -> None:
+        self._inner = inner
+        self._count = count
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        self._count.add()
+        self._inner.add(*args, **kwargs)
+
+    def record(self, *args: Any, **kwargs: Any) -> None:
+        self._count.add()
+        self._inner.record(*args, **kwargs)
+
+    def set(self, *args: Any, **kwargs: Any) -> None:
+        self._count.add()
+        self._inner.set(*args, **kwargs)
 
 
 class MeterRouter(metrics.MeterProvider):
@@ -76,6 +118,7 @@ class MeterRouter(metrics.MeterProvider):
             weakref.WeakKeyDictionary()
         )
         self._observables: list[_Spec] = []
+        self._count: MeasurementCount | None = None
 
     @property
     def active(self) -> metrics.MeterProvider:
@@ -114,9 +157,30 @@ class MeterRouter(metrics.MeterProvider):
             instrument = made[key] = spec.create(provider)
         return instrument
 
+    @contextmanager
+    def counting(self) -> Iterator[MeasurementCount]:
+        """Count the measurements made on instruments routed to an SDK provider meanwhile.
+
+        Each switch makes instruments resolve their delegate again, so switch to the arm after
+        entering and back before leaving: delegates resolved outside stay uncounted.
+        """
+        count = MeasurementCount()
+        with self._lock:
+            self._count = count
+            self._generation += 1
+        try:
+            yield count
+        finally:
+            with self._lock:
+                self._count = None
+                self._generation += 1
+
     def _resolve(self, spec: _Spec) -> Any:
         with self._lock:
-            return self._instrument_in(self._current, spec)
+            instrument = self._instrument_in(self._current, spec)
+            if self._count is not None and self._current is not self._idle:
+                return _Counted(instrument, self._count)
+            return instrument
 
     def _observe(self, spec: _Spec) -> None:
         with self._lock:
@@ -207,7 +271,10 @@ class _RoutedCounter(_Routed, metrics.Counter):
         _init(self, router, spec)  # the API's Instrument.__init__ stores nothing
 
     def add(self, amount: float, attributes: Attributes = None, context: Context | None = None) -> None:
-        self._target().add(amount, attributes, context)
+        if context is None:  # API 1.25's instruments take no context argument
+            self._target().add(amount, attributes)
+        else:
+            self._target().add(amount, attributes, context)
 
 
 class _RoutedUpDownCounter(_Routed, metrics.UpDownCounter):
@@ -215,7 +282,10 @@ class _RoutedUpDownCounter(_Routed, metrics.UpDownCounter):
         _init(self, router, spec)  # the API's Instrument.__init__ stores nothing
 
     def add(self, amount: float, attributes: Attributes = None, context: Context | None = None) -> None:
-        self._target().add(amount, attributes, context)
+        if context is None:  # API 1.25's instruments take no context argument
+            self._target().add(amount, attributes)
+        else:
+            self._target().add(amount, attributes, context)
 
 
 class _RoutedHistogram(_Routed, metrics.Histogram):
@@ -223,7 +293,10 @@ class _RoutedHistogram(_Routed, metrics.Histogram):
         _init(self, router, spec)  # the API's Instrument.__init__ stores nothing
 
     def record(self, amount: float, attributes: Attributes = None, context: Context | None = None) -> None:
-        self._target().record(amount, attributes, context)
+        if context is None:  # API 1.25's instruments take no context argument
+            self._target().record(amount, attributes)
+        else:
+            self._target().record(amount, attributes, context)
 
 
 class _RoutedGauge(_Routed, Gauge):
@@ -231,13 +304,16 @@ class _RoutedGauge(_Routed, Gauge):
         _init(self, router, spec)  # the API's Instrument.__init__ stores nothing
 
     def set(self, amount: float, attributes: Attributes = None, context: Context | None = None) -> None:
-        self._target().set(amount, attributes, context)
+        if context is None:  # API 1.25's instruments take no context argument
+            self._target().set(amount, attributes)
+        else:
+            self._target().set(amount, attributes, context)
 
 
 def foreign_meter_provider(router: MeterRouter | None = None) -> metrics.MeterProvider | None:
     """The global MeterProvider if one other than ``router`` was already set, else ``None``."""
     current = metrics.get_meter_provider()
-    if current is router or isinstance(current, _ProxyMeterProvider):
+    if current is router or is_placeholder_meter_provider(current):
         return None
     return current
 

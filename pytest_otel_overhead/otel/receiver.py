@@ -247,10 +247,11 @@ class _Handler(BaseHTTPRequestHandler):
                 counts["malformed"] += 1
             self._reply(413 if isinstance(error, _BodyTooLarge) else 400)
             return
+        with state.lock:
+            counts["bytes_raw"] += len(raw)  # with bytes_wire, before any wait: an exporter may give up waiting
         if latency > 0:
             time.sleep(latency)
         with state.lock:
-            counts["bytes_raw"] += len(raw)
             if reject:
                 counts["rejected"] += 1
             else:

@@ -20,6 +20,8 @@ from typing import Any, Protocol, TypeVar
 from opentelemetry import metrics, trace
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
 
+from pytest_otel_overhead.compat import tracer_args
+from pytest_otel_overhead.otel.foreign import track_provider_origins
 from pytest_otel_overhead.otel.metrics_routing import MeterRouter, foreign_meter_provider, install_meter_router
 
 __all__ = ["ArmExtras", "ArmRouter", "RouterInstallError", "attach_extras", "install_router"]
@@ -122,11 +124,11 @@ class _RoutedTracer(trace.Tracer):
     weak: a provider dropped after its test takes its delegate with it.
     """
 
-    __slots__ = ("_delegate", "_delegates", "_generation", "_key", "_router")
+    __slots__ = ("_args", "_delegate", "_delegates", "_generation", "_router")
 
     def __init__(self, router: ArmRouter, key: _TracerKey) -> None:
         self._router = router
-        self._key = key
+        self._args = tracer_args(key)  # what this API's get_tracer takes, worked out once
         self._generation = -1
         self._delegate: trace.Tracer = trace.NoOpTracer()
         # Made on the first switch after first use, so tracers got per request do not pay for it.
@@ -146,15 +148,15 @@ class _RoutedTracer(trace.Tracer):
         delegates = self._delegates
         if delegates is None:
             if self._generation == -1:  # first use: code calling get_tracer() per request never switches
-                return provider.get_tracer(*self._key)
+                return provider.get_tracer(*self._args)
             delegates = self._delegates = weakref.WeakKeyDictionary()
         try:
             cached = delegates.get(provider)
         except TypeError:  # a provider that cannot be weakly referenced is resolved every time
-            return provider.get_tracer(*self._key)
+            return provider.get_tracer(*self._args)
         if cached is not None:
             return cached
-        delegate = provider.get_tracer(*self._key)
+        delegate = provider.get_tracer(*self._args)
         # Bounded too, in case some provider's tracers hold their provider (the key) alive.
         if len(delegates) >= _MAX_CACHED_PROVIDERS:
             delegates.clear()
@@ -215,7 +217,11 @@ _router: ArmRouter | None = None
 
 
 def install_router() -> ArmRouter:
-    """Install the session's router as the global TracerProvider (once per process)."""
+    """Install the session's router as the global TracerProvider (once per process).
+
+    From then on, where each SDK TracerProvider is created is remembered, so that a measurement
+    whose spans go through a provider of their own can say where it was made (``otel.foreign``).
+    """
     global _router
     current = trace.get_tracer_provider()
     if _router is not None and current is _router:
@@ -241,4 +247,5 @@ def install_router() -> ArmRouter:
     if not install_meter_router(router.meters):
         raise RouterInstallError("the global MeterProvider could not be installed")
     _router = router
+    track_provider_origins()
     return router

@@ -71,6 +71,7 @@ EXPORTERS = ("none", "memory", "otlp")  # or a module:factory
 GATE_METRICS = ("cpu", "wall")
 BUDGET_METRICS = ("cpu", "wall", "latency_p50", "latency_p95", "latency_p99", "heap")
 INCONCLUSIVE_POLICIES = ("fail", "warn", "pass")
+NO_TELEMETRY_POLICIES = ("warn", "fail", "ignore")
 MODES = ("time", "instructions")
 
 
@@ -264,6 +265,13 @@ KEYS: dict[str, Key] = {
             _choice(INCONCLUSIVE_POLICIES),
             "what an undecided budget does to the test: fail, warn (default) or pass",
         ),
+        Key(
+            "no_telemetry",
+            _choice(NO_TELEMETRY_POLICIES),
+            "what a measurement whose instrumented arm recorded no spans and no metrics does to the test: "
+            "warn (default), fail or ignore",
+            env=("OTEL_OVERHEAD_NO_TELEMETRY",),
+        ),
     )
 }
 
@@ -370,6 +378,8 @@ class MeasureSettings:
     mode: str = "time"
     processes: int = 1
     """Fresh processes a time-mode measurement is spread over (``engine.replicas``); 1 measures here."""
+    no_telemetry: str = "warn"
+    """What a measurement that saw no telemetry in its instrumented arm does: warn, fail or ignore."""
 
     def budget(self, metric: str) -> Budget | None:
         return dict(self.budgets).get(metric)
@@ -386,6 +396,7 @@ class MeasureSettings:
             "profile": self.profile,
             "mode": self.mode,
             "processes": self.processes,
+            "no_telemetry": self.no_telemetry,
             "budgets": {name: {"kind": b.kind, "value": b.value} for name, b in self.budgets},
             "sources": dict(self.sources),
         }
@@ -552,6 +563,7 @@ def resolve(layers: Sequence[Layer]) -> MeasureSettings:
         profile=chosen.value("profile", None),
         mode=chosen.value("mode", "time"),
         processes=chosen.value("processes", 1),
+        no_telemetry=chosen.value("no_telemetry", "warn"),
     )
 
 
