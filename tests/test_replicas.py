@@ -627,6 +627,7 @@ def test_a_large_injected_cost_fails_over_three_processes(replicated_run: Replic
     out = replicated_run.stdout
     assert re.search(r"CPU overhead .* exceeds budget 5\.0% \(3 processes: \+\d+\.\d% to \+\d+\.\d% each", out)
     assert re.search(r"otel-overhead: test_replicated\.py::test_injected_cost processes 3/3, [\d.]+s: cpu \+", out)
+    assert re.search(r"^    .*; \d+ pairs over 3 processes in [\d.]+ s$", out, re.MULTILINE)  # the summary says so
 
 
 def test_identical_arms_pass_over_three_processes(replicated_run: ReplicatedRun) -> None:
@@ -656,7 +657,8 @@ def test_a_failing_child_fails_the_test_in_one_line(replicated_run: ReplicatedRu
     assert re.search(r"^test_replicated\.py::test_fails_while_measured FAILED", out, re.MULTILINE)
     line = (
         r"^otel-overhead: test_replicated\.py::test_fails_while_measured: process 1 of 3 \(pid \d+\) ended without "
-        r"a result \(exit status 1\); its output ends: .*LookupError: gave up on call 2 \| .*$"
+        r"a result \(exit status 1\); its output ends: .*raised on a measured repetition.*a measured body must be "
+        r"repeatable.* \| .*$"
     )
     assert re.search(line, out, re.MULTILINE), out
     section = out.split("_ test_fails_while_measured _", 1)[1].split("\n_", 1)[0]

@@ -343,7 +343,7 @@ def _median_finite(values: Sequence[float]) -> float:
 
 def _progress_line(label: str, done: int, planned: int, elapsed: float, metrics: Sequence[MetricResult]) -> str:
     parts = [
-        f"{m.metric} {m.format_overhead(m.overhead)} [{m.format_interval()}] {m.verdict.value}"
+        f"{m.metric} {m.format_overhead(m.overhead)} {m.format_interval()} {m.verdict.value}"
         for m in metrics
         if m.verdict is not None
     ]
