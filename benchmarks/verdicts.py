@@ -36,7 +36,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
-from pytest_otel_overhead.workloads import (
+from .workloads import (
     Calibration,
     NaiveCell,
     PluginTrial,

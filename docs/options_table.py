@@ -1,11 +1,17 @@
-"""Print the README's option tables from the plugin itself, so that no option is missed.
+"""Write the option tables of docs/options.md from the plugin itself, so that no option is missed.
 
-Run: python docs/options_table.py   (paste the output between the README's OPTIONS markers)
+Run ``python docs/options_table.py`` after changing an option: it rewrites the part of
+docs/options.md between the OPTIONS markers. ``--check`` only compares, and exits 1 when the page
+is out of date (the test suite runs the same comparison).
 """
 
 from __future__ import annotations
 
+import argparse
 import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 from _pytest.config.argparsing import Parser
 
@@ -13,6 +19,9 @@ from pytest_otel_overhead import plugin
 from pytest_otel_overhead.session import option_name
 from pytest_otel_overhead.settings.layers import KEYS, resolve
 
+PAGE = Path(__file__).resolve().parent / "options.md"
+BEGIN = "<!-- OPTIONS: written by docs/options_table.py; edit the option's help text, not this table -->"
+END = "<!-- /OPTIONS -->"
 _DEFAULT_VALUE = re.compile(r"\s*\(default:? ([^()]*(?:\([^()]*\)[^()]*)*)\)")  # "(default 5000)"
 _DEFAULT_MARK = re.compile(r"(\S+) \(default\)")  # "warn (default)": the word before is the default
 
@@ -44,15 +53,15 @@ def _show(value: object) -> str:
     return str(value)
 
 
-def main() -> None:
+def tables() -> str:
+    """Both tables, as Markdown: the general options, then every measurement setting."""
     parser = Parser(_ispytest=True)
     plugin.pytest_addoption(parser)
     group = next(g for g in parser._groups if g.name == "otel-overhead")
     ini = parser._inidict
     settings_flags = {option_name(key) for key in KEYS}
 
-    print("| Option | ini key | What it does |")
-    print("|---|---|---|")
+    lines = ["| Option | ini key | What it does |", "|---|---|---|"]
     for option in group.options:
         names = option.names()
         flag = names[0]
@@ -61,22 +70,48 @@ def main() -> None:
             continue
         ini_key = flag.lstrip("-").replace("-", "_")
         ini_cell = f"`{ini_key}`" if ini_key in ini else "—"
-        print(f"| `{flag}` | {ini_cell} | {_cell(help_text.replace('%%', '%'))} |")
+        lines.append(f"| `{flag}` | {ini_cell} | {_cell(help_text.replace('%%', '%'))} |")
 
-    print()
+    lines.append("")
     defaults = _resolved_defaults()
-    print("| Marker kwarg | Option | ini key | Environment | Default | What it sets |")
-    print("|---|---|---|---|---|---|")
+    lines.append("| Marker kwarg | Option | ini key | Environment | Default | What it sets |")
+    lines.append("|---|---|---|---|---|---|")
     for key in KEYS.values():
         meaning, default = _split_default(key.help)
         if default is None:
             default = _show(defaults.get(key.name))
         env = ", ".join(f"`{var}`" for var in key.env) or "—"
-        print(
+        lines.append(
             f"| `{key.name}` | `{option_name(key.name)}` | `otel_overhead_{key.name}` | {env} | "
             f"{_cell(default)} | {_cell(meaning)} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+def page_with_tables(page: str) -> str:
+    """``page`` with the text between its OPTIONS markers replaced by freshly written tables."""
+    start, end = page.find(BEGIN), page.find(END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{PAGE}: the markers {BEGIN!r} and {END!r} are missing")
+    return page[: start + len(BEGIN)] + "\n\n" + tables() + "\n" + page[end:]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when docs/options.md is stale")
+    args = parser.parse_args(argv)
+    current = PAGE.read_text(encoding="utf-8")
+    fresh = page_with_tables(current)
+    if args.check:
+        if fresh != current:
+            print(f"{PAGE}: the option tables are out of date; run python docs/options_table.py", file=sys.stderr)
+            return 1
+        return 0
+    if fresh != current:
+        PAGE.write_text(fresh, encoding="utf-8")
+        print(f"wrote {PAGE}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

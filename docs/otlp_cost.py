@@ -18,13 +18,16 @@ from collections.abc import Callable
 
 from opentelemetry import trace
 
-from pytest_otel_overhead.engine import runner
+from pytest_otel_overhead.engine import diagnostic, runner
 from pytest_otel_overhead.otel import pipeline as pipeline_module
 from pytest_otel_overhead.otel.pipeline import Pipeline, build_pipeline
 from pytest_otel_overhead.otel.receiver import stop_shared_receiver
 from pytest_otel_overhead.otel.routing import ArmRouter, install_router
 from pytest_otel_overhead.reports.terminal import health_line
 from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, PipelineSettings, resolve
+
+ENGINE_BUILDERS = (runner, diagnostic)
+"""The engine's modules that build pipelines: the timed arms' (runner) and the diagnostic round's."""
 
 ATTRIBUTES: dict[str, str | int] = {
     "http.request.method": "POST",
@@ -177,11 +180,13 @@ def pacing(router: ArmRouter) -> None:
     for name, work in (("10 spans per call", ten_spans(router)), ("1 span per 2 ms call", one_span(router))):
         print(f"{name}: long-run mean {long_run_overhead(work, settings, router) * 100:+.1f}%")
         for label, builder in (("production pace", build_pipeline), ("flush every block", flushed_every_block)):
-            vars(runner)["build_pipeline"] = builder  # the engine builds its pipelines through this name
+            for module in ENGINE_BUILDERS:
+                vars(module)["build_pipeline"] = builder
             try:
                 result = runner.measure(work, settings, router, nodeid=name)
             finally:
-                vars(runner)["build_pipeline"] = pipeline_module.build_pipeline
+                for module in ENGINE_BUILDERS:
+                    vars(module)["build_pipeline"] = pipeline_module.build_pipeline
             cpu = result.metric("cpu")
             assert cpu is not None
             print(

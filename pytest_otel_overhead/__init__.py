@@ -18,7 +18,11 @@ if TYPE_CHECKING:
     from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
     from pytest_otel_overhead.units import Budget, SettingsError
     from pytest_otel_overhead.verdict import Verdict
-    from pytest_otel_overhead.warning_types import OverheadCompareWarning, OverheadInconclusiveWarning
+    from pytest_otel_overhead.warning_types import (
+        OverheadCompareWarning,
+        OverheadInconclusiveWarning,
+        OverheadNoTelemetryWarning,
+    )
 
     __version__: str
 
@@ -28,6 +32,7 @@ _EXPORTS = {
     "MetricResult": "pytest_otel_overhead.results",
     "OverheadCompareWarning": "pytest_otel_overhead.warning_types",
     "OverheadInconclusiveWarning": "pytest_otel_overhead.warning_types",
+    "OverheadNoTelemetryWarning": "pytest_otel_overhead.warning_types",
     "PipelineHealth": "pytest_otel_overhead.results",
     "PipelineSettings": "pytest_otel_overhead.settings.layers",
     "SettingsError": "pytest_otel_overhead.units",
@@ -41,6 +46,7 @@ __all__ = [
     "MetricResult",
     "OverheadCompareWarning",
     "OverheadInconclusiveWarning",
+    "OverheadNoTelemetryWarning",
     "PipelineHealth",
     "PipelineSettings",
     "SettingsError",

@@ -4,8 +4,9 @@ Under ``--otel-overhead``, the ``benchmark`` fixture that pytest-benchmark makes
 turned, right after it is set up, into a subclass whose ``benchmark(fn, *args, **kwargs)`` and
 ``benchmark.pedantic(...)`` measure ``fn`` in both arms instead of timing it. It stays a
 ``BenchmarkFixture`` (pytest-benchmark checks that), keeps its attributes (``extra_info``,
-``group``, ``name``...), and its ``--benchmark-skip`` still skips. Without ``--otel-overhead``
-nothing here is registered, and pytest-benchmark times its tests as usual.
+``group``, ``name``...), and its ``--benchmark-skip`` still skips. pytest-benchmark's own table
+then has nothing to show; one line at the end of the run says why, lest it seem lost. Without
+``--otel-overhead`` nothing here is registered, and pytest-benchmark times its tests as usual.
 
 pytest-benchmark is optional: it is imported only once a session measures and has it loaded.
 """
@@ -55,6 +56,7 @@ class _Takeover:
         self.session = session
         self.measured = measured
         self.original = measured.__mro__[1]
+        self.taken = 0
 
     @pytest.hookimpl(wrapper=True)
     def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Any:
@@ -63,7 +65,17 @@ class _Takeover:
             fixture: Any = value
             fixture.__class__ = self.measured
             fixture._otel_overhead = (self.session, request.node)
+            self.taken += 1
         return value
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.taken:
+            tests = "1 test" if self.taken == 1 else f"{self.taken} tests"
+            terminalreporter.write_line(
+                f"otel-overhead: no pytest-benchmark table: the benchmark fixture of {tests} measured "
+                "telemetry overhead instead of timing (see the otel-overhead summary; without --otel-overhead "
+                "pytest-benchmark times them)"
+            )
 
 
 def _measure(fixture: Any, mode: str, workload: Callable[[], T]) -> T:

@@ -1,6 +1,8 @@
 """``python -m pytest_otel_overhead``: list saved runs, compare two, and turn a run into reports.
 
-Runs are named as ``--otel-overhead-compare`` names them: ``latest``, ``latest~N``, a run name, the
+Without a command (or with ``--help``) it says how the plugin itself is run, under pytest, and lists
+the commands; that is a successful exit, since a newcomer typing the package name asked for it. Runs
+are named as ``--otel-overhead-compare`` names them: ``latest``, ``latest~N``, a run name, the
 start of a file name in the store, or a path to a JSON file (a saved run or an
 ``--otel-overhead-json`` report). Exit status: 0 done, 1 a regression criterion failed, 2 a run
 could not be found or read (one line on stderr naming the file) or the command line was wrong.
@@ -13,8 +15,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_otel_overhead.history.compare import compare_runs, comparison_lines, parse_criteria
-from pytest_otel_overhead.history.store import DEFAULT_STORAGE, HistoryError, RunRecord, Store, load_run
+from pytest_otel_overhead.formatting import NO_FIGURE
+from pytest_otel_overhead.history.compare import Comparison, compare_runs, comparison_lines, parse_criteria
+from pytest_otel_overhead.history.store import DEFAULT_STORAGE, HistoryError, RunRecord, Store, load_run, printable
 from pytest_otel_overhead.outputs import write_text_file
 from pytest_otel_overhead.reports.terminal import summary_lines
 from pytest_otel_overhead.units import SettingsError
@@ -22,11 +25,24 @@ from pytest_otel_overhead.verdict import Verdict
 
 __all__ = ["main"]
 
+ABOUT = """\
+pytest-otel-overhead measures what OpenTelemetry instrumentation costs, in your tests. The measuring
+itself runs under pytest:
+
+  pytest --otel-overhead                        measure marked tests and fixture calls; fail those over budget
+  @pytest.mark.otel_overhead(budget="5%")       on a test: its body is measured, without and with telemetry
+  def test_x(otel_overhead): otel_overhead(fn)  the fixture: measure one call inside a test
+  pytest --help                                 every --otel-overhead-* option
+
+Without --otel-overhead the marker and the fixture do nothing. The commands below work on runs saved
+with --otel-overhead-save or --otel-overhead-autosave; 'COMMAND --help' tells more."""
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pytest_otel_overhead",
-        description="Saved pytest-otel-overhead runs: list them, compare two, write reports.",
+        description=ABOUT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--storage",
@@ -34,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help=f"directory of saved runs (default: {DEFAULT_STORAGE})",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     listing = commands.add_parser("list", help="list saved runs, oldest first")
     compare = commands.add_parser("compare", help="compare run B with an earlier run A, test by test")
     compare.add_argument("before", metavar="A", help="the earlier run")
@@ -79,6 +95,7 @@ def _write(path: str, text: str) -> None:
 
 
 def _list(store: Store) -> int:
+    """One row per saved run; a file that is not one is left out and named in one line on stderr."""
     files = store.files()
     if not files:
         print(f"no runs saved in {store.root}")
@@ -91,28 +108,30 @@ def _list(store: Store) -> int:
         except HistoryError as error:
             errors.append(str(error))
             continue
-        counts = {v: sum(1 for r in run.results if r.verdict is v) for v in Verdict}
-        packages = run.environment["packages"] if isinstance(run.environment.get("packages"), dict) else {}
-        rows.append(
-            [
-                path.name,
-                run.name or "-",
-                run.created or "-",
-                run.commit or "-",
-                str(len(run.results)),
-                str(counts[Verdict.PASS]),
-                str(counts[Verdict.FAIL]),
-                str(counts[Verdict.INCONCLUSIVE]),
-                str(run.environment.get("python") or "-"),
-                str(packages.get("opentelemetry-sdk") or "-"),
-            ]
-        )
+        rows.append([printable(cell) for cell in _row(path, run)])
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(widths[c]) for c, cell in enumerate(row)).rstrip())
     for line in errors:
-        print(f"error: {line}", file=sys.stderr)
+        print(f"error: {printable(line)}", file=sys.stderr)
     return 2 if errors else 0
+
+
+def _row(path: Path, run: RunRecord) -> list[str]:
+    counts = {v: sum(1 for r in run.results if r.verdict is v) for v in Verdict}
+    packages = run.environment["packages"] if isinstance(run.environment.get("packages"), dict) else {}
+    return [
+        path.name,
+        run.name or NO_FIGURE,
+        run.created or NO_FIGURE,
+        run.commit or NO_FIGURE,
+        str(len(run.results)),
+        str(counts[Verdict.PASS]),
+        str(counts[Verdict.FAIL]),
+        str(counts[Verdict.INCONCLUSIVE]),
+        str(run.environment.get("python") or NO_FIGURE),
+        str(packages.get("opentelemetry-sdk") or NO_FIGURE),
+    ]
 
 
 def _compare(store: Store, args: argparse.Namespace) -> int:
@@ -120,16 +139,8 @@ def _compare(store: Store, args: argparse.Namespace) -> int:
     before, after = _load(store, args.before), _load(store, args.after)
     comparison = compare_runs(before, after, criteria)
     for line in comparison_lines(comparison):
-        print(line)
-    if args.markdown:
-        from pytest_otel_overhead.reports.markdown import markdown_report  # only when asked for
-
-        _write(args.markdown, markdown_report(after, comparison))
-    if args.html:
-        from pytest_otel_overhead.reports.html import html_report  # only when asked for
-
-        history, notes = _history(store, after)
-        _write(args.html, html_report(after, comparison, history, warnings=notes))
+        print(printable(line))
+    _reports(store, args, after, comparison)
     return 1 if comparison.regressed else 0
 
 
@@ -137,26 +148,34 @@ def _report(store: Store, args: argparse.Namespace) -> int:
     run = _load(store, args.run)
     comparison = compare_runs(_load(store, args.compare), run) if args.compare else None
     if not args.html and not args.markdown:
-        for line in summary_lines(run.results, verbose=True):
-            print(line)
-        if comparison is not None:
-            for line in comparison_lines(comparison):
-                print(line)
+        lines = summary_lines(run.results, verbose=True)
+        for line in lines + (comparison_lines(comparison) if comparison is not None else []):
+            print(printable(line))
         return 0
+    _reports(store, args, run, comparison)
+    return 0
+
+
+def _reports(store: Store, args: argparse.Namespace, run: RunRecord, comparison: Comparison | None) -> None:
+    """The Markdown and HTML reports asked for, warning of metrics the comparison could not use."""
+    problems = list(comparison.problems) if comparison is not None else []
     if args.markdown:
         from pytest_otel_overhead.reports.markdown import markdown_report  # only when asked for
 
-        _write(args.markdown, markdown_report(run, comparison))
+        _write(args.markdown, markdown_report(run, comparison, warnings=problems))
     if args.html:
         from pytest_otel_overhead.reports.html import html_report  # only when asked for
 
         history, notes = _history(store, run)
-        _write(args.html, html_report(run, comparison, history, warnings=notes))
-    return 0
+        _write(args.html, html_report(run, comparison, history, warnings=[*problems, *notes]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
     store = Store(Path(args.storage))
     try:
         if args.command == "list":

@@ -1,10 +1,10 @@
 """Numbers as people read them: durations, sizes, counts, percentages and percentage points.
 
 Each name prints one way wherever it is used, so the terminal, Markdown, HTML and comparison
-texts agree. Where two texts really differ (an unbounded interval end shown as ``∞`` in one and
-``n/a`` in another, one decimal or two significant digits), they use two names. Fractions are
-given as fractions (``0.073`` prints as ``7.3%``). Only ``math`` is imported, so anything may use
-this module.
+texts agree. Where two texts really differ (one decimal or two significant digits), they use two
+names. Every interval reads ``[low, high]`` (``interval``), and a figure that does not exist (no
+budget, no interval, nothing measured) is ``NO_FIGURE`` everywhere. Fractions are given as
+fractions (``0.073`` prints as ``7.3%``). Only ``math`` is imported, so anything may use this module.
 """
 
 from __future__ import annotations
@@ -13,20 +13,27 @@ import math
 from collections.abc import Callable
 
 __all__ = [
+    "NO_FIGURE",
     "budget_percent",
     "finite_or_none",
     "format_bytes",
     "format_count",
     "format_seconds",
+    "interval",
     "junit_number",
     "percent",
     "percentage_points",
     "signed",
     "signed_percent",
-    "signed_percent_or_na",
+    "signed_percent_or_dash",
     "signed_whole_percent",
     "unbounded",
 ]
+
+NO_FIGURE = "—"
+"""The one mark for a figure that does not exist: no budget, no interval, nothing measured.
+
+A dash that cannot be read as a minus sign, in a column where signed figures stand."""
 
 
 def unbounded(value: float) -> str:
@@ -89,10 +96,10 @@ def signed_percent(fraction: float) -> str:
     return f"{fraction * 100:+.1f}%"
 
 
-def signed_percent_or_na(fraction: float) -> str:
-    """``+7.3%``: one decimal, always signed; ``n/a`` when the figure is not finite."""
+def signed_percent_or_dash(fraction: float) -> str:
+    """``+7.3%``: one decimal, always signed; ``NO_FIGURE`` when the figure is not finite."""
     if not math.isfinite(fraction):
-        return "n/a"
+        return NO_FIGURE
     return f"{fraction * 100:+.1f}%"
 
 
@@ -113,6 +120,16 @@ def percentage_points(fraction: float) -> str:
 def signed(value: float, magnitude: Callable[[float], str]) -> str:
     """``+`` or ``-``, then ``magnitude`` of the absolute value: ``signed(-2e-6, format_seconds)`` is ``-2.0 µs``."""
     return ("+" if value >= 0 else "-") + magnitude(abs(value))
+
+
+def interval(low: float, high: float, show: Callable[[float], str]) -> str:
+    """``[-8.4%, +1.5%]``: the one notation of an interval, each end as ``show`` prints it.
+
+    ``NO_FIGURE`` when neither end is bounded (nothing is known) or an end is not a number.
+    """
+    if math.isnan(low) or math.isnan(high) or (math.isinf(low) and math.isinf(high)):
+        return NO_FIGURE
+    return f"[{show(low)}, {show(high)}]"
 
 
 def junit_number(value: float) -> str:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pytest_otel_overhead.formatting import (
+    NO_FIGURE,
     finite_or_none,
     format_bytes,
     format_count,
     format_seconds,
+    interval,
     signed,
     signed_percent,
     unbounded,
@@ -18,7 +20,16 @@ from pytest_otel_overhead.settings.layers import MeasureSettings
 from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.verdict import Verdict, combine
 
-__all__ = ["MetricResult", "PipelineHealth", "ProcessProbe", "TestResult"]
+__all__ = [
+    "AGAINST_ARMS_MARK",
+    "AGAINST_ARMS_NOTE",
+    "HEAP_BYTES_BELOW",
+    "NO_TELEMETRY",
+    "MetricResult",
+    "PipelineHealth",
+    "ProcessProbe",
+    "TestResult",
+]
 
 METRIC_LABELS = {
     "cpu": "CPU",
@@ -30,6 +41,17 @@ METRIC_LABELS = {
     "instructions": "instructions",
 }
 UNITS = {"heap": "bytes", "instructions": "instructions"}
+NO_TELEMETRY = "NO_TELEMETRY"
+"""The outcome of a measurement whose instrumented arm recorded no telemetry: its figures compare
+two identical arms, whatever the verdict of its budgets says."""
+AGAINST_ARMS_MARK = "*"
+AGAINST_ARMS_NOTE = (
+    "* the estimate, from paired blocks, points the other way from the two arms' own figures: "
+    "the difference is within noise"
+)
+HEAP_BYTES_BELOW = 64 * 1024
+"""Below this peak-heap baseline, a heap row without a budget shows its change in bytes: on a few KiB,
+the pipeline's own buffers read as ``+40000%``, a figure that says nothing about the application."""
 
 
 @dataclass(frozen=True)
@@ -66,16 +88,54 @@ class MetricResult:
         return format_bytes(value) if self.metric == "heap" else format_seconds(value)
 
     def format_overhead(self, value: float) -> str:
+        """``+7.3%`` for a relative figure, ``+20.0 µs`` or ``+1.5 KiB`` for an absolute one."""
+        if math.isnan(value):
+            return NO_FIGURE
         if not math.isfinite(value):
             return unbounded(value)
         if self.kind == "relative":
             return signed_percent(value)
         return signed(value, self.format_value)
 
+    def format_estimate(self) -> str:
+        """The overhead as tables show it: ``format_overhead``, marked when it goes ``against_arms``."""
+        return self.format_overhead(self.overhead) + (AGAINST_ARMS_MARK if self.against_arms else "")
+
     def format_interval(self) -> str:
-        if not (math.isfinite(self.ci_low) and math.isfinite(self.ci_high)):
-            return "n/a"
-        return f"{self.format_overhead(self.ci_low)}…{self.format_overhead(self.ci_high)}"
+        """``[+6.1%, +8.4%]``; ``NO_FIGURE`` when no end is bounded (-100% is no bound on a ratio)."""
+        floor = -1.0 if self.kind == "relative" else -math.inf
+        if self.ci_low <= floor and self.ci_high == math.inf:
+            return NO_FIGURE
+        return interval(self.ci_low, self.ci_high, self.format_overhead)
+
+    @property
+    def against_arms(self) -> bool:
+        """Whether the estimate points the other way from the two arms' figures shown beside it.
+
+        The estimate comes from pairs of blocks (or groups of them); each arm's figure is its own
+        median, or its percentile over all calls. When the two disagree in sign the difference is
+        within noise, and tables mark the estimate (``AGAINST_ARMS_MARK``) rather than let
+        ``+1.2%`` stand unexplained next to a baseline above the instrumented figure.
+        """
+        if not all(math.isfinite(v) for v in (self.overhead, self.baseline, self.instrumented)):
+            return False
+        change = self.instrumented - self.baseline
+        return (self.overhead > 0 and change < 0) or (self.overhead < 0 and change > 0)
+
+    def for_display(self) -> MetricResult:
+        """The metric as tables show it: a peak heap without a budget as the change between the arms' medians.
+
+        Those medians stand in the same row; the paired estimate (median of per-pair ratios over a
+        few heap pairs) can differ from them even in sign, and a row reading ``+7.2%`` next to a
+        baseline above the instrumented figure reads as wrong. Below ``HEAP_BYTES_BELOW`` the change
+        is in bytes. Budgeted metrics keep the estimate their verdict stands on.
+        """
+        if self.metric != "heap" or self.budget is not None or not (self.baseline > 0 and self.instrumented >= 0):
+            return self
+        if self.baseline < HEAP_BYTES_BELOW:
+            change = self.instrumented - self.baseline
+            return replace(self, overhead=change, ci_low=-math.inf, ci_high=math.inf, kind="absolute")
+        return replace(self, overhead=self.instrumented / self.baseline - 1)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -97,6 +157,10 @@ class MetricResult:
         }
 
 
+def _exports(count: int) -> str:
+    return f"{count} export" + ("" if count == 1 else "s")
+
+
 @dataclass(frozen=True)
 class PipelineHealth:
     """From the diagnostic round, outside the timed rounds: what the pipeline did per call.
@@ -106,6 +170,12 @@ class PipelineHealth:
     exported: pushed out of a full queue (the SDK does that silently) or lost in a failed export.
     Figures that depend on the exporter or the processor are ``None`` where they do not apply:
     bytes come from the embedded receiver, the queue exists only with the batch processor.
+
+    Exports that ``max_time`` ended early or refused (the backend did not answer in the time left)
+    are counted apart: ``exports_timed_out`` and ``spans_timed_out`` for the diagnostic round (part
+    of ``export_failures`` and ``spans_failed``); whether a patient exporter would have delivered
+    their spans is unknown, so they do not count against ``max_dropped``. The ``rounds_`` pair counts
+    the same in the timed and heap rounds and the pipeline's shutdown, which count nothing else.
     """
 
     calls: int
@@ -130,6 +200,28 @@ class PipelineHealth:
     metric_points: int | None = None
     extra_threads: int | None = None
     max_dropped: int | None = None
+    exports_timed_out: int = 0
+    spans_timed_out: int = 0
+    rounds_exports_timed_out: int = 0
+    rounds_spans_timed_out: int = 0
+    export_left_running: bool = False
+    """An export was still running when the measurement's pipeline shut down, and was not waited for."""
+    metric_measurements: int | None = None
+    """Measurements (add, record, set) on the plugin's synchronous instruments; ``None`` if not counted."""
+    foreign_spans: int | None = None
+    """Spans started through SDK TracerProviders other than the arm's, which the arms cannot switch."""
+    foreign_origins: tuple[str, ...] = ()
+    """Where those spans came from: tracer, where it started spans, where its provider was made."""
+
+    @property
+    def recorded_nothing(self) -> bool:
+        """No span started and no metric recorded through the plugin's providers in the round.
+
+        False when metric measurements were not counted (results of older versions): unknown is not nothing.
+        """
+        if self.calls == 0 or self.started or self.metric_points or self.metric_measurements is None:
+            return False
+        return self.metric_measurements == 0
 
     @property
     def dropped(self) -> int:
@@ -143,7 +235,34 @@ class PipelineHealth:
 
     @property
     def over_budget(self) -> bool:
-        return self.max_dropped is not None and self.dropped > self.max_dropped
+        return self.max_dropped is not None and self.dropped - self.spans_timed_out > self.max_dropped
+
+    @property
+    def cut_short(self) -> bool:
+        return bool(self.exports_timed_out or self.rounds_exports_timed_out or self.export_left_running)
+
+    def time_cap_note(self) -> str | None:
+        """``max_time ended 2 exports of the diagnostic round early (1024 spans, …)``, or ``None`` if it cut nothing."""
+        if not self.cut_short:
+            return None
+        parts = []
+        if self.exports_timed_out:
+            parts.append(
+                f"{_exports(self.exports_timed_out)} of the diagnostic round early "
+                f"({self.spans_timed_out} spans, not counted as dropped)"
+            )
+        if self.rounds_exports_timed_out:
+            parts.append(
+                f"{_exports(self.rounds_exports_timed_out)} of the timed and heap rounds early "
+                f"({self.rounds_spans_timed_out} spans)"
+            )
+        note = "max_time ended " + " and ".join(parts) if parts else "max_time was reached"
+        if self.export_left_running:
+            note += "; an export was still running at shutdown and was left to end by itself"
+        return (
+            note + ": the backend did not answer within the time left (a longer max_time gives it more; "
+            "an export_timeout well below max_time tells a down backend from a slow one)"
+        )
 
     @property
     def compression_ratio(self) -> float | None:
@@ -154,12 +273,17 @@ class PipelineHealth:
     def per_call(self, count: float) -> float:
         return count / self.calls if self.calls else math.nan
 
-    def budget_sentence(self) -> str:
-        """``lost 312 spans in 1000 calls (queue full: 312), budget max_dropped=0``."""
+    def dropped_sentence(self) -> str:
+        """``lost 312 spans in 1000 calls (queue full: 312, failed exports: 0)``, and spans the cap cut."""
+        timed_out = f", {self.spans_timed_out} more cut by max_time" if self.spans_timed_out else ""
         return (
-            f"lost {self.dropped} spans in {self.calls} calls (queue full: {self.dropped_by_queue}, "
-            f"failed exports: {self.spans_failed}), budget max_dropped={self.max_dropped}"
+            f"lost {self.dropped - self.spans_timed_out} spans in {self.calls} calls (queue full: "
+            f"{self.dropped_by_queue}, failed exports: {self.spans_failed - self.spans_timed_out}){timed_out}"
         )
+
+    def budget_sentence(self) -> str:
+        """``lost 312 spans in 1000 calls (queue full: 312, failed exports: 0), budget max_dropped=0``."""
+        return f"{self.dropped_sentence()}, budget max_dropped={self.max_dropped}"
 
     def as_dict(self) -> dict[str, object]:
         def per_call(count: int | None) -> float | None:
@@ -192,7 +316,17 @@ class PipelineHealth:
             "backend_requests": self.backend_requests,
             "backend_rejected": self.backend_rejected,
             "metric_points": self.metric_points,
+            "metric_measurements": self.metric_measurements,
+            "foreign_spans": self.foreign_spans,
+            "foreign_spans_per_call": None if self.foreign_spans is None else self.per_call(self.foreign_spans),
+            "foreign_origins": list(self.foreign_origins),
             "extra_threads": self.extra_threads,
+            "exports_timed_out": self.exports_timed_out,
+            "spans_timed_out": self.spans_timed_out,
+            "rounds_exports_timed_out": self.rounds_exports_timed_out,
+            "rounds_spans_timed_out": self.rounds_spans_timed_out,
+            "export_left_running": self.export_left_running,
+            "time_cap_note": self.time_cap_note(),
             "spans_per_call_by_name": {name: self.per_call(count) for name, count in self.by_name},
         }
 
@@ -243,6 +377,16 @@ class TestResult:
     """``time``, or ``instructions`` (counted under valgrind; ``pairs`` then counts processes)."""
     instruction_samples: tuple[tuple[float, float], ...] = field(default=(), repr=False)
     """In instructions mode, per process: (baseline, instrumented) instructions per call."""
+    no_telemetry: str | None = None
+    """Why the instrumented arm recorded no telemetry, with its likely causes; ``None`` when it did
+    record some (or was not checked). Such a result's outcome is ``NO_TELEMETRY``."""
+    notes: tuple[str, ...] = ()
+    """What in the process's surroundings affected the measurement (tracers, profilers, tracemalloc)."""
+
+    @property
+    def outcome(self) -> str:
+        """``NO_TELEMETRY`` when the instrumented arm recorded nothing, else the verdict's value."""
+        return NO_TELEMETRY if self.no_telemetry is not None else self.verdict.value
 
     @property
     def verdict(self) -> Verdict:
@@ -262,6 +406,9 @@ class TestResult:
             "nodeid": self.nodeid,
             "mode": self.mode,
             "verdict": self.verdict.value,
+            "outcome": self.outcome,
+            "no_telemetry": self.no_telemetry,
+            "notes": list(self.notes),
             "settings": self.settings.as_dict(),
             "metrics": {m.metric: m.as_dict() for m in self.metrics},
             "pipeline": None if self.health is None else self.health.as_dict(),

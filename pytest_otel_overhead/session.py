@@ -134,18 +134,47 @@ class OverheadSession:
         return plugin.measuring() if plugin is not None else contextlib.nullcontext()
 
     def run(self, item: pytest.Item, settings: MeasureSettings, workload: Callable[[], Any], label: str) -> TestResult:
-        """Measure, keep the result, record it for junit, and gate the test on its verdict."""
+        """Measure, keep the result, record it for junit, and gate the test on its verdict.
+
+        Arguments that one call uses up, and measured code that replaces a global provider, fail the
+        test with one line; a result whose instrumented arm recorded no telemetry warns or fails as
+        the ``no_telemetry`` setting says, before its budgets gate it.
+        """
+        from pytest_otel_overhead.engine.repeatable import RepetitionFailed, single_use_argument
+        from pytest_otel_overhead.engine.surroundings import MeasurementStopped
+        from pytest_otel_overhead.engine.telemetry import with_telemetry_outcome
+        from pytest_otel_overhead.warning_types import OverheadNoTelemetryWarning
+
+        caller = "otel_overhead" if "otel_overhead" in getattr(item, "fixturenames", ()) else "benchmark"
+        problem = single_use_argument(workload, caller, getattr(item, "obj", None))
+        if problem is not None:
+            pytest.fail(f"otel-overhead: {label}: {problem}", pytrace=False)
         advisor = self.advisor
         if advisor is not None and advisor.options.replaces_gate:  # sweep / tune: advice, no gate
             with settings_errors_fail_the_test():
                 last = advisor.advise(item, self.layers_for(item), settings, workload, label, self._progress())
             assert last is not None  # both modes measure at least once
             return last
-        result = self.measure_ungated(item, settings, workload, label)
+        try:
+            result = with_telemetry_outcome(self.measure_ungated(item, settings, workload, label))
+        except MeasurementStopped as stopped:
+            problem = str(stopped)
+        except RepetitionFailed as failed:
+            # The message names the repetition; the engine's frames would only bury the body's own traceback.
+            __tracebackhide__ = True
+            raise failed.with_traceback(None) from failed.__cause__
+        if problem is not None:  # failed outside the except, so the report does not chain it
+            pytest.fail(f"otel-overhead: {label}: {problem}", pytrace=False)
         self.results.append(result)
         _record_properties(item, result)
         if advisor is not None and advisor.options.explain:
             advisor.explain(item, settings, workload, label, result, self._progress())
+        if result.no_telemetry is not None and settings.no_telemetry != "ignore":
+            message = f"no telemetry measured: {result.no_telemetry}"
+            if settings.no_telemetry == "fail":
+                source = settings.source("no_telemetry")
+                pytest.fail(f"otel-overhead: {label}: {message} (no_telemetry=fail, {source})", pytrace=False)
+            warnings.warn(OverheadNoTelemetryWarning(f"{label}: {message}"), stacklevel=2)
         verdict = result.verdict
         if verdict is Verdict.FAIL:
             pytest.fail(result_message(result, Verdict.FAIL), pytrace=False)
@@ -163,7 +192,11 @@ def _record_properties(item: pytest.Item, result: TestResult) -> None:
     prefix = "otel_overhead"
     if result.nodeid != item.nodeid:  # a second or later fixture call: "<nodeid>#call2"
         prefix += "." + result.nodeid.rsplit("#", 1)[-1]
-    props = [(f"{prefix}.verdict", result.verdict.value), (f"{prefix}.pairs", result.pairs)]
+    props = [
+        (f"{prefix}.verdict", result.verdict.value),
+        (f"{prefix}.outcome", result.outcome),
+        (f"{prefix}.pairs", result.pairs),
+    ]
     for m in result.metrics:
         if m.verdict is None and m.metric not in ("cpu", "wall"):
             continue
@@ -175,4 +208,7 @@ def _record_properties(item: pytest.Item, result: TestResult) -> None:
         h = result.health
         props.append((f"{prefix}.spans_per_call", junit_number(h.per_call(h.started))))
         props.append((f"{prefix}.spans_dropped", h.dropped))
+    if result.no_telemetry is not None:
+        props.append((f"{prefix}.no_telemetry", result.no_telemetry))
+    props += [(f"{prefix}.note", note) for note in result.notes]
     item.user_properties.extend(props)

@@ -1,13 +1,13 @@
 """The plugin's warning categories, importable for ``-W`` and ``filterwarnings`` at no cost beyond pytest.
 
-Both are exported from the package root: ``-W error::pytest_otel_overhead.OverheadInconclusiveWarning``.
+All are exported from the package root: ``-W error::pytest_otel_overhead.OverheadInconclusiveWarning``.
 """
 
 from __future__ import annotations
 
 import pytest
 
-__all__ = ["OverheadCompareWarning", "OverheadInconclusiveWarning"]
+__all__ = ["OverheadCompareWarning", "OverheadInconclusiveWarning", "OverheadNoTelemetryWarning"]
 
 
 class OverheadInconclusiveWarning(pytest.PytestWarning):
@@ -16,3 +16,8 @@ class OverheadInconclusiveWarning(pytest.PytestWarning):
 
 class OverheadCompareWarning(pytest.PytestWarning):
     """The compared runs were measured on different machines or versions, or there was nothing to compare."""
+
+
+class OverheadNoTelemetryWarning(pytest.PytestWarning):
+    """The instrumented arm recorded no spans and no metrics, so both arms ran the same code
+    (``--otel-overhead-no-telemetry=warn``)."""

@@ -102,6 +102,20 @@ def test_benchmark_tests_are_measured_for_overhead(pytester: pytest.Pytester) ->
     output = result.stdout.str()
     assert "benchmark: 5 tests" not in output and "Name (time in" not in output, "pytest-benchmark times nothing"
     assert "Benchmark fixture was not used" not in output
+    # ... and says so, once, instead of leaving its table to vanish silently.
+    note = [line for line in result.stdout.lines if "no pytest-benchmark table" in line]
+    assert note == [
+        "otel-overhead: no pytest-benchmark table: the benchmark fixture of 6 tests measured telemetry overhead "
+        "instead of timing (see the otel-overhead summary; without --otel-overhead pytest-benchmark times them)"
+    ]
+    # Unmarked benchmark tests say which budget held them, and where it came from.
+    result.stdout.fnmatch_lines(
+        [
+            "test_bench.py::test_call  PASS  budget CPU 1000.0% (--otel-overhead-budget)",
+            "test_bench.py::test_marked  PASS  budget CPU 1000.0% (marker)",
+        ],
+        consecutive=False,
+    )
 
 
 def test_without_the_flag_pytest_benchmark_times_as_usual(pytester: pytest.Pytester) -> None:
@@ -115,6 +129,7 @@ def test_without_the_flag_pytest_benchmark_times_as_usual(pytester: pytest.Pytes
     assert all(b["stats"]["rounds"] >= 1 for b in timed)
     assert next(b for b in timed if b["name"] == "test_call")["extra_info"] == {"note": "kept"}
     assert "- otel-overhead -" not in result.stdout.str()
+    assert "no pytest-benchmark table" not in result.stdout.str()
 
 
 def test_benchmark_skip_still_skips(pytester: pytest.Pytester) -> None:

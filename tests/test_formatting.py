@@ -10,17 +10,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_otel_overhead.formatting import (
+    NO_FIGURE,
     budget_percent,
     finite_or_none,
     format_bytes,
     format_count,
     format_seconds,
+    interval,
     junit_number,
     percent,
     percentage_points,
     signed,
     signed_percent,
-    signed_percent_or_na,
+    signed_percent_or_dash,
     signed_whole_percent,
     unbounded,
 )
@@ -72,9 +74,9 @@ def test_budget_percent_keeps_small_fractions_readable(fraction: float, text: st
         (signed_percent, -0.073, "-7.3%"),
         (signed_percent, INF, "∞"),
         (signed_percent, -INF, "-∞"),
-        (signed_percent_or_na, 0.073, "+7.3%"),
-        (signed_percent_or_na, INF, "n/a"),
-        (signed_percent_or_na, math.nan, "n/a"),
+        (signed_percent_or_dash, 0.073, "+7.3%"),
+        (signed_percent_or_dash, INF, NO_FIGURE),
+        (signed_percent_or_dash, math.nan, NO_FIGURE),
         (signed_whole_percent, 0.204, "+20%"),
         (signed_whole_percent, -0.5, "-50%"),
         (signed_whole_percent, INF, "∞"),
@@ -91,9 +93,30 @@ def test_each_percentage_form(function: Callable[[float], str], fraction: float,
 @given(fractions)
 def test_the_signed_forms_agree_with_each_other_on_finite_fractions(fraction: float) -> None:
     signed_text = signed_percent(fraction)
-    assert signed_text == signed_percent_or_na(fraction)
+    assert signed_text == signed_percent_or_dash(fraction)
     assert signed_text[0] in "+-" and signed_text[1:] == percent(abs(fraction))
     assert percentage_points(fraction) == signed_text[:-1] + "pp"
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "show", "text"),
+    [
+        (-0.084, 0.015, signed_percent, "[-8.4%, +1.5%]"),
+        (0.061, INF, signed_percent, "[+6.1%, ∞]"),
+        (-2e-6, 2e-5, lambda v: signed(v, format_seconds), "[-2.0 µs, +20.0 µs]"),
+        (0.06, 0.074, percentage_points, "[+6.0pp, +7.4pp]"),
+        (-INF, INF, signed_percent, NO_FIGURE),
+        (math.nan, 0.1, signed_percent, NO_FIGURE),
+    ],
+)
+def test_every_interval_reads_low_comma_high_in_brackets(
+    low: float, high: float, show: Callable[[float], str], text: str
+) -> None:
+    assert interval(low, high, show) == text
+
+
+def test_no_figure_cannot_be_read_as_a_minus_sign() -> None:
+    assert NO_FIGURE not in ("-", "") and not NO_FIGURE.isascii()
 
 
 def test_unbounded_ends_show_their_direction() -> None:

@@ -9,7 +9,8 @@ import random
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given
+from conftest import build_result
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_otel_overhead.history import compare
@@ -28,6 +29,7 @@ from pytest_otel_overhead.history.compare import (
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
+from pytest_otel_overhead.stats import MAX_BATCHES, batch_slices
 from pytest_otel_overhead.units import SettingsError
 from pytest_otel_overhead.verdict import Verdict
 
@@ -123,9 +125,9 @@ def test_a_change_reads_in_percent_and_percentage_points() -> None:
     change = MetricChange(
         "cpu", 0.031, 0.098, (0.06, 0.067, math.inf), (1.5, 2.16, math.inf), (0, 0.05, 0.1), 40, 40, 0.95
     )
-    assert change.describe() == "CPU +3.1% → +9.8%: +6.7pp (95% CI +6.0pp…∞), +216% relative"
+    assert change.describe() == "CPU +3.1% → +9.8%: +6.7pp (95% CI [+6.0pp, ∞]), +216% relative"
     unknown = dataclasses.replace(change, before=math.nan, relative=None)
-    assert unknown.describe() == "CPU n/a → +9.8%: +6.7pp (95% CI +6.0pp…∞)"
+    assert unknown.describe() == "CPU — → +9.8%: +6.7pp (95% CI [+6.0pp, ∞])"
 
 
 def test_parse_criteria() -> None:
@@ -257,3 +259,150 @@ def test_settings_differences_are_reported(result_with: Callable[..., TestResult
     change = compare_results(before, after)
     assert change.settings_differences == ("sampler parentbased_always_on → traceidratio", "sample_rate None → 0.1")
     assert change.verdict is None  # no criteria: reported, not judged
+
+
+# -- batches of consecutive pairs, as the budgets take them -----------------------------------------
+
+
+def _ar1(n: int, phi: float, sd: float, rng: random.Random) -> list[float]:
+    """An AR(1) series with marginal sd ``sd``: each value keeps ``phi`` of the one before."""
+    value = rng.gauss(0, sd)
+    innovation = sd * math.sqrt(1 - phi * phi)
+    series = []
+    for _ in range(n):
+        series.append(value)
+        value = phi * value + rng.gauss(0, innovation)
+    return series
+
+
+def _autocorrelated(overhead: float, noise: float, phi: float, pairs: int, seed: int) -> TestResult:
+    """Pairs whose log ratio wanders slowly (load that comes and goes), on a machine whose speed drifts."""
+    rng = random.Random(seed)
+    speed, wander = _ar1(pairs, 0.95, 0.2, rng), _ar1(pairs, phi, noise, rng)
+    rows = []
+    for s, e in zip(speed, wander, strict=True):
+        baseline = 1e-3 * math.exp(s)
+        instrumented = baseline * (1 + overhead) * math.exp(e)
+        rows.append((baseline, instrumented, baseline * 1.5, instrumented * 1.5))
+    return dataclasses.replace(build_result("t.py::t"), samples=tuple(rows))
+
+
+def _single_pairs(result: TestResult) -> list[float]:
+    return [math.log(i / b) for b, i, _, _ in result.samples]
+
+
+def test_log_ratios_batch_consecutive_pairs_as_the_budgets_do() -> None:
+    rows = tuple((1e-3 * (1 + k % 7), 1e-3 * (1 + k % 7) * (1 + k / 1000), 1.0, 1.0) for k in range(100))
+    result = dataclasses.replace(build_result("t.py::t"), samples=rows)
+    batches = batch_slices(100)
+    assert len(batches) == MAX_BATCHES
+    expected = []
+    for batch in batches:
+        group = rows[batch]
+        expected.append(math.log(sum(r[1] for r in group) / sum(r[0] for r in group)))
+    assert log_ratios(result, "cpu") == pytest.approx(expected, rel=1e-12)
+    few = dataclasses.replace(result, samples=rows[:MAX_BATCHES])
+    assert log_ratios(few, "cpu") == pytest.approx(_single_pairs(few), rel=1e-12), "up to MAX_BATCHES: one pair each"
+
+
+def test_instruction_counts_stay_one_statistic_per_process() -> None:
+    result = dataclasses.replace(
+        build_result("t.py::t"), mode="instructions", instruction_samples=tuple((1000.0, 1000.0 + k) for k in range(60))
+    )
+    assert len(log_ratios(result, "instructions")) == 60
+
+
+@settings(derandomize=True)
+@given(st.integers(0, 2**32))
+def test_autocorrelated_samples_give_a_wider_interval_than_single_pairs(seed: int) -> None:
+    before = _autocorrelated(0.05, 0.03, 0.9, 400, seed)
+    after = _autocorrelated(0.05, 0.03, 0.9, 400, seed + 1)
+    change = compare_results(before, after)
+    low, _, high = change.metrics[0].shift
+    single_low, _, single_high = shift_interval(_single_pairs(before), _single_pairs(after), 0.975)
+    assert high - low > 1.8 * (single_high - single_low)  # about 2.3 to 3 times here; 1 for independent pairs
+
+
+@settings(derandomize=True)
+@given(
+    overhead=st.floats(0.0, 0.2),
+    noise=st.floats(0.005, 0.03),
+    phi=st.floats(0.0, 0.9),
+    pairs=st.integers(200, 800),
+    seed=st.integers(0, 2**32),
+)
+def test_an_unchanged_run_never_regresses(overhead: float, noise: float, phi: float, pairs: int, seed: int) -> None:
+    before = _autocorrelated(overhead, noise, phi, pairs, seed)
+    after = _autocorrelated(overhead, noise, phi, pairs, seed + 1)
+    assert _verdict(before, after, "cpu:+1pp") is not Verdict.FAIL
+
+
+# -- samples that cannot be compared -------------------------------------------------------------
+
+
+def _with_samples(result: TestResult, value: float, rows: int = 3) -> TestResult:
+    samples = list(result.samples)
+    for k in range(rows):
+        samples[k * 7] = (value, samples[k * 7][1], samples[k * 7][2], samples[k * 7][3])
+    return dataclasses.replace(result, samples=tuple(samples))
+
+
+@pytest.mark.parametrize("value", [math.nan, -1e-3, math.inf])
+@pytest.mark.parametrize("damaged", ["before", "after"])
+def test_unreadable_samples_leave_the_criterion_undecided_and_say_why(
+    result_with: Callable[..., TestResult], value: float, damaged: str
+) -> None:
+    runs = {"before": result_with(0.05, seed=1), "after": result_with(0.40, seed=2)}  # a clear regression
+    runs[damaged] = _with_samples(runs[damaged], value)
+    comparison = compare_runs(_run(runs["before"]), _run(runs["after"]), parse_criteria("cpu:+1pp,wall:+1pp", "t"))
+    cpu, wall = comparison.tests[0].metrics[:2]
+    run = "the earlier run" if damaged == "before" else "the later run"
+    assert cpu.problem == f"3 of 300 pairs in {run} hold a CPU value that is NaN, negative or infinite"
+    assert cpu.outcomes == ((Criterion("cpu", 0.01, "pp"), Verdict.INCONCLUSIVE),)
+    assert wall.problem is None and wall.verdict is Verdict.FAIL  # the other metric is still compared
+    assert comparison.problems == (f"t.py::t: CPU not compared: {cpu.problem}; cpu:+1pp undecided",)
+    lines = comparison_lines(comparison)
+    assert f"      WARNING CPU not compared: {cpu.problem}  [300 vs 300 pairs]  UNDECIDED cpu:+1pp" in lines
+    assert lines[-1] == "1 compared: 1 regressed, 0 within cpu:+1pp, wall:+1pp, 0 undecided"
+
+
+def test_a_run_whose_samples_are_all_unreadable_is_counted_undecided(result_with: Callable[..., TestResult]) -> None:
+    before = result_with(0.05, seed=1)
+    after = dataclasses.replace(before, samples=tuple((math.nan,) * 4 for _ in range(300)))
+    comparison = compare_runs(_run(before), _run(after), parse_criteria("cpu:+1pp", "t"))
+    assert comparison.tests[0].verdict is Verdict.INCONCLUSIVE
+    assert comparison_lines(comparison)[-1] == "1 compared: 0 regressed, 0 within cpu:+1pp, 1 undecided"
+    assert len(comparison.problems) == 2  # CPU and wall time: each said once
+
+
+def test_missing_or_empty_samples_are_said_too(result_with: Callable[..., TestResult]) -> None:
+    before = result_with(0.05, seed=1)
+    zero = dataclasses.replace(before, samples=tuple((0.0, 1e-3, 1e-3, 1e-3) for _ in range(50)))
+    none = dataclasses.replace(before, samples=())
+    cpu = parse_criteria("cpu:+1pp", "t")
+    assert compare_results(before, zero, cpu).metrics[0].problem == (
+        "no pair in the later run has a CPU value above zero in both arms"
+    )
+    assert compare_results(none, before, cpu).metrics[0].problem == "the earlier run kept no per-pair CPU samples"
+    assert compare_results(zero, before, cpu).verdict is Verdict.INCONCLUSIVE
+
+
+def test_a_criterion_no_test_was_compared_on_is_said(result_with: Callable[..., TestResult]) -> None:
+    timed = result_with(0.05, seed=1)
+    comparison = compare_runs(_run(timed), _run(timed), parse_criteria("cpu:+5pp,instructions:+1pp", "t"))
+    assert [m.metric for m in comparison.tests[0].metrics] == ["cpu", "wall"]  # time mode keeps no instructions
+    assert comparison.tests[0].verdict is Verdict.PASS
+    assert comparison.problems == ("instructions:+1pp decided nothing: no test was compared on instructions",)
+    assert "  WARNING instructions:+1pp decided nothing: no test was compared on instructions" in comparison_lines(
+        comparison
+    )
+    only_new = compare_runs(_run(), _run(timed), parse_criteria("cpu:+5pp", "t"))
+    assert only_new.problems == ("cpu:+5pp decided nothing: no test was compared on CPU",)
+
+
+def test_ratios_too_extreme_to_compute_with_are_undecided(result_with: Callable[..., TestResult]) -> None:
+    before = result_with(0.05, seed=1)
+    extreme = dataclasses.replace(before, samples=tuple((1e-300, 1e300, 1e-3, 1e-3) for _ in range(50)))
+    change = compare_results(before, extreme, parse_criteria("cpu:+1pp", "t"))
+    assert change.metrics[0].problem == "its overheads are too large to compute with"
+    assert change.verdict is Verdict.INCONCLUSIVE

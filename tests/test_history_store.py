@@ -11,6 +11,7 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ from pytest_otel_overhead.history.store import (
     result_from_dict,
     valid_name,
 )
-from pytest_otel_overhead.results import PipelineHealth, ProcessProbe, TestResult
+from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, TestResult
 from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.verdict import Verdict
 
@@ -54,7 +55,9 @@ def run_of(make_result: Callable[..., TestResult]) -> Callable[..., RunRecord]:
     return build
 
 
-def test_result_round_trips_through_its_dict(make_result: Callable[..., TestResult], make_metric: Callable) -> None:
+def test_result_round_trips_through_its_dict(
+    make_result: Callable[..., TestResult], make_metric: Callable[..., MetricResult]
+) -> None:
     result = dataclasses.replace(
         make_result(
             "tests/test_a.py::test_b[x]",
@@ -234,6 +237,8 @@ def test_files_named_otherwise_sort_by_modification_time(tmp_path: Path, run_of:
 def test_run_names() -> None:
     assert valid_name("main") and valid_name("v1.2_rc-3") and valid_name("a" * 64)
     assert not valid_name("") and not valid_name("a/b") and not valid_name("-x") and not valid_name("a" * 65)
+    for broken in ("main\n", "main\r\n", "ma\nin", "a\tb", "a\x00", "\x1b[31mred", "a\u2028b", "caf\u00e9"):
+        assert not valid_name(broken), broken
     with pytest.raises(HistoryError, match="cannot name a run"):
         Store(Path("unused")).save(RunRecord((), {}, ""), "bad/name")
 
@@ -271,3 +276,96 @@ def test_git_info(tmp_path: Path) -> None:
     assert git_info(tmp_path)["dirty"] is False  # type: ignore[index]
     (tmp_path / "f.txt").write_text("2")
     assert git_info(tmp_path)["dirty"] is True  # type: ignore[index]
+
+
+# -- damaged documents: one line naming the file and the field --------------------------------------
+
+
+def _document(run_of: Callable[..., RunRecord]) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(json.dumps(run_of("a.py::t").to_document(), allow_nan=False))
+    return data
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "expected"),
+    [
+        (("tests", 0, "pairs"), "HUGE", "holds a number too long to read (more than 4300 digits)"),
+        (("tests", 0, "duration_s"), "9" * 400, "duration_s: a whole number of about 400 digits is too large"),
+        (("tests", 0, "duration_s"), "1e999", "duration_s: Infinity is not a finite number"),
+        (("tests", 0, "duration_s"), "NaN", "duration_s: NaN is not a finite number"),
+        (("tests", 0, "duration_s"), "-Infinity", "duration_s: -Infinity is not a finite number"),
+        (("tests", 0, "duration_s"), "-1.5", "duration_s: -1.5 is negative"),
+        (("tests", 0, "pairs"), "-3", "pairs: -3 is not a count"),
+        (("tests", 0, "pairs"), str(2**64), "pairs: 18446744073709551616 is not a count"),
+        (("tests", 0, "pairs"), "2.5", "pairs: 2.5 is not a whole number"),
+        (("tests", 0, "pairs"), "true", "pairs: true is not a whole number"),
+        (("tests", 0, "metrics", "cpu", "baseline"), '"fast"', "metrics.cpu.baseline: 'fast' is not a number"),
+        (("tests", 0, "metrics", "cpu", "confidence"), "1.5", "metrics.cpu.confidence: 1.5 is not a confidence"),
+        (("tests", 0, "metrics", "cpu", "verdict"), '"MAYBE"', "metrics.cpu.verdict: 'MAYBE' is not a verdict"),
+        (("tests", 0, "metrics", "cpu", "budget"), "[]", "metrics.cpu.budget: a list of 0 is not an object"),
+        (("tests", 0, "metrics"), "[1]", "metrics: a list of 1 is not an object"),
+        (("tests", 0, "settings", "budgets", "cpu", "value"), "0", "settings.budgets.cpu.value: 0.0 is not a budget"),
+        (("tests", 0, "samples", "per_call_seconds", 1), "[1, 2]", "per_call_seconds.#2: a row of 2 values, not 4"),
+        (("tests", 0, "samples", "per_call_seconds"), "{}", "samples.per_call_seconds: an object is not a list"),
+        (("tests", 0, "pipeline", "spans_started_per_call"), "1e300", "more than any run counts"),
+        (("tests", 0, "pipeline", "export_latency_p50_s"), '"1ms"', "export_latency_p50_s: '1ms' is not a number"),
+        (("tests", 0, "nodeid"), '"\\ud800"', "nodeid: '\\ud800' holds a lone surrogate, not text"),
+        (("environment", "memory_bytes"), "1e30", "environment.memory_bytes: 1e+30 is not a whole number"),
+        (("environment", "load_average"), '["high"]', "environment.load_average.#1: 'high' is not a number"),
+        (("run", "name"), '"main\\n"', "run.name: 'main\\n' is not a run name"),
+        (("run", "git"), '"abc"', "run.git: 'abc' is not an object"),
+        (("run", "git", "dirty"), '"yes"', "run.git.dirty: 'yes' is not true or false"),
+    ],
+)
+def test_a_damaged_value_is_one_line_naming_the_file_and_the_field(
+    tmp_path: Path, run_of: Callable[..., RunRecord], where: tuple[str | int, ...], value: str, expected: str
+) -> None:
+    data = _document(run_of)
+    parent: Any = data
+    for key in where[:-1]:
+        parent = parent[key]
+    parent[where[-1]] = "PLACEHOLDER"
+    path = tmp_path / "damaged.json"
+    # Raw JSON text: Python itself cannot write a number of 5001 digits, NaN or 1e999 as they appear in files.
+    raw = "9" * 5001 if value == "HUGE" else value
+    path.write_text(json.dumps(data).replace('"PLACEHOLDER"', raw))
+    with pytest.raises(HistoryError) as caught:
+        load_run(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and expected in message
+    assert "\n" not in message and len(message) < 300
+
+
+def test_a_truncated_file_is_one_line(tmp_path: Path, run_of: Callable[..., RunRecord]) -> None:
+    text = json.dumps(_document(run_of))
+    path = tmp_path / "cut.json"
+    path.write_text(text[: len(text) // 2])
+    with pytest.raises(HistoryError, match=r"cut\.json: not valid JSON \("):
+        load_run(path)
+
+
+def test_a_control_character_in_a_node_id_is_shown_escaped(tmp_path: Path, run_of: Callable[..., RunRecord]) -> None:
+    data = _document(run_of)
+    data["tests"][0]["nodeid"] = "a.py::t[\x1b[2J\n]"
+    data["tests"][0]["pairs"] = "x"
+    path = tmp_path / "escape.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(HistoryError) as caught:
+        load_run(path)
+    assert "test #1 (a.py::t[\\x1b[2J\\n]) is malformed: pairs: 'x' is not a whole number" in str(caught.value)
+    assert str(caught.value).isprintable()
+
+
+def test_values_of_the_right_kind_read_back(tmp_path: Path, run_of: Callable[..., RunRecord]) -> None:
+    data = _document(run_of)
+    test = data["tests"][0]
+    test["samples"]["per_call_seconds"][0] = [None, -1.0, 0, 2]  # comparisons say what they cannot use
+    test["metrics"]["cpu"]["ci_low"] = None  # an unbounded end
+    data["environment"]["future_field"] = {"anything": [1, "x"]}
+    path = tmp_path / "ok.json"
+    path.write_text(json.dumps(data))
+    run = load_run(path)
+    first = run.results[0].samples[0]
+    assert math.isnan(first[0]) and first[1:] == (-1.0, 0.0, 2.0)
+    assert run.results[0].metric("cpu").ci_low == -math.inf  # type: ignore[union-attr]
+    assert run.environment["future_field"] == {"anything": [1, "x"]}

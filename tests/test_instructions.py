@@ -14,10 +14,10 @@ from pytest_otel_overhead.instructions import parent as instructions
 from pytest_otel_overhead.instructions.parent import (
     BLOCK_LABEL,
     ChildSpec,
-    _Layout,
-    _metrics,
-    _summarise,
+    Layout,
+    instruction_metrics,
     passed_on_args,
+    summarise_layout,
 )
 from pytest_otel_overhead.instructions.valgrind import (
     INSTALL_HINT,
@@ -38,17 +38,17 @@ def settings_with(**raw: object) -> MeasureSettings:
     return resolve([Layer.parse(raw, lambda key: "test")])
 
 
-def layouts(ratio: float, count: int = 8, wobble: float = 1e-4) -> list[_Layout]:
+def layouts(ratio: float, count: int = 8, wobble: float = 1e-4) -> list[Layout]:
     base = 1_000_000.0
     return [
-        _Layout(layout=i, calls=10, baseline=base, instrumented=base * ratio * (1 + wobble * (i - count / 2)))
+        Layout(layout=i, calls=10, baseline=base, instrumented=base * ratio * (1 + wobble * (i - count / 2)))
         for i in range(count)
     ]
 
 
 def decide(settings: MeasureSettings, ratio: float) -> dict[str, object]:
     found = layouts(ratio)
-    metrics = _metrics(settings, found, [layout.log_ratio for layout in found])
+    metrics = instruction_metrics(settings, found, [layout.log_ratio for layout in found])
     return {m.metric: m for m in metrics}
 
 
@@ -91,7 +91,7 @@ def test_a_network_exporter_can_pass_but_not_fail() -> None:
 
 def test_layouts_subtract_each_arms_empty_block() -> None:
     blocks = [(-1, 0, 0, 1_000), (-1, 1, 0, 50_000), (0, 0, 10, 10_001_000), (1, 1, 10, 11_050_000)]
-    layout = _summarise(3, blocks)
+    layout = summarise_layout(3, blocks)
     assert layout.baseline == pytest.approx(1_000_000)
     assert layout.instrumented == pytest.approx(1_100_000)
     assert layout.log_ratio == pytest.approx(math.log(1.1))
@@ -147,7 +147,7 @@ def test_slots_share_the_cpus_among_xdist_workers(monkeypatch: pytest.MonkeyPatc
 def test_the_report_says_the_mode() -> None:
     settings = settings_with(budget="5%", mode="instructions")
     found = layouts(1.02)
-    metrics = tuple(_metrics(settings, found, [layout.log_ratio for layout in found]))
+    metrics = tuple(instruction_metrics(settings, found, [layout.log_ratio for layout in found]))
     result = TestResult(
         nodeid="t.py::test_a",
         settings=settings,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,6 +45,7 @@ def handle(lines=3):
 
 LIFECYCLE_CONFTEST = """
 import json
+import re
 import socket
 import threading
 
@@ -184,6 +186,22 @@ def test_the_summary_has_a_pipeline_line(otlp_run: Run) -> None:
     assert len(lines) == 2
     assert "compressed ×" in lines[0] and "queue peak" in lines[0]
     assert "max_dropped 0: FAIL" in lines[1]
+
+
+def test_a_fail_from_lost_spans_is_named_in_the_progress_and_next_to_the_verdict(otlp_run: Run) -> None:
+    out = otlp_run.stdout
+    # The looks decide the CPU budget (a PASS here); the pipeline's verdict follows them, as its own line.
+    assert re.search(
+        r"^  otel-overhead: test_shop\.py::test_loses_spans pipeline: lost \d+ spans in \d+ calls "
+        r"\(queue full: \d+, failed exports: \d+\): FAIL \(max_dropped 0\)$",
+        out,
+        re.MULTILINE,
+    ), out
+    assert re.search(
+        r"^test_shop\.py::test_loses_spans  FAIL \(max_dropped 0\)  budget CPU 1000\.0% \(marker\)$", out, re.MULTILINE
+    )
+    passed = r"^test_shop\.py::test_exported_over_otlp  PASS  budget CPU 1000\.0% \(marker\)$"
+    assert re.search(passed, out, re.MULTILINE)
 
 
 def test_the_session_leaves_no_receiver_port_or_thread(otlp_run: Run) -> None:

@@ -7,6 +7,7 @@ so counts start from zero and nothing leaks into other tests.
 from __future__ import annotations
 
 import gc
+import gzip
 import http.client
 import os
 import socket
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 
 import psutil
@@ -25,7 +27,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from pytest_otel_overhead.otel import receiver as receiver_module
-from pytest_otel_overhead.otel.receiver import PIPELINE_HEADER, Receiver, ReceiverError, ReceiverStats
+from pytest_otel_overhead.otel.receiver import MAX_BODY_BYTES, PIPELINE_HEADER, Receiver, ReceiverError, ReceiverStats
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +190,107 @@ def test_a_receiver_that_cannot_start_says_so(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(ReceiverError, match=r"^the embedded OTLP receiver did not start: "):
         Receiver.start(timeout=30)
     assert _footprint() == before
+
+
+# -- bodies that are too large ------------------------------------------------------------------
+
+
+def _peak_rss(pid: int) -> int:
+    """Highest resident size the process ever had (VmHWM): a request's peak, even after it is freed."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM line")
+
+
+def _gzip_bomb(inflated_mib: int) -> bytes:
+    """Gzip members of 1 MiB of zeros each, one after another: about 1 KiB sent per MiB inflated."""
+    return gzip.compress(bytes(1 << 20), compresslevel=9) * inflated_mib
+
+
+def _deflate_bomb(inflated_mib: int) -> bytes:
+    """One zlib stream of zeros."""
+    packer = zlib.compressobj(1)
+    zeros = bytes(1 << 20)
+    return b"".join(packer.compress(zeros) for _ in range(inflated_mib)) + packer.flush()
+
+
+def post_encoded(receiver: Receiver, tag: str, body: bytes, encoding: str) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", receiver.port, timeout=60)
+    try:
+        headers = {"Content-Type": "application/x-protobuf", "Content-Encoding": encoding, PIPELINE_HEADER: tag}
+        connection.request("POST", "/v1/traces", body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def _spans(count: int) -> bytes:
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    for i in range(count):
+        span = scope.spans.add()
+        span.name = f"span-{i}"
+        span.trace_id = bytes(range(16))
+        span.span_id = bytes(range(8))
+    return bytes(request.SerializeToString())
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="the peak resident size is read from /proc")
+def test_a_gzip_bomb_is_refused_with_413_and_memory_stays_small() -> None:
+    started = Receiver.start()
+    try:
+        bomb = _gzip_bomb(1024)  # 1 GiB once inflated, about 1 MiB sent
+        assert len(bomb) < 2 * 1024 * 1024
+        assert post_encoded(started, "bomb", bomb, "gzip") == 413
+        # Inflating it whole took 1 GiB; held to the cap, the receiver stays far below that.
+        assert _peak_rss(started.pid) < 256 * 1024 * 1024
+        assert started.stats("bomb")["traces"].malformed == 1
+        assert post_encoded(started, "after", gzip.compress(_spans(3)), "gzip") == 200, "it keeps serving"
+        assert started.stats("after")["traces"].spans == 3
+    finally:
+        started.stop()
+
+
+def test_a_deflate_bomb_is_refused_with_413(receiver: Receiver) -> None:
+    bomb = _deflate_bomb(MAX_BODY_BYTES // (1 << 20) + 1)
+    assert post_encoded(receiver, "deflate-bomb", bomb, "deflate") == 413
+    assert post_encoded(receiver, "deflate-ok", zlib.compress(_spans(2)), "deflate") == 200
+    assert receiver.stats("deflate-ok")["traces"].spans == 2
+
+
+def test_gzip_members_one_after_another_are_one_body(receiver: Receiver) -> None:
+    payload = _spans(5)
+    half = len(payload) // 2
+    body = gzip.compress(payload[:half]) + gzip.compress(payload[half:]) + bytes(8)  # zero padding is allowed
+    assert post_encoded(receiver, "members", body, "gzip") == 200
+    assert receiver.stats("members")["traces"].spans == 5
+    assert post_encoded(receiver, "members", gzip.compress(payload)[:-6], "gzip") == 400  # truncated
+
+
+def _raw_request(receiver: Receiver, length: str) -> tuple[bytes, bytes]:
+    """Headers only, claiming a body of ``length``: the status line, and what the server sends after its answer."""
+    with socket.create_connection(("127.0.0.1", receiver.port), timeout=30) as connection:
+        connection.sendall(f"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode("ascii"))
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = connection.recv(4096)
+            assert chunk, "the connection closed without an answer"
+            answer += chunk
+        rest = answer.split(b"\r\n\r\n", 1)[1]
+        while chunk := connection.recv(4096):  # the server closes the connection: recv returns b""
+            rest += chunk
+        return answer.split(b"\r\n", 1)[0], rest
+
+
+def test_a_declared_length_above_the_cap_is_refused_without_reading_it(receiver: Receiver) -> None:
+    status, rest = _raw_request(receiver, str(MAX_BODY_BYTES + 1))
+    assert status == b"HTTP/1.1 413 Request Entity Too Large"
+    assert rest == b""  # and the connection is closed: the unread body cannot be taken for a request
+    assert _raw_request(receiver, "9" * 5000)[0].startswith(b"HTTP/1.1 413")
+    assert _raw_request(receiver, "twelve")[0].startswith(b"HTTP/1.1 400")
+    assert _raw_request(receiver, "-1")[0].startswith(b"HTTP/1.1 400")
+    assert post(receiver, "still-serving") == 200

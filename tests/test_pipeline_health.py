@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from pytest_otel_overhead.engine import runner
+from pytest_otel_overhead.engine import diagnostic
 from pytest_otel_overhead.otel.receiver import stop_shared_receiver
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.reports.terminal import health_line, result_message, summary_lines
@@ -48,8 +48,8 @@ def workload(router: ArmRouter, spans_per_call: int) -> Callable[[], None]:
 def diagnose(spans_per_call: int = 3, calls: int = 200, **values: object) -> PipelineHealth:
     router = ArmRouter()
     # per_call chosen so the round makes at least ``calls`` calls (more if they take under DIAGNOSTIC_S)
-    health = runner._diagnostic_round(
-        workload(router, spans_per_call), settings_for(**values), router, calls, runner.DIAGNOSTIC_S / calls
+    health = diagnostic.diagnostic_round(
+        workload(router, spans_per_call), settings_for(**values), router, calls, diagnostic.DIAGNOSTIC_S / calls
     )
     assert router.idle
     assert health.calls >= calls

@@ -17,7 +17,7 @@ from pytest_otel_overhead.history.compare import Comparison, MetricChange, TestC
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.reports import html as html_module
 from pytest_otel_overhead.reports.html import CHARTS_EXTRA, html_report
-from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.results import PipelineHealth, TestResult
 from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.verdict import Verdict
 
@@ -170,6 +170,36 @@ def test_comparison_cells_in_percent_and_percentage_points(runs: list[RunRecord]
     )
     text = html_report(run, Comparison(run, run, (TestChange("t.py::t", (change,)),)), charts=False)
     assert (
-        '<td class="num">+3.1%</td><td class="num">+9.8%</td><td class="num">+6.7pp (+6.0pp…∞)</td>'
-        "<td>+216% (+150.0%…n/a)</td>"
+        '<td class="num">+3.1%</td><td class="num">+9.8%</td><td class="num">+6.7pp [+6.0pp, ∞]</td>'
+        "<td>+216% [+150.0%, ∞]</td>"
     ) in text
+
+
+def test_tables_keep_relative_and_per_call_overheads_apart_and_name_the_verdicts_reason(
+    runs: list[RunRecord], make_result: Callable[..., TestResult], make_metric: Callable
+) -> None:
+    absolute = Budget("absolute", 500e-6)
+    lossy = dataclasses.replace(
+        make_result(
+            "t.py::lossy",
+            metrics=(
+                make_metric("cpu", overhead=60e-6, ci_low=55e-6, ci_high=70e-6, budget=absolute, verdict=Verdict.PASS),
+                make_metric("wall", overhead=0.8, ci_low=0.7, ci_high=0.9),
+            ),
+        ),
+        health=PipelineHealth(calls=10, started=30, sampled=30, exported=0, export_calls=1, max_dropped=0),
+    )
+    run = dataclasses.replace(runs[-1], results=(*runs[-1].results, lossy))
+    text = html_report(run, charts=False)
+    summary = text.split("<h2>Overhead against budget</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "<th>overhead % (95% CI)</th><th>overhead/call (95% CI)</th>" in summary
+    assert '<span class="FAIL">FAIL (max_dropped 0)</span>' in summary
+    assert '<td class="num">+60.0 µs [+55.0 µs, +70.0 µs]</td>' in summary
+    assert "+500.0 µs (default)" in summary  # the budget, and where it came from
+    details = text.split("<h2>Tests</h2>", 1)[1]
+    assert 't.py::lossy <span class="FAIL">FAIL (max_dropped 0)</span></h3>' in details
+    heap = text.split("<h2>Heap</h2>", 1)[1].split("<h2>", 1)[0]
+    # 4 KiB baselines: below HEAP_BYTES_BELOW, so the unbudgeted heap rows read in bytes, not +50.0%.
+    assert "<th>overhead/call (95% CI)</th>" in heap and "<th>overhead % (95% CI)</th>" not in heap
+    assert '<td class="num">+2.0 KiB</td>' in heap and "+50.0%" not in heap
+    assert " - " not in text and ">-<" not in text and "n/a" not in text

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pytest_otel_overhead.history.compare import Comparison, MetricChange, TestChange, compare_runs, parse_criteria
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.reports.markdown import escape, markdown_report
-from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.results import AGAINST_ARMS_NOTE, PipelineHealth, TestResult
+from pytest_otel_overhead.settings.layers import MeasureSettings
 from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.verdict import Verdict
 
@@ -58,7 +59,7 @@ def test_every_budgeted_metric_gets_a_row_and_notes_explain_undecided_ones(
     )
     text = markdown_report(_run(result))
     assert "❌ FAIL" in text and "| CPU |" in text and "| latency p99 |" in text
-    assert "+8.0% (+6.0%…+10.0%)" in text
+    assert "+8.0% \\[+6.0%, +10.0%\\]" in text
     assert "<details><summary>Notes</summary>" in text and "t.py::t, latency p99: too noisy" in text
 
 
@@ -85,4 +86,46 @@ def test_comparison_cells_in_percent_and_percentage_points(make_result: Callable
     run = _run(make_result("t.py::t"), name="base")
     change = MetricChange("cpu", 0.031, 0.098, (0.06, 0.067, math.inf), None, (0, 0.05, 0.1), 40, 40, 0.95)
     text = markdown_report(run, Comparison(run, run, (TestChange("t.py::t", (change,)),)))
-    assert "| t.py::t | CPU | +3.1% | +9.8% | +6.7pp (+6.0pp…∞) |  |" in text
+    assert "| t.py::t | CPU | +3.1% | +9.8% | +6.7pp \\[+6.0pp, ∞\\] |  |" in text
+
+
+def test_relative_and_per_call_overheads_have_a_column_each_and_the_verdict_names_its_reason(
+    make_result: Callable[..., TestResult], make_metric: Callable
+) -> None:
+    absolute = Budget("absolute", 500e-6)
+    relative = Budget("relative", 0.25)
+    result = dataclasses.replace(
+        make_result(
+            "t.py::t",
+            metrics=(
+                make_metric("cpu", overhead=60e-6, ci_low=55e-6, ci_high=70e-6, budget=absolute, verdict=Verdict.PASS),
+                make_metric("latency_p95", overhead=0.1, ci_low=0.05, ci_high=0.2, budget=relative,
+                            verdict=Verdict.PASS),
+            ),
+            settings=MeasureSettings(
+                budgets=(("cpu", absolute), ("latency_p95", relative)),
+                sources=(("cpu", "marker on t.py::t"), ("latency_p95", "--otel-overhead-latency-p95")),
+            ),
+        ),
+        health=PipelineHealth(calls=10, started=30, sampled=30, exported=0, export_calls=1, max_dropped=0),
+    )  # fmt: skip
+    rows = [_cells(line) for line in markdown_report(_run(result)).splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in rows[0]]
+    assert header[3:5] == ["Overhead % (95% CI)", "Overhead/call (95% CI)"]
+    cpu, latency = ({h: c.strip() for h, c in zip(header, row, strict=True)} for row in rows[2:])
+    assert cpu["Verdict"] == "❌ FAIL (max\\_dropped 0)"
+    assert (cpu["Overhead % (95% CI)"], cpu["Overhead/call (95% CI)"]) == ("—", "+60.0 µs \\[+55.0 µs, +70.0 µs\\]")
+    assert cpu["Budget"] == "+500.0 µs (marker)"
+    assert (latency["Overhead % (95% CI)"], latency["Overhead/call (95% CI)"]) == ("+10.0% \\[+5.0%, +20.0%\\]", "—")
+    assert latency["Budget"] == "25.0% (--otel-overhead-latency-p95)"
+
+
+def test_an_estimate_against_the_arms_figures_is_marked_and_explained(
+    make_result: Callable[..., TestResult], make_metric: Callable
+) -> None:
+    budget = Budget("relative", 0.05)
+    against = dataclasses.replace(
+        make_metric("cpu", overhead=0.012, budget=budget, verdict=Verdict.PASS), instrumented=0.9e-3
+    )
+    text = markdown_report(_run(make_result("t.py::t", metrics=(against,))))
+    assert "+1.2%\\*" in text and escape(AGAINST_ARMS_NOTE) in text

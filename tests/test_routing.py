@@ -315,7 +315,7 @@ def test_the_delegate_cache_does_not_keep_a_finished_provider_alive(router: ArmR
 # --- the global install, in subprocesses -------------------------------------------------------
 
 ROUTING_CONFTEST = """
-import pytest_otel_overhead.engine.runner as runner
+import pytest_otel_overhead.engine.arms as arms
 from opentelemetry import trace
 
 # Obtained while loading conftest, before the plugin installs its provider at configure time.
@@ -323,7 +323,7 @@ EARLY_TRACER = trace.get_tracer("early")
 EARLY_TRACER_TYPE = type(EARLY_TRACER).__name__
 ARM = {"instrumented": None}
 
-_block = runner._Arms.block
+_block = arms.Arms.block
 
 
 def _observed_block(self, instrumented, calls, collect):
@@ -334,7 +334,7 @@ def _observed_block(self, instrumented, calls, collect):
         ARM["instrumented"] = None
 
 
-runner._Arms.block = _observed_block
+arms.Arms.block = _observed_block
 """
 
 ROUTING_TESTS = """

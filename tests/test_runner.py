@@ -15,6 +15,7 @@ import gc
 import json
 import math
 import random
+import re
 import threading
 import tracemalloc
 import types
@@ -24,8 +25,11 @@ from dataclasses import dataclass
 import pytest
 from opentelemetry import trace
 
-from pytest_otel_overhead.engine import runner
+from pytest_otel_overhead.engine import arms, looks, runner, timed
+from pytest_otel_overhead.engine import diagnostic as diagnostic_phase
+from pytest_otel_overhead.engine import heap as heap_phase
 from pytest_otel_overhead.engine.probes import heap_round
+from pytest_otel_overhead.engine.repeatable import RepetitionFailed
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.reports.terminal import summary_lines
 from pytest_otel_overhead.results import TestResult
@@ -126,7 +130,7 @@ def test_the_result_describes_the_whole_measurement(router: ArmRouter, unchanged
 
     settings = settings_for(budget="100000%", max_time=2)
     result = runner.measure(workload, settings, router, nodeid="t::described", progress=lines.append)
-    assert [m.metric for m in result.metrics] == [*runner.TIME_METRICS, "heap"]
+    assert [m.metric for m in result.metrics] == [*looks.TIME_METRICS, "heap"]
     assert result.settings is settings
     assert result.nodeid == "t::described"
     assert result.pairs == len(result.samples) >= 2
@@ -138,7 +142,7 @@ def test_the_result_describes_the_whole_measurement(router: ArmRouter, unchanged
     assert result.process is not None
     assert len(lines) == result.looks
     assert lines[0].startswith(f"t::described look 1/{len(LookPlan().fractions)}: ")
-    assert "cpu " in lines[-1]
+    assert re.search(r": CPU [+-][\d.]+% \[[+-][\d.]+%, ([+-][\d.]+%|∞)\] budget 100000\.0%: [A-Z]+$", lines[-1])
 
 
 def test_the_engine_leaves_an_existing_freeze_alone(router: ArmRouter) -> None:
@@ -173,14 +177,17 @@ class WorkloadError(Exception):
     pass
 
 
+ENGINE_PHASES = {"warmup": "warm-up", "timed": "timed pairs", "diagnostic": "diagnostic round", "heap": "heap rounds"}
+
+
 @pytest.mark.parametrize("phase", ["warmup", "timed", "diagnostic", "heap"])
-def test_a_workload_raising_in_any_phase_propagates_and_leaves_everything_as_found(
+def test_a_workload_raising_in_any_phase_is_named_with_its_error_chained_and_leaves_everything_as_found(
     router: ArmRouter, unchanged: None, monkeypatch: pytest.MonkeyPatch, phase: str
 ) -> None:
     current = {"phase": "warmup"}
-    block, diagnostic = runner._Arms.block, runner._diagnostic_round
+    block, diagnostic = arms.Arms.block, diagnostic_phase.diagnostic_round
 
-    def observed_block(self: runner._Arms, instrumented: bool, calls: int, collect: Callable[[], object]) -> object:
+    def observed_block(self: arms.Arms, instrumented: bool, calls: int, collect: Callable[[], object]) -> object:
         if calls > 1:
             current["phase"] = "timed"
         return block(self, instrumented, calls, collect)
@@ -193,9 +200,9 @@ def test_a_workload_raising_in_any_phase_propagates_and_leaves_everything_as_fou
         current["phase"] = "heap"
         return heap_round(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(runner._Arms, "block", observed_block)
-    monkeypatch.setattr(runner, "_diagnostic_round", observed_diagnostic)
-    monkeypatch.setattr(runner, "heap_round", observed_heap_round)
+    monkeypatch.setattr(arms.Arms, "block", observed_block)
+    monkeypatch.setattr(runner, "diagnostic_round", observed_diagnostic)
+    monkeypatch.setattr(heap_phase, "heap_round", observed_heap_round)
     tracer = router.get_tracer("workload")
 
     def workload() -> None:
@@ -204,8 +211,13 @@ def test_a_workload_raising_in_any_phase_propagates_and_leaves_everything_as_fou
             if current["phase"] == phase:
                 raise WorkloadError(f"raised in {phase}")
 
-    with pytest.raises(WorkloadError, match=f"^raised in {phase}$"):
-        runner.measure(workload, settings_for(budget="100000%", max_time=2), router)
+    # A heap budget gets its first heap pair whatever the time left, so the heap phase always comes.
+    with pytest.raises(RepetitionFailed, match="raised on a measured repetition") as failed:
+        runner.measure(workload, settings_for(budget="100000%", heap="100000%", max_time=2), router)
+    assert failed.value.phase == ENGINE_PHASES[phase]
+    assert f"({ENGINE_PHASES[phase]}, " in str(failed.value)
+    assert isinstance(failed.value.__cause__, WorkloadError)
+    assert str(failed.value.__cause__) == f"raised in {phase}"
 
 
 # --- simulated time ----------------------------------------------------------------------------
@@ -378,7 +390,7 @@ def undecidable_run(tracemalloc_slowdown: float) -> TestResult:
 
 
 def test_simulated_run_keeps_to_max_time_when_tracemalloc_costs_what_the_engine_reserves() -> None:
-    result = undecidable_run(tracemalloc_slowdown=runner.TRACEMALLOC_SLOWDOWN)
+    result = undecidable_run(tracemalloc_slowdown=heap_phase.TRACEMALLOC_SLOWDOWN)
     assert result.stop_reason == "max_time"
     assert result.duration_s <= 3.0
 
@@ -416,29 +428,29 @@ def test_simulated_heap_budget_catches_memory_the_instrumented_arm_allocates() -
     assert heap is not None
     assert heap.verdict is Verdict.FAIL
     assert heap.overhead >= 2 * 1024 * 1024
-    assert heap.n == runner.HEAP_PAIRS_BUDGETED
+    assert heap.n == heap_phase.HEAP_PAIRS_BUDGETED
 
 
-def block(cpu: float, wall: float) -> runner._Block:
-    return runner._Block(cpu=cpu, wall=wall, latencies=(wall,))
+def block(cpu: float, wall: float) -> arms.Block:
+    return arms.Block(cpu=cpu, wall=wall, latencies=(wall,))
 
 
 def test_many_pairs_are_summarized_in_batches_of_consecutive_pairs() -> None:
     # Pair k costs k in the baseline and 2k instrumented: every batch's ratio of means is 2.
-    pairs = [runner._Pair(block(k, k), block(2 * k, 2 * k)) for k in range(1, 1001)]
-    values = runner._paired(pairs, "cpu", "relative")
+    pairs = [arms.Pair(block(k, k), block(2 * k, 2 * k)) for k in range(1, 1001)]
+    values = looks.paired(pairs, "cpu", "relative")
     assert len(values) == MAX_BATCHES
     assert values == pytest.approx([math.log(2)] * MAX_BATCHES)
-    assert runner._paired(pairs[:7], "cpu", "absolute") == pytest.approx([float(k) for k in range(1, 8)])
+    assert looks.paired(pairs[:7], "cpu", "absolute") == pytest.approx([float(k) for k in range(1, 8)])
 
 
 def test_blocks_are_sized_from_cpu_time_so_load_does_not_shrink_them() -> None:
     # Other jobs stretch wall time to three times the CPU time: the block size follows the CPU time.
     loaded = [block(0.001, 0.003)] * 6
-    assert runner._calibration_time(loaded) == pytest.approx(0.001)
+    assert timed.calibration_time(loaded) == pytest.approx(0.001)
     # A workload that mostly waits still gets blocks sized from its wall time, within a factor four.
     waiting = [block(0.0001, 0.01)] * 6
-    assert runner._calibration_time(waiting) == pytest.approx(0.0025)
+    assert timed.calibration_time(waiting) == pytest.approx(0.0025)
 
 
 def test_a_workload_too_slow_for_heap_rounds_in_max_time_reports_no_heap_and_keeps_to_the_cap() -> None:

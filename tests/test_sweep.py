@@ -136,7 +136,7 @@ def test_sweep_table_has_a_row_per_point() -> None:
     assert lines[0] == "t.py::test_<x>  sweep of sample_rate, batch_size (CPU budget 5.0%)"
     assert lines[1].split()[:5] == ["sample_rate", "batch_size", "overhead", "95%", "CI"]
     assert len(lines) == 2 + 6
-    assert lines[2].split()[:4] == ["0.01", "128", "+1.3%", "+0.3%…+2.3%"]
+    assert lines[2].split()[:5] == ["0.01", "128", "+1.3%", "[+0.3%,", "+2.3%]"]
 
 
 def test_sweep_json_is_serialisable_and_keeps_each_points_values() -> None:
@@ -179,7 +179,7 @@ def test_without_matplotlib_the_sweep_page_keeps_its_table_and_names_the_extra(m
     page = sweep_page([make_sweep()])
     assert "<svg" not in page and page.count('class="note"') == 1
     assert f"Install <code>{CHARTS_EXTRA}</code>" in page and "matplotlib is not installed" in page
-    assert "sample_rate  batch_size  overhead" in page and "+0.3%…+2.3%" in page
+    assert "sample_rate  batch_size  overhead" in page and "[+0.3%, +2.3%]" in page
 
 
 DEMO = """

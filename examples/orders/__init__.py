@@ -5,7 +5,7 @@ in SQLite and stores them. Its tracer is obtained at import time, as in most rea
 service never knows whether telemetry is on, off, or being measured.
 """
 
-from pytest_otel_overhead.service import OrderError, import_orders, parse_order, place_order
-from pytest_otel_overhead.store import open_store, sample_batch, sample_order
+from .service import OrderError, import_orders, parse_order, place_order
+from .store import open_store, sample_batch, sample_order
 
 __all__ = ["OrderError", "import_orders", "open_store", "parse_order", "place_order", "sample_batch", "sample_order"]

@@ -136,7 +136,7 @@ def _figures(probe: Probe, metric: str) -> str:
     gate = probe.result.metric(metric)
     if gate is None:
         return probe.verdict.value
-    return f"{gate.format_overhead(gate.overhead)} ({gate.format_interval()}) {probe.verdict.value}"
+    return f"{gate.format_overhead(gate.overhead)} {gate.format_interval()} {probe.verdict.value}"
 
 
 def _top_spans(result: TestResult, count: int = 3) -> str:
@@ -145,6 +145,52 @@ def _top_spans(result: TestResult, count: int = 3) -> str:
         return ""
     named = ", ".join(f"{name} {health.per_call(n):.3g}" for name, n in health.by_name[:count])
     return f" (spans per call: {named})"
+
+
+class _Search:
+    """The probes of one search so far, and the time left for more."""
+
+    def __init__(
+        self,
+        nodeid: str,
+        settings: MeasureSettings,
+        measure_at: Callable[[MeasureSettings, str], TestResult],
+        clock: Callable[[], float],
+        time_cap: float,
+        say: Callable[[str], None],
+    ) -> None:
+        self.nodeid = nodeid
+        self.settings = settings
+        self.measure_at = measure_at
+        self.clock = clock
+        self.say = say
+        self.started = clock()
+        self.deadline = self.started + time_cap
+        self.metric = settings.metric
+        budget = settings.budget(self.metric)
+        self.budget_text = budget.describe(self.metric) if budget is not None else "the budget"
+        self.probes: list[Probe] = []
+
+    def probe(self, rate: float, base: MeasureSettings | None = None, purpose: str = "rate") -> Probe | None:
+        """Measure at ``rate`` (or with ``base``'s pipeline), within the time left; None if too little is."""
+        remaining = self.deadline - self.clock()
+        if remaining < MIN_PROBE_S and self.probes:
+            return None
+        candidate = base or _at_rate(self.settings, rate)
+        candidate = replace(candidate, max_time=max(MIN_PROBE_S, min(candidate.max_time, remaining)))
+        label = f"{self.nodeid}[tune {purpose} {rate:g}]"
+        result = self.measure_at(candidate, label)
+        done = Probe(rate, candidate.pipeline, result, purpose)
+        self.probes.append(done)
+        self.say(f"tune {self.nodeid}: rate {rate:g} → {self.figures(done)}")
+        return done
+
+    def figures(self, probe: Probe) -> str:
+        return _figures(probe, self.metric)
+
+    def finish(self, outcome: str, message: str, recommended: PipelineSettings | None = None) -> Tuning:
+        duration = self.clock() - self.started
+        return Tuning(self.nodeid, self.metric, outcome, message, tuple(self.probes), recommended, duration)
 
 
 def tune(
@@ -157,77 +203,70 @@ def tune(
     progress: Callable[[str], None] | None = None,
 ) -> Tuning:
     """Search the sampling rate for ``nodeid``; ``measure_at(settings, label)`` runs one probe."""
-    say = progress or (lambda message: None)
-    started = clock()
-    deadline = started + time_cap
-    metric = settings.metric
-    budget = settings.budget(metric)
-    budget_text = budget.describe(metric) if budget is not None else "the budget"
-    probes: list[Probe] = []
-
-    def probe(rate: float, base: MeasureSettings | None = None, purpose: str = "rate") -> Probe | None:
-        remaining = deadline - clock()
-        if remaining < MIN_PROBE_S and probes:
-            return None
-        candidate = base or _at_rate(settings, rate)
-        candidate = replace(candidate, max_time=max(MIN_PROBE_S, min(candidate.max_time, remaining)))
-        label = f"{nodeid}[tune {purpose} {rate:g}]"
-        result = measure_at(candidate, label)
-        done = Probe(rate, candidate.pipeline, result, purpose)
-        probes.append(done)
-        say(f"tune {nodeid}: rate {rate:g} → {_figures(done, metric)}")
-        return done
-
-    def finish(outcome: str, message: str, recommended: PipelineSettings | None = None) -> Tuning:
-        return Tuning(nodeid, metric, outcome, message, tuple(probes), recommended, clock() - started)
-
-    top = probe(1.0)
+    search = _Search(nodeid, settings, measure_at, clock, time_cap, progress or (lambda message: None))
+    top = search.probe(1.0)
     assert top is not None  # the first probe always runs
     if top.verdict is Verdict.PASS:
-        return finish(
+        return search.finish(
             "all",
-            f"every trace fits: sampling all of them costs {_figures(top, metric)} against {budget_text}",
+            f"every trace fits: sampling all of them costs {search.figures(top)} against {search.budget_text}",
             _with_queue(top, _at_rate(settings, 1.0)),
         )
-    bottom = probe(MIN_RATE)
+    bottom = search.probe(MIN_RATE)
     if bottom is None:
-        return finish("time", f"the time cap came before any rate below 1 was tried; rate 1: {_figures(top, metric)}")
-    if bottom.verdict is not Verdict.PASS:
-        if bottom.verdict is Verdict.FAIL:
-            return finish(
-                "none",
-                f"no sampling rate fits: at {MIN_RATE:g} the overhead is {_figures(bottom, metric)} against "
-                f"{budget_text}; the cost is in creating spans, sampled or not, so the span design must change: "
-                f"fewer spans on this path{_top_spans(bottom.result)}",
-            )
-        return finish(
-            "undecided",
-            f"no rate was shown to fit: even at {MIN_RATE:g} the overhead was {_figures(bottom, metric)} "
-            f"against {budget_text}; give the test more max_time or a quieter machine",
+        return search.finish(
+            "time", f"the time cap came before any rate below 1 was tried; rate 1: {search.figures(top)}"
         )
-    low, high = bottom, top
-    stopped = ""
+    if bottom.verdict is not Verdict.PASS:
+        return _no_rate_fits(search, bottom)
+    low, high, stopped = _bisect(search, bottom, top)
+    return _recommend(search, low, high, stopped)
+
+
+def _no_rate_fits(search: _Search, bottom: Probe) -> Tuning:
+    """The outcome when even ``MIN_RATE`` was not shown to fit: it failed, or stayed undecided."""
+    if bottom.verdict is Verdict.FAIL:
+        return search.finish(
+            "none",
+            f"no sampling rate fits: at {MIN_RATE:g} the overhead is {search.figures(bottom)} against "
+            f"{search.budget_text}; the cost is in creating spans, sampled or not, so the span design must change: "
+            f"fewer spans on this path{_top_spans(bottom.result)}",
+        )
+    return search.finish(
+        "undecided",
+        f"no rate was shown to fit: even at {MIN_RATE:g} the overhead was {search.figures(bottom)} "
+        f"against {search.budget_text}; give the test more max_time or a quieter machine",
+    )
+
+
+def _bisect(search: _Search, low: Probe, high: Probe) -> tuple[Probe, Probe, str]:
+    """Narrow the passing ``low`` and the failing ``high`` rates to ``RESOLUTION``, or until the time cap."""
     while high.rate / low.rate > RESOLUTION:
-        middle = probe(math.sqrt(low.rate * high.rate))
+        middle = search.probe(math.sqrt(low.rate * high.rate))
         if middle is None:
-            stopped = " (stopped by the time cap)"
-            break
+            return low, high, " (stopped by the time cap)"
         if middle.verdict is Verdict.PASS:
             low = middle
         else:
             high = middle
+    return low, high, ""
+
+
+def _recommend(search: _Search, low: Probe, high: Probe, stopped: str) -> Tuning:
+    """A deployable rate at or below ``low``'s, its queue sized for the span rate if a last probe agrees."""
+    settings = search.settings
     rate = nice_rate(low.rate)
     recommended = _with_queue(low, _at_rate(settings, rate))
     message = (
-        f"highest rate shown to fit: {rate:g} ({low.rate:.3g} measured {_figures(low, metric)}; "
-        f"{high.rate:.3g} measured {_figures(high, metric)}){stopped}"
+        f"highest rate shown to fit: {rate:g} ({low.rate:.3g} measured {search.figures(low)}; "
+        f"{high.rate:.3g} measured {search.figures(high)}){stopped}"
     )
     if recommended != _at_rate(settings, rate).pipeline:
-        check = probe(rate, replace(settings, pipeline=recommended), purpose="queue")
+        check = search.probe(rate, replace(settings, pipeline=recommended), purpose="queue")
         if check is not None and check.verdict is not Verdict.PASS:
             recommended = _at_rate(settings, rate).pipeline
-            message += f"; a queue sized for the span rate measured {_figures(check, metric)}, so it is left as it was"
-    return finish("fits", message, recommended)
+            message += f"; a queue sized for the span rate measured {search.figures(check)}, so it is left as it was"
+    return search.finish("fits", message, recommended)
 
 
 def _with_queue(passed: Probe, settings: MeasureSettings) -> PipelineSettings:

@@ -1,1 +1,4 @@
-"""The measuring engine: arms, paired blocks, looks at the data, and probes of the process."""
+"""The measuring engine: the arms, the timed pairs and their looks, the diagnostic and heap rounds, and probes.
+
+``runner.measure`` runs the phases in order; each phase is a module of its own.
+"""

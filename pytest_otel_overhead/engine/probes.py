@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import psutil
 
-__all__ = ["HeapRound", "calm_gc", "heap_round", "process_reading"]
+from pytest_otel_overhead.results import ProcessProbe
+
+__all__ = ["HeapRound", "calm_gc", "heap_round", "process_probe", "process_reading", "tracing_heap"]
 
 
 @contextmanager
@@ -74,3 +76,17 @@ def process_reading() -> tuple[int, int]:
     """(RSS bytes, thread count) of this process."""
     process = psutil.Process()
     return process.memory_info().rss, process.num_threads()
+
+
+def process_probe(
+    baseline: tuple[int, int], instrumented: tuple[int, int], retained: tuple[float, float]
+) -> ProcessProbe:
+    """The readings taken before and after the instrumented arm ran, with the heap retained per call in each arm."""
+    return ProcessProbe(
+        rss_baseline=baseline[0],
+        rss_instrumented=instrumented[0],
+        threads_baseline=baseline[1],
+        threads_instrumented=instrumented[1],
+        heap_retained_baseline=retained[0],
+        heap_retained_instrumented=retained[1],
+    )

@@ -1,8 +1,10 @@
 """Did a change make telemetry more expensive? Two runs compared test by test, decided with intervals.
 
-Method. Each run keeps, per test, one statistic per pair of blocks: ``d = ln(instrumented /
-baseline)`` of CPU (or wall) time per call. Within a run the pairs share the machine's speed at
-that moment, so ``d`` cancels the drift between runs that makes raw timings of two runs
+Method. Each run keeps, per test, the raw times of every pair of blocks; the statistic is ``d =
+ln(instrumented / baseline)`` of CPU (or wall) time per call, taken per batch of consecutive pairs
+once there are more than ``stats.MAX_BATCHES`` pairs, exactly as budgets are decided (neighbouring
+pairs on a shared machine are not independent). Within a run the pairs share the machine's speed
+at that moment, so ``d`` cancels the drift between runs that makes raw timings of two runs
 incomparable. Between runs:
 
 * ``a`` is the earlier run's location of ``d`` (Hodges–Lehmann), with its Wilcoxon signed-rank
@@ -18,6 +20,9 @@ incomparable. Between runs:
 * a criterion (``cpu:+1pp``, ``cpu:+20%``) says REGRESSED (``Verdict.FAIL``) when the whole
   interval lies above the allowed growth, PASS when it lies below, INCONCLUSIVE otherwise, as
   budgets are decided within a run.
+
+A metric whose samples cannot be used (none kept by one run, NaN or negative values) is reported
+with the reason, and every criterion on it is undecided: a gate is never passed by skipping.
 
 The intervals cover the noise within each run. Differences between processes that pair-level
 noise does not show (memory layout, a neighbour's load for the whole run) are not in them; an
@@ -35,13 +40,14 @@ from typing import Literal
 
 from pytest_otel_overhead.formatting import (
     format_bytes,
+    interval,
     percentage_points,
-    signed_percent_or_na,
+    signed_percent_or_dash,
     signed_whole_percent,
 )
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.results import METRIC_LABELS, TestResult
-from pytest_otel_overhead.stats import Interval, hodges_lehmann, wilcoxon_interval
+from pytest_otel_overhead.stats import Interval, batch_slices, hodges_lehmann, wilcoxon_interval
 from pytest_otel_overhead.units import SettingsError
 from pytest_otel_overhead.verdict import Verdict, combine, decide
 
@@ -58,6 +64,7 @@ __all__ = [
     "log_ratios",
     "parse_criteria",
     "regression_message",
+    "sample_problem",
     "shift_interval",
 ]
 
@@ -121,22 +128,59 @@ def parse_criteria(values: str | Iterable[str], source: str) -> tuple[Criterion,
 # Two-sample statistics
 
 
-def log_ratios(result: TestResult, metric: str) -> list[float]:
-    """Per pair ``ln(instrumented / baseline)`` of ``metric`` from the raw samples.
-
-    Instruction counts come one pair per process (``instruction_samples``) in instructions mode.
-    """
-    rows: Sequence[Sequence[float]]
+def _pairs(result: TestResult, metric: str) -> list[tuple[float, float]]:
+    """(baseline, instrumented) of ``metric`` per pair: of blocks for times, of processes for instructions."""
     if metric == "instructions":
-        rows, (b_col, i_col) = getattr(result, "instruction_samples", ()), (0, 1)
+        return [(row[0], row[1]) for row in getattr(result, "instruction_samples", ())]
+    b_col, i_col = _COLUMNS[metric]
+    return [(row[b_col], row[i_col]) for row in result.samples]
+
+
+def _readable(value: float) -> bool:
+    """A time per call or a count: what the engine records is never NaN, infinite or negative."""
+    return math.isfinite(value) and value >= 0
+
+
+def _mean(values: Sequence[float]) -> float:
+    return math.fsum(v / len(values) for v in values)  # divided first: a sum of huge values must not overflow
+
+
+def log_ratios(result: TestResult, metric: str) -> list[float]:
+    """The statistic budgets are decided on, from the raw samples: ``ln(instrumented / baseline)``.
+
+    Times go in batches of consecutive pairs, the arms' mean per batch (``stats.batch_slices``: at
+    most ``MAX_BATCHES`` batches, one pair each up to that many pairs), as the engine batches them
+    for budgets: neighbouring pairs on a shared machine are not independent, and an interval that
+    takes hundreds of them as independent comes out too narrow. Instruction counts come one pair
+    per process, each its own statistic, as the instruction budget takes them. Pairs holding a
+    value that is not a time or count are left out (:func:`sample_problem` names them); a batch
+    without a positive value in both arms gives no statistic.
+    """
+    pairs = [(b, i) for b, i in _pairs(result, metric) if _readable(b) and _readable(i)]
+    if metric == "instructions":
+        groups = [[pair] for pair in pairs]
     else:
-        rows, (b_col, i_col) = result.samples, _COLUMNS[metric]
+        groups = [pairs[batch] for batch in batch_slices(len(pairs))]
     values = []
-    for row in rows:
-        b, i = row[b_col], row[i_col]
-        if b > 0 and i > 0 and math.isfinite(b) and math.isfinite(i):
-            values.append(math.log(i / b))
+    for group in groups:
+        b, i = _mean([p[0] for p in group]), _mean([p[1] for p in group])
+        if b > 0 and i > 0:
+            values.append(math.log(i) - math.log(b))  # not log(i / b): that ratio may overflow
     return values
+
+
+def sample_problem(result: TestResult, metric: str, run: str) -> str | None:
+    """Why ``result``'s samples of ``metric`` cannot be compared (``run`` names the run), or ``None``."""
+    label = METRIC_LABELS.get(metric, metric)
+    pairs = _pairs(result, metric)
+    if not pairs:
+        return f"{run} kept no per-pair {label} samples"
+    unreadable = sum(1 for b, i in pairs if not (_readable(b) and _readable(i)))
+    if unreadable:
+        return f"{unreadable} of {len(pairs)} pairs in {run} hold a {label} value that is NaN, negative or infinite"
+    if not log_ratios(result, metric):
+        return f"no pair in {run} has a {label} value above zero in both arms"
+    return None
 
 
 def _count_at_most(x: Sequence[float], y: Sequence[float], t: float) -> int:
@@ -262,6 +306,9 @@ class MetricChange:
     n_after: int
     confidence: float
     outcomes: tuple[tuple[Criterion, Verdict], ...] = ()
+    problem: str | None = None
+    """Why the samples could not be compared (NaN or negative values, none kept); the figures are then
+    NaN and unbounded, and every criterion on the metric is undecided."""
 
     @property
     def label(self) -> str:
@@ -276,13 +323,15 @@ class MetricChange:
         return tuple(c for c, v in self.outcomes if v is Verdict.FAIL)
 
     def describe(self) -> str:
-        """``CPU +3.1% → +9.8%: +6.7pp (95% CI +6.0…+7.4pp)``."""
+        """``CPU +3.1% → +9.8%: +6.7pp (95% CI [+6.0pp, +7.4pp])``, or why it could not be compared."""
+        if self.problem is not None:
+            return f"{self.label} not compared: {self.problem}"
         low, estimate, high = self.points
-        interval = f"{percentage_points(low)}…{percentage_points(high)}"
-        change = f"{percentage_points(estimate)} ({self.confidence * 100:g}% CI {interval})"
+        bounds = interval(low, high, percentage_points)
+        change = f"{percentage_points(estimate)} ({self.confidence * 100:g}% CI {bounds})"
         if self.relative is not None and math.isfinite(self.relative[1]):
             change += f", {signed_whole_percent(self.relative[1])} relative"
-        return f"{self.label} {signed_percent_or_na(self.before)} → {signed_percent_or_na(self.after)}: {change}"
+        return f"{self.label} {signed_percent_or_dash(self.before)} → {signed_percent_or_dash(self.after)}: {change}"
 
 
 @dataclass(frozen=True)
@@ -320,6 +369,30 @@ class Comparison:
     def counts(self) -> dict[Verdict, int]:
         return {v: sum(1 for t in self.tests if t.verdict is v) for v in Verdict}
 
+    @property
+    def idle_criteria(self) -> tuple[Criterion, ...]:
+        """Criteria no test was compared on: their metric was kept by no test in both runs, or every test is new."""
+        applied = {c for test in self.tests for metric in test.metrics for c, _ in metric.outcomes}
+        return tuple(c for c in self.criteria if c not in applied)
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Warnings: each metric that could not be compared (the test, the metric, why), and each
+        criterion that decided nothing, so that a gate never passes without a word."""
+        unusable = tuple(
+            f"{test.nodeid}: {metric.describe()}"
+            + (f"; {', '.join(c.describe() for c, _ in metric.outcomes)} undecided" if metric.outcomes else "")
+            for test in self.tests
+            for metric in test.metrics
+            if metric.problem is not None
+        )
+        return unusable + tuple(_idle(c) for c in self.idle_criteria)
+
+
+def _idle(criterion: Criterion) -> str:
+    label = METRIC_LABELS.get(criterion.metric, criterion.metric)
+    return f"{criterion.describe()} decided nothing: no test was compared on {label}"
+
 
 def _corners(a_low: float, a_high: float, delta: float, fn: Callable[[float, float], float]) -> list[float]:
     return [fn(a, delta) for a in (a_low, a_high)]
@@ -343,9 +416,36 @@ def _criterion_margin(criterion: Criterion, a: float, delta: float) -> float:
 def _metric_change(
     before: TestResult, after: TestResult, metric: str, criteria: Sequence[Criterion], confidence: float
 ) -> MetricChange | None:
-    d_before, d_after = log_ratios(before, metric), log_ratios(after, metric)
-    if not d_before or not d_after:
+    """The change of one metric; ``None`` when neither run measured it (instructions in time mode)."""
+    wanted = tuple(c for c in criteria if c.metric == metric)
+    pairs = len(_pairs(before, metric)), len(_pairs(after, metric))
+    if not any(pairs):
         return None
+    problem = sample_problem(before, metric, "the earlier run") or sample_problem(after, metric, "the later run")
+    if problem is None:
+        try:
+            return _measured_change(before, after, metric, wanted, confidence)
+        except ArithmeticError:  # ratios so extreme that exp() overflows: no figure can stand for them
+            problem = "its overheads are too large to compute with"
+    return MetricChange(
+        metric=metric,
+        before=math.nan,
+        after=math.nan,
+        points=(-math.inf, math.nan, math.inf),
+        relative=None,
+        shift=(-math.inf, math.nan, math.inf),
+        n_before=pairs[0],
+        n_after=pairs[1],
+        confidence=confidence,
+        outcomes=tuple((c, Verdict.INCONCLUSIVE) for c in wanted),
+        problem=problem,
+    )
+
+
+def _measured_change(
+    before: TestResult, after: TestResult, metric: str, criteria: Sequence[Criterion], confidence: float
+) -> MetricChange:
+    d_before, d_after = log_ratios(before, metric), log_ratios(after, metric)
     each = 1 - (1 - confidence) / 2  # Bonferroni: two intervals, one joint statement
     a_low, a_est, a_high = wilcoxon_interval(d_before, each)
     shift = shift_interval(d_before, d_after, each)
@@ -369,8 +469,6 @@ def _metric_change(
         )
     outcomes = []
     for criterion in criteria:
-        if criterion.metric != metric:
-            continue
         if not bounded:
             outcomes.append((criterion, Verdict.INCONCLUSIVE))
             continue
@@ -384,8 +482,8 @@ def _metric_change(
         points=points,
         relative=relative,
         shift=shift,
-        n_before=len(d_before),
-        n_after=len(d_after),
+        n_before=len(_pairs(before, metric)),
+        n_after=len(_pairs(after, metric)),
         confidence=confidence,
         outcomes=tuple(outcomes),
     )
@@ -518,11 +616,13 @@ def comparison_lines(comparison: Comparison) -> list[str]:
         for metric in test.metrics:
             verdicts = ", ".join(f"{_outcome(v)} {c.describe()}" for c, v in metric.outcomes)
             lines.append(
-                f"      {metric.describe()}  [{metric.n_before} vs {metric.n_after} pairs]"
+                ("      WARNING " if metric.problem is not None else "      ")
+                + f"{metric.describe()}  [{metric.n_before} vs {metric.n_after} pairs]"
                 + (f"  {verdicts}" if verdicts else "")
             )
     if comparison.missing:
         lines.append(f"  not measured in this run: {', '.join(comparison.missing)}")
+    lines += [f"  WARNING {_idle(criterion)}" for criterion in comparison.idle_criteria]
     if comparison.criteria:
         counts = comparison.counts()
         lines.append(

@@ -21,9 +21,10 @@ import platform
 import re
 import secrets
 import subprocess
+import sys
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,12 +47,13 @@ __all__ = [
     "load_run",
     "machine_info",
     "parse_run",
+    "printable",
     "result_from_dict",
     "valid_name",
 ]
 
 SCHEMA = "pytest-otel-overhead"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _STAMP_LENGTH = len("20250101T000000000000Z")
 
@@ -61,8 +63,11 @@ class HistoryError(Exception):
 
 
 def valid_name(name: str) -> bool:
-    """Names become part of file names: letters, digits, ``.``, ``_``, ``-``; at most 64 characters."""
-    return bool(_NAME.match(name))
+    """Names become part of file names: letters, digits, ``.``, ``_``, ``-``; at most 64 characters.
+
+    The whole name must match: no trailing newline, no control characters, nothing else.
+    """
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
 
 
 def _git(args: Sequence[str], cwd: Path) -> str | None:
@@ -160,62 +165,226 @@ def now_iso() -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Reading documents back
+#
+# Readers check every value against what ``as_dict`` writes, so a loaded run holds nothing that
+# reports and comparisons could trip over: whole numbers are counts no larger than _LARGEST_COUNT,
+# other numbers are finite (``null`` stands for NaN or an unbounded end, as written), texts are
+# texts. A value that does not fit raises _Malformed, whose message names the field it was in.
+
+_LARGEST_COUNT = 2**53
+"""Whole numbers above this are no measurement's, and floats could no longer hold them exactly."""
+_MISSING = object()
+
+_T = typing.TypeVar("_T")
 
 
-def _num(value: Any, missing: float = math.nan) -> float:
-    """Numbers as written by ``as_dict``: ``None`` stands for a value JSON cannot hold."""
+class _Malformed(ValueError):
+    """A value that does not fit its field; ``where`` is the path of keys to it."""
+
+    def __init__(self, problem: str, where: tuple[str, ...] = ()) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.where = where
+
+    def within(self, key: str) -> _Malformed:
+        return _Malformed(self.problem, (_clip(key, 60), *self.where))
+
+    def __str__(self) -> str:
+        return f"{'.'.join(self.where)}: {self.problem}" if self.where else self.problem
+
+
+def _describe(value: Any) -> str:
+    """A JSON value in a few characters: error messages stay one short line whatever the file holds."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, int):
+        if value.bit_length() > 128:  # about 39 digits: longer ones are described, not shown
+            return f"a whole number of about {round(value.bit_length() * math.log10(2))} digits"
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return repr(value)
+    if isinstance(value, str):
+        return repr(_clip(value, 40))
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _field(data: Mapping[str, Any], key: str, read: Callable[[Any], _T], *, required: bool = True) -> _T:
+    """``read(data[key])``; an absent optional field reads as ``null``."""
+    value = data.get(key, _MISSING)
+    if value is _MISSING:
+        if required:
+            raise _Malformed("missing", (key,))
+        value = None
+    try:
+        return read(value)
+    except _Malformed as error:
+        raise error.within(key) from None
+
+
+def _optional(read: Callable[[Any], _T]) -> Callable[[Any], _T | None]:
+    return lambda value: None if value is None else read(value)
+
+
+def _read_number(value: Any, missing: float = math.nan) -> float:
+    """A finite number as ``as_dict`` writes it; ``null`` stands for a value JSON cannot hold (``missing``)."""
     if value is None:
         return missing
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{value!r} is not a number")
-    return float(value)
+        raise _Malformed(f"{_describe(value)} is not a number")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise _Malformed(f"{_describe(value)} is too large for a number") from None
+    if not math.isfinite(number):
+        raise _Malformed(f"{_describe(value)} is not a finite number")
+    return number
 
 
-def _int(value: Any) -> int:
+def _read_interval_low(value: Any) -> float:
+    return _read_number(value, -math.inf)
+
+
+def _read_interval_high(value: Any) -> float:
+    return _read_number(value, math.inf)
+
+
+def _read_amount(value: Any) -> float:
+    """A time, size or rate: finite and not negative."""
+    number = _read_number(value)
+    if number < 0:
+        raise _Malformed(f"{_describe(value)} is negative")
+    return number
+
+
+def _read_count(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{value!r} is not a whole number")
+        raise _Malformed(f"{_describe(value)} is not a whole number")
+    if not 0 <= value <= _LARGEST_COUNT:
+        raise _Malformed(f"{_describe(value)} is not a count (0 to 2**53)")
     return value
 
 
-def _str(value: Any) -> str:
+def _read_text(value: Any) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a string")
+        raise _Malformed(f"{_describe(value)} is not a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # "\ud800" is valid JSON but no text: printing or writing it would fail
+        raise _Malformed(f"{_describe(value)} holds a lone surrogate, not text") from None
     return value
 
 
-def _budget(value: Any) -> Budget | None:
+def _read_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Malformed(f"{_describe(value)} is not an object")
+    return value
+
+
+def _read_list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise _Malformed(f"{_describe(value)} is not a list")
+    return value
+
+
+def _read_entries(value: Any, read: Callable[[Any], _T]) -> list[tuple[str, _T]]:
+    """The members of an object, each value read by ``read``; errors name the member."""
+    entries = []
+    for key, item in _read_object(value).items():
+        try:
+            entries.append((_read_text(key), read(item)))
+        except _Malformed as error:
+            raise error.within(key) from None
+    return entries
+
+
+def _read_items(value: Any, read: Callable[[Any], _T]) -> list[_T]:
+    """The items of a list, each read by ``read``; errors name the item (``#1`` is the first)."""
+    items = []
+    for index, item in enumerate(_read_list(value)):
+        try:
+            items.append(read(item))
+        except _Malformed as error:
+            raise error.within(f"#{index + 1}") from None
+    return items
+
+
+def _read_row(width: int) -> Callable[[Any], tuple[float, ...]]:
+    def read(value: Any) -> tuple[float, ...]:
+        row = _read_list(value)
+        if len(row) != width:
+            raise _Malformed(f"a row of {len(row)} values, not {width}")
+        return tuple(_read_number(v) for v in row)
+
+    return read
+
+
+def _read_budget(value: Any) -> Budget | None:
     if value is None:
         return None
-    kind = _str(value["kind"])
+    data = _read_object(value)
+    kind = _field(data, "kind", _read_text)
     if kind not in ("relative", "absolute"):
-        raise ValueError(f"budget kind {kind!r}")
-    return Budget(kind, _num(value["value"]))  # type: ignore[arg-type]
+        raise _Malformed(f"{_describe(kind)} is not a budget kind (relative or absolute)", ("kind",))
+    amount = _field(data, "value", _read_number)
+    if not amount > 0:
+        raise _Malformed(f"{_describe(amount)} is not a budget (above 0)", ("value",))
+    return Budget(kind, amount)  # type: ignore[arg-type]
 
 
-def _metric(data: Mapping[str, Any]) -> MetricResult:
-    verdict = data.get("verdict")
-    resolution = data.get("resolution")
-    note = data.get("note")
+def _read_verdict(value: Any) -> Verdict | None:
+    if value is None:
+        return None
+    text = _read_text(value)
+    try:
+        return Verdict(text)
+    except ValueError:
+        raise _Malformed(f"{_describe(text)} is not a verdict ({', '.join(v.value for v in Verdict)})") from None
+
+
+def _read_confidence(value: Any) -> float:
+    confidence = _read_number(value)
+    if not 0 < confidence < 1:
+        raise _Malformed(f"{_describe(value)} is not a confidence (between 0 and 1)")
+    return confidence
+
+
+def _metric(value: Any) -> MetricResult:
+    data = _read_object(value)
     return MetricResult(
-        metric=_str(data["metric"]),
-        baseline=_num(data["baseline"]),
-        instrumented=_num(data["instrumented"]),
-        overhead=_num(data["overhead"]),
-        ci_low=_num(data["ci_low"], -math.inf),
-        ci_high=_num(data["ci_high"], math.inf),
-        kind=_str(data["overhead_kind"]),
-        n=_int(data["n"]),
-        spread=_num(data["spread"]),
-        confidence=_num(data["confidence"]),
-        budget=_budget(data.get("budget")),
-        verdict=None if verdict is None else Verdict(verdict),
-        resolution=None if resolution is None else _num(resolution),
-        note=None if note is None else _str(note),
+        metric=_field(data, "metric", _read_text),
+        baseline=_field(data, "baseline", _read_number),
+        instrumented=_field(data, "instrumented", _read_number),
+        overhead=_field(data, "overhead", _read_number),
+        ci_low=_field(data, "ci_low", _read_interval_low),
+        ci_high=_field(data, "ci_high", _read_interval_high),
+        kind=_field(data, "overhead_kind", _read_text),
+        n=_field(data, "n", _read_count),
+        spread=_field(data, "spread", _read_number),
+        confidence=_field(data, "confidence", _read_confidence),
+        budget=_field(data, "budget", _read_budget, required=False),
+        verdict=_field(data, "verdict", _read_verdict, required=False),
+        resolution=_field(data, "resolution", _optional(_read_number), required=False),
+        note=_field(data, "note", _optional(_read_text), required=False),
     )
 
 
 def _accepts(hint: Any, value: Any) -> tuple[bool, Any]:
-    """Whether a JSON value fits a simple field type (scalars, optional, tuples of them), and the value to pass."""
+    """Whether a JSON value fits a simple field type (scalars, optional, tuples of them), and the value to pass.
+
+    Numbers fit only when finite, and whole numbers only up to ``_LARGEST_COUNT`` either way.
+    """
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         for option in typing.get_args(hint):
@@ -226,10 +395,22 @@ def _accepts(hint: Any, value: Any) -> tuple[bool, Any]:
     if hint is type(None):
         return value is None, None
     if hint is float:
-        fits = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return fits, float(value) if fits else None
-    if hint in (int, str, bool):
-        return type(value) is hint, value
+        if value is None:
+            return False, None
+        try:
+            return True, _read_number(value)
+        except _Malformed:
+            return False, None
+    if hint is int:
+        fits = type(value) is int and -_LARGEST_COUNT <= value <= _LARGEST_COUNT
+        return fits, value if fits else None
+    if hint is str:
+        try:
+            return True, _read_text(value)
+        except _Malformed:
+            return False, None
+    if hint is bool:
+        return type(value) is bool, value
     if origin is tuple and isinstance(value, list):
         args = typing.get_args(hint)
         if len(args) == 2 and args[1] is Ellipsis:
@@ -258,182 +439,270 @@ def _extra_fields(cls: type, data: Mapping[str, Any], known: frozenset[str]) -> 
     return extra
 
 
-def _settings(data: Mapping[str, Any]) -> MeasureSettings:
-    rate = data.get("sample_rate")
-    core: dict[str, Any] = {
-        "sampler": _str(data["sampler"]),
-        "sample_rate": None if rate is None else _num(rate),
-        "processor": _str(data["processor"]),
-        "batch_size": _int(data["batch_size"]),
-        "schedule_delay_ms": _num(data["schedule_delay_ms"]),
-        "queue_size": _int(data["queue_size"]),
-        "export_timeout_ms": _num(data["export_timeout_ms"]),
-        "exporter": _str(data["exporter"]),
-    }
-    pipeline = PipelineSettings(**core, **_extra_fields(PipelineSettings, data, frozenset(core)))
-    budgets = tuple((_str(name), b) for name, value in dict(data["budgets"]).items() if (b := _budget(value)))
-    sources = tuple((_str(k), _str(v)) for k, v in dict(data.get("sources") or {}).items())
-    settings: dict[str, Any] = {
-        "pipeline": pipeline,
-        "budgets": budgets,
-        "metric": _str(data["metric"]),
-        "max_time": _num(data["max_time_s"]),
-        "inconclusive": _str(data["inconclusive"]),
-        "sources": sources,
-    }
-    return MeasureSettings(**settings, **_extra_fields(MeasureSettings, data, frozenset(settings)))
-
-
 def _field_names(cls: type) -> frozenset[str]:
     """Fields a record type has: documents written by other versions may carry more or fewer."""
     return frozenset(f.name for f in dataclasses.fields(cls))
 
 
+def _settings(value: Any) -> MeasureSettings:
+    data = _read_object(value)
+    core: dict[str, Any] = {
+        "sampler": _field(data, "sampler", _read_text),
+        "sample_rate": _field(data, "sample_rate", _optional(_read_number), required=False),
+        "processor": _field(data, "processor", _read_text),
+        "batch_size": _field(data, "batch_size", _read_count),
+        "schedule_delay_ms": _field(data, "schedule_delay_ms", _read_amount),
+        "queue_size": _field(data, "queue_size", _read_count),
+        "export_timeout_ms": _field(data, "export_timeout_ms", _read_amount),
+        "exporter": _field(data, "exporter", _read_text),
+    }
+    pipeline = PipelineSettings(**core, **_extra_fields(PipelineSettings, data, frozenset(core)))
+    budgets = _field(data, "budgets", lambda v: _read_entries(v, _read_budget))
+    settings: dict[str, Any] = {
+        "pipeline": pipeline,
+        "budgets": tuple((name, budget) for name, budget in budgets if budget is not None),
+        "metric": _field(data, "metric", _read_text),
+        "max_time": _field(data, "max_time_s", _read_amount),
+        "inconclusive": _field(data, "inconclusive", _read_text),
+        "sources": tuple(
+            _field(data, "sources", lambda v: _read_entries(v if v is not None else {}, _read_text), required=False)
+        ),
+    }
+    return MeasureSettings(**settings, **_extra_fields(MeasureSettings, data, frozenset(settings)))
+
+
 # PipelineHealth fields that documents give per call or under another name: field -> (key, how).
-# "count": a per-call figure of a whole count; "amount": a per-call figure of a total; "as is".
+# "per call count": a per-call figure of a whole count; "per call total": of a total (seconds);
+# "count" and "seconds": as they are.
 _HEALTH_RENAMED = {
-    "ended": ("spans_ended_per_call", "count"),
-    "spans_failed": ("spans_dropped_failed_export", "as is"),
-    "export_latency_p50": ("export_latency_p50_s", "as is"),
-    "export_latency_p95": ("export_latency_p95_s", "as is"),
-    "export_cpu_s": ("export_cpu_per_call_s", "amount"),
-    "bytes_sent": ("bytes_sent_per_call", "count"),
-    "bytes_uncompressed": ("bytes_uncompressed_per_call", "count"),
+    "ended": ("spans_ended_per_call", "per call count"),
+    "spans_failed": ("spans_dropped_failed_export", "count"),
+    "export_latency_p50": ("export_latency_p50_s", "seconds"),
+    "export_latency_p95": ("export_latency_p95_s", "seconds"),
+    "export_cpu_s": ("export_cpu_per_call_s", "per call total"),
+    "bytes_sent": ("bytes_sent_per_call", "per call count"),
+    "bytes_uncompressed": ("bytes_uncompressed_per_call", "per call count"),
 }
 
 
-def _health(data: Mapping[str, Any] | None) -> PipelineHealth | None:
-    if data is None:
+def _health(value: Any) -> PipelineHealth | None:
+    if value is None:
         return None
-    calls = _int(data["calls"])
+    data = _read_object(value)
+    calls = _field(data, "calls", _read_count)
+
+    def total(per_call: Any) -> float:
+        """A per-call figure times the calls; ``null`` (no calls to divide by) counts as none."""
+        amount = _read_amount(per_call) * calls if per_call is not None else 0.0
+        if amount > _LARGEST_COUNT:
+            raise _Malformed(f"{_describe(per_call)} per call over {calls} calls is more than any run counts")
+        return amount
 
     def count(per_call: Any) -> int:
-        value = _num(per_call)
-        return round(value * calls) if math.isfinite(value) else 0
+        return round(total(per_call))
 
     core: dict[str, Any] = {
         "calls": calls,
-        "started": count(data["spans_started_per_call"]),
-        "sampled": count(data["spans_sampled_per_call"]),
-        "exported": count(data["spans_exported_per_call"]),
-        "export_calls": _int(data["export_calls"]),
-        "by_name": tuple((_str(name), count(v)) for name, v in dict(data.get("spans_per_call_by_name") or {}).items()),
+        "started": _field(data, "spans_started_per_call", count),
+        "sampled": _field(data, "spans_sampled_per_call", count),
+        "exported": _field(data, "spans_exported_per_call", count),
+        "export_calls": _field(data, "export_calls", _read_count),
+        "by_name": tuple(
+            _field(
+                data,
+                "spans_per_call_by_name",
+                lambda v: _read_entries(v if v is not None else {}, count),
+                required=False,
+            )
+        ),
+    }
+    readers: dict[str, Callable[[Any], Any]] = {
+        "per call count": count,
+        "per call total": total,
+        "count": _read_count,
+        "seconds": _read_amount,
     }
     fields = _field_names(PipelineHealth)
     for name, (key, how) in _HEALTH_RENAMED.items():
         if name in fields and data.get(key) is not None:
-            if how == "count":
-                core[name] = count(data[key])
-            elif how == "amount":
-                core[name] = _num(data[key]) * calls
-            else:
-                core[name] = data[key]
+            core[name] = _field(data, key, readers[how])
     return PipelineHealth(**core, **_extra_fields(PipelineHealth, data, frozenset(core)))
 
 
-def _process(data: Mapping[str, Any] | None) -> ProcessProbe | None:
-    if data is None:
+def _process(value: Any) -> ProcessProbe | None:
+    if value is None:
         return None
+    data = _read_object(value)
     return ProcessProbe(
-        rss_baseline=_int(data["rss_baseline_bytes"]),
-        rss_instrumented=_int(data["rss_instrumented_bytes"]),
-        threads_baseline=_int(data["threads_baseline"]),
-        threads_instrumented=_int(data["threads_instrumented"]),
-        heap_retained_baseline=_num(data.get("heap_retained_per_call_baseline_bytes")),
-        heap_retained_instrumented=_num(data.get("heap_retained_per_call_instrumented_bytes")),
+        rss_baseline=_field(data, "rss_baseline_bytes", _read_count),
+        rss_instrumented=_field(data, "rss_instrumented_bytes", _read_count),
+        threads_baseline=_field(data, "threads_baseline", _read_count),
+        threads_instrumented=_field(data, "threads_instrumented", _read_count),
+        heap_retained_baseline=_field(data, "heap_retained_per_call_baseline_bytes", _read_number, required=False),
+        heap_retained_instrumented=_field(
+            data, "heap_retained_per_call_instrumented_bytes", _read_number, required=False
+        ),
     )
 
 
-def _samples(data: Mapping[str, Any] | None) -> tuple[tuple[float, float, float, float], ...]:
-    if not data:
-        return ()
-    columns = list(data["columns"])
-    expected = ["cpu_baseline", "cpu_instrumented", "wall_baseline", "wall_instrumented"]
-    if columns != expected:
-        raise ValueError(f"sample columns {columns}")
-    rows = []
-    for row in data["per_call_seconds"]:
-        if len(row) != 4:
-            raise ValueError("a sample row without 4 values")
-        rows.append((_num(row[0]), _num(row[1]), _num(row[2]), _num(row[3])))
-    return tuple(rows)
+_SAMPLE_COLUMNS = ["cpu_baseline", "cpu_instrumented", "wall_baseline", "wall_instrumented"]
 
 
-def _instruction_samples(data: Mapping[str, Any] | None) -> tuple[tuple[float, float], ...]:
+def _samples(value: Any) -> tuple[tuple[float, float, float, float], ...]:
+    """Raw per-pair times. Any finite number or ``null`` is read: comparisons say which they cannot use."""
+    data = _read_object(value) if value is not None else {}
     if not data:
         return ()
-    rows = []
-    for row in data["per_process_per_call"]:
-        if len(row) != 2:
-            raise ValueError("an instruction sample row without 2 values")
-        rows.append((_num(row[0]), _num(row[1])))
-    return tuple(rows)
+    columns = _field(data, "columns", _read_list)
+    if columns != _SAMPLE_COLUMNS:
+        raise _Malformed(f"columns are not {', '.join(_SAMPLE_COLUMNS)}", ("columns",))
+    return tuple(_field(data, "per_call_seconds", lambda v: _read_items(v, _read_row(4))))  # type: ignore[arg-type]
+
+
+def _instruction_samples(value: Any) -> tuple[tuple[float, float], ...]:
+    data = _read_object(value) if value is not None else {}
+    if not data:
+        return ()
+    return tuple(_field(data, "per_process_per_call", lambda v: _read_items(v, _read_row(2))))  # type: ignore[arg-type]
+
+
+def _metrics(value: Any) -> tuple[MetricResult, ...]:
+    return tuple(metric for _, metric in _read_entries(value, _metric))
 
 
 def result_from_dict(data: Mapping[str, Any]) -> TestResult:
-    """The inverse of ``TestResult.as_dict``; raises ``KeyError``/``TypeError``/``ValueError`` when malformed."""
+    """The inverse of ``TestResult.as_dict``; raises ``ValueError`` naming the field when malformed."""
+    data = _read_object(data)
     core: dict[str, Any] = {
-        "nodeid": _str(data["nodeid"]),
-        "settings": _settings(data["settings"]),
-        "metrics": tuple(_metric(m) for m in dict(data["metrics"]).values()),
-        "health": _health(data.get("pipeline")),
-        "process": _process(data.get("process")),
-        "pairs": _int(data["pairs"]),
-        "calls_per_block": _int(data["calls_per_block"]),
-        "looks": _int(data["looks"]),
-        "duration_s": _num(data["duration_s"]),
-        "stop_reason": _str(data["stop_reason"]),
-        "throughput_baseline": _num(data.get("throughput_baseline_per_s")),
-        "throughput_instrumented": _num(data.get("throughput_instrumented_per_s")),
-        "samples": _samples(data.get("samples")),
+        "nodeid": _field(data, "nodeid", _read_text),
+        "settings": _field(data, "settings", _settings),
+        "metrics": _field(data, "metrics", _metrics),
+        "health": _field(data, "pipeline", _health, required=False),
+        "process": _field(data, "process", _process, required=False),
+        "pairs": _field(data, "pairs", _read_count),
+        "calls_per_block": _field(data, "calls_per_block", _read_count),
+        "looks": _field(data, "looks", _read_count),
+        "duration_s": _field(data, "duration_s", _read_amount),
+        "stop_reason": _field(data, "stop_reason", _read_text),
+        "throughput_baseline": _field(data, "throughput_baseline_per_s", _read_number, required=False),
+        "throughput_instrumented": _field(data, "throughput_instrumented_per_s", _read_number, required=False),
+        "samples": _field(data, "samples", _samples, required=False),
     }
     if "instruction_samples" in data and "instruction_samples" in _field_names(TestResult):
-        core["instruction_samples"] = _instruction_samples(data["instruction_samples"])
+        core["instruction_samples"] = _field(data, "instruction_samples", _instruction_samples)
     return TestResult(**core, **_extra_fields(TestResult, data, frozenset(core)))
 
 
+def _read_name(value: Any) -> str:
+    name = _read_text(value)
+    if not valid_name(name):
+        raise _Malformed(f"{_describe(name)} is not a run name")
+    return name
+
+
+def _read_git(value: Any) -> dict[str, Any]:
+    data = _read_object(value)
+    return {
+        "commit": _field(data, "commit", _optional(_read_text), required=False),
+        "branch": _field(data, "branch", _optional(_read_text), required=False),
+        "dirty": _field(data, "dirty", _optional(_read_flag), required=False),
+    }
+
+
+def _read_flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Malformed(f"{_describe(value)} is not true or false")
+    return value
+
+
+def _read_machine(value: Any) -> dict[str, Any]:
+    data = _read_object(value if value is not None else {})
+    return {**data, "cpu_model": _field(data, "cpu_model", _optional(_read_text), required=False)}
+
+
+_ENVIRONMENT_READERS: dict[str, Callable[[Any], Any]] = {
+    "python": _read_text,
+    "implementation": _read_text,
+    "platform": _read_text,
+    "machine": _read_text,
+    "cpu_count": _read_count,
+    "memory_bytes": _read_count,
+    "load_average": lambda v: _read_items(v, _read_amount),
+    "packages": lambda v: dict(_read_entries(v, _optional(_read_text))),
+}
+
+
+def _read_environment(value: Any) -> dict[str, Any]:
+    """Where the run was measured; the fields reports and comparisons show must have their types."""
+    data = _read_object(value if value is not None else {})
+    known = {key: _field(data, key, _optional(read)) for key, read in _ENVIRONMENT_READERS.items() if key in data}
+    return {**data, **known}
+
+
+def _read_tests(value: Any) -> tuple[TestResult, ...]:
+    results = []
+    for index, test in enumerate(_read_list(value)):
+        try:
+            results.append(result_from_dict(test))
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as error:
+            where = test.get("nodeid") if isinstance(test, dict) else None
+            which = f"#{index + 1}" + (f" ({_clip(where, 200)})" if isinstance(where, str) else "")
+            raise _Malformed(f"test {which} is malformed: {error}") from None
+    return tuple(results)
+
+
 def parse_run(data: Any, source: str, path: Path | None = None) -> RunRecord:
-    """A run from a decoded JSON document (a saved run or an ``--otel-overhead-json`` report)."""
+    """A run from a decoded JSON document (a saved run or an ``--otel-overhead-json`` report).
+
+    Any document, however damaged, either gives a run whose every value has its field's type and
+    range, or raises :class:`HistoryError` with one line that starts with ``source``.
+    """
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise HistoryError(f'{source}: not a pytest-otel-overhead run (no "schema": "{SCHEMA}")')
     version = data.get("schema_version")
     if isinstance(version, bool) or not isinstance(version, int):
-        raise HistoryError(f"{source}: schema_version {version!r} is not a whole number")
+        raise HistoryError(f"{source}: schema_version {_describe(version)} is not a whole number")
     if version > SCHEMA_VERSION:
         raise HistoryError(
-            f"{source}: written with schema version {version}, newer than this pytest-otel-overhead reads "
-            f"({SCHEMA_VERSION}); upgrade pytest-otel-overhead"
+            f"{source}: written with schema version {_describe(version)}, newer than this pytest-otel-overhead "
+            f"reads ({SCHEMA_VERSION}); upgrade pytest-otel-overhead"
         )
-    tests = data.get("tests")
-    if not isinstance(tests, list):
+    if not isinstance(data.get("tests"), list):
         raise HistoryError(f'{source}: "tests" is not a list')
-    results = []
-    for index, test in enumerate(tests):
-        try:
-            results.append(result_from_dict(test))
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
-            where = test.get("nodeid") if isinstance(test, dict) else None
-            detail = f"missing field {error}" if isinstance(error, KeyError) else str(error)
-            raise HistoryError(
-                f"{source}: test #{index + 1}{f' ({where})' if isinstance(where, str) else ''} is malformed: {detail}"
-            ) from None
-    run = _mapping(data.get("run"))
-    name = run.get("name")
-    created = run.get("saved") or data.get("created")
-    return RunRecord(
-        results=tuple(results),
-        environment=_mapping(data.get("environment")),
-        created=created if isinstance(created, str) else "",
-        name=name if isinstance(name, str) else None,
-        path=path,
-        git=run.get("git") if isinstance(run.get("git"), dict) else None,
-        machine=_mapping(run.get("machine")),
-        settings=_mapping(run.get("settings")),
-    )
+    try:
+        results = _read_tests(data["tests"])
+        run = _field(data, "run", _read_run_section, required=False)
+        created = run["saved"] or _field(data, "created", _optional(_read_text), required=False)
+        return RunRecord(
+            results=results,
+            environment=_field(data, "environment", _read_environment, required=False),
+            created=created or "",
+            name=run["name"],
+            path=path,
+            git=run["git"],
+            machine=run["machine"],
+            settings=run["settings"],
+        )
+    except _Malformed as error:
+        raise HistoryError(f"{source}: {printable(str(error))}") from None
 
 
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+def _read_run_section(value: Any) -> dict[str, Any]:
+    """The ``run`` section of a saved run (absent from ``--otel-overhead-json`` reports)."""
+    data = _read_object(value if value is not None else {})
+    return {
+        "name": _field(data, "name", _optional(_read_name), required=False),
+        "saved": _field(data, "saved", _optional(_read_text), required=False),
+        "git": _field(data, "git", _optional(_read_git), required=False),
+        "machine": _field(data, "machine", _read_machine, required=False),
+        "settings": _field(data, "settings", lambda v: _read_object(v if v is not None else {}), required=False),
+    }
+
+
+def printable(text: str) -> str:
+    """Text from a file made safe for one line of a terminal: control characters (a newline, an
+    escape sequence) and lone surrogates are shown escaped, not obeyed."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def load_run(path: Path) -> RunRecord:
@@ -452,6 +721,10 @@ def load_run(path: Path) -> RunRecord:
         ) from None
     except RecursionError:
         raise HistoryError(f"{path}: not valid JSON (nested too deeply)") from None
+    except ValueError:  # the only other failure of the decoder: Python's limit on digits in a number
+        raise HistoryError(
+            f"{path}: holds a number too long to read (more than {sys.get_int_max_str_digits()} digits)"
+        ) from None
     return parse_run(data, str(path), path)
 
 
@@ -469,7 +742,12 @@ class Store:
         """Saved runs, oldest first. Hidden files (including unfinished writes) are not runs."""
         if not self.root.is_dir():
             return []
-        found = [p for p in self.root.iterdir() if p.suffix == ".json" and not p.name.startswith(".") and p.is_file()]
+        try:
+            found = [
+                p for p in self.root.iterdir() if p.suffix == ".json" and not p.name.startswith(".") and p.is_file()
+            ]
+        except OSError as error:
+            raise HistoryError(f"{self.root}: cannot list the run store ({error.strerror or error})") from None
         return sorted(found, key=self._sort_key)
 
     @staticmethod
@@ -481,7 +759,7 @@ class Store:
         except ValueError:
             try:
                 stamp = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).strftime(_STAMP_FORMAT)
-            except OSError:
+            except (OSError, ValueError, OverflowError):  # gone, or a modification time no calendar holds
                 stamp = ""
         return (stamp, path.name)
 
@@ -516,7 +794,7 @@ class Store:
     def resolve(self, spec: str, *, base: Path | None = None) -> Path:
         """The file meant by ``spec``: ``latest``, ``latest~N``, a run name, a file-name prefix or a path."""
         files = self.files()
-        match = re.fullmatch(r"latest(?:~(\d+))?", spec)
+        match = re.fullmatch(r"latest(?:~([0-9]{1,9}))?", spec)
         if match:
             back = int(match.group(1) or 0)
             if back >= len(files):
@@ -546,7 +824,11 @@ class Store:
         """Every readable run, oldest first, and one error line for each file that is not one."""
         runs: list[RunRecord] = []
         errors: list[str] = []
-        for path in self.files():
+        try:
+            files = self.files()
+        except HistoryError as error:
+            return runs, [str(error)]
+        for path in files:
             try:
                 runs.append(load_run(path))
             except HistoryError as error:

@@ -192,6 +192,9 @@ class TrackingPlugin:
             comparison = compare_runs(self.baseline, current, self.criteria)
             comparison = dataclasses.replace(comparison, differences=self.differences or comparison.differences)
             self.lines += comparison_lines(comparison)
+            for problem in comparison.problems:  # a metric that could not be compared is said so, not skipped
+                self.warnings.append(problem)
+                warnings.warn(OverheadCompareWarning(problem), stacklevel=1)
         self._write_reports(current, comparison)
 
     def _save(self, current: RunRecord) -> RunRecord:

@@ -7,7 +7,7 @@ interleaved inside each process; the per-process ratio is the paired statistic a
 process to process gives the interval, decided against the budget as in time mode.
 
 The test node is re-run in child pytest processes under callgrind (see
-:mod:`.instructions_child`); this process meanwhile runs the heap rounds (tracemalloc) and the
+:mod:`.child`); this process meanwhile runs the heap rounds (tracemalloc) and the
 diagnostic round, which count bytes and spans, not time, so the parallel work does not disturb them.
 """
 
@@ -30,14 +30,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_otel_overhead.engine.probes import calm_gc, process_reading
-from pytest_otel_overhead.engine.runner import (
-    HEAP_PAIRS_BUDGETED,
-    HEAP_PAIRS_REPORTED,
-    _Arms,
-    _diagnostic_round,
-    _heap_rounds,
-)
+from pytest_otel_overhead.engine.arms import Arms
+from pytest_otel_overhead.engine.diagnostic import diagnostic_round
+from pytest_otel_overhead.engine.heap import heap_pairs_for, heap_rounds
+from pytest_otel_overhead.engine.probes import calm_gc, process_probe, process_reading
 from pytest_otel_overhead.instructions.valgrind import (
     ValgrindUnavailable,
     callgrind_command,
@@ -50,7 +46,7 @@ from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessPr
 from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
 from pytest_otel_overhead.stats import median
 from pytest_otel_overhead.units import Budget
-from pytest_otel_overhead.verdict import Verdict, decide_budget
+from pytest_otel_overhead.verdict import Decision, Verdict, decide_budget
 from pytest_otel_overhead.wire import from_json, to_json
 
 __all__ = [
@@ -59,9 +55,12 @@ __all__ = [
     "PAIRS",
     "PROCESSES",
     "ChildSpec",
+    "Layout",
+    "instruction_metrics",
     "layout_status_path",
     "measure_instructions",
     "require_valgrind",
+    "summarise_layout",
 ]
 
 PROCESSES = 8
@@ -128,7 +127,9 @@ def require_valgrind(settings: MeasureSettings) -> None:
 
 
 @dataclass(frozen=True)
-class _Layout:
+class Layout:
+    """What one memory layout (process) counted: instructions per call in each arm."""
+
     layout: int
     calls: int
     baseline: float
@@ -156,21 +157,17 @@ def measure_instructions(
     except ValgrindUnavailable as error:
         pytest.fail(f"otel-overhead: {error}", pytrace=False)
     started = time.perf_counter()
-    rss_baseline, threads_baseline = process_reading()
+    before = process_reading()
     pipeline = build_pipeline(settings.pipeline)
-    arms = _Arms(workload, router, pipeline)
+    arms = Arms(workload, router, pipeline)
     try:
         with calm_gc() as collect:
             per_call = median([arms.block(instrumented, 1, collect).wall for instrumented in (False, True) * 3])
         with tempfile.TemporaryDirectory(prefix="otel-overhead-") as tmp:
             out = Path(tmp)
-            slots = slot_count(PROCESSES)
-            # A call this long is one call per block, whatever it counts: no need to count one first.
-            calls = 1 if per_call >= ONE_CALL_S else 0
-            children = _launch(item, settings, label, valgrind, out, slots, calls)
-            say(f"{label}: counting instructions in {PROCESSES} memory layouts, {slots} valgrind process(es) at a time")
+            children = _start_children(item, settings, label, valgrind, out, per_call, say)
             try:
-                rss_instrumented, threads_instrumented = process_reading()
+                after = process_reading()
                 health, heap_metric, retained = _parent_rounds(arms, settings, per_call)
                 _wait(children, max(MIN_TIMEOUT_S, TIMEOUT_FACTOR * settings.max_time), started)
             finally:
@@ -180,22 +177,32 @@ def measure_instructions(
     finally:
         router.switch(None)
         pipeline.shutdown()
-    stats = [layout.log_ratio for layout in layouts]
-    metrics = _metrics(settings, layouts, stats)
-    metrics.append(heap_metric)
-    result = TestResult(
+    metrics = [*instruction_metrics(settings, layouts, [layout.log_ratio for layout in layouts]), heap_metric]
+    result = _result(label, settings, layouts, metrics, health, process_probe(before, after, retained), started)
+    gate = result.metric("instructions")
+    if gate is not None:
+        say(
+            f"{label}: instructions {gate.format_overhead(gate.overhead)} "
+            f"{gate.format_interval()} over {len(layouts)} layouts in {result.duration_s:.1f}s"
+        )
+    return result
+
+
+def _result(
+    label: str,
+    settings: MeasureSettings,
+    layouts: Sequence[Layout],
+    metrics: Sequence[MetricResult],
+    health: PipelineHealth,
+    process: ProcessProbe,
+    started: float,
+) -> TestResult:
+    return TestResult(
         nodeid=label,
         settings=settings,
         metrics=tuple(metrics),
         health=health,
-        process=ProcessProbe(
-            rss_baseline=rss_baseline,
-            rss_instrumented=rss_instrumented,
-            threads_baseline=threads_baseline,
-            threads_instrumented=threads_instrumented,
-            heap_retained_baseline=retained[0],
-            heap_retained_instrumented=retained[1],
-        ),
+        process=process,
         pairs=len(layouts),
         calls_per_block=round(median([layout.calls for layout in layouts])),
         looks=1,
@@ -206,13 +213,6 @@ def measure_instructions(
         mode="instructions",
         instruction_samples=tuple((layout.baseline, layout.instrumented) for layout in layouts),
     )
-    gate = result.metric("instructions")
-    if gate is not None:
-        say(
-            f"{label}: instructions {gate.format_overhead(gate.overhead)} "
-            f"[{gate.format_interval()}] over {len(layouts)} layouts in {result.duration_s:.1f}s"
-        )
-    return result
 
 
 def slot_count(processes: int) -> int:
@@ -306,6 +306,24 @@ def _skip_hypothesis(item: pytest.Item) -> bool:
     return not any("hypothesis" in str(option) for option in options)
 
 
+def _start_children(
+    item: pytest.Item,
+    settings: MeasureSettings,
+    label: str,
+    valgrind: str,
+    out: Path,
+    per_call: float,
+    say: Progress,
+) -> list[_Child]:
+    """Start the child processes under valgrind, each counting its share of the memory layouts."""
+    slots = slot_count(PROCESSES)
+    # A call this long is one call per block, whatever it counts: no need to count one first.
+    calls = 1 if per_call >= ONE_CALL_S else 0
+    children = _launch(item, settings, label, valgrind, out, slots, calls)
+    say(f"{label}: counting instructions in {PROCESSES} memory layouts, {slots} valgrind process(es) at a time")
+    return children
+
+
 def _launch(
     item: pytest.Item, settings: MeasureSettings, label: str, valgrind: str, out: Path, slots: int, calls: int
 ) -> list[_Child]:
@@ -363,7 +381,7 @@ def _log_tail(child: _Child, lines: int = 25) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def _collect(out: Path, children: Sequence[_Child]) -> list[_Layout]:
+def _collect(out: Path, children: Sequence[_Child]) -> list[Layout]:
     blocks: dict[int, list[tuple[int, int, int, int]]] = {}
     for dump in read_dumps(out):
         match = _LABEL.fullmatch(dump.label)
@@ -384,11 +402,15 @@ def _collect(out: Path, children: Sequence[_Child]) -> list[_Layout]:
             error = json.loads(status_path.read_text(encoding="utf-8"))["error"]
             if error:
                 pytest.fail(f"otel-overhead: counting instructions failed in layout {layout}:\n{error}", pytrace=False)
-            layouts.append(_summarise(layout, blocks.get(layout, [])))
+            layouts.append(summarise_layout(layout, blocks.get(layout, [])))
     return sorted(layouts, key=lambda layout: layout.layout)
 
 
-def _summarise(layout: int, blocks: Sequence[tuple[int, int, int, int]]) -> _Layout:
+def summarise_layout(layout: int, blocks: Sequence[tuple[int, int, int, int]]) -> Layout:
+    """Instructions per call in each arm of one layout, from its dumps ``(block, arm, calls, count)``.
+
+    Block -1 of each arm is empty: its count, the cost of counting itself, is taken off the others.
+    """
     empty = {arm: count for block, arm, _, count in blocks if block == -1}
     per_arm: dict[int, list[float]] = {0: [], 1: []}
     calls_seen = 1
@@ -398,7 +420,7 @@ def _summarise(layout: int, blocks: Sequence[tuple[int, int, int, int]]) -> _Lay
             calls_seen = calls
     if not per_arm[0] or not per_arm[1]:
         pytest.fail(f"otel-overhead: no counted blocks for layout {layout}", pytrace=False)
-    return _Layout(
+    return Layout(
         layout=layout,
         calls=calls_seen,
         baseline=sum(per_arm[0]) / len(per_arm[0]),
@@ -407,16 +429,22 @@ def _summarise(layout: int, blocks: Sequence[tuple[int, int, int, int]]) -> _Lay
 
 
 def _parent_rounds(
-    arms: _Arms, settings: MeasureSettings, per_call: float
+    arms: Arms, settings: MeasureSettings, per_call: float
 ) -> tuple[PipelineHealth, MetricResult, tuple[float, float]]:
     """Diagnostic and heap rounds, as in time mode, natively in this process."""
     calls = max(1, round(NATIVE_BLOCK_S / max(per_call, 1e-9)))
     with calm_gc():
-        health = _diagnostic_round(arms.workload, settings, arms.router, calls, per_call)
-        heap_pairs = HEAP_PAIRS_BUDGETED if settings.budget("heap") is not None else HEAP_PAIRS_REPORTED
+        health = diagnostic_round(arms.workload, settings, arms.router, calls, per_call)
         # No time cap in this mode: every heap pair runs.
-        heap_metric, retained = _heap_rounds(
-            arms, settings, calls, heap_pairs, random.Random(0), CONFIDENCE, math.inf, 0.0
+        heap_metric, retained = heap_rounds(
+            arms,
+            settings,
+            calls,
+            pairs=heap_pairs_for(settings),
+            rng=random.Random(0),
+            confidence=CONFIDENCE,
+            deadline=math.inf,
+            expected_pair_s=0.0,
         )
     return health, heap_metric, retained
 
@@ -445,52 +473,64 @@ def clock_driven(settings: MeasureSettings) -> bool:
     return pipeline.sampler in ("rate_limiting", "load_adaptive") or pipeline.max_traces_per_second is not None
 
 
-def _metrics(settings: MeasureSettings, layouts: Sequence[_Layout], stats: Sequence[float]) -> list[MetricResult]:
+def instruction_metrics(
+    settings: MeasureSettings, layouts: Sequence[Layout], stats: Sequence[float]
+) -> list[MetricResult]:
     """The instruction ratio, decided against the CPU budget; time budgets other than that, undecided."""
     cpu = settings.budget("cpu")
     budget = cpu if cpu is not None and cpu.kind == "relative" else None
     decision = decide_budget(stats, budget, CONFIDENCE)
-    note = None
-    verdict = decision.verdict
+    verdict, note = _qualified(settings, budget, decision)
+    ratio = MetricResult(
+        metric="instructions",
+        baseline=median([layout.baseline for layout in layouts]),
+        instrumented=median([layout.instrumented for layout in layouts]),
+        overhead=decision.estimate,
+        ci_low=decision.ci_low,
+        ci_high=decision.ci_high,
+        kind="relative",
+        n=decision.n,
+        spread=decision.spread,
+        confidence=CONFIDENCE,
+        budget=budget,
+        verdict=verdict if budget is not None else None,
+        resolution=decision.half_width if verdict is Verdict.INCONCLUSIVE else None,
+        note=note,
+    )
+    return [ratio, *_undecidable_budgets(settings)]
+
+
+def _qualified(settings: MeasureSettings, budget: Budget | None, decision: Decision) -> tuple[Verdict, str | None]:
+    """The ratio's verdict and note, where the counts cannot show what production would do."""
     if clock_driven(settings):
         note = (
             f"the {settings.pipeline.sampler} sampler decides by the clock, which valgrind slows some fifty "
             "times, so these counts do not show production's sampling; use mode='time'"
         )
-        verdict = Verdict.INCONCLUSIVE
-    elif settings.pipeline.exporter not in LOCAL_EXPORTERS:
+        return Verdict.INCONCLUSIVE, note
+    if settings.pipeline.exporter not in LOCAL_EXPORTERS:
         # Each counted block ends with a full flush, so a network exporter pays one request per block
         # (about 3 ms of work) where production pays one per batch: the count overstates the overhead.
         note = (
             f"exporter {settings.pipeline.exporter!r} sends a request per counted block, more often than "
             "production's batches do: this overhead is an upper bound"
         )
-        if verdict is Verdict.FAIL:
-            verdict = Verdict.INCONCLUSIVE
-            note += ", too high to fail on; use mode='time'"
-    elif budget is not None and decision.verdict is Verdict.INCONCLUSIVE:
+        if decision.verdict is Verdict.FAIL:
+            return Verdict.INCONCLUSIVE, note + ", too high to fail on; use mode='time'"
+        return decision.verdict, note
+    if budget is not None and decision.verdict is Verdict.INCONCLUSIVE:
         note = (
             f"the {decision.n} memory layouts disagree (spread {decision.spread * 100:.2f}%) by more than "
             f"this overhead's distance from the budget"
         )
-    metrics = [
-        MetricResult(
-            metric="instructions",
-            baseline=median([layout.baseline for layout in layouts]),
-            instrumented=median([layout.instrumented for layout in layouts]),
-            overhead=decision.estimate,
-            ci_low=decision.ci_low,
-            ci_high=decision.ci_high,
-            kind="relative",
-            n=decision.n,
-            spread=decision.spread,
-            confidence=CONFIDENCE,
-            budget=budget,
-            verdict=verdict if budget is not None else None,
-            resolution=decision.half_width if verdict is Verdict.INCONCLUSIVE else None,
-            note=note,
-        )
-    ]
+        return decision.verdict, note
+    return decision.verdict, None
+
+
+def _undecidable_budgets(settings: MeasureSettings) -> list[MetricResult]:
+    """The budgets given that instruction counts cannot decide, each INCONCLUSIVE with the reason."""
+    metrics = []
+    cpu = settings.budget("cpu")
     if cpu is not None and cpu.kind != "relative":
         metrics.append(
             _undecidable(

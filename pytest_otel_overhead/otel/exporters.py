@@ -7,7 +7,8 @@ otherwise, so collection is paid for whatever the span exporter.
 
 The Python SDK's batch processor does not apply its export timeout (up to SDK 1.45 at least), so
 ``export_timeout`` is handed to the OTLP exporters: their deadline for one export, retries
-included. That bounds how long a down, slow or failing backend can hold a flush.
+included. That bounds how long a down, slow or failing backend can hold a flush; and
+:func:`set_export_timeout` shortens it further when less of the measurement's time is left.
 """
 
 from __future__ import annotations
@@ -24,7 +25,17 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pytest_otel_overhead.settings.layers import PipelineSettings
 from pytest_otel_overhead.settings.pipeline import load_object
 
-__all__ = ["DiscardingExporter", "DiscardingMetricExporter", "Exporters", "build_exporters", "otlp_urls"]
+__all__ = [
+    "DiscardingExporter",
+    "DiscardingMetricExporter",
+    "Exporters",
+    "build_exporters",
+    "otlp_urls",
+    "sends_requests",
+    "set_export_timeout",
+]
+
+LOCAL_EXPORTERS = ("none", "memory")
 
 
 class DiscardingExporter(SpanExporter):
@@ -66,6 +77,27 @@ def otlp_urls(endpoint: str) -> tuple[str, str]:
     return base + "/v1/traces", base + "/v1/metrics"
 
 
+def sends_requests(exporter: str) -> bool:
+    """Whether the ``exporter`` setting names one that costs a request per batch (OTLP, or an unknown factory)."""
+    return exporter not in LOCAL_EXPORTERS
+
+
+def set_export_timeout(exporter: object, seconds: float) -> bool:
+    """Give an OTLP exporter ``seconds`` for each export from now on, retries included.
+
+    The OTLP exporters take their timeout when they are built and have no setter, but read it
+    afresh at every export: from their client in recent SDKs (1.45), from themselves in older
+    ones. Returns False, changing nothing, for any other exporter.
+    """
+    if not type(exporter).__module__.startswith("opentelemetry.exporter.otlp."):
+        return False
+    for holder in (getattr(exporter, "_client", None), exporter):
+        if isinstance(getattr(holder, "_timeout", None), (int, float)):
+            holder._timeout = seconds  # type: ignore[union-attr]
+            return True
+    return False
+
+
 def build_exporters(settings: PipelineSettings, endpoint: str | None, headers: Mapping[str, str]) -> Exporters:
     """The exporters for ``settings``; ``endpoint`` is where OTLP goes (the receiver's when embedded)."""
     if settings.exporter == "memory":
@@ -81,7 +113,7 @@ def build_exporters(settings: PipelineSettings, endpoint: str | None, headers: M
         raise TypeError(
             f"exporter factory {settings.exporter!r} returned {type(exporter).__qualname__}, not a SpanExporter"
         )
-    return Exporters(exporter, DiscardingMetricExporter(), network=True)
+    return Exporters(exporter, DiscardingMetricExporter(), network=sends_requests(settings.exporter))
 
 
 def _otlp(settings: PipelineSettings, endpoint: str, headers: Mapping[str, str]) -> Exporters:

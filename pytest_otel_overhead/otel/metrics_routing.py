@@ -10,14 +10,18 @@ instrumented arm runs.
 Synchronous instruments (counter, up-down counter, histogram, gauge) resolve their delegate on first
 use after a switch. Observable instruments have no calls to hook: their callbacks run when the SDK
 collects, so each one is registered with every SDK MeterProvider the router switches to.
+
+While :meth:`MeterRouter.counting` is on (the diagnostic round, never a timed block), the delegates
+resolved for an SDK provider count the measurements made on them.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from opentelemetry import metrics
@@ -27,7 +31,7 @@ from opentelemetry.metrics._internal import _ProxyMeterProvider
 from opentelemetry.metrics._internal.instrument import Gauge
 from opentelemetry.util.types import Attributes
 
-__all__ = ["MeterRouter", "foreign_meter_provider", "install_meter_router"]
+__all__ = ["MeasurementCount", "MeterRouter", "foreign_meter_provider", "install_meter_router"]
 
 I = TypeVar("I")  # noqa: E741 - an instrument type
 _MeterKey = tuple[str, "str | None", "str | None", Any]
@@ -63,6 +67,40 @@ class _Spec:
         return method(self.name, self.unit, self.description)
 
 
+@dataclass
+class MeasurementCount:
+    """Measurements made on synchronous instruments while counting; thread-safe."""
+
+    measurements: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self) -> None:
+        with self.lock:
+            self.measurements += 1
+
+
+class _Counted:
+    """An SDK instrument whose every measurement is counted first (the diagnostic round only)."""
+
+    __slots__ = ("_count", "_inner")
+
+    def __init__(self, inner: Any, count: MeasurementCount) -> None:
+        self._inner = inner
+        self._count = count
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        self._count.add()
+        self._inner.add(*args, **kwargs)
+
+    def record(self, *args: Any, **kwargs: Any) -> None:
+        self._count.add()
+        self._inner.record(*args, **kwargs)
+
+    def set(self, *args: Any, **kwargs: Any) -> None:
+        self._count.add()
+        self._inner.set(*args, **kwargs)
+
+
 class MeterRouter(metrics.MeterProvider):
     """A MeterProvider whose instruments delegate to the provider of the current arm."""
 
@@ -76,6 +114,7 @@ class MeterRouter(metrics.MeterProvider):
             weakref.WeakKeyDictionary()
         )
         self._observables: list[_Spec] = []
+        self._count: MeasurementCount | None = None
 
     @property
     def active(self) -> metrics.MeterProvider:
@@ -114,9 +153,30 @@ class MeterRouter(metrics.MeterProvider):
             instrument = made[key] = spec.create(provider)
         return instrument
 
+    @contextmanager
+    def counting(self) -> Iterator[MeasurementCount]:
+        """Count the measurements made on instruments routed to an SDK provider meanwhile.
+
+        Each switch makes instruments resolve their delegate again, so switch to the arm after
+        entering and back before leaving: delegates resolved outside stay uncounted.
+        """
+        count = MeasurementCount()
+        with self._lock:
+            self._count = count
+            self._generation += 1
+        try:
+            yield count
+        finally:
+            with self._lock:
+                self._count = None
+                self._generation += 1
+
     def _resolve(self, spec: _Spec) -> Any:
         with self._lock:
-            return self._instrument_in(self._current, spec)
+            instrument = self._instrument_in(self._current, spec)
+            if self._count is not None and self._current is not self._idle:
+                return _Counted(instrument, self._count)
+            return instrument
 
     def _observe(self, spec: _Spec) -> None:
         with self._lock:

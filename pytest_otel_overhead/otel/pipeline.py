@@ -20,6 +20,11 @@ would pay for the work done in that block:
 * metrics are collected and exported once per ``metric_interval`` of instrumented time, as the
   periodic reader does; their cost is per interval, not per call.
 
+No wait on a backend is unbounded: a flush ends within ``export_timeout``, and the engine caps
+every export, flush and shutdown at the end of each phase's time (:meth:`Pipeline.cap`), so a
+backend that is down, silent, refusing or slow cannot hold a measurement past ``max_time``; what
+the cap cut short is counted (:class:`CappedExports`).
+
 Samplers driven by a clock (rate limits, load-adaptive) run on the pipeline's :class:`ArmClock`,
 which runs only while the router has this pipeline's arm in place: they pace themselves and read
 the load over instrumented time, as in a process that is always instrumented.
@@ -39,7 +44,7 @@ from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -61,7 +66,7 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 
-from pytest_otel_overhead.otel.exporters import DiscardingExporter, build_exporters
+from pytest_otel_overhead.otel.exporters import DiscardingExporter, build_exporters, set_export_timeout
 from pytest_otel_overhead.otel.receiver import PIPELINE_HEADER, Receiver, ReceiverError, ReceiverStats, shared_receiver
 from pytest_otel_overhead.otel.routing import ArmRouter, attach_extras
 from pytest_otel_overhead.results import PipelineHealth
@@ -70,7 +75,11 @@ from pytest_otel_overhead.settings.layers import PipelineSettings
 from pytest_otel_overhead.settings.pipeline import load_object
 from pytest_otel_overhead.stats import quantile
 
-__all__ = ["DiscardingExporter", "Pipeline", "PipelineCounts", "build_pipeline", "build_sampler"]
+__all__ = ["CappedExports", "DiscardingExporter", "Pipeline", "PipelineCounts", "build_pipeline", "build_sampler"]
+
+JOIN_SLACK_S = 0.05
+"""How much longer than its exports' deadline a shutdown waits for the batch worker: an export that
+the deadline ends returns a moment after it."""
 
 
 def build_sampler(settings: PipelineSettings, *, arm: ArmClock | None = None) -> Sampler:
@@ -164,34 +173,85 @@ class _CountingExporter(SpanExporter):
         return self._inner.force_flush(timeout_millis)
 
 
-class _FlushDeadline(SpanExporter):
-    """Lets a flush end within ``export_timeout``, as the spec asks of ForceFlush.
+@dataclass
+class CappedExports:
+    """Exports the pipeline's time cap ended early or refused, their spans, and the exports in progress."""
+
+    exports: int = 0
+    spans: int = 0
+    running: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, spans: int) -> None:
+        with self.lock:
+            self.exports += 1
+            self.spans += spans
+
+    @contextlib.contextmanager
+    def in_progress(self) -> Iterator[None]:
+        with self.lock:
+            self.running += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+class _Deadlines(SpanExporter):
+    """Keeps every export within its flush's ``export_timeout`` and within the pipeline's time cap.
 
     The Python SDK's batch processor ignores the flush timeout, and a flush exports batch after
     batch, each allowed the exporter's whole deadline: with a backend down, a flush of n batches
-    would wait n times that. Past the deadline of the flush in progress, further batches fail at
-    once (and count as dropped). Exports outside a flush, by the worker thread, are untouched.
+    would wait n times that. So an export in a flush gets only what is left of that flush
+    (``export_timeout`` from its start, as the spec asks of ForceFlush), and every export, on any
+    thread, only what is left of the cap (:meth:`Pipeline.cap`): an OTLP exporter's own deadline
+    is shortened to that, and once nothing is left the export fails at once. Exports the cap ended
+    or refused are counted in ``capped``: whether a more patient exporter would have delivered
+    them is unknown, so they are not simply failures.
     """
 
-    def __init__(self, inner: SpanExporter) -> None:
+    def __init__(self, inner: SpanExporter, timeout_s: float) -> None:
         self._inner = inner
-        self.deadline: float | None = None
+        self._timeout_s = timeout_s
+        self._settable = set_export_timeout(inner, timeout_s)
+        self.cap_at: float | None = None
+        """``time.monotonic()`` past which no export may run."""
+        self.capped = CappedExports()
+        self._flush_deadline: float | None = None
         self._flusher: threading.Thread | None = None
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        deadline = self.deadline
-        if deadline is not None and threading.current_thread() is self._flusher and time.monotonic() >= deadline:
+        now = time.monotonic()
+        end = now + self._timeout_s
+        if self._flush_deadline is not None and threading.current_thread() is self._flusher:
+            end = min(end, self._flush_deadline)
+        by_cap = False
+        cap = self.cap_at
+        if cap is not None and cap < end:
+            end, by_cap = cap, True
+        if end <= now:
+            if by_cap:
+                self.capped.add(len(spans))
             return SpanExportResult.FAILURE
-        return self._inner.export(spans)
+        if self._settable:
+            # Read at the start of each export; two exports at once (simple processor, threads) may
+            # swap values a moment apart, which changes nothing that matters.
+            set_export_timeout(self._inner, end - now)
+        with self.capped.in_progress():
+            result = self._inner.export(spans)
+        if by_cap and result is not SpanExportResult.SUCCESS:
+            self.capped.add(len(spans))
+        return result
 
     @contextlib.contextmanager
     def flushing(self, timeout_s: float) -> Iterator[None]:
         self._flusher = threading.current_thread()
-        self.deadline = time.monotonic() + timeout_s
+        self._flush_deadline = time.monotonic() + timeout_s
         try:
             yield
         finally:
-            self.deadline = None
+            self._flush_deadline = None
 
     def shutdown(self) -> None:
         self._inner.shutdown()
@@ -288,10 +348,34 @@ class Pipeline:
     tag: str | None = None
     batch_core: Any = None
     production_schedule: bool = False
-    flush_guard: _FlushDeadline | None = None
+    deadlines: _Deadlines | None = None
     arm_clock: ArmClock = field(default_factory=ArmClock)
+    metric_exporter: MetricExporter | None = None
     _span_clock: float = 0.0
     _metric_clock: float = 0.0
+
+    def cap(self, seconds: float) -> None:
+        """From now on, let no export, flush or shutdown of this pipeline wait past ``seconds`` from now.
+
+        Exports started after this get at most what is left (an OTLP exporter's own deadline is
+        shortened to it), and fail at once when nothing is left; :attr:`capped` counts them. A
+        later call moves the cap. Local exporters never wait: for them this changes nothing.
+        """
+        if self.deadlines is not None:
+            self.deadlines.cap_at = time.monotonic() + max(0.0, seconds)
+
+    @property
+    def capped(self) -> CappedExports:
+        """Exports the cap ended early or refused (none for local exporters, which never wait)."""
+        return self.deadlines.capped if self.deadlines is not None else CappedExports()
+
+    def wait_limit(self) -> float:
+        """Seconds a flush or shutdown may wait now: ``export_timeout``, or what is left of the cap if less."""
+        timeout = self.settings.export_timeout_ms / 1e3
+        cap = None if self.deadlines is None else self.deadlines.cap_at
+        if cap is None:
+            return timeout
+        return max(0.0, min(timeout, cap - time.monotonic()))
 
     def flush(self, busy_s: float | None = None) -> None:
         """Export what the pipeline holds; with ``busy_s``, as production would after that much work.
@@ -321,12 +405,23 @@ class Pipeline:
             self._metric_clock = 0.0
 
     def _bounded(self) -> contextlib.AbstractContextManager[None]:
-        guard = self.flush_guard
-        return guard.flushing(self.settings.export_timeout_ms / 1e3) if guard is not None else contextlib.nullcontext()
+        # Not force_flush(timeout_millis=...): the SDK's batch processor ignores it, and the provider
+        # skips a flush given no time at all, which would leave spans queued and uncounted. The
+        # deadlines are kept per export instead.
+        guard = self.deadlines
+        timeout = self.settings.export_timeout_ms / 1e3
+        return guard.flushing(timeout) if guard is not None else contextlib.nullcontext()
 
     def _flush_metrics(self) -> None:
-        if self.meter_provider is not None:
-            self.meter_provider.force_flush(timeout_millis=self.settings.export_timeout_ms)
+        if self.meter_provider is None:
+            return
+        wait = self.wait_limit()
+        if wait <= 0:
+            return  # past the cap: no collection, no export
+        if self.metric_exporter is not None:
+            set_export_timeout(self.metric_exporter, wait)
+        # The timeout bounds collection (callbacks) only; the export's deadline is set just above.
+        self.meter_provider.force_flush(timeout_millis=self.settings.export_timeout_ms)
 
     def after_block(self) -> None:
         """Release what the exporter kept, outside the timed block, so memory stays flat."""
@@ -345,6 +440,9 @@ class Pipeline:
         assert counts is not None, "health needs a pipeline built with observe=True"
         traces = self.receiver_stats("traces")
         metric_points = self.receiver_stats("metrics")
+        capped = self.capped
+        with capped.lock:
+            capped_exports, capped_spans = capped.exports, capped.spans
         with counts.lock:
             latencies = sorted(counts.export_seconds)
             return PipelineHealth(
@@ -369,14 +467,25 @@ class Pipeline:
                 metric_points=None if metric_points is None else metric_points.metric_points,
                 extra_threads=extra_threads,
                 max_dropped=self.settings.max_dropped,
+                exports_timed_out=capped_exports,
+                spans_timed_out=capped_spans,
             )
 
     def shutdown(self) -> None:
+        """Shut the providers down, waiting for the batch worker no longer than :meth:`wait_limit`.
+
+        The SDK's own shutdown would wait up to 30 s for an export in flight on the worker thread;
+        past the limit the worker is left to end by itself (its export is bounded by the cap too),
+        and :attr:`capped` ``.running`` says whether one was still running.
+        """
         try:
-            self.provider.shutdown()
+            if self.batch_core is not None:
+                self.batch_core.shutdown(timeout_millis=(self.wait_limit() + JOIN_SLACK_S) * 1e3)
+            self.provider.shutdown()  # the batch processor is down already: this returns at once
         finally:
             try:
                 if self.meter_provider is not None:
+                    # Nothing to wait for (the reader's own timer is off): the timeout only has to be positive.
                     self.meter_provider.shutdown(timeout_millis=self.settings.export_timeout_ms)
             finally:
                 if self.receiver is not None and self.tag is not None and self.receiver.running:
@@ -412,7 +521,7 @@ def build_pipeline(settings: PipelineSettings, *, observe: bool = False) -> Pipe
         endpoint, headers = receiver.endpoint, {PIPELINE_HEADER: tag}
     exporters = build_exporters(settings, endpoint, headers)
     exporter = exporters.spans
-    guard = _FlushDeadline(exporter) if exporters.network else None
+    guard = _Deadlines(exporter, settings.export_timeout_ms / 1e3) if exporters.network else None
     chain_exporter: SpanExporter = guard or exporter
     counts = PipelineCounts() if observe else None
     if counts is not None:
@@ -453,6 +562,7 @@ def build_pipeline(settings: PipelineSettings, *, observe: bool = False) -> Pipe
         tag=tag,
         batch_core=core,
         production_schedule=exporters.network and core is not None and _EXPORT_WHOLE_BATCHES is not None,
-        flush_guard=guard,
+        deadlines=guard,
         arm_clock=arm_clock,
+        metric_exporter=exporters.metrics,
     )

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import gzip
 import http.client
 import json
 import math
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "MAX_BODY_BYTES",
     "PIPELINE_HEADER",
     "Receiver",
     "ReceiverError",
@@ -51,6 +51,12 @@ CONTROL_PATH = "/_otel_overhead/"
 START_TIMEOUT_S = 60.0  # a cold interpreter importing protobuf on a loaded 2-core runner
 CONTROL_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
+MAX_BODY_BYTES = 64 * 1024 * 1024
+"""Largest request body accepted, as sent and after decompression; a larger one is answered 413.
+
+Exporters send batches of a few MiB at most. The cap bounds the receiver's memory: a small gzip
+body can inflate a thousandfold, so bodies are decompressed step by step and given up on at the cap.
+"""
 
 
 class ReceiverError(RuntimeError):
@@ -138,11 +144,41 @@ def _count_items(path: str, raw: bytes) -> dict[str, int]:
     return {"log_records": sum(len(sl.log_records) for rl in logs.resource_logs for sl in rl.scope_logs)}
 
 
+_GZIP_WBITS = 16 + zlib.MAX_WBITS  # gzip header and trailer around the deflate data
+
+
+class _BodyTooLarge(ValueError):
+    """A request body larger than ``MAX_BODY_BYTES`` once decompressed."""
+
+
+def _inflate(body: bytes, wbits: int, limit: int) -> bytes:
+    """Decompress without ever holding more than ``limit + 1`` bytes of output.
+
+    Gzip bodies may hold several members one after another (and zero padding), as ``gzip.decompress``
+    accepts them; a zlib (deflate) body is one stream.
+    """
+    parts: list[bytes] = []
+    size = 0
+    rest = body
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        part = inflater.decompress(rest, limit + 1 - size)
+        size += len(part)
+        if size > limit:
+            raise _BodyTooLarge(f"more than {limit} bytes once decompressed")
+        if not inflater.eof:
+            raise ValueError("truncated compressed body")
+        parts.append(part)
+        rest = inflater.unused_data.lstrip(b"\0") if wbits == _GZIP_WBITS else b""
+        if not rest:
+            return b"".join(parts)
+
+
 def _decompress(body: bytes, encoding: str) -> bytes:
     if encoding == "gzip":
-        return gzip.decompress(body)
+        return _inflate(body, _GZIP_WBITS, MAX_BODY_BYTES)
     if encoding == "deflate":
-        return zlib.decompress(body)
+        return _inflate(body, zlib.MAX_WBITS, MAX_BODY_BYTES)
     if encoding in ("", "identity"):
         return body
     raise ValueError(f"unsupported Content-Encoding {encoding!r}")
@@ -156,19 +192,37 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _reply(self, status: int, body: bytes = b"", content_type: str = "application/x-protobuf") -> None:
+    def _reply(
+        self, status: int, body: bytes = b"", content_type: str = "application/x-protobuf", *, close: bool = False
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        if close:  # the request's body was not read: the connection cannot carry another request
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(body)
 
-    def do_POST(self) -> None:
+    def _body(self) -> bytes | None:
+        """The request body, or ``None`` after answering a missing, malformed or too large length."""
         length = self.headers.get("Content-Length")
         if length is None:
-            self._reply(411)
+            self._reply(411, close=True)
+            return None
+        length = length.strip()
+        if not (length.isascii() and length.isdigit()):
+            self._reply(400, close=True)
+            return None
+        if len(length) > len(str(MAX_BODY_BYTES)) or int(length) > MAX_BODY_BYTES:
+            self._reply(413, close=True)
+            return None
+        return self.rfile.read(int(length))
+
+    def do_POST(self) -> None:
+        body = self._body()
+        if body is None:
             return
-        body = self.rfile.read(int(length))
         if self.path.startswith(CONTROL_PATH):
             self._control(self.path[len(CONTROL_PATH) :], json.loads(body or b"{}"))
             return
@@ -188,15 +242,16 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             raw = _decompress(body, self.headers.get("Content-Encoding", "").strip().lower())
             items = _count_items(self.path, raw)
-        except Exception:  # a collector answers 400 to a payload it cannot decode
+        except Exception as error:  # a collector answers 400 to a payload it cannot decode, 413 to one too large
             with state.lock:
                 counts["malformed"] += 1
-            self._reply(400)
+            self._reply(413 if isinstance(error, _BodyTooLarge) else 400)
             return
+        with state.lock:
+            counts["bytes_raw"] += len(raw)  # with bytes_wire, before any wait: an exporter may give up waiting
         if latency > 0:
             time.sleep(latency)
         with state.lock:
-            counts["bytes_raw"] += len(raw)
             if reject:
                 counts["rejected"] += 1
             else:

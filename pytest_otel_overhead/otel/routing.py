@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 from opentelemetry import metrics, trace
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
 
+from pytest_otel_overhead.otel.foreign import track_provider_origins
 from pytest_otel_overhead.otel.metrics_routing import MeterRouter, foreign_meter_provider, install_meter_router
 
 __all__ = ["ArmExtras", "ArmRouter", "RouterInstallError", "attach_extras", "install_router"]
@@ -215,7 +216,11 @@ _router: ArmRouter | None = None
 
 
 def install_router() -> ArmRouter:
-    """Install the session's router as the global TracerProvider (once per process)."""
+    """Install the session's router as the global TracerProvider (once per process).
+
+    From then on, where each SDK TracerProvider is created is remembered, so that a measurement
+    whose spans go through a provider of their own can say where it was made (``otel.foreign``).
+    """
     global _router
     current = trace.get_tracer_provider()
     if _router is not None and current is _router:
@@ -241,4 +246,5 @@ def install_router() -> ArmRouter:
     if not install_meter_router(router.meters):
         raise RouterInstallError("the global MeterProvider could not be installed")
     _router = router
+    track_provider_origins()
     return router

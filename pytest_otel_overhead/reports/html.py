@@ -3,7 +3,8 @@
 No scripts, no fonts, no links to anything outside the file: styles are inline, charts are
 inline SVG. Without matplotlib (the ``html`` extra) the same figures appear as tables and the
 page says which extra adds the charts. Every piece of user text (test ids, parameters, notes)
-goes through ``html.escape``.
+goes through ``html.escape``. Figures read as in the terminal: intervals ``[low, high]``, a missing
+figure ``NO_FIGURE``, relative and per-call overheads in columns of their own.
 """
 
 from __future__ import annotations
@@ -16,16 +17,20 @@ from typing import Any
 
 from pytest_otel_overhead import __version__
 from pytest_otel_overhead.formatting import (
+    NO_FIGURE,
     format_bytes,
+    interval,
     percentage_points,
-    signed_percent_or_na,
+    signed_percent,
+    signed_percent_or_dash,
     signed_whole_percent,
 )
 from pytest_otel_overhead.history.compare import Comparison, describe_run
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.reports.drawing import CHARTS_EXTRA, ChartDrawer, charts_available
-from pytest_otel_overhead.reports.markdown import headline_metrics, run_facts
-from pytest_otel_overhead.results import MetricResult, TestResult
+from pytest_otel_overhead.reports.markdown import budget_cell, headline_metrics, overhead_cell, run_facts
+from pytest_otel_overhead.reports.terminal import outcome_lines, overhead_heading, verdict_label
+from pytest_otel_overhead.results import AGAINST_ARMS_NOTE, NO_TELEMETRY, MetricResult, TestResult
 from pytest_otel_overhead.verdict import Verdict
 
 __all__ = ["CHARTS_EXTRA", "charts_available", "html_report"]
@@ -54,6 +59,10 @@ def _h(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _test_verdict(result: TestResult) -> str:
+    return _verdict(Verdict.INCONCLUSIVE if result.no_telemetry else result.verdict, verdict_label(result))
+
+
 def _verdict(verdict: Verdict | None, text: str | None = None) -> str:
     if verdict is None:
         return ""
@@ -74,11 +83,28 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequen
 
 
 def _value(metric: MetricResult, value: float) -> str:
-    return _h(metric.format_value(value)) if math.isfinite(value) else "-"
+    return _h(metric.format_value(value)) if math.isfinite(value) else NO_FIGURE
 
 
 def _overhead(metric: MetricResult) -> str:
-    return _h(metric.format_overhead(metric.overhead)) if math.isfinite(metric.overhead) else "-"
+    return _h(metric.format_estimate())
+
+
+def _against_arms_note(metrics: Sequence[MetricResult]) -> str:
+    return f'<p class="muted">{_h(AGAINST_ARMS_NOTE)}</p>' if any(m.against_arms for m in metrics) else ""
+
+
+def _kinds(metrics: Sequence[MetricResult]) -> list[str]:
+    """The kinds of overhead among ``metrics``, each of which gets a column of its own."""
+    return [kind for kind in ("relative", "absolute") if any(m.kind == kind for m in metrics)]
+
+
+def _overhead_headers(kinds: Sequence[str]) -> list[str]:
+    return [f"{overhead_heading(kind)} (95% CI)" for kind in kinds]
+
+
+def _overhead_cells(metric: MetricResult, kinds: Sequence[str]) -> list[str]:
+    return [_h(overhead_cell(metric)) if metric.kind == kind else NO_FIGURE for kind in kinds]
 
 
 def _header(run: RunRecord) -> str:
@@ -86,28 +112,31 @@ def _header(run: RunRecord) -> str:
     packages: dict[str, Any] = env["packages"] if isinstance(env.get("packages"), dict) else {}
     rows = [
         ("run", run.label),
-        ("created", run.created or "-"),
-        ("commit", run.commit or "-"),
-        ("branch", (run.git or {}).get("branch") or "-"),
-        ("Python", f"{env.get('implementation', '')} {env.get('python', '-')}".strip()),
-        ("platform", env.get("platform") or "-"),
-        ("CPU", f"{run.machine.get('cpu_model') or '-'} ({env.get('cpu_count', '-')} logical)"),
-        ("memory", format_bytes(env["memory_bytes"]) if isinstance(env.get("memory_bytes"), (int, float)) else "-"),
-        ("load average", ", ".join(f"{x:.2f}" for x in env.get("load_average") or []) or "-"),
+        ("created", run.created or NO_FIGURE),
+        ("commit", run.commit or NO_FIGURE),
+        ("branch", (run.git or {}).get("branch") or NO_FIGURE),
+        ("Python", f"{env.get('implementation', '')} {env.get('python', NO_FIGURE)}".strip()),
+        ("platform", env.get("platform") or NO_FIGURE),
+        ("CPU", f"{run.machine.get('cpu_model') or NO_FIGURE} ({env.get('cpu_count', NO_FIGURE)} logical)"),
+        (
+            "memory",
+            format_bytes(env["memory_bytes"]) if isinstance(env.get("memory_bytes"), (int, float)) else NO_FIGURE,
+        ),
+        ("load average", ", ".join(f"{x:.2f}" for x in env.get("load_average") or []) or NO_FIGURE),
     ]
     rows += [(name, version) for name, version in packages.items() if version]
     cells = "".join(f"<tr><th>{_h(k)}</th><td>{_h(v)}</td></tr>" for k, v in rows)
     return f"<table>{cells}</table>"
 
 
-def _summary_row(index: int, result: TestResult, metric: MetricResult) -> list[str]:
+def _summary_row(index: int, result: TestResult, metric: MetricResult, kinds: Sequence[str], first: bool) -> list[str]:
     return [
         f'<a href="#test-{index}">{_h(result.nodeid)}</a>',
-        _verdict(metric.verdict) or "-",
+        _test_verdict(result) if first else "",
         _h(metric.label),
-        _overhead(metric),
-        _h(metric.format_interval()),
-        _h(metric.budget.describe(metric.metric)) if metric.budget else "-",
+        *_overhead_cells(metric, kinds),
+        _h(budget_cell(result, metric)),
+        _verdict(metric.verdict) or NO_FIGURE,
         _value(metric, metric.baseline),
         _value(metric, metric.instrumented),
         str(result.pairs),
@@ -115,18 +144,19 @@ def _summary_row(index: int, result: TestResult, metric: MetricResult) -> list[s
     ]
 
 
-_SUMMARY_HEADER = (
-    "test",
-    "verdict",
-    "metric",
-    "overhead",
-    "95% CI",
-    "budget",
-    "baseline/call",
-    "instrumented/call",
-    "pairs",
-    "stopped",
-)
+def _summary_header(kinds: Sequence[str]) -> list[str]:
+    return [
+        "test",
+        "test verdict",
+        "metric",
+        *_overhead_headers(kinds),
+        "budget",
+        "budget verdict",
+        "baseline/call",
+        "instrumented/call",
+        "pairs",
+        "stopped",
+    ]
 
 
 def _overview_chart(rows: Sequence[tuple[str, MetricResult]], charts: ChartDrawer) -> str:
@@ -151,22 +181,28 @@ def _overview_chart(rows: Sequence[tuple[str, MetricResult]], charts: ChartDrawe
 
 def _summary(run: RunRecord, charts: ChartDrawer) -> str:
     results = run.results
-    counts = {v: sum(1 for r in results if r.verdict is v) for v in Verdict}
+    counts = {v: sum(1 for r in results if r.outcome == v.value) for v in Verdict}
+    nothing = sum(1 for r in results if r.outcome == NO_TELEMETRY)
     parts = [
         f"<p><strong>{len(results)} measured:</strong> {_verdict(Verdict.PASS, f'{counts[Verdict.PASS]} PASS')}, "
         f"{_verdict(Verdict.FAIL, f'{counts[Verdict.FAIL]} FAIL')}, "
-        f"{_verdict(Verdict.INCONCLUSIVE, f'{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE')}</p>"
+        f"{_verdict(Verdict.INCONCLUSIVE, f'{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE')}"
+        + (f", {_verdict(Verdict.INCONCLUSIVE, f'{nothing} NO TELEMETRY')}" if nothing else "")
+        + "</p>"
     ]
     chart_rows = []
     table_rows = []
+    kinds = _kinds([m for result in results for m in headline_metrics(result)])
     for index, result in enumerate(results):
-        for metric in headline_metrics(result):
+        for position, metric in enumerate(headline_metrics(result)):
             if metric.kind == "relative":
                 chart_rows.append((result.nodeid + ("" if metric.metric == "cpu" else f" · {metric.label}"), metric))
-            table_rows.append(_summary_row(index, result, metric))
+            table_rows.append(_summary_row(index, result, metric, kinds, position == 0))
     if chart_rows:
         parts.append(_overview_chart(chart_rows, charts))
-    parts.append(_table(_SUMMARY_HEADER, table_rows, numeric=(3, 4, 6, 7, 8)))
+    k = len(kinds)  # overhead columns start at 3; baseline, instrumented and pairs follow budget and its verdict
+    parts.append(_table(_summary_header(kinds), table_rows, numeric=(*range(3, 3 + k), 5 + k, 6 + k, 7 + k)))
+    parts.append(_against_arms_note([m for result in results for m in headline_metrics(result)]))
     return "".join(parts)
 
 
@@ -189,21 +225,18 @@ def _comparison(comparison: Comparison) -> str:
             continue
         for metric in test.metrics:
             low, estimate, high = metric.points
-            relative = "-"
+            relative = NO_FIGURE
             if metric.relative is not None and math.isfinite(metric.relative[1]):
                 low_change, change, high_change = metric.relative
-                relative = _h(
-                    f"{signed_whole_percent(change)} "
-                    f"({signed_percent_or_na(low_change)}…{signed_percent_or_na(high_change)})"
-                )
+                relative = _h(f"{signed_whole_percent(change)} {interval(low_change, high_change, signed_percent)}")
             verdict = metric.verdict
             rows.append(
                 [
                     _h(test.nodeid),
                     _h(metric.label),
-                    _h(signed_percent_or_na(metric.before)),
-                    _h(signed_percent_or_na(metric.after)),
-                    _h(f"{percentage_points(estimate)} ({percentage_points(low)}…{percentage_points(high)})"),
+                    _h(signed_percent_or_dash(metric.before)),
+                    _h(signed_percent_or_dash(metric.after)),
+                    _h(f"{percentage_points(estimate)} {interval(low, high, percentage_points)}"),
                     relative,
                     _verdict(verdict, marks[verdict]) if verdict is not None else "",
                 ]
@@ -251,30 +284,29 @@ def _trend(run: RunRecord, history: Sequence[RunRecord], charts: ChartDrawer) ->
             parts.append(charts.draw(make, f"overhead of {result.nodeid} run after run"))
     if not rows:
         return ""
-    parts.append(_table(["test", "run", "overhead", "95% CI"], rows, (2, 3)))
+    parts.append(_table(["test", "run", overhead_heading("relative"), "95% CI"], rows, (2, 3)))
     return "".join(parts)
 
 
 def _metrics_table(result: TestResult) -> str:
+    metrics = [m.for_display() for m in result.metrics]
+    kinds = _kinds(metrics)
     rows = [
         [
             _h(m.label),
             _value(m, m.baseline),
             _value(m, m.instrumented),
-            _overhead(m),
-            _h(m.format_interval()),
-            _h(m.budget.describe(m.metric)) if m.budget else "-",
-            _verdict(m.verdict) or "-",
+            *_overhead_cells(m, kinds),
+            _h(m.budget.describe(m.metric)) if m.budget else NO_FIGURE,
+            _verdict(m.verdict) or NO_FIGURE,
             str(m.n),
             _h(m.note or ""),
         ]
-        for m in result.metrics
+        for m in metrics
     ]
-    return _table(
-        ["metric", "baseline/call", "instrumented/call", "overhead", "95% CI", "budget", "verdict", "n", "note"],
-        rows,
-        (1, 2, 3, 4, 7),
-    )
+    header = ["metric", "baseline/call", "instrumented/call", *_overhead_headers(kinds), "budget", "verdict", "n"]
+    header.append("note")
+    return _table(header, rows, (1, 2, *range(3, 3 + len(kinds)), 5 + len(kinds))) + _against_arms_note(metrics)
 
 
 def _health_table(result: TestResult) -> str:
@@ -320,7 +352,11 @@ def _process_table(result: TestResult) -> str:
             [
                 "calls per second",
                 f"{result.throughput_baseline:,.0f}",
-                f"{result.throughput_instrumented:,.0f}" if math.isfinite(result.throughput_instrumented) else "-",
+                (
+                    f"{result.throughput_instrumented:,.0f}"
+                    if math.isfinite(result.throughput_instrumented)
+                    else NO_FIGURE
+                ),
             ]
         )
     if not rows:
@@ -337,7 +373,7 @@ def _details(run: RunRecord, charts: ChartDrawer) -> str:
     for index, result in enumerate(run.results):
         settings = result.settings
         budgets = ", ".join(f"{name} {b.describe(name)}" for name, b in settings.budgets) or "none"
-        parts.append(f'<section id="test-{index}"><h3>{_h(result.nodeid)} {_verdict(result.verdict)}</h3>')
+        parts.append(f'<section id="test-{index}"><h3>{_h(result.nodeid)} {_test_verdict(result)}</h3>')
         parts.append(
             f'<p class="muted">{_h(settings.pipeline.describe())}; budgets: {_h(budgets)}; '
             f"{result.pairs} pairs of {result.calls_per_block} calls in {result.duration_s:.1f} s, "
@@ -346,6 +382,7 @@ def _details(run: RunRecord, charts: ChartDrawer) -> str:
         for metric in result.metrics:
             if metric.note and metric.verdict is not None and metric.verdict is not Verdict.PASS:
                 parts.append(f'<p class="note">{_h(metric.label)}: {_h(metric.note)}</p>')
+        parts += [f'<p class="note">{_h(line)}</p>' for line in outcome_lines(result)]
         parts.append(_metrics_table(result))
         if result.samples and index < MAX_DETAILED_CHARTS:
             parts.append(charts.draw(functools.partial(_pairs, result=result), f"distributions of {result.nodeid}"))
@@ -358,27 +395,25 @@ def _details(run: RunRecord, charts: ChartDrawer) -> str:
 
 
 def _heap(run: RunRecord, charts: ChartDrawer) -> str:
-    rows = []
-    for result in run.results:
-        heap = result.metric("heap")
-        if heap is None or not math.isfinite(heap.baseline):
-            continue
-        rows.append(
-            [
-                _h(result.nodeid),
-                _h(format_bytes(heap.baseline)),
-                _h(format_bytes(heap.instrumented)),
-                _overhead(heap),
-                _h(heap.format_interval()),
-                _verdict(heap.verdict) or "-",
-            ]
-        )
-    if not rows:
+    measured = [(r, heap.for_display()) for r in run.results if (heap := r.metric("heap")) is not None]
+    measured = [(r, heap) for r, heap in measured if math.isfinite(heap.baseline)]
+    if not measured:
         return ""
+    kinds = _kinds([heap for _, heap in measured])
+    rows = [
+        [
+            _h(result.nodeid),
+            _h(format_bytes(heap.baseline)),
+            _h(format_bytes(heap.instrumented)),
+            *_overhead_cells(heap, kinds),
+            _verdict(heap.verdict) or NO_FIGURE,
+        ]
+        for result, heap in measured
+    ]
     chart = charts.draw(lambda module: str(module.heap_chart(run.results)), "peak heap of both arms")
-    return chart + _table(
-        ["test", "baseline peak", "instrumented peak", "overhead", "CI", "verdict"], rows, (1, 2, 3, 4)
-    )
+    header = ["test", "baseline peak", "instrumented peak", *_overhead_headers(kinds), "verdict"]
+    table = _table(header, rows, (1, 2, *range(3, 3 + len(kinds))))
+    return chart + table + _against_arms_note([heap for _, heap in measured])
 
 
 def _health_overview(run: RunRecord) -> str:

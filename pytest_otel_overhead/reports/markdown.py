@@ -1,7 +1,8 @@
 """The Markdown summary: what CI shows on a pull request or in GitHub's job summary.
 
 Test ids and parameters are user text: every cell is escaped so that ``|``, ``*``, ``<script>``
-and the like show as written instead of breaking the table or turning into markup.
+and the like show as written instead of breaking the table or turning into markup. Relative and
+per-call overheads have a column each; a report with only one kind has only that column.
 """
 
 from __future__ import annotations
@@ -11,15 +12,17 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_otel_overhead.formatting import percentage_points, signed_percent_or_na
+from pytest_otel_overhead.formatting import NO_FIGURE, interval, percentage_points, signed_percent_or_dash
 from pytest_otel_overhead.history.compare import Comparison, describe_run
 from pytest_otel_overhead.history.store import RunRecord
-from pytest_otel_overhead.results import MetricResult, TestResult
+from pytest_otel_overhead.reports.terminal import budget_origin, outcome_lines, overhead_heading, verdict_label
+from pytest_otel_overhead.results import AGAINST_ARMS_NOTE, NO_TELEMETRY, MetricResult, TestResult
 from pytest_otel_overhead.verdict import Verdict
 
-__all__ = ["escape", "headline_metrics", "markdown_report", "run_facts"]
+__all__ = ["budget_cell", "escape", "headline_metrics", "markdown_report", "overhead_cell", "run_facts"]
 
-VERDICT_MARKS = {Verdict.PASS: "✅ PASS", Verdict.FAIL: "❌ FAIL", Verdict.INCONCLUSIVE: "⚠️ INCONCLUSIVE"}
+VERDICT_MARKS = {Verdict.PASS: "✅", Verdict.FAIL: "❌", Verdict.INCONCLUSIVE: "⚠️"}
+OUTCOME_MARKS = {**{v.value: mark for v, mark in VERDICT_MARKS.items()}, NO_TELEMETRY: "🚫"}
 CHANGE_MARKS = {Verdict.FAIL: "❌ regressed", Verdict.PASS: "✅ ok", Verdict.INCONCLUSIVE: "⚠️ undecided"}
 _MARKDOWN_SPECIAL = "\\`*_[]|~#!$"
 
@@ -32,11 +35,26 @@ def escape(text: str) -> str:
 
 
 def headline_metrics(result: TestResult) -> tuple[MetricResult, ...]:
-    """The metrics a summary shows for a test: its budgeted ones, else CPU."""
+    """The metrics a summary shows for a test, as tables show them: its budgeted ones, else CPU."""
     if result.budgeted:
-        return result.budgeted
+        return tuple(m.for_display() for m in result.budgeted)
     cpu = result.metric("cpu")
-    return (cpu,) if cpu is not None else result.metrics[:1]
+    return tuple(m.for_display() for m in ((cpu,) if cpu is not None else result.metrics[:1]))
+
+
+def overhead_cell(metric: MetricResult) -> str:
+    """``+8.0% [+6.0%, +10.0%]``: the estimate and its interval (when there is one), or ``NO_FIGURE``."""
+    if not math.isfinite(metric.overhead):
+        return NO_FIGURE
+    bounds = metric.format_interval()
+    return metric.format_estimate() if bounds == NO_FIGURE else f"{metric.format_estimate()} {bounds}"
+
+
+def budget_cell(result: TestResult, metric: MetricResult) -> str:
+    """``5.0% (default)``: the budget and where it came from; ``NO_FIGURE`` without one."""
+    if metric.budget is None:
+        return NO_FIGURE
+    return f"{metric.budget.describe(metric.metric)} ({budget_origin(result.settings.source(metric.metric))})"
 
 
 def run_facts(run: RunRecord) -> list[str]:
@@ -55,34 +73,28 @@ def run_facts(run: RunRecord) -> list[str]:
     return facts
 
 
-def _cell_overhead(metric: MetricResult) -> str:
-    if not math.isfinite(metric.overhead):
-        return "-"
-    return f"{metric.format_overhead(metric.overhead)} ({metric.format_interval()})"
-
-
 def _value(metric: MetricResult, value: float) -> str:
-    return metric.format_value(value) if math.isfinite(value) else "-"
+    return metric.format_value(value) if math.isfinite(value) else NO_FIGURE
 
 
 def _results_table(results: Sequence[TestResult]) -> list[str]:
-    lines = [
-        "| Test | Verdict | Metric | Overhead (95% CI) | Budget | Baseline/call | Instrumented/call | Spans/call "
-        "| Dropped | Pairs |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    kinds = [k for k in ("relative", "absolute") if any(m.kind == k for r in results for m in headline_metrics(r))]
+    overheads = [f"{overhead_heading(kind).capitalize()} (95% CI)" for kind in kinds]
+    header = ["Test", "Verdict", "Metric", *overheads, "Budget", "Baseline/call", "Instrumented/call"]
+    header += ["Spans/call", "Dropped", "Pairs"]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for result in results:
         health = result.health
-        spans = f"{health.per_call(health.started):.3g}" if health is not None and health.calls else "-"
-        dropped = str(health.dropped) if health is not None else "-"
+        spans = f"{health.per_call(health.started):.3g}" if health is not None and health.calls else NO_FIGURE
+        dropped = str(health.dropped) if health is not None else NO_FIGURE
         for index, metric in enumerate(headline_metrics(result)):
             first = index == 0
             cells = [
                 escape(result.nodeid) if first else "",
-                VERDICT_MARKS[result.verdict] if first else "",
+                f"{OUTCOME_MARKS[result.outcome]} {escape(verdict_label(result))}" if first else "",
                 escape(metric.label),
-                escape(_cell_overhead(metric)),
-                escape(metric.budget.describe(metric.metric)) if metric.budget else "-",
+                *[escape(overhead_cell(metric)) if metric.kind == kind else NO_FIGURE for kind in kinds],
+                escape(budget_cell(result, metric)),
                 escape(_value(metric, metric.baseline)),
                 escape(_value(metric, metric.instrumented)),
                 spans if first else "",
@@ -104,6 +116,7 @@ def _notes(results: Sequence[TestResult]) -> list[str]:
                 f"- {escape(result.nodeid)}: {result.health.dropped} spans dropped by the pipeline "
                 "(queue full); raise queue_size or lower the sampling rate"
             )
+        notes += [f"- {escape(result.nodeid)}: {escape(line)}" for line in outcome_lines(result)]
     return notes
 
 
@@ -126,13 +139,13 @@ def _comparison(comparison: Comparison) -> list[str]:
             continue
         for index, metric in enumerate(test.metrics):
             low, estimate, high = metric.points
-            change = f"{percentage_points(estimate)} ({percentage_points(low)}…{percentage_points(high)})"
+            change = f"{percentage_points(estimate)} {interval(low, high, percentage_points)}"
             verdict = CHANGE_MARKS[metric.verdict] if metric.verdict is not None else ""
             cells = [
                 escape(test.nodeid) if index == 0 else "",
                 escape(metric.label),
-                escape(signed_percent_or_na(metric.before)),
-                escape(signed_percent_or_na(metric.after)),
+                escape(signed_percent_or_dash(metric.before)),
+                escape(signed_percent_or_dash(metric.after)),
                 escape(change),
                 verdict,
             ]
@@ -154,17 +167,20 @@ def markdown_report(
 ) -> str:
     """The whole summary as one Markdown document."""
     results = run.results
-    counts = {v: sum(1 for r in results if r.verdict is v) for v in Verdict}
+    counts = {v: sum(1 for r in results if r.outcome == v.value) for v in Verdict}
+    nothing = sum(1 for r in results if r.outcome == NO_TELEMETRY)
     lines = [f"## {escape(title)}", ""]
     headline = (
         f"**{len(results)} measured: {counts[Verdict.PASS]} PASS, {counts[Verdict.FAIL]} FAIL, "
-        f"{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE**"
+        f"{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE" + (f", {nothing} NO TELEMETRY" if nothing else "") + "**"
     )
     facts = run_facts(run)
     lines.append(headline + (" — " + escape(", ".join(facts)) if facts else ""))
     lines.append("")
     if results:
         lines += _results_table(results)
+        if any(m.against_arms for r in results for m in headline_metrics(r)):
+            lines += ["", escape(AGAINST_ARMS_NOTE)]
     notes = _notes(results)
     if notes:
         lines += ["", "<details><summary>Notes</summary>", "", *notes, "", "</details>"]

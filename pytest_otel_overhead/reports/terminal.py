@@ -1,26 +1,52 @@
-"""Human-readable results: verdict lines for failures and warnings, and the terminal summary table."""
+"""Human-readable results: verdict lines for failures and warnings, and the terminal summary table.
+
+Figures print as everywhere else (``formatting``): intervals as ``[low, high]``, a missing figure as
+``NO_FIGURE``. Relative and absolute overheads never share a column: a test's table has a block
+headed ``overhead %`` and, when a budget is absolute, one headed ``overhead/call``.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
-from pytest_otel_overhead.formatting import format_bytes, format_seconds, percent
-from pytest_otel_overhead.results import MetricResult, TestResult
+from pytest_otel_overhead.formatting import NO_FIGURE, format_bytes, format_seconds
+from pytest_otel_overhead.results import AGAINST_ARMS_NOTE, METRIC_LABELS, NO_TELEMETRY, MetricResult, TestResult
 from pytest_otel_overhead.verdict import Verdict
 
-__all__ = ["health_line", "metric_sentence", "result_message", "summary_lines"]
+__all__ = [
+    "budget_origin",
+    "budgets_phrase",
+    "health_line",
+    "metric_sentence",
+    "outcome_label",
+    "outcome_lines",
+    "overhead_heading",
+    "result_message",
+    "summary_lines",
+    "verdict_label",
+]
+
+
+def outcome_label(result: TestResult) -> str:
+    """``PASS``, ``FAIL``, ``INCONCLUSIVE`` or ``NO TELEMETRY``, as people read it."""
+    return result.outcome.replace("_", " ")
+
+
+def outcome_lines(result: TestResult) -> list[str]:
+    """Why no telemetry was measured, and what in the surroundings affected the figures."""
+    lines = [f"no telemetry measured: {result.no_telemetry}"] if result.no_telemetry is not None else []
+    return lines + [f"note: {note}" for note in result.notes]
 
 
 def metric_sentence(metric: MetricResult) -> str:
-    """``CPU overhead 7.3% (95% CI 6.1–8.4%) exceeds budget 5.0%``, and the like for each verdict."""
+    """``CPU overhead +7.3% (95% CI [+6.1%, +8.4%]) exceeds budget 5.0%``, and the like for each verdict."""
     assert metric.budget is not None
     if math.isnan(metric.overhead):  # not measured, e.g. a time budget in instructions mode
         figures = "not measured"
-    elif metric.kind == "relative":
-        figures = f"{percent(metric.overhead)} (95% CI {percent(metric.ci_low)}–{percent(metric.ci_high)})"
     else:
-        figures = f"{metric.format_overhead(metric.overhead)} per call (95% CI {metric.format_interval()})"
+        per_call = "" if metric.kind == "relative" else " per call"
+        figures = f"{metric.format_overhead(metric.overhead)}{per_call} (95% CI {metric.format_interval()})"
     budget = metric.budget.describe(metric.metric)
     relation = {
         Verdict.FAIL: "exceeds budget",
@@ -101,42 +127,101 @@ def health_line(result: TestResult) -> str | None:
     return "pipeline: " + "; ".join(parts)
 
 
-def _row(result: TestResult, metric: MetricResult) -> list[str]:
+def verdict_label(result: TestResult) -> str:
+    """``FAIL``, or ``FAIL (max_dropped 0)`` when what decided the verdict is not the gate metric;
+    ``NO TELEMETRY`` when the instrumented arm recorded nothing.
+
+    The gate metric (CPU unless ``metric`` says otherwise; in instructions mode the instruction
+    count, which carries the CPU budget) is what a reader expects a verdict to be about; any other
+    budget behind a FAIL or INCONCLUSIVE is named next to it.
+    """
+    if result.no_telemetry is not None:
+        return outcome_label(result)
+    verdict = result.verdict
+    if verdict is Verdict.PASS:
+        return str(verdict)
+    gates = {result.settings.metric, "instructions"}
+    reasons = [m.label for m in result.budgeted if m.verdict is verdict and m.metric not in gates]
+    health = result.health
+    if verdict is Verdict.FAIL and health is not None and health.over_budget:
+        reasons.append(f"max_dropped {health.max_dropped}")
+    return f"{verdict.value} ({', '.join(reasons)})" if reasons else verdict.value
+
+
+def budget_origin(source: str) -> str:
+    """Where a budget came from, short: ``default``, ``marker``, ``--otel-overhead-budget``, ``ini …``."""
+    return "marker" if source.startswith("marker on ") else source
+
+
+def budgets_phrase(result: TestResult) -> str:
+    """``budget CPU 5.0% (default)``: every budget that applied, with where it came from."""
+    settings = result.settings
+    budgets = [
+        f"{METRIC_LABELS.get(name, name)} {budget.describe(name)} ({budget_origin(settings.source(name))})"
+        for name, budget in settings.budgets
+    ]
+    if not budgets:
+        return "no budget"
+    return ("budget " if len(budgets) == 1 else "budgets ") + ", ".join(budgets)
+
+
+def overhead_heading(kind: str) -> str:
+    """The heading of an overhead column: relative figures and per-call ones never share one."""
+    return "overhead %" if kind == "relative" else "overhead/call"
+
+
+def _row(metric: MetricResult) -> list[str]:
     return [
         metric.label,
-        metric.format_value(metric.baseline) if math.isfinite(metric.baseline) else "-",
-        metric.format_value(metric.instrumented) if math.isfinite(metric.instrumented) else "-",
-        metric.format_overhead(metric.overhead) if math.isfinite(metric.overhead) else "-",
+        metric.format_value(metric.baseline) if math.isfinite(metric.baseline) else NO_FIGURE,
+        metric.format_value(metric.instrumented) if math.isfinite(metric.instrumented) else NO_FIGURE,
+        metric.format_estimate(),
         metric.format_interval(),
-        metric.budget.describe(metric.metric) if metric.budget else "-",
-        metric.verdict.value if metric.verdict else "-",
+        metric.budget.describe(metric.metric) if metric.budget else NO_FIGURE,
+        metric.verdict.value if metric.verdict else NO_FIGURE,
     ]
 
 
+def _table(metrics: Sequence[MetricResult]) -> list[str]:
+    """The metrics' rows, one block per kind of overhead (relative, absolute), each with its header."""
+    kinds = list(dict.fromkeys(m.kind for m in metrics))
+    blocks = [
+        [["metric", "baseline/call", "instrumented/call", overhead_heading(kind), "95% CI", "budget", "verdict"]]
+        + [_row(m) for m in metrics if m.kind == kind]
+        for kind in kinds
+    ]
+    rows = [row for block in blocks for row in block]
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+    return ["    " + "  ".join(cell.ljust(widths[c]) for c, cell in enumerate(row)).rstrip() for row in rows]
+
+
 def summary_lines(results: Sequence[TestResult], verbose: bool = False) -> list[str]:
-    """The summary table: per test its verdict, then a row per budgeted metric (every metric in -v)."""
-    header = ["metric", "baseline/call", "instrumented/call", "overhead", "95% CI", "budget", "verdict"]
+    """The summary: per test its verdict and budgets, the setup, then a row per budgeted metric (every one in -v)."""
     lines: list[str] = []
     for result in results:
-        lines.append(f"{result.nodeid}  {result.verdict.value}  ({_context(result)})")
+        lines.append(f"{result.nodeid}  {verdict_label(result)}  {budgets_phrase(result)}")
+        lines.append(f"    {_context(result)}")
         shown = (
             result.metrics
             if verbose
             else tuple(m for m in result.metrics if m.verdict is not None or m.metric == "wall")
         )
-        rows = [header] + [_row(result, m) for m in shown]
-        widths = [max(len(row[c]) for row in rows) for c in range(len(header))]
-        for row in rows:
-            lines.append("    " + "  ".join(cell.ljust(widths[c]) for c, cell in enumerate(row)).rstrip())
+        if shown:
+            displayed = [m.for_display() for m in shown]
+            lines += _table(displayed)
+            if any(m.against_arms for m in displayed):
+                lines.append(f"    {AGAINST_ARMS_NOTE}")
         for m in result.metrics:
             if m.note and (m.verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE) or (verbose and m.verdict is None)):
                 lines.append(f"    {m.label}: {m.note}")
         health = health_line(result)
         if health is not None:
             lines.append("    " + health)
-    counts = {v: sum(1 for r in results if r.verdict is v) for v in Verdict}
+        lines += ["    " + line for line in outcome_lines(result)]
+    counts = {v: sum(1 for r in results if r.outcome == v.value) for v in Verdict}
+    nothing = sum(1 for r in results if r.outcome == NO_TELEMETRY)
     lines.append(
         f"{len(results)} measured: {counts[Verdict.PASS]} PASS, {counts[Verdict.FAIL]} FAIL, "
-        f"{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE"
+        f"{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE" + (f", {nothing} NO TELEMETRY" if nothing else "")
     )
     return lines

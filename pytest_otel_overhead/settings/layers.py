@@ -73,6 +73,7 @@ EXPORTERS = ("none", "memory", "otlp")  # or a module:factory
 GATE_METRICS = ("cpu", "wall")
 BUDGET_METRICS = ("cpu", "wall", "latency_p50", "latency_p95", "latency_p99", "heap")
 INCONCLUSIVE_POLICIES = ("fail", "warn", "pass")
+NO_TELEMETRY_POLICIES = ("warn", "fail", "ignore")
 MODES = ("time", "instructions")
 
 
@@ -266,6 +267,13 @@ KEYS: dict[str, Key] = {
             _choice(INCONCLUSIVE_POLICIES),
             "what an undecided budget does to the test: fail, warn (default) or pass",
         ),
+        Key(
+            "no_telemetry",
+            _choice(NO_TELEMETRY_POLICIES),
+            "what a measurement whose instrumented arm recorded no spans and no metrics does to the test: "
+            "warn (default), fail or ignore",
+            env=("OTEL_OVERHEAD_NO_TELEMETRY",),
+        ),
     )
 }
 
@@ -370,6 +378,8 @@ class MeasureSettings:
     sources: tuple[tuple[str, str], ...] = ()
     profile: str | None = None
     mode: str = "time"
+    no_telemetry: str = "warn"
+    """What a measurement that saw no telemetry in its instrumented arm does: warn, fail or ignore."""
 
     def budget(self, metric: str) -> Budget | None:
         return dict(self.budgets).get(metric)
@@ -385,6 +395,7 @@ class MeasureSettings:
             "inconclusive": self.inconclusive,
             "profile": self.profile,
             "mode": self.mode,
+            "no_telemetry": self.no_telemetry,
             "budgets": {name: {"kind": b.kind, "value": b.value} for name, b in self.budgets},
             "sources": dict(self.sources),
         }
@@ -520,27 +531,58 @@ def _strategy_fields(
     return fields
 
 
+class _Chosen:
+    """The value of each key from the highest layer that sets it, with the name of its source."""
+
+    def __init__(self, layers: Sequence[Layer]) -> None:
+        self.values: dict[str, tuple[Any, str]] = {}
+        for key in KEYS:
+            picked = _pick(layers, key)
+            if picked is not None:
+                self.values[key] = picked
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.values
+
+    def value(self, key: str, default: Any) -> Any:
+        return self.values[key][0] if key in self.values else default
+
+    def source(self, key: str) -> str:
+        return self.values[key][1] if key in self.values else "default"
+
+
 def resolve(layers: Sequence[Layer]) -> MeasureSettings:
     """Merge layers (highest precedence first) into settings, checking values that must agree.
 
     A profile named in a layer expands into a layer of its own just below that one.
     """
     layers = _with_profile(layers)
-    chosen: dict[str, tuple[Any, str]] = {}
-    for key in KEYS:
-        picked = _pick(layers, key)
-        if picked is not None:
-            chosen[key] = picked
+    chosen = _Chosen(layers)
+    sampler, rate = _sampler_and_rate(layers, chosen)
+    pipeline = _pipeline(sampler, rate, chosen)
+    metric = chosen.value("metric", "cpu")
+    budgets, sources = _budgets(layers, chosen, metric)
+    return MeasureSettings(
+        pipeline=pipeline,
+        budgets=budgets,
+        metric=metric,
+        max_time=chosen.value("max_time", 30.0),
+        inconclusive=chosen.value("inconclusive", "warn"),
+        sources=tuple(sorted(sources.items())),
+        profile=chosen.value("profile", None),
+        mode=chosen.value("mode", "time"),
+        no_telemetry=chosen.value("no_telemetry", "warn"),
+    )
 
-    def value(key: str, default: Any) -> Any:
-        return chosen[key][0] if key in chosen else default
 
-    def source(key: str) -> str:
-        return chosen[key][1] if key in chosen else "default"
+def _sampler_and_rate(layers: Sequence[Layer], chosen: _Chosen) -> tuple[str, float | None]:
+    """The sampler, named or implied by the settings given, and the rate if it is a ratio sampler.
 
-    sampler = value("sampler", None)
-    rate = value("sample_rate", None)
-    rate_source = source("sample_rate")
+    A rate that overrides a named sampler is recorded in ``chosen`` as the sampler's source.
+    """
+    sampler = chosen.value("sampler", None)
+    rate = chosen.value("sample_rate", None)
+    rate_source = chosen.source("sample_rate")
     selects_ratio = rate is not None and not any(var in rate_source for var in _SPEC_ONLY_RATE_VARS)
     if sampler is None:
         # A setting that only one of the plugin's samplers uses selects that sampler.
@@ -550,44 +592,58 @@ def resolve(layers: Sequence[Layer]) -> MeasureSettings:
         # A rate set above the sampler's layer wins, as precedence says (a marker's rate over
         # $OTEL_TRACES_SAMPLER): it selects a ratio sampler, as a rate alone does.
         sampler = _RATIO_FORM.get(sampler, "parentbased_traceidratio")
-        chosen["sampler"] = (sampler, rate_source)
+        chosen.values["sampler"] = (sampler, rate_source)
     if sampler in RATIO_SAMPLERS:
-        rate = 1.0 if rate is None else rate
-    elif rate is not None:
-        for layer in layers:
-            # Only a layer whose own sampler was chosen asked for a rate that now has no effect.
-            if "sampler" in layer.values and "sample_rate" in layer.values and layer.values["sampler"][0] == sampler:
-                rate_src = layer.values["sample_rate"][1]
-                if not any(var in rate_src for var in _SPEC_ONLY_RATE_VARS):
-                    raise SettingsError(
-                        f"{rate_src}: sample_rate={rate:g} has no effect with sampler {sampler!r}; "
-                        f"use sampler='parentbased_traceidratio' or drop sample_rate"
-                    )
-        rate = None  # a rate does not apply to a non-ratio sampler chosen elsewhere, as in the OTel spec
+        return sampler, 1.0 if rate is None else rate
+    if rate is not None:
+        _check_rate_unused(layers, sampler, rate)
+    # A rate does not apply to a non-ratio sampler chosen elsewhere, as in the OTel spec.
+    return sampler, None
 
+
+def _check_rate_unused(layers: Sequence[Layer], sampler: str, rate: float) -> None:
+    """Reject a rate given alongside the non-ratio sampler it would be lost on."""
+    for layer in layers:
+        # Only a layer whose own sampler was chosen asked for a rate that now has no effect.
+        if "sampler" in layer.values and "sample_rate" in layer.values and layer.values["sampler"][0] == sampler:
+            rate_src = layer.values["sample_rate"][1]
+            if not any(var in rate_src for var in _SPEC_ONLY_RATE_VARS):
+                raise SettingsError(
+                    f"{rate_src}: sample_rate={rate:g} has no effect with sampler {sampler!r}; "
+                    f"use sampler='parentbased_traceidratio' or drop sample_rate"
+                )
+
+
+def _pipeline(sampler: str, rate: float | None, chosen: _Chosen) -> PipelineSettings:
+    """The pipeline settings, checking that a batch fits in the queue."""
     pipeline = PipelineSettings(
         sampler=sampler,
         sample_rate=rate,
-        processor=value("processor", "batch"),
-        batch_size=value("batch_size", 512),
-        schedule_delay_ms=value("schedule_delay", 5000.0),
-        queue_size=value("queue_size", 2048),
-        export_timeout_ms=value("export_timeout", 30000.0),
-        **_strategy_fields(sampler, value, source),
-        **export_fields(value, source),
+        processor=chosen.value("processor", "batch"),
+        batch_size=chosen.value("batch_size", 512),
+        schedule_delay_ms=chosen.value("schedule_delay", 5000.0),
+        queue_size=chosen.value("queue_size", 2048),
+        export_timeout_ms=chosen.value("export_timeout", 30000.0),
+        **_strategy_fields(sampler, chosen.value, chosen.source),
+        **export_fields(chosen.value, chosen.source),
     )
     if pipeline.processor == "batch" and pipeline.batch_size > pipeline.queue_size:
         raise SettingsError(
-            f"batch_size {pipeline.batch_size} ({source('batch_size')}) exceeds queue_size "
-            f"{pipeline.queue_size} ({source('queue_size')}); a batch must fit in the queue"
+            f"batch_size {pipeline.batch_size} ({chosen.source('batch_size')}) exceeds queue_size "
+            f"{pipeline.queue_size} ({chosen.source('queue_size')}); a batch must fit in the queue"
         )
+    return pipeline
 
-    metric = value("metric", "cpu")
+
+def _budgets(
+    layers: Sequence[Layer], chosen: _Chosen, metric: str
+) -> tuple[tuple[tuple[str, Budget], ...], dict[str, str]]:
+    """The budgets in ``BUDGET_METRICS`` order, and the source of every chosen value and budget."""
     budgets: dict[str, Budget] = {}
-    sources = {key: src for key, (_, src) in chosen.items()}
+    sources = {key: src for key, (_, src) in chosen.values.items()}
     for name in BUDGET_METRICS:
         if name in chosen:
-            budgets[name] = chosen[name][0]
+            budgets[name] = chosen.values[name][0]
     # 'budget' is the gate metric's budget; the more precise of the two wins when they share a layer.
     for layer in layers:
         generic = layer.values.get("budget")
@@ -600,17 +656,7 @@ def resolve(layers: Sequence[Layer]) -> MeasureSettings:
         break
     else:
         budgets[metric] = Budget("relative", 0.05)
-    ordered = tuple((name, budgets[name]) for name in BUDGET_METRICS if name in budgets)
-    return MeasureSettings(
-        pipeline=pipeline,
-        budgets=ordered,
-        metric=metric,
-        max_time=value("max_time", 30.0),
-        inconclusive=value("inconclusive", "warn"),
-        sources=tuple(sorted(sources.items())),
-        profile=value("profile", None),
-        mode=value("mode", "time"),
-    )
+    return tuple((name, budgets[name]) for name in BUDGET_METRICS if name in budgets), sources
 
 
 def with_overrides(settings: MeasureSettings, **pipeline: Any) -> MeasureSettings:

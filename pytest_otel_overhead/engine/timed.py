@@ -1,0 +1,148 @@
+"""The timed phases of a measurement: warm-up and calibration, then timed pairs with sequential looks.
+
+The warm-up runs single-call blocks in both arms; its later half sizes the blocks to about
+``BLOCK_TARGET_S``. The timed pairs then run in ABBA order from a random start, with a look at
+each of the plan's fractions of the time left for them: they stop as soon as every time budget is
+decided, else when only the time kept back for the later phases is left.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pytest_otel_overhead.engine.arms import Arms, Block, Pair
+from pytest_otel_overhead.engine.looks import look, progress_line, time_budgets
+from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.stats import median
+from pytest_otel_overhead.verdict import Decision, LookPlan, Verdict
+
+__all__ = [
+    "BLOCK_TARGET_S",
+    "WARMUP_S",
+    "Run",
+    "Sizing",
+    "TimedPairs",
+    "calibration_time",
+    "timed_pairs",
+    "warm_up",
+]
+
+BLOCK_TARGET_S = 0.01
+"""Target length of one timed block: short blocks give many pairs per second at similar spread."""
+WARMUP_S = 0.2
+PAIRS_WITHOUT_TIME_BUDGET = 16
+"""Pairs after which a measurement with no time budget, which only reports, stops at its next look."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """What the phases of one time-mode measurement share."""
+
+    arms: Arms
+    settings: MeasureSettings
+    plan: LookPlan
+    collect: Callable[[], object]
+    """Collects the heap before each block (see ``calm_gc``)."""
+    started: float
+    deadline: float
+    nodeid: str
+    say: Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """What the warm-up found: seconds per call, calls per block, and the slower arm's wall time per call."""
+
+    per_call: float
+    calls: int
+    wall_per_call: float
+
+
+@dataclass
+class TimedPairs:
+    """The timed pairs, the last look's decisions on the time budgets, and why the pairs stopped."""
+
+    pairs: list[Pair]
+    decisions: dict[str, Decision]
+    looks: int
+    stop_reason: str
+
+
+def calibration_time(warm: Sequence[Block]) -> float:
+    """Seconds per call that size the blocks, from the later half of the warm-up.
+
+    CPU time, because wall time stretches when other jobs take the CPU, and blocks sized from it
+    would shrink exactly when noise is worst; but at least a quarter of wall time, so that a
+    workload that mostly waits (I/O, a slow backend) still gets blocks of a sensible length.
+    """
+    later = warm[len(warm) // 2 :]
+    return max(median([b.cpu for b in later]), median([b.wall for b in later]) / 4)
+
+
+def warm_up(run: Run) -> Sizing:
+    """Single-call blocks in both arms, for ``min(WARMUP_S, max_time / 20)`` and at least two each."""
+    # Warm-up doubles as calibration: the slower arm's per-call time sets the block size.
+    warm: dict[bool, list[Block]] = {False: [], True: []}
+    while True:
+        for instrumented in (False, True):
+            warm[instrumented].append(run.arms.block(instrumented, 1, run.collect))
+        elapsed = run.arms.clock.wall() - run.started
+        if elapsed >= min(WARMUP_S, run.settings.max_time / 20) and len(warm[True]) >= 2:
+            break
+    per_call = max(calibration_time(warm[False]), calibration_time(warm[True]))
+    calls = max(1, round(BLOCK_TARGET_S / max(per_call, 1e-9)))
+    wall_per_call = max(median([b.wall for b in warm[False]]), median([b.wall for b in warm[True]]))
+    return Sizing(per_call=per_call, calls=calls, wall_per_call=wall_per_call)
+
+
+def timed_pairs(run: Run, calls: int, rng: random.Random, reserve: float) -> TimedPairs:
+    """Pairs of ``calls``-call blocks with looks, until decided or only ``reserve`` seconds are left."""
+    clock, plan, settings = run.arms.clock.wall, run.plan, run.settings
+    budgeted = time_budgets(settings)
+    timed_start = clock()
+    timed_span = max(0.0, run.deadline - timed_start - reserve)
+    look_times = [timed_start + f * timed_span for f in plan.fractions]
+    timed = TimedPairs(pairs=[], decisions={}, looks=0, stop_reason="max_time")
+    # ABBA order from a random start: the block after an instrumented one is a baseline one
+    # half of the time, so what one arm leaves behind (its export thread winding down, caches)
+    # does not land mostly on the other; with a coin per pair it would, three times in four.
+    orientation = rng.random() < 0.5
+    for look_index, look_time in enumerate(look_times):
+        _run_pairs_until(run, timed.pairs, calls, orientation, look_time, reserve)
+        timed.looks = look_index + 1
+        timed.decisions = look(timed.pairs, budgeted, settings, calls, plan.per_look_confidence)
+        elapsed = clock() - run.started
+        run.say(
+            progress_line(
+                run.nodeid, timed.looks, len(plan.fractions), len(timed.pairs), elapsed, timed.decisions, settings
+            )
+        )
+        stop_reason = _stop_reason(budgeted, timed)
+        if stop_reason is not None:
+            timed.stop_reason = stop_reason
+            break
+        if clock() > run.deadline - reserve:
+            break
+    return timed
+
+
+def _run_pairs_until(
+    run: Run, pairs: list[Pair], calls: int, orientation: bool, look_time: float, reserve: float
+) -> None:
+    """Add pairs until ``look_time``, or until only ``reserve`` is left; there are at least two after."""
+    clock = run.arms.clock.wall
+    while clock() < look_time or len(pairs) < 2:
+        pairs.append(run.arms.pair(orientation ^ (len(pairs) % 2 == 1), calls, run.collect))
+        if clock() > run.deadline - reserve and len(pairs) >= 2:
+            break
+
+
+def _stop_reason(budgeted: Sequence[str], timed: TimedPairs) -> str | None:
+    """Why the pairs may stop at this look, or None to go on."""
+    if not budgeted and len(timed.pairs) >= PAIRS_WITHOUT_TIME_BUDGET:
+        return "no time budget"
+    if budgeted and all(timed.decisions[m].verdict is not Verdict.INCONCLUSIVE for m in budgeted):
+        return "decided"
+    return None
