@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from pytest_otel_overhead.compat import degraded, distribution_version
-from pytest_otel_overhead.session import OverheadSession
 from pytest_otel_overhead.settings.layers import SettingsError
+
+if TYPE_CHECKING:  # the session imports this module to tell which test bodies it measures
+    from pytest_otel_overhead.session import OverheadSession
 
 __all__ = ["PLUGIN_NAME", "activate", "measures_benchmark"]
 

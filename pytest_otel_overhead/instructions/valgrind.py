@@ -157,17 +157,23 @@ class Dump:
 
 
 _TRIGGER = re.compile(r"^desc: Trigger: Client Request: (.*)$", re.MULTILINE)
+_SUMMARY = re.compile(r"^summary: (\d+)", re.MULTILINE)
 _TOTALS = re.compile(r"^totals: (\d+)", re.MULTILINE)
 
 
 def read_dump(path: Path) -> Dump | None:
-    """The dump in ``path``, or None for an end-of-program dump."""
+    """The dump in ``path``, or None for an end-of-program dump.
+
+    ``summary`` is what every thread executed since the counters were zeroed. ``totals``, the sum
+    of the file's cost lines, can also hold costs from before the zero: after making and freeing
+    20,000 tuples just before zeroing, a block of 0.83 M instructions read 1.51 M there.
+    """
     text = path.read_text(encoding="utf-8", errors="replace")
     trigger = _TRIGGER.search(text)
     if trigger is None:
         return None
-    totals = _TOTALS.search(text)
-    return Dump(trigger.group(1).strip(), int(totals.group(1)) if totals else 0)
+    count = _SUMMARY.search(text) or _TOTALS.search(text)
+    return Dump(trigger.group(1).strip(), int(count.group(1)) if count else 0)
 
 
 def read_dumps(out_dir: Path) -> Iterator[Dump]:
