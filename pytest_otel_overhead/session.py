@@ -38,7 +38,7 @@ from pytest_otel_overhead.xdist_support import is_worker
 
 # MARKER and the layer readers live in settings.sources (read in every run, measuring or not);
 # they stay importable from here.
-__all__ = ["MARKER", "OverheadSession", "cli_layer", "ini_layer", "marker_layer", "option_name"]
+__all__ = ["MARKER", "OverheadSession", "cli_layer", "ini_layer", "marker_layer", "option_name", "record_properties"]
 
 
 class OverheadSession:
@@ -174,7 +174,7 @@ class OverheadSession:
         if problem is not None:  # failed outside the except, so the report does not chain it
             pytest.fail(f"otel-overhead: {label}: {problem}", pytrace=False)
         self.results.append(result)
-        _record_properties(item, result)
+        record_properties(item, result)
         if advisor is not None and advisor.options.explain:
             advisor.explain(item, settings, workload, label, result, self._progress())
         if result.no_telemetry is not None and settings.no_telemetry != "ignore":
@@ -195,7 +195,7 @@ class OverheadSession:
         return result
 
 
-def _record_properties(item: pytest.Item, result: TestResult) -> None:
+def record_properties(item: pytest.Item, result: TestResult) -> None:
     """Key figures as junit properties (what ``record_property`` would add)."""
     prefix = "otel_overhead"
     if result.nodeid != item.nodeid:  # a second or later fixture call: "<nodeid>#call2"
