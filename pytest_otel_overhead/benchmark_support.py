@@ -9,18 +9,23 @@ then has nothing to show; one line at the end of the run says why, lest it seem 
 ``--otel-overhead`` nothing here is registered, and pytest-benchmark times its tests as usual.
 
 pytest-benchmark is optional: it is imported only once a session measures and has it loaded.
+The takeover leans on two internals of its fixture (the class swap, and ``_mode``, its record of
+a first use); a release without them keeps timing its tests itself, and a warning says so.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from pytest_otel_overhead.session import OverheadSession
+from pytest_otel_overhead.compat import degraded, distribution_version
 from pytest_otel_overhead.settings.layers import SettingsError
+
+if TYPE_CHECKING:  # the session imports this module to tell which test bodies it measures
+    from pytest_otel_overhead.session import OverheadSession
 
 __all__ = ["PLUGIN_NAME", "activate", "measures_benchmark"]
 
@@ -56,14 +61,30 @@ class _Takeover:
         self.original = measured.__mro__[1]
         self.taken = 0
 
+    def take_over(self, fixture: Any, node: pytest.Item) -> bool:
+        """Turn ``fixture`` into the measuring fixture; ``False`` where its class is not the one expected."""
+        if type(fixture) is not self.original:
+            return type(fixture) is self.measured
+        swapped: Any = fixture
+        try:
+            swapped.__class__ = self.measured
+        except TypeError:  # instances whose layout forbids it (e.g. __slots__)
+            return False
+        swapped._otel_overhead = (self.session, node)
+        return True
+
     @pytest.hookimpl(wrapper=True)
     def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Any:
         value: Any = yield
-        if fixturedef.argname == "benchmark" and type(value) is self.original:
-            fixture: Any = value
-            fixture.__class__ = self.measured
-            fixture._otel_overhead = (self.session, request.node)
-            self.taken += 1
+        if fixturedef.argname == "benchmark":
+            if self.take_over(value, request.node):
+                self.taken += 1
+            else:
+                degraded(
+                    "benchmark: measuring the `benchmark` fixture needs pytest-benchmark's BenchmarkFixture "
+                    f"(whose class it swaps), not found as expected in {distribution_version('pytest-benchmark')}; "
+                    "benchmark tests are timed by pytest-benchmark, not measured for overhead"
+                )
         return value
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -80,9 +101,10 @@ def _measure(fixture: Any, mode: str, workload: Callable[[], T]) -> T:
     """Call ``workload`` once as the test would, then measure it in both arms; return the first result."""
     from pytest_benchmark.fixture import FixtureAlreadyUsed  # optional dependency
 
-    if fixture._mode:
+    used = getattr(fixture, "_mode", None)  # pytest-benchmark's record of a first use, kept by it
+    if used:
         fixture.has_error = True
-        raise FixtureAlreadyUsed(f"Fixture can only be used once. Previously it was used in {fixture._mode} mode.")
+        raise FixtureAlreadyUsed(f"Fixture can only be used once. Previously it was used in {used} mode.")
     fixture._mode = mode
     session, item = fixture._otel_overhead
     try:

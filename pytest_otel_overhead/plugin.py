@@ -1,61 +1,38 @@
-"""pytest hooks: options, marker, fixture and the points where measuring plugs into a test run."""
+"""pytest hooks: options, marker, fixture and the points where measuring plugs into a test run.
+
+pytest imports this module in every run of every project that has the package installed, so it
+imports only pytest and the settings' parsers. The measuring machinery (the engine, the
+OpenTelemetry SDK, psutil, reports, history, advice) is imported in ``pytest_configure``, and
+only when the session measures (``--otel-overhead``, ini ``otel_overhead`` or an advice flag).
+Marker arguments and setting values are checked in every run all the same, so that a typo fails
+at once rather than in the first run that measures.
+"""
 
 from __future__ import annotations
 
-import argparse
 import functools
-import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from pytest_otel_overhead.advice import plugin as advice
-from pytest_otel_overhead.benchmark_support import activate as activate_benchmark
-from pytest_otel_overhead.benchmark_support import measures_benchmark
-from pytest_otel_overhead.history import tracking
-from pytest_otel_overhead.history.document import write_json
-from pytest_otel_overhead.options import session_options
-from pytest_otel_overhead.otel.receiver import stop_shared_receiver
-from pytest_otel_overhead.otel.routing import RouterInstallError, install_router
-from pytest_otel_overhead.reports.terminal import summary_lines
-from pytest_otel_overhead.session import MARKER, OverheadSession, option_name
+from pytest_otel_overhead.flags import add_options, given_flags
+from pytest_otel_overhead.options import SessionOptions, session_options
 from pytest_otel_overhead.settings.layers import KEYS, MeasureSettings, SettingsError
-from pytest_otel_overhead.xdist_support import PLUGIN_NAME as XDIST_PLUGIN_NAME
-from pytest_otel_overhead.xdist_support import XdistPlugin, is_worker
+from pytest_otel_overhead.settings.sources import MARKER, cli_layer, ini_layer, marker_layer
+
+if TYPE_CHECKING:
+    from pytest_otel_overhead.session import OverheadSession
 
 T = TypeVar("T")
 
-_session_key = pytest.StashKey[OverheadSession]()
+_session_key: pytest.StashKey[OverheadSession] = pytest.StashKey()
 _settings_key = pytest.StashKey[MeasureSettings]()
 _calls_key = pytest.StashKey[int]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("otel-overhead", "OpenTelemetry overhead (pytest-otel-overhead)")
-    group.addoption(
-        "--otel-overhead",
-        action="store_true",
-        default=None,
-        help="measure tests marked otel_overhead (and otel_overhead fixture calls) against an "
-        "uninstrumented baseline and fail those over budget",
-    )
-    parser.addini("otel_overhead", "enable measuring, as --otel-overhead does", type="bool", default=False)
-    group.addoption("--otel-overhead-json", metavar="PATH", default=None, help="write results as JSON to PATH")
-    parser.addini("otel_overhead_json", "write results as JSON to this path, as --otel-overhead-json does")
-    advice.add_options(parser, group)
-    tracking.add_options(parser, group)
-    # Internal: set on the pytest processes that instructions mode starts under valgrind.
-    group.addoption("--otel-overhead-child", default=None, help=argparse.SUPPRESS)
-    for key in KEYS.values():
-        group.addoption(
-            option_name(key.name),
-            dest="otel_overhead_" + key.name,
-            default=None,
-            metavar="VALUE",
-            help=key.help.replace("%", "%%"),  # argparse %-formats help text: "5%" would break --help
-        )
-        parser.addini("otel_overhead_" + key.name, key.help + f"; as {option_name(key.name)}")
+    add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -66,15 +43,33 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     options = session_options(config)  # read once here; every module reads them from the stash
     if options.child:
-        from pytest_otel_overhead.instructions.child import (
-            ChildSession,  # only in the processes that count instructions
-        )
+        _start_child(config, options.child)
+    elif options.measuring:
+        _start_measuring(config, options)
+    else:
+        _check_without_measuring(config)
 
-        config.stash[_session_key] = ChildSession(config, install_router(), options.child)
-        activate_benchmark(config, config.stash[_session_key])
-        return
-    if not options.measuring:
-        return
+
+def _start_child(config: pytest.Config, spec_path: str) -> None:
+    """A process that counts instructions under valgrind, started by an instructions-mode session."""
+    from pytest_otel_overhead.benchmark_support import activate as activate_benchmark
+    from pytest_otel_overhead.instructions.child import ChildSession
+    from pytest_otel_overhead.otel.routing import install_router
+
+    session = config.stash[_session_key] = ChildSession(config, install_router(), spec_path)
+    activate_benchmark(config, session)
+
+
+def _start_measuring(config: pytest.Config, options: SessionOptions) -> None:
+    """Import the measuring machinery, build the session and register the plugins that go with it."""
+    from pytest_otel_overhead.advice import plugin as advice
+    from pytest_otel_overhead.benchmark_support import activate as activate_benchmark
+    from pytest_otel_overhead.history import tracking
+    from pytest_otel_overhead.otel.routing import RouterInstallError, install_router
+    from pytest_otel_overhead.session import OverheadSession
+    from pytest_otel_overhead.xdist_support import PLUGIN_NAME as XDIST_PLUGIN_NAME
+    from pytest_otel_overhead.xdist_support import XdistPlugin
+
     try:
         router = install_router()
         session = OverheadSession(config, router, advice=advice.advice_options(options))
@@ -91,43 +86,59 @@ def pytest_configure(config: pytest.Config) -> None:
     activate_benchmark(config, session)
 
 
-def _is_measured_body(item: pytest.Item) -> bool:
-    return (
-        isinstance(item, pytest.Function)
-        and item.get_closest_marker(MARKER) is not None
-        and "otel_overhead" not in item.fixturenames
-        and not measures_benchmark(item)  # its benchmark(fn) call is measured instead
-    )
+def _check_without_measuring(config: pytest.Config) -> None:
+    """Check the settings' flags and ini keys as a measuring session would; say which flags do nothing.
+
+    The environment is not checked: its OTEL_* variables may hold values meant for the code under
+    test, and only a measuring session reads them. Exporter factories and instrumentors are checked
+    as written, not imported.
+    """
+    try:
+        cli_layer(config, imports=False)
+        ini_layer(config, imports=False)
+    except SettingsError as error:
+        raise pytest.UsageError(f"otel-overhead: {error}") from None
+    given = given_flags(config)
+    if given and not hasattr(config, "workerinput"):  # an xdist worker: its controller says it once
+        verb = "has" if len(given) == 1 else "have"
+        message = f"otel-overhead: {', '.join(given)} {verb} no effect without --otel-overhead"
+        config.issue_config_time_warning(pytest.PytestConfigWarning(message), stacklevel=2)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    session = item.config.stash.get(_session_key, None)
-    if session is None or (
-        item.get_closest_marker(MARKER) is None and "otel_overhead" not in getattr(item, "fixturenames", ())
-    ):
-        return
+def _fail_on_settings_error(check: Callable[[], object]) -> None:
+    """Run ``check``; a SettingsError fails the test with its one line (no traceback, no chained error)."""
     problem: str | None = None
     try:
-        item.stash[_settings_key] = session.settings_for(item)
+        check()
     except SettingsError as error:
         problem = str(error)
     if problem is not None:  # failed outside the except, so the report does not chain the SettingsError
         pytest.fail(f"otel-overhead: {problem}", pytrace=False)
-    if _is_measured_body(item):
-        function = getattr(item, "obj", None)
-        if inspect.iscoroutinefunction(function) or inspect.isgeneratorfunction(function):
-            pytest.fail(
-                f"otel-overhead: marker on {item.nodeid}: the test body must be a plain function to be "
-                "measured; call the async code through the otel_overhead fixture instead",
-                pytrace=False,
-            )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker(MARKER) is None and "otel_overhead" not in getattr(item, "fixturenames", ()):
+        return
+    session = item.config.stash.get(_session_key, None)
+    if session is None:
+        # A typo fails in every run, measuring or not; what a value names is imported only to measure.
+        _fail_on_settings_error(lambda: marker_layer(item, imports=False))
+        return
+
+    def settle() -> None:
+        item.stash[_settings_key] = session.settings_for(item)
+
+    _fail_on_settings_error(settle)
+    problem = session.check_body(item)
+    if problem is not None:
+        pytest.fail(f"otel-overhead: {problem}", pytrace=False)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     session = pyfuncitem.config.stash.get(_session_key, None)
-    if session is None or not _is_measured_body(pyfuncitem):
+    if session is None or not session.measures_body(pyfuncitem):
         return None
     funcargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
     workload = functools.partial(pyfuncitem.obj, **funcargs)
@@ -171,22 +182,17 @@ def otel_overhead(request: pytest.FixtureRequest) -> OverheadFixture:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     session = config.stash.get(_session_key, None)
-    if session is None or not session.results:
-        return
-    terminalreporter.write_sep("-", "otel-overhead")
-    for line in summary_lines(session.results, verbose=config.get_verbosity() >= 1):
-        terminalreporter.write_line(line)
+    if session is not None:
+        session.write_summary(terminalreporter)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     overhead = session.config.stash.get(_session_key, None)
-    if overhead is None or is_worker(session.config):  # under xdist the controller reports for all
-        return
-    path = session_options(session.config).json
-    if path is not None:
-        sections = overhead.advisor.json_sections() if overhead.advisor is not None else None
-        write_json(path, overhead.results, sections)
+    if overhead is not None:
+        overhead.finish()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    stop_shared_receiver()  # the embedded OTLP receiver, if a measurement started one
+    session = config.stash.get(_session_key, None)
+    if session is not None:
+        session.close()

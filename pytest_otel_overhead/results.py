@@ -28,6 +28,7 @@ __all__ = [
     "MetricResult",
     "PipelineHealth",
     "ProcessProbe",
+    "Replica",
     "TestResult",
 ]
 
@@ -77,6 +78,9 @@ class MetricResult:
     verdict: Verdict | None = None
     resolution: float | None = None
     note: str | None = None
+    between_process_spread: float | None = None
+    """Measured over several processes: the between-process standard deviation τ of the overhead,
+    on its scale (``n`` then counts processes); ``None`` when one process measured."""
 
     @property
     def label(self) -> str:
@@ -154,6 +158,7 @@ class MetricResult:
             "spread": finite_or_none(self.spread),
             "resolution": finite_or_none(self.resolution),
             "note": self.note,
+            "between_process_spread": finite_or_none(self.between_process_spread),
         }
 
 
@@ -354,6 +359,43 @@ class ProcessProbe:
 
 
 @dataclass(frozen=True)
+class Replica:
+    """One fresh process of a measurement spread over several (``processes`` > 1): how it was
+    started, and what it measured on its own."""
+
+    pid: int
+    hash_seed: int
+    """Its ``PYTHONHASHSEED``."""
+    env_pad: int
+    """Bytes of padding added to its environment, which moves where its stack starts."""
+    pairs: int
+    duration_s: float
+    """Wall time of the whole process, start-up and collection included."""
+    verdict: Verdict
+    """What this process alone would have decided."""
+    overheads: tuple[tuple[str, float, float, float], ...] = ()
+    """Per metric: (name, overhead, ci_low, ci_high), as in its own result."""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "pid": self.pid,
+            "hash_seed": self.hash_seed,
+            "env_pad_bytes": self.env_pad,
+            "pairs": self.pairs,
+            "duration_s": self.duration_s,
+            "verdict": self.verdict.value,
+            "metrics": {
+                name: {
+                    "overhead": finite_or_none(overhead),
+                    "ci_low": finite_or_none(low),
+                    "ci_high": finite_or_none(high),
+                }
+                for name, overhead, low, high in self.overheads
+            },
+        }
+
+
+@dataclass(frozen=True)
 class TestResult:
     """One measured workload: its settings, every metric, pipeline health and how the run went."""
 
@@ -377,6 +419,10 @@ class TestResult:
     """``time``, or ``instructions`` (counted under valgrind; ``pairs`` then counts processes)."""
     instruction_samples: tuple[tuple[float, float], ...] = field(default=(), repr=False)
     """In instructions mode, per process: (baseline, instrumented) instructions per call."""
+    processes: int = 1
+    """Fresh processes whose measurements were combined (time mode with ``processes`` > 1)."""
+    replicas: tuple[Replica, ...] = field(default=(), repr=False)
+    """Those processes, in the order they ran; empty when this process measured."""
     no_telemetry: str | None = None
     """Why the instrumented arm recorded no telemetry, with its likely causes; ``None`` when it did
     record some (or was not checked). Such a result's outcome is ``NO_TELEMETRY``."""
@@ -420,6 +466,8 @@ class TestResult:
             "looks": self.looks,
             "duration_s": self.duration_s,
             "stop_reason": self.stop_reason,
+            "processes": self.processes,
+            "replicas": [replica.as_dict() for replica in self.replicas],
             "samples": {
                 "columns": ["cpu_baseline", "cpu_instrumented", "wall_baseline", "wall_instrumented"],
                 "per_call_seconds": [list(s) for s in self.samples],

@@ -1,11 +1,14 @@
 """One pytest session's measuring: settings per test, running the engine, gating, collecting results.
 
-``plugin.py`` holds the pytest hooks and hands each decision here.
+``plugin.py`` holds the pytest hooks and hands each decision here. This module brings in the
+measuring machinery (engine, OpenTelemetry SDK, reports, advice), so ``plugin.py`` imports it only
+once a session measures.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -13,56 +16,29 @@ from typing import Any
 import pytest
 
 from pytest_otel_overhead.advice.plugin import AdviceOptions, Advisor, make_advisor, settings_errors_fail_the_test
+from pytest_otel_overhead.benchmark_support import measures_benchmark
+from pytest_otel_overhead.compat import verbosity
+from pytest_otel_overhead.engine.replica_child import replica_child
+from pytest_otel_overhead.engine.replicas import measure_replicated
 from pytest_otel_overhead.engine.runner import measure
 from pytest_otel_overhead.formatting import junit_number
+from pytest_otel_overhead.history.document import write_json
 from pytest_otel_overhead.instructions.parent import measure_instructions, require_valgrind
+from pytest_otel_overhead.options import session_options
+from pytest_otel_overhead.otel.receiver import stop_shared_receiver
 from pytest_otel_overhead.otel.routing import ArmRouter
-from pytest_otel_overhead.reports.terminal import result_message
+from pytest_otel_overhead.reports.terminal import result_message, summary_lines
 from pytest_otel_overhead.results import TestResult
-from pytest_otel_overhead.settings.layers import (
-    KEYS,
-    Layer,
-    MeasureSettings,
-    SettingsError,
-    check_keys,
-    env_layer,
-    resolve,
-)
+from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, env_layer, resolve
+from pytest_otel_overhead.settings.sources import MARKER, cli_layer, ini_layer, marker_layer, option_name
 from pytest_otel_overhead.verdict import Verdict
 from pytest_otel_overhead.warning_types import OverheadInconclusiveWarning
 from pytest_otel_overhead.xdist_support import PLUGIN_NAME as XDIST_PLUGIN_NAME
+from pytest_otel_overhead.xdist_support import is_worker
 
-__all__ = ["MARKER", "OverheadSession", "cli_layer", "ini_layer", "marker_layer", "option_name"]
-
-MARKER = "otel_overhead"
-
-
-def option_name(key: str) -> str:
-    return "--otel-overhead-" + key.replace("_", "-")
-
-
-def cli_layer(config: pytest.Config) -> Layer:
-    raw = {key: config.getoption("otel_overhead_" + key) for key in KEYS}
-    return Layer.parse({k: v for k, v in raw.items() if v is not None}, option_name)
-
-
-def ini_layer(config: pytest.Config) -> Layer:
-    where = f" in {config.inipath.name}" if config.inipath else ""
-    raw = {key: config.getini("otel_overhead_" + key) for key in KEYS}
-    return Layer.parse({k: v for k, v in raw.items() if v not in (None, "")}, lambda k: f"ini otel_overhead_{k}{where}")
-
-
-def marker_layer(item: pytest.Item) -> Layer:
-    """Marker kwargs of the test (the closest marker wins per key, as pytest orders them)."""
-    source = f"marker on {item.nodeid}"
-    merged: dict[str, object] = {}
-    for mark in item.iter_markers(MARKER):
-        if mark.args:
-            raise SettingsError(f"{source}: takes keyword arguments only, e.g. otel_overhead(budget='5%')")
-        check_keys(mark.kwargs, source)
-        for key, value in mark.kwargs.items():
-            merged.setdefault(key, value)
-    return Layer.parse(merged, lambda key: source, name_keys=True)
+# MARKER and the layer readers live in settings.sources (read in every run, measuring or not);
+# they stay importable from here.
+__all__ = ["MARKER", "OverheadSession", "cli_layer", "ini_layer", "marker_layer", "option_name", "record_properties"]
 
 
 class OverheadSession:
@@ -82,9 +58,48 @@ class OverheadSession:
         self.base = resolve(self.base_layers)  # fails fast on CLI/ini/env values that cannot agree
         require_valgrind(self.base)  # one clear error up front when instructions mode cannot run
         self.results: list[TestResult] = []
-        self.verbose = config.get_verbosity() >= 1
+        self.verbose = verbosity(config) >= 1
         # sweep / tune / explain, when asked for (advice/plugin.py); it measures as `measure_ungated` does
         self.advisor: Advisor | None = make_advisor(advice, router, self.measure_ungated) if advice else None
+
+    def measures_body(self, item: pytest.Item) -> bool:
+        """Whether the test's body itself is measured (a marker, no fixture call, no benchmark call)."""
+        return (
+            isinstance(item, pytest.Function)
+            and item.get_closest_marker(MARKER) is not None
+            and "otel_overhead" not in item.fixturenames
+            and not measures_benchmark(item)  # its benchmark(fn) call is measured instead
+        )
+
+    def check_body(self, item: pytest.Item) -> str | None:
+        """Why the test's body cannot be measured, or None."""
+        function = getattr(item, "obj", None)
+        plain = not (inspect.iscoroutinefunction(function) or inspect.isgeneratorfunction(function))
+        if self.measures_body(item) and not plain:
+            return (
+                f"marker on {item.nodeid}: the test body must be a plain function to be measured; "
+                "call the async code through the otel_overhead fixture instead"
+            )
+        return None
+
+    def write_summary(self, terminalreporter: Any) -> None:
+        """The verdict table at the end of the terminal report."""
+        if not self.results:
+            return
+        terminalreporter.write_sep("-", "otel-overhead")
+        for line in summary_lines(self.results, verbose=self.verbose):
+            terminalreporter.write_line(line)
+
+    def finish(self) -> None:
+        """Write the JSON results, if asked for; under xdist the controller writes them for all."""
+        path = session_options(self.config).json
+        if path is None or is_worker(self.config):
+            return
+        sections = self.advisor.json_sections() if self.advisor is not None else None
+        write_json(path, self.results, sections)
+
+    def close(self) -> None:
+        stop_shared_receiver()  # the embedded OTLP receiver, if a measurement started one
 
     def layers_for(self, item: pytest.Item) -> tuple[Layer, ...]:
         return (marker_layer(item), *self.base_layers)
@@ -97,9 +112,14 @@ class OverheadSession:
     ) -> TestResult:
         """One measurement, neither kept nor gated: what ``run`` does first, and what the advice modes make."""
         say = self._progress()
+        replica = replica_child(item.config)
+        if replica is not None:  # this process was started to measure one share of a measurement over processes
+            return replica.measure(item, label, workload, self.router)
         if settings.mode == "instructions":
             return measure_instructions(item, settings, workload, self.router, label=label, progress=say)
         with self.measuring_alone():
+            if settings.processes > 1:
+                return measure_replicated(item, settings, label=label, progress=say)
             return measure(workload, settings, self.router, nodeid=label, progress=say)
 
     def _progress(self) -> Callable[[str], None] | None:
@@ -154,7 +174,7 @@ class OverheadSession:
         if problem is not None:  # failed outside the except, so the report does not chain it
             pytest.fail(f"otel-overhead: {label}: {problem}", pytrace=False)
         self.results.append(result)
-        _record_properties(item, result)
+        record_properties(item, result)
         if advisor is not None and advisor.options.explain:
             advisor.explain(item, settings, workload, label, result, self._progress())
         if result.no_telemetry is not None and settings.no_telemetry != "ignore":
@@ -175,7 +195,7 @@ class OverheadSession:
         return result
 
 
-def _record_properties(item: pytest.Item, result: TestResult) -> None:
+def record_properties(item: pytest.Item, result: TestResult) -> None:
     """Key figures as junit properties (what ``record_property`` would add)."""
     prefix = "otel_overhead"
     if result.nodeid != item.nodeid:  # a second or later fixture call: "<nodeid>#call2"

@@ -9,6 +9,11 @@ Consecutive pairs are not independent on a shared machine (load comes and goes o
 an interval that treats hundreds of them as independent comes out too narrow. Long runs are
 therefore summarized in at most ``MAX_BATCHES`` contiguous batches first (the batch-means method of
 simulation output analysis): each batch is one longer pair, and the interval is built from those.
+
+A measurement spread over several processes combines one estimate per process: process state
+(memory layout, allocator, what ran before) shifts each process's estimate by an offset that no
+single process can see, so the combination is a random-effects one (``random_effects``), with
+Student's t quantiles (``t_quantile``) for the few processes there are.
 """
 
 from __future__ import annotations
@@ -16,18 +21,25 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from statistics import NormalDist
 
 __all__ = [
     "MAX_BATCHES",
     "Interval",
+    "Pooled",
     "batch_slices",
+    "dersimonian_laird",
     "hodges_lehmann",
     "mad_spread",
     "median",
     "quantile",
+    "random_effects",
     "sign_interval",
+    "standard_error",
+    "t_cdf",
+    "t_quantile",
     "walsh_order_statistic",
     "wilcoxon_interval",
 ]
@@ -236,3 +248,115 @@ def sign_interval(values: Sequence[float], confidence: float) -> Interval:
     if k < 1:
         return (-math.inf, centre, math.inf)
     return (ordered[k - 1], centre, ordered[n - k])
+
+
+def t_cdf(t: float, df: int) -> float:
+    """P(T <= t) for Student's t with ``df`` (whole) degrees of freedom, in closed form.
+
+    Abramowitz & Stegun 26.7.3 and 26.7.4: with θ = atan(t / √df), a finite series in cos θ.
+    """
+    if df < 1:
+        raise ValueError(f"t distribution needs df >= 1, got {df}")
+    if math.isnan(t):
+        return math.nan
+    if math.isinf(t):
+        return 1.0 if t > 0 else 0.0
+    theta = math.atan(abs(t) / math.sqrt(df))
+    sin, cos2 = math.sin(theta), math.cos(theta) ** 2
+    if df % 2:
+        term = total = math.cos(theta) if df > 1 else 0.0
+        for k in range(3, df - 1, 2):
+            term *= (k - 1) / k * cos2
+            total += term
+        inside = 2 / math.pi * (theta + sin * total)
+    else:
+        term = total = 1.0
+        for k in range(2, df - 1, 2):
+            term *= (k - 1) / k * cos2
+            total += term
+        inside = sin * total
+    inside = min(1.0, inside)  # P(|T| <= |t|); the series can round a hair past 1 far out in the tail
+    return 0.5 + inside / 2 if t >= 0 else 0.5 - inside / 2
+
+
+@lru_cache(maxsize=256)
+def t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile of Student's t with ``df`` degrees of freedom (bisection on ``t_cdf``)."""
+    if not 0 < p < 1:
+        raise ValueError(f"quantile needs 0 < p < 1, got {p}")
+    if p < 0.5:
+        return -t_quantile(1 - p, df)
+    low, high = 0.0, 1.0
+    while t_cdf(high, df) < p:
+        low, high = high, high * 2
+    for _ in range(200):
+        middle = (low + high) / 2
+        if middle in (low, high):
+            break
+        if t_cdf(middle, df) < p:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def standard_error(low: float, high: float, confidence: float) -> float:
+    """The standard error that a normal-theory interval ``[low, high]`` at ``confidence`` implies.
+
+    Infinite for an unbounded interval: such an estimate carries no weight of its own."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return math.inf
+    return (high - low) / (2 * NormalDist().inv_cdf(1 - (1 - confidence) / 2))
+
+
+def dersimonian_laird(estimates: Sequence[float], variances: Sequence[float]) -> float:
+    """Between-process variance τ² by the DerSimonian–Laird moment estimate (0 when the estimates
+    spread no more than their own variances explain); every variance must be positive and finite."""
+    weights = [1 / v for v in variances]
+    total = math.fsum(weights)
+    mean = math.fsum(w * y for w, y in zip(weights, estimates, strict=True)) / total
+    q = math.fsum(w * (y - mean) ** 2 for w, y in zip(weights, estimates, strict=True))
+    scale = total - math.fsum(w * w for w in weights) / total
+    return max(0.0, (q - (len(estimates) - 1)) / scale) if scale > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """Per-process estimates combined: the mean over processes with its interval, and τ."""
+
+    low: float
+    estimate: float
+    high: float
+    tau: float
+    """Between-process standard deviation: DerSimonian–Laird, or the estimates' own standard
+    deviation where some process gave no standard error."""
+    k: int
+
+
+def random_effects(estimates: Sequence[float], standard_errors: Sequence[float], confidence: float) -> Pooled:
+    """Random-effects combination of one estimate per process, each with its within-process standard error.
+
+    Weights are ``1 / (se² + τ²)`` with τ² by DerSimonian–Laird; the interval is Hartung–Knapp's, a
+    t interval with k − 1 degrees of freedom whose variance is scaled by the weighted spread of the
+    estimates, never below the one the standard errors alone give (Röver et al., 2015). Processes
+    that disagree therefore widen the interval, however precise each one is on its own. Where a
+    standard error is unusable (unbounded, or zero), the processes weigh alike and this is the
+    t interval of their mean. One estimate gives an unbounded interval.
+    """
+    k = len(estimates)
+    if k != len(standard_errors) or k == 0:
+        raise ValueError(f"random_effects needs as many standard errors as estimates, at least one; got {k}")
+    if k == 1:
+        return Pooled(-math.inf, estimates[0], math.inf, math.nan, 1)
+    variances = [se * se for se in standard_errors]
+    weighted = all(math.isfinite(v) and v > 0 for v in variances)
+    tau2 = dersimonian_laird(estimates, variances) if weighted else math.nan
+    weights = [1 / (v + tau2) for v in variances] if weighted else [1.0] * k
+    total = math.fsum(weights)
+    mean = math.fsum(w * y for w, y in zip(weights, estimates, strict=True)) / total
+    spread = math.fsum(w * (y - mean) ** 2 for w, y in zip(weights, estimates, strict=True)) / (k - 1)
+    if not weighted:
+        tau2 = spread  # equal weights of 1: the estimates' sample variance
+    variance = (max(1.0, spread) if weighted else spread) / total
+    half = t_quantile(1 - (1 - confidence) / 2, k - 1) * math.sqrt(variance)
+    return Pooled(mean - half, mean, mean + half, math.sqrt(tau2), k)

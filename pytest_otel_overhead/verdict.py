@@ -5,6 +5,9 @@ above the budget, PASS when it lies below, INCONCLUSIVE otherwise. Looking at th
 times and stopping at the first decision would inflate false verdicts, so looks happen only at
 planned points and each look's interval is widened for the number of looks (Bonferroni): over the
 whole sequence the chance of any false FAIL (or any false PASS) stays below (1 - confidence) / 2.
+
+A measurement spread over several processes decides from the processes' estimates combined
+(``decide_across_processes``), looking after each process from the third on (``process_look_plan``).
 """
 
 from __future__ import annotations
@@ -14,10 +17,23 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from pytest_otel_overhead.stats import mad_spread, sign_interval, wilcoxon_interval
+from pytest_otel_overhead.stats import mad_spread, random_effects, sign_interval, wilcoxon_interval
 from pytest_otel_overhead.units import Budget
 
-__all__ = ["Decision", "LookPlan", "Verdict", "combine", "decide", "decide_budget", "to_statistic"]
+__all__ = [
+    "Decision",
+    "LookPlan",
+    "Verdict",
+    "combine",
+    "decide",
+    "decide_across_processes",
+    "decide_budget",
+    "from_statistic",
+    "process_look_plan",
+    "process_looks",
+    "statistic_of",
+    "to_statistic",
+]
 
 
 class Verdict(str, enum.Enum):
@@ -66,6 +82,13 @@ def from_statistic(value: float, kind: str) -> float:
     if value == -math.inf:
         return -1.0
     return math.expm1(value)
+
+
+def statistic_of(value: float, kind: str) -> float:
+    """An overhead (a fraction, or seconds / bytes) on the paired statistic's scale; inverse of ``from_statistic``."""
+    if kind != "relative" or math.isnan(value):
+        return value
+    return math.log1p(value) if value > -1 else -math.inf
 
 
 def decide(low: float, high: float, threshold: float) -> Verdict:
@@ -122,6 +145,52 @@ def decide_budget(
         ci_high=from_statistic(high, kind),
         verdict=verdict,
         n=len(usable),
+        spread=from_statistic(spread, kind) if kind == "relative" and math.isfinite(spread) else spread,
+        confidence=confidence,
+    )
+
+
+def process_looks(processes: int) -> tuple[int, ...]:
+    """After how many processes a measurement spread over ``processes`` looks: each from the third on.
+
+    Fewer than three processes give a t interval with one degree of freedom at best, twelve
+    standard errors wide at 95%: those look once, at the end."""
+    return tuple(range(min(3, processes), processes + 1))
+
+
+def process_look_plan(processes: int, confidence: float = 0.95) -> LookPlan:
+    """The looks of ``process_looks`` as a plan: ``per_look_confidence`` is Bonferroni's over them."""
+    return LookPlan(fractions=tuple(k / processes for k in process_looks(processes)), confidence=confidence)
+
+
+def decide_across_processes(
+    estimates: Sequence[float],
+    standard_errors: Sequence[float],
+    budget: Budget | None,
+    confidence: float,
+    *,
+    kind: str = "relative",
+) -> Decision:
+    """Estimate, interval and verdict from one estimate per process (on the statistic's scale, with
+    its within-process standard error), by ``stats.random_effects``.
+
+    Processes without a finite estimate are left out. ``spread`` is the between-process standard
+    deviation τ, on the overhead scale; ``n`` the processes combined.
+    """
+    if budget is not None:
+        kind = budget.kind
+    usable = [(y, se) for y, se in zip(estimates, standard_errors, strict=True) if math.isfinite(y)]
+    if not usable:
+        return Decision(math.nan, -math.inf, math.inf, Verdict.INCONCLUSIVE, 0, math.nan, confidence)
+    pooled = random_effects([y for y, _ in usable], [se for _, se in usable], confidence)
+    verdict = decide(pooled.low, pooled.high, to_statistic(budget)) if budget is not None else Verdict.INCONCLUSIVE
+    spread = pooled.tau
+    return Decision(
+        estimate=from_statistic(pooled.estimate, kind),
+        ci_low=from_statistic(pooled.low, kind),
+        ci_high=from_statistic(pooled.high, kind),
+        verdict=verdict,
+        n=pooled.k,
         spread=from_statistic(spread, kind) if kind == "relative" and math.isfinite(spread) else spread,
         confidence=confidence,
     )

@@ -6,23 +6,27 @@ rebuilds them as reports arrive and keeps them in collection order, so its summa
 output hold what a run without xdist would hold.
 
 Timing: a time measurement must not share the host with other work of the same run, or the
-workers' load becomes the measurement's noise. Every test on every worker of a host holds a shared
-lock while it runs; a time measurement takes the lock exclusively, so it starts once the tests
-running elsewhere have finished and no other test starts until it is done. A second "gate" lock
-makes a waiting measurement block new tests, so it cannot be starved. Instruction counts do not
-depend on contention, so instructions mode takes no exclusive lock and runs alongside other tests.
+workers' load becomes the measurement's noise. Every test on every worker of a host holds its
+worker's lock while it runs; a time measurement takes every worker's lock, so it starts once the
+tests running elsewhere have finished and no other test starts until it is done. A "gate" lock,
+taken briefly before a test starts and held by a measurement from before it waits, makes a waiting
+measurement block new tests, so it cannot be starved. Instruction counts do not depend on
+contention, so instructions mode takes no such lock and runs alongside other tests.
+
+The locks are files locked exclusively through ``filelock`` (``flock`` on POSIX, ``msvcrt`` on
+Windows): Windows has no shared file lock, hence one lock per worker rather than one shared lock.
+An operating-system lock goes with the process that held it, so a crashed worker blocks no one.
 """
 
 from __future__ import annotations
 
 import bisect
-import fcntl
 import re
 import tempfile
-from collections.abc import Generator, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
@@ -37,6 +41,7 @@ __all__ = [
     "is_worker",
     "result_from_wire",
     "result_to_wire",
+    "worker_slot",
 ]
 
 PLUGIN_NAME = "otel-overhead-xdist"
@@ -62,56 +67,72 @@ def result_from_wire(text: str) -> TestResult:
 
 
 class HostLock:
-    """Readers-writer lock among the workers of one run on one host (``flock``, released on exit)."""
+    """Readers-writer lock among the workers of one run on one host, built from exclusive file locks.
 
-    def __init__(self, key: str, directory: Path | None = None) -> None:
+    ``slot`` is this worker's own lock among ``slots`` (one per worker): a test holds its worker's
+    slot; a time measurement holds the gate and every slot.
+    """
+
+    def __init__(self, key: str, slot: int, slots: int, directory: Path | None = None) -> None:
+        from filelock import FileLock  # only xdist workers take these locks
+
         base = Path(directory or tempfile.gettempdir())
-        self.paths = (base / f"{LOCK_PREFIX}{key}.gate", base / f"{LOCK_PREFIX}{key}.lock")
-        self._gate: IO[bytes] = self.paths[0].open("ab")
-        self._data: IO[bytes] = self.paths[1].open("ab")
+        self.gate_path = base / f"{LOCK_PREFIX}{key}.gate"
+        self.slot_paths = tuple(base / f"{LOCK_PREFIX}{key}.{index}.lock" for index in range(max(1, slots)))
+        # thread_local=False: a hold taken on one thread may be released on another.
+        self._gate = FileLock(self.gate_path, thread_local=False)
+        self._slots = tuple(FileLock(path, thread_local=False) for path in self.slot_paths)
+        self._own = self._slots[slot % len(self._slots)]
         self.holding_test = False
 
     def close(self) -> None:
-        self._gate.close()
-        self._data.close()
+        """Let go of anything still held (the operating system would on exit anyway)."""
+        for lock in (*self._slots, self._gate):
+            lock.release(force=True)
 
-    def _enter_shared(self) -> None:
-        fcntl.flock(self._gate, fcntl.LOCK_SH)
-        try:
-            fcntl.flock(self._data, fcntl.LOCK_SH)
-        finally:
-            fcntl.flock(self._gate, fcntl.LOCK_UN)
+    def _enter_test(self) -> None:
+        with self._gate:  # a measurement waiting at the gate goes first
+            self._own.acquire()
 
     @contextmanager
     def test(self) -> Iterator[None]:
-        """Held (shared) while a test runs on this worker."""
-        self._enter_shared()
+        """Held while a test runs on this worker."""
+        self._enter_test()
         self.holding_test = True
         try:
             yield
         finally:
             self.holding_test = False
-            fcntl.flock(self._data, fcntl.LOCK_UN)
+            self._own.release()
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
         """Held while a time measurement runs: no test of this run runs elsewhere on the host."""
         was_holding = self.holding_test
         if was_holding:
-            # Let go of this test's shared hold first: two measuring workers would otherwise wait
-            # on each other's shared hold for ever.
-            fcntl.flock(self._data, fcntl.LOCK_UN)
-        fcntl.flock(self._gate, fcntl.LOCK_EX)  # tests not yet started wait at the gate
+            # Let go of this test's hold first: two measuring workers would otherwise wait on each
+            # other's test for ever.
+            self._own.release()
         try:
-            fcntl.flock(self._data, fcntl.LOCK_EX)  # tests already running finish first
-            try:
+            with ExitStack() as held:
+                held.enter_context(self._gate)  # tests not yet started wait at the gate
+                for lock in self._slots:  # tests already running finish first
+                    held.enter_context(lock)
                 yield
-            finally:
-                fcntl.flock(self._data, fcntl.LOCK_UN)
         finally:
-            fcntl.flock(self._gate, fcntl.LOCK_UN)
             if was_holding:
-                self._enter_shared()
+                self._enter_test()
+
+
+def worker_slot(workerinput: Mapping[str, Any]) -> tuple[int, int]:
+    """(this worker's slot, number of slots) from pytest-xdist's ``workerinput``: gw3 of 4 is slot 3.
+
+    A worker that replaces a crashed one gets a higher number; modulo the count it shares a slot
+    with another worker, so at worst their tests take turns.
+    """
+    slots = max(1, int(workerinput.get("workercount", 1)))
+    digits = re.sub(r"\D", "", str(workerinput.get("workerid", "")))
+    return (int(digits) % slots if digits else 0), slots
 
 
 # -- hooks ---------------------------------------------------------------------------------------
@@ -137,7 +158,7 @@ class XdistPlugin:
         self.lock: HostLock | None = None
         if is_worker(config):
             workerinput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
-            self.lock = HostLock(str(workerinput["testrunuid"]))
+            self.lock = HostLock(str(workerinput["testrunuid"]), *worker_slot(workerinput))
 
     # Worker side.
 
@@ -190,6 +211,5 @@ class XdistPlugin:
         if self.lock is not None:
             self.lock.close()
         for key in self.lock_keys:  # the controller removes the lock files once every worker is gone
-            for suffix in (".gate", ".lock"):
-                path = Path(tempfile.gettempdir()) / f"{LOCK_PREFIX}{key}{suffix}"
+            for path in Path(tempfile.gettempdir()).glob(f"{LOCK_PREFIX}{key}.*"):
                 path.unlink(missing_ok=True)

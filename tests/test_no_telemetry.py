@@ -29,7 +29,7 @@ from pytest_otel_overhead.reports.html import html_report
 from pytest_otel_overhead.reports.markdown import markdown_report
 from pytest_otel_overhead.reports.terminal import summary_lines
 from pytest_otel_overhead.results import NO_TELEMETRY, PipelineHealth, TestResult
-from pytest_otel_overhead.session import _record_properties
+from pytest_otel_overhead.session import record_properties
 from pytest_otel_overhead.settings.layers import KEYS, Layer, MeasureSettings, SettingsError, env_layer, resolve
 from pytest_otel_overhead.wire import from_json, to_json
 
@@ -318,14 +318,14 @@ class FakeItem:
 def test_junit_properties_carry_the_outcome_reason_and_notes(make_result: Callable[..., TestResult]) -> None:
     result = silent_result(make_result)
     item = FakeItem(result.nodeid)
-    _record_properties(item, result)  # type: ignore[arg-type]
+    record_properties(item, result)  # type: ignore[arg-type]
     props = dict(item.user_properties)
     assert props["otel_overhead.outcome"] == "NO_TELEMETRY"
     assert props["otel_overhead.verdict"] == "PASS"
     assert props["otel_overhead.no_telemetry"] == result.no_telemetry
     assert props["otel_overhead.note"] == result.notes[0]
     fine = FakeItem("tests/test_x.py::test_y")
-    _record_properties(fine, make_result())  # type: ignore[arg-type]
+    record_properties(fine, make_result())  # type: ignore[arg-type]
     assert dict(fine.user_properties)["otel_overhead.outcome"] == "PASS"
     assert "otel_overhead.no_telemetry" not in dict(fine.user_properties)
     assert "otel_overhead.note" not in dict(fine.user_properties)

@@ -118,7 +118,9 @@ def test_a_released_tag_starts_again_from_zero(receiver: Receiver) -> None:
 
 def test_it_listens_on_the_loopback_interface_only(receiver: Receiver) -> None:
     assert receiver.endpoint == f"http://127.0.0.1:{receiver.port}"
-    listening = [c for c in psutil.Process(receiver.pid).net_connections(kind="inet") if c.status == "LISTEN"]
+    process = psutil.Process(receiver.pid)
+    connections = getattr(process, "net_connections", None) or process.connections  # psutil 6 renamed it
+    listening = [c for c in connections(kind="inet") if c.status == "LISTEN"]
     assert [(c.laddr.ip, c.laddr.port) for c in listening] == [("127.0.0.1", receiver.port)]
 
 

@@ -8,6 +8,7 @@ under thousands of spans, gzip on repetitive spans, a backend that refuses every
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -101,6 +102,16 @@ def test_a_queue_too_small_for_the_load_reports_real_drops() -> None:
     assert health.over_budget
 
 
+def _exporter_bounds_its_retries() -> bool:
+    """The OTLP/HTTP exporter gives up within its timeout from 1.35 on; before, it retried for about 63 s."""
+    version = importlib.metadata.version("opentelemetry-exporter-otlp-proto-http")
+    return tuple(int(part) for part in version.split(".")[:2]) >= (1, 35)
+
+
+@pytest.mark.skipif(
+    not _exporter_bounds_its_retries(),
+    reason="opentelemetry-exporter-otlp-proto-http before 1.35 retries a failing backend for ~63 s, past any timeout",
+)
 def test_a_failing_backend_loses_spans_in_failed_exports_within_the_timeout() -> None:
     started = time.monotonic()
     health = diagnose(exporter="otlp", backend_error_rate=1.0, export_timeout="3s", schedule_delay="60s")

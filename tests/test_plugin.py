@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from pytest_otel_overhead.results import TestResult
-from pytest_otel_overhead.session import _record_properties
+from pytest_otel_overhead.session import record_properties
 
 # Every measured test in these runs must leave the interpreter exactly as it found it.
 STATE_CONFTEST = """
@@ -626,8 +626,8 @@ class FakeItem:
 
 def test_junit_properties_of_a_second_fixture_call_get_their_own_prefix(make_result: Callable[..., TestResult]) -> None:
     item = FakeItem("tests/test_shop.py::test_checkout[eu]")
-    _record_properties(item, make_result(item.nodeid))  # type: ignore[arg-type]
-    _record_properties(item, make_result(item.nodeid + "#call2"))  # type: ignore[arg-type]
+    record_properties(item, make_result(item.nodeid))  # type: ignore[arg-type]
+    record_properties(item, make_result(item.nodeid + "#call2"))  # type: ignore[arg-type]
     names = [name for name, _ in item.user_properties]
     assert len(names) == len(set(names)), "a second call must not repeat the first call's names"
     first = {n for n in names if not n.startswith("otel_overhead.call2.")}

@@ -150,7 +150,9 @@ def test_the_engine_leaves_an_existing_freeze_alone(router: ArmRouter) -> None:
     try:
         frozen = gc.get_freeze_count()
         runner.measure(lambda: busy(100), settings_for(budget="100000%", max_time=1), router)
-        assert gc.get_freeze_count() == frozen
+        # Frozen objects that die meanwhile leave the count (a few may, on any version), so
+        # "alone" reads: not unfrozen (0), nothing more frozen (above the count before).
+        assert 0 < gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
 

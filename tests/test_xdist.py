@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import os
@@ -21,7 +20,7 @@ from conftest import build_metric, build_result
 
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.verdict import Verdict
-from pytest_otel_overhead.xdist_support import HostLock, result_from_wire, result_to_wire
+from pytest_otel_overhead.xdist_support import HostLock, result_from_wire, result_to_wire, worker_slot
 
 pytest.importorskip("xdist")
 
@@ -198,19 +197,21 @@ def test_a_result_crosses_processes_without_loss() -> None:
     assert rebuilt.settings == result.settings
 
 
-def _gate_held_exclusively(lock: HostLock) -> bool:
-    """Whether some holder has the gate exclusively (a measurement waiting or running), without waiting."""
-    with lock.paths[0].open("ab") as probe:
-        try:
-            fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(probe, fcntl.LOCK_UN)
-        return False
+def _gate_held(lock: HostLock) -> bool:
+    """Whether some holder has the gate (a measurement waiting or running), without waiting."""
+    from filelock import FileLock, Timeout
+
+    probe = FileLock(lock.gate_path, thread_local=False)
+    try:
+        probe.acquire(timeout=0)
+    except Timeout:
+        return True
+    probe.release()
+    return False
 
 
 def test_a_measurement_waits_for_running_tests_and_holds_off_new_ones(tmp_path: Path) -> None:
-    first, second = HostLock("unit", tmp_path), HostLock("unit", tmp_path)
+    first, second = HostLock("unit", 0, 2, tmp_path), HostLock("unit", 1, 2, tmp_path)
     events: list[str] = []
 
     def measuring() -> None:
@@ -224,8 +225,10 @@ def test_a_measurement_waits_for_running_tests_and_holds_off_new_ones(tmp_path: 
         worker.start()
         # Wait (on a busy machine, as long as it takes) until the measurement has reached the gate;
         # a fixed sleep would let a new test slip in ahead of a measurement whose thread ran late.
+        # The gate is also taken for an instant as a test starts: only once the measuring thread's
+        # test has started does a held gate mean the measurement.
         deadline = time.monotonic() + 60
-        while not _gate_held_exclusively(first):
+        while not (second.holding_test and _gate_held(first)):
             assert time.monotonic() < deadline, "the measurement never took the gate"
             time.sleep(0.01)
         time.sleep(0.2)  # room for a measurement that wrongly started alongside this test to show
@@ -241,7 +244,7 @@ def test_a_measurement_waits_for_running_tests_and_holds_off_new_ones(tmp_path: 
 
 
 def test_two_measuring_workers_do_not_deadlock(tmp_path: Path) -> None:
-    locks = [HostLock("pair", tmp_path) for _ in range(2)]
+    locks = [HostLock("pair", slot, 2, tmp_path) for slot in range(2)]
     spans: list[tuple[float, float]] = []
 
     def worker(lock: HostLock) -> None:
@@ -260,3 +263,51 @@ def test_two_measuring_workers_do_not_deadlock(tmp_path: Path) -> None:
     assert first_end <= second_start
     for lock in locks:
         lock.close()
+
+
+def test_a_measurement_waits_for_the_tests_of_every_other_worker(tmp_path: Path) -> None:
+    locks = [HostLock("three", slot, 3, tmp_path) for slot in range(3)]
+    events: list[str] = []
+    release = [threading.Event(), threading.Event()]
+    started = [threading.Event(), threading.Event()]
+
+    def running_test(index: int) -> None:
+        with locks[index].test():
+            started[index].set()
+            release[index].wait(60)
+            events.append(f"test {index} ends")
+
+    def measuring() -> None:
+        with locks[2].exclusive():
+            events.append("measure")
+
+    tests = [threading.Thread(target=running_test, args=(index,)) for index in range(2)]
+    for thread in tests:
+        thread.start()
+    for event in started:
+        assert event.wait(60)
+    measurement = threading.Thread(target=measuring)
+    measurement.start()
+    for index in (1, 0):  # the measurement must wait for both, whichever ends last
+        measurement.join(0.2)
+        assert measurement.is_alive() and "measure" not in events
+        release[index].set()
+        tests[index].join(60)
+    measurement.join(60)
+    assert events == ["test 1 ends", "test 0 ends", "measure"]
+    for lock in locks:
+        lock.close()
+
+
+@pytest.mark.parametrize(
+    ("workerinput", "expected"),
+    [
+        ({"workerid": "gw0", "workercount": 2}, (0, 2)),
+        ({"workerid": "gw1", "workercount": 2}, (1, 2)),
+        ({"workerid": "gw5", "workercount": 4}, (1, 4)),  # a replacement for a crashed worker
+        ({"workerid": "gw0"}, (0, 1)),
+        ({}, (0, 1)),
+    ],
+)
+def test_each_worker_has_a_slot_of_its_own(workerinput: dict[str, object], expected: tuple[int, int]) -> None:
+    assert worker_slot(workerinput) == expected

@@ -32,7 +32,6 @@ __all__ = [
     "AdvicePlugin",
     "Advisor",
     "Measurer",
-    "add_options",
     "advice_options",
     "make_advisor",
 ]
@@ -41,49 +40,6 @@ PLUGIN_NAME = "otel-overhead-advice"
 
 Measurer = Callable[[pytest.Item, MeasureSettings, Callable[[], Any], str], TestResult]
 """One ungated measurement of a test's workload at given settings, labelled: the session's own."""
-
-
-def add_options(parser: pytest.Parser, group: Any) -> None:
-    group.addoption(
-        "--otel-overhead-sweep",
-        nargs="+",
-        action="extend",
-        default=None,
-        metavar="KEY=V1,V2",
-        help="measure each marked test at every combination of these settings, e.g. "
-        "'sample_rate=0.01,0.1,1' 'batch_size=128,512' (implies --otel-overhead; tests are not gated)",
-    )
-    parser.addini("otel_overhead_sweep", "settings to sweep, one KEY=V1,V2 per line", type="linelist")
-    group.addoption(
-        "--otel-overhead-sweep-chart",
-        default=None,
-        metavar="PATH",
-        help="write the sweeps' charts and tables to PATH as a self-contained HTML page",
-    )
-    group.addoption(
-        "--otel-overhead-tune",
-        action="store_true",
-        default=None,
-        help="find per test the highest sampling rate within budget and print it as OTEL_* variables "
-        "(implies --otel-overhead; tests are not gated)",
-    )
-    parser.addini("otel_overhead_tune", "run the auto-tuner, as --otel-overhead-tune does", type="bool", default=False)
-    group.addoption(
-        "--otel-overhead-tune-time",
-        default=None,
-        metavar="SECONDS",
-        help=f"cap on the tuner's time per test, e.g. 90 or 3min (default {DEFAULT_TIME_CAP_S:g} s)",
-    )
-    parser.addini("otel_overhead_tune_time", "cap on the tuner's time per test, as --otel-overhead-tune-time")
-    group.addoption(
-        "--otel-overhead-explain",
-        action="store_true",
-        default=None,
-        help="break each measured test's overhead down by pipeline layer (implies --otel-overhead)",
-    )
-    parser.addini(
-        "otel_overhead_explain", "break overhead down by layer, as --otel-overhead-explain", type="bool", default=False
-    )
 
 
 @dataclass(frozen=True)

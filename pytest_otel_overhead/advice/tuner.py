@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from pytest_otel_overhead.flags import DEFAULT_TUNE_TIME_S
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings, with_overrides
 from pytest_otel_overhead.verdict import Verdict
@@ -28,7 +29,7 @@ __all__ = ["MIN_RATE", "Probe", "Tuning", "nice_rate", "queue_for", "tune", "tun
 MIN_RATE = 0.001
 RESOLUTION = 1.6
 MIN_PROBE_S = 1.0
-DEFAULT_TIME_CAP_S = 120.0
+DEFAULT_TIME_CAP_S = DEFAULT_TUNE_TIME_S  # declared with --otel-overhead-tune-time
 _NICE = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
 
 

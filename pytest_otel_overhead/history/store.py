@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_otel_overhead.flags import DEFAULT_STORAGE  # declared with --otel-overhead-storage
 from pytest_otel_overhead.history.document import SCHEMA_VERSION, document
 from pytest_otel_overhead.outputs import write_text_file
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, TestResult
@@ -52,7 +53,6 @@ __all__ = [
 ]
 
 SCHEMA = "pytest-otel-overhead"
-DEFAULT_STORAGE = ".otel-overhead"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _STAMP_LENGTH = len("20250101T000000000000Z")

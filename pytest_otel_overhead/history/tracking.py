@@ -1,7 +1,7 @@
 """Regression tracking and CI outputs within a pytest session: save the run, compare it with a
 saved one, and write the Markdown and HTML reports.
 
-:func:`add_options` declares the options; while measuring, ``plugin.py`` registers the
+``flags.py`` declares the options; while measuring, ``plugin.py`` registers the
 :class:`TrackingPlugin` that :func:`tracking_plugin` builds, and its own hooks do the rest: fail a
 test whose overhead regressed, save and report at the session's end, print what was done. The run
 to compare with is found and read when the plugin is built, in ``pytest_configure``, so a wrong
@@ -52,66 +52,9 @@ from pytest_otel_overhead.verdict import Verdict
 from pytest_otel_overhead.warning_types import OverheadCompareWarning
 from pytest_otel_overhead.xdist_support import is_worker
 
-__all__ = ["PLUGIN_NAME", "TrackingPlugin", "add_options", "tracking_plugin"]
+__all__ = ["PLUGIN_NAME", "TrackingPlugin", "tracking_plugin"]
 
 PLUGIN_NAME = "otel-overhead-tracking"
-
-
-def add_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
-    group.addoption(
-        "--otel-overhead-save",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="NAME",
-        help="save this run (with raw samples) to the run store, named NAME (default: the git commit)",
-    )
-    group.addoption(
-        "--otel-overhead-autosave",
-        action="store_true",
-        default=None,
-        help="save every run to the run store, named after the git commit",
-    )
-    parser.addini(
-        "otel_overhead_autosave", "save every run, as --otel-overhead-autosave does", type="bool", default=False
-    )
-    group.addoption(
-        "--otel-overhead-storage",
-        metavar="PATH",
-        default=None,
-        help=f"directory of saved runs (default: {DEFAULT_STORAGE} in the root directory)",
-    )
-    parser.addini(
-        "otel_overhead_storage", f"directory of saved runs (default {DEFAULT_STORAGE}), relative to the ini file"
-    )
-    group.addoption(
-        "--otel-overhead-compare",
-        nargs="?",
-        const="latest",
-        default=None,
-        metavar="NAME|latest",
-        help="compare each test's overhead with a saved run: latest (default), latest~N, a run name or a file",
-    )
-    parser.addini("otel_overhead_compare", "saved run to compare with, as --otel-overhead-compare does")
-    group.addoption(
-        "--otel-overhead-compare-fail",
-        action="append",
-        default=None,
-        metavar="EXPR",
-        help="fail a test whose overhead grew beyond EXPR since the compared run, decided on an interval: "
-        "cpu:+1pp (percentage points) or cpu:+20%% (relatively); comma-separated or repeated; "
-        "compares with the latest saved run unless --otel-overhead-compare names another",
-    )
-    parser.addini("otel_overhead_compare_fail", "regression criteria, as --otel-overhead-compare-fail takes them")
-    group.addoption("--otel-overhead-markdown", metavar="PATH", default=None, help="write a Markdown summary to PATH")
-    parser.addini("otel_overhead_markdown", "write a Markdown summary to this path, as --otel-overhead-markdown does")
-    group.addoption(
-        "--otel-overhead-html",
-        metavar="PATH",
-        default=None,
-        help="write a self-contained HTML report to PATH (charts with pytest-otel-overhead[html])",
-    )
-    parser.addini("otel_overhead_html", "write an HTML report to this path, as --otel-overhead-html does")
 
 
 def _check_swallowed(config: pytest.Config, option: str, value: str) -> None:

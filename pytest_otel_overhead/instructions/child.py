@@ -5,7 +5,8 @@ The parent re-runs the measured test node in a child pytest process under valgri
 instrumentation is off); when the test reaches the measured call, :class:`ChildSession` forks one
 process per memory layout. Each fork pads its heap differently, seeds ``random``, then counts
 blocks of workload calls in both arms, in an order that alternates from one layout to the next,
-each block between a zero and a dump of callgrind's counters. The parent reads the dumps.
+each block between a zero and a dump of callgrind's counters, and each started from pools with
+room for small objects (:mod:`.pools`), whatever the arm switch left. The parent reads the dumps.
 Forking shares the expensive start-up under valgrind among all layouts, and every layout starts
 from the same state, so its counts do not depend on which other layouts ran before it.
 """
@@ -30,6 +31,7 @@ import pytest
 
 from pytest_otel_overhead.engine.probes import calm_gc
 from pytest_otel_overhead.instructions.parent import BLOCK_LABEL, ChildSpec, layout_status_path
+from pytest_otel_overhead.instructions.pools import make_room, size_classes
 from pytest_otel_overhead.instructions.valgrind import ClientRequests, label_buffer, latest_dump
 from pytest_otel_overhead.otel.pipeline import Pipeline, build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
@@ -44,6 +46,10 @@ TARGET_INSTRUCTIONS = 10_000_000
 MAX_CALLS = 100_000
 UNREACHABLE_DELAY_MS = 1e9
 SETTLE_S = 0.05
+WARM_EMPTY_PAIRS = 8
+"""Empty blocks per arm run before counting: the code around the calls (switching arms, making room,
+the flush) is then past the interpreter's warm-up (3.11 quickens a function on its 8th call), and
+the empty blocks subtracted from the others cost what the code around their calls costs."""
 
 
 class ChildSession(OverheadSession):
@@ -128,12 +134,15 @@ class _Blocks:
         self.router = router
         self.requests = requests
         self.pipeline = pipeline
+        self.size_classes = size_classes()
 
     def run(self, instrumented: bool, calls: int, index: int, counted: bool = True) -> None:
         label = label_buffer(BLOCK_LABEL.format(layout=self.layout, block=index, arm=int(instrumented), calls=calls))
         workload, requests, pipeline = self.workload, self.requests, self.pipeline
         gc.collect()  # every block starts from a collected heap, as in time mode
         self.router.switch(pipeline.provider if instrumented else None)
+        # Last before counting, after all that differs between the arms: see `pools`.
+        held = make_room(self.size_classes)
         try:
             requests.zero()
             for _ in range(calls):
@@ -144,6 +153,7 @@ class _Blocks:
                 requests.dump(label)
         finally:
             self.router.switch(None)
+            del held
         pipeline.after_block()
 
 
@@ -171,8 +181,14 @@ def _fork_layout(
 
 
 def _padding(rng: random.Random) -> list[object]:
-    """Heap state that differs per layout: objects of many sizes, some freed to leave holes."""
+    """Heap state that differs per layout: objects of many sizes, some freed to leave holes.
+
+    Bytes objects take 34 bytes and more; ints (32 bytes) and bare objects (16) reach the two
+    smallest size classes, where ints and floats live, so their pools differ per layout too.
+    """
     objects: list[object] = [bytes(rng.randrange(1, 512)) for _ in range(rng.randrange(64, 4096))]
+    objects += [rng.getrandbits(40) for _ in range(rng.randrange(64, 4096))]
+    objects += [object() for _ in range(rng.randrange(64, 4096))]
     objects.append(bytearray(rng.randrange(1, 1 << 20)))
     return [obj for obj in objects if rng.random() < 0.6]
 
@@ -211,6 +227,9 @@ def _count_blocks(blocks: _Blocks, spec: ChildSpec) -> None:
         # after the padding, the new pipeline's first span, specialisation of hot code.
         blocks.run(False, 1, -2, counted=False)
         blocks.run(True, 1, -2, counted=False)
+        for _ in range(WARM_EMPTY_PAIRS):
+            blocks.run(False, 0, -2, counted=False)
+            blocks.run(True, 0, -2, counted=False)
         # Counting starts here, in the fork: started before the fork, callgrind's totals of a
         # fork's first dumps carry costs from before them.
         blocks.requests.start_instrumentation()

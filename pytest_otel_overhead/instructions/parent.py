@@ -59,6 +59,9 @@ __all__ = [
     "instruction_metrics",
     "layout_status_path",
     "measure_instructions",
+    "node_argument",
+    "node_pytest_command",
+    "passed_on_args",
     "require_valgrind",
     "summarise_layout",
 ]
@@ -233,12 +236,11 @@ class _Child:
     layouts: tuple[int, ...]
 
 
-def _target(item: pytest.Item, label: str) -> tuple[str, str]:
-    """(command-line argument that selects the node, label of the measured call in the child)."""
+def node_argument(item: pytest.Item, label: str) -> str:
+    """The command-line argument that selects the node of ``label`` (a node id, maybe with ``#callN``)."""
     nodeid = re.sub(r"#call\d+$", "", label)
     rest = nodeid.split("::", 1)[1] if "::" in nodeid else ""
-    path = str(item.path) + ("::" + rest if rest else "")
-    return path, label
+    return str(item.path) + ("::" + rest if rest else "")
 
 
 _PASSED_ON = {"-p": True, "--import-mode": True, "-o": True, "--override-ini": True, "--confcutdir": True}
@@ -263,37 +265,46 @@ def passed_on_args(args: Sequence[str]) -> list[str]:
     return kept
 
 
-def child_command(item: pytest.Item, label: str, valgrind: str, out: Path, slot: int) -> list[str]:
+def node_pytest_command(item: pytest.Item, label: str, work_dir: Path) -> list[str]:
+    """``python -m pytest`` running only the node of ``label``, collected as this process collects it.
+
+    The child keeps its temporary files, cache and report files in ``work_dir``, off the user's.
+    """
     config = item.config
-    slot_dir = out / f"slot-{slot:02d}"
-    slot_dir.mkdir()
-    target, _ = _target(item, label)
     args = [
-        *callgrind_command(valgrind, out),
         sys.executable,
         "-m",
         "pytest",
-        target,
+        node_argument(item, label),
         *passed_on_args(config.invocation_params.args),
         f"--rootdir={config.rootpath}",
-        f"--otel-overhead-child={slot_dir / 'spec.json'}",
-        f"--basetemp={slot_dir / 'tmp'}",
-        "-o",
-        f"cache_dir={slot_dir / 'cache'}",
-        f"--otel-overhead-json={slot_dir / 'unused.json'}",
+        f"--basetemp={work_dir / 'tmp'}",
+        f"--otel-overhead-json={work_dir / 'unused.json'}",
         "-q",
         "--no-header",
     ]
+    if config.pluginmanager.has_plugin("cacheprovider"):
+        args += ["-o", f"cache_dir={work_dir / 'cache'}"]  # with `-p no:cacheprovider` the key is unknown
     if config.inipath is not None:
         args.append(f"--config-file={config.inipath}")
     if config.pluginmanager.has_plugin("xdist"):
-        args += ["-n", "0"]  # an `-n` in addopts must not start workers under valgrind
+        args += ["-n", "0"]  # an `-n` in addopts must not start workers in the child
     if _skip_hypothesis(item):
-        # Hypothesis's pytest plugin imports all of Hypothesis, about ten seconds under valgrind.
+        # Hypothesis's pytest plugin imports all of Hypothesis: half a second, ten under valgrind.
         args += ["-p", "no:hypothesispytest"]
     if config.pluginmanager.has_plugin("junitxml"):
-        args.append(f"--junitxml={slot_dir / 'unused.xml'}")  # keep a --junitxml in addopts off the user's file
+        args.append(f"--junitxml={work_dir / 'unused.xml'}")  # keep a --junitxml in addopts off the user's file
     return args
+
+
+def child_command(item: pytest.Item, label: str, valgrind: str, out: Path, slot: int) -> list[str]:
+    slot_dir = out / f"slot-{slot:02d}"
+    slot_dir.mkdir()
+    return [
+        *callgrind_command(valgrind, out),
+        *node_pytest_command(item, label, slot_dir),
+        f"--otel-overhead-child={slot_dir / 'spec.json'}",
+    ]
 
 
 def _skip_hypothesis(item: pytest.Item) -> bool:

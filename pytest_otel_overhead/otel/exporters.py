@@ -31,6 +31,7 @@ __all__ = [
     "Exporters",
     "build_exporters",
     "otlp_urls",
+    "retry_bound",
     "sends_requests",
     "set_export_timeout",
 ]
@@ -82,6 +83,17 @@ def sends_requests(exporter: str) -> bool:
     return exporter not in LOCAL_EXPORTERS
 
 
+def retry_bound(seconds: float) -> int:
+    """The backoff bound of an OTLP exporter before 1.35 whose retries sleep at most ``seconds``.
+
+    At least 2, so the export is tried once: with 1 it would give up before its first attempt.
+    """
+    bound = 2
+    while 2 * bound - 1 <= seconds:
+        bound *= 2
+    return bound
+
+
 def set_export_timeout(exporter: object, seconds: float) -> bool:
     """Give an OTLP exporter ``seconds`` for each export from now on, retries included.
 
@@ -91,6 +103,10 @@ def set_export_timeout(exporter: object, seconds: float) -> bool:
     """
     if not type(exporter).__module__.startswith("opentelemetry.exporter.otlp."):
         return False
+    if isinstance(getattr(exporter, "_MAX_RETRY_TIMEOUT", None), int):
+        # Before 1.35 the exporter retries with sleeps of 1, 2, 4... s until the delay reaches this
+        # bound, whatever its timeout: the sleeps before giving up add up to the bound less 1 s.
+        exporter._MAX_RETRY_TIMEOUT = retry_bound(seconds)  # type: ignore[attr-defined]
     for holder in (getattr(exporter, "_client", None), exporter):
         if isinstance(getattr(holder, "_timeout", None), (int, float)):
             holder._timeout = seconds  # type: ignore[union-attr]

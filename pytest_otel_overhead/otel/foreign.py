@@ -125,17 +125,19 @@ class ForeignSpans:
     """The tracers seen starting spans through another provider, in order of their spans."""
 
     def __init__(self) -> None:
-        self._tracers: dict[object, ForeignTracer] = {}
+        self._tracers: dict[tuple[int, str, object], ForeignTracer] = {}
         self._lock = threading.Lock()
 
     def saw(self, tracer: object) -> None:
+        info = getattr(tracer, "instrumentation_info", None)
+        scope = str(getattr(info, "name", "") or "?")
+        # One entry per provider and scope: older SDKs hand out a new tracer on every get_tracer.
+        key = (id(getattr(tracer, "id_generator", tracer)), scope, getattr(info, "version", None))
         with self._lock:
-            found = self._tracers.get(tracer)
+            found = self._tracers.get(key)
             if found is None:
-                info = getattr(tracer, "instrumentation_info", None)
-                scope = str(getattr(info, "name", "") or "?")
                 found = ForeignTracer(scope, caller_outside_libraries(), provider_origin(tracer))
-                self._tracers[tracer] = found
+                self._tracers[key] = found
             found.spans += 1
 
     @property

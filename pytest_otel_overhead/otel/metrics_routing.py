@@ -22,14 +22,19 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry import metrics
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackT, NoOpMeterProvider
-from opentelemetry.metrics._internal import _ProxyMeterProvider
-from opentelemetry.metrics._internal.instrument import Gauge
 from opentelemetry.util.types import Attributes
+
+from pytest_otel_overhead.compat import gauge_base, histogram_takes_advisory, is_placeholder_meter_provider, meter_args
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import _Gauge as Gauge
+else:  # the API's gauge has no stable public name: found by a feature check
+    Gauge = gauge_base()
 
 __all__ = ["MeasurementCount", "MeterRouter", "foreign_meter_provider", "install_meter_router"]
 
@@ -56,12 +61,11 @@ class _Spec:
         return (*scope, self.kind, self.name, self.unit, self.description, self.advisory)
 
     def create(self, provider: metrics.MeterProvider) -> Any:
-        name, version, schema_url, attributes = self.meter
-        meter = provider.get_meter(name, version, schema_url, attributes)
+        meter = provider.get_meter(*meter_args(self.meter))
         method: Callable[..., Any] = getattr(meter, self.kind)
         if self.callbacks is not None:
             return method(self.name, list(self.callbacks), self.unit, self.description)
-        if self.kind == "create_histogram":
+        if self.kind == "create_histogram" and histogram_takes_advisory():
             advisory = list(self.advisory) if self.advisory is not None else None
             return method(self.name, self.unit, self.description, explicit_bucket_boundaries_advisory=advisory)
         return method(self.name, self.unit, self.description)
@@ -267,7 +271,10 @@ class _RoutedCounter(_Routed, metrics.Counter):
         _init(self, router, spec)  # the API's Instrument.__init__ stores nothing
 
     def add(self, amount: float, attributes: Attributes = None, context: Context | None = None) -> None:
-        self._target().add(amount, attributes, context)
+        if context is None:  # API 1.25's instruments take no context argument
+            self._target().add(amount, attributes)
+        else:
+            self._target().add(amount, attributes, context)
 
 
 class _RoutedUpDownCounter(_Routed, metrics.UpDownCounter):
@@ -275,7 +282,10 @@ class _RoutedUpDownCounter(_Routed, metrics.UpDownCounter):
         _init(self, router, spec)  # the API's Instrument.__init__ stores nothing
 
     def add(self, amount: float, attributes: Attributes = None, context: Context | None = None) -> None:
-        self._target().add(amount, attributes, context)
+        if context is None:  # API 1.25's instruments take no context argument
+            self._target().add(amount, attributes)
+        else:
+            self._target().add(amount, attributes, context)
 
 
 class _RoutedHistogram(_Routed, metrics.Histogram):
@@ -283,7 +293,10 @@ class _RoutedHistogram(_Routed, metrics.Histogram):
         _init(self, router, spec)  # the API's Instrument.__init__ stores nothing
 
     def record(self, amount: float, attributes: Attributes = None, context: Context | None = None) -> None:
-        self._target().record(amount, attributes, context)
+        if context is None:  # API 1.25's instruments take no context argument
+            self._target().record(amount, attributes)
+        else:
+            self._target().record(amount, attributes, context)
 
 
 class _RoutedGauge(_Routed, Gauge):
@@ -291,13 +304,16 @@ class _RoutedGauge(_Routed, Gauge):
         _init(self, router, spec)  # the API's Instrument.__init__ stores nothing
 
     def set(self, amount: float, attributes: Attributes = None, context: Context | None = None) -> None:
-        self._target().set(amount, attributes, context)
+        if context is None:  # API 1.25's instruments take no context argument
+            self._target().set(amount, attributes)
+        else:
+            self._target().set(amount, attributes, context)
 
 
 def foreign_meter_provider(router: MeterRouter | None = None) -> metrics.MeterProvider | None:
     """The global MeterProvider if one other than ``router`` was already set, else ``None``."""
     current = metrics.get_meter_provider()
-    if current is router or isinstance(current, _ProxyMeterProvider):
+    if current is router or is_placeholder_meter_provider(current):
         return None
     return current
 

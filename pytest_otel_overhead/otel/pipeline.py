@@ -66,6 +66,7 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 
+from pytest_otel_overhead.compat import degraded, dependency_conflict, distribution_version
 from pytest_otel_overhead.otel.exporters import DiscardingExporter, build_exporters, set_export_timeout
 from pytest_otel_overhead.otel.receiver import PIPELINE_HEADER, Receiver, ReceiverError, ReceiverStats, shared_receiver
 from pytest_otel_overhead.otel.routing import ArmRouter, attach_extras
@@ -261,11 +262,42 @@ class _Deadlines(SpanExporter):
 
 
 def _batch_core(processor: BatchSpanProcessor) -> Any:
-    """The SDK's shared batching core (SDK 1.34+), or ``None`` on SDKs built otherwise."""
+    """The SDK's shared batching core (SDK 1.34+), or ``None`` on SDKs built otherwise.
+
+    Private to the SDK: used only where its shape is as expected, to export whole batches between
+    blocks (:meth:`Pipeline.flush`) and to read the queue length.
+    """
     core = getattr(processor, "_batch_processor", None)
     if core is None or not hasattr(core, "_queue") or not callable(getattr(core, "_export", None)):
         return None
     return core
+
+
+def _span_queue(processor: BatchSpanProcessor, core: Any) -> Any:
+    """The batch processor's queue of sampled spans (a ``deque``), or ``None`` where it is not found.
+
+    SDK 1.34+ keeps it in the batching core; older SDKs kept it on the processor as ``queue``.
+    """
+    queue = getattr(core, "_queue", None) if core is not None else getattr(processor, "queue", None)
+    if queue is None or not callable(getattr(queue, "__len__", None)):
+        degraded(
+            "pipeline health: peak queue use needs opentelemetry-sdk's BatchSpanProcessor queue, not found in "
+            f"{distribution_version('opentelemetry-sdk')}; the queue peak is not reported (drops still are)"
+        )
+        return None
+    return queue
+
+
+def _whole_batch_schedule(core: Any) -> bool:
+    """Whether network exporters can export whole batches between blocks, as in production."""
+    if core is not None and _EXPORT_WHOLE_BATCHES is not None:
+        return True
+    degraded(
+        "pipeline schedule: exporting whole batches between blocks needs opentelemetry-sdk's batch core "
+        f"(1.34+), not found in {distribution_version('opentelemetry-sdk')}; each block exports all its "
+        "spans, so network exporters pay one request per block"
+    )
+    return False
 
 
 class _QueueProbe(SpanProcessor):
@@ -328,9 +360,9 @@ def _instrumentors(specs: Sequence[str]) -> list[Any]:
                 f"{spec} is already instrumented outside the measurement (e.g. in conftest.py), so the "
                 "baseline could not run without it; instrument it only when --otel-overhead is off"
             )
-        conflict = instrumentor._check_dependency_conflicts()
+        conflict = dependency_conflict(instrumentor)
         if conflict is not None:
-            raise RuntimeError(f"{spec}: {conflict._format_message(type(instrumentor).__name__)}")
+            raise RuntimeError(f"{spec}: {conflict}")
         found.append(instrumentor)
     return found
 
@@ -494,12 +526,16 @@ class Pipeline:
                         self.receiver.release(self.tag)
 
 
-try:  # where the SDK (1.34+) keeps its batching strategies
-    from opentelemetry.sdk._shared_internal import BatchExportStrategy
+def _whole_batches_strategy() -> Any:
+    """The SDK's strategy "export while a whole batch is queued" (private, SDK 1.34+), or ``None``."""
+    try:
+        from opentelemetry.sdk._shared_internal import BatchExportStrategy
+    except ImportError:  # older or differently built SDKs: every block exports everything
+        return None
+    return getattr(BatchExportStrategy, "EXPORT_WHILE_BATCH_EXCEEDS_THRESHOLD", None)
 
-    _EXPORT_WHOLE_BATCHES: Any = BatchExportStrategy.EXPORT_WHILE_BATCH_EXCEEDS_THRESHOLD
-except ImportError:  # pragma: no cover - older SDKs: every block exports everything
-    _EXPORT_WHOLE_BATCHES = None
+
+_EXPORT_WHOLE_BATCHES: Any = _whole_batches_strategy()
 
 
 def _embedded_receiver(settings: PipelineSettings) -> tuple[Receiver, str]:
@@ -530,7 +566,7 @@ def build_pipeline(settings: PipelineSettings, *, observe: bool = False) -> Pipe
     resource = Resource.create({"service.name": "pytest-otel-overhead"})
     # shutdown_on_exit=False: every provider is shut down explicitly, so none lingers in atexit.
     provider = TracerProvider(sampler=sampler, resource=resource, shutdown_on_exit=False)
-    core = None
+    core, queue = None, None
     if settings.processor == "none":
         pass  # attribution layer (advice/explain.py): spans are recorded and ended, then go nowhere
     elif settings.processor == "simple":
@@ -545,8 +581,10 @@ def build_pipeline(settings: PipelineSettings, *, observe: bool = False) -> Pipe
         )
         provider.add_span_processor(batch)
         core = _batch_core(batch)
+        if counts is not None:
+            queue = _span_queue(batch, core)
     if counts is not None:
-        provider.add_span_processor(_QueueProbe(counts, getattr(core, "_queue", None)))
+        provider.add_span_processor(_QueueProbe(counts, queue))
     # The reader's own timer is off (interval inf): flush() exports once per metric_interval of
     # instrumented time, so the export lands in the instrumented arm and never in the baseline.
     reader = PeriodicExportingMetricReader(exporters.metrics, export_interval_millis=math.inf)
@@ -561,7 +599,7 @@ def build_pipeline(settings: PipelineSettings, *, observe: bool = False) -> Pipe
         receiver=receiver,
         tag=tag,
         batch_core=core,
-        production_schedule=exporters.network and core is not None and _EXPORT_WHOLE_BATCHES is not None,
+        production_schedule=exporters.network and settings.processor == "batch" and _whole_batch_schedule(core),
         deadlines=guard,
         arm_clock=arm_clock,
         metric_exporter=exporters.metrics,

@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 from opentelemetry import metrics, trace
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
 
+from pytest_otel_overhead.compat import tracer_args
 from pytest_otel_overhead.otel.foreign import track_provider_origins
 from pytest_otel_overhead.otel.metrics_routing import MeterRouter, foreign_meter_provider, install_meter_router
 
@@ -123,11 +124,11 @@ class _RoutedTracer(trace.Tracer):
     weak: a provider dropped after its test takes its delegate with it.
     """
 
-    __slots__ = ("_delegate", "_delegates", "_generation", "_key", "_router")
+    __slots__ = ("_args", "_delegate", "_delegates", "_generation", "_router")
 
     def __init__(self, router: ArmRouter, key: _TracerKey) -> None:
         self._router = router
-        self._key = key
+        self._args = tracer_args(key)  # what this API's get_tracer takes, worked out once
         self._generation = -1
         self._delegate: trace.Tracer = trace.NoOpTracer()
         # Made on the first switch after first use, so tracers got per request do not pay for it.
@@ -147,15 +148,15 @@ class _RoutedTracer(trace.Tracer):
         delegates = self._delegates
         if delegates is None:
             if self._generation == -1:  # first use: code calling get_tracer() per request never switches
-                return provider.get_tracer(*self._key)
+                return provider.get_tracer(*self._args)
             delegates = self._delegates = weakref.WeakKeyDictionary()
         try:
             cached = delegates.get(provider)
         except TypeError:  # a provider that cannot be weakly referenced is resolved every time
-            return provider.get_tracer(*self._key)
+            return provider.get_tracer(*self._args)
         if cached is not None:
             return cached
-        delegate = provider.get_tracer(*self._key)
+        delegate = provider.get_tracer(*self._args)
         # Bounded too, in case some provider's tracers hold their provider (the key) alive.
         if len(delegates) >= _MAX_CACHED_PROVIDERS:
             delegates.clear()

@@ -77,6 +77,8 @@ def _context(result: TestResult) -> str:
                 f"instrumented {counted.format_value(counted.instrumented)}/call"
             )
         parts.append(f"instructions mode: {result.pairs} processes under valgrind in {result.duration_s:.1f} s")
+    elif result.processes > 1:
+        parts.append(f"{result.pairs} pairs over {result.processes} processes in {result.duration_s:.1f} s")
     else:
         parts.append(f"{result.pairs} pairs in {result.duration_s:.1f} s")
     return "; ".join(parts)

@@ -13,15 +13,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pytest_otel_overhead.samplers import (
-    STRATEGY_SAMPLERS,
-    LoadThresholds,
-    Strategies,
-    load_strategies,
-    parse_load_thresholds,
-    parse_traces_per_second,
-)
 from pytest_otel_overhead.settings.pipeline import (
+    check_exporter,
+    check_instrumentors,
     export_fields,
     parse_backend_error_rate,
     parse_backend_latency,
@@ -33,6 +27,14 @@ from pytest_otel_overhead.settings.pipeline import (
     parse_metric_interval,
 )
 from pytest_otel_overhead.settings.profiles import PROFILES, canonical_profile
+from pytest_otel_overhead.settings.sampling import (
+    STRATEGY_SAMPLERS,
+    LoadThresholds,
+    Strategies,
+    load_strategies,
+    parse_load_thresholds,
+    parse_traces_per_second,
+)
 from pytest_otel_overhead.units import (
     Budget,
     SettingsError,
@@ -116,12 +118,17 @@ SAMPLER_ARG_KEYS = {
 
 @dataclass(frozen=True)
 class Key:
-    """One setting: its parser, help text, and the environment variables that may set it."""
+    """One setting: its parser, help text, and the environment variables that may set it.
+
+    ``check`` is the parser without imports, for settings whose parser imports what they name
+    (exporter factories, instrumentors): a session that does not measure checks with it.
+    """
 
     name: str
     parse: Callable[[object, str], Any]
     help: str
     env: tuple[str, ...] = ()
+    check: Callable[[object, str], Any] | None = None
 
 
 KEYS: dict[str, Key] = {
@@ -207,6 +214,7 @@ KEYS: dict[str, Key] = {
             parse_exporter,
             "span exporter: none (default), memory, otlp (alias otlp-http; needs the [otlp] extra) "
             "or module:factory returning a SpanExporter",
+            check=check_exporter,
         ),
         Key(
             "endpoint",
@@ -241,6 +249,7 @@ KEYS: dict[str, Key] = {
             parse_instrumentors,
             "instrumentors applied in the instrumented arm only, module:Class, comma-separated "
             "(e.g. opentelemetry.instrumentation.sqlite3:SQLite3Instrumentor)",
+            check=check_instrumentors,
         ),
         Key(
             "max_dropped",
@@ -253,6 +262,13 @@ KEYS: dict[str, Key] = {
             "what to measure: time (CPU and wall time, default) or instructions (counted under valgrind)",
         ),
         Key("max_time", parse_seconds, "cap on measuring time per test, e.g. 30 or 2min (default 30 s)"),
+        Key(
+            "processes",
+            parse_count,
+            "fresh processes that time mode spreads each measurement over, one after another, so that the "
+            "interval includes how much processes differ; use 3 or more (default 1: this process only)",
+            env=("PYTEST_OTEL_OVERHEAD_PROCESSES",),
+        ),
         Key(
             "inconclusive",
             _choice(INCONCLUSIVE_POLICIES),
@@ -369,6 +385,8 @@ class MeasureSettings:
     sources: tuple[tuple[str, str], ...] = ()
     profile: str | None = None
     mode: str = "time"
+    processes: int = 1
+    """Fresh processes a time-mode measurement is spread over (``engine.replicas``); 1 measures here."""
     no_telemetry: str = "warn"
     """What a measurement that saw no telemetry in its instrumented arm does: warn, fail or ignore."""
 
@@ -386,6 +404,7 @@ class MeasureSettings:
             "inconclusive": self.inconclusive,
             "profile": self.profile,
             "mode": self.mode,
+            "processes": self.processes,
             "no_telemetry": self.no_telemetry,
             "budgets": {name: {"kind": b.kind, "value": b.value} for name, b in self.budgets},
             "sources": dict(self.sources),
@@ -399,19 +418,29 @@ class Layer:
     values: Mapping[str, tuple[Any, str]]
 
     @classmethod
-    def parse(cls, raw: Mapping[str, object], source_of: Callable[[str], str], *, name_keys: bool = False) -> Layer:
+    def parse(
+        cls,
+        raw: Mapping[str, object],
+        source_of: Callable[[str], str],
+        *,
+        name_keys: bool = False,
+        imports: bool = True,
+    ) -> Layer:
         """Parse every value; ``name_keys`` for a source shared by all keys (a marker's names the
-        test), whose errors must then say which argument, batch_size or queue_size, is bad."""
+        test), whose errors must then say which argument, batch_size or queue_size, is bad.
+        Without ``imports``, what a value names is checked as written, not imported (see :class:`Key`)."""
         values = {}
         for key, value in raw.items():
             source = source_of(key)
-            values[key] = (_parse_value(key, value, source, name_key=name_keys), source)
+            values[key] = (_parse_value(key, value, source, name_key=name_keys, imports=imports), source)
         return cls(values)
 
 
-def _parse_value(key: str, value: object, source: str, *, name_key: bool) -> Any:
+def _parse_value(key: str, value: object, source: str, *, name_key: bool, imports: bool) -> Any:
+    setting = KEYS[key]
+    parse = setting.parse if imports or setting.check is None else setting.check
     try:
-        return KEYS[key].parse(value, source)
+        return parse(value, source)
     except SettingsError as error:
         message = str(error)
         said = message[len(source) :] if message.startswith(source) else message
@@ -552,6 +581,7 @@ def resolve(layers: Sequence[Layer]) -> MeasureSettings:
         sources=tuple(sorted(sources.items())),
         profile=chosen.value("profile", None),
         mode=chosen.value("mode", "time"),
+        processes=chosen.value("processes", 1),
         no_telemetry=chosen.value("no_telemetry", "warn"),
     )
 

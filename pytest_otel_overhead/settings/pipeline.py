@@ -20,6 +20,9 @@ __all__ = [
     "COMPRESSIONS",
     "EXPORTER_NAMES",
     "OTLP_EXTRA_HINT",
+    "check_exporter",
+    "check_instrumentors",
+    "check_object_spec",
     "export_fields",
     "load_object",
     "parse_backend_error_rate",
@@ -41,10 +44,15 @@ _OBJECT_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _ZERO = re.compile(r"^\s*0*(?:\.0*)?\s*(?:ns|us|µs|ms|s|min|m)?\s*$")
 
 
-def load_object(spec: str, source: str, what: str) -> Any:
-    """Import ``module:attribute`` (the attribute may be dotted); errors name the source."""
+def check_object_spec(spec: str, source: str, what: str) -> None:
+    """``module:attribute`` written as such, without importing anything."""
     if not _OBJECT_SPEC.match(spec):
         raise SettingsError(f"{source}: {what} {spec!r} is not written as module:name")
+
+
+def load_object(spec: str, source: str, what: str) -> Any:
+    """Import ``module:attribute`` (the attribute may be dotted); errors name the source."""
+    check_object_spec(spec, source, what)
     module_name, attribute = spec.split(":", 1)
     try:
         target: Any = importlib.import_module(module_name)
@@ -60,6 +68,15 @@ def load_object(spec: str, source: str, what: str) -> Any:
 
 def parse_exporter(value: object, source: str) -> str:
     """``none``, ``memory``, ``otlp`` (``otlp-http``), or a factory ``module:function``."""
+    return _exporter(value, source, load=True)
+
+
+def check_exporter(value: object, source: str) -> str:
+    """:func:`parse_exporter` short of importing a factory: the check of a session that does not measure."""
+    return _exporter(value, source, load=False)
+
+
+def _exporter(value: object, source: str, *, load: bool) -> str:
     if not isinstance(value, str) or not value.strip():
         raise SettingsError(f"{source}: {value!r} is not an exporter; use none, memory, otlp or module:factory")
     text = value.strip()
@@ -72,6 +89,9 @@ def parse_exporter(value: object, source: str) -> str:
             "payloads), or the gRPC exporter as a factory to your own collector: "
             "exporter='opentelemetry.exporter.otlp.proto.grpc.trace_exporter:OTLPSpanExporter'"
         )
+    if ":" in text and not load:
+        check_object_spec(text, source, "exporter factory")
+        return text
     if ":" in text:
         factory = load_object(text, source, "exporter factory")
         if not callable(factory):
@@ -125,15 +145,7 @@ def parse_max_dropped(value: object, source: str) -> int:
 
 def parse_instrumentors(value: object, source: str) -> tuple[str, ...]:
     """``module:Instrumentor`` names, as a list or comma-separated; each is imported and checked."""
-    if isinstance(value, str):
-        items = [item.strip() for item in value.split(",") if item.strip()]
-    elif isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
-        items = [item.strip() for item in value]
-    else:
-        raise SettingsError(
-            f"{source}: {value!r} is not a list of instrumentors; "
-            "use e.g. ['opentelemetry.instrumentation.sqlite3:SQLite3Instrumentor']"
-        )
+    items = _instrumentor_names(value, source)
     try:
         base: type = importlib.import_module("opentelemetry.instrumentation.instrumentor").BaseInstrumentor
     except (ImportError, AttributeError):
@@ -146,6 +158,25 @@ def parse_instrumentors(value: object, source: str) -> tuple[str, ...]:
         if not (isinstance(target, type) and issubclass(target, base)):
             raise SettingsError(f"{source}: {item!r} is not an OpenTelemetry instrumentor (a BaseInstrumentor class)")
     return tuple(dict.fromkeys(items))
+
+
+def check_instrumentors(value: object, source: str) -> tuple[str, ...]:
+    """:func:`parse_instrumentors` short of importing them: the check of a session that does not measure."""
+    items = _instrumentor_names(value, source)
+    for item in items:
+        check_object_spec(item, source, "instrumentor")
+    return tuple(dict.fromkeys(items))
+
+
+def _instrumentor_names(value: object, source: str) -> list[str]:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+        return [item.strip() for item in value]
+    raise SettingsError(
+        f"{source}: {value!r} is not a list of instrumentors; "
+        "use e.g. ['opentelemetry.instrumentation.sqlite3:SQLite3Instrumentor']"
+    )
 
 
 def require_otlp(source: str) -> None:

@@ -1,0 +1,137 @@
+"""One process's share of a time measurement spread over fresh processes (``processes`` > 1).
+
+The parent (:mod:`.replicas`) re-runs the test node in a child pytest process whose environment
+names a spec file (``REPLICA_ENV``). Collection, fixtures and the test body run as usual; when the
+test reaches the measured call, the child measures it with the time engine, at the parent's
+settings and for its share of ``max_time``, and writes the result where the parent reads it
+(``wire``). It leaves once that test is torn down: the session's end (reports, saved runs) belongs
+to the parent's session, not to this one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_otel_overhead.engine.runner import measure
+from pytest_otel_overhead.otel.routing import ArmRouter
+from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.verdict import LookPlan
+from pytest_otel_overhead.wire import from_json, to_json
+
+__all__ = ["CHILD_PLAN", "PAD_ENV", "REPLICA_ENV", "ReplicaChild", "ReplicaSpec", "call_number", "replica_child"]
+
+REPLICA_ENV = "PYTEST_OTEL_OVERHEAD_REPLICA"
+"""Set by the parent on each child: the path of its :class:`ReplicaSpec`."""
+PAD_ENV = "PYTEST_OTEL_OVERHEAD_PAD"
+"""Padding of a random length in each child's environment (see ``replicas``)."""
+CHILD_PLAN = LookPlan()
+"""The looks a child makes; its intervals are at this plan's per-look confidence."""
+_CALL = re.compile(r"#call(\d+)")
+
+
+@dataclass(frozen=True)
+class ReplicaSpec:
+    """What the parent asks of one child process."""
+
+    settings: MeasureSettings
+    """The parent's settings, with ``processes`` 1 and ``max_time`` this child's share."""
+    call: int
+    """Which measured call of the test to measure: N for a label with ``#callN``, else 1."""
+    result_path: Path
+    parent_pid: int
+
+    def to_json(self) -> str:
+        return to_json(self)
+
+    @classmethod
+    def from_json(cls, text: str) -> ReplicaSpec:
+        return from_json(cls, text)
+
+
+def call_number(label: str) -> int:
+    """Which measured call of its test ``label`` names: the fixture's second call is ``nodeid#call2``."""
+    match = _CALL.search(label)
+    return int(match.group(1)) if match else 1
+
+
+class ReplicaChild:
+    """This process's part in a measurement spread over processes: measure the asked call, once."""
+
+    def __init__(self, spec: ReplicaSpec) -> None:
+        self.spec = spec
+        self.measured = False
+
+    def measure(self, item: pytest.Item, label: str, workload: Callable[[], Any], router: ArmRouter) -> TestResult:
+        """Measure ``workload`` if it is the call the parent asked for; otherwise return an empty result."""
+        if self.measured or call_number(label) != self.spec.call:
+            return _not_measured_here(label, self.spec.settings)
+        self.measured = True
+        result = measure(workload, self.spec.settings, router, nodeid=label, plan=CHILD_PLAN)
+        written = self.spec.result_path.with_suffix(".partial")
+        written.write_text(to_json(result), encoding="utf-8")
+        written.replace(self.spec.result_path)  # the parent never reads half a result
+        item.config.pluginmanager.register(_LeaveAfterTest(item.nodeid))
+        return result
+
+
+_key = pytest.StashKey["ReplicaChild | None"]()
+
+
+def replica_child(config: pytest.Config) -> ReplicaChild | None:
+    """This process's part in a measurement spread over processes, or None when no parent started it for one."""
+    if _key not in config.stash:
+        config.stash[_key] = _from_environment()
+    return config.stash[_key]
+
+
+def _from_environment() -> ReplicaChild | None:
+    path = os.environ.get(REPLICA_ENV)
+    if not path:
+        return None
+    try:
+        spec = ReplicaSpec.from_json(Path(path).read_text(encoding="utf-8"))
+    except OSError:  # a process that outlived its parent's measurement
+        return None
+    # Processes that the measured test starts inherit the variable: only the parent's own child measures.
+    return ReplicaChild(spec) if spec.parent_pid == os.getppid() else None
+
+
+def _not_measured_here(label: str, settings: MeasureSettings) -> TestResult:
+    return TestResult(
+        nodeid=label,
+        settings=settings,
+        metrics=(),
+        health=None,
+        process=None,
+        pairs=0,
+        calls_per_block=0,
+        looks=0,
+        duration_s=0.0,
+        stop_reason="measured by another process",
+        throughput_baseline=math.nan,
+        throughput_instrumented=math.nan,
+    )
+
+
+class _LeaveAfterTest:
+    """Ends the child once the measured test is torn down: nothing after it concerns the parent."""
+
+    def __init__(self, nodeid: str) -> None:
+        self.nodeid = nodeid
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        if nodeid == self.nodeid:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)

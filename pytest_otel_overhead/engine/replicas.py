@@ -1,0 +1,380 @@
+"""Time mode spread over fresh processes (``processes`` > 1), for an interval that holds across processes.
+
+A process's state (memory layout, the allocator's, hash seeds, what ran before) shifts its estimate
+of the overhead by an offset of its own, often larger than that estimate's own interval: one
+process cannot see it, and a second process would read a different overhead with an interval that
+excludes the first. So here the test node is re-run in ``processes`` child pytest processes, one
+after another (at once they would compete for the cores), each a fresh interpreter with its own
+``PYTHONHASHSEED`` and an environment padded by a random number of bytes (which moves where the
+stack starts, as Mytkowicz et al. varied the environment's size), each measuring with the time
+engine for its share of ``max_time`` (:mod:`.replica_child`). The processes' estimates are combined
+by a random-effects interval (``verdict.decide_across_processes``), wide when they disagree, looked
+at after each process from the third on and widened for those looks (Bonferroni), as the engine's
+looks are: a clear case stops after three processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import random
+import re
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+from pytest_otel_overhead.engine.looks import TIME_METRICS
+from pytest_otel_overhead.engine.replica_child import (
+    CHILD_PLAN,
+    PAD_ENV,
+    REPLICA_ENV,
+    ReplicaSpec,
+    call_number,
+)
+from pytest_otel_overhead.instructions.parent import node_pytest_command
+from pytest_otel_overhead.results import MetricResult, PipelineHealth, Replica, TestResult
+from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.stats import median, standard_error
+from pytest_otel_overhead.verdict import (
+    Decision,
+    Verdict,
+    decide,
+    decide_across_processes,
+    process_look_plan,
+    process_looks,
+    statistic_of,
+    to_statistic,
+)
+from pytest_otel_overhead.wire import from_json
+
+__all__ = [
+    "GRACE_S",
+    "MIN_SHARE_S",
+    "STARTUP_GUESS_S",
+    "combined_metrics",
+    "measure_replicated",
+    "output_tail",
+    "process_estimates",
+]
+
+STARTUP_GUESS_S = 1.0
+"""Start-up and collection time of a child until the first one has shown its own."""
+MIN_SHARE_S = 0.5
+"""A child starts only if at least this much of ``max_time`` is left for its measuring."""
+GRACE_S = 10.0
+"""A child still running this long after ``max_time`` is stopped, and the test fails."""
+MAX_PAD = 4096
+"""Environment padding is 0 to this many bytes, the range Mytkowicz et al. varied."""
+TAIL_LINES = 3
+TAIL_CHARS = 400
+
+Progress = Callable[[str], None]
+
+
+def measure_replicated(
+    item: pytest.Item, settings: MeasureSettings, *, label: str, progress: Progress | None = None
+) -> TestResult:
+    """Measure the call ``label`` of ``item`` in ``settings.processes`` fresh processes and combine them."""
+    if REPLICA_ENV in os.environ:  # a wrapper between parent and child, or a test measuring pytest itself
+        pytest.fail(
+            f"otel-overhead: {label}: processes={settings.processes} in a process that a measurement over "
+            "processes started; measure it with processes=1",
+            pytrace=False,
+        )
+    say = progress or (lambda message: None)
+    plan = process_look_plan(settings.processes)
+    looks = process_looks(settings.processes)
+    with tempfile.TemporaryDirectory(prefix="otel-overhead-processes-") as tmp:
+        runner = _Processes(item, settings, label, Path(tmp))
+        stop_reason, looked = "all processes", 0
+        for index in range(settings.processes):
+            share = runner.next_share()
+            if share < MIN_SHARE_S:
+                stop_reason = "max_time"
+                break
+            say(f"{label}: process {index + 1}/{settings.processes} measures for {share:.1f}s")
+            runner.run(index, share)
+            if len(runner.results) in looks:
+                looked += 1
+                metrics = combined_metrics(settings, runner.results, plan.per_look_confidence, plan.confidence)
+                say(_progress_line(label, len(runner.results), settings.processes, runner.elapsed(), metrics))
+                if all(m.verdict is not Verdict.INCONCLUSIVE for m in metrics if m.verdict is not None):
+                    stop_reason = "decided"
+                    break
+    if not runner.results:
+        pytest.fail(
+            f"otel-overhead: {label}: max_time {settings.max_time:g} s leaves no time to measure in "
+            f"{settings.processes} processes (each takes about {runner.startup_s():.1f} s to start and "
+            f"{MIN_SHARE_S:g} s to measure); raise max_time or lower processes",
+            pytrace=False,
+        )
+    metrics = combined_metrics(settings, runner.results, plan.per_look_confidence, plan.confidence)
+    return _result(runner, metrics, max(looked, 1), stop_reason)
+
+
+@dataclass
+class _Processes:
+    """Starts the children one after another and keeps what each returned."""
+
+    item: pytest.Item
+    settings: MeasureSettings
+    label: str
+    out: Path
+    started: float = field(default_factory=time.perf_counter)
+    rng: random.Random = field(default_factory=random.SystemRandom)
+    results: list[TestResult] = field(default_factory=list)
+    replicas: list[Replica] = field(default_factory=list)
+
+    @property
+    def deadline(self) -> float:
+        return self.started + self.settings.max_time
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def startup_s(self) -> float:
+        """What a child spends besides measuring: the slowest seen so far, or a guess before the first."""
+        pairs = zip(self.replicas, self.results, strict=True)
+        seen = [replica.duration_s - result.duration_s for replica, result in pairs]
+        return max(seen) if seen else STARTUP_GUESS_S
+
+    def next_share(self) -> float:
+        """The next child's measuring time: an equal part of what is left, less its start-up."""
+        left = self.settings.processes - len(self.results)
+        return (self.deadline - time.perf_counter()) / left - self.startup_s()
+
+    def run(self, index: int, share: float) -> None:
+        """Run child ``index`` to its end and keep its result; a child without one fails the test."""
+        work = self.out / f"process-{index + 1:02d}"
+        work.mkdir()
+        spec = ReplicaSpec(
+            settings=dataclasses.replace(self.settings, processes=1, max_time=share),
+            call=call_number(self.label),
+            result_path=work / "result.json",
+            parent_pid=os.getpid(),
+        )
+        (work / "spec.json").write_text(spec.to_json(), encoding="utf-8")
+        hash_seed, pad = self.rng.randrange(1, 2**32), self.rng.randrange(MAX_PAD + 1)
+        began = time.perf_counter()
+        process = self._start(work, hash_seed, pad)
+        try:
+            process.wait(timeout=max(0.0, self.deadline - time.perf_counter()) + GRACE_S)
+        except subprocess.TimeoutExpired:
+            _stop(process)
+            self._fail(index, process, f"was still running {GRACE_S:g} s after max_time", work)
+        finally:
+            _stop(process)
+        if not spec.result_path.exists():
+            self._fail(index, process, f"ended without a result (exit status {process.returncode})", work)
+        result = from_json(TestResult, spec.result_path.read_text(encoding="utf-8"))
+        self.results.append(result)
+        self.replicas.append(_replica(process.pid, hash_seed, pad, time.perf_counter() - began, result))
+
+    def _start(self, work: Path, hash_seed: int, pad: int) -> subprocess.Popen[bytes]:
+        # The environment is part of the layout; xdist's variables do not concern the child (no worker).
+        env = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_XDIST_")}
+        env.update({REPLICA_ENV: str(work / "spec.json"), "PYTHONHASHSEED": str(hash_seed), PAD_ENV: "x" * pad})
+        with (work / "output.log").open("wb") as log:
+            return subprocess.Popen(
+                [*node_pytest_command(self.item, self.label, work), "--otel-overhead"],
+                cwd=self.item.config.invocation_params.dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so it can be stopped with its forks
+            )
+
+    def _fail(self, index: int, process: subprocess.Popen[bytes], what: str, work: Path) -> NoReturn:
+        text = (work / "output.log").read_text(encoding="utf-8", errors="replace")
+        pytest.fail(
+            f"otel-overhead: {self.label}: process {index + 1} of {self.settings.processes} (pid {process.pid}) "
+            f"{what}; its output ends: {output_tail(text)}",
+            pytrace=False,
+        )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):  # it may end in between
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+_PYTEST_CLOSING = re.compile(r"=*\s*(\d+ \w+(, )?)+ in [\d.]+s.*")
+"""pytest's last line, ``1 failed in 0.52s``: it says less than the lines before it."""
+_RULE = re.compile(r"([=_-])\1\1.*")
+"""A section rule such as ``=== short test summary info ===``."""
+
+
+def output_tail(text: str) -> str:
+    """The end of a child's output on one line: its last few lines joined by `` | ``, clipped."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if lines and _PYTEST_CLOSING.fullmatch(lines[-1]):
+        lines.pop()
+    lines = [line for line in lines if not _RULE.fullmatch(line)]
+    tail = " | ".join(lines[-TAIL_LINES:]) or "(nothing)"
+    return tail if len(tail) <= TAIL_CHARS else "…" + tail[-TAIL_CHARS:]
+
+
+def _replica(pid: int, hash_seed: int, pad: int, duration_s: float, result: TestResult) -> Replica:
+    return Replica(
+        pid=pid,
+        hash_seed=hash_seed,
+        env_pad=pad,
+        pairs=result.pairs,
+        duration_s=duration_s,
+        verdict=result.verdict,
+        overheads=tuple((m.metric, m.overhead, m.ci_low, m.ci_high) for m in result.metrics),
+    )
+
+
+def process_estimates(metrics: Sequence[MetricResult]) -> tuple[list[float], list[float]]:
+    """One metric's estimate per process and its standard error, on the paired statistic's scale.
+
+    A time metric's interval comes from the child's last look, at ``CHILD_PLAN``'s per-look
+    confidence; any other metric's (heap) at its own. Processes without an estimate are left out.
+    """
+    estimates, errors = [], []
+    for m in metrics:
+        if not math.isfinite(m.overhead):
+            continue
+        level = CHILD_PLAN.per_look_confidence if m.metric in TIME_METRICS else m.confidence
+        estimates.append(statistic_of(m.overhead, m.kind))
+        errors.append(standard_error(statistic_of(m.ci_low, m.kind), statistic_of(m.ci_high, m.kind), level))
+    return estimates, errors
+
+
+def combined_metrics(
+    settings: MeasureSettings, results: Sequence[TestResult], look_confidence: float, confidence: float
+) -> list[MetricResult]:
+    """Every metric the processes measured, combined across them at ``look_confidence``.
+
+    ``confidence`` is what the sequence of looks holds over all, as reported."""
+    names = list(dict.fromkeys(m.metric for result in results for m in result.metrics))
+    combined = []
+    for name in names:
+        per_process = [m for result in results if (m := result.metric(name)) is not None]
+        combined.append(_combined_metric(settings, per_process, look_confidence, confidence))
+    return combined
+
+
+def _combined_metric(
+    settings: MeasureSettings, per_process: Sequence[MetricResult], look_confidence: float, confidence: float
+) -> MetricResult:
+    first = per_process[0]
+    # A process that could not measure the metric (heap rounds cut by max_time) gives it no budget.
+    budget = settings.budget(first.metric) if any(m.budget is not None for m in per_process) else None
+    kind = budget.kind if budget is not None else first.kind
+    estimates, errors = process_estimates(per_process)
+    decision = decide_across_processes(estimates, errors, budget, look_confidence, kind=kind)
+    refused = _refusal(per_process)
+    verdict = (Verdict.INCONCLUSIVE if refused else decision.verdict) if budget is not None else None
+    metric = MetricResult(
+        metric=first.metric,
+        baseline=_median_finite([m.baseline for m in per_process]),
+        instrumented=_median_finite([m.instrumented for m in per_process]),
+        overhead=decision.estimate,
+        ci_low=decision.ci_low,
+        ci_high=decision.ci_high,
+        kind=kind,
+        n=decision.n,
+        spread=_median_finite([m.spread for m in per_process]),
+        confidence=confidence,
+        budget=budget,
+        verdict=verdict,
+        resolution=decision.half_width if verdict is Verdict.INCONCLUSIVE and not refused else None,
+        between_process_spread=decision.spread if decision.n > 1 else None,
+    )
+    note = refused or _note(metric, per_process, decision, errors)
+    return dataclasses.replace(metric, note=note)
+
+
+def _refusal(per_process: Sequence[MetricResult]) -> str | None:
+    """The note of a process that left a budget undecided although its interval cleared it: the
+    engine declined to judge (a relative heap budget on a tiny baseline, say), so the combination does too."""
+    for m in per_process:
+        if m.budget is None or m.verdict is not Verdict.INCONCLUSIVE or not m.note:
+            continue
+        low, high = statistic_of(m.ci_low, m.kind), statistic_of(m.ci_high, m.kind)
+        if decide(low, high, to_statistic(m.budget)) is not Verdict.INCONCLUSIVE:
+            return m.note
+    return None
+
+
+def _note(metric: MetricResult, per_process: Sequence[MetricResult], decision: Decision, errors: list[float]) -> str:
+    """How the processes' estimates compare, and for an undecided budget what would decide it."""
+    measured = [m.overhead for m in per_process if math.isfinite(m.overhead)]
+    if len(measured) < 2:
+        reason = per_process[0].note if not measured else None
+        return reason or (
+            f"only {len(measured)} process measured within max_time, so no interval across processes; "
+            "raise max_time or lower processes"
+        )
+    spread = metric.format_overhead(decision.spread).lstrip("+")
+    note = (
+        f"{len(measured)} processes: {metric.format_overhead(min(measured))} to "
+        f"{metric.format_overhead(max(measured))} each, between-process spread {spread}"
+    )
+    if metric.verdict is not Verdict.INCONCLUSIVE or metric.budget is None:
+        return note
+    within = median([se * se for se in errors])
+    tau = statistic_of(decision.spread, metric.kind)
+    if math.isfinite(tau) and (not math.isfinite(within) or tau * tau > within):
+        return note + "; the processes disagree by more than each one's own noise: more processes narrow this"
+    low = metric.format_overhead(metric.budget.value - decision.half_width)
+    high = metric.format_overhead(metric.budget.value + decision.half_width)
+    return note + f"; this run resolves overheads below {low} or above {high}"
+
+
+def _median_finite(values: Sequence[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return median(finite) if finite else math.nan
+
+
+def _progress_line(label: str, done: int, planned: int, elapsed: float, metrics: Sequence[MetricResult]) -> str:
+    parts = [
+        f"{m.metric} {m.format_overhead(m.overhead)} {m.format_interval()} {m.verdict.value}"
+        for m in metrics
+        if m.verdict is not None
+    ]
+    return f"{label} processes {done}/{planned}, {elapsed:.1f}s: " + "; ".join(parts)
+
+
+def _worst_health(results: Sequence[TestResult]) -> PipelineHealth | None:
+    """The pipeline health of the process that lost the most spans (the first, on a tie)."""
+    healths = [result.health for result in results if result.health is not None]
+    return max(healths, key=lambda health: health.dropped) if healths else None
+
+
+def _result(runner: _Processes, metrics: Sequence[MetricResult], looks: int, stop_reason: str) -> TestResult:
+    results = runner.results
+    return TestResult(
+        nodeid=runner.label,
+        settings=runner.settings,
+        metrics=tuple(metrics),
+        health=_worst_health(results),
+        process=results[0].process,
+        pairs=sum(result.pairs for result in results),
+        calls_per_block=round(median([result.calls_per_block for result in results])),
+        looks=looks,
+        duration_s=runner.elapsed(),
+        stop_reason=stop_reason,
+        throughput_baseline=_median_finite([result.throughput_baseline for result in results]),
+        throughput_instrumented=_median_finite([result.throughput_instrumented for result in results]),
+        samples=tuple(sample for result in results for sample in result.samples),
+        processes=len(results),
+        replicas=tuple(runner.replicas),
+        # Every process ran the same code: if one saw no telemetry, none did.
+        no_telemetry=next((result.no_telemetry for result in results if result.no_telemetry is not None), None),
+        notes=tuple(dict.fromkeys(note for result in results for note in result.notes)),
+    )

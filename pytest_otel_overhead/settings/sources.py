@@ -1,0 +1,49 @@
+"""Layers of settings from pytest's own sources: the command line, the ini file and the test's marker.
+
+Parsing them needs nothing of the measuring, so every pytest run can check them, with or without
+``--otel-overhead`` (the environment's layer is :func:`~pytest_otel_overhead.settings.layers.env_layer`,
+read only when measuring).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_otel_overhead.settings.layers import KEYS, Layer, SettingsError, check_keys
+
+__all__ = ["MARKER", "cli_layer", "ini_layer", "marker_layer", "option_name"]
+
+MARKER = "otel_overhead"
+
+
+def option_name(key: str) -> str:
+    """The command-line flag of setting ``key``: ``batch_size`` → ``--otel-overhead-batch-size``."""
+    return "--otel-overhead-" + key.replace("_", "-")
+
+
+def cli_layer(config: pytest.Config, *, imports: bool = True) -> Layer:
+    """Settings from the command line; ``imports`` as for :meth:`Layer.parse`."""
+    raw = {key: config.getoption("otel_overhead_" + key) for key in KEYS}
+    return Layer.parse({k: v for k, v in raw.items() if v is not None}, option_name, imports=imports)
+
+
+def ini_layer(config: pytest.Config, *, imports: bool = True) -> Layer:
+    """Settings from the ini file; ``imports`` as for :meth:`Layer.parse`."""
+    where = f" in {config.inipath.name}" if config.inipath else ""
+    raw = {key: config.getini("otel_overhead_" + key) for key in KEYS}
+    given = {k: v for k, v in raw.items() if v not in (None, "")}
+    return Layer.parse(given, lambda k: f"ini otel_overhead_{k}{where}", imports=imports)
+
+
+def marker_layer(item: pytest.Item, *, imports: bool = True) -> Layer:
+    """Marker kwargs of the test (the closest marker wins per key, as pytest orders them);
+    ``imports`` as for :meth:`Layer.parse`."""
+    source = f"marker on {item.nodeid}"
+    merged: dict[str, object] = {}
+    for mark in item.iter_markers(MARKER):
+        if mark.args:
+            raise SettingsError(f"{source}: takes keyword arguments only, e.g. otel_overhead(budget='5%')")
+        check_keys(mark.kwargs, source)
+        for key, value in mark.kwargs.items():
+            merged.setdefault(key, value)
+    return Layer.parse(merged, lambda key: source, name_keys=True, imports=imports)

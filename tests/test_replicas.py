@@ -1,0 +1,681 @@
+"""Time mode over fresh processes: the setting, the statistics that combine processes, and the mode end to end.
+
+The statistics are checked on synthetic data with a known truth: per-process offsets drawn around
+it, the interval of one process against the combined one. The end-to-end run measures workloads
+whose arms differ by far more than their budgets (or not at all), so its verdicts hold on a busy
+machine; its timing checks leave margins of seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import NormalDist
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_otel_overhead.engine.replica_child import (
+    CHILD_PLAN,
+    PAD_ENV,
+    REPLICA_ENV,
+    ReplicaSpec,
+    call_number,
+    replica_child,
+)
+from pytest_otel_overhead.engine.replicas import (
+    combined_metrics,
+    measure_replicated,
+    output_tail,
+    process_estimates,
+)
+from pytest_otel_overhead.results import MetricResult, Replica, TestResult
+from pytest_otel_overhead.samplers import Strategies
+from pytest_otel_overhead.settings.layers import KEYS, Layer, MeasureSettings, SettingsError, env_layer, resolve
+from pytest_otel_overhead.stats import random_effects, t_cdf, t_quantile
+from pytest_otel_overhead.units import Budget
+from pytest_otel_overhead.verdict import (
+    Verdict,
+    decide,
+    decide_across_processes,
+    from_statistic,
+    process_look_plan,
+    process_looks,
+    to_statistic,
+)
+from pytest_otel_overhead.xdist_support import result_from_wire, result_to_wire
+
+PROCESSES_ENV = "PYTEST_OTEL_OVERHEAD_PROCESSES"
+Z95 = 1.959963984540054
+
+
+# --- the setting ---------------------------------------------------------------------------------
+
+
+def settings_with(**raw: object) -> MeasureSettings:
+    return resolve([Layer.parse(raw, lambda key: "marker on t.py::t", name_keys=True)])
+
+
+def test_processes_defaults_to_one_and_comes_from_every_source() -> None:
+    assert resolve([]).processes == 1
+    assert settings_with(processes=5).processes == 5
+    assert resolve([Layer.parse({"processes": "4"}, lambda key: "--otel-overhead-processes")]).processes == 4
+    from_env = resolve([env_layer({PROCESSES_ENV: "3"})])
+    assert from_env.processes == 3
+    assert from_env.source("processes") == f"${PROCESSES_ENV}"
+    assert KEYS["processes"].env == (PROCESSES_ENV,)
+    assert settings_with(processes=3).as_dict()["processes"] == 3
+
+
+@pytest.mark.parametrize("bad", [0, -2, "three", 2.5, True, ""])
+def test_a_bad_number_of_processes_is_one_line_naming_its_source(bad: object) -> None:
+    with pytest.raises(SettingsError) as info:
+        settings_with(processes=bad)
+    message = str(info.value)
+    assert message.startswith("marker on t.py::t: ")
+    assert "(argument processes)" in message
+    assert "\n" not in message
+    with pytest.raises(SettingsError, match=rf"^\${PROCESSES_ENV}: '0' is not a whole number of at least 1$"):
+        env_layer({PROCESSES_ENV: "0"})
+
+
+# --- Student's t -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("p", "df", "table"),
+    [
+        (0.975, 1, 12.706),
+        (0.975, 2, 4.303),
+        (0.975, 3, 3.182),
+        (0.975, 7, 2.365),
+        (0.995, 10, 3.169),
+        (0.95, 30, 1.697),
+    ],
+)
+def test_t_quantiles_match_the_tables(p: float, df: int, table: float) -> None:
+    assert t_quantile(p, df) == pytest.approx(table, abs=5e-4)
+    assert t_quantile(1 - p, df) == pytest.approx(-table, abs=5e-4)
+
+
+@given(st.floats(-50, 50), st.floats(0.01, 5), st.integers(1, 60))
+def test_t_cdf_is_a_symmetric_increasing_distribution(t: float, step: float, df: int) -> None:
+    assert 0.0 <= t_cdf(t, df) <= 1.0
+    assert t_cdf(t, df) + t_cdf(-t, df) == pytest.approx(1.0, abs=1e-12)
+    assert t_cdf(t + step, df) >= t_cdf(t, df) - 1e-15  # far in the tails both round to 0 or 1
+    # Heavier tails than the normal: a t quantile lies beyond the normal one.
+    assert t_quantile(0.975, df) > Z95
+
+
+# --- combining processes ---------------------------------------------------------------------------
+
+
+def test_one_process_gives_no_interval_and_bad_input_is_refused() -> None:
+    single = random_effects([0.05], [0.001], 0.95)
+    assert (single.low, single.high) == (-math.inf, math.inf)
+    with pytest.raises(ValueError, match="as many standard errors as estimates"):
+        random_effects([0.05, 0.06], [0.001], 0.95)
+    with pytest.raises(ValueError):
+        random_effects([], [], 0.95)
+
+
+@given(st.lists(st.floats(-1, 1), min_size=2, max_size=12), st.sampled_from([0.9, 0.95, 0.99]))
+def test_without_usable_standard_errors_it_is_the_t_interval_of_the_mean(estimates: list[float], level: float) -> None:
+    pooled = random_effects(estimates, [math.inf] * len(estimates), level)
+    k = len(estimates)
+    mean = sum(estimates) / k
+    sd = math.sqrt(sum((y - mean) ** 2 for y in estimates) / (k - 1))
+    half = t_quantile(1 - (1 - level) / 2, k - 1) * sd / math.sqrt(k)
+    assert pooled.estimate == pytest.approx(mean, abs=1e-12)
+    assert pooled.low == pytest.approx(mean - half, abs=1e-9)
+    assert pooled.high == pytest.approx(mean + half, abs=1e-9)
+
+
+@given(
+    st.lists(st.floats(-0.5, 0.5), min_size=2, max_size=10),
+    st.floats(1e-4, 0.05),
+    st.floats(1.5, 20),
+)
+def test_processes_that_disagree_more_get_a_wider_interval(base: list[float], se: float, stretch: float) -> None:
+    centre = sum(base) / len(base)
+    wider = [centre + (y - centre) * stretch for y in base]
+    errors = [se] * len(base)
+    narrow_pool, wide_pool = random_effects(base, errors, 0.95), random_effects(wider, errors, 0.95)
+    assert wide_pool.high - wide_pool.low >= (narrow_pool.high - narrow_pool.low) * (1 - 1e-9)
+    assert wide_pool.tau >= narrow_pool.tau
+
+
+@given(st.lists(st.tuples(st.floats(-0.5, 0.5), st.floats(1e-4, 0.1)), min_size=2, max_size=10))
+def test_the_interval_is_never_narrower_than_the_standard_errors_allow(processes: list[tuple[float, float]]) -> None:
+    estimates, errors = [y for y, _ in processes], [se for _, se in processes]
+    pooled = random_effects(estimates, errors, 0.95)
+    fixed_effect = 1 / math.sqrt(sum(1 / se**2 for se in errors))
+    half = t_quantile(0.975, len(processes) - 1) * fixed_effect
+    assert pooled.low <= pooled.estimate <= pooled.high
+    assert pooled.high - pooled.low >= 2 * half * (1 - 1e-9)
+
+
+def simulate(rng: random.Random, truth: float, tau: float, within: float, k: int) -> tuple[list[float], list[float]]:
+    """k processes: each offset from the truth by N(0, tau²), then measured with a standard error around ``within``."""
+    errors = [within * rng.uniform(0.5, 2.0) for _ in range(k)]
+    return [truth + rng.gauss(0, tau) + rng.gauss(0, se) for se in errors], errors
+
+
+TRIALS = 400
+
+
+@settings(derandomize=True, max_examples=30)
+@given(
+    k=st.integers(3, 10),
+    truth=st.floats(-0.1, 0.7),
+    within=st.floats(0.001, 0.02),
+    tau_ratio=st.sampled_from([0.0, 0.5, 1.0, 3.0, 10.0]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_the_combined_interval_covers_the_truth_under_process_offsets(
+    k: int, truth: float, within: float, tau_ratio: float, seed: int
+) -> None:
+    rng = random.Random(seed)
+    covered = 0
+    for _ in range(TRIALS):
+        estimates, errors = simulate(rng, truth, tau_ratio * within, within, k)
+        pooled = random_effects(estimates, errors, 0.95)
+        covered += pooled.low <= truth <= pooled.high
+    # Monte Carlo error of 400 trials at 95% is about 1.1 points; the margin is five of them.
+    assert covered / TRIALS >= 0.95 - 0.055
+
+
+@settings(derandomize=True, max_examples=20)
+@given(k=st.integers(3, 10), within=st.floats(0.001, 0.02), tau_ratio=st.floats(6, 20), seed=st.integers(0, 2**32 - 1))
+def test_where_one_process_undercovers_the_combination_does_not(
+    k: int, within: float, tau_ratio: float, seed: int
+) -> None:
+    rng = random.Random(seed)
+    truth = 0.05
+    single = combined = 0
+    for _ in range(TRIALS):
+        estimates, errors = simulate(rng, truth, tau_ratio * within, within, k)
+        single += abs(estimates[0] - truth) <= Z95 * errors[0]
+        pooled = random_effects(estimates, errors, 0.95)
+        combined += pooled.low <= truth <= pooled.high
+    assert single / TRIALS < 0.6  # a process's offset is several of its standard errors
+    assert combined / TRIALS >= 0.95 - 0.055
+
+
+def test_sequential_looks_keep_false_failures_below_the_nominal_rate() -> None:
+    """An overhead exactly at the budget, looked at after every process from the third on."""
+    budget = Budget("relative", 0.05)
+    threshold = to_statistic(budget)
+    rng = random.Random(20261130)
+    processes, trials = 8, 2000
+    plan = process_look_plan(processes)
+    false_fails = naive_fails = 0
+    for _ in range(trials):
+        estimates, errors = simulate(rng, threshold, 0.01, 0.002, processes)
+        verdicts = [
+            decide_across_processes(estimates[:k], errors[:k], budget, plan.per_look_confidence).verdict
+            for k in process_looks(processes)
+        ]
+        naive = [decide_across_processes(estimates[:k], errors[:k], budget, 0.95).verdict for k in range(3, 9)]
+        false_fails += Verdict.FAIL in verdicts
+        naive_fails += Verdict.FAIL in naive
+    assert false_fails / trials <= 0.025 + 0.01
+    assert naive_fails > false_fails  # what the Bonferroni widening is for
+
+
+def test_looks_come_after_each_process_from_the_third() -> None:
+    assert process_looks(8) == (3, 4, 5, 6, 7, 8)
+    assert process_looks(3) == (3,)
+    assert process_looks(2) == (2,)
+    assert process_look_plan(8).per_look_confidence == pytest.approx(1 - 0.05 / 6)
+    assert process_look_plan(3).per_look_confidence == pytest.approx(0.95)
+
+
+def test_processes_that_contradict_each_other_alone_are_undecided_together() -> None:
+    """The design notes' figures: +3.4% to +6.7% in 8 processes, each ±0.2 points, against 5%."""
+    budget = Budget("relative", 0.05)
+    overheads = [0.034, 0.041, 0.045, 0.049, 0.053, 0.058, 0.062, 0.067]
+    estimates = [math.log1p(x) for x in overheads]
+    alone = {decide(y - Z95 * 0.002, y + Z95 * 0.002, to_statistic(budget)) for y in estimates}
+    assert alone == {Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE}
+    together = decide_across_processes(estimates, [0.002] * 8, budget, 0.95)
+    assert together.verdict is Verdict.INCONCLUSIVE
+    assert together.ci_low < 0.05 < together.ci_high
+    assert together.n == 8
+    assert 0.008 < together.spread < 0.015  # about the estimates' standard deviation
+
+
+def test_far_from_the_budget_three_processes_decide() -> None:
+    budget = Budget("relative", 0.05)
+    heavy = decide_across_processes([math.log(3.0), math.log(3.1), math.log(2.9)], [0.02] * 3, budget, 0.95)
+    assert heavy.verdict is Verdict.FAIL
+    assert heavy.estimate == pytest.approx(2.0, abs=0.02)
+    same = decide_across_processes([0.003, -0.004, 0.001], [0.01] * 3, Budget("relative", 0.5), 0.95)
+    assert same.verdict is Verdict.PASS
+    nothing = decide_across_processes([math.nan, math.nan], [0.01, 0.01], budget, 0.95)
+    assert (nothing.verdict, nothing.n) == (Verdict.INCONCLUSIVE, 0)
+
+
+# --- combining results -----------------------------------------------------------------------------
+
+
+FIVE_PERCENT = Budget("relative", 0.05)
+
+
+def child_metric(
+    overhead: float,
+    se: float,
+    *,
+    metric: str = "cpu",
+    budget: Budget | None = FIVE_PERCENT,
+    verdict: Verdict | None = None,
+    note: str | None = None,
+) -> MetricResult:
+    """A process's metric whose interval, at the children's per-look confidence, implies standard error ``se``."""
+    level = CHILD_PLAN.per_look_confidence if metric != "heap" else 0.95
+    half = se * NormalDist().inv_cdf(1 - (1 - level) / 2)  # the half-width that se implies at that level
+    y = math.log1p(overhead)
+    low, high = y - half, y + half
+    if verdict is None and budget is not None:
+        verdict = decide(low, high, to_statistic(budget))
+    return MetricResult(
+        metric=metric,
+        baseline=1e-3,
+        instrumented=1e-3 * (1 + overhead),
+        overhead=overhead,
+        ci_low=from_statistic(low, "relative"),
+        ci_high=from_statistic(high, "relative"),
+        kind="relative",
+        n=40,
+        spread=0.03,
+        confidence=0.95,
+        budget=budget,
+        verdict=verdict,
+        note=note,
+    )
+
+
+def child_result(*metrics: MetricResult, settings: MeasureSettings | None = None) -> TestResult:
+    return TestResult(
+        nodeid="t.py::t",
+        settings=settings or MeasureSettings(),
+        metrics=metrics,
+        health=None,
+        process=None,
+        pairs=40,
+        calls_per_block=10,
+        looks=2,
+        duration_s=1.0,
+        stop_reason="decided",
+        throughput_baseline=1000.0,
+        throughput_instrumented=900.0,
+    )
+
+
+def test_a_process_estimate_and_its_standard_error_come_back_from_its_result() -> None:
+    estimates, errors = process_estimates([child_metric(0.2, 0.01), child_metric(math.nan, 0.01)])
+    assert estimates == [pytest.approx(math.log1p(0.2))]
+    assert errors == [pytest.approx(0.01)]
+
+
+def test_combined_metrics_say_how_many_processes_and_their_spread() -> None:
+    results = [child_result(child_metric(x, 0.01)) for x in (2.0, 2.1, 1.95)]
+    (cpu,) = combined_metrics(MeasureSettings(), results, 0.95, 0.95)
+    assert cpu.verdict is Verdict.FAIL
+    assert cpu.n == 3
+    assert cpu.between_process_spread is not None and 0 < cpu.between_process_spread < 0.1
+    assert cpu.note is not None and cpu.note.startswith("3 processes: +195.0% to +210.0% each, between-process spread")
+    assert cpu.as_dict()["between_process_spread"] == cpu.between_process_spread
+
+
+def test_disagreeing_processes_are_told_to_add_processes() -> None:
+    results = [child_result(child_metric(x, 0.002)) for x in (0.034, 0.067, 0.045)]
+    (cpu,) = combined_metrics(MeasureSettings(), results, 0.95, 0.95)
+    assert cpu.verdict is Verdict.INCONCLUSIVE
+    assert cpu.resolution is not None and cpu.resolution > 0
+    assert cpu.note is not None and "more processes narrow this" in cpu.note
+
+
+def test_noise_within_each_process_is_told_what_this_run_resolves() -> None:
+    results = [child_result(child_metric(x, 0.03)) for x in (0.05, 0.051, 0.049)]
+    (cpu,) = combined_metrics(MeasureSettings(), results, 0.95, 0.95)
+    assert cpu.verdict is Verdict.INCONCLUSIVE
+    assert cpu.note is not None and "this run resolves overheads below" in cpu.note
+    assert "more processes" not in cpu.note
+
+
+def test_a_budget_a_process_declined_to_judge_stays_undecided_with_its_reason() -> None:
+    heap_budget = Budget("relative", 0.1)
+    settings = dataclasses.replace(
+        MeasureSettings(), budgets=(("cpu", Budget("relative", 0.05)), ("heap", heap_budget))
+    )
+    reason = "the baseline peak is 200 B, too small for a relative heap budget"
+    refused = child_metric(3.0, 0.01, metric="heap", budget=heap_budget, verdict=Verdict.INCONCLUSIVE, note=reason)
+    results = [child_result(child_metric(0.0, 0.005), refused) for _ in range(3)]
+    cpu, heap = combined_metrics(settings, results, 0.95, 0.95)
+    assert cpu.verdict is Verdict.PASS
+    assert heap.verdict is Verdict.INCONCLUSIVE
+    assert heap.note == reason
+    assert heap.resolution is None
+
+
+def test_a_metric_no_process_measured_keeps_its_reason_and_no_verdict() -> None:
+    unmeasured = dataclasses.replace(
+        child_metric(0.0, 0.01, metric="heap", budget=None), overhead=math.nan, note="not measured: too slow"
+    )
+    results = [child_result(child_metric(0.0, 0.005), unmeasured) for _ in range(3)]
+    _, heap = combined_metrics(MeasureSettings(), results, 0.95, 0.95)
+    assert heap.verdict is None
+    assert heap.note == "not measured: too slow"
+    assert heap.n == 0
+
+
+def test_a_single_process_gives_no_verdict_and_says_why() -> None:
+    (cpu,) = combined_metrics(MeasureSettings(), [child_result(child_metric(3.0, 0.001))], 0.95, 0.95)
+    assert cpu.verdict is Verdict.INCONCLUSIVE
+    assert cpu.note is not None and cpu.note.startswith("only 1 process measured within max_time")
+
+
+# --- what travels between processes ----------------------------------------------------------------
+
+
+STRATEGIES = json.dumps(
+    {
+        "default_strategy": {"type": "probabilistic", "param": 0.5},
+        "per_operation_strategies": [{"operation": "GET /", "type": "probabilistic", "param": 0.1}],
+    }
+)
+
+
+def test_the_spec_carries_every_setting_to_the_child(tmp_path: Path) -> None:
+    full = resolve(
+        [
+            Layer.parse(
+                {
+                    "budget": "7%",
+                    "heap": "2MiB",
+                    "latency_p95": "20%",
+                    "strategies": STRATEGIES,
+                    "queue_size": 4096,
+                    "processes": 5,
+                    "max_time": 12,
+                },
+                lambda key: "marker on t.py::t",
+            )
+        ]
+    )
+    assert isinstance(full.pipeline.strategies, Strategies)
+    spec = ReplicaSpec(dataclasses.replace(full, processes=1, max_time=2.5), 2, tmp_path / "r.json", 1234)
+    assert ReplicaSpec.from_json(spec.to_json()) == spec
+
+
+def test_a_combined_result_travels_to_the_xdist_controller_whole() -> None:
+    results = [child_result(child_metric(x, 0.01)) for x in (2.0, 2.1, 1.95)]
+    replicas = tuple(
+        Replica(pid=100 + i, hash_seed=7 + i, env_pad=i, pairs=40, duration_s=1.5, verdict=Verdict.FAIL,
+                overheads=(("cpu", 2.0, 1.9, math.inf),))
+        for i in range(3)
+    )  # fmt: skip
+    metrics = tuple(combined_metrics(MeasureSettings(), results, 0.95, 0.95))
+    combined = dataclasses.replace(results[0], metrics=metrics, processes=3, replicas=replicas)
+    assert result_from_wire(result_to_wire(combined)) == combined
+
+
+def test_only_the_parent_s_own_child_measures_and_only_the_call_it_was_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec_path = tmp_path / "spec.json"
+    spec = ReplicaSpec(settings_with(processes=1), 2, tmp_path / "result.json", os.getppid())
+    spec_path.write_text(spec.to_json(), encoding="utf-8")
+    monkeypatch.setenv(REPLICA_ENV, str(spec_path))
+    config = SimpleNamespace(stash=pytest.Stash())
+    child = replica_child(config)  # type: ignore[arg-type]
+    assert child is not None and child.spec == spec
+    assert replica_child(config) is child  # type: ignore[arg-type]  # read once per session
+    calls: list[int] = []
+    skipped = child.measure(None, "t.py::t", lambda: calls.append(1), None)  # type: ignore[arg-type]
+    assert (skipped.metrics, skipped.pairs, calls) == ((), 0, [])
+    assert not (tmp_path / "result.json").exists()
+    # A process that the measured test itself starts inherits the variable, but not the parent.
+    spec_path.write_text(dataclasses.replace(spec, parent_pid=os.getppid() + 1).to_json(), encoding="utf-8")
+    assert replica_child(SimpleNamespace(stash=pytest.Stash())) is None  # type: ignore[arg-type]
+
+
+def test_no_measurement_over_processes_starts_inside_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(REPLICA_ENV, "/nonexistent/spec.json")
+    with pytest.raises(pytest.fail.Exception, match=r"^otel-overhead: t\.py::t: processes=3 in a process that"):
+        measure_replicated(None, settings_with(processes=3), label="t.py::t")  # type: ignore[arg-type]
+
+
+def test_call_numbers_follow_the_fixture_labels() -> None:
+    assert call_number("t.py::test_a") == 1
+    assert call_number("t.py::test_a#call3") == 3
+    assert call_number("t.py::test_a#call2[tune probe 0.1]") == 2
+
+
+def test_a_child_output_tail_is_one_line_with_its_last_words() -> None:
+    output = (
+        "collected 1 item\n\nt.py F\n"
+        "E   LookupError: gave up on call 2\n"
+        "=========================== short test summary info ============================\n"
+        "FAILED t.py::test_a - LookupError: gave up on call 2\n"
+        "1 failed in 0.41s\n"
+    )
+    tail = output_tail(output)
+    assert "\n" not in tail
+    assert tail.endswith("FAILED t.py::test_a - LookupError: gave up on call 2")
+    assert "short test summary" not in tail and "0.41s" not in tail
+    assert len(output_tail("x" * 5000)) <= 401
+    assert output_tail("") == "(nothing)"
+
+
+def _fields(value: Any, parent: str = "") -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if parent not in ("metrics", "budgets", "sources"):  # keyed by data, not fields
+                yield key
+            yield from _fields(inner, key)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _fields(inner, parent)
+
+
+def test_every_new_field_is_documented() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "json-schema.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`([a-z_0-9]+)`", doc))
+    results = [child_result(child_metric(x, 0.01)) for x in (2.0, 2.1, 1.95)]
+    replica = Replica(1, 2, 3, 40, 1.5, Verdict.FAIL, (("cpu", 2.0, 1.9, 2.1),))
+    combined = dataclasses.replace(
+        results[0], metrics=tuple(combined_metrics(MeasureSettings(), results, 0.95, 0.95)), replicas=(replica,)
+    )
+    data = json.loads(json.dumps(combined.as_dict()))
+    assert sorted(set(_fields(data)) - documented) == []
+    assert {"processes", "replicas", "between_process_spread", "hash_seed", "env_pad_bytes"} <= documented
+
+
+# --- end to end ------------------------------------------------------------------------------------
+
+CONFTEST = f"""
+import os
+import pathlib
+import threading
+
+import pytest
+from opentelemetry import trace
+
+SEEN = pathlib.Path(__file__).parent / "seen"
+
+
+def pytest_configure(config):
+    # Every pytest process that runs here says who it is and how it was started.
+    SEEN.mkdir(exist_ok=True)
+    pad = len(os.environ.get("{PAD_ENV}", ""))
+    (SEEN / str(os.getpid())).write_text(f"{{os.environ.get('PYTHONHASHSEED', '')}} {{pad}}")
+
+
+@pytest.fixture(autouse=True)
+def interpreter_left_as_found():
+    provider = trace.get_tracer_provider()
+    environ = {{k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}}
+    threads = threading.active_count()
+    yield
+    assert trace.get_tracer_provider() is provider, "the global TracerProvider was replaced"
+    after = {{k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}}
+    assert after == environ, "left the environment changed"
+    assert threading.active_count() == threads, "left threads running"
+"""
+
+TESTS = """
+import pytest
+from opentelemetry import trace
+
+tracer = trace.get_tracer("shop")
+CALLS = {"n": 0}
+
+
+def spin(n):
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+
+
+# Work done only while a span records: the instrumented arm does three times the baseline's.
+@pytest.mark.otel_overhead(budget="5%", processes=3, max_time=10)
+def test_injected_cost():
+    with tracer.start_as_current_span("step") as span:
+        spin(4000)
+        if span.is_recording():
+            spin(8000)
+
+
+@pytest.mark.otel_overhead(budget="50%", processes=3, max_time=10)
+def test_identical_arms():
+    spin(4000)
+
+
+@pytest.mark.otel_overhead(budget="50%", processes=3, max_time=10)
+def test_fails_while_measured():
+    CALLS["n"] += 1
+    if CALLS["n"] > 1:
+        raise LookupError(f"gave up on call {CALLS['n']}")
+
+
+# No run decides 0.01%: every process measures to the end of its share.
+@pytest.mark.otel_overhead(budget="0.01%", processes=3, max_time=MAX_TIME, inconclusive="pass")
+def test_undecidable():
+    spin(4000)
+"""
+
+MAX_TIME = 5.0
+MARGIN_S = 4.0
+"""Beyond max_time: a child's start-up slower than the ones before it, the engine's own overrun."""
+
+
+@dataclass
+class ReplicatedRun:
+    path: Path
+    stdout: str
+    elapsed: float
+    tests: dict[str, dict[str, Any]]
+
+    def seen(self) -> dict[int, str]:
+        return {int(p.name): p.read_text() for p in (self.path / "seen").iterdir()}
+
+
+@pytest.fixture(scope="module")
+def replicated_run(tmp_path_factory: pytest.TempPathFactory) -> ReplicatedRun:
+    path = tmp_path_factory.mktemp("replicated")
+    (path / "conftest.py").write_text(CONFTEST, encoding="utf-8")
+    (path / "test_replicated.py").write_text(TESTS.replace("MAX_TIME", repr(MAX_TIME)), encoding="utf-8")
+    excluded = ("PYTEST_ADDOPTS", PROCESSES_ENV, "PYTHONHASHSEED")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k not in excluded}
+    env["PY_COLORS"] = "0"
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "--otel-overhead"]
+    began = time.perf_counter()
+    done = subprocess.run(
+        [*command, "--otel-overhead-json=out.json"], cwd=path, env=env, capture_output=True, text=True, timeout=600
+    )
+    elapsed = time.perf_counter() - began
+    document = json.loads((path / "out.json").read_text(encoding="utf-8"))
+    tests = {test["nodeid"].split("::")[1]: test for test in document["tests"]}
+    return ReplicatedRun(path, done.stdout + done.stderr, elapsed, tests)
+
+
+def test_a_large_injected_cost_fails_over_three_processes(replicated_run: ReplicatedRun) -> None:
+    result = replicated_run.tests["test_injected_cost"]
+    assert result["verdict"] == "FAIL", replicated_run.stdout
+    assert result["processes"] == 3 and len(result["replicas"]) == 3
+    assert result["stop_reason"] == "decided"
+    cpu = result["metrics"]["cpu"]
+    assert cpu["ci_low"] > 0.5 and cpu["n"] == 3
+    assert cpu["between_process_spread"] is not None
+    assert result["settings"]["processes"] == 3
+    out = replicated_run.stdout
+    assert re.search(r"CPU overhead .* exceeds budget 5\.0% \(3 processes: \+\d+\.\d% to \+\d+\.\d% each", out)
+    assert re.search(r"otel-overhead: test_replicated\.py::test_injected_cost processes 3/3, [\d.]+s: cpu \+", out)
+    assert re.search(r"^    .*; \d+ pairs over 3 processes in [\d.]+ s$", out, re.MULTILINE)  # the summary says so
+
+
+def test_identical_arms_pass_over_three_processes(replicated_run: ReplicatedRun) -> None:
+    result = replicated_run.tests["test_identical_arms"]
+    assert result["verdict"] == "PASS", replicated_run.stdout
+    assert result["processes"] == 3
+    assert abs(result["metrics"]["cpu"]["overhead"]) < 0.2
+
+
+def test_each_process_was_a_fresh_pytest_process_with_its_own_layout(replicated_run: ReplicatedRun) -> None:
+    seen = replicated_run.seen()
+    replicas = [replica for result in replicated_run.tests.values() for replica in result["replicas"]]
+    pids = [replica["pid"] for replica in replicas]
+    assert len(set(pids)) == len(pids) >= 7
+    # Besides the children that returned a result: the session's own process and the failing child.
+    assert set(pids) <= set(seen) and len(seen) == len(pids) + 2
+    for replica in replicas:
+        assert seen[replica["pid"]] == f"{replica['hash_seed']} {replica['env_pad_bytes']}"
+        assert 0 <= replica["env_pad_bytes"] <= 4096
+        assert replica["pairs"] >= 2
+    assert len({replica["hash_seed"] for replica in replicas}) == len(replicas)
+
+
+def test_a_failing_child_fails_the_test_in_one_line(replicated_run: ReplicatedRun) -> None:
+    assert "test_fails_while_measured" not in replicated_run.tests
+    out = replicated_run.stdout
+    assert re.search(r"^test_replicated\.py::test_fails_while_measured FAILED", out, re.MULTILINE)
+    line = (
+        r"^otel-overhead: test_replicated\.py::test_fails_while_measured: process 1 of 3 \(pid \d+\) ended without "
+        r"a result \(exit status 1\); its output ends: .*(raised on a measured repetition|RepetitionFailed).* \| .*$"
+    )
+    assert re.search(line, out, re.MULTILINE), out
+    section = out.split("_ test_fails_while_measured _", 1)[1].split("\n_", 1)[0]
+    assert "Traceback" not in section
+
+
+def test_max_time_holds_over_processes(replicated_run: ReplicatedRun) -> None:
+    result = replicated_run.tests["test_undecidable"]
+    assert result["settings"]["max_time_s"] == MAX_TIME
+    assert result["duration_s"] <= MAX_TIME + MARGIN_S
+    assert sum(r["duration_s"] for r in result["replicas"]) <= result["duration_s"]
+    assert result["processes"] == len(result["replicas"]) >= 1
+    if result["verdict"] == "INCONCLUSIVE":
+        assert result["stop_reason"] in ("all processes", "max_time")
+
+
+def test_nothing_in_the_session_process_was_left_changed(replicated_run: ReplicatedRun) -> None:
+    out = replicated_run.stdout
+    for complaint in ("left the environment changed", "left threads running", "TracerProvider was replaced"):
+        assert complaint not in out
+    assert not re.search(r"^test_replicated\.py::\w+ ERROR", out, re.MULTILINE)

@@ -1,0 +1,157 @@
+"""Installed but off costs next to nothing: a run without measuring loads none of the measuring machinery.
+
+pytest imports the entry point in every run of every project that has the package installed. These
+tests check what ends up in ``sys.modules`` (fresh interpreters and pytest subprocesses), not how
+long anything takes: ``benchmarks/startup.py`` measures the time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_otel_overhead import samplers
+from pytest_otel_overhead.settings import sampling
+
+# Everything a session without measuring may load from the package: options, settings, parsers.
+LIGHT = {
+    "pytest_otel_overhead",
+    "pytest_otel_overhead.flags",
+    "pytest_otel_overhead.formatting",
+    "pytest_otel_overhead.options",
+    "pytest_otel_overhead.plugin",
+    "pytest_otel_overhead.settings",
+    "pytest_otel_overhead.settings.layers",
+    "pytest_otel_overhead.settings.pipeline",
+    "pytest_otel_overhead.settings.profiles",
+    "pytest_otel_overhead.settings.sampling",
+    "pytest_otel_overhead.settings.sources",
+    "pytest_otel_overhead.units",
+}
+HEAVY = ("opentelemetry.sdk", "psutil", "pytest_otel_overhead.engine", "pytest_otel_overhead.otel")
+
+
+def loaded_by(statement: str) -> list[str]:
+    """The modules of this package, OpenTelemetry and psutil that a fresh interpreter has after ``statement``."""
+    script = f"import json, sys\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    prefixes = ("pytest_otel_overhead", "opentelemetry", "psutil")
+    return [m for m in json.loads(out.stdout) if m.split(".")[0] in prefixes]
+
+
+def is_heavy(module: str) -> bool:
+    return any(module == prefix or module.startswith(prefix + ".") for prefix in HEAVY)
+
+
+def test_the_entry_point_loads_neither_opentelemetry_nor_psutil() -> None:
+    loaded = loaded_by("import pytest, pytest_otel_overhead.plugin")
+    assert "pytest_otel_overhead.plugin" in loaded
+    assert set(loaded) <= LIGHT, sorted(set(loaded) - LIGHT)
+
+
+def test_settings_parse_without_the_sdk() -> None:
+    loaded = loaded_by("from pytest_otel_overhead.settings.layers import KEYS, resolve")
+    assert "pytest_otel_overhead.settings.sampling" in loaded
+    assert not [m for m in loaded if m.startswith(("opentelemetry", "psutil"))], loaded
+
+
+def test_the_samplers_module_keeps_the_settings_names() -> None:
+    for name in sampling.__all__:
+        assert getattr(samplers, name) is getattr(sampling, name), name
+    assert set(sampling.__all__) - {"STRATEGY_SAMPLERS"} <= set(samplers.__all__)
+
+
+# Written as the subprocess's conftest: what the session had loaded by its end.
+RECORD_MODULES = """
+import json
+import sys
+
+
+def pytest_sessionfinish(session):
+    with open("modules.json", "w") as stream:
+        json.dump(sorted(sys.modules), stream)
+"""
+
+TESTS = """
+import pytest
+
+
+def spin(n):
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+
+
+@pytest.mark.otel_overhead(budget="1000%", batch_size=256)
+def test_marked():
+    spin(200)
+
+
+@pytest.mark.otel_overhead(budget="1000%")
+def test_fixture(otel_overhead):
+    assert otel_overhead(spin, 3) == 3
+
+
+def test_plain():
+    assert spin(3) == 3
+"""
+
+
+def session_modules(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, list[str]]:
+    pytester.makeconftest(RECORD_MODULES)
+    pytester.makepyfile(test_cost=TESTS)
+    pytester.makeini("[pytest]\notel_overhead_queue_size = 4096\notel_overhead_profile = staging\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+    modules = json.loads(Path(pytester.path, "modules.json").read_text(encoding="utf-8"))
+    return result, modules
+
+
+def test_a_session_without_the_flag_loads_no_measuring_machinery(pytester: pytest.Pytester) -> None:
+    result, modules = session_modules(pytester)
+    result.assert_outcomes(passed=3, warnings=0)
+    assert "pytest_otel_overhead.plugin" in modules  # the plugin was loaded, and checked the settings
+    assert not [m for m in modules if is_heavy(m)], [m for m in modules if is_heavy(m)]
+    ours = {m for m in modules if m.split(".")[0] == "pytest_otel_overhead"}
+    assert ours <= LIGHT, sorted(ours - LIGHT)
+
+
+def test_a_session_with_the_flag_still_measures(pytester: pytest.Pytester) -> None:
+    result, modules = session_modules(
+        pytester, "--otel-overhead", "--otel-overhead-max-time=5", "--otel-overhead-json=out.json"
+    )
+    result.assert_outcomes(passed=3)
+    assert {"opentelemetry.sdk.trace", "psutil", "pytest_otel_overhead.engine.runner"} <= set(modules)
+    tests = {t["nodeid"]: t for t in json.loads(Path(pytester.path, "out.json").read_text(encoding="utf-8"))["tests"]}
+    assert set(tests) == {"test_cost.py::test_marked", "test_cost.py::test_fixture"}
+    for test in tests.values():
+        assert test["pairs"] > 0
+        assert test["settings"]["queue_size"] == 4096  # the ini file's value reached the measuring
+    assert re.search(r"^-+ otel-overhead -+$", result.stdout.str(), re.MULTILINE)  # the verdict table
+
+
+def test_names_in_settings_are_not_imported_without_the_flag(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(RECORD_MODULES)
+    pytester.makepyfile(
+        factory_module="def make():\n    raise AssertionError('only a measuring session builds the exporter')\n",
+        test_named="""
+        import pytest
+
+        @pytest.mark.otel_overhead(
+            exporter="factory_module:make",
+            instrument="opentelemetry.instrumentation.sqlite3:SQLite3Instrumentor",
+        )
+        def test_marked():
+            pass
+        """,
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--otel-overhead-exporter=factory_module:make")
+    result.assert_outcomes(passed=1, warnings=1)  # the warning: the flag has no effect without --otel-overhead
+    modules = json.loads(Path(pytester.path, "modules.json").read_text(encoding="utf-8"))
+    assert "factory_module" not in modules
+    assert not [m for m in modules if m.startswith("opentelemetry")], modules
