@@ -429,6 +429,25 @@ class TestResult:
     notes: tuple[str, ...] = ()
     """What in the process's surroundings affected the measurement (tracers, profilers, tracemalloc)."""
 
+    @classmethod
+    def unmeasured(cls, nodeid: str, settings: MeasureSettings, stop_reason: str, mode: str = "time") -> TestResult:
+        """A result with no figures, for a process that hands the measuring to another one."""
+        return cls(
+            nodeid=nodeid,
+            settings=settings,
+            metrics=(),
+            health=None,
+            process=None,
+            pairs=0,
+            calls_per_block=0,
+            looks=0,
+            duration_s=0.0,
+            stop_reason=stop_reason,
+            throughput_baseline=math.nan,
+            throughput_instrumented=math.nan,
+            mode=mode,
+        )
+
     @property
     def outcome(self) -> str:
         """``NO_TELEMETRY`` when the instrumented arm recorded nothing, else the verdict's value."""

@@ -10,7 +10,6 @@ to the parent's session, not to this one.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import sys
@@ -74,7 +73,7 @@ class ReplicaChild:
     def measure(self, item: pytest.Item, label: str, workload: Callable[[], Any], router: ArmRouter) -> TestResult:
         """Measure ``workload`` if it is the call the parent asked for; otherwise return an empty result."""
         if self.measured or call_number(label) != self.spec.call:
-            return _not_measured_here(label, self.spec.settings)
+            return TestResult.unmeasured(label, self.spec.settings, "measured by another process")
         self.measured = True
         result = measure(workload, self.spec.settings, router, nodeid=label, plan=CHILD_PLAN)
         written = self.spec.result_path.with_suffix(".partial")
@@ -104,23 +103,6 @@ def _from_environment() -> ReplicaChild | None:
         return None
     # Processes that the measured test starts inherit the variable: only the parent's own child measures.
     return ReplicaChild(spec) if spec.parent_pid == os.getppid() else None
-
-
-def _not_measured_here(label: str, settings: MeasureSettings) -> TestResult:
-    return TestResult(
-        nodeid=label,
-        settings=settings,
-        metrics=(),
-        health=None,
-        process=None,
-        pairs=0,
-        calls_per_block=0,
-        looks=0,
-        duration_s=0.0,
-        stop_reason="measured by another process",
-        throughput_baseline=math.nan,
-        throughput_instrumented=math.nan,
-    )
 
 
 class _LeaveAfterTest:

@@ -73,21 +73,7 @@ class ChildSession(OverheadSession):
         if label == self.spec.target:
             _count(self.spec, workload, self.router)
             self.counted = True
-        return TestResult(
-            nodeid=label,
-            settings=settings,
-            metrics=(),
-            health=None,
-            process=None,
-            pairs=0,
-            calls_per_block=0,
-            looks=0,
-            duration_s=0.0,
-            stop_reason="counted in child",
-            throughput_baseline=float("nan"),
-            throughput_instrumented=float("nan"),
-            mode="instructions",
-        )
+        return TestResult.unmeasured(label, settings, "counted in child", mode="instructions")
 
 
 def _child_pipeline(spec: ChildSpec) -> Pipeline:
