@@ -18,9 +18,12 @@ import pytest
 from pytest_otel_overhead.advice.plugin import AdviceOptions, Advisor, make_advisor, settings_errors_fail_the_test
 from pytest_otel_overhead.benchmark_support import measures_benchmark
 from pytest_otel_overhead.compat import verbosity
+from pytest_otel_overhead.engine.repeatable import RepetitionFailed, single_use_argument
 from pytest_otel_overhead.engine.replica_child import replica_child
 from pytest_otel_overhead.engine.replicas import measure_replicated
 from pytest_otel_overhead.engine.runner import measure
+from pytest_otel_overhead.engine.surroundings import MeasurementStopped
+from pytest_otel_overhead.engine.telemetry import with_telemetry_outcome
 from pytest_otel_overhead.formatting import junit_number
 from pytest_otel_overhead.history.document import write_json
 from pytest_otel_overhead.instructions.parent import measure_instructions, require_valgrind
@@ -30,15 +33,13 @@ from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.reports.terminal import result_message, summary_lines
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, env_layer, resolve
-from pytest_otel_overhead.settings.sources import MARKER, cli_layer, ini_layer, marker_layer, option_name
+from pytest_otel_overhead.settings.sources import MARKER, cli_layer, ini_layer, marker_layer
 from pytest_otel_overhead.verdict import Verdict
-from pytest_otel_overhead.warning_types import OverheadInconclusiveWarning
+from pytest_otel_overhead.warning_types import OverheadInconclusiveWarning, OverheadNoTelemetryWarning
 from pytest_otel_overhead.xdist_support import PLUGIN_NAME as XDIST_PLUGIN_NAME
 from pytest_otel_overhead.xdist_support import is_worker
 
-# MARKER and the layer readers live in settings.sources (read in every run, measuring or not);
-# they stay importable from here.
-__all__ = ["MARKER", "OverheadSession", "cli_layer", "ini_layer", "marker_layer", "option_name", "record_properties"]
+__all__ = ["OverheadSession", "record_properties"]
 
 
 class OverheadSession:
@@ -148,11 +149,6 @@ class OverheadSession:
         test with one line; a result whose instrumented arm recorded no telemetry warns or fails as
         the ``no_telemetry`` setting says, before its budgets gate it.
         """
-        from pytest_otel_overhead.engine.repeatable import RepetitionFailed, single_use_argument
-        from pytest_otel_overhead.engine.surroundings import MeasurementStopped
-        from pytest_otel_overhead.engine.telemetry import with_telemetry_outcome
-        from pytest_otel_overhead.warning_types import OverheadNoTelemetryWarning
-
         caller = "otel_overhead" if "otel_overhead" in getattr(item, "fixturenames", ()) else "benchmark"
         problem = single_use_argument(workload, caller, getattr(item, "obj", None))
         if problem is not None:

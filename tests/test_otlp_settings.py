@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from pytest_otel_overhead.session import option_name
 from pytest_otel_overhead.settings.layers import KEYS, Layer, PipelineSettings, env_layer, resolve
+from pytest_otel_overhead.settings.sources import option_name
 from pytest_otel_overhead.units import SettingsError
 
 MARKER = "marker on tests/test_shop.py::test_checkout"

@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_otel_overhead.session import cli_layer, ini_layer, marker_layer, option_name
 from pytest_otel_overhead.settings.layers import (
     KEYS,
     Layer,
@@ -23,6 +22,7 @@ from pytest_otel_overhead.settings.layers import (
     resolve,
     with_overrides,
 )
+from pytest_otel_overhead.settings.sources import cli_layer, ini_layer, marker_layer, option_name
 from pytest_otel_overhead.units import Budget, SettingsError
 
 NODEID = "tests/test_shop.py::test_checkout"

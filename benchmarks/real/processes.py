@@ -8,8 +8,6 @@ the harness samples the 1-minute load average once a second.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import os
 import platform
 import shutil
@@ -23,6 +21,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from benchmarks.verdicts import package_dir, source_digest
 
 Record = dict[str, Any]
 
@@ -89,21 +89,6 @@ def environment() -> Record:
         "load_average": load_average(),
         "valgrind": shutil.which("valgrind") is not None,
     }
-
-
-def package_dir() -> Path:
-    spec = importlib.util.find_spec("pytest_otel_overhead")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("pytest_otel_overhead is not installed")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def source_digest(directory: Path) -> str:
-    """SHA-256 over every Python source below ``directory``: which code a child process loaded."""
-    digest = hashlib.sha256()
-    for path in sorted(directory.rglob("*.py")):
-        digest.update(path.relative_to(directory).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
 
 
 def prepare_workdir(workdir: Path, freeze: bool) -> Path | None:
