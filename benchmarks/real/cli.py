@@ -31,6 +31,7 @@ RESULTS = Path(__file__).resolve().parent.parent / "results"
 RUNNERS: dict[str, Callable[[Job, Plan, Workspace], list[Record]]] = {
     "plugin": run_plugin,
     "reference": run_reference,
+    "reference_frozen": run_reference,
     "pyperf": run_pyperf,
     "benchmark": run_benchmark,
     "instructions": run_instructions,
@@ -88,6 +89,12 @@ def arguments(argv: Sequence[str]) -> argparse.Namespace:
     add("--quick", action="store_true", help="smoke run: 2 plugin runs, 2 reference processes, one round of each tool")
     add("--runs", type=count(1), help=f"plugin runs (pytest processes), each over every workload ({FULL.runs})")
     add("--reference-processes", type=count(0), help=f"reference processes per workload ({FULL.reference_processes})")
+    add(
+        "--frozen-reference-processes",
+        type=count(0),
+        help="reference processes per workload with the heap frozen, the plugin's GC regime "
+        f"({FULL.frozen_reference_processes})",
+    )
     add("--reference-seconds", type=positive, help=f"measuring time per reference process ({FULL.reference_seconds:g})")
     add("--block-ms", type=positive, default=20.0, help="reference block length in baseline CPU ms (20)")
     add("--pyperf-rounds", type=count(0), help=f"pyperf rounds per workload ({FULL.pyperf_rounds})")
@@ -114,6 +121,11 @@ def build_plan(args: argparse.Namespace) -> Plan:
         reference_seconds=args.reference_seconds or base.reference_seconds,
         pyperf_rounds=base.pyperf_rounds if args.pyperf_rounds is None else args.pyperf_rounds,
         benchmark_rounds=base.benchmark_rounds if args.benchmark_rounds is None else args.benchmark_rounds,
+        frozen_reference_processes=(
+            base.frozen_reference_processes
+            if args.frozen_reference_processes is None
+            else args.frozen_reference_processes
+        ),
     )
     return Plan(
         workloads=args.workloads,

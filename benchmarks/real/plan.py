@@ -6,6 +6,7 @@ over the run hit every workload and every method alike:
 - ``plugin``: one pytest process under ``--otel-overhead`` measuring every selected workload, its
   node ids given on the command line in a shuffled order, saving the run for the A/A comparison;
 - ``reference``: one fresh process of the plain interleaved A/B for one workload;
+- ``reference_frozen``: the same with the heap frozen after warm-up, the plugin's GC regime;
 - ``pyperf``: one round of pyperf for one workload (a baseline and an instrumented benchmark, then
   ``compare_to``);
 - ``benchmark``: one round of pytest-benchmark's two-run gate over every selected workload;
@@ -36,10 +37,25 @@ class Counts:
     reference_seconds: float
     pyperf_rounds: int
     benchmark_rounds: int
+    frozen_reference_processes: int = 0
 
 
-FULL = Counts(runs=20, reference_processes=30, reference_seconds=10.0, pyperf_rounds=3, benchmark_rounds=10)
-QUICK = Counts(runs=2, reference_processes=2, reference_seconds=1.0, pyperf_rounds=1, benchmark_rounds=1)
+FULL = Counts(
+    runs=20,
+    reference_processes=30,
+    reference_seconds=10.0,
+    pyperf_rounds=3,
+    benchmark_rounds=10,
+    frozen_reference_processes=10,
+)
+QUICK = Counts(
+    runs=2,
+    reference_processes=2,
+    reference_seconds=1.0,
+    pyperf_rounds=1,
+    benchmark_rounds=1,
+    frozen_reference_processes=1,
+)
 QUICK_MAX_TIME = 10.0
 # A smoke run asks pyperf and pytest-benchmark for a few values only: it proves the plumbing, not the figures.
 QUICK_PYPERF_ARGS = ("--processes", "2", "--values", "3", "--warmups", "1", "--min-time", "0.05")
@@ -96,6 +112,7 @@ def schedule(plan: Plan) -> list[Job]:
     jobs += [Job("benchmark", i) for i in range(counts.benchmark_rounds)]
     for workload in plan.workloads:
         jobs += [Job("reference", i, workload) for i in range(counts.reference_processes)]
+        jobs += [Job("reference_frozen", i, workload) for i in range(counts.frozen_reference_processes)]
         jobs += [Job("pyperf", i, workload) for i in range(counts.pyperf_rounds)]
     if plan.instructions:
         jobs.append(Job("instructions", 0))

@@ -5,7 +5,10 @@ comparison of saved runs.
 The reference of a workload is the median of its per-process estimates, with a distribution-free
 interval for that median from order statistics (its confidence is below 95% with fewer than six
 processes, and is then printed). A plugin interval "covers" the reference when it contains that
-median; unbounded ends (``null`` in the JSON) contain everything on their side.
+median; unbounded ends (``null`` in the JSON) contain everything on their side. A load with no
+reference of its own is compared with the quiet machine's (the overhead to find is the same; only
+the noise differs), marked "(quiet)". The reference with a frozen heap (the plugin's GC regime)
+is shown beside it.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ HEADER = [
     "workload",
     "load",
     "reference (median, interval, processes)",
+    "frozen-heap reference",
     "plugin runs",
     "PASS / FAIL / INCONCL.",
     "PASS and FAIL",
     "interval holds the reference",
+    "... the frozen-heap reference",
     "plugin est. (median)",
     "time to verdict (median)",
     "instructions",
@@ -138,20 +143,22 @@ def tool_column(records: Sequence[Record]) -> str:
     return f"{fails}/{len(done)} ({signed(statistics.median(estimates))})"
 
 
-def plugin_columns(plugin: Sequence[Record], reference: Reference | None) -> list[str]:
+def coverage(done: Sequence[Record], reference: Reference | None) -> str:
+    if reference is None:
+        return "no reference"
+    return f"{sum(covers(r, reference.median) for r in done)}/{len(done)}"
+
+
+def plugin_columns(plugin: Sequence[Record], reference: Reference | None, frozen: Reference | None = None) -> list[str]:
     done = [r for r in plugin if r["verdict"] in VERDICTS]
     estimates = [r["estimate"] for r in done if r.get("estimate") is not None]
-    if reference is None:
-        coverage = "no reference"
-    else:
-        held = sum(covers(r, reference.median) for r in done)
-        coverage = f"{held}/{len(done)}"
     times = [r["duration_s"] for r in done]
     return [
         str(len(done)),
         verdict_counts(done),
         conflicts(done),
-        coverage,
+        coverage(done, reference),
+        coverage(done, frozen),
         signed(statistics.median(estimates)) if estimates else "–",
         f"{statistics.median(times):.1f} s" if times else "–",
     ]
@@ -174,18 +181,23 @@ def compare_column(records: Sequence[Record]) -> str:
 
 
 def table_rows(records: Sequence[Record]) -> list[list[str]]:
-    kinds = ("plugin", "reference", "instructions", "pyperf", "benchmark", "compare")
+    kinds = ("plugin", "reference", "reference_frozen", "instructions", "pyperf", "benchmark", "compare")
     groups = {kind: by_group(records, kind) for kind in kinds}
     keys = sorted({key for group in groups.values() for key in group}, key=lambda k: (k[1], k[0]))
     rows = []
     for key in keys:
-        reference = reference_of(groups["reference"].get(key, []))
+        own = reference_of(groups["reference"].get(key, []))
+        reference = own or reference_of(groups["reference"].get((key[0], 0), []))
+        frozen = reference_of(
+            groups["reference_frozen"].get(key, []) or groups["reference_frozen"].get((key[0], 0), [])
+        )
         rows.append(
             [
                 key[0],
                 "quiet" if key[1] == 0 else f"{key[1]} busy",
-                reference.describe() if reference else "–",
-                *plugin_columns(groups["plugin"].get(key, []), reference),
+                (reference.describe() + ("" if own else " (quiet)")) if reference else "–",
+                frozen.describe() if frozen else "–",
+                *plugin_columns(groups["plugin"].get(key, []), reference, frozen),
                 instructions_column(groups["instructions"].get(key, [])),
                 tool_column(groups["pyperf"].get(key, [])),
                 tool_column(groups["benchmark"].get(key, [])),

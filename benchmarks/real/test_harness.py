@@ -258,8 +258,8 @@ def test_report_groups_quiet_and_loaded_runs_apart() -> None:
         plugin_record("PASS", 0.01, 0.0, 0.02, 3.0) | {"load_generator": 0},
         plugin_record("FAIL", 0.09, 0.07, 0.11, 3.0) | {"load_generator": 2},
     ]
-    rows = report.table_rows(records)
-    assert [(row[1], row[4], row[5]) for row in rows] == [
+    rows = [dict(zip(report.HEADER, row, strict=True)) for row in report.table_rows(records)]
+    assert [(row["load"], row["PASS / FAIL / INCONCL."], row["PASS and FAIL"]) for row in rows] == [
         ("quiet", "1 / 0 / 0", "never"),
         ("2 busy", "0 / 1 / 0", "never"),
     ]
@@ -268,6 +268,52 @@ def test_report_groups_quiet_and_loaded_runs_apart() -> None:
     assert (
         report.agreement(records[:1]) == "PASS and FAIL for one test and budget, over all loads: never (in 1 verdicts)"
     )
+
+
+def test_a_loaded_run_without_a_reference_of_its_own_is_held_against_the_quiet_one() -> None:
+    quiet = [
+        {"type": "reference", "workload": "manual", "estimate": e, "load_generator": 0} for e in (0.04, 0.05, 0.06)
+    ]
+    frozen = [
+        {"type": "reference_frozen", "workload": "manual", "estimate": e, "load_generator": 0}
+        for e in (0.07, 0.08, 0.09)
+    ]
+    loaded = [
+        plugin_record("FAIL", 0.08, 0.07, 0.09, 3.0) | {"load_generator": 2},
+        plugin_record("INCONCLUSIVE", 0.06, 0.045, 0.085, 3.0) | {"load_generator": 2},
+    ]
+    rows = [dict(zip(report.HEADER, r, strict=True)) for r in report.table_rows([*quiet, *frozen, *loaded])]
+    assert [r["load"] for r in rows] == ["quiet", "2 busy"]
+    row = rows[1]
+    assert row["reference (median, interval, processes)"] == "+5.0% [+4.0%, +6.0%] (75% interval), 3 (quiet)"
+    assert row["frozen-heap reference"] == "+8.0% [+7.0%, +9.0%] (75% interval), 3"
+    assert row["interval holds the reference"] == "1/2"
+    assert row["... the frozen-heap reference"] == "2/2"
+
+
+def test_frozen_reference_jobs_are_planned_and_run_with_the_flag(tmp_path: Path) -> None:
+    counts = plan.Counts(
+        runs=1,
+        reference_processes=2,
+        reference_seconds=1.0,
+        pyperf_rounds=0,
+        benchmark_rounds=0,
+        frozen_reference_processes=3,
+    )
+    jobs = plan.schedule(
+        plan.Plan(
+            workloads=("manual", "flask"),
+            counts=counts,
+            block_ms=20,
+            load=0,
+            max_time=None,
+            budget=None,
+            instructions=False,
+            seed=1,
+        )
+    )
+    assert Counter(j.kind for j in jobs) == {"plugin": 1, "reference": 4, "reference_frozen": 6}
+    assert cli.RUNNERS["reference_frozen"] is tools.run_reference
 
 
 def test_read_records_names_the_bad_line(tmp_path: Path) -> None:

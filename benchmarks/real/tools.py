@@ -53,15 +53,17 @@ def failure(outcome: Outcome) -> Record:
 
 
 def run_reference(job: Job, plan: Plan, space: Workspace) -> list[Record]:
-    """One fresh process of the plain A/B for one workload."""
+    """One fresh process of the plain A/B for one workload (``reference_frozen``: with the heap frozen)."""
     assert job.workload is not None
-    label = f"reference-{job.workload}-{job.index:03d}"
+    label = f"{job.kind}-{job.workload}-{job.index:03d}"
     seconds = plan.counts.reference_seconds
     command = [sys.executable, "reference.py", job.workload, f"--seconds={seconds:g}", f"--block-ms={plan.block_ms:g}"]
+    if job.kind == "reference_frozen":
+        command.append("--frozen-heap")
     outcome = run_command(
         "reference.py", command, space.root, space.env(), space.root / f"{label}.log", seconds + REFERENCE_SETUP_S
     )
-    record: Record = {"type": "reference", "workload": job.workload, "process": job.index, "load": outcome.load}
+    record: Record = {"type": job.kind, "workload": job.workload, "process": job.index, "load": outcome.load}
     result = last_json_line(outcome.log) if outcome.error is None else None
     record.update(result if result is not None else failure(outcome))
     return [record]
