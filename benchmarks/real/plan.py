@@ -81,6 +81,8 @@ class Plan:
     holds a random subset of the plan)."""
     freeze: bool = False
     """Run the children on a copy of the package taken at the start, so edits cannot mix engines."""
+    processes: int | None = None
+    """``--otel-overhead-processes`` for the plugin runs; None keeps the plugin's default (1)."""
 
     @property
     def pyperf_args(self) -> tuple[str, ...]:

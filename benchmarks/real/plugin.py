@@ -37,6 +37,8 @@ def settings_args(plan: Plan) -> list[str]:
         args.append(f"--otel-overhead-max-time={plan.max_time:g}")
     if plan.budget is not None:
         args.append(f"--otel-overhead-budget={plan.budget}")
+    if plan.processes is not None:
+        args.append(f"--otel-overhead-processes={plan.processes}")
     return args
 
 
@@ -75,6 +77,7 @@ def measured_record(test: Record, metric: str) -> Record:
         "stop_reason": test["stop_reason"],
         "max_time": test["settings"]["max_time_s"],
         "spans_per_call": (test.get("pipeline") or {}).get("spans_started_per_call"),
+        "processes": test.get("processes", 1),
     }
 
 

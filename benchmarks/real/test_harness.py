@@ -367,3 +367,24 @@ def test_child_env_drops_what_would_change_the_tools(monkeypatch: pytest.MonkeyP
     assert "OTEL_TRACES_SAMPLER" not in env and "PYTEST_ADDOPTS" not in env
     assert env["PYTHONPATH"] == os.pathsep.join([str(tmp_path), "/elsewhere"])
     assert env["REAL_ARM"] == "instrumented"
+
+
+def test_plugin_settings_on_the_command_line_only_when_the_plan_sets_them() -> None:
+    counts = plan.QUICK
+    base = plan.Plan(
+        workloads=("manual",),
+        counts=counts,
+        block_ms=20,
+        load=0,
+        max_time=None,
+        budget=None,
+        instructions=False,
+        seed=1,
+    )
+    assert plugin.settings_args(base) == []
+    spread = plan.Plan(**{**base.__dict__, "max_time": 60.0, "budget": "5%", "processes": 3})
+    assert plugin.settings_args(spread) == [
+        "--otel-overhead-max-time=60",
+        "--otel-overhead-budget=5%",
+        "--otel-overhead-processes=3",
+    ]
