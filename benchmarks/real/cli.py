@@ -151,7 +151,7 @@ class Output:
         self.results, self.log, self.plan = results, log, plan
 
     def write(self, record: Record) -> None:
-        record = {**record, "load_generator": self.plan.load}
+        record = {**record, "load_generator": self.plan.load, "plugin_processes": self.plan.processes or 1}
         self.results.write(json.dumps(record, allow_nan=False) + "\n")
         self.results.flush()
 

@@ -5,10 +5,10 @@ comparison of saved runs.
 The reference of a workload is the median of its per-process estimates, with a distribution-free
 interval for that median from order statistics (its confidence is below 95% with fewer than six
 processes, and is then printed). A plugin interval "covers" the reference when it contains that
-median; unbounded ends (``null`` in the JSON) contain everything on their side. A load with no
-reference of its own is compared with the quiet machine's (the overhead to find is the same; only
-the noise differs), marked "(quiet)". The reference with a frozen heap (the plugin's GC regime)
-is shown beside it.
+median; unbounded ends (``null`` in the JSON) contain everything on their side. Plugin runs with
+another ``processes`` setting get rows of their own. A load with no reference of its own is
+compared with the quiet machine's (the overhead to find is the same; only the noise differs),
+marked "(quiet)". The reference with a frozen heap (the plugin's GC regime) is shown beside it.
 """
 
 from __future__ import annotations
@@ -84,12 +84,21 @@ def covers(record: Record, value: float) -> bool:
     return (low is None or low <= value) and (high is None or value <= high)
 
 
-def group_key(record: Record) -> tuple[str, int]:
-    return (record["workload"], record.get("load_generator", 0))
+Key = tuple[str, int, int]
+"""Workload, busy processes of the load generator, the plugin's ``processes`` setting in that run."""
 
 
-def by_group(records: Iterable[Record], kind: str) -> dict[tuple[str, int], list[Record]]:
-    groups: dict[tuple[str, int], list[Record]] = defaultdict(list)
+def group_key(record: Record) -> Key:
+    return (record["workload"], record.get("load_generator", 0), record.get("plugin_processes", 1))
+
+
+def describe_key(key: Key) -> str:
+    load = "quiet" if key[1] == 0 else f"{key[1]} busy"
+    return load if key[2] == 1 else f"{load}, processes={key[2]}"
+
+
+def by_group(records: Iterable[Record], kind: str) -> dict[Key, list[Record]]:
+    groups: dict[Key, list[Record]] = defaultdict(list)
     for r in records:
         if r.get("type") == kind:
             groups[group_key(r)].append(r)
@@ -183,18 +192,23 @@ def compare_column(records: Sequence[Record]) -> str:
 def table_rows(records: Sequence[Record]) -> list[list[str]]:
     kinds = ("plugin", "reference", "reference_frozen", "instructions", "pyperf", "benchmark", "compare")
     groups = {kind: by_group(records, kind) for kind in kinds}
-    keys = sorted({key for group in groups.values() for key in group}, key=lambda k: (k[1], k[0]))
+    keys = sorted({key for group in groups.values() for key in group}, key=lambda k: (k[2], k[1], k[0]))
     rows = []
     for key in keys:
-        own = reference_of(groups["reference"].get(key, []))
-        reference = own or reference_of(groups["reference"].get((key[0], 0), []))
+        # References do not depend on the plugin's settings; a load without its own takes the quiet one.
+        workload, load = key[0], key[1]
+        own = reference_of(groups["reference"].get((workload, load, 1), []))
+        reference = own or reference_of(groups["reference"].get((workload, 0, 1), []))
         frozen = reference_of(
-            groups["reference_frozen"].get(key, []) or groups["reference_frozen"].get((key[0], 0), [])
+            groups["reference_frozen"].get((workload, load, 1), [])
+            or groups["reference_frozen"].get((workload, 0, 1), [])
         )
+        if not groups["plugin"].get(key) and key[2] != 1:
+            continue
         rows.append(
             [
-                key[0],
-                "quiet" if key[1] == 0 else f"{key[1]} busy",
+                workload,
+                describe_key(key),
                 (reference.describe() + ("" if own else " (quiet)")) if reference else "–",
                 frozen.describe() if frozen else "–",
                 *plugin_columns(groups["plugin"].get(key, []), reference, frozen),

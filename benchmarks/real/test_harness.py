@@ -388,3 +388,14 @@ def test_plugin_settings_on_the_command_line_only_when_the_plan_sets_them() -> N
         "--otel-overhead-budget=5%",
         "--otel-overhead-processes=3",
     ]
+
+
+def test_runs_with_another_processes_setting_get_rows_of_their_own() -> None:
+    references = [{"type": "reference", "workload": "manual", "estimate": e} for e in (0.04, 0.05, 0.06)]
+    one = plugin_record("FAIL", 0.08, 0.07, 0.09, 3.0)
+    three = plugin_record("INCONCLUSIVE", 0.05, 0.03, 0.07, 12.0) | {"plugin_processes": 3}
+    rows = [dict(zip(report.HEADER, r, strict=True)) for r in report.table_rows([*references, one, three])]
+    assert [(r["load"], r["interval holds the reference"]) for r in rows] == [
+        ("quiet", "0/1"),
+        ("quiet, processes=3", "1/1"),
+    ]
