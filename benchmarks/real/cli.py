@@ -13,7 +13,9 @@ import datetime as dt
 import itertools
 import json
 import random
+import re
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -109,6 +111,13 @@ def arguments(argv: Sequence[str]) -> argparse.Namespace:
     add("--deadline", type=positive, metavar="MINUTES", help="start no new job after MINUTES")
     add("--freeze", action="store_true", help="measure a copy of the package taken at the start")
     add("--out", type=Path, help="results file (default benchmarks/results/real-<date>[-loadN].jsonl)")
+    add(
+        "--compare-saved",
+        type=Path,
+        metavar="DIR",
+        help="only compare the saved plugin runs kept in DIR (a run's <out>-saved directory) pairwise, with the "
+        "package as it is now, and report",
+    )
     add("--report", nargs="+", type=Path, metavar="FILE", help="print the report of results files and exit")
     add("--markdown", action="store_true", help="print the table as Markdown")
     return parser.parse_args(argv)
@@ -238,6 +247,8 @@ def run(plan: Plan, out: Path, argv: Sequence[str]) -> None:
             output.say("interrupted: the report covers the jobs finished so far")
         if stopped:
             output.say(stopped)
+        if space.store.is_dir():  # kept, so the A/A comparison can be made again (--compare-saved)
+            shutil.copytree(space.store, saved_dir(out), dirs_exist_ok=True)
         output.write(
             {
                 "type": "end",
@@ -250,6 +261,37 @@ def run(plan: Plan, out: Path, argv: Sequence[str]) -> None:
         )
 
 
+def saved_dir(out: Path) -> Path:
+    return out.with_name(out.stem + "-saved")
+
+
+SAVED_RUN = re.compile(r"_run-(\d{3})_[0-9a-f]+\.json$")
+
+
+def compare_again(plan: Plan, store: Path, out: Path, argv: Sequence[str]) -> None:
+    """The A/A comparison of an earlier run's saved plugin runs, with the package as it is now."""
+    runs = sorted({int(m.group(1)) for p in store.iterdir() if (m := SAVED_RUN.search(p.name))})
+    with (
+        out.open("w", encoding="utf-8") as results,
+        out.with_suffix(".log").open("w", encoding="utf-8") as log,
+        tempfile.TemporaryDirectory(prefix="otel-real-") as tmp,
+    ):
+        output = Output(results, log, plan)
+        space = Workspace(Path(tmp), None, saved=store)
+        output.write(
+            {
+                "type": "run",
+                "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "command": " ".join(["python -m benchmarks.real", shlex.join(argv)]).strip(),
+                "plan": plan.as_dict(),
+                "engine": space.engine_digest(),
+                "environment": environment(),
+            }
+        )
+        output.say(f"{len(runs)} saved runs in {store}; results → {out}")
+        compare_runs(plan, space, output, runs)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = arguments(argv)
@@ -257,6 +299,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(report_text(read_records(args.report), markdown=args.markdown))
         return 0
     plan = build_plan(args)
+    if args.compare_saved:
+        out = args.out or RESULTS / f"real-compare-{dt.datetime.now():%Y%m%d-%H%M}.jsonl"
+        compare_again(plan, args.compare_saved, out, argv)
+        print(report_text(read_records([out]), markdown=args.markdown))
+        return 0
     suffix = f"-load{plan.load}" if plan.load else ""
     out = args.out or RESULTS / f"real-{dt.datetime.now():%Y%m%d-%H%M}{suffix}.jsonl"
     run(plan, out, argv)

@@ -121,6 +121,8 @@ class Workspace:
 
     root: Path
     frozen: Path | None
+    saved: Path | None = None
+    """A store of saved runs kept from an earlier harness run (``--compare-saved``), instead of the run's own."""
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         return child_env(self.frozen, extra)
@@ -128,7 +130,7 @@ class Workspace:
     @property
     def store(self) -> Path:
         """Where the plugin runs are saved, for the A/A comparison."""
-        return self.root / "store"
+        return self.saved or self.root / "store"
 
     def engine_digest(self) -> str:
         return source_digest(self.frozen / "pytest_otel_overhead" if self.frozen else package_dir())
