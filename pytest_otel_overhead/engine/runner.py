@@ -128,6 +128,7 @@ def _phases(run: Run, rng: random.Random, around: Surroundings) -> _Phases:
     arms.phase = "timed pairs"
     timed = timed_pairs(run, sizing.calls, rng, reserve=reserve)
     around.look()  # a tracer or profiler that arrived while the pairs ran
+    around.note_load()
     cap_phase(run, run.deadline - MARGIN_S)  # the worker's exports from now on, and the heap rounds'
     notes = undecided_notes(timed.pairs, timed.decisions, settings)
     decisions = {**timed.decisions, **_estimates(timed, settings, sizing.calls, plan)}

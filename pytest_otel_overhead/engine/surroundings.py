@@ -3,6 +3,7 @@
 * tracemalloc (``PYTHONTRACEMALLOC=1``, ``-X tracemalloc``) slows every allocation, and more in the
   arm that allocates more: it is stopped while measuring and started again after, with its frame
   limit (the heap rounds start a tracemalloc of their own);
+* a machine that other processes keep busy (:mod:`.machine`) cannot be quietened: the result says so;
 * trace and profile functions (coverage, debuggers, profilers: ``sys.settrace``,
   ``sys.setprofile``, their ``threading`` twins) and ``sys.monitoring`` tools cannot be paused
   without breaking what installed them: the result says they were there, since their cost lands in
@@ -26,6 +27,7 @@ from contextlib import contextmanager
 
 from opentelemetry import metrics, trace
 
+from pytest_otel_overhead.engine.machine import busy_note, cpu_reading
 from pytest_otel_overhead.otel.foreign import caller_outside_libraries
 from pytest_otel_overhead.otel.routing import ArmRouter
 
@@ -118,6 +120,7 @@ class Surroundings:
         # Only a router that is the global provider can be replaced; a private one (tests) cannot.
         self._tracer_global = trace.get_tracer_provider() is router
         self._meter_global = metrics.get_meter_provider() is router.meters
+        self._cpu_start = cpu_reading()
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -126,6 +129,12 @@ class Surroundings:
     def look(self) -> None:
         """Note the trace and profile hooks installed now."""
         for text in tracer_notes():
+            self.note(text)
+
+    def note_load(self) -> None:
+        """Note a machine that other processes kept busy from the start of the measurement until now."""
+        text = busy_note(self._cpu_start, cpu_reading())
+        if text is not None:
             self.note(text)
 
     def hold_back(self, record: logging.LogRecord) -> bool:

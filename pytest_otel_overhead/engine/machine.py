@@ -1,0 +1,66 @@
+"""How busy the machine was while a measurement ran: other processes' CPU, and time the hypervisor took.
+
+The interval of a measurement holds for the process and the moment that measured it. On a machine
+that other jobs keep busy, caches, memory bandwidth and the scheduler's time slices are shared, and
+the same code can read a different overhead than on a quiet one. The engine cannot remove that, so
+it says when it happened: the result gets a note when other processes (or the hypervisor, as
+steal time) used at least ``BUSY_SHARE`` of the machine's CPUs while the timed pairs ran.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import psutil
+
+__all__ = ["BUSY_SHARE", "CpuReading", "busy_note", "cpu_reading"]
+
+BUSY_SHARE = 0.5
+"""Other processes' and the hypervisor's share of all CPUs from which a measurement is marked busy."""
+STEAL_SHOWN = 0.05
+"""Steal time below this share is left out of the note."""
+
+
+@dataclass(frozen=True)
+class CpuReading:
+    """Cumulative seconds at one moment: wall clock, this process's CPU, the machine's busy and stolen CPU."""
+
+    wall: float
+    own: float
+    busy: float
+    steal: float
+    cpus: int
+
+
+def cpu_reading() -> CpuReading:
+    times = psutil.cpu_times()
+    fields = times._asdict()
+    # guest and guest_nice are already counted in user and nice (Linux); idle and iowait are not busy.
+    idle = fields.get("idle", 0.0) + fields.get("iowait", 0.0)
+    steal = fields.get("steal", 0.0)
+    skipped = idle + steal + fields.get("guest", 0.0) + fields.get("guest_nice", 0.0)
+    return CpuReading(
+        wall=time.perf_counter(),
+        own=time.process_time(),
+        busy=sum(fields.values()) - skipped,
+        steal=steal,
+        cpus=psutil.cpu_count() or 1,
+    )
+
+
+def busy_note(start: CpuReading, end: CpuReading) -> str | None:
+    """A note when others used at least ``BUSY_SHARE`` of the CPUs between the readings, else ``None``."""
+    capacity = (end.wall - start.wall) * end.cpus
+    if capacity <= 0:
+        return None
+    others = max(0.0, (end.busy - start.busy) - (end.own - start.own)) / capacity
+    steal = max(0.0, end.steal - start.steal) / capacity
+    if others + steal < BUSY_SHARE:
+        return None
+    stolen = f", and the hypervisor took {steal:.0%} (steal)" if steal >= STEAL_SHOWN else ""
+    return (
+        f"the machine was busy while measuring: other processes used {min(others, 1.0):.0%} of its "
+        f"{end.cpus} CPUs{stolen}; on a loaded machine the same code can read differently than on a quiet "
+        "one (docs/accuracy.md)"
+    )
