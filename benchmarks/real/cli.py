@@ -277,7 +277,7 @@ def compare_again(plan: Plan, store: Path, out: Path, argv: Sequence[str]) -> No
         tempfile.TemporaryDirectory(prefix="otel-real-") as tmp,
     ):
         output = Output(results, log, plan)
-        space = Workspace(Path(tmp), None, saved=store)
+        space = Workspace(Path(tmp), None, saved=store.resolve())  # the comparisons run in tmp
         output.write(
             {
                 "type": "run",
