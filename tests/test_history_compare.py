@@ -201,6 +201,18 @@ def test_unchanged_code_in_processes_with_offsets_never_regresses(
     assert Verdict.FAIL not in verdicts
 
 
+def test_an_absolute_spread_is_taken_relative_to_the_instrumented_time(result_with: Callable[..., TestResult]) -> None:
+    result = result_with(0.05, seed=1)
+    absolute = dataclasses.replace(
+        result,
+        metrics=tuple(
+            dataclasses.replace(m, kind="absolute", instrumented=2e-3, between_process_spread=4e-5)
+            for m in result.metrics
+        ),
+    )
+    assert compare.process_spread(absolute, "cpu") == pytest.approx(0.02)
+
+
 def test_a_spread_the_runs_measured_widens_beyond_the_floor(result_with: Callable[..., TestResult]) -> None:
     before, after = result_with(0.05, seed=1), result_with(0.05, seed=2)
     cpu = before.metric("cpu")
@@ -208,7 +220,7 @@ def test_a_spread_the_runs_measured_widens_beyond_the_floor(result_with: Callabl
     wide = dataclasses.replace(
         before, metrics=tuple(dataclasses.replace(m, between_process_spread=0.105) for m in before.metrics)
     )
-    assert compare.process_spread(wide, "cpu") == pytest.approx(0.105 / (1 + cpu.overhead))
+    assert compare.process_spread(wide, "cpu") == pytest.approx(math.log1p(0.105))
     floor, measured = (compare_results(b, after).metrics[0].points for b in (before, wide))
     assert measured[2] - measured[0] > 2 * (floor[2] - floor[0])
 

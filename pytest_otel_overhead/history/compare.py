@@ -55,7 +55,7 @@ from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.results import METRIC_LABELS, TestResult
 from pytest_otel_overhead.stats import Interval, batch_slices, hodges_lehmann, wilcoxon_interval
 from pytest_otel_overhead.units import SettingsError
-from pytest_otel_overhead.verdict import Verdict, combine, decide
+from pytest_otel_overhead.verdict import Verdict, combine, decide, statistic_of
 
 __all__ = [
     "COMPARED_METRICS",
@@ -79,7 +79,6 @@ __all__ = [
 COMPARED_METRICS = ("cpu", "wall", "instructions")
 """The metrics whose raw per-pair samples are kept, and so the ones two runs can be compared on."""
 _COLUMNS = {"cpu": (0, 1), "wall": (2, 3)}
-TIMED_METRICS = tuple(_COLUMNS)
 _EXACT_LIMIT = 2500
 _CRITERION = re.compile(r"^\s*([a-z_0-9]+)\s*:\s*\+?\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(pp|%)\s*$")
 
@@ -433,17 +432,20 @@ def process_spread(result: TestResult, metric: str) -> float:
     measured = result.metric(metric)
     if measured is None or measured.between_process_spread is None:
         return 0.0
-    spread, overhead = measured.between_process_spread, measured.overhead
-    if not (math.isfinite(spread) and math.isfinite(overhead)) or overhead <= -1:
+    spread = measured.between_process_spread
+    if not math.isfinite(spread):
         return 0.0
-    return spread / (1 + overhead)  # from the overhead's scale to the log ratio's, to first order
+    if measured.kind == "relative":  # the combination reported it as expm1(τ) of the log ratio
+        return statistic_of(spread, "relative")
+    # An absolute spread (seconds per call) on the log ratio's scale, to first order.
+    return spread / measured.instrumented if measured.instrumented > 0 else 0.0
 
 
 def _with_process_offsets(shift: Interval, before: TestResult, after: TestResult, metric: str, each: float) -> Interval:
     """``shift`` widened on each side by the processes' offsets (see the module's docstring)."""
     low, estimate, high = shift
     # Instructions mode counts over layouts of its own and repeats within 0.05%: no floor there.
-    floor = PROCESS_SPREAD_FLOOR if metric in TIMED_METRICS else 0.0
+    floor = PROCESS_SPREAD_FLOOR if metric in _COLUMNS else 0.0
     tau = max(floor, process_spread(before, metric), process_spread(after, metric))
     if tau == 0:
         return shift
