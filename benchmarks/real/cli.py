@@ -214,6 +214,18 @@ def compare_runs(plan: Plan, space: Workspace, output: Output, saved: Sequence[i
         output.say(f"compare run {before} → run {after}: {describe(records)}")
 
 
+def run_record(plan: Plan, space: Workspace, argv: Sequence[str]) -> Record:
+    """The first record of a results file: command, plan, engine and machine."""
+    return {
+        "type": "run",
+        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m benchmarks.real", shlex.join(argv)]).strip(),
+        "plan": plan.as_dict(),
+        "engine": space.engine_digest(),
+        "environment": environment(),
+    }
+
+
 def run(plan: Plan, out: Path, argv: Sequence[str]) -> None:
     jobs = schedule(plan)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -226,16 +238,7 @@ def run(plan: Plan, out: Path, argv: Sequence[str]) -> None:
     ):
         output = Output(results, log, plan)
         space = Workspace(Path(tmp), prepare_workdir(Path(tmp), plan.freeze))
-        output.write(
-            {
-                "type": "run",
-                "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                "command": " ".join(["python -m benchmarks.real", shlex.join(argv)]).strip(),
-                "plan": plan.as_dict(),
-                "engine": space.engine_digest(),
-                "environment": environment(),
-            }
-        )
+        output.write(run_record(plan, space, argv))
         output.say(f"{len(jobs)} jobs, busy processes of the load generator: {plan.load}; results → {out}")
         saved: list[int] = []
         try:
@@ -278,16 +281,7 @@ def compare_again(plan: Plan, store: Path, out: Path, argv: Sequence[str]) -> No
     ):
         output = Output(results, log, plan)
         space = Workspace(Path(tmp), None, saved=store.resolve())  # the comparisons run in tmp
-        output.write(
-            {
-                "type": "run",
-                "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                "command": " ".join(["python -m benchmarks.real", shlex.join(argv)]).strip(),
-                "plan": plan.as_dict(),
-                "engine": space.engine_digest(),
-                "environment": environment(),
-            }
-        )
+        output.write(run_record(plan, space, argv))
         output.say(f"{len(runs)} saved runs in {store}; results → {out}")
         compare_runs(plan, space, output, runs)
 

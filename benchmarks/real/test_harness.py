@@ -7,6 +7,7 @@ They use synthetic records and captured output formats only: nothing is timed.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import math
 import os
 import sys
@@ -291,6 +292,21 @@ def test_a_loaded_run_without_a_reference_of_its_own_is_held_against_the_quiet_o
     assert row["... the frozen-heap reference"] == "2/2"
 
 
+def a_plan(**changes: object) -> plan.Plan:
+    """A plan of one quiet run on the manual workload, with ``changes``."""
+    base = plan.Plan(
+        workloads=("manual",),
+        counts=plan.QUICK,
+        block_ms=20,
+        load=0,
+        max_time=None,
+        budget=None,
+        instructions=False,
+        seed=1,
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
 def test_frozen_reference_jobs_are_planned_and_run_with_the_flag(tmp_path: Path) -> None:
     counts = plan.Counts(
         runs=1,
@@ -300,18 +316,7 @@ def test_frozen_reference_jobs_are_planned_and_run_with_the_flag(tmp_path: Path)
         benchmark_rounds=0,
         frozen_reference_processes=3,
     )
-    jobs = plan.schedule(
-        plan.Plan(
-            workloads=("manual", "flask"),
-            counts=counts,
-            block_ms=20,
-            load=0,
-            max_time=None,
-            budget=None,
-            instructions=False,
-            seed=1,
-        )
-    )
+    jobs = plan.schedule(a_plan(workloads=("manual", "flask"), counts=counts))
     assert Counter(j.kind for j in jobs) == {"plugin": 1, "reference": 4, "reference_frozen": 6}
     assert cli.RUNNERS["reference_frozen"] is tools.run_reference
 
@@ -370,19 +375,9 @@ def test_child_env_drops_what_would_change_the_tools(monkeypatch: pytest.MonkeyP
 
 
 def test_plugin_settings_on_the_command_line_only_when_the_plan_sets_them() -> None:
-    counts = plan.QUICK
-    base = plan.Plan(
-        workloads=("manual",),
-        counts=counts,
-        block_ms=20,
-        load=0,
-        max_time=None,
-        budget=None,
-        instructions=False,
-        seed=1,
-    )
+    base = a_plan()
     assert plugin.settings_args(base) == []
-    spread = plan.Plan(**{**base.__dict__, "max_time": 60.0, "budget": "5%", "processes": 3})
+    spread = dataclasses.replace(base, max_time=60.0, budget="5%", processes=3)
     assert plugin.settings_args(spread) == [
         "--otel-overhead-max-time=60",
         "--otel-overhead-budget=5%",
