@@ -29,7 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pytest_otel_overhead.stats import wilcoxon_interval
+from pytest_otel_overhead.stats.intervals import wilcoxon_interval
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TESTS_PER_FILE = 20

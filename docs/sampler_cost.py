@@ -45,7 +45,7 @@ from pytest_otel_overhead.samplers import (
     PerOperationSampler,
     RateLimitingSampler,
 )
-from pytest_otel_overhead.stats import median, wilcoxon_interval
+from pytest_otel_overhead.stats.intervals import median, wilcoxon_interval
 
 RATE = 0.05
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
     from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
+    from pytest_otel_overhead.stats.verdict import Verdict
     from pytest_otel_overhead.units import Budget, SettingsError
-    from pytest_otel_overhead.verdict import Verdict
     from pytest_otel_overhead.warning_types import (
         OverheadCompareWarning,
         OverheadInconclusiveWarning,
@@ -37,7 +37,7 @@ _EXPORTS = {
     "PipelineSettings": "pytest_otel_overhead.settings.layers",
     "SettingsError": "pytest_otel_overhead.units",
     "TestResult": "pytest_otel_overhead.results",
-    "Verdict": "pytest_otel_overhead.verdict",
+    "Verdict": "pytest_otel_overhead.stats.verdict",
 }
 
 __all__ = [

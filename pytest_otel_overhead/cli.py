@@ -20,8 +20,8 @@ from pytest_otel_overhead.history.compare import Comparison, compare_runs, compa
 from pytest_otel_overhead.history.store import DEFAULT_STORAGE, HistoryError, RunRecord, Store, load_run, printable
 from pytest_otel_overhead.outputs import write_text_file
 from pytest_otel_overhead.reports.terminal import summary_lines
+from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import SettingsError
-from pytest_otel_overhead.verdict import Verdict
 
 __all__ = ["main"]
 

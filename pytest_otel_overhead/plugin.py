@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from pytest_otel_overhead.flags import add_options, given_flags
-from pytest_otel_overhead.options import SessionOptions, session_options
+from pytest_otel_overhead.settings.flags import add_options, given_flags
 from pytest_otel_overhead.settings.layers import KEYS, MeasureSettings, SettingsError
+from pytest_otel_overhead.settings.options import SessionOptions, session_options
 from pytest_otel_overhead.settings.sources import MARKER, cli_layer, ini_layer, marker_layer
 
 if TYPE_CHECKING:
@@ -52,9 +52,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _start_child(config: pytest.Config, spec_path: str) -> None:
     """A process that counts instructions under valgrind, started by an instructions-mode session."""
-    from pytest_otel_overhead.benchmark_support import activate as activate_benchmark
     from pytest_otel_overhead.instructions.child import ChildSession
     from pytest_otel_overhead.otel.routing import install_router
+    from pytest_otel_overhead.plugins.benchmark import activate as activate_benchmark
 
     session = config.stash[_session_key] = ChildSession(config, install_router(), spec_path)
     activate_benchmark(config, session)
@@ -63,12 +63,12 @@ def _start_child(config: pytest.Config, spec_path: str) -> None:
 def _start_measuring(config: pytest.Config, options: SessionOptions) -> None:
     """Import the measuring machinery, build the session and register the plugins that go with it."""
     from pytest_otel_overhead.advice import plugin as advice
-    from pytest_otel_overhead.benchmark_support import activate as activate_benchmark
-    from pytest_otel_overhead.history import tracking
     from pytest_otel_overhead.otel.routing import RouterInstallError, install_router
+    from pytest_otel_overhead.plugins import tracking
+    from pytest_otel_overhead.plugins.benchmark import activate as activate_benchmark
+    from pytest_otel_overhead.plugins.xdist import PLUGIN_NAME as XDIST_PLUGIN_NAME
+    from pytest_otel_overhead.plugins.xdist import XdistPlugin
     from pytest_otel_overhead.session import OverheadSession
-    from pytest_otel_overhead.xdist_support import PLUGIN_NAME as XDIST_PLUGIN_NAME
-    from pytest_otel_overhead.xdist_support import XdistPlugin
 
     try:
         router = install_router()

@@ -17,8 +17,8 @@ from pytest_otel_overhead.formatting import (
     unbounded,
 )
 from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.stats.verdict import Verdict, combine
 from pytest_otel_overhead.units import Budget
-from pytest_otel_overhead.verdict import Verdict, combine
 
 __all__ = [
     "AGAINST_ARMS_MARK",

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from pytest_otel_overhead.advice.plugin import AdviceOptions, Advisor, make_advisor, settings_errors_fail_the_test
-from pytest_otel_overhead.benchmark_support import measures_benchmark
 from pytest_otel_overhead.compat import verbosity
 from pytest_otel_overhead.engine.repeatable import RepetitionFailed, single_use_argument
 from pytest_otel_overhead.engine.replica_child import replica_child
@@ -27,17 +26,18 @@ from pytest_otel_overhead.engine.telemetry import with_telemetry_outcome
 from pytest_otel_overhead.formatting import junit_number
 from pytest_otel_overhead.history.document import write_json
 from pytest_otel_overhead.instructions.parent import measure_instructions, require_valgrind
-from pytest_otel_overhead.options import session_options
 from pytest_otel_overhead.otel.receiver import stop_shared_receiver
 from pytest_otel_overhead.otel.routing import ArmRouter
+from pytest_otel_overhead.plugins.benchmark import measures_benchmark
+from pytest_otel_overhead.plugins.xdist import PLUGIN_NAME as XDIST_PLUGIN_NAME
+from pytest_otel_overhead.plugins.xdist import is_worker
 from pytest_otel_overhead.reports.terminal import result_message, summary_lines
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, env_layer, resolve
+from pytest_otel_overhead.settings.options import session_options
 from pytest_otel_overhead.settings.sources import MARKER, cli_layer, ini_layer, marker_layer
-from pytest_otel_overhead.verdict import Verdict
+from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.warning_types import OverheadInconclusiveWarning, OverheadNoTelemetryWarning
-from pytest_otel_overhead.xdist_support import PLUGIN_NAME as XDIST_PLUGIN_NAME
-from pytest_otel_overhead.xdist_support import is_worker
 
 __all__ = ["OverheadSession", "record_properties"]
 

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, settings
 
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
 from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
-from pytest_otel_overhead.verdict import Verdict
 
 # CI machines are shared and slow: no per-example deadline, a modest number of examples.
 settings.register_profile(

@@ -7,7 +7,7 @@ with results (files, summaries, plugins) in a fraction of a second and with no t
 INSTANT_ENGINE = """
 import pytest_otel_overhead.session as session_module
 from pytest_otel_overhead.results import MetricResult, TestResult
-from pytest_otel_overhead.verdict import Verdict
+from pytest_otel_overhead.stats.verdict import Verdict
 
 
 def instant(workload, settings, router, *, nodeid="", progress=None, **kwargs):

@@ -12,8 +12,8 @@ from pytest_otel_overhead.otel.pipeline import build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
 from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings, with_overrides
+from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
-from pytest_otel_overhead.verdict import Verdict
 
 # Cumulative overhead by layer in the fake engine below.
 COST = {"sdk": 0.02, "record": 0.10, "processor": 0.13, "exporter": 0.18}

@@ -29,9 +29,9 @@ from pytest_otel_overhead.history.compare import (
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
-from pytest_otel_overhead.stats import MAX_BATCHES, batch_slices
+from pytest_otel_overhead.stats.intervals import MAX_BATCHES, batch_slices
+from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import SettingsError
-from pytest_otel_overhead.verdict import Verdict
 
 finite = st.floats(min_value=-5, max_value=5, allow_nan=False, allow_infinity=False)
 

@@ -28,8 +28,8 @@ from pytest_otel_overhead.history.store import (
     valid_name,
 )
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, TestResult
+from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
-from pytest_otel_overhead.verdict import Verdict
 
 
 @pytest.fixture

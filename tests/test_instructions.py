@@ -30,8 +30,8 @@ from pytest_otel_overhead.instructions.valgrind import (
 from pytest_otel_overhead.reports.terminal import summary_lines
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.settings.layers import KEYS, Layer, MeasureSettings, PipelineSettings, SettingsError, resolve
+from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
-from pytest_otel_overhead.verdict import Verdict
 
 
 def settings_with(**raw: object) -> MeasureSettings:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_otel_overhead.options import Given, SessionOptions, read_options, session_options
+from pytest_otel_overhead.settings.options import Given, SessionOptions, read_options, session_options
 
 INI = """
 [pytest]

@@ -21,7 +21,7 @@ from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.reports.terminal import health_line, result_message, summary_lines
 from pytest_otel_overhead.results import PipelineHealth, TestResult
 from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, resolve
-from pytest_otel_overhead.verdict import Verdict
+from pytest_otel_overhead.stats.verdict import Verdict
 
 
 @pytest.fixture(scope="module", autouse=True)

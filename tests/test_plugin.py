@@ -543,7 +543,7 @@ def test_a_bad_marker_argument_is_reported_once(marker_errors_run: PytestRun) ->
 UNDECIDED_CONFTEST = """
 import pytest_otel_overhead.session as session_module
 from pytest_otel_overhead.results import MetricResult, TestResult
-from pytest_otel_overhead.verdict import Verdict
+from pytest_otel_overhead.stats.verdict import Verdict
 
 
 def undecided(workload, settings, router, *, nodeid="", progress=None, **kwargs):

@@ -103,7 +103,7 @@ from contextlib import contextmanager
 
 import filelock
 
-from pytest_otel_overhead.xdist_support import HostLock
+from pytest_otel_overhead.plugins.xdist import HostLock
 
 _exclusive = HostLock.exclusive
 

@@ -42,12 +42,12 @@ from pytest_otel_overhead.engine.replicas import (
     output_tail,
     process_estimates,
 )
+from pytest_otel_overhead.plugins.xdist import result_from_wire, result_to_wire
 from pytest_otel_overhead.results import MetricResult, Replica, TestResult
 from pytest_otel_overhead.samplers import Strategies
 from pytest_otel_overhead.settings.layers import KEYS, Layer, MeasureSettings, SettingsError, env_layer, resolve
-from pytest_otel_overhead.stats import random_effects, t_cdf, t_quantile
-from pytest_otel_overhead.units import Budget
-from pytest_otel_overhead.verdict import (
+from pytest_otel_overhead.stats.intervals import random_effects, t_cdf, t_quantile
+from pytest_otel_overhead.stats.verdict import (
     Verdict,
     decide,
     decide_across_processes,
@@ -56,7 +56,7 @@ from pytest_otel_overhead.verdict import (
     process_looks,
     to_statistic,
 )
-from pytest_otel_overhead.xdist_support import result_from_wire, result_to_wire
+from pytest_otel_overhead.units import Budget
 
 PROCESSES_ENV = "PYTEST_OTEL_OVERHEAD_PROCESSES"
 Z95 = 1.959963984540054

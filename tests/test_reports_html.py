@@ -18,8 +18,8 @@ from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.reports import html as html_module
 from pytest_otel_overhead.reports.html import CHARTS_EXTRA, html_report
 from pytest_otel_overhead.results import PipelineHealth, TestResult
+from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
-from pytest_otel_overhead.verdict import Verdict
 
 NASTY = 'tests/t.py::test_x[<script>alert("x")</script>-$a$-&amp;-\\n]'
 

@@ -12,8 +12,8 @@ from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.reports.markdown import escape, markdown_report
 from pytest_otel_overhead.results import AGAINST_ARMS_NOTE, PipelineHealth, TestResult
 from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
-from pytest_otel_overhead.verdict import Verdict
 
 NASTY = "tests/t.py::test_x[a|b-<script>alert(1)</script>-*bold*-$x$-`code`-[link](http://e.invalid)]"
 

@@ -12,8 +12,8 @@ import pytest
 from pytest_otel_overhead.reports.terminal import metric_sentence, summary_lines, verdict_label
 from pytest_otel_overhead.results import AGAINST_ARMS_NOTE, HEAP_BYTES_BELOW, MetricResult, PipelineHealth, TestResult
 from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
-from pytest_otel_overhead.verdict import Verdict
 
 
 def test_a_relative_overhead_reads_in_percent_with_an_unbounded_end(make_metric: Callable[..., MetricResult]) -> None:

@@ -34,8 +34,8 @@ from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.reports.terminal import summary_lines
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, resolve
-from pytest_otel_overhead.stats import MAX_BATCHES
-from pytest_otel_overhead.verdict import LookPlan, Verdict
+from pytest_otel_overhead.stats.intervals import MAX_BATCHES
+from pytest_otel_overhead.stats.verdict import LookPlan, Verdict
 
 
 def settings_for(**values: object) -> MeasureSettings:

@@ -21,9 +21,9 @@ from pytest_otel_overhead.settings import sampling
 # Everything a session without measuring may load from the package: options, settings, parsers.
 LIGHT = {
     "pytest_otel_overhead",
-    "pytest_otel_overhead.flags",
+    "pytest_otel_overhead.settings.flags",
     "pytest_otel_overhead.formatting",
-    "pytest_otel_overhead.options",
+    "pytest_otel_overhead.settings.options",
     "pytest_otel_overhead.plugin",
     "pytest_otel_overhead.settings",
     "pytest_otel_overhead.settings.layers",

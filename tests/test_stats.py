@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_otel_overhead import stats
-from pytest_otel_overhead.stats import (
+from pytest_otel_overhead.stats import intervals as stats
+from pytest_otel_overhead.stats.intervals import (
     hodges_lehmann,
     mad_spread,
     median,

@@ -21,8 +21,8 @@ from pytest_otel_overhead.advice.sweep import (
 from pytest_otel_overhead.reports.drawing import CHARTS_EXTRA
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
 from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, resolve
+from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget, SettingsError
-from pytest_otel_overhead.verdict import Verdict
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -11,8 +11,8 @@ import pytest
 from pytest_otel_overhead.advice.tuner import MIN_RATE, nice_rate, queue_for, tune, tuning_lines
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
 from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
+from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
-from pytest_otel_overhead.verdict import Verdict
 
 BUDGET = Budget("relative", 0.05)
 

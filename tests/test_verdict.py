@@ -11,8 +11,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from pytest_otel_overhead.results import MetricResult, TestResult
-from pytest_otel_overhead.units import Budget
-from pytest_otel_overhead.verdict import (
+from pytest_otel_overhead.stats.verdict import (
     LookPlan,
     Verdict,
     decide,
@@ -20,6 +19,7 @@ from pytest_otel_overhead.verdict import (
     from_statistic,
     to_statistic,
 )
+from pytest_otel_overhead.units import Budget
 
 CONFIDENCE = LookPlan().per_look_confidence
 

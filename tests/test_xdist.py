@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from conftest import build_metric, build_result
 
+from pytest_otel_overhead.plugins.xdist import HostLock, result_from_wire, result_to_wire, worker_slot
 from pytest_otel_overhead.results import TestResult
-from pytest_otel_overhead.verdict import Verdict
-from pytest_otel_overhead.xdist_support import HostLock, result_from_wire, result_to_wire, worker_slot
+from pytest_otel_overhead.stats.verdict import Verdict
 
 pytest.importorskip("xdist")
 

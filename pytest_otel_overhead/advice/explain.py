@@ -24,7 +24,7 @@ from pytest_otel_overhead.formatting import finite_or_none, format_seconds, sign
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import MetricResult, TestResult
 from pytest_otel_overhead.settings.layers import MeasureSettings, with_overrides
-from pytest_otel_overhead.stats import median
+from pytest_otel_overhead.stats.intervals import median
 
 __all__ = ["Explanation", "LayerRow", "explain", "explain_lines", "layer_settings", "noop_span_cost"]
 

@@ -19,11 +19,11 @@ import pytest
 from pytest_otel_overhead.advice.explain import Explanation, explain, explain_lines, noop_span_cost
 from pytest_otel_overhead.advice.sweep import SweepAxis, SweepResult, parse_sweep, run_sweep, sweep_lines, sweep_page
 from pytest_otel_overhead.advice.tuner import DEFAULT_TIME_CAP_S, Tuning, tune, tuning_lines
-from pytest_otel_overhead.options import SessionOptions
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.outputs import write_text_file
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, SettingsError, resolve
+from pytest_otel_overhead.settings.options import SessionOptions
 from pytest_otel_overhead.units import parse_seconds
 
 __all__ = [

@@ -19,10 +19,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from pytest_otel_overhead.flags import DEFAULT_TUNE_TIME_S
 from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.settings.flags import DEFAULT_TUNE_TIME_S
 from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings, with_overrides
-from pytest_otel_overhead.verdict import Verdict
+from pytest_otel_overhead.stats.verdict import Verdict
 
 __all__ = ["MIN_RATE", "Probe", "Tuning", "nice_rate", "queue_for", "tune", "tuning_lines"]
 

@@ -18,9 +18,9 @@ from pytest_otel_overhead.engine.looks import pair_statistic
 from pytest_otel_overhead.engine.probes import heap_round, tracing_heap
 from pytest_otel_overhead.results import MetricResult
 from pytest_otel_overhead.settings.layers import MeasureSettings
-from pytest_otel_overhead.stats import median
+from pytest_otel_overhead.stats.intervals import median
+from pytest_otel_overhead.stats.verdict import Verdict, decide_budget
 from pytest_otel_overhead.units import Budget
-from pytest_otel_overhead.verdict import Verdict, decide_budget
 
 __all__ = [
     "HEAP_PAIRS_BUDGETED",

@@ -43,8 +43,8 @@ from pytest_otel_overhead.engine.replica_child import (
 from pytest_otel_overhead.instructions.parent import node_pytest_command
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, Replica, TestResult
 from pytest_otel_overhead.settings.layers import MeasureSettings
-from pytest_otel_overhead.stats import median, standard_error
-from pytest_otel_overhead.verdict import (
+from pytest_otel_overhead.stats.intervals import median, standard_error
+from pytest_otel_overhead.stats.verdict import (
     Decision,
     Verdict,
     decide,

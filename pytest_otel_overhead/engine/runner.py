@@ -49,7 +49,7 @@ from pytest_otel_overhead.otel.pipeline import build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, TestResult
 from pytest_otel_overhead.settings.layers import MeasureSettings
-from pytest_otel_overhead.verdict import Decision, LookPlan, Verdict
+from pytest_otel_overhead.stats.verdict import Decision, LookPlan, Verdict
 
 __all__ = ["MARGIN_S", "measure"]
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pytest_otel_overhead.engine.arms import Arms, Block, Pair
 from pytest_otel_overhead.engine.looks import look, progress_line, time_budgets
 from pytest_otel_overhead.settings.layers import MeasureSettings
-from pytest_otel_overhead.stats import median
-from pytest_otel_overhead.verdict import Decision, LookPlan, Verdict
+from pytest_otel_overhead.stats.intervals import median
+from pytest_otel_overhead.stats.verdict import Decision, LookPlan, Verdict
 
 __all__ = [
     "BLOCK_TARGET_S",

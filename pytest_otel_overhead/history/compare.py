@@ -53,9 +53,9 @@ from pytest_otel_overhead.formatting import (
 )
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.results import METRIC_LABELS, TestResult
-from pytest_otel_overhead.stats import Interval, batch_slices, hodges_lehmann, wilcoxon_interval
+from pytest_otel_overhead.stats.intervals import Interval, batch_slices, hodges_lehmann, wilcoxon_interval
+from pytest_otel_overhead.stats.verdict import Verdict, combine, decide, statistic_of
 from pytest_otel_overhead.units import SettingsError
-from pytest_otel_overhead.verdict import Verdict, combine, decide, statistic_of
 
 __all__ = [
     "COMPARED_METRICS",

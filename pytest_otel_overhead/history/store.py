@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_otel_overhead.flags import DEFAULT_STORAGE  # declared with --otel-overhead-storage
 from pytest_otel_overhead.history.document import SCHEMA_VERSION, document
 from pytest_otel_overhead.outputs import write_text_file
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, TestResult
+from pytest_otel_overhead.settings.flags import DEFAULT_STORAGE  # declared with --otel-overhead-storage
 from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
+from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
-from pytest_otel_overhead.verdict import Verdict
 
 __all__ = [
     "DEFAULT_STORAGE",

@@ -44,9 +44,9 @@ from pytest_otel_overhead.otel.pipeline import build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, TestResult
 from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
-from pytest_otel_overhead.stats import median
+from pytest_otel_overhead.stats.intervals import median
+from pytest_otel_overhead.stats.verdict import Decision, Verdict, decide_budget
 from pytest_otel_overhead.units import Budget
-from pytest_otel_overhead.verdict import Decision, Verdict, decide_budget
 from pytest_otel_overhead.wire import from_json, to_json
 
 __all__ = [

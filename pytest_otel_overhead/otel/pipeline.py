@@ -74,7 +74,7 @@ from pytest_otel_overhead.results import PipelineHealth
 from pytest_otel_overhead.samplers import STRATEGY_SAMPLERS, ArmClock, strategy_sampler
 from pytest_otel_overhead.settings.layers import PipelineSettings
 from pytest_otel_overhead.settings.pipeline import load_object
-from pytest_otel_overhead.stats import quantile
+from pytest_otel_overhead.stats.intervals import quantile
 
 __all__ = ["CappedExports", "DiscardingExporter", "Pipeline", "PipelineCounts", "build_pipeline", "build_sampler"]
 

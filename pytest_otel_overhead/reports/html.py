@@ -31,7 +31,7 @@ from pytest_otel_overhead.reports.drawing import CHARTS_EXTRA, ChartDrawer, char
 from pytest_otel_overhead.reports.markdown import budget_cell, headline_metrics, overhead_cell, run_facts
 from pytest_otel_overhead.reports.terminal import outcome_lines, overhead_heading, verdict_label
 from pytest_otel_overhead.results import AGAINST_ARMS_NOTE, NO_TELEMETRY, MetricResult, TestResult
-from pytest_otel_overhead.verdict import Verdict
+from pytest_otel_overhead.stats.verdict import Verdict
 
 __all__ = ["CHARTS_EXTRA", "charts_available", "html_report"]
 

@@ -17,7 +17,7 @@ from pytest_otel_overhead.history.compare import Comparison, describe_run
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.reports.terminal import budget_origin, outcome_lines, overhead_heading, verdict_label
 from pytest_otel_overhead.results import AGAINST_ARMS_NOTE, NO_TELEMETRY, MetricResult, TestResult
-from pytest_otel_overhead.verdict import Verdict
+from pytest_otel_overhead.stats.verdict import Verdict
 
 __all__ = ["budget_cell", "escape", "headline_metrics", "markdown_report", "overhead_cell", "run_facts"]
 

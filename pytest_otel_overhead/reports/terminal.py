@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from pytest_otel_overhead.formatting import NO_FIGURE, format_bytes, format_seconds
 from pytest_otel_overhead.results import AGAINST_ARMS_NOTE, METRIC_LABELS, NO_TELEMETRY, MetricResult, TestResult
-from pytest_otel_overhead.verdict import Verdict
+from pytest_otel_overhead.stats.verdict import Verdict
 
 __all__ = [
     "budget_origin",

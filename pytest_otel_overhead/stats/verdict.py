@@ -17,7 +17,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from pytest_otel_overhead.stats import mad_spread, random_effects, sign_interval, wilcoxon_interval
+from pytest_otel_overhead.stats.intervals import mad_spread, random_effects, sign_interval, wilcoxon_interval
 from pytest_otel_overhead.units import Budget
 
 __all__ = [

@@ -1,7 +1,7 @@
 """The plugin's command-line options and ini keys, declared in every pytest run with light imports.
 
 Declaring them needs only pytest and the settings' names; what the options do is read by
-:mod:`pytest_otel_overhead.options` (the session's options) and :mod:`pytest_otel_overhead.settings`
+:mod:`pytest_otel_overhead.settings.options` (the session's options) and :mod:`pytest_otel_overhead.settings`
 (the measurement settings), and acted on by the measuring machinery, which is imported only when
 a session measures.
 """

@@ -44,13 +44,13 @@ from pytest_otel_overhead.history.store import (
     now_iso,
     valid_name,
 )
-from pytest_otel_overhead.options import SessionOptions
 from pytest_otel_overhead.outputs import append_text_file, write_text_file
+from pytest_otel_overhead.plugins.xdist import is_worker
 from pytest_otel_overhead.session import OverheadSession
+from pytest_otel_overhead.settings.options import SessionOptions
+from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import SettingsError
-from pytest_otel_overhead.verdict import Verdict
 from pytest_otel_overhead.warning_types import OverheadCompareWarning
-from pytest_otel_overhead.xdist_support import is_worker
 
 __all__ = ["PLUGIN_NAME", "TrackingPlugin", "tracking_plugin"]
 

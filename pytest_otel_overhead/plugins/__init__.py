@@ -1,0 +1,1 @@
+"""pytest plugins that a measuring session registers: xdist, pytest-benchmark, the run history."""

@@ -1,0 +1,1 @@
+"""Statistics of paired measurements and the verdicts decided from their intervals."""
