@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass, field, replace
 
@@ -29,6 +30,7 @@ __all__ = [
     "PipelineHealth",
     "ProcessProbe",
     "Replica",
+    "StopReason",
     "TestResult",
 ]
 
@@ -395,6 +397,28 @@ class Replica:
         }
 
 
+class StopReason(str, enum.Enum):
+    """Why a measuring strategy stopped; the values are the text that saved JSON holds."""
+
+    DECIDED = "decided"
+    """Every time budget decided at a look."""
+    MAX_TIME = "max_time"
+    """The cap came first."""
+    ALL_PROCESSES = "all processes"
+    """A measurement over processes ran every process it planned."""
+    COUNTED = "counted"
+    """Instructions mode counted every layout."""
+    NO_TIME_BUDGET = "no time budget"
+    """Nothing to decide: measured briefly, for the report."""
+    MEASURED_ELSEWHERE = "measured by another process"
+    """A process started for one share of a measurement, handed a call it does not measure."""
+    COUNTED_IN_CHILD = "counted in child"
+    """A process counting under valgrind, handed a call it does not count."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class TestResult:
     """One measured workload: its settings, every metric, pipeline health and how the run went."""
@@ -410,7 +434,7 @@ class TestResult:
     calls_per_block: int
     looks: int
     duration_s: float
-    stop_reason: str
+    stop_reason: StopReason
     throughput_baseline: float
     throughput_instrumented: float
     samples: tuple[tuple[float, float, float, float], ...] = field(default=(), repr=False)
@@ -430,7 +454,9 @@ class TestResult:
     """What in the process's surroundings affected the measurement (tracers, profilers, tracemalloc)."""
 
     @classmethod
-    def unmeasured(cls, nodeid: str, settings: MeasureSettings, stop_reason: str, mode: str = "time") -> TestResult:
+    def unmeasured(
+        cls, nodeid: str, settings: MeasureSettings, stop_reason: StopReason, mode: str = "time"
+    ) -> TestResult:
         """A result with no figures, for a process that hands the measuring to another one."""
         return cls(
             nodeid=nodeid,

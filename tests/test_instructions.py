@@ -28,7 +28,7 @@ from pytest_otel_overhead.instructions.valgrind import (
     supported_machine,
 )
 from pytest_otel_overhead.reports.terminal import summary_lines
-from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.results import StopReason, TestResult
 from pytest_otel_overhead.settings.layers import KEYS, Layer, MeasureSettings, PipelineSettings, SettingsError, resolve
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
@@ -159,7 +159,7 @@ def test_the_report_says_the_mode() -> None:
         calls_per_block=10,
         looks=1,
         duration_s=12.0,
-        stop_reason="counted",
+        stop_reason=StopReason.COUNTED,
         throughput_baseline=math.nan,
         throughput_instrumented=math.nan,
         mode="instructions",

@@ -43,7 +43,7 @@ from pytest_otel_overhead.engine.replicas import (
     process_estimates,
 )
 from pytest_otel_overhead.plugins.xdist import result_from_wire, result_to_wire
-from pytest_otel_overhead.results import MetricResult, Replica, TestResult
+from pytest_otel_overhead.results import MetricResult, Replica, StopReason, TestResult
 from pytest_otel_overhead.samplers import Strategies
 from pytest_otel_overhead.settings.layers import KEYS, Layer, MeasureSettings, SettingsError, env_layer, resolve
 from pytest_otel_overhead.stats.intervals import random_effects, t_cdf, t_quantile
@@ -319,7 +319,7 @@ def child_result(*metrics: MetricResult, settings: MeasureSettings | None = None
         calls_per_block=10,
         looks=2,
         duration_s=1.0,
-        stop_reason="decided",
+        stop_reason=StopReason.DECIDED,
         throughput_baseline=1000.0,
         throughput_instrumented=900.0,
     )

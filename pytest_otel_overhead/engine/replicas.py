@@ -41,7 +41,7 @@ from pytest_otel_overhead.engine.replica_child import (
     call_number,
 )
 from pytest_otel_overhead.instructions.parent import node_pytest_command
-from pytest_otel_overhead.results import MetricResult, PipelineHealth, Replica, TestResult
+from pytest_otel_overhead.results import MetricResult, PipelineHealth, Replica, StopReason, TestResult
 from pytest_otel_overhead.settings.layers import MeasureSettings
 from pytest_otel_overhead.stats.intervals import median, standard_error
 from pytest_otel_overhead.stats.verdict import (
@@ -95,11 +95,11 @@ def measure_replicated(
     looks = process_looks(settings.processes)
     with tempfile.TemporaryDirectory(prefix="otel-overhead-processes-") as tmp:
         runner = _Processes(item, settings, label, Path(tmp))
-        stop_reason, looked = "all processes", 0
+        stop_reason, looked = StopReason.ALL_PROCESSES, 0
         for index in range(settings.processes):
             share = runner.next_share()
             if share < MIN_SHARE_S:
-                stop_reason = "max_time"
+                stop_reason = StopReason.MAX_TIME
                 break
             say(f"{label}: process {index + 1}/{settings.processes} measures for {share:.1f}s")
             runner.run(index, share)
@@ -108,7 +108,7 @@ def measure_replicated(
                 metrics = combined_metrics(settings, runner.results, plan.per_look_confidence, plan.confidence)
                 say(_progress_line(label, len(runner.results), settings.processes, runner.elapsed(), metrics))
                 if all(m.verdict is not Verdict.INCONCLUSIVE for m in metrics if m.verdict is not None):
-                    stop_reason = "decided"
+                    stop_reason = StopReason.DECIDED
                     break
     if not runner.results:
         pytest.fail(
@@ -356,7 +356,7 @@ def _worst_health(results: Sequence[TestResult]) -> PipelineHealth | None:
     return max(healths, key=lambda health: health.dropped) if healths else None
 
 
-def _result(runner: _Processes, metrics: Sequence[MetricResult], looks: int, stop_reason: str) -> TestResult:
+def _result(runner: _Processes, metrics: Sequence[MetricResult], looks: int, stop_reason: StopReason) -> TestResult:
     results = runner.results
     return TestResult(
         nodeid=runner.label,

@@ -42,7 +42,7 @@ from pytest_otel_overhead.instructions.valgrind import (
 )
 from pytest_otel_overhead.otel.pipeline import build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
-from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, TestResult
+from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, StopReason, TestResult
 from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
 from pytest_otel_overhead.stats.intervals import median
 from pytest_otel_overhead.stats.verdict import Decision, Verdict, decide_budget
@@ -210,7 +210,7 @@ def _result(
         calls_per_block=round(median([layout.calls for layout in layouts])),
         looks=1,
         duration_s=time.perf_counter() - started,
-        stop_reason="counted",
+        stop_reason=StopReason.COUNTED,
         throughput_baseline=math.nan,
         throughput_instrumented=math.nan,
         mode="instructions",
