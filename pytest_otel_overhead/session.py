@@ -84,7 +84,13 @@ def _no_call_measured(item: pytest.Item) -> bool:
 
 
 class OverheadSession:
-    """State of the measuring for one session: the base layers, the router, the advisor and the results."""
+    """State of the measuring for one session: the base layers, the router, the advisor and the results.
+
+    What it measures with is given: ``strategies`` (which strategy measures each mode),
+    ``call_measured_instead(item)`` (whether an integration measures a call inside the test, as
+    pytest-benchmark's ``benchmark(fn)``, rather than its body) and ``advice`` (builds the advice
+    modes from the session's ungated measuring), so the session imports none of them.
+    """
 
     def __init__(
         self,
@@ -96,8 +102,6 @@ class OverheadSession:
         call_measured_instead: Callable[[pytest.Item], bool] = _no_call_measured,
         advice: AdviceFactory | None = None,
     ) -> None:
-        """``call_measured_instead(item)``: whether an integration measures a call inside the test
-        (pytest-benchmark's ``benchmark(fn)``) rather than its body."""
         self.config = config
         self.router = router
         self.strategies = strategies

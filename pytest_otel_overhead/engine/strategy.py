@@ -58,7 +58,7 @@ class MeasuringStrategy(Protocol):
     def check(self, settings: MeasureSettings) -> None:
         """Raise a ``SettingsError`` saying why this strategy cannot run here, before any test runs."""
 
-    def measure(self, measurement: Measurement) -> TestResult:
+    def measure(self, asked: Measurement) -> TestResult:
         """Measure both arms of the workload and decide its budgets."""
 
 
@@ -68,14 +68,8 @@ class OneProcess:
     def check(self, settings: MeasureSettings) -> None:
         pass
 
-    def measure(self, measurement: Measurement) -> TestResult:
-        return measure(
-            measurement.workload,
-            measurement.settings,
-            measurement.router,
-            nodeid=measurement.label,
-            progress=measurement.progress,
-        )
+    def measure(self, asked: Measurement) -> TestResult:
+        return measure(asked.workload, asked.settings, asked.router, nodeid=asked.label, progress=asked.progress)
 
 
 class SeveralProcesses:
@@ -84,10 +78,8 @@ class SeveralProcesses:
     def check(self, settings: MeasureSettings) -> None:
         pass
 
-    def measure(self, measurement: Measurement) -> TestResult:
-        return measure_replicated(
-            measurement.item, measurement.settings, label=measurement.label, progress=measurement.progress
-        )
+    def measure(self, asked: Measurement) -> TestResult:
+        return measure_replicated(asked.item, asked.settings, label=asked.label, progress=asked.progress)
 
 
 @dataclass(frozen=True)
@@ -105,10 +97,10 @@ class TimeMode:
     def check(self, settings: MeasureSettings) -> None:
         (self.several if settings.processes > 1 else self.one).check(settings)
 
-    def measure(self, measurement: Measurement) -> TestResult:
+    def measure(self, asked: Measurement) -> TestResult:
         with self.alone():
-            strategy = self.several if measurement.settings.processes > 1 else self.one
-            return strategy.measure(measurement)
+            strategy = self.several if asked.settings.processes > 1 else self.one
+            return strategy.measure(asked)
 
 
 @dataclass(frozen=True)
@@ -120,8 +112,8 @@ class ReplicaShare:
     def check(self, settings: MeasureSettings) -> None:
         pass  # the process that started this one checked the settings
 
-    def measure(self, measurement: Measurement) -> TestResult:
-        return self.replica.measure(measurement.item, measurement.label, measurement.workload, measurement.router)
+    def measure(self, asked: Measurement) -> TestResult:
+        return self.replica.measure(asked.item, asked.label, asked.workload, asked.router)
 
 
 @dataclass(frozen=True)
@@ -147,5 +139,5 @@ class Strategies:
         """Fail fast when the strategy of these settings' mode cannot run (instructions mode without valgrind)."""
         self.choose(settings).check(settings)
 
-    def measure(self, measurement: Measurement) -> TestResult:
-        return self.choose(measurement.settings).measure(measurement)
+    def measure(self, asked: Measurement) -> TestResult:
+        return self.choose(asked.settings).measure(asked)

@@ -16,12 +16,7 @@ class CountedInstructions:
     def check(self, settings: MeasureSettings) -> None:
         require_valgrind(settings)  # one clear error up front when instructions mode cannot run
 
-    def measure(self, measurement: Measurement) -> TestResult:
+    def measure(self, asked: Measurement) -> TestResult:
         return measure_instructions(
-            measurement.item,
-            measurement.settings,
-            measurement.workload,
-            measurement.router,
-            label=measurement.label,
-            progress=measurement.progress,
+            asked.item, asked.settings, asked.workload, asked.router, label=asked.label, progress=asked.progress
         )
