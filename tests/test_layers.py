@@ -264,15 +264,38 @@ def module_rows(text: str) -> Iterator[tuple[int, str]]:
             yield int(match.group(1)), match.group(2)
 
 
-def test_the_architecture_page_draws_the_layers_as_they_are() -> None:
+def page_problems(text: str, modules: set[str]) -> list[str]:
+    """Where the page's drawing or table of modules disagrees with LAYERS and the package's modules."""
+    problems = []
     expected = [(number, list(layer.parts)) for number, layer in enumerate(LAYERS, 1)]
-    assert sorted(diagram_layers(ARCHITECTURE.read_text(encoding="utf-8"))) == expected
+    if sorted(diagram_layers(text)) != expected:
+        problems.append(f"the drawing of the layers is not {expected}")
+    rows = list(module_rows(text))
+    placed = {path for _, path in rows}
+    problems += [f"{path} is not in the table" for path in sorted(modules - placed)]
+    problems += [f"{path} is no module" for path in sorted(placed - modules)]
+    for number, path in (row for row in rows if row[1] in modules):
+        layer = rank(Path(path).parts[0].removesuffix(".py"))[0] + 1
+        if layer != number:
+            problems.append(f"{path} is in layer {layer}, not {number}")
+    return problems
 
 
-def test_the_architecture_page_places_every_module_in_its_layer() -> None:
-    rows = list(module_rows(ARCHITECTURE.read_text(encoding="utf-8")))
-    modules = {path.relative_to(PACKAGE).as_posix() for path in PACKAGE.rglob("*.py") if path.name != "__init__.py"}
-    assert sorted(path for _, path in rows) == sorted(modules)
-    for number, path in rows:
-        part = Path(path).parts[0].removesuffix(".py")
-        assert rank(part)[0] + 1 == number, f"{path} is in layer {rank(part)[0] + 1}, not {number}"
+def package_modules() -> set[str]:
+    return {path.relative_to(PACKAGE).as_posix() for path in PACKAGE.rglob("*.py") if path.name != "__init__.py"}
+
+
+def test_the_architecture_page_draws_the_layers_and_places_every_module() -> None:
+    assert page_problems(ARCHITECTURE.read_text(encoding="utf-8"), package_modules()) == []
+
+
+def test_the_page_check_sees_a_stale_page() -> None:
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    stale = text.replace(" 9  reports/", " 9  reportz/").replace("| 7 | `engine/timed.py`", "| 6 | `engine/timed.py`")
+    stale = stale.replace("| 1 | `wire.py`", "| 1 | `wired.py`")
+    assert page_problems(stale, package_modules()) == [
+        f"the drawing of the layers is not {[(n, list(layer.parts)) for n, layer in enumerate(LAYERS, 1)]}",
+        "wire.py is not in the table",
+        "wired.py is no module",
+        "engine/timed.py is in layer 7, not 6",
+    ]
