@@ -28,6 +28,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pytest_otel_overhead.engine.children import output_tail
 from pytest_otel_overhead.engine.replica_child import (
     CHILD_PLAN,
     PAD_ENV,
@@ -39,7 +40,6 @@ from pytest_otel_overhead.engine.replica_child import (
 from pytest_otel_overhead.engine.replicas import (
     combined_metrics,
     measure_replicated,
-    output_tail,
     process_estimates,
 )
 from pytest_otel_overhead.plugins.xdist import result_from_wire, result_to_wire
