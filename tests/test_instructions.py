@@ -9,16 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from pytest_otel_overhead.engine.children import passed_on_args
 from pytest_otel_overhead.formatting import format_count
-from pytest_otel_overhead.instructions import parent as instructions
-from pytest_otel_overhead.instructions.parent import (
-    BLOCK_LABEL,
-    ChildSpec,
-    Layout,
-    instruction_metrics,
-    passed_on_args,
-    summarise_layout,
-)
+from pytest_otel_overhead.instructions import processes as instructions
+from pytest_otel_overhead.instructions.counts import Layout, instruction_metrics, summarise_layout
+from pytest_otel_overhead.instructions.processes import BLOCK_LABEL, ChildSpec
 from pytest_otel_overhead.instructions.valgrind import (
     INSTALL_HINT,
     ClientRequests,

@@ -31,8 +31,8 @@ import pytest
 
 from pytest_otel_overhead.engine.probes import calm_gc
 from pytest_otel_overhead.engine.strategy import Strategies
-from pytest_otel_overhead.instructions.parent import BLOCK_LABEL, ChildSpec, layout_status_path
 from pytest_otel_overhead.instructions.pools import make_room, size_classes
+from pytest_otel_overhead.instructions.processes import BLOCK_LABEL, ChildSpec, layout_status_path
 from pytest_otel_overhead.instructions.valgrind import ClientRequests, label_buffer, latest_dump
 from pytest_otel_overhead.otel.pipeline import Pipeline, build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
