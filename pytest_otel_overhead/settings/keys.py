@@ -1,62 +1,42 @@
 """The key registry: every setting's name, parser, help text and environment variables.
 
 The registry is built on first use (:func:`key_table`), not on import: pytest imports the plugin in
-every run, and the parsers of exporters, strategies and profiles load only when a registry is asked
-for. Help text states each default by reading it from the settings records.
+every run, so the records and the parsers load when the registry is first read. Help text states
+each default by reading it from the settings records' fields.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from pytest_otel_overhead.settings.records import (
-    DEFAULT_BUDGET,
-    InconclusivePolicy,
-    MeasureSettings,
-    Mode,
-    NoTelemetryPolicy,
-    PipelineSettings,
-)
-from pytest_otel_overhead.settings.sampling import (
-    STRATEGY_SAMPLERS,
-    LoadThresholds,
-    load_strategies,
-    parse_load_thresholds,
-    parse_traces_per_second,
-)
-from pytest_otel_overhead.units import (
-    Budget,
-    SettingsError,
-    parse_budget,
-    parse_count,
-    parse_duration_ms,
-    parse_fraction,
-    parse_seconds,
-)
+from pytest_otel_overhead.units import SettingsError
+
+if TYPE_CHECKING:
+    from pytest_otel_overhead.units import Budget
 
 __all__ = [
     "GATE_METRICS",
     "KEYS",
+    "OTEL_SAMPLERS",
     "PROCESSORS",
     "RATIO_SAMPLERS",
-    "SAMPLERS",
     "SAMPLER_ARG_KEYS",
     "Key",
     "check_keys",
     "key_table",
 ]
 
-SAMPLERS = (
+OTEL_SAMPLERS = (
     "always_on",
     "always_off",
     "traceidratio",
     "parentbased_always_on",
     "parentbased_always_off",
     "parentbased_traceidratio",
-    *STRATEGY_SAMPLERS,
 )
+"""The SDK's own samplers; the plugin's follow them (``settings.sampling.STRATEGY_SAMPLERS``)."""
 RATIO_SAMPLERS = ("traceidratio", "parentbased_traceidratio")
 PROCESSORS = ("batch", "simple")
 GATE_METRICS = ("cpu", "wall")
@@ -97,16 +77,16 @@ def _choice(options: Sequence[C]) -> Callable[[object, str], C]:
     return parse
 
 
-def _sampler(value: object, source: str) -> str:
-    return _choice(SAMPLERS)(value, source)
-
-
 def _budget(metric: str) -> Callable[[object, str], Budget]:
+    from pytest_otel_overhead.units import parse_budget
+
     unit = "bytes" if metric == "heap" else "seconds"
     return lambda value, source: parse_budget(value, source, unit=unit)  # type: ignore[arg-type]
 
 
 def _rate(value: object, source: str) -> float:
+    from pytest_otel_overhead.units import parse_fraction
+
     return parse_fraction(value, source, what="a sampling rate")
 
 
@@ -130,6 +110,8 @@ def _ms(value: float) -> str:
 
 
 def _budget_keys() -> list[Key]:
+    from pytest_otel_overhead.settings.records import DEFAULT_BUDGET, MeasureSettings
+
     default = DEFAULT_BUDGET.describe(MeasureSettings.metric).replace(".0%", "%")
     return [
         Key("budget", _budget("cpu"), f"budget of the gate metric (cpu unless metric=wall), e.g. {default} (default)"),
@@ -148,11 +130,21 @@ def _budget_keys() -> list[Key]:
 
 
 def _sampling_keys() -> list[Key]:
+    from pytest_otel_overhead.settings.records import PipelineSettings
+    from pytest_otel_overhead.settings.sampling import (
+        STRATEGY_SAMPLERS,
+        LoadThresholds,
+        load_strategies,
+        parse_load_thresholds,
+        parse_traces_per_second,
+    )
+
+    samplers = (*OTEL_SAMPLERS, *STRATEGY_SAMPLERS)
     return [
         Key(
             "sampler",
-            _sampler,
-            "sampler: " + ", ".join(SAMPLERS) + f" (default {PipelineSettings.sampler})",
+            _choice(samplers),
+            "sampler: " + ", ".join(samplers) + f" (default {PipelineSettings.sampler})",
             env=("OTEL_TRACES_SAMPLER",),
         ),
         Key(
@@ -183,6 +175,9 @@ def _sampling_keys() -> list[Key]:
 
 
 def _batch_keys() -> list[Key]:
+    from pytest_otel_overhead.settings.records import PipelineSettings
+    from pytest_otel_overhead.units import parse_count, parse_duration_ms
+
     defaults = PipelineSettings
     return [
         Key(
@@ -228,6 +223,7 @@ def _batch_keys() -> list[Key]:
 
 def _export_keys() -> list[Key]:
     from pytest_otel_overhead.settings import pipeline as export
+    from pytest_otel_overhead.settings.records import PipelineSettings
 
     defaults = PipelineSettings
     return [
@@ -285,6 +281,9 @@ def _export_keys() -> list[Key]:
 
 
 def _measuring_keys() -> list[Key]:
+    from pytest_otel_overhead.settings.records import InconclusivePolicy, MeasureSettings, Mode, NoTelemetryPolicy
+    from pytest_otel_overhead.units import parse_count, parse_seconds
+
     defaults = MeasureSettings
     modes = {Mode.TIME: "CPU and wall time", Mode.INSTRUCTIONS: "counted under valgrind"}
     return [
