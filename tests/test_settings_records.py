@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import pickle
-from dataclasses import dataclass
-from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -25,28 +25,6 @@ from pytest_otel_overhead.settings.records import (
     PipelineSettings,
 )
 from pytest_otel_overhead.settings.sources import cli_layer, ini_layer, marker_layer
-
-
-@dataclass
-class FakeConfig:
-    options: dict[str, object]
-    ini: dict[str, object]
-    inipath: Path | None = None
-
-    def getoption(self, name: str) -> object:
-        return self.options.get(name)
-
-    def getini(self, name: str) -> object:
-        return self.ini.get(name, "")
-
-
-@dataclass
-class FakeItem:
-    nodeid: str
-    marks: list[pytest.Mark]
-
-    def iter_markers(self, name: str) -> list[pytest.Mark]:
-        return [mark for mark in self.marks if mark.name == name]
 
 
 def test_nothing_set_resolves_to_the_records_defaults() -> None:
@@ -70,10 +48,15 @@ def test_the_help_text_states_the_records_default(key: str, default: str) -> Non
 
 
 def test_each_layer_pytest_builds_names_its_kind() -> None:
-    config = FakeConfig({"otel_overhead_queue_size": "4096"}, {"otel_overhead_batch_size": "128"})
-    marked = FakeItem("t.py::test_x", [pytest.mark.otel_overhead(budget="10%").mark])
-    layers = [marker_layer(marked), cli_layer(config), ini_layer(config), env_layer({"OTEL_BSP_EXPORT_TIMEOUT": "9"})]  # type: ignore[arg-type]
-    settings = resolve(layers)
+    ini = {"otel_overhead_batch_size": "128"}
+    config: Any = SimpleNamespace(
+        getoption={"otel_overhead_queue_size": "4096"}.get, getini=lambda name: ini.get(name, ""), inipath=None
+    )
+    marked: Any = SimpleNamespace(
+        nodeid="t.py::test_x", iter_markers=lambda name: [pytest.mark.otel_overhead(budget="10%").mark]
+    )
+    env = env_layer({"OTEL_BSP_EXPORT_TIMEOUT": "9"})
+    settings = resolve([marker_layer(marked), cli_layer(config), ini_layer(config), env])
     kinds = {key: settings.source(key).kind for key in ("cpu", "queue_size", "batch_size", "export_timeout", "mode")}
     assert kinds == {
         "cpu": SourceKind.MARKER,

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from pytest_otel_overhead.units import SettingsError
-
-if TYPE_CHECKING:
-    from pytest_otel_overhead.units import Budget
+from pytest_otel_overhead.units import (
+    Budget,
+    SettingsError,
+    parse_budget,
+    parse_count,
+    parse_duration_ms,
+    parse_fraction,
+    parse_seconds,
+)
 
 __all__ = [
     "GATE_METRICS",
@@ -78,15 +83,11 @@ def _choice(options: Sequence[C]) -> Callable[[object, str], C]:
 
 
 def _budget(metric: str) -> Callable[[object, str], Budget]:
-    from pytest_otel_overhead.units import parse_budget
-
     unit = "bytes" if metric == "heap" else "seconds"
     return lambda value, source: parse_budget(value, source, unit=unit)  # type: ignore[arg-type]
 
 
 def _rate(value: object, source: str) -> float:
-    from pytest_otel_overhead.units import parse_fraction
-
     return parse_fraction(value, source, what="a sampling rate")
 
 
@@ -103,10 +104,6 @@ def _options_text(options: Sequence[str], default: str) -> str:
     """``fail, warn (default) or pass``."""
     named = [f"{option} (default)" if option == default else option for option in options]
     return ", ".join(named[:-1]) + " or " + named[-1]
-
-
-def _ms(value: float) -> str:
-    return f"{value:g}"
 
 
 def _budget_keys() -> list[Key]:
@@ -176,7 +173,6 @@ def _sampling_keys() -> list[Key]:
 
 def _batch_keys() -> list[Key]:
     from pytest_otel_overhead.settings.records import PipelineSettings
-    from pytest_otel_overhead.units import parse_count, parse_duration_ms
 
     defaults = PipelineSettings
     return [
@@ -184,7 +180,7 @@ def _batch_keys() -> list[Key]:
             "load_refresh",
             parse_duration_ms,
             "how often load_adaptive re-reads the process load; bare numbers are ms "
-            f"(default {_ms(defaults.load_refresh_ms)})",
+            f"(default {defaults.load_refresh_ms:g})",
         ),
         Key(
             "profile",
@@ -203,7 +199,7 @@ def _batch_keys() -> list[Key]:
         Key(
             "schedule_delay",
             parse_duration_ms,
-            f"batch schedule delay, e.g. 5s or 500ms; bare numbers are ms (default {_ms(defaults.schedule_delay_ms)})",
+            f"batch schedule delay, e.g. 5s or 500ms; bare numbers are ms (default {defaults.schedule_delay_ms:g})",
             env=("OTEL_BSP_SCHEDULE_DELAY", "OTEL_TRACING_BATCH_TIMEOUT"),
         ),
         Key(
@@ -215,7 +211,7 @@ def _batch_keys() -> list[Key]:
         Key(
             "export_timeout",
             parse_duration_ms,
-            f"export timeout; bare numbers are ms (default {_ms(defaults.export_timeout_ms)})",
+            f"export timeout; bare numbers are ms (default {defaults.export_timeout_ms:g})",
             env=("OTEL_BSP_EXPORT_TIMEOUT",),
         ),
     ]
@@ -250,7 +246,7 @@ def _export_keys() -> list[Key]:
             "backend_latency",
             export.parse_backend_latency,
             "delay of the embedded OTLP receiver before each answer, e.g. 50ms "
-            f"(default {_ms(defaults.backend_latency_ms)})",
+            f"(default {defaults.backend_latency_ms:g})",
         ),
         Key(
             "backend_error_rate",
@@ -262,7 +258,7 @@ def _export_keys() -> list[Key]:
             "metric_interval",
             export.parse_metric_interval,
             "metric export interval, counted in instrumented time; bare numbers are ms "
-            f"(default {_ms(defaults.metric_interval_ms)})",
+            f"(default {defaults.metric_interval_ms:g})",
             env=("OTEL_METRIC_EXPORT_INTERVAL",),
         ),
         Key(
@@ -282,7 +278,6 @@ def _export_keys() -> list[Key]:
 
 def _measuring_keys() -> list[Key]:
     from pytest_otel_overhead.settings.records import InconclusivePolicy, MeasureSettings, Mode, NoTelemetryPolicy
-    from pytest_otel_overhead.units import parse_count, parse_seconds
 
     defaults = MeasureSettings
     modes = {Mode.TIME: "CPU and wall time", Mode.INSTRUCTIONS: "counted under valgrind"}
