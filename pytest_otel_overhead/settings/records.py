@@ -30,7 +30,14 @@ DEFAULT_BUDGET = Budget("relative", 0.05)
 
 
 class Choice(str, enum.Enum):
-    """A setting's value out of a fixed set: it prints, compares, hashes and serialises as its text."""
+    """A setting's value out of a fixed set: it prints, compares, hashes and serialises as its text.
+
+    Its repr is its text's too, so a record reads the same whether it holds the member or, read back
+    from JSON, the text.
+    """
+
+    def __repr__(self) -> str:
+        return str.__repr__(self)
 
     def __str__(self) -> str:
         return str.__str__(self)
