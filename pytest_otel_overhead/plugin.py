@@ -17,18 +17,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 from pytest_otel_overhead.settings.flags import add_options, given_flags
-from pytest_otel_overhead.settings.layers import KEYS, MeasureSettings, SettingsError
+from pytest_otel_overhead.settings.layers import KEYS, SettingsError
 from pytest_otel_overhead.settings.options import SessionOptions, session_options
 from pytest_otel_overhead.settings.sources import MARKER, cli_layer, ini_layer, marker_layer
 
 if TYPE_CHECKING:
     from pytest_otel_overhead.engine.strategy import Strategies
     from pytest_otel_overhead.session import OverheadSession
+    from pytest_otel_overhead.settings.layers import MeasureSettings
 
 T = TypeVar("T")
 
 _session_key: pytest.StashKey[OverheadSession] = pytest.StashKey()
-_settings_key = pytest.StashKey[MeasureSettings]()
+_settings_key: pytest.StashKey[MeasureSettings] = pytest.StashKey()
 _calls_key = pytest.StashKey[int]()
 
 
