@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
-    from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
+    from pytest_otel_overhead.settings.records import MeasureSettings, PipelineSettings
     from pytest_otel_overhead.stats.verdict import Verdict
     from pytest_otel_overhead.units import Budget, SettingsError
     from pytest_otel_overhead.warning_types import (
@@ -28,13 +28,13 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "Budget": "pytest_otel_overhead.units",
-    "MeasureSettings": "pytest_otel_overhead.settings.layers",
+    "MeasureSettings": "pytest_otel_overhead.settings.records",
     "MetricResult": "pytest_otel_overhead.results",
     "OverheadCompareWarning": "pytest_otel_overhead.warning_types",
     "OverheadInconclusiveWarning": "pytest_otel_overhead.warning_types",
     "OverheadNoTelemetryWarning": "pytest_otel_overhead.warning_types",
     "PipelineHealth": "pytest_otel_overhead.results",
-    "PipelineSettings": "pytest_otel_overhead.settings.layers",
+    "PipelineSettings": "pytest_otel_overhead.settings.records",
     "SettingsError": "pytest_otel_overhead.units",
     "TestResult": "pytest_otel_overhead.results",
     "Verdict": "pytest_otel_overhead.stats.verdict",

@@ -22,7 +22,7 @@ from pytest_otel_overhead.engine.replicas import measure_replicated
 from pytest_otel_overhead.engine.runner import measure
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import TestResult
-from pytest_otel_overhead.settings.layers import MODES, MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings, Mode
 
 __all__ = [
     "Measurement",
@@ -123,14 +123,14 @@ class Strategies:
     by_mode: Mapping[str, MeasuringStrategy]
 
     def __post_init__(self) -> None:
-        missing = [mode for mode in MODES if mode not in self.by_mode]
+        missing = [mode for mode in Mode if mode not in self.by_mode]
         if missing:
             raise ValueError(f"no measuring strategy for mode {', '.join(missing)}")
 
     @classmethod
     def each(cls, strategy: MeasuringStrategy) -> Strategies:
         """The same strategy for every mode."""
-        return cls(dict.fromkeys(MODES, strategy))
+        return cls(dict.fromkeys((mode.value for mode in Mode), strategy))
 
     def choose(self, settings: MeasureSettings) -> MeasuringStrategy:
         return self.by_mode[settings.mode]
