@@ -68,9 +68,9 @@ from opentelemetry.sdk.trace.sampling import (
 
 from pytest_otel_overhead.compat import degraded, dependency_conflict, distribution_version
 from pytest_otel_overhead.otel.exporters import DiscardingExporter, build_exporters, set_export_timeout
+from pytest_otel_overhead.otel.health import PipelineHealth
 from pytest_otel_overhead.otel.receiver import PIPELINE_HEADER, Receiver, ReceiverError, ReceiverStats, shared_receiver
 from pytest_otel_overhead.otel.routing import ArmRouter, attach_extras
-from pytest_otel_overhead.results import PipelineHealth
 from pytest_otel_overhead.samplers import STRATEGY_SAMPLERS, ArmClock, strategy_sampler
 from pytest_otel_overhead.settings.layers import PipelineSettings
 from pytest_otel_overhead.settings.pipeline import load_object
