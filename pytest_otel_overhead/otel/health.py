@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from pytest_otel_overhead.formatting import finite_or_none
-from pytest_otel_overhead.wire.document import form, to_document
+from pytest_otel_overhead.wire.document import Derived, form, to_document
 
 __all__ = ["PipelineHealth"]
 
@@ -33,39 +34,104 @@ class PipelineHealth:
     """
 
     calls: int
+    """Workload calls in the diagnostic round."""
     started: int = field(metadata=form(key="spans_started_per_call", per="calls"))
+    """Spans started."""
     sampled: int = field(metadata=form(key="spans_sampled_per_call", per="calls"))
+    """Spans the sampler recorded."""
     exported: int = field(metadata=form(key="spans_exported_per_call", per="calls"))
+    """Spans that reached the exporter."""
     export_calls: int
+    """Calls of the exporter's ``export``."""
     by_name: tuple[tuple[str, int], ...] = field(default=(), metadata=form(key="spans_per_call_by_name", per="calls"))
+    """Spans started per call, keyed by span name."""
     ended: int | None = field(default=None, metadata=form(key="spans_ended_per_call", per="calls"))
+    """Sampled spans that ended."""
     export_failures: int = 0
+    """Exports that failed."""
     spans_failed: int = field(default=0, metadata=form(key="spans_dropped_failed_export"))
+    """Sampled spans lost in failed exports (the dropped spans that a full queue did not push out)."""
     export_latency_p50: float | None = field(default=None, metadata=form(key="export_latency_p50_s", amount=True))
+    """Median export call duration."""
     export_latency_p95: float | None = field(default=None, metadata=form(key="export_latency_p95_s", amount=True))
+    """95th percentile export call duration."""
     export_cpu_s: float | None = field(default=None, metadata=form(key="export_cpu_per_call_s", per="calls"))
     """CPU time of the threads that ran the exports, inside the exporter: encoding, compression, HTTP."""
     queue_peak: int | None = None
+    """Most spans waiting in the batch queue (batch processor only)."""
     queue_capacity: int | None = None
+    """The queue's size."""
     bytes_sent: int | None = field(default=None, metadata=form(key="bytes_sent_per_call", per="calls"))
+    """Bytes on the wire (embedded OTLP receiver only)."""
     bytes_uncompressed: int | None = field(default=None, metadata=form(key="bytes_uncompressed_per_call", per="calls"))
+    """The same before compression."""
     backend_requests: int | None = None
+    """Export requests the embedded receiver saw."""
     backend_rejected: int | None = None
+    """Of these, rejected."""
     metric_points: int | None = None
+    """Metric data points exported."""
     extra_threads: int | None = None
+    """Threads the pipeline started."""
     max_dropped: int | None = None
+    """Dropped spans allowed (the ``max_dropped`` setting)."""
     exports_timed_out: int = 0
+    """Of ``export_failures``, exports that ``max_time`` ended early or refused (the backend did not answer in the time
+    left)."""
     spans_timed_out: int = 0
+    """Their spans, of ``spans_dropped_failed_export``; not counted against ``max_dropped``, since a more patient
+    exporter might have delivered them."""
     rounds_exports_timed_out: int = 0
+    """Exports ``max_time`` ended early or refused in the timed and heap rounds and the pipeline's shutdown."""
     rounds_spans_timed_out: int = 0
+    """Their spans."""
     export_left_running: bool = False
     """An export was still running when the measurement's pipeline shut down, and was not waited for."""
     metric_measurements: int | None = None
-    """Measurements (add, record, set) on the plugin's synchronous instruments; ``None`` if not counted."""
+    """Measurements (add, record, set) made on synchronous metric instruments through the plugin's MeterProvider;
+    ``None`` if not counted (documents of older versions)."""
     foreign_spans: int | None = None
-    """Spans started through SDK TracerProviders other than the arm's, which the arms cannot switch."""
+    """Spans started through SDK TracerProviders other than the arm's (a provider of the code's own, or one
+    passed explicitly), which the arms cannot switch."""
     foreign_origins: tuple[str, ...] = ()
-    """Where those spans came from: tracer, where it started spans, where its provider was made."""
+    """Per such tracer: spans per call, its name, where it started spans and where its provider was created."""
+
+    DERIVED: ClassVar[tuple[Derived, ...]] = (
+        Derived(
+            "spans_dropped_per_call",
+            "number or null",
+            "sampled and ended but never exported, per call",
+            lambda health: health.per_call_or_none(health.dropped),
+        ),
+        Derived("spans_dropped", "integer", "the same, in total", lambda health: health.dropped),
+        Derived(
+            "spans_dropped_queue_full",
+            "integer",
+            "of these, pushed out of a full BatchSpanProcessor queue",
+            lambda health: health.dropped_by_queue,
+        ),
+        Derived(
+            "dropped_verdict",
+            "string or null",
+            '`"PASS"` or `"FAIL"` against `max_dropped` (spans in `spans_timed_out` left out); null without one',
+            lambda health: None if health.max_dropped is None else ("FAIL" if health.over_budget else "PASS"),
+        ),
+        Derived("compression_ratio", "number or null", "uncompressed / sent", lambda health: health.compression_ratio),
+        Derived(
+            "foreign_spans_per_call",
+            "number or null",
+            "`foreign_spans` per call",
+            lambda health: (
+                None if health.foreign_spans is None else finite_or_none(health.per_call(health.foreign_spans))
+            ),
+        ),
+        Derived(
+            "time_cap_note",
+            "string or null",
+            "what `max_time` cut short, in a sentence; null when it cut nothing",
+            lambda health: health.time_cap_note(),
+        ),
+    )
 
     @property
     def recorded_nothing(self) -> bool:
@@ -127,6 +193,10 @@ class PipelineHealth:
     def per_call(self, count: float) -> float:
         return count / self.calls if self.calls else math.nan
 
+    def per_call_or_none(self, count: float | None) -> float | None:
+        """``per_call`` as documents hold it: ``null`` with nothing counted or no calls to divide by."""
+        return None if count is None else finite_or_none(self.per_call(count))
+
     def dropped_sentence(self) -> str:
         """``lost 312 spans in 1000 calls (queue full: 312, failed exports: 0)``, and spans the cap cut."""
         timed_out = f", {self.spans_timed_out} more cut by max_time" if self.spans_timed_out else ""
@@ -141,19 +211,3 @@ class PipelineHealth:
 
     def as_dict(self) -> dict[str, object]:
         return to_document(self)
-
-    def derived_fields(self) -> dict[str, object]:
-        """Figures the document adds for its readers, from the fields; not read back."""
-
-        def per_call(count: float | None) -> float | None:
-            return None if count is None else finite_or_none(self.per_call(count))
-
-        return {
-            "spans_dropped_per_call": per_call(self.dropped),
-            "spans_dropped": self.dropped,
-            "spans_dropped_queue_full": self.dropped_by_queue,
-            "dropped_verdict": None if self.max_dropped is None else ("FAIL" if self.over_budget else "PASS"),
-            "compression_ratio": self.compression_ratio,
-            "foreign_spans_per_call": per_call(self.foreign_spans),
-            "time_cap_note": self.time_cap_note(),
-        }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 from pytest_otel_overhead.formatting import finite_or_none
 from pytest_otel_overhead.otel.health import PipelineHealth
@@ -30,7 +31,7 @@ from pytest_otel_overhead.wire.checks import (
     read_object,
     read_row,
 )
-from pytest_otel_overhead.wire.document import form, to_document
+from pytest_otel_overhead.wire.document import Derived, form, to_document
 
 __all__ = ["NO_TELEMETRY", "UNITS", "MetricResult", "ProcessProbe", "Replica", "TestResult"]
 
@@ -57,22 +58,48 @@ class MetricResult:
     """
 
     metric: str
+    """The metric's name, also its key in the document (``cpu``, ``wall``, ``heap``...)."""
     baseline: float
+    """Per call in the baseline arm (median over blocks; the quantile for latencies)."""
     instrumented: float
+    """The same in the instrumented arm."""
     overhead: float
+    """Estimate: Hodges–Lehmann of the paired statistic (median of pairs for heap), as a fraction or absolute."""
     ci_low: float = field(metadata=form(null=-math.inf))
+    """Lower end of its confidence interval; null = unbounded."""
     ci_high: float = field(metadata=form(null=math.inf))
+    """Upper end; null = unbounded."""
     kind: str = field(metadata=form(key="overhead_kind"))
+    """``"relative"`` or ``"absolute"``, following the metric's budget (relative when unbudgeted)."""
     n: int
+    """Number of paired statistics behind the interval: pairs, or past 40 pairs the batches of consecutive pairs
+    (latency: groups)."""
     spread: float
+    """Pair-to-pair spread (scaled MAD) on the overhead's scale."""
     confidence: float = field(metadata=form(read=read_confidence))
+    """Confidence of the interval over all looks, e.g. ``0.95``."""
     budget: Budget | None = field(default=None, metadata=form(read=read_budget))
+    """``{"kind", "value"}`` as in ``settings.budgets``; null when the metric has none."""
     verdict: Verdict | None = None
+    """``"PASS"``, ``"FAIL"``, ``"INCONCLUSIVE"``; null when the metric has no budget."""
     resolution: float | None = None
+    """For an undecided budget, the interval's half-width: the smallest difference from the budget this run could
+    resolve."""
     note: str | None = None
+    """Why a budget could not be decided, or another caveat; over several processes, how their estimates compare."""
     between_process_spread: float | None = None
-    """Measured over several processes: the between-process standard deviation τ of the overhead,
-    on its scale (``n`` then counts processes); ``None`` when one process measured."""
+    """Over several processes: the between-process standard deviation of the overhead (DerSimonian–Laird τ),
+    on the overhead's scale; ``n`` then counts processes and ``spread`` is the median of their pair-to-pair
+    spreads; ``None`` when one process measured."""
+
+    DERIVED: ClassVar[tuple[Derived, ...]] = (
+        Derived(
+            "unit",
+            "string",
+            '`"seconds"`, `"bytes"` or `"instructions"`: unit of `baseline`, `instrumented` and of absolute overheads',
+            lambda metric: UNITS.get(metric.metric, "seconds"),
+        ),
+    )
 
     @property
     def label(self) -> str:
@@ -125,25 +152,27 @@ class MetricResult:
     def as_dict(self) -> dict[str, object]:
         return to_document(self)
 
-    def derived_fields(self) -> dict[str, object]:
-        """What the document adds for its readers: the unit of ``baseline`` and ``instrumented``."""
-        return {"unit": UNITS.get(self.metric, "seconds")}
-
 
 @dataclass(frozen=True)
 class ProcessProbe:
     """Process-level readings (psutil) in each arm, taken outside timed blocks."""
 
     rss_baseline: int = field(metadata=form(key="rss_baseline_bytes"))
+    """Resident memory when measuring began."""
     rss_instrumented: int = field(metadata=form(key="rss_instrumented_bytes"))
+    """Resident memory after the timed rounds (the instrumented pipeline up)."""
     threads_baseline: int
+    """Threads of the process when measuring began."""
     threads_instrumented: int
+    """Threads after the timed rounds, the instrumented pipeline up."""
     heap_retained_baseline: float = field(
         default=math.nan, metadata=form(key="heap_retained_per_call_baseline_bytes", required=False)
     )
+    """Heap still held after a heap round, per call, baseline."""
     heap_retained_instrumented: float = field(
         default=math.nan, metadata=form(key="heap_retained_per_call_instrumented_bytes", required=False)
     )
+    """The same, instrumented."""
 
     def as_dict(self) -> dict[str, object]:
         return to_document(self)
@@ -172,17 +201,27 @@ class Replica:
     started, and what it measured on its own."""
 
     pid: int
+    """The child pytest process's id."""
     hash_seed: int
     """Its ``PYTHONHASHSEED``."""
     env_pad: int = field(metadata=form(key="env_pad_bytes"))
     """Bytes of padding added to its environment, which moves where its stack starts."""
     pairs: int
+    """Timed pairs it measured."""
     duration_s: float
     """Wall time of the whole process, start-up and collection included."""
     verdict: Verdict
     """What this process alone would have decided."""
     overheads: tuple[tuple[str, float, float, float], ...] = field(
-        default=(), metadata=form(key="metrics", write=_write_overheads, read=_read_overheads)
+        default=(),
+        metadata=form(
+            key="metrics",
+            write=_write_overheads,
+            read=_read_overheads,
+            shape="object",
+            doc="per metric name, what this process alone estimated: ``overhead``, ``ci_low``, ``ci_high`` "
+            "(as in ``metrics``; null = unbounded)",
+        ),
     )
     """Per metric: (name, overhead, ci_low, ci_high), as in its own result."""
 
@@ -228,19 +267,39 @@ class TestResult:
     __test__ = False  # not a pytest test class, despite the name
 
     nodeid: str
+    """Pytest node id, as above."""
     settings: MeasureSettings = field(metadata=form(write=MeasureSettings.as_dict, read=read_settings))
+    """What was measured and how, [below](#testssettings)."""
     metrics: tuple[MetricResult, ...] = field(metadata=form(keyed_by="metric"))
+    """One [metric](#testsmetrics) object per metric, keyed by its name."""
     health: PipelineHealth | None = field(metadata=form(key="pipeline", required=False))
+    """[pipeline health](#testspipeline) from the diagnostic round."""
     process: ProcessProbe | None = field(metadata=form(required=False))
+    """[process readings](#testsprocess)."""
     pairs: int
+    """Timed pairs of blocks (in instructions mode: processes per arm)."""
     calls_per_block: int
+    """Calls of the workload in each timed block."""
     looks: int
+    """Planned looks at the data that were made before stopping."""
     duration_s: float = field(metadata=form(amount=True))
+    """Wall time the whole measurement took, seconds."""
     stop_reason: str
+    """Why measuring stopped: ``"decided"`` (every time budget decided), ``"max_time"`` (the cap came first), ``"no time
+    budget"`` (nothing to decide; measured briefly for the report)…."""
     throughput_baseline: float = field(metadata=form(key="throughput_baseline_per_s", required=False))
+    """Calls per second, baseline arm (1 / median wall time per call)."""
     throughput_instrumented: float = field(metadata=form(key="throughput_instrumented_per_s", required=False))
+    """The same, instrumented arm."""
     samples: tuple[tuple[float, float, float, float], ...] = field(
-        default=(), repr=False, metadata=form(write=_write_samples, read=_read_samples)
+        default=(),
+        repr=False,
+        metadata=form(
+            write=_write_samples,
+            read=_read_samples,
+            shape="object",
+            doc="the raw timed pairs, [below](#testssamples)",
+        ),
     )
     """Raw per pair: (baseline CPU, instrumented CPU, baseline wall, instrumented wall) per call."""
     mode: str = "time"
@@ -252,18 +311,42 @@ class TestResult:
             write=_write_instruction_samples,
             read=_read_instruction_samples,
             written=lambda result: result.mode == "instructions",
+            shape="object",
+            doc="instructions mode only, [below](#testsinstruction_samples)",
         ),
     )
     """In instructions mode, per process: (baseline, instrumented) instructions per call."""
     processes: int = 1
-    """Fresh processes whose measurements were combined (time mode with ``processes`` > 1)."""
-    replicas: tuple[Replica, ...] = field(default=(), repr=False)
+    """Fresh processes whose measurements were combined: 1 unless the ``processes`` setting spread the measurement
+    over several; ``pairs`` then counts the pairs of all of them."""
+    replicas: tuple[Replica, ...] = field(
+        default=(), repr=False, metadata=form(doc="those processes, [below](#testsreplicas); empty when one measured")
+    )
     """Those processes, in the order they ran; empty when this process measured."""
     no_telemetry: str | None = None
-    """Why the instrumented arm recorded no telemetry, with its likely causes; ``None`` when it did
-    record some (or was not checked). Such a result's outcome is ``NO_TELEMETRY``."""
+    """Why the instrumented arm recorded no telemetry, naming the likely causes (spans through another
+    TracerProvider and where it was created, instrumentors whose targets existed before the arm); ``None`` when
+    it did record some (or was not checked). Such a result's outcome is ``NO_TELEMETRY``."""
     notes: tuple[str, ...] = ()
-    """What in the process's surroundings affected the measurement (tracers, profilers, tracemalloc)."""
+    """What in the process's surroundings affected the measurement: tracemalloc paused, a trace or profile
+    function (coverage, debuggers, profilers) or a ``sys.monitoring`` tool active."""
+
+    DERIVED: ClassVar[tuple[Derived, ...]] = (
+        Derived(
+            "verdict",
+            "string",
+            '`"PASS"`, `"FAIL"` or `"INCONCLUSIVE"`: FAIL if any budgeted metric failed, else INCONCLUSIVE if any '
+            "was undecided, else PASS",
+            lambda result: result.verdict.value,
+        ),
+        Derived(
+            "outcome",
+            "string",
+            'the `verdict`, or `"NO_TELEMETRY"` when the instrumented arm recorded no spans and no metrics: both '
+            "arms then ran the same code and the figures compare nothing",
+            lambda result: result.outcome,
+        ),
+    )
 
     @classmethod
     def unmeasured(cls, nodeid: str, settings: MeasureSettings, stop_reason: str, mode: str = "time") -> TestResult:
@@ -304,7 +387,3 @@ class TestResult:
 
     def as_dict(self) -> dict[str, object]:
         return to_document(self)
-
-    def derived_fields(self) -> dict[str, object]:
-        """What the document adds for its readers: the verdict and the outcome, from the metrics."""
-        return {"verdict": self.verdict.value, "outcome": self.outcome}

@@ -4,7 +4,7 @@ A field appears under its own name, its value by its type: numbers that JSON can
 unbounded end) as ``null``, enums as their value, tuples as lists, nested records as objects. Where
 the document form of a field differs (another key, a per-call figure, a table with its columns) the
 field says so once, in its metadata (``form(...)``); figures derived for readers of the document
-come from the record's ``derived_fields()`` and are not read back. Reading checks every value
+are listed in the record's ``DERIVED`` and are not read back. Reading checks every value
 (``wire.checks``): a value that does not fit raises :class:`~pytest_otel_overhead.wire.checks.Malformed`
 naming the field.
 """
@@ -35,7 +35,7 @@ from pytest_otel_overhead.wire.checks import (
     read_text,
 )
 
-__all__ = ["FORM", "Form", "form", "from_document", "to_document"]
+__all__ = ["FORM", "Derived", "Form", "derived_of", "form", "form_of", "from_document", "to_document"]
 
 T = TypeVar("T")
 FORM = "pytest_otel_overhead.document"
@@ -49,7 +49,9 @@ class Form:
     key: str | None = None
     """The document's key, when it is not the field's name."""
     doc: str | None = None
-    """What the value means in the document, when the field's own docstring does not say it (schema page)."""
+    """What the document's value holds, where its form differs from what the field's docstring says."""
+    shape: str | None = None
+    """The value's JSON type as the schema page names it, where the field's type does not tell it."""
     write: Callable[[Any], Any] | None = None
     """The document's value from the field's value."""
     read: Callable[[Any], Any] | None = None
@@ -72,6 +74,19 @@ class Form:
 
 
 PLAIN = Form()
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A figure the document adds for its readers, computed from the record's fields and not read back.
+
+    Records list theirs in a ``DERIVED`` class attribute; the schema page shows ``shape`` and ``doc``.
+    """
+
+    key: str
+    shape: str
+    doc: str
+    compute: Callable[[Any], Any]
 
 
 def form(**how: Any) -> dict[str, Form]:
@@ -123,16 +138,20 @@ def _written(record: Any, field: dataclasses.Field[Any], spec: Form) -> Any:
 
 
 def to_document(record: Any) -> dict[str, Any]:
-    """The record as a JSON-ready dict: its fields, then what ``derived_fields()`` adds."""
+    """The record as a JSON-ready dict: its fields, then the figures its ``DERIVED`` adds."""
     data: dict[str, Any] = {}
     for field in dataclasses.fields(record):
         spec = form_of(field)
         if spec.written is None or spec.written(record):
             data[spec.key_of(field.name)] = _written(record, field, spec)
-    derived = getattr(record, "derived_fields", None)
-    if derived is not None:
-        data.update(derived())
+    for derived in derived_of(type(record)):
+        data[derived.key] = derived.compute(record)
     return data
+
+
+def derived_of(kind: type) -> tuple[Derived, ...]:
+    derived: tuple[Derived, ...] = getattr(kind, "DERIVED", ())
+    return derived
 
 
 # ---------------------------------------------------------------------------------------------
