@@ -6,7 +6,7 @@ tables show them is in ``results.display``; the pipeline's health record comes f
 
 from pytest_otel_overhead.otel.health import PipelineHealth
 from pytest_otel_overhead.results.display import AGAINST_ARMS_MARK, AGAINST_ARMS_NOTE, HEAP_BYTES_BELOW, METRIC_LABELS
-from pytest_otel_overhead.results.records import NO_TELEMETRY, UNITS, MetricResult, ProcessProbe, Replica, TestResult
+from pytest_otel_overhead.results.records import NO_TELEMETRY, MetricResult, ProcessProbe, Replica, TestResult
 
 __all__ = [
     "AGAINST_ARMS_MARK",
@@ -14,7 +14,6 @@ __all__ = [
     "HEAP_BYTES_BELOW",
     "METRIC_LABELS",
     "NO_TELEMETRY",
-    "UNITS",
     "MetricResult",
     "PipelineHealth",
     "ProcessProbe",
