@@ -1,4 +1,9 @@
-"""The results of one measurement: small immutable records that reports and history read."""
+"""The results of one measurement: small immutable records that reports and history read.
+
+Each record writes and reads its document form through ``wire.document``, driven by its fields:
+a field's metadata (``form(...)``) says where that form differs, its docstring what it means
+(docs/json-schema.md is written from both).
+"""
 
 from __future__ import annotations
 
