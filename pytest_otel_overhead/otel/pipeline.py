@@ -63,10 +63,10 @@ from pytest_otel_overhead.compat import dependency_conflict
 from pytest_otel_overhead.otel.counters import CountingExporter, CountingSampler, PipelineCounts, QueueProbe
 from pytest_otel_overhead.otel.export_deadlines import CappedExports, ExportDeadlines
 from pytest_otel_overhead.otel.exporters import build_exporters, set_export_timeout
+from pytest_otel_overhead.otel.health import PipelineHealth
 from pytest_otel_overhead.otel.receiver import PIPELINE_HEADER, Receiver, ReceiverError, ReceiverStats, shared_receiver
 from pytest_otel_overhead.otel.routing import ArmRouter, attach_extras
 from pytest_otel_overhead.otel.sdk_internals import batch_core, export_whole_batches, span_queue, whole_batch_schedule
-from pytest_otel_overhead.results import PipelineHealth
 from pytest_otel_overhead.samplers import STRATEGY_SAMPLERS, ArmClock, strategy_sampler
 from pytest_otel_overhead.settings.layers import PipelineSettings
 from pytest_otel_overhead.settings.pipeline import load_object
