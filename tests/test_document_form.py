@@ -19,7 +19,8 @@ from pytest_otel_overhead.results import PipelineHealth, ProcessProbe, Replica, 
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.wire.checks import Malformed
-from pytest_otel_overhead.wire.document import Derived, form, from_document, to_document
+from pytest_otel_overhead.wire.document import Derived, from_document, to_document
+from pytest_otel_overhead.wire.form import form
 
 ROOT = Path(__file__).resolve().parent.parent
 BEFORE = Path(__file__).resolve().parent / "data" / "results_as_written_before.json"
@@ -188,6 +189,7 @@ def test_every_key_a_result_writes_has_a_row_in_the_schema_page() -> None:
     page = tables.PAGE.read_text(encoding="utf-8")
     document = _full_result("instructions").as_dict()
     nested = [document, document["metrics"]["cpu"], document["pipeline"], document["process"], document["replicas"][0]]
+    nested.append(document["settings"])
     for part in nested:
         for key in part:
             assert f"| `{key}` |" in page, key

@@ -31,7 +31,7 @@ from pytest_otel_overhead.reports.terminal import summary_lines
 from pytest_otel_overhead.results import NO_TELEMETRY, PipelineHealth, TestResult
 from pytest_otel_overhead.session import record_properties
 from pytest_otel_overhead.settings.layers import KEYS, Layer, MeasureSettings, SettingsError, env_layer, resolve
-from pytest_otel_overhead.wire import from_json, to_json
+from pytest_otel_overhead.wire.transport import from_json, to_json
 
 HERE = os.path.basename(__file__)
 

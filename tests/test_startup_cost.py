@@ -36,6 +36,8 @@ LIGHT = {
     "pytest_otel_overhead.settings.sampling",
     "pytest_otel_overhead.settings.sources",
     "pytest_otel_overhead.units",
+    "pytest_otel_overhead.wire",
+    "pytest_otel_overhead.wire.form",  # how the settings records' fields appear in documents: no imports
 }
 HEAVY = ("opentelemetry.sdk", "psutil", "pytest_otel_overhead.engine", "pytest_otel_overhead.otel")
 

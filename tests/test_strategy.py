@@ -17,7 +17,7 @@ from pytest_otel_overhead.instructions.strategy import CountedInstructions
 from pytest_otel_overhead.instructions.valgrind import ValgrindUnavailable
 from pytest_otel_overhead.results import StopReason, TestResult
 from pytest_otel_overhead.settings.layers import MeasureSettings
-from pytest_otel_overhead.wire import from_json, to_json
+from pytest_otel_overhead.wire.transport import from_json, to_json
 
 
 class Recording:

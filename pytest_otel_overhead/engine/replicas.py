@@ -52,7 +52,7 @@ from pytest_otel_overhead.stats.verdict import (
     statistic_of,
     to_statistic,
 )
-from pytest_otel_overhead.wire import from_json
+from pytest_otel_overhead.wire.transport import from_json
 
 __all__ = [
     "GRACE_S",
