@@ -23,7 +23,7 @@ import pytest
 from pytest_otel_overhead.engine.runner import measure
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import StopReason, TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.verdict import LookPlan
 from pytest_otel_overhead.wire.transport import from_json, to_json
 
