@@ -167,6 +167,23 @@ def test_a_value_that_does_not_fit_names_its_field(document: dict[str, Any], exp
     assert str(caught.value) == expected
 
 
+@dataclasses.dataclass(frozen=True)
+class Beside:
+    inner: Inner = dataclasses.field(default=Inner("a", 1), metadata=form(inline=True))
+    pairs: tuple[tuple[str, int], ...] = dataclasses.field(default=(), metadata=form(entries=True))
+
+
+def test_a_nested_record_may_stand_among_the_fields_and_pairs_are_an_object() -> None:
+    record = Beside(Inner("b", 2), (("x", 1), ("y", 2)))
+    document = to_document(record)
+    assert document == {"name": "b", "size": 2, "pairs": {"x": 1, "y": 2}}
+    assert from_document(Beside, json.loads(json.dumps(document))) == record
+    with pytest.raises(Malformed, match=r"^pairs\.y: 'two' is not a whole number"):
+        from_document(Beside, {"name": "b", "size": 2, "pairs": {"y": "two"}})
+    with pytest.raises(Malformed, match=r"^size: missing"):
+        from_document(Beside, {"name": "b"})
+
+
 # -- the schema page ---------------------------------------------------------------------------------
 
 

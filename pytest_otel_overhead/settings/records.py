@@ -36,8 +36,8 @@ DEFAULT_BUDGET = Budget("relative", 0.05)
 class Choice(str, enum.Enum):
     """A setting's value out of a fixed set: it prints, compares, hashes and serialises as its text.
 
-    Its repr is its text's too, so a record reads the same whether it holds the member or, read back
-    from JSON, the text.
+    Its repr is its text's too, so a record reads the same whether it holds the member or the text a
+    program gave it.
     """
 
     def __repr__(self) -> str:
