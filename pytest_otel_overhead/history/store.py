@@ -20,11 +20,12 @@ import re
 import secrets
 from pathlib import Path
 
+from pytest_otel_overhead.formatting import format_bytes
 from pytest_otel_overhead.history.document import SCHEMA
 from pytest_otel_overhead.history.environment import git_info, machine_info
-from pytest_otel_overhead.history.reader import load_run, parse_run, result_from_dict
+from pytest_otel_overhead.history.reader import MAX_RUN_BYTES, load_run, parse_run, result_from_dict
 from pytest_otel_overhead.history.run import HistoryError, RunRecord, now_iso, printable, valid_name
-from pytest_otel_overhead.outputs import write_text_file
+from pytest_otel_overhead.outputs import cause_of, write_text_file
 from pytest_otel_overhead.settings.flags import DEFAULT_STORAGE  # declared with --otel-overhead-storage
 
 __all__ = [
@@ -83,10 +84,15 @@ class Store:
         if not valid_name(name):
             raise HistoryError(f"{name!r} cannot name a run: use letters, digits, '.', '_' and '-' (at most 64)")
         text = json.dumps(dataclasses.replace(run, name=name).to_document(), separators=(",", ":"), allow_nan=False)
+        if len(text.encode("utf-8")) + 1 > MAX_RUN_BYTES:  # a run no reader here would read back
+            raise HistoryError(
+                f"{self.root}: run {name!r} would take {format_bytes(len(text.encode('utf-8')))}, more than the "
+                f"{format_bytes(MAX_RUN_BYTES)} a saved run may hold; not saved"
+            )
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise HistoryError(f"{self.root}: cannot create the run store ({error.strerror or error})") from None
+            raise HistoryError(f"{self.root}: cannot create the run store ({cause_of(self.root, error)})") from None
         stamp = dt.datetime.now(dt.timezone.utc).strftime(_STAMP_FORMAT)
         for _ in range(8):
             target = self.root / f"{stamp}_{name}_{secrets.token_hex(4)}.json"
@@ -94,8 +100,8 @@ class Store:
                 return write_text_file(target, text + "\n", replace=False)
             except FileExistsError:
                 continue  # another process saved under this very name a moment ago: draw another
-            except OSError as error:
-                raise HistoryError(f"{self.root}: cannot write a run there ({error.strerror or error})") from None
+            except OSError as error:  # outputs.OutputError: the file and the original cause
+                raise HistoryError(str(error)) from None
         raise HistoryError(f"{self.root}: could not find a free file name for run {name!r}")
 
     @staticmethod

@@ -203,8 +203,8 @@ class TrackingPlugin:
         try:
             path = self.store.save(current, self.save_name)
         except HistoryError as error:
-            self.lines.append(f"ERROR could not save the run: {error}")
-            warnings.warn(OverheadCompareWarning(f"could not save the run: {error}"), stacklevel=1)
+            # One line, no warning: under -W error a warning here would turn into an internal error.
+            self.lines.append(f"ERROR could not save run {self.save_name!r}: {error}")
             return current
         self.lines.append(f"saved run {self.save_name!r} to {path}")
         return dataclasses.replace(current, path=path)
@@ -233,8 +233,11 @@ class TrackingPlugin:
                 append_text_file(target, text)
             else:
                 write_text_file(target, text)
-        except OSError as error:
-            self.lines.append(f"ERROR could not write {target}: {error.strerror or error}")
+        except OSError as error:  # outputs.OutputError: the file and the cause, in one line
+            self.lines.append(f"ERROR {error}")
+            return
+        except UnicodeError as error:  # text from a saved run that no encoding holds
+            self.lines.append(f"ERROR could not write {target}: {error}")
             return
         if done is not None:
             self.lines.append(done)
