@@ -18,7 +18,7 @@ from typing import Any
 
 from pytest_otel_overhead.formatting import format_bytes
 from pytest_otel_overhead.history.document import SCHEMA, SCHEMA_VERSION
-from pytest_otel_overhead.history.run import HistoryError, RunRecord, printable, valid_name
+from pytest_otel_overhead.history.run import HistoryError, Incomplete, RunRecord, printable, valid_name
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.wire.checks import (
     Malformed,
@@ -109,6 +109,7 @@ def _read_run_section(value: Any) -> dict[str, Any]:
         "git": read_field(data, "git", optional(_read_git), required=False),
         "machine": read_field(data, "machine", _read_machine, required=False),
         "settings": read_field(data, "settings", lambda v: read_object(v if v is not None else {}), required=False),
+        "incomplete": read_field(data, "incomplete", optional(lambda v: from_document(Incomplete, v)), required=False),
     }
 
 
@@ -147,6 +148,7 @@ def parse_run(data: Any, source: str, path: Path | None = None) -> RunRecord:
             git=run["git"],
             machine=run["machine"],
             settings=run["settings"],
+            incomplete=run["incomplete"],
         )
     except Malformed as error:
         raise HistoryError(f"{source}: {printable(str(error))}") from None

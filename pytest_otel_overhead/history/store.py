@@ -6,6 +6,10 @@ Each run goes to a file of its own, named ``<UTC time>_<name>_<random>.json`` an
 ``outputs.write_text_file`` (a temporary file first, then linked into place), so readers never see
 half a file and processes saving at once never collide. Reading a file is ``history.reader``'s job.
 
+``latest`` and ``latest~N`` count complete runs only: the run of a session that ended early
+(``RunRecord.incomplete``) is found by its name or file, and :meth:`Store.load` says in one line
+which incomplete runs ``latest`` passed over.
+
 Anything in the store that cannot be read as a run is reported as one line naming the file
 (:class:`HistoryError`), never as a traceback.
 """
@@ -32,6 +36,7 @@ __all__ = [
     "DEFAULT_STORAGE",
     "SCHEMA",
     "HistoryError",
+    "NoCompleteRun",
     "RunRecord",
     "Store",
     "git_info",
@@ -44,8 +49,13 @@ __all__ = [
     "valid_name",
 ]
 
+_LATEST = re.compile(r"latest(?:~([0-9]{1,9}))?")
 _STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _STAMP_LENGTH = len("20250101T000000000000Z")
+
+
+class NoCompleteRun(HistoryError):
+    """``latest`` named no run: none saved, or every saved run is incomplete."""
 
 
 class Store:
@@ -141,6 +151,32 @@ class Store:
         known = f"saved names: {', '.join(names[-10:])}" if names else "no runs saved there"
         raise HistoryError(f"{self.root}: no saved run named {spec!r} ({known})")
 
+    def load(self, spec: str, *, base: Path | None = None) -> tuple[RunRecord, str | None]:
+        """The run ``spec`` names (as :meth:`resolve` reads it), read; and a one-line note, or None.
+
+        ``latest`` and ``latest~N`` pass over incomplete runs, and the note names those passed over;
+        an incomplete run named otherwise is taken, and the note says it is incomplete.
+        """
+        match = _LATEST.fullmatch(spec)
+        if match is None:
+            run = load_run(self.resolve(spec, base=base))
+            if run.incomplete is None:
+                return run, None
+            return run, f"run {run.label!r} is incomplete ({run.incomplete.describe()}); used since it was named"
+        back, complete = int(match.group(1) or 0), 0
+        skipped: list[RunRecord] = []
+        for path in reversed(self.files()):
+            run = load_run(path)
+            if run.incomplete is not None:
+                skipped.append(run)
+            elif complete == back:
+                return run, _skipped_note(spec, run, skipped)
+            else:
+                complete += 1
+        left_out = f"; {len(skipped)} incomplete left out" if skipped else ""
+        have = f"only {complete} complete saved" if complete else "no complete run saved"
+        raise NoCompleteRun(f"{self.root}: no run {spec!r} ({have}{left_out})")
+
     def load_all(self) -> tuple[list[RunRecord], list[str]]:
         """Every readable run, oldest first, and one error line for each file that is not one."""
         runs: list[RunRecord] = []
@@ -155,3 +191,11 @@ class Store:
             except HistoryError as error:
                 errors.append(str(error))
         return runs, errors
+
+
+def _skipped_note(spec: str, run: RunRecord, skipped: list[RunRecord]) -> str | None:
+    if not skipped:
+        return None
+    which = "; ".join(f"{past.label!r}: {past.incomplete.describe()}" for past in skipped if past.incomplete)
+    runs = "run" if len(skipped) == 1 else "runs"
+    return f"{spec} is run {run.label!r}: {len(skipped)} newer incomplete {runs} left out ({printable(which)})"
