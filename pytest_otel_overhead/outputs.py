@@ -30,6 +30,7 @@ __all__ = [
     "append_text_file",
     "cause_of",
     "is_temporary",
+    "process_is_gone",
     "remove_stale_temporaries",
     "temporary_name",
     "write_text_file",
@@ -86,7 +87,8 @@ def is_temporary(name: str) -> bool:
     return _TEMPORARY.match(name) is not None
 
 
-def _process_is_gone(pid: int) -> bool:
+def process_is_gone(pid: int) -> bool:
+    """Whether no process ``pid`` runs on this host (one of another user's counts as running)."""
     if pid <= 0:
         return False  # not a pid this module writes: leave the file to the age test
     try:
@@ -113,7 +115,7 @@ def remove_stale_temporaries(folder: Path, *, now: float | None = None) -> list[
             continue
         try:
             old = now - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER_S
-            if old or (match["host"] == host and _process_is_gone(int(match["pid"]))):
+            if old or (match["host"] == host and process_is_gone(int(match["pid"]))):
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))
         except OSError:
