@@ -129,3 +129,50 @@ def test_the_sigterm_handler_is_ours_only_while_a_workspace_is_in_use() -> None:
     with children_workspace():
         assert signal.getsignal(signal.SIGTERM) is not before
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+HOLD = """
+import os, subprocess, sys, time
+from pathlib import Path
+
+
+def test_hold():
+    forked = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    Path(os.environ["SEEN"], f"{os.getpid()} {forked.pid}").write_text("")
+    time.sleep(600)
+"""
+
+PARENT = """
+import os, sys, time
+from pathlib import Path
+from pytest_otel_overhead.engine.children import CHILD_START, Child
+
+start = CHILD_START.replace('sys.platform.startswith("linux")', "False")  # the watch alone, as off Linux
+assert start != CHILD_START
+here = Path.cwd()
+Child.start([sys.executable, "-c", start, "-p", "no:cacheprovider", "test_hold.py"], cwd=here, env=dict(os.environ),
+            log=here / "child.log")
+time.sleep(600)
+"""
+
+
+def test_without_a_parent_death_signal_the_child_watch_ends_the_child_and_what_it_forked(tmp_path: Path) -> None:
+    (tmp_path / "test_hold.py").write_text(HOLD, encoding="utf-8")
+    (tmp_path / "seen").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PYTEST_"))}
+    env["SEEN"] = str(tmp_path / "seen")
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], cwd=tmp_path, env=env)
+    pids: list[int] = []
+    try:
+        wait_until(lambda: any((tmp_path / "seen").iterdir()) or parent.poll() is not None, "no child started")
+        assert parent.poll() is None, (tmp_path / "child.log").read_text(encoding="utf-8")
+        (seen,) = (tmp_path / "seen").iterdir()
+        pids = [int(pid) for pid in seen.name.split()]
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=WAIT_S)
+        wait_until(lambda: not any(alive(pid) for pid in pids), "a child outlived its parent")
+    finally:
+        for pid in [parent.pid, *pids]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        parent.wait()
