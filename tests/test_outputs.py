@@ -302,3 +302,17 @@ def test_outputs_that_cannot_be_written_leave_the_summary_and_the_exit_status_to
     assert re.search(rf"ERROR could not save run 'main': .*{re.escape(cause)}\)?$", out, re.MULTILINE), out
     if fault == "full disk":
         assert [p for p in (pytester.path / folder).rglob("*") if p.is_file()] == []  # no temporary left
+
+
+def test_a_sweep_page_that_cannot_be_written_is_one_line(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(INSTANT_ENGINE)
+    pytester.makepyfile(test_measured=MEASURED)
+    (pytester.path / "out").write_text("", encoding="utf-8")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--otel-overhead-sweep", "sample_rate=0.5,1", "--otel-overhead-sweep-chart=out/s.html"
+    )  # fmt: skip
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == 0, out
+    assert "Traceback" not in out and "INTERNALERROR" not in out
+    line = f"ERROR could not write {pytester.path / 'out' / 's.html'}: {pytester.path / 'out'} is a file, not a folder"
+    assert line in result.stdout.lines, out
