@@ -180,3 +180,12 @@ def test_latest_counts_complete_runs_only(tmp_path: Path, make_result: Any) -> N
     assert run.incomplete == Incomplete(EndCause.STOPPED, "stopping after 1 failures")
     assert note == "run 'cut' is incomplete (stopped early (stopping after 1 failures)); used since it was named"
     assert load_run(store.resolve("new")).incomplete is None
+
+
+def test_an_interrupted_xdist_session_is_incomplete(project: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    done = run(project, "--otel-overhead", "--otel-overhead-save=int2", "-n", "2", env={"END_AT_2": "sigint"})
+    out = done.stdout + done.stderr
+    assert done.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert saved(project, "int2")["run"]["incomplete"]["cause"] == "interrupted", out
+    assert re.search(r"^saved run 'int2' to .* as INCOMPLETE \(interrupted ", out, re.MULTILINE), out
