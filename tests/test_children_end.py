@@ -176,3 +176,29 @@ def test_without_a_parent_death_signal_the_child_watch_ends_the_child_and_what_i
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
         parent.wait()
+
+
+def test_sigterm_meanwhile_stops_the_children_then_goes_to_the_handler_before(tmp_path: Path) -> None:
+    from pytest_otel_overhead.engine.children import Child
+
+    received: list[int] = []
+
+    def record(signum: int, frame: object) -> None:
+        received.append(signum)
+
+    original = signal.signal(signal.SIGTERM, record)
+    try:
+        with children_workspace() as path:
+            child = Child.start(
+                [sys.executable, "-c", "import time; time.sleep(600)"], cwd=tmp_path, env=dict(os.environ),
+                log=path / "out.log",
+            )  # fmt: skip
+            os.kill(os.getpid(), signal.SIGTERM)
+            wait_until(lambda: received, "the handler before was not called")
+            assert not path.exists()
+            assert child.process.wait(timeout=WAIT_S) == -signal.SIGKILL
+            child.stop()
+        assert received == [signal.SIGTERM]
+        assert signal.getsignal(signal.SIGTERM) is record  # handed back, as it was before
+    finally:
+        signal.signal(signal.SIGTERM, original)

@@ -253,8 +253,13 @@ def _install_sigterm_handler() -> _Handler | None:
     previous = signal.getsignal(signal.SIGTERM)
     if previous is None or previous == signal.SIG_IGN or previous == _on_sigterm:
         return None  # set outside Python, ignored on purpose, or already ours (an outer workspace)
+    _sigterm_before[:] = [previous]
     signal.signal(signal.SIGTERM, _on_sigterm)
     return previous
+
+
+_sigterm_before: list[_Handler] = []
+"""The SIGTERM handler :func:`_on_sigterm` replaced, which it hands the signal on to."""
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -268,8 +273,12 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
         if not any(path.exists() for path in _workspaces):
             break
         time.sleep(0.05)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.raise_signal(signal.SIGTERM)  # pragma: no cover - the process ends here
+    before = _sigterm_before[0] if _sigterm_before else signal.SIG_DFL
+    signal.signal(signal.SIGTERM, before)
+    if callable(before):
+        before(signum, frame)  # the application's own handler decides what comes next
+    else:
+        signal.raise_signal(signal.SIGTERM)  # the default: the process ends here, by SIGTERM
 
 
 def remove_stale_workspaces(folder: Path) -> list[Path]:
