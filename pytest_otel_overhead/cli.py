@@ -74,7 +74,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(store: Store, spec: str) -> RunRecord:
-    return load_run(store.resolve(spec, base=Path.cwd()))
+    """The run ``spec`` names; ``latest`` passes over incomplete runs, and a line on stderr says so."""
+    run, note = store.load(spec, base=Path.cwd())
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    return run
 
 
 def _history(store: Store, run: RunRecord) -> tuple[list[RunRecord], list[str]]:

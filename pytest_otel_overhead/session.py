@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
@@ -146,12 +147,26 @@ class OverheadSession:
             terminalreporter.write_line(line)
 
     def finish(self) -> None:
-        """Write the JSON results, if asked for; under xdist the controller writes them for all."""
+        """Write the JSON results, if asked for; under xdist the controller writes them for all.
+
+        A report that cannot be written is one red line naming the file and why, not a traceback:
+        the session's summary and exit status stay those of its tests.
+        """
         path = session_options(self.config).json
         if path is None or is_worker(self.config):
             return
         sections = self.advisor.json_sections() if self.advisor is not None else None
-        write_json(path, self.results, sections)
+        try:
+            write_json(path, self.results, sections)
+        except (OSError, UnicodeError) as error:
+            # OutputError names the file and the cause; text that cannot be encoded is named here.
+            line = f"ERROR otel-overhead: {error if isinstance(error, OSError) else f'could not write {path}: {error}'}"
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is None:
+                print(line, file=sys.stderr)
+                return
+            reporter.ensure_newline()
+            reporter.write_line(line, red=True)
 
     def close(self) -> None:
         stop_shared_receiver()  # the embedded OTLP receiver, if a measurement started one

@@ -191,6 +191,7 @@ class AdvicePlugin:
         self.options = options
         self.router = router
         self.advisor: Advisor | None = None
+        self.errors: list[str] = []
 
     def advisor_for(self, measure: Measurer) -> Advisor:
         """The session's advisor, measuring through ``measure`` (the session's ungated measuring)."""
@@ -204,7 +205,12 @@ class AdvicePlugin:
         terminalreporter.write_sep("-", "otel-overhead advice")
         for line in self.advisor.summary_lines():
             terminalreporter.write_line(line)
+        for line in self.errors:
+            terminalreporter.write_line(line, red=True)
 
     def pytest_sessionfinish(self) -> None:
         if self.advisor is not None:
-            self.advisor.write_chart()
+            try:
+                self.advisor.write_chart()
+            except OSError as error:  # outputs.OutputError: one line naming the file and the cause
+                self.errors.append(f"ERROR {error}")

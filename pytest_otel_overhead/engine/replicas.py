@@ -20,7 +20,6 @@ import math
 import os
 import random
 import subprocess
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,7 +28,13 @@ from typing import NoReturn
 
 import pytest
 
-from pytest_otel_overhead.engine.children import Child, child_environment, node_pytest_command, output_tail
+from pytest_otel_overhead.engine.children import (
+    Child,
+    child_environment,
+    children_workspace,
+    node_pytest_command,
+    output_tail,
+)
 from pytest_otel_overhead.engine.looks import TIME_METRICS
 from pytest_otel_overhead.engine.replica_child import (
     CHILD_PLAN,
@@ -86,8 +91,8 @@ def measure_replicated(
     say = progress or (lambda message: None)
     plan = process_look_plan(settings.processes)
     looks = process_looks(settings.processes)
-    with tempfile.TemporaryDirectory(prefix="otel-overhead-processes-") as tmp:
-        runner = _Processes(item, settings, label, Path(tmp))
+    with children_workspace() as tmp:  # removed however the session ends, as the children end with it
+        runner = _Processes(item, settings, label, tmp)
         stop_reason, looked = StopReason.ALL_PROCESSES, 0
         for index in range(settings.processes):
             share = runner.next_share()
