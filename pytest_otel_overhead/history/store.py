@@ -377,6 +377,7 @@ def _metric(value: Any) -> MetricResult:
         verdict=_field(data, "verdict", _read_verdict, required=False),
         resolution=_field(data, "resolution", _optional(_read_number), required=False),
         note=_field(data, "note", _optional(_read_text), required=False),
+        between_process_spread=_field(data, "between_process_spread", _optional(_read_number), required=False),
     )
 
 
