@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_otel_overhead.engine.replicas import combined_metrics
+from pytest_otel_overhead.history.machines import cpu_models
 from pytest_otel_overhead.history.store import HistoryError, RunRecord
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.stats.verdict import LookPlan
 
-__all__ = ["MERGED_STOP_REASON", "MergeSummary", "merge_runs", "plugin_version", "shard_machines"]
+__all__ = ["MERGED_STOP_REASON", "MergeSummary", "check_versions", "merge_runs", "plugin_version"]
 
 MERGED_STOP_REASON = "combined over shards"
 """The ``stop_reason`` of a test combined from several shards; each shard stopped for a reason of its own."""
 _PACKAGE = "pytest-otel-overhead"
-_UNKNOWN_CPU = "unknown CPU"
 
 
 @dataclass(frozen=True)
@@ -50,15 +50,6 @@ def plugin_version(run: RunRecord) -> str | None:
     packages = run.environment.get("packages")
     version = packages.get(_PACKAGE) if isinstance(packages, Mapping) else None
     return version if isinstance(version, str) else None
-
-
-def shard_machines(run: RunRecord) -> tuple[str, ...]:
-    """The CPU models a run was measured on: one, or those of a merged run's shards."""
-    models = run.machine.get("cpu_models")
-    if isinstance(models, list) and all(isinstance(m, str) for m in models) and models:
-        return tuple(models)
-    model = run.machine.get("cpu_model")
-    return (model if isinstance(model, str) and model else _UNKNOWN_CPU,)
 
 
 def _where(run: RunRecord) -> str:
@@ -100,7 +91,7 @@ def _combined(nodeid: str, placed: Sequence[tuple[RunRecord, TestResult]]) -> Te
     # The shards are looked at once, together: one interval at the confidence every budget is reported at.
     confidence = LookPlan().confidence
     metrics = combined_metrics(first.settings, results, confidence, confidence)
-    machines = sorted({model for run, _ in placed for model in shard_machines(run)})
+    machines = sorted({model for run, _ in placed for model in cpu_models(run)})
     where = f"measured in {len(results)} shards on {len(machines)} machine(s) ({'; '.join(machines)})"
     healths = [r.health for r in results if r.health is not None]
     return TestResult(
@@ -129,13 +120,13 @@ def _combined(nodeid: str, placed: Sequence[tuple[RunRecord, TestResult]]) -> Te
 
 def _machine_section(runs: Sequence[RunRecord]) -> dict[str, Any]:
     """The merged run's machine: every shard's CPU model, and what each shard was."""
-    models = sorted({model for run in runs for model in shard_machines(run)})
+    models = sorted({model for run in runs for model in cpu_models(run)})
     shards = [
         {
             "label": run.label,
             "file": None if run.path is None else run.path.name,
             "created": run.created,
-            "cpu_model": shard_machines(run)[0],
+            "cpu_model": cpu_models(run)[0],
             "python": run.environment.get("python"),
             "tests": len(run.results),
             "commit": (run.git or {}).get("commit"),

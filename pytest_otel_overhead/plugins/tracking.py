@@ -33,6 +33,7 @@ from pytest_otel_overhead.history.compare import (
     regression_message,
 )
 from pytest_otel_overhead.history.document import environment
+from pytest_otel_overhead.history.machines import machine_term
 from pytest_otel_overhead.history.store import (
     DEFAULT_STORAGE,
     HistoryError,
@@ -124,6 +125,7 @@ class TrackingPlugin:
     changes: dict[str, TestChange] = field(default_factory=dict)
     compared: int = 0
     current: RunRecord | None = None
+    machine_term: float = 0.0
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -145,7 +147,9 @@ class TrackingPlugin:
         self.compared = len(self.session.results)
         regressed = []
         for result in fresh:
-            change = compare_results(self.baseline.result(result.nodeid), result, self.criteria)
+            change = compare_results(
+                self.baseline.result(result.nodeid), result, self.criteria, machine=self.machine_term
+            )
             self.changes[result.nodeid] = change
             if change.verdict is Verdict.FAIL:
                 regressed.append(change)
@@ -278,6 +282,7 @@ def tracking_plugin(config: pytest.Config, session: OverheadSession, options: Se
     if baseline is not None:
         here = RunRecord((), environment(), now_iso(), machine=machine_info())
         plugin.differences = tuple(environment_differences(baseline, here))
+        plugin.machine_term = machine_term(baseline, here)
         if plugin.differences:
             plugin.warn(f"comparing with run {baseline.label!r}, measured elsewhere: " + "; ".join(plugin.differences))
     return plugin
