@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import math
 import os
@@ -330,6 +331,21 @@ def _read_row(width: int) -> Callable[[Any], tuple[float, ...]]:
     return read
 
 
+def _read_rows(width: int) -> Callable[[Any], list[tuple[float, ...]]]:
+    """A list of rows of ``width`` numbers; rows of finite floats (nearly all) are taken in one pass."""
+
+    def read(value: Any) -> list[tuple[float, ...]]:
+        rows = _read_list(value)
+        if all(type(row) is list and len(row) == width for row in rows):
+            flat = [v for row in rows for v in row]
+            # A NaN or infinity makes the sum not finite, and so does an overflow: those take the slow path.
+            if all(type(v) is float for v in flat) and math.isfinite(math.fsum(flat)):
+                return [tuple(row) for row in rows]
+        return _read_items(rows, _read_row(width))
+
+    return read
+
+
 def _read_budget(value: Any) -> Budget | None:
     if value is None:
         return None
@@ -421,15 +437,23 @@ def _accepts(hint: Any, value: Any) -> tuple[bool, Any]:
     return False, None
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any] | None:
+    """A record type's resolved hints, resolved once: per test, they took most of the time a large run took to read."""
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:
+        return None
+
+
 def _extra_fields(cls: type, data: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
     """Fields beyond the ones read explicitly, where the document holds them under the field's own name.
 
     Documents and record types both grow; a field of a simple type carries over, anything else
     keeps its default (reports then show less about it, nothing breaks).
     """
-    try:
-        hints = typing.get_type_hints(cls)
-    except Exception:  # a hint that cannot be resolved here: keep the defaults
+    hints = _type_hints(cls)
+    if hints is None:  # a hint that cannot be resolved here: keep the defaults
         return {}
     extra = {}
     for name in _field_names(cls) - known:
@@ -557,14 +581,14 @@ def _samples(value: Any) -> tuple[tuple[float, float, float, float], ...]:
     columns = _field(data, "columns", _read_list)
     if columns != _SAMPLE_COLUMNS:
         raise _Malformed(f"columns are not {', '.join(_SAMPLE_COLUMNS)}", ("columns",))
-    return tuple(_field(data, "per_call_seconds", lambda v: _read_items(v, _read_row(4))))  # type: ignore[arg-type]
+    return tuple(_field(data, "per_call_seconds", _read_rows(4)))  # type: ignore[arg-type]
 
 
 def _instruction_samples(value: Any) -> tuple[tuple[float, float], ...]:
     data = _read_object(value) if value is not None else {}
     if not data:
         return ()
-    return tuple(_field(data, "per_process_per_call", lambda v: _read_items(v, _read_row(2))))  # type: ignore[arg-type]
+    return tuple(_field(data, "per_process_per_call", _read_rows(2)))  # type: ignore[arg-type]
 
 
 def _metrics(value: Any) -> tuple[MetricResult, ...]:
