@@ -94,7 +94,7 @@ def _merge_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
 
 def _merge(store: Store, args: argparse.Namespace) -> int:
     """Merge the shards, print their verdicts, write and save what was asked; 1 when a budget failed."""
-    from pytest_otel_overhead.history.merge import merge_runs  # the engine's combination, only when merging
+    from pytest_otel_overhead.history.merge import UNMEASURED, merge_runs, unmeasured_tests  # only when merging
 
     runs = [_load(store, spec) for spec in args.runs]
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -104,11 +104,15 @@ def _merge(store: Store, args: argparse.Namespace) -> int:
         print(f"saved run {args.save!r} to {merged.path}")
     for line in summary_lines(merged.results, verbose=True):
         print(printable(line))
+    unmeasured = unmeasured_tests(merged)
+    for entry in unmeasured:
+        print(printable(f"not measured in any shard: {entry['nodeid']} ({entry['outcome']}: {entry['reason']})"))
     print(printable(summary.line()))
     if args.json:
+        document = {**merged.to_document(), **({UNMEASURED: unmeasured} if unmeasured else {})}
         # Compact, as the store saves runs: a merged run can hold thousands of tests, and indenting
         # them takes Python's slow encoder (minutes at 5,000 tests); the document is the same.
-        _write(args.json, json.dumps(merged.to_document(), separators=(",", ":"), allow_nan=False) + "\n")
+        _write(args.json, json.dumps(document, separators=(",", ":"), allow_nan=False) + "\n")
     _reports(store, args, merged, None)
     return 1 if any(result.verdict is Verdict.FAIL for result in merged.results) else 0
 

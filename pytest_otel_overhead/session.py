@@ -25,6 +25,7 @@ from pytest_otel_overhead.engine.surroundings import MeasurementStopped
 from pytest_otel_overhead.engine.telemetry import with_telemetry_outcome
 from pytest_otel_overhead.formatting import junit_number
 from pytest_otel_overhead.history.document import write_json
+from pytest_otel_overhead.history.merge import UNMEASURED
 from pytest_otel_overhead.instructions.parent import measure_instructions, require_valgrind
 from pytest_otel_overhead.otel.receiver import stop_shared_receiver
 from pytest_otel_overhead.otel.routing import ArmRouter
@@ -59,6 +60,8 @@ class OverheadSession:
         self.base = resolve(self.base_layers)  # fails fast on CLI/ini/env values that cannot agree
         require_valgrind(self.base)  # one clear error up front when instructions mode cannot run
         self.results: list[TestResult] = []
+        self.unmeasured: list[dict[str, str]] = []
+        """Tests that were to be measured and were not (``plugins/unmeasured.py``), settled at the session's end."""
         self.verbose = verbosity(config) >= 1
         # sweep / tune / explain, when asked for (advice/plugin.py); it measures as `measure_ungated` does
         self.advisor: Advisor | None = make_advisor(advice, router, self.measure_ungated) if advice else None
@@ -96,8 +99,10 @@ class OverheadSession:
         path = session_options(self.config).json
         if path is None or is_worker(self.config):
             return
-        sections = self.advisor.json_sections() if self.advisor is not None else None
-        write_json(path, self.results, sections)
+        sections = dict(self.advisor.json_sections()) if self.advisor is not None else {}
+        if self.unmeasured:
+            sections[UNMEASURED] = self.unmeasured
+        write_json(path, self.results, sections or None)
 
     def close(self) -> None:
         stop_shared_receiver()  # the embedded OTLP receiver, if a measurement started one

@@ -207,10 +207,26 @@ SHARDED = """
 import pytest
 
 
+@pytest.fixture
+def broken():
+    raise RuntimeError("no database here")
+
+
 @pytest.mark.otel_overhead(budget="10000%", inconclusive="pass")
 @pytest.mark.parametrize("n", range(4))
 def test_work(n):
     assert sum(range(2000 + n)) >= 0
+
+
+@pytest.mark.otel_overhead(budget="5%")
+@pytest.mark.skip(reason="needs a collector")
+def test_skipped():
+    pass
+
+
+@pytest.mark.otel_overhead(budget="5%")
+def test_errored(broken):
+    pass
 
 
 def test_plain():
@@ -223,9 +239,10 @@ def test_real_shards_merge_like_one_run(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_sharded=SHARDED)
     common = ("-p", "no:cacheprovider", "--otel-overhead", "--otel-overhead-max-time=3")
     ids = [f"test_sharded.py::test_work[{n}]" for n in range(4)]
+    extra = ("test_sharded.py::test_skipped", "test_sharded.py::test_errored")
     for shard, chosen in enumerate((ids[0::2], ids[1::2])):
-        done = pytester.runpytest_subprocess(*common, f"--otel-overhead-json=shard-{shard}.json", *chosen)
-        done.assert_outcomes(passed=2)
+        done = pytester.runpytest_subprocess(*common, f"--otel-overhead-json=shard-{shard}.json", *chosen, extra[shard])
+        done.assert_outcomes(passed=2, skipped=1 - shard, errors=shard)
     merged = pytester.run(
         __import__("sys").executable,
         "-m",
@@ -241,3 +258,13 @@ def test_real_shards_merge_like_one_run(pytester: pytest.Pytester) -> None:
     shards = [json.loads((pytester.path / f"shard-{k}.json").read_text(encoding="utf-8")) for k in range(2)]
     assert _tests_by_id(document) == {**_tests_by_id(shards[0]), **_tests_by_id(shards[1])}
     assert sorted(_tests_by_id(document)) == sorted(ids)
+    # Tests that were to be measured and were not arrive too, with why.
+    assert document["unmeasured"] == [
+        {"nodeid": "test_sharded.py::test_skipped", "outcome": "skipped", "reason": "needs a collector"},
+        {
+            "nodeid": "test_sharded.py::test_errored",
+            "outcome": "error",
+            "reason": "RuntimeError: no database here",
+        },
+    ]
+    assert "not measured in any shard: test_sharded.py::test_skipped (skipped: needs a collector)" in merged.outlines

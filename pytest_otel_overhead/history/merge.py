@@ -10,19 +10,32 @@ one test measured with different settings in two shards.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pytest_otel_overhead.engine.replicas import combined_metrics
 from pytest_otel_overhead.history.machines import cpu_models
-from pytest_otel_overhead.history.store import HistoryError, RunRecord
+from pytest_otel_overhead.history.store import HistoryError, RunRecord, printable
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.stats.verdict import LookPlan
 
-__all__ = ["MERGED_STOP_REASON", "MergeSummary", "check_versions", "merge_runs", "plugin_version"]
+__all__ = [
+    "MERGED_STOP_REASON",
+    "UNMEASURED",
+    "MergeSummary",
+    "check_versions",
+    "merge_runs",
+    "plugin_version",
+    "unmeasured_of",
+    "unmeasured_tests",
+]
 
+UNMEASURED = "unmeasured"
+"""The JSON report's section of tests that were to be measured and were not (``plugins/unmeasured.py``)."""
 MERGED_STOP_REASON = "combined over shards"
 """The ``stop_reason`` of a test combined from several shards; each shard stopped for a reason of its own."""
 _PACKAGE = "pytest-otel-overhead"
@@ -118,10 +131,31 @@ def _combined(nodeid: str, placed: Sequence[tuple[RunRecord, TestResult]]) -> Te
     )
 
 
-def _machine_section(runs: Sequence[RunRecord]) -> dict[str, Any]:
-    """The merged run's machine: every shard's CPU model, and what each shard was."""
-    models = sorted({model for run in runs for model in cpu_models(run)})
-    shards = [
+def unmeasured_of(path: Path) -> list[dict[str, str]]:
+    """The ``unmeasured`` section of a run's file (``plugins/unmeasured.py``): tests that were to be
+    measured and were skipped or errored. Read only where the file has one; one line naming the file
+    when it is malformed."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        if f'"{UNMEASURED}"' not in text:
+            return []
+        section = json.loads(text).get(UNMEASURED, [])
+    except (OSError, ValueError, AttributeError) as error:
+        raise HistoryError(f"{path}: cannot read its {UNMEASURED} section ({error.__class__.__name__})") from None
+    fields = ("nodeid", "outcome", "reason")
+    if not isinstance(section, list) or not all(
+        isinstance(entry, dict) and all(isinstance(entry.get(key), str) for key in fields) for entry in section
+    ):
+        raise HistoryError(f"{path}: its {UNMEASURED} section is not a list of nodeid, outcome and reason")
+    return [{key: printable(entry[key]) for key in fields} for entry in section]
+
+
+def _shards(run: RunRecord) -> list[dict[str, Any]]:
+    """What a run says of the shards it is made of: itself, or a merged run's own shards."""
+    earlier = run.machine.get("shards")
+    if isinstance(earlier, list) and all(isinstance(shard, dict) for shard in earlier):
+        return list(earlier)
+    return [
         {
             "label": run.label,
             "file": None if run.path is None else run.path.name,
@@ -130,10 +164,27 @@ def _machine_section(runs: Sequence[RunRecord]) -> dict[str, Any]:
             "python": run.environment.get("python"),
             "tests": len(run.results),
             "commit": (run.git or {}).get("commit"),
+            UNMEASURED: [] if run.path is None else unmeasured_of(run.path),
         }
-        for run in runs
     ]
+
+
+def _machine_section(runs: Sequence[RunRecord]) -> dict[str, Any]:
+    """The merged run's machine: every shard's CPU model, and what each shard was."""
+    models = sorted({model for run in runs for model in cpu_models(run)})
+    shards = [shard for run in runs for shard in _shards(run)]
     return {"cpu_model": "; ".join(models), "cpu_models": models, "shards": shards}
+
+
+def unmeasured_tests(merged: RunRecord) -> list[dict[str, str]]:
+    """The tests some shard was to measure and none did, each with its shard's outcome and reason."""
+    measured = {result.nodeid.split("#", 1)[0] for result in merged.results}
+    found: dict[str, dict[str, str]] = {}
+    for shard in merged.machine.get("shards", []):
+        for entry in shard.get(UNMEASURED, []) if isinstance(shard, dict) else []:
+            if isinstance(entry, dict) and entry.get("nodeid") not in measured:
+                found.setdefault(str(entry.get("nodeid")), entry)
+    return list(found.values())
 
 
 def merge_runs(
@@ -167,7 +218,7 @@ def merge_runs(
         settings=first.settings,
     )
     summary = MergeSummary(
-        shards=len(runs),
+        shards=len(merged.machine["shards"]),
         tests=len(results),
         combined=tuple(nodeid for nodeid, where in placed.items() if len(where) > 1),
         machines=tuple(merged.machine["cpu_models"]),
