@@ -38,7 +38,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioB
 from opentelemetry.version import __version__ as otel_version
 
 from pytest_otel_overhead.engine.probes import calm_gc
-from pytest_otel_overhead.otel.pipeline import DiscardingExporter
+from pytest_otel_overhead.otel.exporters import DiscardingExporter
 from pytest_otel_overhead.samplers import (
     LoadAdaptiveSampler,
     LoadThresholds,

@@ -14,8 +14,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
-    from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
+    from pytest_otel_overhead.otel.health import PipelineHealth
+    from pytest_otel_overhead.results.records import MetricResult, TestResult
+    from pytest_otel_overhead.settings.records import MeasureSettings, PipelineSettings
     from pytest_otel_overhead.stats.verdict import Verdict
     from pytest_otel_overhead.units import Budget, SettingsError
     from pytest_otel_overhead.warning_types import (
@@ -28,15 +29,15 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "Budget": "pytest_otel_overhead.units",
-    "MeasureSettings": "pytest_otel_overhead.settings.layers",
-    "MetricResult": "pytest_otel_overhead.results",
+    "MeasureSettings": "pytest_otel_overhead.settings.records",
+    "MetricResult": "pytest_otel_overhead.results.records",
     "OverheadCompareWarning": "pytest_otel_overhead.warning_types",
     "OverheadInconclusiveWarning": "pytest_otel_overhead.warning_types",
     "OverheadNoTelemetryWarning": "pytest_otel_overhead.warning_types",
-    "PipelineHealth": "pytest_otel_overhead.results",
-    "PipelineSettings": "pytest_otel_overhead.settings.layers",
+    "PipelineHealth": "pytest_otel_overhead.otel.health",
+    "PipelineSettings": "pytest_otel_overhead.settings.records",
     "SettingsError": "pytest_otel_overhead.units",
-    "TestResult": "pytest_otel_overhead.results",
+    "TestResult": "pytest_otel_overhead.results.records",
     "Verdict": "pytest_otel_overhead.stats.verdict",
 }
 

@@ -1,9 +1,10 @@
 """Differences between the supported versions of pytest, OpenTelemetry and pytest-benchmark.
 
-Each difference is found once, by a feature check rather than a version comparison, so code on a
-hot path pays nothing for it. Where a feature rests on a private internal of a dependency that a
-newer release no longer has, the feature degrades and :func:`degraded` says so in one line (once
-per process) instead of failing with a traceback.
+Also the one check of which side of a pytest-xdist run a process is on (:func:`is_worker`), which
+the session and the plugins share. Each difference is found once, by a feature check rather than
+a version comparison, so code on a hot path pays nothing for it. Where a feature rests on a
+private internal of a dependency that a newer release no longer has, the feature degrades and
+:func:`degraded` says so in one line (once per process) instead of failing with a traceback.
 
 Nothing here imports OpenTelemetry until a check that needs it runs, so the plugin's start-up
 stays light when the session does not measure.
@@ -30,6 +31,7 @@ __all__ = [
     "gauge_base",
     "histogram_takes_advisory",
     "is_placeholder_meter_provider",
+    "is_worker",
     "meter_args",
     "meter_takes_attributes",
     "tracer_args",
@@ -78,6 +80,11 @@ def verbosity(config: pytest.Config) -> int:
     if get_verbosity is not None:
         return int(get_verbosity())
     return int(config.getoption("verbose"))
+
+
+def is_worker(config: pytest.Config) -> bool:
+    """Whether this process is a pytest-xdist worker; xdist gives a worker's config ``workerinput``."""
+    return hasattr(config, "workerinput")
 
 
 # -- OpenTelemetry API ---------------------------------------------------------------------------

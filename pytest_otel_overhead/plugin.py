@@ -17,17 +17,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 from pytest_otel_overhead.settings.flags import add_options, given_flags
-from pytest_otel_overhead.settings.layers import KEYS, MeasureSettings, SettingsError
+from pytest_otel_overhead.settings.layers import KEYS, SettingsError
 from pytest_otel_overhead.settings.options import SessionOptions, session_options
 from pytest_otel_overhead.settings.sources import MARKER, cli_layer, ini_layer, marker_layer
 
 if TYPE_CHECKING:
+    from pytest_otel_overhead.engine.strategy import Strategies
     from pytest_otel_overhead.session import OverheadSession
+    from pytest_otel_overhead.settings.layers import MeasureSettings
 
 T = TypeVar("T")
 
 _session_key: pytest.StashKey[OverheadSession] = pytest.StashKey()
-_settings_key = pytest.StashKey[MeasureSettings]()
+_settings_key: pytest.StashKey[MeasureSettings] = pytest.StashKey()
 _calls_key = pytest.StashKey[int]()
 
 
@@ -50,13 +52,32 @@ def pytest_configure(config: pytest.Config) -> None:
         _check_without_measuring(config)
 
 
+def _strategies(config: pytest.Config) -> Strategies:
+    """Which strategy measures each mode in this session: what the session is told it measures, and by whom."""
+    from pytest_otel_overhead.engine.replica_child import replica_child
+    from pytest_otel_overhead.engine.strategy import ReplicaShare, Strategies, TimeMode
+    from pytest_otel_overhead.instructions.strategy import CountedInstructions
+    from pytest_otel_overhead.plugins.xdist import measuring_alone
+
+    replica = replica_child(config)
+    if replica is not None:  # this process was started to measure one share of a measurement over processes
+        return Strategies.each(ReplicaShare(replica))
+    # Time measurements run alone on the host under xdist; instruction counts do not depend on contention.
+    time_mode = TimeMode(alone=functools.partial(measuring_alone, config))
+    return Strategies({"time": time_mode, "instructions": CountedInstructions()})
+
+
 def _start_child(config: pytest.Config, spec_path: str) -> None:
     """A process that counts instructions under valgrind, started by an instructions-mode session."""
     from pytest_otel_overhead.instructions.child import ChildSession
     from pytest_otel_overhead.otel.routing import install_router
     from pytest_otel_overhead.plugins.benchmark import activate as activate_benchmark
+    from pytest_otel_overhead.plugins.benchmark import measures_benchmark
 
-    session = config.stash[_session_key] = ChildSession(config, install_router(), spec_path)
+    session = ChildSession(
+        config, install_router(), spec_path, strategies=_strategies(config), call_measured_instead=measures_benchmark
+    )
+    config.stash[_session_key] = session
     activate_benchmark(config, session)
 
 
@@ -66,6 +87,7 @@ def _start_measuring(config: pytest.Config, options: SessionOptions) -> None:
     from pytest_otel_overhead.otel.routing import RouterInstallError, install_router
     from pytest_otel_overhead.plugins import tracking
     from pytest_otel_overhead.plugins.benchmark import activate as activate_benchmark
+    from pytest_otel_overhead.plugins.benchmark import measures_benchmark
     from pytest_otel_overhead.plugins.unmeasured import PLUGIN_NAME as UNMEASURED_PLUGIN_NAME
     from pytest_otel_overhead.plugins.unmeasured import UnmeasuredPlugin
     from pytest_otel_overhead.plugins.xdist import PLUGIN_NAME as XDIST_PLUGIN_NAME
@@ -74,7 +96,15 @@ def _start_measuring(config: pytest.Config, options: SessionOptions) -> None:
 
     try:
         router = install_router()
-        session = OverheadSession(config, router, advice=advice.advice_options(options))
+        advice_options = advice.advice_options(options)
+        advising = advice.AdvicePlugin(advice_options, router) if advice_options.any else None
+        session = OverheadSession(
+            config,
+            router,
+            strategies=_strategies(config),
+            call_measured_instead=measures_benchmark,  # its benchmark(fn) call is measured, not the body
+            advice=advising.advisor_for if advising is not None else None,
+        )
     except (SettingsError, RouterInstallError) as error:
         raise pytest.UsageError(f"otel-overhead: {error}") from None
     config.stash[_session_key] = session
@@ -84,8 +114,8 @@ def _start_measuring(config: pytest.Config, options: SessionOptions) -> None:
     # Tracking, then advice: both summaries come after the verdict table (trylast), in the order
     # registered, so the tracking lines stay under the table and the advice section follows.
     manager.register(tracking.tracking_plugin(config, session, options), tracking.PLUGIN_NAME)
-    if session.advisor is not None:
-        manager.register(advice.AdvicePlugin(session.advisor), advice.PLUGIN_NAME)
+    if advising is not None:
+        manager.register(advising, advice.PLUGIN_NAME)
     activate_benchmark(config, session)
 
 

@@ -1,8 +1,11 @@
-"""One pytest session's measuring: settings per test, running the engine, gating, collecting results.
+"""One pytest session's measuring: settings per test, measuring, gating, collecting results.
 
-``plugin.py`` holds the pytest hooks and hands each decision here. This module brings in the
-measuring machinery (engine, OpenTelemetry SDK, reports, advice), so ``plugin.py`` imports it only
-once a session measures.
+``plugin.py`` holds the pytest hooks and hands each decision here. The session is told what it
+measures and by whom: which strategy measures each mode (:class:`~.engine.strategy.Strategies`),
+which tests an integration measures a call of instead of their body (pytest-benchmark), and the
+advice modes, if any (:class:`Advice`). It knows only those interfaces, not the integrations
+that fill them. It brings in the measuring machinery (engine, OpenTelemetry SDK, reports), so
+``plugin.py`` imports it only once a session measures.
 """
 
 from __future__ import annotations
@@ -10,41 +13,85 @@ from __future__ import annotations
 import contextlib
 import inspect
 import warnings
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 import pytest
 
-from pytest_otel_overhead.advice.plugin import AdviceOptions, Advisor, make_advisor, settings_errors_fail_the_test
-from pytest_otel_overhead.compat import verbosity
+from pytest_otel_overhead.compat import is_worker, verbosity
 from pytest_otel_overhead.engine.repeatable import RepetitionFailed, single_use_argument
-from pytest_otel_overhead.engine.replica_child import replica_child
-from pytest_otel_overhead.engine.replicas import measure_replicated
-from pytest_otel_overhead.engine.runner import measure
+from pytest_otel_overhead.engine.strategy import Measurement, Measurer, Strategies
 from pytest_otel_overhead.engine.surroundings import MeasurementStopped
 from pytest_otel_overhead.engine.telemetry import with_telemetry_outcome
 from pytest_otel_overhead.formatting import junit_number
 from pytest_otel_overhead.history.document import write_json
 from pytest_otel_overhead.history.merge import UNMEASURED
-from pytest_otel_overhead.instructions.parent import measure_instructions, require_valgrind
 from pytest_otel_overhead.otel.receiver import stop_shared_receiver
 from pytest_otel_overhead.otel.routing import ArmRouter
-from pytest_otel_overhead.plugins.benchmark import measures_benchmark
-from pytest_otel_overhead.plugins.xdist import PLUGIN_NAME as XDIST_PLUGIN_NAME
-from pytest_otel_overhead.plugins.xdist import is_worker
 from pytest_otel_overhead.reports.terminal import result_message, summary_lines
 from pytest_otel_overhead.results import TestResult
-from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, env_layer, resolve
+from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, SettingsError, env_layer, resolve
 from pytest_otel_overhead.settings.options import session_options
 from pytest_otel_overhead.settings.sources import MARKER, cli_layer, ini_layer, marker_layer
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.warning_types import OverheadInconclusiveWarning, OverheadNoTelemetryWarning
 
-__all__ = ["OverheadSession", "record_properties"]
+__all__ = ["Advice", "AdviceFactory", "OverheadSession", "record_properties"]
+
+
+class Advice(Protocol):
+    """What the session asks of the advice modes (sweep, tune, explain); ``advice/plugin.py`` provides it."""
+
+    @property
+    def replaces_gate(self) -> bool:
+        """Sweep and tune: the test is advised on, not gated."""
+
+    @property
+    def explains(self) -> bool:
+        """Explain: each gated measurement is followed by its breakdown by layer."""
+
+    def advise(
+        self,
+        item: pytest.Item,
+        layers: Sequence[Layer],
+        settings: MeasureSettings,
+        workload: Callable[[], Any],
+        label: str,
+        progress: Callable[[str], None] | None,
+    ) -> TestResult | None:
+        """Measure the workload as the advice modes ask; the last measurement made."""
+
+    def explain(
+        self,
+        item: pytest.Item,
+        settings: MeasureSettings,
+        workload: Callable[[], Any],
+        label: str,
+        full: TestResult | None,
+        progress: Callable[[str], None] | None,
+    ) -> object:
+        """Break a measured workload's overhead down by layer."""
+
+    def json_sections(self) -> dict[str, object]:
+        """What the advice found, as sections of the JSON document."""
+
+
+AdviceFactory = Callable[[Measurer], Advice]
+"""Builds the advice for a session, given the session's ungated measuring (``measure_ungated``)."""
+
+
+def _no_call_measured(item: pytest.Item) -> bool:
+    return False
 
 
 class OverheadSession:
-    """State of the measuring for one session: the base layers, the router, the advisor and the results."""
+    """State of the measuring for one session: the base layers, the router, the advisor and the results.
+
+    What it measures with is given: ``strategies`` (which strategy measures each mode),
+    ``call_measured_instead(item)`` (whether an integration measures a call inside the test, as
+    pytest-benchmark's ``benchmark(fn)``, rather than its body) and ``advice`` (builds the advice
+    modes from the session's ungated measuring), so the session imports none of them.
+    """
 
     def __init__(
         self,
@@ -52,19 +99,23 @@ class OverheadSession:
         router: ArmRouter,
         environ: Mapping[str, str] | None = None,
         *,
-        advice: AdviceOptions | None = None,
+        strategies: Strategies,
+        call_measured_instead: Callable[[pytest.Item], bool] = _no_call_measured,
+        advice: AdviceFactory | None = None,
     ) -> None:
         self.config = config
         self.router = router
+        self.strategies = strategies
+        self.call_measured_instead = call_measured_instead
         self.base_layers = (cli_layer(config), ini_layer(config), env_layer(environ))
         self.base = resolve(self.base_layers)  # fails fast on CLI/ini/env values that cannot agree
-        require_valgrind(self.base)  # one clear error up front when instructions mode cannot run
+        strategies.check(self.base)  # one clear error up front when, e.g., instructions mode cannot run
         self.results: list[TestResult] = []
         self.unmeasured: list[dict[str, str]] = []
         """Tests that were to be measured and were not (``plugins/unmeasured.py``), settled at the session's end."""
         self.verbose = verbosity(config) >= 1
-        # sweep / tune / explain, when asked for (advice/plugin.py); it measures as `measure_ungated` does
-        self.advisor: Advisor | None = make_advisor(advice, router, self.measure_ungated) if advice else None
+        # sweep / tune / explain, when asked for; it measures as `measure_ungated` does
+        self.advisor: Advice | None = advice(self.measure_ungated) if advice is not None else None
 
     def measures_body(self, item: pytest.Item) -> bool:
         """Whether the test's body itself is measured (a marker, no fixture call, no benchmark call)."""
@@ -72,7 +123,7 @@ class OverheadSession:
             isinstance(item, pytest.Function)
             and item.get_closest_marker(MARKER) is not None
             and "otel_overhead" not in item.fixturenames
-            and not measures_benchmark(item)  # its benchmark(fn) call is measured instead
+            and not self.call_measured_instead(item)  # e.g. its benchmark(fn) call
         )
 
     def check_body(self, item: pytest.Item) -> str | None:
@@ -117,16 +168,7 @@ class OverheadSession:
         self, item: pytest.Item, settings: MeasureSettings, workload: Callable[[], Any], label: str
     ) -> TestResult:
         """One measurement, neither kept nor gated: what ``run`` does first, and what the advice modes make."""
-        say = self._progress()
-        replica = replica_child(item.config)
-        if replica is not None:  # this process was started to measure one share of a measurement over processes
-            return replica.measure(item, label, workload, self.router)
-        if settings.mode == "instructions":
-            return measure_instructions(item, settings, workload, self.router, label=label, progress=say)
-        with self.measuring_alone():
-            if settings.processes > 1:
-                return measure_replicated(item, settings, label=label, progress=say)
-            return measure(workload, settings, self.router, nodeid=label, progress=say)
+        return self.strategies.measure(Measurement(item, settings, workload, label, self.router, self._progress()))
 
     def _progress(self) -> Callable[[str], None] | None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -142,11 +184,6 @@ class OverheadSession:
 
         return say
 
-    def measuring_alone(self) -> contextlib.AbstractContextManager[None]:
-        """Time measurements run alone on the host (see ``xdist_support``); a no-op without xdist."""
-        plugin = self.config.pluginmanager.get_plugin(XDIST_PLUGIN_NAME)
-        return plugin.measuring() if plugin is not None else contextlib.nullcontext()
-
     def run(self, item: pytest.Item, settings: MeasureSettings, workload: Callable[[], Any], label: str) -> TestResult:
         """Measure, keep the result, record it for junit, and gate the test on its verdict.
 
@@ -159,8 +196,8 @@ class OverheadSession:
         if problem is not None:
             pytest.fail(f"otel-overhead: {label}: {problem}", pytrace=False)
         advisor = self.advisor
-        if advisor is not None and advisor.options.replaces_gate:  # sweep / tune: advice, no gate
-            with settings_errors_fail_the_test():
+        if advisor is not None and advisor.replaces_gate:  # sweep / tune: advice, no gate
+            with _settings_errors_fail_the_test():
                 last = advisor.advise(item, self.layers_for(item), settings, workload, label, self._progress())
             assert last is not None  # both modes measure at least once
             return last
@@ -176,7 +213,7 @@ class OverheadSession:
             pytest.fail(f"otel-overhead: {label}: {problem}", pytrace=False)
         self.results.append(result)
         record_properties(item, result)
-        if advisor is not None and advisor.options.explain:
+        if advisor is not None and advisor.explains:
             advisor.explain(item, settings, workload, label, result, self._progress())
         if result.no_telemetry is not None and settings.no_telemetry != "ignore":
             message = f"no telemetry measured: {result.no_telemetry}"
@@ -194,6 +231,15 @@ class OverheadSession:
             if settings.inconclusive == "warn":
                 warnings.warn(OverheadInconclusiveWarning(f"{label}: {message}"), stacklevel=2)
         return result
+
+
+@contextlib.contextmanager
+def _settings_errors_fail_the_test() -> Iterator[None]:
+    """A grid point that cannot be built fails its test with the one-line message, no traceback."""
+    try:
+        yield
+    except SettingsError as error:
+        pytest.fail(f"otel-overhead: {error}", pytrace=False)
 
 
 def record_properties(item: pytest.Item, result: TestResult) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
+from pytest_otel_overhead.results import MetricResult, PipelineHealth, StopReason, TestResult
 from pytest_otel_overhead.settings.layers import MeasureSettings
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
@@ -87,7 +87,7 @@ def build_result(
         calls_per_block=10,
         looks=2,
         duration_s=1.5,
-        stop_reason="decided",
+        stop_reason=StopReason.DECIDED,
         throughput_baseline=1000.0,
         throughput_instrumented=990.0,
         samples=((1e-3, 1.01e-3, 1e-3, 1.01e-3),),

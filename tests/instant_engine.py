@@ -5,8 +5,8 @@ with results (files, summaries, plugins) in a fraction of a second and with no t
 """
 
 INSTANT_ENGINE = """
-import pytest_otel_overhead.session as session_module
-from pytest_otel_overhead.results import MetricResult, TestResult
+import pytest_otel_overhead.engine.strategy as strategy_module
+from pytest_otel_overhead.results import MetricResult, StopReason, TestResult
 from pytest_otel_overhead.stats.verdict import Verdict
 
 
@@ -19,10 +19,10 @@ def instant(workload, settings, router, *, nodeid="", progress=None, **kwargs):
     )
     return TestResult(
         nodeid=nodeid, settings=settings, metrics=(cpu,), health=None, process=None, pairs=30,
-        calls_per_block=10, looks=1, duration_s=0.1, stop_reason="decided",
+        calls_per_block=10, looks=1, duration_s=0.1, stop_reason=StopReason.DECIDED,
         throughput_baseline=1000.0, throughput_instrumented=990.0,
     )
 
 
-session_module.measure = instant
+strategy_module.measure = instant
 """

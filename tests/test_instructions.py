@@ -9,16 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from pytest_otel_overhead.engine.children import passed_on_args
 from pytest_otel_overhead.formatting import format_count
-from pytest_otel_overhead.instructions import parent as instructions
-from pytest_otel_overhead.instructions.parent import (
-    BLOCK_LABEL,
-    ChildSpec,
-    Layout,
-    instruction_metrics,
-    passed_on_args,
-    summarise_layout,
-)
+from pytest_otel_overhead.instructions import processes as instructions
+from pytest_otel_overhead.instructions.counts import Layout, instruction_metrics, summarise_layout
+from pytest_otel_overhead.instructions.processes import BLOCK_LABEL, ChildSpec
 from pytest_otel_overhead.instructions.valgrind import (
     INSTALL_HINT,
     ClientRequests,
@@ -28,7 +23,7 @@ from pytest_otel_overhead.instructions.valgrind import (
     supported_machine,
 )
 from pytest_otel_overhead.reports.terminal import summary_lines
-from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.results import StopReason, TestResult
 from pytest_otel_overhead.settings.layers import KEYS, Layer, MeasureSettings, PipelineSettings, SettingsError, resolve
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
@@ -159,7 +154,7 @@ def test_the_report_says_the_mode() -> None:
         calls_per_block=10,
         looks=1,
         duration_s=12.0,
-        stop_reason="counted",
+        stop_reason=StopReason.COUNTED,
         throughput_baseline=math.nan,
         throughput_instrumented=math.nan,
         mode="instructions",

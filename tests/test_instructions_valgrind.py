@@ -40,7 +40,7 @@ def test_half_as_much_again_while_instrumented():
 
 # Six layouts instead of eight keep this test short; six still give a 95% Wilcoxon interval.
 CONFTEST = """
-import pytest_otel_overhead.instructions.parent as instructions
+import pytest_otel_overhead.instructions.processes as instructions
 
 instructions.PROCESSES = 6
 """

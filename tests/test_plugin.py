@@ -541,8 +541,8 @@ def test_a_bad_marker_argument_is_reported_once(marker_errors_run: PytestRun) ->
 # --- undecided budgets ---------------------------------------------------------------------------
 
 UNDECIDED_CONFTEST = """
-import pytest_otel_overhead.session as session_module
-from pytest_otel_overhead.results import MetricResult, TestResult
+import pytest_otel_overhead.engine.strategy as strategy_module
+from pytest_otel_overhead.results import MetricResult, StopReason, TestResult
 from pytest_otel_overhead.stats.verdict import Verdict
 
 
@@ -555,12 +555,12 @@ def undecided(workload, settings, router, *, nodeid="", progress=None, **kwargs)
     )
     return TestResult(
         nodeid=nodeid, settings=settings, metrics=(cpu,), health=None, process=None, pairs=30,
-        calls_per_block=10, looks=6, duration_s=3.0, stop_reason="max_time",
+        calls_per_block=10, looks=6, duration_s=3.0, stop_reason=StopReason.MAX_TIME,
         throughput_baseline=1000.0, throughput_instrumented=960.0,
     )
 
 
-session_module.measure = undecided
+strategy_module.measure = undecided
 """
 
 UNDECIDED_TESTS = """

@@ -14,6 +14,7 @@ import math
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -28,6 +29,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pytest_otel_overhead.engine.children import Child, output_tail
 from pytest_otel_overhead.engine.replica_child import (
     CHILD_PLAN,
     PAD_ENV,
@@ -39,11 +41,10 @@ from pytest_otel_overhead.engine.replica_child import (
 from pytest_otel_overhead.engine.replicas import (
     combined_metrics,
     measure_replicated,
-    output_tail,
     process_estimates,
 )
 from pytest_otel_overhead.plugins.xdist import result_from_wire, result_to_wire
-from pytest_otel_overhead.results import MetricResult, Replica, TestResult
+from pytest_otel_overhead.results import MetricResult, Replica, StopReason, TestResult
 from pytest_otel_overhead.samplers import Strategies
 from pytest_otel_overhead.settings.layers import KEYS, Layer, MeasureSettings, SettingsError, env_layer, resolve
 from pytest_otel_overhead.stats.intervals import random_effects, t_cdf, t_quantile
@@ -319,7 +320,7 @@ def child_result(*metrics: MetricResult, settings: MeasureSettings | None = None
         calls_per_block=10,
         looks=2,
         duration_s=1.0,
-        stop_reason="decided",
+        stop_reason=StopReason.DECIDED,
         throughput_baseline=1000.0,
         throughput_instrumented=900.0,
     )
@@ -480,6 +481,18 @@ def test_a_child_output_tail_is_one_line_with_its_last_words() -> None:
     assert "short test summary" not in tail and "0.41s" not in tail
     assert len(output_tail("x" * 5000)) <= 401
     assert output_tail("") == "(nothing)"
+
+
+def test_a_stopped_child_is_killed_with_its_group_and_its_output_kept(tmp_path: Path) -> None:
+    script = "import time; print('started', flush=True); time.sleep(60)"
+    child = Child.start([sys.executable, "-c", script], cwd=tmp_path, env=dict(os.environ), log=tmp_path / "out.log")
+    waited = time.monotonic() + 30
+    while "started" not in child.output() and time.monotonic() < waited:
+        time.sleep(0.01)
+    child.stop()
+    assert child.process.returncode == -signal.SIGKILL
+    assert output_tail(child.output()) == "started"
+    child.stop()  # stopping an ended child does nothing
 
 
 def _fields(value: Any, parent: str = "") -> Iterator[str]:

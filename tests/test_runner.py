@@ -32,7 +32,7 @@ from pytest_otel_overhead.engine.probes import heap_round
 from pytest_otel_overhead.engine.repeatable import RepetitionFailed
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.reports.terminal import summary_lines
-from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.results import StopReason, TestResult
 from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, resolve
 from pytest_otel_overhead.stats.intervals import MAX_BATCHES
 from pytest_otel_overhead.stats.verdict import LookPlan, Verdict
@@ -104,7 +104,7 @@ def test_an_instrumented_arm_doing_ten_times_the_work_fails(router: ArmRouter, u
     assert cpu.verdict is Verdict.FAIL
     assert cpu.overhead > 3.0  # truly about +1000%
     assert cpu.ci_low > 0.05
-    assert result.stop_reason == "decided"
+    assert result.stop_reason is StopReason.DECIDED
     assert result.health is not None
     assert result.health.per_call(result.health.started) == 1.0
     assert result.health.dropped == 0
@@ -309,7 +309,7 @@ def test_simulated_tiny_effect_passes() -> None:
     for seed in range(4):
         result = Simulation(effect=0.001, sigma=0.01, seed=seed).run(settings_for(budget="5%", **SIMULATED))
         assert result.verdict is Verdict.PASS
-        assert result.stop_reason == "decided"
+        assert result.stop_reason is StopReason.DECIDED
 
 
 def test_simulated_effect_is_found_in_wall_time_and_latency_budgets_too() -> None:
@@ -347,7 +347,7 @@ def test_simulated_noise_too_large_for_the_budget_is_reported_not_guessed() -> N
     cpu = result.metric("cpu")
     assert cpu is not None
     assert result.verdict is Verdict.INCONCLUSIVE
-    assert result.stop_reason == "max_time"
+    assert result.stop_reason is StopReason.MAX_TIME
     assert cpu.note is not None and "too noisy to decide a 5.0% budget here: pair-to-pair spread" in cpu.note
     spread = float(cpu.note.split("pair-to-pair spread ")[1].split("%")[0])
     assert 40 < spread < 120  # two calls with 50% noise each: about 70% per pair
@@ -393,13 +393,13 @@ def undecidable_run(tracemalloc_slowdown: float) -> TestResult:
 
 def test_simulated_run_keeps_to_max_time_when_tracemalloc_costs_what_the_engine_reserves() -> None:
     result = undecidable_run(tracemalloc_slowdown=heap_phase.TRACEMALLOC_SLOWDOWN)
-    assert result.stop_reason == "max_time"
+    assert result.stop_reason is StopReason.MAX_TIME
     assert result.duration_s <= 3.0
 
 
 def test_simulated_run_keeps_to_max_time_when_tracemalloc_slows_the_workload_twenty_times() -> None:
     result = undecidable_run(tracemalloc_slowdown=20.0)
-    assert result.stop_reason == "max_time"
+    assert result.stop_reason is StopReason.MAX_TIME
     assert result.duration_s <= 3.0 * 1.05
 
 

@@ -23,6 +23,10 @@ LIGHT = {
     "pytest_otel_overhead",
     "pytest_otel_overhead.settings.flags",
     "pytest_otel_overhead.formatting",
+    "pytest_otel_overhead.settings.keys",
+    "pytest_otel_overhead.settings.merge",
+    "pytest_otel_overhead.settings.origin",
+    "pytest_otel_overhead.settings.records",
     "pytest_otel_overhead.settings.options",
     "pytest_otel_overhead.plugin",
     "pytest_otel_overhead.settings",
@@ -52,6 +56,28 @@ def test_the_entry_point_loads_neither_opentelemetry_nor_psutil() -> None:
     loaded = loaded_by("import pytest, pytest_otel_overhead.plugin")
     assert "pytest_otel_overhead.plugin" in loaded
     assert set(loaded) <= LIGHT, sorted(set(loaded) - LIGHT)
+
+
+# What the entry point's import leaves for the first hook that needs it: the records, the key
+# registry's parsers, the merge rules.
+BUILT_ON_FIRST_USE = (
+    "pytest_otel_overhead.settings.merge",
+    "pytest_otel_overhead.settings.pipeline",
+    "pytest_otel_overhead.settings.profiles",
+    "pytest_otel_overhead.settings.records",
+    "pytest_otel_overhead.settings.sampling",
+)
+
+
+def test_importing_the_entry_point_builds_no_settings_tables() -> None:
+    loaded = loaded_by("import pytest, pytest_otel_overhead.plugin")
+    assert "pytest_otel_overhead.settings.keys" in loaded
+    assert not [m for m in loaded if m in BUILT_ON_FIRST_USE], loaded
+
+
+def test_the_key_registry_is_built_when_first_read() -> None:
+    loaded = loaded_by("from pytest_otel_overhead.settings.keys import KEYS\nassert 'batch_size' in KEYS")
+    assert {"pytest_otel_overhead.settings.records", "pytest_otel_overhead.settings.pipeline"} <= set(loaded)
 
 
 def test_settings_parse_without_the_sdk() -> None:

@@ -9,16 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_otel_overhead.advice.sweep import (
-    SweepResult,
-    parse_sweep,
-    point_layers,
-    run_sweep,
-    sweep_lines,
-    sweep_page,
-    sweep_svg,
-)
+from pytest_otel_overhead.advice.sweep import parse_sweep, point_layers, run_sweep
 from pytest_otel_overhead.reports.drawing import CHARTS_EXTRA
+from pytest_otel_overhead.reports.sweep import SweepResult, sweep_lines, sweep_page, sweep_svg
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
 from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, resolve
 from pytest_otel_overhead.stats.verdict import Verdict

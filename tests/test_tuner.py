@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from pytest_otel_overhead.advice.tuner import MIN_RATE, nice_rate, queue_for, tune, tuning_lines
-from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
+from pytest_otel_overhead.results import MetricResult, PipelineHealth, StopReason, TestResult
 from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
@@ -59,7 +59,7 @@ def fake_result(
         calls_per_block=10,
         looks=2,
         duration_s=1.0,
-        stop_reason="decided",
+        stop_reason=StopReason.DECIDED,
         throughput_baseline=calls_per_s,
         throughput_instrumented=calls_per_s,
     )

@@ -66,9 +66,9 @@ def test_plain(n):
 CONFTEST = """
 import json, os, time
 
-import pytest_otel_overhead.session as session
+import pytest_otel_overhead.engine.strategy as strategy
 
-_measure = session.measure
+_measure = strategy.measure
 
 
 def logged(*args, **kwargs):
@@ -80,7 +80,7 @@ def logged(*args, **kwargs):
             stream.write(json.dumps(["measure", os.getpid(), start, time.time()]) + "\\n")
 
 
-session.measure = logged
+strategy.measure = logged
 """
 
 

@@ -1,5 +1,8 @@
 """From a verdict to advice: the sweep, tune and explain modes, run for each measured workload.
 
+The session knows the :class:`Advisor` only as its ``Advice`` protocol: :class:`AdvicePlugin` builds
+it when the session hands over its ungated measuring.
+
 ``--otel-overhead-sweep`` and ``--otel-overhead-tune`` explore settings the test does not use, so in
 those modes a test is not gated: it passes unless its code fails, and the findings go to the
 summary and the JSON. ``--otel-overhead-explain`` keeps the gate and adds the layer breakdown.
@@ -7,9 +10,8 @@ summary and the JSON. ``--otel-overhead-explain`` keeps the gate and adds the la
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,12 @@ from typing import Any
 import pytest
 
 from pytest_otel_overhead.advice.explain import Explanation, explain, explain_lines, noop_span_cost
-from pytest_otel_overhead.advice.sweep import SweepAxis, SweepResult, parse_sweep, run_sweep, sweep_lines, sweep_page
+from pytest_otel_overhead.advice.sweep import parse_sweep, run_sweep
 from pytest_otel_overhead.advice.tuner import DEFAULT_TIME_CAP_S, Tuning, tune, tuning_lines
+from pytest_otel_overhead.engine.strategy import Measurer
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.outputs import write_text_file
+from pytest_otel_overhead.reports.sweep import SweepAxis, SweepResult, sweep_lines, sweep_page
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, SettingsError, resolve
 from pytest_otel_overhead.settings.options import SessionOptions
@@ -31,15 +35,10 @@ __all__ = [
     "AdviceOptions",
     "AdvicePlugin",
     "Advisor",
-    "Measurer",
     "advice_options",
-    "make_advisor",
 ]
 
 PLUGIN_NAME = "otel-overhead-advice"
-
-Measurer = Callable[[pytest.Item, MeasureSettings, Callable[[], Any], str], TestResult]
-"""One ungated measurement of a test's workload at given settings, labelled: the session's own."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +86,14 @@ class Advisor:
     tunings: list[Tuning] = field(default_factory=list)
     explanations: list[Explanation] = field(default_factory=list)
     _api_span_cost: float = math.nan
+
+    @property
+    def replaces_gate(self) -> bool:
+        return self.options.replaces_gate
+
+    @property
+    def explains(self) -> bool:
+        return self.options.explain
 
     def advise(
         self,
@@ -174,33 +181,28 @@ class Advisor:
         write_text_file(path, sweep_page(self.sweeps))
 
 
-@contextlib.contextmanager
-def settings_errors_fail_the_test() -> Iterator[None]:
-    """A grid point that cannot be built fails its test with the one-line message, no traceback."""
-    try:
-        yield
-    except SettingsError as error:
-        pytest.fail(f"otel-overhead: {error}", pytrace=False)
-
-
-def make_advisor(options: AdviceOptions, router: ArmRouter, measure: Measurer) -> Advisor | None:
-    """The session's advisor when an advice mode is asked for, measuring through ``measure``."""
-    return Advisor(options, router, measure) if options.any else None
-
-
 class AdvicePlugin:
-    """The advice's terminal summary (after the verdict table) and its chart file."""
+    """Builds the session's advisor when the session asks; prints its summary (after the verdict table)
+    and writes its chart file."""
 
-    def __init__(self, advisor: Advisor) -> None:
-        self.advisor = advisor
+    def __init__(self, options: AdviceOptions, router: ArmRouter) -> None:
+        self.options = options
+        self.router = router
+        self.advisor: Advisor | None = None
+
+    def advisor_for(self, measure: Measurer) -> Advisor:
+        """The session's advisor, measuring through ``measure`` (the session's ungated measuring)."""
+        self.advisor = Advisor(self.options, self.router, measure)
+        return self.advisor
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.advisor.found:
+        if self.advisor is None or not self.advisor.found:
             return
         terminalreporter.write_sep("-", "otel-overhead advice")
         for line in self.advisor.summary_lines():
             terminalreporter.write_line(line)
 
     def pytest_sessionfinish(self) -> None:
-        self.advisor.write_chart()
+        if self.advisor is not None:
+            self.advisor.write_chart()

@@ -22,7 +22,7 @@ import pytest
 
 from pytest_otel_overhead.engine.runner import measure
 from pytest_otel_overhead.otel.routing import ArmRouter
-from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.results import StopReason, TestResult
 from pytest_otel_overhead.settings.layers import MeasureSettings
 from pytest_otel_overhead.stats.verdict import LookPlan
 from pytest_otel_overhead.wire import from_json, to_json
@@ -73,7 +73,7 @@ class ReplicaChild:
     def measure(self, item: pytest.Item, label: str, workload: Callable[[], Any], router: ArmRouter) -> TestResult:
         """Measure ``workload`` if it is the call the parent asked for; otherwise return an empty result."""
         if self.measured or call_number(label) != self.spec.call:
-            return TestResult.unmeasured(label, self.spec.settings, "measured by another process")
+            return TestResult.unmeasured(label, self.spec.settings, StopReason.MEASURED_ELSEWHERE)
         self.measured = True
         result = measure(workload, self.spec.settings, router, nodeid=label, plan=CHILD_PLAN)
         written = self.spec.result_path.with_suffix(".partial")

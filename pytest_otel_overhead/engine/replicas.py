@@ -15,23 +15,21 @@ looks are: a clear case stops after three processes.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
 import random
-import re
-import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
 
+from pytest_otel_overhead.engine.children import Child, child_environment, node_pytest_command, output_tail
 from pytest_otel_overhead.engine.looks import TIME_METRICS
 from pytest_otel_overhead.engine.replica_child import (
     CHILD_PLAN,
@@ -40,8 +38,8 @@ from pytest_otel_overhead.engine.replica_child import (
     ReplicaSpec,
     call_number,
 )
-from pytest_otel_overhead.instructions.parent import node_pytest_command
-from pytest_otel_overhead.results import MetricResult, PipelineHealth, Replica, TestResult
+from pytest_otel_overhead.engine.runner import Progress
+from pytest_otel_overhead.results import MetricResult, PipelineHealth, Replica, StopReason, TestResult
 from pytest_otel_overhead.settings.layers import MeasureSettings
 from pytest_otel_overhead.stats.intervals import median, standard_error
 from pytest_otel_overhead.stats.verdict import (
@@ -62,7 +60,6 @@ __all__ = [
     "STARTUP_GUESS_S",
     "combined_metrics",
     "measure_replicated",
-    "output_tail",
     "process_estimates",
 ]
 
@@ -74,10 +71,6 @@ GRACE_S = 10.0
 """A child still running this long after ``max_time`` is stopped, and the test fails."""
 MAX_PAD = 4096
 """Environment padding is 0 to this many bytes, the range Mytkowicz et al. varied."""
-TAIL_LINES = 3
-TAIL_CHARS = 400
-
-Progress = Callable[[str], None]
 
 
 def measure_replicated(
@@ -95,11 +88,11 @@ def measure_replicated(
     looks = process_looks(settings.processes)
     with tempfile.TemporaryDirectory(prefix="otel-overhead-processes-") as tmp:
         runner = _Processes(item, settings, label, Path(tmp))
-        stop_reason, looked = "all processes", 0
+        stop_reason, looked = StopReason.ALL_PROCESSES, 0
         for index in range(settings.processes):
             share = runner.next_share()
             if share < MIN_SHARE_S:
-                stop_reason = "max_time"
+                stop_reason = StopReason.MAX_TIME
                 break
             say(f"{label}: process {index + 1}/{settings.processes} measures for {share:.1f}s")
             runner.run(index, share)
@@ -108,7 +101,7 @@ def measure_replicated(
                 metrics = combined_metrics(settings, runner.results, plan.per_look_confidence, plan.confidence)
                 say(_progress_line(label, len(runner.results), settings.processes, runner.elapsed(), metrics))
                 if all(m.verdict is not Verdict.INCONCLUSIVE for m in metrics if m.verdict is not None):
-                    stop_reason = "decided"
+                    stop_reason = StopReason.DECIDED
                     break
     if not runner.results:
         pytest.fail(
@@ -165,65 +158,37 @@ class _Processes:
         (work / "spec.json").write_text(spec.to_json(), encoding="utf-8")
         hash_seed, pad = self.rng.randrange(1, 2**32), self.rng.randrange(MAX_PAD + 1)
         began = time.perf_counter()
-        process = self._start(work, hash_seed, pad)
+        child = self._start(work, hash_seed, pad)
         try:
-            process.wait(timeout=max(0.0, self.deadline - time.perf_counter()) + GRACE_S)
+            child.process.wait(timeout=max(0.0, self.deadline - time.perf_counter()) + GRACE_S)
         except subprocess.TimeoutExpired:
-            _stop(process)
-            self._fail(index, process, f"was still running {GRACE_S:g} s after max_time", work)
+            child.stop()
+            self._fail(index, child, f"was still running {GRACE_S:g} s after max_time")
         finally:
-            _stop(process)
+            child.stop()
         if not spec.result_path.exists():
-            self._fail(index, process, f"ended without a result (exit status {process.returncode})", work)
+            self._fail(index, child, f"ended without a result (exit status {child.process.returncode})")
         result = from_json(TestResult, spec.result_path.read_text(encoding="utf-8"))
         self.results.append(result)
-        self.replicas.append(_replica(process.pid, hash_seed, pad, time.perf_counter() - began, result))
+        self.replicas.append(_replica(child.process.pid, hash_seed, pad, time.perf_counter() - began, result))
 
-    def _start(self, work: Path, hash_seed: int, pad: int) -> subprocess.Popen[bytes]:
-        # The environment is part of the layout; xdist's variables do not concern the child (no worker).
-        env = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_XDIST_")}
+    def _start(self, work: Path, hash_seed: int, pad: int) -> Child:
+        # The environment is part of the layout: each child gets a hash seed and a padding of its own.
+        env = child_environment()
         env.update({REPLICA_ENV: str(work / "spec.json"), "PYTHONHASHSEED": str(hash_seed), PAD_ENV: "x" * pad})
-        with (work / "output.log").open("wb") as log:
-            return subprocess.Popen(
-                [*node_pytest_command(self.item, self.label, work), "--otel-overhead"],
-                cwd=self.item.config.invocation_params.dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, so it can be stopped with its forks
-            )
-
-    def _fail(self, index: int, process: subprocess.Popen[bytes], what: str, work: Path) -> NoReturn:
-        text = (work / "output.log").read_text(encoding="utf-8", errors="replace")
-        pytest.fail(
-            f"otel-overhead: {self.label}: process {index + 1} of {self.settings.processes} (pid {process.pid}) "
-            f"{what}; its output ends: {output_tail(text)}",
-            pytrace=False,
+        return Child.start(
+            [*node_pytest_command(self.item, self.label, work), "--otel-overhead"],
+            cwd=self.item.config.invocation_params.dir,
+            env=env,
+            log=work / "output.log",
         )
 
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):  # it may end in between
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-_PYTEST_CLOSING = re.compile(r"=*\s*(\d+ \w+(, )?)+ in [\d.]+s.*")
-"""pytest's last line, ``1 failed in 0.52s``: it says less than the lines before it."""
-_RULE = re.compile(r"([=_-])\1\1.*")
-"""A section rule such as ``=== short test summary info ===``."""
-
-
-def output_tail(text: str) -> str:
-    """The end of a child's output on one line: its last few lines joined by `` | ``, clipped."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if lines and _PYTEST_CLOSING.fullmatch(lines[-1]):
-        lines.pop()
-    lines = [line for line in lines if not _RULE.fullmatch(line)]
-    tail = " | ".join(lines[-TAIL_LINES:]) or "(nothing)"
-    return tail if len(tail) <= TAIL_CHARS else "…" + tail[-TAIL_CHARS:]
+    def _fail(self, index: int, child: Child, what: str) -> NoReturn:
+        pytest.fail(
+            f"otel-overhead: {self.label}: process {index + 1} of {self.settings.processes} (pid {child.process.pid}) "
+            f"{what}; its output ends: {output_tail(child.output())}",
+            pytrace=False,
+        )
 
 
 def _replica(pid: int, hash_seed: int, pad: int, duration_s: float, result: TestResult) -> Replica:
@@ -356,7 +321,7 @@ def _worst_health(results: Sequence[TestResult]) -> PipelineHealth | None:
     return max(healths, key=lambda health: health.dropped) if healths else None
 
 
-def _result(runner: _Processes, metrics: Sequence[MetricResult], looks: int, stop_reason: str) -> TestResult:
+def _result(runner: _Processes, metrics: Sequence[MetricResult], looks: int, stop_reason: StopReason) -> TestResult:
     results = runner.results
     return TestResult(
         nodeid=runner.label,

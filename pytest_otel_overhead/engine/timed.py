@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from pytest_otel_overhead.engine.arms import Arms, Block, Pair
 from pytest_otel_overhead.engine.looks import look, progress_line, time_budgets
+from pytest_otel_overhead.results import StopReason
 from pytest_otel_overhead.settings.layers import MeasureSettings
 from pytest_otel_overhead.stats.intervals import median
 from pytest_otel_overhead.stats.verdict import Decision, LookPlan, Verdict
@@ -67,7 +68,7 @@ class TimedPairs:
     pairs: list[Pair]
     decisions: dict[str, Decision]
     looks: int
-    stop_reason: str
+    stop_reason: StopReason
 
 
 def calibration_time(warm: Sequence[Block]) -> float:
@@ -104,7 +105,7 @@ def timed_pairs(run: Run, calls: int, rng: random.Random, reserve: float) -> Tim
     timed_start = clock()
     timed_span = max(0.0, run.deadline - timed_start - reserve)
     look_times = [timed_start + f * timed_span for f in plan.fractions]
-    timed = TimedPairs(pairs=[], decisions={}, looks=0, stop_reason="max_time")
+    timed = TimedPairs(pairs=[], decisions={}, looks=0, stop_reason=StopReason.MAX_TIME)
     # ABBA order from a random start: the block after an instrumented one is a baseline one
     # half of the time, so what one arm leaves behind (its export thread winding down, caches)
     # does not land mostly on the other; with a coin per pair it would, three times in four.
@@ -139,10 +140,10 @@ def _run_pairs_until(
             break
 
 
-def _stop_reason(budgeted: Sequence[str], timed: TimedPairs) -> str | None:
+def _stop_reason(budgeted: Sequence[str], timed: TimedPairs) -> StopReason | None:
     """Why the pairs may stop at this look, or None to go on."""
     if not budgeted and len(timed.pairs) >= PAIRS_WITHOUT_TIME_BUDGET:
-        return "no time budget"
+        return StopReason.NO_TIME_BUDGET
     if budgeted and all(timed.decisions[m].verdict is not Verdict.INCONCLUSIVE for m in budgeted):
-        return "decided"
+        return StopReason.DECIDED
     return None

@@ -20,7 +20,7 @@ from typing import Any
 from pytest_otel_overhead.engine.replicas import combined_metrics
 from pytest_otel_overhead.history.machines import cpu_models
 from pytest_otel_overhead.history.store import HistoryError, RunRecord, printable
-from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.results import StopReason, TestResult
 from pytest_otel_overhead.stats.verdict import LookPlan
 
 __all__ = [
@@ -36,7 +36,7 @@ __all__ = [
 
 UNMEASURED = "unmeasured"
 """The JSON report's section of tests that were to be measured and were not (``plugins/unmeasured.py``)."""
-MERGED_STOP_REASON = "combined over shards"
+MERGED_STOP_REASON = StopReason.COMBINED_OVER_SHARDS
 """The ``stop_reason`` of a test combined from several shards; each shard stopped for a reason of its own."""
 _PACKAGE = "pytest-otel-overhead"
 

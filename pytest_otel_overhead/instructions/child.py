@@ -30,12 +30,13 @@ from typing import Any
 import pytest
 
 from pytest_otel_overhead.engine.probes import calm_gc
-from pytest_otel_overhead.instructions.parent import BLOCK_LABEL, ChildSpec, layout_status_path
+from pytest_otel_overhead.engine.strategy import Strategies
 from pytest_otel_overhead.instructions.pools import make_room, size_classes
+from pytest_otel_overhead.instructions.processes import BLOCK_LABEL, ChildSpec, layout_status_path
 from pytest_otel_overhead.instructions.valgrind import ClientRequests, label_buffer, latest_dump
 from pytest_otel_overhead.otel.pipeline import Pipeline, build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
-from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.results import StopReason, TestResult
 from pytest_otel_overhead.session import OverheadSession
 from pytest_otel_overhead.settings.layers import MeasureSettings
 
@@ -55,8 +56,16 @@ the empty blocks subtracted from the others cost what the code around their call
 class ChildSession(OverheadSession):
     """Stands in for :class:`OverheadSession` in the child: counts the target call, skips the others."""
 
-    def __init__(self, config: pytest.Config, router: ArmRouter, spec_path: str) -> None:
-        super().__init__(config, router)
+    def __init__(
+        self,
+        config: pytest.Config,
+        router: ArmRouter,
+        spec_path: str,
+        *,
+        strategies: Strategies,
+        call_measured_instead: Callable[[pytest.Item], bool],
+    ) -> None:
+        super().__init__(config, router, strategies=strategies, call_measured_instead=call_measured_instead)
         self.spec = ChildSpec.from_json(Path(spec_path).read_text(encoding="utf-8"))
         self.counted = False
         config.pluginmanager.register(self, "otel-overhead-child")
@@ -73,7 +82,7 @@ class ChildSession(OverheadSession):
         if label == self.spec.target:
             _count(self.spec, workload, self.router)
             self.counted = True
-        return TestResult.unmeasured(label, settings, "counted in child", mode="instructions")
+        return TestResult.unmeasured(label, settings, StopReason.COUNTED_IN_CHILD, mode="instructions")
 
 
 def _child_pipeline(spec: ChildSpec) -> Pipeline:

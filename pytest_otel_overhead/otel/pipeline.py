@@ -3,9 +3,9 @@
 :func:`build_pipeline` gives the pipeline the timed rounds use: exactly the user's telemetry, a
 TracerProvider and a MeterProvider (with a PeriodicExportingMetricReader), plus the instrumentors
 to apply while the arm runs. :func:`build_pipeline` with ``observe=True`` gives the same pipeline
-with counters around the sampler and the exporter and a probe on the batch queue, for the
-diagnostic round that reports spans started, sampled, exported and dropped, export latency, peak
-queue use and bytes sent; those counters never run inside a timed round.
+with counters around the sampler and the exporter and a probe on the batch queue (:mod:`.counters`),
+for the diagnostic round that reports spans started, sampled, exported and dropped, export latency,
+peak queue use and bytes sent; those counters never run inside a timed round.
 
 How a timed block ends (:meth:`Pipeline.flush` with the block's length) follows what production
 would pay for the work done in that block:
@@ -23,7 +23,10 @@ would pay for the work done in that block:
 No wait on a backend is unbounded: a flush ends within ``export_timeout``, and the engine caps
 every export, flush and shutdown at the end of each phase's time (:meth:`Pipeline.cap`), so a
 backend that is down, silent, refusing or slow cannot hold a measurement past ``max_time``; what
-the cap cut short is counted (:class:`CappedExports`).
+the cap cut short is counted (:mod:`.export_deadlines`).
+
+What the schedule and the queue probe need from inside the SDK's batch processor is private to the
+SDK; :mod:`.sdk_internals` reads it where it is found and says what is lost where it is not.
 
 Samplers driven by a clock (rate limits, load-adaptive) run on the pipeline's :class:`ArmClock`,
 which runs only while the router has this pipeline's arm in place: they pace themselves and read
@@ -34,49 +37,42 @@ from __future__ import annotations
 
 import contextlib
 import math
-import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    SimpleSpanProcessor,
-    SpanExporter,
-    SpanExportResult,
-)
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
     DEFAULT_OFF,
     DEFAULT_ON,
-    Decision,
     ParentBased,
     Sampler,
-    SamplingResult,
     TraceIdRatioBased,
 )
 
-from pytest_otel_overhead.compat import degraded, dependency_conflict, distribution_version
-from pytest_otel_overhead.otel.exporters import DiscardingExporter, build_exporters, set_export_timeout
+from pytest_otel_overhead.compat import dependency_conflict
+from pytest_otel_overhead.otel.counters import CountingExporter, CountingSampler, PipelineCounts, QueueProbe
+from pytest_otel_overhead.otel.export_deadlines import CappedExports, ExportDeadlines
+from pytest_otel_overhead.otel.exporters import build_exporters, set_export_timeout
+from pytest_otel_overhead.otel.health import PipelineHealth
 from pytest_otel_overhead.otel.receiver import PIPELINE_HEADER, Receiver, ReceiverError, ReceiverStats, shared_receiver
 from pytest_otel_overhead.otel.routing import ArmRouter, attach_extras
-from pytest_otel_overhead.results import PipelineHealth
+from pytest_otel_overhead.otel.sdk_internals import batch_core, export_whole_batches, span_queue, whole_batch_schedule
 from pytest_otel_overhead.samplers import STRATEGY_SAMPLERS, ArmClock, strategy_sampler
 from pytest_otel_overhead.settings.layers import PipelineSettings
 from pytest_otel_overhead.settings.pipeline import load_object
 from pytest_otel_overhead.stats.intervals import quantile
 
-__all__ = ["CappedExports", "DiscardingExporter", "Pipeline", "PipelineCounts", "build_pipeline", "build_sampler"]
+__all__ = ["Pipeline", "build_pipeline", "build_sampler"]
 
 JOIN_SLACK_S = 0.05
 """How much longer than its exports' deadline a shutdown waits for the batch worker: an export that
@@ -104,226 +100,6 @@ def build_sampler(settings: PipelineSettings, *, arm: ArmClock | None = None) ->
         "parentbased_traceidratio": ParentBased(TraceIdRatioBased(rate)),
     }
     return samplers[settings.sampler]
-
-
-@dataclass
-class PipelineCounts:
-    """What the diagnostic round saw; thread-safe because export may run on the worker thread."""
-
-    started: int = 0
-    sampled: int = 0
-    ended: int = 0
-    exported: int = 0
-    export_calls: int = 0
-    export_failures: int = 0
-    spans_failed: int = 0
-    export_seconds: list[float] = field(default_factory=list)
-    export_cpu_seconds: float = 0.0
-    queue_peak: int | None = None
-    by_name: Counter[str] = field(default_factory=Counter)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-
-class _CountingSampler(Sampler):
-    def __init__(self, inner: Sampler, counts: PipelineCounts) -> None:
-        self._inner = inner
-        self._counts = counts
-
-    def should_sample(self, parent_context: Any, trace_id: int, name: str, *args: Any, **kwargs: Any) -> SamplingResult:
-        result = self._inner.should_sample(parent_context, trace_id, name, *args, **kwargs)
-        with self._counts.lock:
-            self._counts.started += 1
-            self._counts.by_name[name] += 1
-            if result.decision is Decision.RECORD_AND_SAMPLE:
-                self._counts.sampled += 1
-        return result
-
-    def get_description(self) -> str:
-        return self._inner.get_description()
-
-
-class _CountingExporter(SpanExporter):
-    def __init__(self, inner: SpanExporter, counts: PipelineCounts) -> None:
-        self._inner = inner
-        self._counts = counts
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        started, cpu_started = time.perf_counter(), time.thread_time()
-        try:
-            result = self._inner.export(spans)
-        except Exception:
-            result = SpanExportResult.FAILURE
-            raise
-        finally:
-            elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
-            with self._counts.lock:
-                self._counts.export_calls += 1
-                self._counts.export_seconds.append(elapsed)
-                self._counts.export_cpu_seconds += cpu
-                if result is SpanExportResult.SUCCESS:
-                    self._counts.exported += len(spans)
-                else:
-                    self._counts.export_failures += 1
-                    self._counts.spans_failed += len(spans)
-        return result
-
-    def shutdown(self) -> None:
-        self._inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._inner.force_flush(timeout_millis)
-
-
-@dataclass
-class CappedExports:
-    """Exports the pipeline's time cap ended early or refused, their spans, and the exports in progress."""
-
-    exports: int = 0
-    spans: int = 0
-    running: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, spans: int) -> None:
-        with self.lock:
-            self.exports += 1
-            self.spans += spans
-
-    @contextlib.contextmanager
-    def in_progress(self) -> Iterator[None]:
-        with self.lock:
-            self.running += 1
-        try:
-            yield
-        finally:
-            with self.lock:
-                self.running -= 1
-
-
-class _Deadlines(SpanExporter):
-    """Keeps every export within its flush's ``export_timeout`` and within the pipeline's time cap.
-
-    The Python SDK's batch processor ignores the flush timeout, and a flush exports batch after
-    batch, each allowed the exporter's whole deadline: with a backend down, a flush of n batches
-    would wait n times that. So an export in a flush gets only what is left of that flush
-    (``export_timeout`` from its start, as the spec asks of ForceFlush), and every export, on any
-    thread, only what is left of the cap (:meth:`Pipeline.cap`): an OTLP exporter's own deadline
-    is shortened to that, and once nothing is left the export fails at once. Exports the cap ended
-    or refused are counted in ``capped``: whether a more patient exporter would have delivered
-    them is unknown, so they are not simply failures.
-    """
-
-    def __init__(self, inner: SpanExporter, timeout_s: float) -> None:
-        self._inner = inner
-        self._timeout_s = timeout_s
-        self._settable = set_export_timeout(inner, timeout_s)
-        self.cap_at: float | None = None
-        """``time.monotonic()`` past which no export may run."""
-        self.capped = CappedExports()
-        self._flush_deadline: float | None = None
-        self._flusher: threading.Thread | None = None
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        now = time.monotonic()
-        end = now + self._timeout_s
-        if self._flush_deadline is not None and threading.current_thread() is self._flusher:
-            end = min(end, self._flush_deadline)
-        by_cap = False
-        cap = self.cap_at
-        if cap is not None and cap < end:
-            end, by_cap = cap, True
-        if end <= now:
-            if by_cap:
-                self.capped.add(len(spans))
-            return SpanExportResult.FAILURE
-        if self._settable:
-            # Read at the start of each export; two exports at once (simple processor, threads) may
-            # swap values a moment apart, which changes nothing that matters.
-            set_export_timeout(self._inner, end - now)
-        with self.capped.in_progress():
-            result = self._inner.export(spans)
-        if by_cap and result is not SpanExportResult.SUCCESS:
-            self.capped.add(len(spans))
-        return result
-
-    @contextlib.contextmanager
-    def flushing(self, timeout_s: float) -> Iterator[None]:
-        self._flusher = threading.current_thread()
-        self._flush_deadline = time.monotonic() + timeout_s
-        try:
-            yield
-        finally:
-            self._flush_deadline = None
-
-    def shutdown(self) -> None:
-        self._inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._inner.force_flush(timeout_millis)
-
-
-def _batch_core(processor: BatchSpanProcessor) -> Any:
-    """The SDK's shared batching core (SDK 1.34+), or ``None`` on SDKs built otherwise.
-
-    Private to the SDK: used only where its shape is as expected, to export whole batches between
-    blocks (:meth:`Pipeline.flush`) and to read the queue length.
-    """
-    core = getattr(processor, "_batch_processor", None)
-    if core is None or not hasattr(core, "_queue") or not callable(getattr(core, "_export", None)):
-        return None
-    return core
-
-
-def _span_queue(processor: BatchSpanProcessor, core: Any) -> Any:
-    """The batch processor's queue of sampled spans (a ``deque``), or ``None`` where it is not found.
-
-    SDK 1.34+ keeps it in the batching core; older SDKs kept it on the processor as ``queue``.
-    """
-    queue = getattr(core, "_queue", None) if core is not None else getattr(processor, "queue", None)
-    if queue is None or not callable(getattr(queue, "__len__", None)):
-        degraded(
-            "pipeline health: peak queue use needs opentelemetry-sdk's BatchSpanProcessor queue, not found in "
-            f"{distribution_version('opentelemetry-sdk')}; the queue peak is not reported (drops still are)"
-        )
-        return None
-    return queue
-
-
-def _whole_batch_schedule(core: Any) -> bool:
-    """Whether network exporters can export whole batches between blocks, as in production."""
-    if core is not None and _EXPORT_WHOLE_BATCHES is not None:
-        return True
-    degraded(
-        "pipeline schedule: exporting whole batches between blocks needs opentelemetry-sdk's batch core "
-        f"(1.34+), not found in {distribution_version('opentelemetry-sdk')}; each block exports all its "
-        "spans, so network exporters pay one request per block"
-    )
-    return False
-
-
-class _QueueProbe(SpanProcessor):
-    """Added after the batch processor: counts sampled spans ended and the queue length just after each."""
-
-    def __init__(self, counts: PipelineCounts, queue: Any) -> None:
-        self._counts = counts
-        self._queue = queue
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        pass
-
-    def on_end(self, span: ReadableSpan) -> None:
-        if span.context is None or not span.context.trace_flags.sampled:
-            return
-        length = len(self._queue) if self._queue is not None else None
-        with self._counts.lock:
-            self._counts.ended += 1
-            if length is not None:
-                self._counts.queue_peak = max(self._counts.queue_peak or 0, length)
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
 
 
 class _ArmExtras:
@@ -380,7 +156,7 @@ class Pipeline:
     tag: str | None = None
     batch_core: Any = None
     production_schedule: bool = False
-    deadlines: _Deadlines | None = None
+    deadlines: ExportDeadlines | None = None
     arm_clock: ArmClock = field(default_factory=ArmClock)
     metric_exporter: MetricExporter | None = None
     _span_clock: float = 0.0
@@ -430,7 +206,7 @@ class Pipeline:
                 self._span_clock = 0.0
             else:
                 # Waits for an export the worker has in flight, then sends the whole batches left.
-                self.batch_core._export(_EXPORT_WHOLE_BATCHES)
+                export_whole_batches(self.batch_core)
         self._metric_clock += busy_s
         if self._metric_clock * 1e3 >= self.settings.metric_interval_ms:
             self._flush_metrics()
@@ -526,18 +302,6 @@ class Pipeline:
                         self.receiver.release(self.tag)
 
 
-def _whole_batches_strategy() -> Any:
-    """The SDK's strategy "export while a whole batch is queued" (private, SDK 1.34+), or ``None``."""
-    try:
-        from opentelemetry.sdk._shared_internal import BatchExportStrategy
-    except ImportError:  # older or differently built SDKs: every block exports everything
-        return None
-    return getattr(BatchExportStrategy, "EXPORT_WHILE_BATCH_EXCEEDS_THRESHOLD", None)
-
-
-_EXPORT_WHOLE_BATCHES: Any = _whole_batches_strategy()
-
-
 def _embedded_receiver(settings: PipelineSettings) -> tuple[Receiver, str]:
     receiver = shared_receiver()
     tag = uuid.uuid4().hex
@@ -557,12 +321,12 @@ def build_pipeline(settings: PipelineSettings, *, observe: bool = False) -> Pipe
         endpoint, headers = receiver.endpoint, {PIPELINE_HEADER: tag}
     exporters = build_exporters(settings, endpoint, headers)
     exporter = exporters.spans
-    guard = _Deadlines(exporter, settings.export_timeout_ms / 1e3) if exporters.network else None
+    guard = ExportDeadlines(exporter, settings.export_timeout_ms / 1e3) if exporters.network else None
     chain_exporter: SpanExporter = guard or exporter
     counts = PipelineCounts() if observe else None
     if counts is not None:
-        sampler = _CountingSampler(sampler, counts)
-        chain_exporter = _CountingExporter(chain_exporter, counts)
+        sampler = CountingSampler(sampler, counts)
+        chain_exporter = CountingExporter(chain_exporter, counts)
     resource = Resource.create({"service.name": "pytest-otel-overhead"})
     # shutdown_on_exit=False: every provider is shut down explicitly, so none lingers in atexit.
     provider = TracerProvider(sampler=sampler, resource=resource, shutdown_on_exit=False)
@@ -580,11 +344,11 @@ def build_pipeline(settings: PipelineSettings, *, observe: bool = False) -> Pipe
             export_timeout_millis=settings.export_timeout_ms,
         )
         provider.add_span_processor(batch)
-        core = _batch_core(batch)
+        core = batch_core(batch)
         if counts is not None:
-            queue = _span_queue(batch, core)
+            queue = span_queue(batch, core)
     if counts is not None:
-        provider.add_span_processor(_QueueProbe(counts, queue))
+        provider.add_span_processor(QueueProbe(counts, queue))
     # The reader's own timer is off (interval inf): flush() exports once per metric_interval of
     # instrumented time, so the export lands in the instrumented arm and never in the baseline.
     reader = PeriodicExportingMetricReader(exporters.metrics, export_interval_millis=math.inf)
@@ -599,7 +363,7 @@ def build_pipeline(settings: PipelineSettings, *, observe: bool = False) -> Pipe
         receiver=receiver,
         tag=tag,
         batch_core=core,
-        production_schedule=exporters.network and settings.processor == "batch" and _whole_batch_schedule(core),
+        production_schedule=exporters.network and settings.processor == "batch" and whole_batch_schedule(core),
         deadlines=guard,
         arm_clock=arm_clock,
         metric_exporter=exporters.metrics,

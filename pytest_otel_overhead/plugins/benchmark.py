@@ -24,7 +24,7 @@ import pytest
 from pytest_otel_overhead.compat import degraded, distribution_version
 from pytest_otel_overhead.settings.layers import SettingsError
 
-if TYPE_CHECKING:  # the session imports this module to tell which test bodies it measures
+if TYPE_CHECKING:  # for the annotations only: the session comes with the measuring machinery
     from pytest_otel_overhead.session import OverheadSession
 
 __all__ = ["PLUGIN_NAME", "activate", "measures_benchmark"]

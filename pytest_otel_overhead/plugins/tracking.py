@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from pytest_otel_overhead.compat import is_worker
 from pytest_otel_overhead.history.compare import (
     Comparison,
     Criterion,
@@ -46,7 +47,6 @@ from pytest_otel_overhead.history.store import (
     valid_name,
 )
 from pytest_otel_overhead.outputs import append_text_file, write_text_file
-from pytest_otel_overhead.plugins.xdist import is_worker
 from pytest_otel_overhead.session import OverheadSession
 from pytest_otel_overhead.settings.options import SessionOptions
 from pytest_otel_overhead.stats.verdict import Verdict

@@ -24,12 +24,13 @@ import bisect
 import re
 import tempfile
 from collections.abc import Generator, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_otel_overhead.compat import is_worker
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.wire import from_json, to_json
 
@@ -38,7 +39,7 @@ __all__ = [
     "REPORT_ATTRIBUTE",
     "HostLock",
     "XdistPlugin",
-    "is_worker",
+    "measuring_alone",
     "result_from_wire",
     "result_to_wire",
     "worker_slot",
@@ -47,11 +48,6 @@ __all__ = [
 PLUGIN_NAME = "otel-overhead-xdist"
 REPORT_ATTRIBUTE = "otel_overhead_results"
 LOCK_PREFIX = "pytest-otel-overhead-"
-
-
-def is_worker(config: pytest.Config) -> bool:
-    """Whether this process is a pytest-xdist worker; xdist gives a worker's config ``workerinput``."""
-    return hasattr(config, "workerinput")
 
 
 def result_to_wire(result: TestResult) -> str:
@@ -213,3 +209,9 @@ class XdistPlugin:
         for key in self.lock_keys:  # the controller removes the lock files once every worker is gone
             for path in Path(tempfile.gettempdir()).glob(f"{LOCK_PREFIX}{key}.*"):
                 path.unlink(missing_ok=True)
+
+
+def measuring_alone(config: pytest.Config) -> AbstractContextManager[None]:
+    """Around a time measurement: alone on the host under xdist (:meth:`XdistPlugin.measuring`), else nothing."""
+    plugin = config.pluginmanager.get_plugin(PLUGIN_NAME)
+    return plugin.measuring() if plugin is not None else nullcontext()

@@ -19,7 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from pytest_otel_overhead.advice.sweep import SweepAxis, SweepPoint, SweepResult
+from pytest_otel_overhead.reports.sweep import SweepAxis, SweepPoint, SweepResult
 from pytest_otel_overhead.results import MetricResult, TestResult
 
 __all__ = ["OverheadRow", "TrendPoint", "heap_chart", "overhead_chart", "pairs_chart", "sweep_chart", "trend_chart"]

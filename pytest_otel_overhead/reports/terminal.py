@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from pytest_otel_overhead.formatting import NO_FIGURE, format_bytes, format_seconds
 from pytest_otel_overhead.results import AGAINST_ARMS_NOTE, METRIC_LABELS, NO_TELEMETRY, MetricResult, TestResult
+from pytest_otel_overhead.settings.origin import Source, SourceKind
 from pytest_otel_overhead.stats.verdict import Verdict
 
 __all__ = [
@@ -150,9 +151,9 @@ def verdict_label(result: TestResult) -> str:
     return f"{verdict.value} ({', '.join(reasons)})" if reasons else verdict.value
 
 
-def budget_origin(source: str) -> str:
+def budget_origin(source: Source) -> str:
     """Where a budget came from, short: ``default``, ``marker``, ``--otel-overhead-budget``, ``ini …``."""
-    return "marker" if source.startswith("marker on ") else source
+    return "marker" if source.kind is SourceKind.MARKER else source
 
 
 def budgets_phrase(result: TestResult) -> str:

@@ -12,7 +12,7 @@ import argparse
 
 import pytest
 
-from pytest_otel_overhead.settings.layers import KEYS
+from pytest_otel_overhead.settings.keys import KEYS
 from pytest_otel_overhead.settings.sources import option_name
 
 __all__ = ["DEFAULT_STORAGE", "DEFAULT_TUNE_TIME_S", "GROUP", "add_options", "given_flags"]

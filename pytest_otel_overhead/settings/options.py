@@ -3,6 +3,8 @@
 Measurement settings (budget, sampler, batch size...) go through ``settings.layers``; the options
 here say what the session does around them. They are read once, in ``pytest_configure``, into a
 frozen :class:`SessionOptions` kept in ``config.stash``; every module asks :func:`session_options`.
+Both records here are light classes rather than dataclasses, frozen all the same: every pytest run
+defines them, and a dataclass costs a millisecond to define.
 
 A command-line value wins over its ini twin. A path from the command line is relative to the folder
 pytest was started in; a path from the ini file to the ini file's folder (the root folder without
@@ -12,9 +14,9 @@ the flag or ini key. Reading here is cheap and imports nothing of the measuring.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import pytest
 
@@ -23,20 +25,43 @@ __all__ = ["Given", "SessionOptions", "ini_folder", "option_or_ini", "read_optio
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+def _frozen(record: object, name: str, value: object = None) -> None:
+    raise FrozenInstanceError(f"cannot assign to field {name!r} of a {type(record).__name__}")
+
+
 class Given(Generic[T]):
     """A value and where it came from: ``"--otel-overhead-x"`` or ``"ini otel_overhead_x"``."""
 
+    __slots__ = ("source", "value")
+
     value: T
     source: str
+
+    def __init__(self, value: T, source: str) -> None:
+        object.__setattr__(self, "value", value)
+        object.__setattr__(self, "source", source)
+
+    __setattr__ = _frozen
+    __delattr__ = _frozen
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Given) and (self.value, self.source) == (other.value, other.source)
+
+    def __hash__(self) -> int:
+        return hash((self.value, self.source))
+
+    def __repr__(self) -> str:
+        return f"Given(value={self.value!r}, source={self.source!r})"
+
+    def __reduce__(self) -> tuple[type[Given[T]], tuple[T, str]]:
+        return Given, (self.value, self.source)
 
     @property
     def on_command_line(self) -> bool:
         return self.source.startswith("--")
 
 
-@dataclass(frozen=True)
-class SessionOptions:
+class SessionOptions(NamedTuple):
     """The session's options, with the command line's and the ini file's values merged."""
 
     enabled: bool = False  # --otel-overhead / otel_overhead; an advice mode implies it (see `measuring`)
@@ -57,6 +82,12 @@ class SessionOptions:
     tune_time: Given[str] | None = None
     explain: bool = False
     xdist_workers: bool = False  # pytest-xdist's -n asks for worker processes
+
+    def __setattr__(self, name: str, value: object) -> None:
+        _frozen(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        _frozen(self, name)
 
     @property
     def advice(self) -> bool:

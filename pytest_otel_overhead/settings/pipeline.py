@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from pytest_otel_overhead.settings.origin import Source, SourceKind
+from pytest_otel_overhead.settings.records import PipelineSettings
 from pytest_otel_overhead.units import SettingsError, parse_count, parse_duration_ms, parse_fraction
 
 __all__ = [
@@ -196,7 +198,7 @@ def require_otlp(source: str) -> None:
         ) from None
 
 
-def export_fields(value: Callable[[str, Any], Any], source: Callable[[str], str]) -> dict[str, Any]:
+def export_fields(value: Callable[[str, Any], Any], source: Callable[[str], Source]) -> dict[str, Any]:
     """:class:`PipelineSettings` fields of the export side, checked against each other.
 
     An ``endpoint`` alone selects exporter ``otlp``. Settings that only the OTLP exporter (or only
@@ -206,14 +208,14 @@ def export_fields(value: Callable[[str, Any], Any], source: Callable[[str], str]
     endpoint = value("endpoint", None)
     exporter = value("exporter", None)
     if exporter is None:
-        exporter = "otlp" if endpoint is not None else "none"
+        exporter = "otlp" if endpoint is not None else PipelineSettings.exporter
     if endpoint is not None and exporter != "otlp":
         raise SettingsError(
             f"{source('endpoint')}: endpoint applies to exporter 'otlp', not {exporter!r} ({source('exporter')})"
         )
     compression = value("compression", None)
     if compression is not None and exporter != "otlp":
-        if not source("compression").startswith("$"):
+        if source("compression").kind is not SourceKind.ENVIRONMENT:
             raise SettingsError(
                 f"{source('compression')}: compression applies to exporter 'otlp', not {exporter!r} "
                 f"({source('exporter')})"
@@ -228,13 +230,14 @@ def export_fields(value: Callable[[str, Any], Any], source: Callable[[str], str]
             )
     if exporter == "otlp":
         require_otlp(source("exporter") if value("exporter", None) is not None else source("endpoint"))
+    defaults = PipelineSettings
     return {
         "exporter": exporter,
         "endpoint": endpoint,
-        "compression": compression or "none",
-        "backend_latency_ms": value("backend_latency", 0.0),
-        "backend_error_rate": value("backend_error_rate", 0.0),
-        "metric_interval_ms": value("metric_interval", 60000.0),
-        "instrument": value("instrument", ()),
-        "max_dropped": value("max_dropped", None),
+        "compression": compression or defaults.compression,
+        "backend_latency_ms": value("backend_latency", defaults.backend_latency_ms),
+        "backend_error_rate": value("backend_error_rate", defaults.backend_error_rate),
+        "metric_interval_ms": value("metric_interval", defaults.metric_interval_ms),
+        "instrument": value("instrument", defaults.instrument),
+        "max_dropped": value("max_dropped", defaults.max_dropped),
     }

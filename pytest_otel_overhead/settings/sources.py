@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_otel_overhead.settings.layers import KEYS, Layer, SettingsError, check_keys
+from pytest_otel_overhead.settings.keys import KEYS, check_keys
+from pytest_otel_overhead.settings.layers import Layer
+from pytest_otel_overhead.settings.origin import Source, SourceKind
+from pytest_otel_overhead.units import SettingsError
 
 __all__ = ["MARKER", "cli_layer", "ini_layer", "marker_layer", "option_name"]
 
 MARKER = "otel_overhead"
 
 
-def option_name(key: str) -> str:
+def option_name(key: str) -> Source:
     """The command-line flag of setting ``key``: ``batch_size`` → ``--otel-overhead-batch-size``."""
-    return "--otel-overhead-" + key.replace("_", "-")
+    return Source("--otel-overhead-" + key.replace("_", "-"), SourceKind.COMMAND_LINE)
 
 
 def cli_layer(config: pytest.Config, *, imports: bool = True) -> Layer:
@@ -32,13 +35,13 @@ def ini_layer(config: pytest.Config, *, imports: bool = True) -> Layer:
     where = f" in {config.inipath.name}" if config.inipath else ""
     raw = {key: config.getini("otel_overhead_" + key) for key in KEYS}
     given = {k: v for k, v in raw.items() if v not in (None, "")}
-    return Layer.parse(given, lambda k: f"ini otel_overhead_{k}{where}", imports=imports)
+    return Layer.parse(given, lambda k: Source(f"ini otel_overhead_{k}{where}", SourceKind.INI), imports=imports)
 
 
 def marker_layer(item: pytest.Item, *, imports: bool = True) -> Layer:
     """Marker kwargs of the test (the closest marker wins per key, as pytest orders them);
     ``imports`` as for :meth:`Layer.parse`."""
-    source = f"marker on {item.nodeid}"
+    source = Source(f"marker on {item.nodeid}", SourceKind.MARKER)
     merged: dict[str, object] = {}
     for mark in item.iter_markers(MARKER):
         if mark.args:

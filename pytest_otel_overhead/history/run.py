@@ -1,0 +1,87 @@
+"""One run, live or loaded: the ``RunRecord``, its saved form, and the one-line ``HistoryError``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_otel_overhead.history.document import SCHEMA, document
+from pytest_otel_overhead.results import TestResult
+
+__all__ = ["SCHEMA", "HistoryError", "RunRecord", "now_iso", "printable", "valid_name"]
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+class HistoryError(Exception):
+    """A run cannot be saved, found or read; the message is one line and names the file."""
+
+
+def valid_name(name: str) -> bool:
+    """Names become part of file names: letters, digits, ``.``, ``_``, ``-``; at most 64 characters.
+
+    The whole name must match: no trailing newline, no control characters, nothing else.
+    """
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
+
+
+def printable(text: str) -> str:
+    """Text from a file made safe for one line of a terminal: control characters (a newline, an
+    escape sequence) and lone surrogates are shown escaped, not obeyed."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run, live or loaded: its measured tests and where and when they were measured."""
+
+    results: tuple[TestResult, ...]
+    environment: Mapping[str, Any]
+    created: str
+    name: str | None = None
+    path: Path | None = None
+    git: Mapping[str, Any] | None = None
+    machine: Mapping[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """How reports name this run: its name, else its file, else when it was made."""
+        if self.name:
+            return self.name
+        if self.path is not None:
+            return self.path.stem
+        return f"run of {self.created}"
+
+    @property
+    def commit(self) -> str | None:
+        commit = (self.git or {}).get("commit")
+        if not isinstance(commit, str):
+            return None
+        dirty = (self.git or {}).get("dirty")
+        return commit[:10] + (" (uncommitted changes)" if dirty else "")
+
+    def result(self, nodeid: str) -> TestResult | None:
+        return next((r for r in self.results if r.nodeid == nodeid), None)
+
+    def to_document(self) -> dict[str, Any]:
+        """The saved form: the JSON report of the results plus the ``run`` section."""
+        data = document(self.results)
+        data["created"] = self.created
+        data["environment"] = dict(self.environment)
+        data["run"] = {
+            "name": self.name,
+            "saved": self.created,
+            "git": None if self.git is None else dict(self.git),
+            "machine": dict(self.machine),
+            "settings": dict(self.settings),
+        }
+        return data

@@ -1,0 +1,108 @@
+"""Export deadlines: every export within its flush's ``export_timeout`` and within the pipeline's time cap.
+
+A backend that is down, silent, refusing or slow cannot hold a flush, a shutdown or the whole
+measurement past its time: :class:`ExportDeadlines` wraps a network exporter and shortens or
+refuses each export to what is left, and :class:`CappedExports` counts what the cap cut short.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from pytest_otel_overhead.otel.exporters import set_export_timeout
+
+__all__ = ["CappedExports", "ExportDeadlines"]
+
+
+@dataclass
+class CappedExports:
+    """Exports the pipeline's time cap ended early or refused, their spans, and the exports in progress."""
+
+    exports: int = 0
+    spans: int = 0
+    running: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, spans: int) -> None:
+        with self.lock:
+            self.exports += 1
+            self.spans += spans
+
+    @contextlib.contextmanager
+    def in_progress(self) -> Iterator[None]:
+        with self.lock:
+            self.running += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+class ExportDeadlines(SpanExporter):
+    """Keeps every export within its flush's ``export_timeout`` and within the pipeline's time cap.
+
+    The Python SDK's batch processor ignores the flush timeout, and a flush exports batch after
+    batch, each allowed the exporter's whole deadline: with a backend down, a flush of n batches
+    would wait n times that. So an export in a flush gets only what is left of that flush
+    (``export_timeout`` from its start, as the spec asks of ForceFlush), and every export, on any
+    thread, only what is left of the cap (:meth:`Pipeline.cap`): an OTLP exporter's own deadline
+    is shortened to that, and once nothing is left the export fails at once. Exports the cap ended
+    or refused are counted in ``capped``: whether a more patient exporter would have delivered
+    them is unknown, so they are not simply failures.
+    """
+
+    def __init__(self, inner: SpanExporter, timeout_s: float) -> None:
+        self._inner = inner
+        self._timeout_s = timeout_s
+        self._settable = set_export_timeout(inner, timeout_s)
+        self.cap_at: float | None = None
+        """``time.monotonic()`` past which no export may run."""
+        self.capped = CappedExports()
+        self._flush_deadline: float | None = None
+        self._flusher: threading.Thread | None = None
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        now = time.monotonic()
+        end = now + self._timeout_s
+        if self._flush_deadline is not None and threading.current_thread() is self._flusher:
+            end = min(end, self._flush_deadline)
+        by_cap = False
+        cap = self.cap_at
+        if cap is not None and cap < end:
+            end, by_cap = cap, True
+        if end <= now:
+            if by_cap:
+                self.capped.add(len(spans))
+            return SpanExportResult.FAILURE
+        if self._settable:
+            # Read at the start of each export; two exports at once (simple processor, threads) may
+            # swap values a moment apart, which changes nothing that matters.
+            set_export_timeout(self._inner, end - now)
+        with self.capped.in_progress():
+            result = self._inner.export(spans)
+        if by_cap and result is not SpanExportResult.SUCCESS:
+            self.capped.add(len(spans))
+        return result
+
+    @contextlib.contextmanager
+    def flushing(self, timeout_s: float) -> Iterator[None]:
+        self._flusher = threading.current_thread()
+        self._flush_deadline = time.monotonic() + timeout_s
+        try:
+            yield
+        finally:
+            self._flush_deadline = None
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)

@@ -1,0 +1,356 @@
+"""The key registry: every setting's name, parser, help text and environment variables.
+
+The registry is built on first use (:func:`key_table`), not on import: pytest imports the plugin in
+every run, so the records and the parsers load when the registry is first read. Help text states
+each default by reading it from the settings records' fields.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, TypeVar
+
+from pytest_otel_overhead.units import (
+    Budget,
+    SettingsError,
+    parse_budget,
+    parse_count,
+    parse_duration_ms,
+    parse_fraction,
+    parse_seconds,
+)
+
+__all__ = [
+    "GATE_METRICS",
+    "KEYS",
+    "OTEL_SAMPLERS",
+    "PROCESSORS",
+    "RATIO_SAMPLERS",
+    "SAMPLER_ARG_KEYS",
+    "Key",
+    "check_keys",
+    "key_table",
+]
+
+OTEL_SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+"""The SDK's own samplers; the plugin's follow them (``settings.sampling.STRATEGY_SAMPLERS``)."""
+RATIO_SAMPLERS = ("traceidratio", "parentbased_traceidratio")
+PROCESSORS = ("batch", "simple")
+GATE_METRICS = ("cpu", "wall")
+
+# OTEL_TRACES_SAMPLER_ARG parameterises the sampler OTEL_TRACES_SAMPLER names: for the plugin's own
+# samplers it sets that sampler's setting instead of a rate.
+SAMPLER_ARG_KEYS = {
+    "per_operation": "strategies",
+    "rate_limiting": "max_traces_per_second",
+    "load_adaptive": "load_thresholds",
+}
+
+C = TypeVar("C", bound=str)
+
+
+class Key(NamedTuple):
+    """One setting: its parser, help text, and the environment variables that may set it.
+
+    ``check`` is the parser without imports, for settings whose parser imports what they name
+    (exporter factories, instrumentors): a session that does not measure checks with it.
+    """
+
+    name: str
+    parse: Callable[[object, str], Any]
+    help: str
+    env: tuple[str, ...] = ()
+    check: Callable[[object, str], Any] | None = None
+
+
+def _choice(options: Sequence[C]) -> Callable[[object, str], C]:
+    def parse(value: object, source: str) -> C:
+        text = str(value).strip().lower() if isinstance(value, str) else None
+        chosen = next((option for option in options if option == text), None)
+        if chosen is None:
+            raise SettingsError(f"{source}: {value!r} is not one of {', '.join(options)}")
+        return chosen
+
+    return parse
+
+
+def _budget(metric: str) -> Callable[[object, str], Budget]:
+    unit = "bytes" if metric == "heap" else "seconds"
+    return lambda value, source: parse_budget(value, source, unit=unit)  # type: ignore[arg-type]
+
+
+def _rate(value: object, source: str) -> float:
+    return parse_fraction(value, source, what="a sampling rate")
+
+
+def _profile(value: object, source: str) -> str:
+    from pytest_otel_overhead.settings.profiles import PROFILES, canonical_profile
+
+    name = canonical_profile(value) if isinstance(value, str) else None
+    if name is None:
+        raise SettingsError(f"{source}: {value!r} is not a profile; use one of {', '.join(PROFILES)}")
+    return name
+
+
+def _options_text(options: Sequence[str], default: str) -> str:
+    """``fail, warn (default) or pass``."""
+    named = [f"{option} (default)" if option == default else option for option in options]
+    return ", ".join(named[:-1]) + " or " + named[-1]
+
+
+def _budget_keys() -> list[Key]:
+    from pytest_otel_overhead.settings.records import DEFAULT_BUDGET, MeasureSettings
+
+    default = DEFAULT_BUDGET.describe(MeasureSettings.metric).replace(".0%", "%")
+    return [
+        Key("budget", _budget("cpu"), f"budget of the gate metric (cpu unless metric=wall), e.g. {default} (default)"),
+        Key("cpu", _budget("cpu"), "CPU-time budget (all threads), e.g. 5% or 50us per call"),
+        Key("wall", _budget("wall"), "wall-time budget, e.g. 5% or 50us per call"),
+        Key("latency_p50", _budget("latency_p50"), "median latency budget, e.g. 5% or 50ms"),
+        Key("latency_p95", _budget("latency_p95"), "95th-percentile latency budget, e.g. 10% or 50ms"),
+        Key("latency_p99", _budget("latency_p99"), "99th-percentile latency budget, e.g. 10% or 50ms"),
+        Key("heap", _budget("heap"), "peak-heap budget, e.g. 10% or 2MiB"),
+        Key(
+            "metric",
+            _choice(GATE_METRICS),
+            "metric that 'budget' applies to: " + _options_text(GATE_METRICS, MeasureSettings.metric),
+        ),
+    ]
+
+
+def _sampling_keys() -> list[Key]:
+    from pytest_otel_overhead.settings.records import PipelineSettings
+    from pytest_otel_overhead.settings.sampling import (
+        STRATEGY_SAMPLERS,
+        LoadThresholds,
+        load_strategies,
+        parse_load_thresholds,
+        parse_traces_per_second,
+    )
+
+    samplers = (*OTEL_SAMPLERS, *STRATEGY_SAMPLERS)
+    return [
+        Key(
+            "sampler",
+            _choice(samplers),
+            "sampler: " + ", ".join(samplers) + f" (default {PipelineSettings.sampler})",
+            env=("OTEL_TRACES_SAMPLER",),
+        ),
+        Key(
+            "sample_rate",
+            _rate,
+            "sampling ratio 0..1; alone it selects parentbased_traceidratio",
+            env=("OTEL_TRACING_SAMPLE_RATE", "OTEL_TRACES_SAMPLER_ARG"),
+        ),
+        Key(
+            "strategies",
+            load_strategies,
+            "per-operation sampling rules: a JSON (or YAML) file, inline JSON, or a mapping in a marker; "
+            "alone it selects sampler per_operation",
+        ),
+        Key(
+            "max_traces_per_second",
+            parse_traces_per_second,
+            "at most this many traces per second; alone it selects sampler rate_limiting, "
+            "with per_operation it caps the rules",
+        ),
+        Key(
+            "load_thresholds",
+            parse_load_thresholds,
+            "load_adaptive rates by process load, LOAD:RATE pairs then the rate below them "
+            f"(default {LoadThresholds().as_text()}); alone it selects sampler load_adaptive",
+        ),
+    ]
+
+
+def _batch_keys() -> list[Key]:
+    from pytest_otel_overhead.settings.records import PipelineSettings
+
+    defaults = PipelineSettings
+    return [
+        Key(
+            "load_refresh",
+            parse_duration_ms,
+            "how often load_adaptive re-reads the process load; bare numbers are ms "
+            f"(default {defaults.load_refresh_ms:g})",
+        ),
+        Key(
+            "profile",
+            _profile,
+            "named pipeline settings: high, medium, low (the tuning guide's), development, staging, "
+            "production, high-traffic; settings given alongside win",
+            env=("OTEL_PERFORMANCE_PROFILE",),
+        ),
+        Key("processor", _choice(PROCESSORS), "span processor: " + _options_text(PROCESSORS, defaults.processor)),
+        Key(
+            "batch_size",
+            parse_count,
+            f"max export batch size (default {defaults.batch_size})",
+            env=("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "OTEL_TRACING_BATCH_SIZE"),
+        ),
+        Key(
+            "schedule_delay",
+            parse_duration_ms,
+            f"batch schedule delay, e.g. 5s or 500ms; bare numbers are ms (default {defaults.schedule_delay_ms:g})",
+            env=("OTEL_BSP_SCHEDULE_DELAY", "OTEL_TRACING_BATCH_TIMEOUT"),
+        ),
+        Key(
+            "queue_size",
+            parse_count,
+            f"max span queue size (default {defaults.queue_size})",
+            env=("OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_TRACING_QUEUE_SIZE"),
+        ),
+        Key(
+            "export_timeout",
+            parse_duration_ms,
+            f"export timeout; bare numbers are ms (default {defaults.export_timeout_ms:g})",
+            env=("OTEL_BSP_EXPORT_TIMEOUT",),
+        ),
+    ]
+
+
+def _export_keys() -> list[Key]:
+    from pytest_otel_overhead.settings import pipeline as export
+    from pytest_otel_overhead.settings.records import PipelineSettings
+
+    defaults = PipelineSettings
+    return [
+        Key(
+            "exporter",
+            export.parse_exporter,
+            f"span exporter: {defaults.exporter} (default), memory, otlp (alias otlp-http; needs the [otlp] extra) "
+            "or module:factory returning a SpanExporter",
+            check=export.check_exporter,
+        ),
+        Key(
+            "endpoint",
+            export.parse_endpoint,
+            "OTLP/HTTP endpoint of your own collector, e.g. http://localhost:4318; alone it selects "
+            "exporter otlp (default: a receiver on 127.0.0.1 that the plugin starts)",
+        ),
+        Key(
+            "compression",
+            export.parse_compression,
+            "OTLP compression: " + _options_text(export.COMPRESSIONS, defaults.compression),
+            env=("OTEL_EXPORTER_OTLP_COMPRESSION",),
+        ),
+        Key(
+            "backend_latency",
+            export.parse_backend_latency,
+            "delay of the embedded OTLP receiver before each answer, e.g. 50ms "
+            f"(default {defaults.backend_latency_ms:g})",
+        ),
+        Key(
+            "backend_error_rate",
+            export.parse_backend_error_rate,
+            "share of requests the embedded OTLP receiver answers 503, e.g. 0.1 "
+            f"(default {defaults.backend_error_rate:g})",
+        ),
+        Key(
+            "metric_interval",
+            export.parse_metric_interval,
+            "metric export interval, counted in instrumented time; bare numbers are ms "
+            f"(default {defaults.metric_interval_ms:g})",
+            env=("OTEL_METRIC_EXPORT_INTERVAL",),
+        ),
+        Key(
+            "instrument",
+            export.parse_instrumentors,
+            "instrumentors applied in the instrumented arm only, module:Class, comma-separated "
+            "(e.g. opentelemetry.instrumentation.sqlite3:SQLite3Instrumentor)",
+            check=export.check_instrumentors,
+        ),
+        Key(
+            "max_dropped",
+            export.parse_max_dropped,
+            "fail the test when the diagnostic round loses more spans than this (default: report only)",
+        ),
+    ]
+
+
+def _measuring_keys() -> list[Key]:
+    from pytest_otel_overhead.settings.records import InconclusivePolicy, MeasureSettings, Mode, NoTelemetryPolicy
+
+    defaults = MeasureSettings
+    modes = {Mode.TIME: "CPU and wall time", Mode.INSTRUCTIONS: "counted under valgrind"}
+    return [
+        Key(
+            "mode",
+            _choice(tuple(Mode)),
+            "what to measure: "
+            + " or ".join(
+                f"{mode} ({what}{', default' if mode == defaults.mode else ''})" for mode, what in modes.items()
+            ),
+        ),
+        Key(
+            "max_time",
+            parse_seconds,
+            f"cap on measuring time per test, e.g. 30 or 2min (default {defaults.max_time:g} s)",
+        ),
+        Key(
+            "processes",
+            parse_count,
+            "fresh processes that time mode spreads each measurement over, one after another, so that the "
+            f"interval includes how much processes differ; use 3 or more (default {defaults.processes}: "
+            "this process only)",
+            env=("PYTEST_OTEL_OVERHEAD_PROCESSES",),
+        ),
+        Key(
+            "inconclusive",
+            _choice(tuple(InconclusivePolicy)),
+            "what an undecided budget does to the test: "
+            + _options_text(tuple(InconclusivePolicy), defaults.inconclusive),
+        ),
+        Key(
+            "no_telemetry",
+            _choice(tuple(NoTelemetryPolicy)),
+            "what a measurement whose instrumented arm recorded no spans and no metrics does to the test: "
+            + _options_text(tuple(NoTelemetryPolicy), defaults.no_telemetry),
+            env=("OTEL_OVERHEAD_NO_TELEMETRY",),
+        ),
+    ]
+
+
+@functools.cache
+def key_table() -> Mapping[str, Key]:
+    """Every setting by name, in the order ``--help`` and the docs list them."""
+    keys = [*_budget_keys(), *_sampling_keys(), *_batch_keys(), *_export_keys(), *_measuring_keys()]
+    return {key.name: key for key in keys}
+
+
+class _KeyTable(Mapping[str, Key]):
+    """:func:`key_table` under the name modules import, built when first read rather than on import."""
+
+    def __getitem__(self, name: str) -> Key:
+        return key_table()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(key_table())
+
+    def __len__(self) -> int:
+        return len(key_table())
+
+    def __repr__(self) -> str:
+        return repr(dict(key_table()))
+
+
+KEYS: Mapping[str, Key] = _KeyTable()
+
+
+def check_keys(raw: Mapping[str, object], source: str) -> None:
+    """Reject unknown setting names, suggesting the closest known one."""
+    for key in raw:
+        if key not in KEYS:
+            import difflib  # only to word an error
+
+            close = difflib.get_close_matches(key, list(KEYS), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(KEYS)}"
+            raise SettingsError(f"{source}: unknown argument {key!r}{hint}")

@@ -1,0 +1,190 @@
+"""Strict readers of JSON values: each value checked against its field, errors naming the field.
+
+Readers check every value against what documents hold, so a record read back holds nothing that
+reports and comparisons could trip over: whole numbers are counts no larger than ``LARGEST_COUNT``,
+other numbers are finite (``null`` stands for NaN or an unbounded end, as written), texts are
+texts. A value that does not fit raises :class:`Malformed`, whose message names the field it was in.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = [
+    "LARGEST_COUNT",
+    "Malformed",
+    "clip",
+    "describe",
+    "optional",
+    "read_amount",
+    "read_count",
+    "read_entries",
+    "read_field",
+    "read_flag",
+    "read_items",
+    "read_list",
+    "read_number",
+    "read_object",
+    "read_row",
+    "read_text",
+]
+
+LARGEST_COUNT = 2**53
+"""Whole numbers above this are no measurement's, and floats could no longer hold them exactly."""
+_MISSING = object()
+
+T = typing.TypeVar("T")
+
+
+class Malformed(ValueError):
+    """A value that does not fit its field; ``where`` is the path of keys to it."""
+
+    def __init__(self, problem: str, where: tuple[str, ...] = ()) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.where = where
+
+    def within(self, key: str) -> Malformed:
+        return Malformed(self.problem, (clip(key, 60), *self.where))
+
+    def __str__(self) -> str:
+        return f"{'.'.join(self.where)}: {self.problem}" if self.where else self.problem
+
+
+def describe(value: Any) -> str:
+    """A JSON value in a few characters: error messages stay one short line whatever the file holds."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, int):
+        if value.bit_length() > 128:  # about 39 digits: longer ones are described, not shown
+            return f"a whole number of about {round(value.bit_length() * math.log10(2))} digits"
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return repr(value)
+    if isinstance(value, str):
+        return repr(clip(value, 40))
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def read_field(data: Mapping[str, Any], key: str, read: Callable[[Any], T], *, required: bool = True) -> T:
+    """``read(data[key])``; an absent optional field reads as ``null``."""
+    value = data.get(key, _MISSING)
+    if value is _MISSING:
+        if required:
+            raise Malformed("missing", (key,))
+        value = None
+    try:
+        return read(value)
+    except Malformed as error:
+        raise error.within(key) from None
+
+
+def optional(read: Callable[[Any], T]) -> Callable[[Any], T | None]:
+    return lambda value: None if value is None else read(value)
+
+
+def read_number(value: Any, missing: float = math.nan) -> float:
+    """A finite number as documents hold it; ``null`` stands for a value JSON cannot hold (``missing``)."""
+    if value is None:
+        return missing
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Malformed(f"{describe(value)} is not a number")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise Malformed(f"{describe(value)} is too large for a number") from None
+    if not math.isfinite(number):
+        raise Malformed(f"{describe(value)} is not a finite number")
+    return number
+
+
+def read_amount(value: Any) -> float:
+    """A time, size or rate: finite and not negative."""
+    number = read_number(value)
+    if number < 0:
+        raise Malformed(f"{describe(value)} is negative")
+    return number
+
+
+def read_count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Malformed(f"{describe(value)} is not a whole number")
+    if not 0 <= value <= LARGEST_COUNT:
+        raise Malformed(f"{describe(value)} is not a count (0 to 2**53)")
+    return value
+
+
+def read_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise Malformed(f"{describe(value)} is not a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # "\ud800" is valid JSON but no text: printing or writing it would fail
+        raise Malformed(f"{describe(value)} holds a lone surrogate, not text") from None
+    return value
+
+
+def read_flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Malformed(f"{describe(value)} is not true or false")
+    return value
+
+
+def read_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise Malformed(f"{describe(value)} is not an object")
+    return value
+
+
+def read_list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise Malformed(f"{describe(value)} is not a list")
+    return value
+
+
+def read_entries(value: Any, read: Callable[[Any], T]) -> list[tuple[str, T]]:
+    """The members of an object, each value read by ``read``; errors name the member."""
+    entries = []
+    for key, item in read_object(value).items():
+        try:
+            entries.append((read_text(key), read(item)))
+        except Malformed as error:
+            raise error.within(key) from None
+    return entries
+
+
+def read_items(value: Any, read: Callable[[Any], T]) -> list[T]:
+    """The items of a list, each read by ``read``; errors name the item (``#1`` is the first)."""
+    items = []
+    for index, item in enumerate(read_list(value)):
+        try:
+            items.append(read(item))
+        except Malformed as error:
+            raise error.within(f"#{index + 1}") from None
+    return items
+
+
+def read_row(width: int) -> Callable[[Any], tuple[float, ...]]:
+    def read(value: Any) -> tuple[float, ...]:
+        row = read_list(value)
+        if len(row) != width:
+            raise Malformed(f"a row of {len(row)} values, not {width}")
+        return tuple(read_number(v) for v in row)
+
+    return read
