@@ -27,6 +27,7 @@ from pytest_otel_overhead.wire.checks import (
     read_number,
     read_object,
     read_text,
+    type_hints,
 )
 
 __all__ = ["read_budget", "read_settings"]
@@ -87,7 +88,7 @@ def _extra_fields(cls: type, data: Mapping[str, Any], known: frozenset[str]) -> 
     default: reports then show less about it, nothing breaks.
     """
     try:
-        hints = typing.get_type_hints(cls)
+        hints = type_hints(cls)
     except Exception:  # a hint that cannot be resolved here: keep the defaults
         return {}
     extra = {}
