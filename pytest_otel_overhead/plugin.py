@@ -89,6 +89,8 @@ def _start_measuring(config: pytest.Config, options: SessionOptions) -> None:
     from pytest_otel_overhead.plugins import tracking
     from pytest_otel_overhead.plugins.benchmark import activate as activate_benchmark
     from pytest_otel_overhead.plugins.benchmark import measures_benchmark
+    from pytest_otel_overhead.plugins.unmeasured import PLUGIN_NAME as UNMEASURED_PLUGIN_NAME
+    from pytest_otel_overhead.plugins.unmeasured import UnmeasuredPlugin
     from pytest_otel_overhead.plugins.xdist import PLUGIN_NAME as XDIST_PLUGIN_NAME
     from pytest_otel_overhead.plugins.xdist import XdistPlugin
     from pytest_otel_overhead.session import OverheadSession
@@ -109,6 +111,7 @@ def _start_measuring(config: pytest.Config, options: SessionOptions) -> None:
     config.stash[_session_key] = session
     manager = config.pluginmanager
     manager.register(XdistPlugin(config, session.results), XDIST_PLUGIN_NAME)
+    manager.register(UnmeasuredPlugin(session), UNMEASURED_PLUGIN_NAME)
     # Tracking, then advice: both summaries come after the verdict table (trylast), in the order
     # registered, so the tracking lines stay under the table and the advice section follows.
     manager.register(tracking.tracking_plugin(config, session, options), tracking.PLUGIN_NAME)

@@ -26,6 +26,7 @@ from pytest_otel_overhead.engine.surroundings import MeasurementStopped
 from pytest_otel_overhead.engine.telemetry import with_telemetry_outcome
 from pytest_otel_overhead.formatting import junit_number
 from pytest_otel_overhead.history.document import write_json
+from pytest_otel_overhead.history.merge import UNMEASURED
 from pytest_otel_overhead.otel.receiver import stop_shared_receiver
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.reports.terminal import result_message, summary_lines
@@ -114,6 +115,8 @@ class OverheadSession:
         self.base = resolve(self.base_layers)  # fails fast on CLI/ini/env values that cannot agree
         strategies.check(self.base)  # one clear error up front when, e.g., instructions mode cannot run
         self.results: list[TestResult] = []
+        self.unmeasured: list[dict[str, str]] = []
+        """Tests that were to be measured and were not (``plugins/unmeasured.py``), settled at the session's end."""
         self.verbose = verbosity(config) >= 1
         # sweep / tune / explain, when asked for; it measures as `measure_ungated` does
         self.advisor: Advice | None = advice(self.measure_ungated) if advice is not None else None
@@ -155,9 +158,11 @@ class OverheadSession:
         path = session_options(self.config).json
         if path is None or is_worker(self.config):
             return
-        sections = self.advisor.json_sections() if self.advisor is not None else None
+        sections = dict(self.advisor.json_sections()) if self.advisor is not None else {}
+        if self.unmeasured:
+            sections[UNMEASURED] = self.unmeasured
         try:
-            write_json(path, self.results, sections)
+            write_json(path, self.results, sections or None)
         except (OSError, UnicodeError) as error:
             # OutputError names the file and the cause; text that cannot be encoded is named here.
             line = f"ERROR otel-overhead: {error if isinstance(error, OSError) else f'could not write {path}: {error}'}"

@@ -109,4 +109,5 @@ def test_the_stop_reasons_keep_their_saved_values() -> None:
         "no time budget",
         "measured by another process",
         "counted in child",
+        "combined over shards",
     ]

@@ -38,6 +38,7 @@ from pytest_otel_overhead.history.compare import (
     regression_message,
 )
 from pytest_otel_overhead.history.document import environment
+from pytest_otel_overhead.history.machines import machine_term
 from pytest_otel_overhead.history.run import EndCause, Incomplete
 from pytest_otel_overhead.history.store import (
     DEFAULT_STORAGE,
@@ -132,6 +133,7 @@ class TrackingPlugin:
     ended_early: Incomplete | None = None
     finished: int = 0
     """Tests torn down so far: fewer than collected after ``-x`` means the run is incomplete."""
+    machine_term: float = 0.0
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -153,7 +155,9 @@ class TrackingPlugin:
         self.compared = len(self.session.results)
         regressed = []
         for result in fresh:
-            change = compare_results(self.baseline.result(result.nodeid), result, self.criteria)
+            change = compare_results(
+                self.baseline.result(result.nodeid), result, self.criteria, machine=self.machine_term
+            )
             self.changes[result.nodeid] = change
             if change.verdict is Verdict.FAIL:
                 regressed.append(change)
@@ -341,6 +345,7 @@ def tracking_plugin(config: pytest.Config, session: OverheadSession, options: Se
     if baseline is not None:
         here = RunRecord((), environment(), now_iso(), machine=machine_info())
         plugin.differences = tuple(environment_differences(baseline, here))
+        plugin.machine_term = machine_term(baseline, here)
         if plugin.differences:
             plugin.warn(f"comparing with run {baseline.label!r}, measured elsewhere: " + "; ".join(plugin.differences))
     return plugin

@@ -30,11 +30,10 @@ from pytest_otel_overhead.wire.checks import (
     describe,
     read_entries,
     read_field,
-    read_items,
     read_list,
     read_number,
     read_object,
-    read_row,
+    read_rows,
 )
 from pytest_otel_overhead.wire.document import Derived, to_document
 from pytest_otel_overhead.wire.form import form
@@ -251,7 +250,7 @@ def _read_samples(value: object) -> tuple[tuple[float, ...], ...]:
     columns = read_field(data, "columns", read_list)
     if columns != list(SAMPLE_COLUMNS):
         raise Malformed(f"columns are not {', '.join(SAMPLE_COLUMNS)}", ("columns",))
-    return tuple(read_field(data, "per_call_seconds", lambda v: read_items(v, read_row(4))))
+    return tuple(read_field(data, "per_call_seconds", read_rows(4)))
 
 
 def _write_instruction_samples(samples: tuple[tuple[float, ...], ...]) -> dict[str, object]:
@@ -263,7 +262,7 @@ def _read_instruction_samples(value: object) -> tuple[tuple[float, ...], ...]:
     data = read_object(value) if value is not None else {}
     if not data:
         return ()
-    return tuple(read_field(data, "per_process_per_call", lambda v: read_items(v, read_row(2))))
+    return tuple(read_field(data, "per_process_per_call", read_rows(2)))
 
 
 class StopReason(str, enum.Enum):
@@ -283,6 +282,8 @@ class StopReason(str, enum.Enum):
     """A process started for one share of a measurement, handed a call it does not measure."""
     COUNTED_IN_CHILD = "counted in child"
     """A process counting under valgrind, handed a call it does not count."""
+    COMBINED_OVER_SHARDS = "combined over shards"
+    """Measured in several shards of a suite (CI jobs), combined across them by ``merge``."""
 
     def __str__(self) -> str:
         return self.value

@@ -35,6 +35,7 @@ from pytest_otel_overhead.wire.checks import (
     read_number,
     read_object,
     read_text,
+    type_hints,
 )
 from pytest_otel_overhead.wire.form import FORM
 
@@ -272,7 +273,7 @@ def from_document(kind: type[T], value: Any) -> T:
     ``null`` where the field's type has no ``None`` (and no number, which reads it as NaN).
     """
     data = read_object(value)
-    hints = typing.get_type_hints(kind)
+    hints = type_hints(kind)
     values: dict[str, Any] = {}
     for field in dataclasses.fields(kind):  # type: ignore[arg-type]
         spec = form_of(field)
