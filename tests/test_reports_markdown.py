@@ -32,7 +32,7 @@ def test_escape_shows_text_as_written() -> None:
     assert escape("a|b") == "a\\|b"
     assert escape("<script>") == "&lt;script&gt;"
     assert escape("*x* _y_ [z] `c` $m$ ~s~ #h !i") == "\\*x\\* \\_y\\_ \\[z\\] \\`c\\` \\$m\\$ \\~s\\~ \\#h \\!i"
-    assert escape("two\nlines") == "two lines"
+    assert escape("two\nlines") == "two\\\\nlines"  # one line in a table cell, the newline shown as \n
 
 
 def test_results_table_escapes_ids_and_keeps_its_shape(make_result: Callable[..., TestResult]) -> None:

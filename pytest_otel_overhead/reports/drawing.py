@@ -1,8 +1,9 @@
-"""Charts in HTML pages when matplotlib is installed, and a one-line note in their place when it is not.
+"""Charts in HTML pages when matplotlib is installed, a one-line note in their place when it is not; HTML text.
 
 matplotlib comes with the ``html`` extra. This module does not import it: the HTML report and the
 sweep page ask :class:`ChartDrawer` for each chart, which imports :mod:`pytest_otel_overhead.reports.charts`
-once, on first need, and otherwise says why the page has tables only.
+once, on first need, and otherwise says why the page has tables only. Both pages escape their text
+with :func:`escape_html`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import importlib.util
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["CHARTS_EXTRA", "ChartDrawer", "charts_available"]
+from pytest_otel_overhead.formatting import visible
+
+__all__ = ["CHARTS_EXTRA", "ChartDrawer", "charts_available", "escape_html"]
 
 CHARTS_EXTRA = "pytest-otel-overhead[html]"
 
@@ -22,8 +25,12 @@ def charts_available() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
 
 
-def _h(value: object) -> str:
-    return html.escape(str(value), quote=True)
+def escape_html(value: object) -> str:
+    """``value`` as HTML text: markup escaped (``<script>`` shows as written), control characters shown as ``\\x1b``."""
+    return html.escape(visible(str(value)), quote=True)
+
+
+_h = escape_html
 
 
 class ChartDrawer:

@@ -7,14 +7,13 @@ found in these records; the terminal summary, the JSON document and the sweep pa
 from __future__ import annotations
 
 import functools
-import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pytest_otel_overhead.formatting import finite_or_none
-from pytest_otel_overhead.reports.drawing import ChartDrawer, charts_available
+from pytest_otel_overhead.reports.drawing import ChartDrawer, charts_available, escape_html
 from pytest_otel_overhead.results import MetricResult, TestResult
 from pytest_otel_overhead.units import Budget
 
@@ -143,11 +142,9 @@ def sweep_page(sweeps: Sequence[SweepResult]) -> str:
     drawing = ChartDrawer(charts_available())
     body = [drawing.left_out_note()] if drawing.module is None else []
     for sweep in sweeps:
-        table = "\n".join(sweep_lines(sweep)[1:])
+        table = "\n".join(escape_html(line) for line in sweep_lines(sweep)[1:])
         chart = drawing.draw(functools.partial(_chart, sweep=sweep), f"overhead of {sweep.nodeid} across the sweep")
-        body.append(
-            f"<section><h2>{html.escape(sweep.nodeid)}</h2>\n{chart}\n<pre>{html.escape(table)}</pre></section>"
-        )
+        body.append(f"<section><h2>{escape_html(sweep.nodeid)}</h2>\n{chart}\n<pre>{table}</pre></section>")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>otel-overhead sweeps</title>'
         f"<style>{_PAGE_STYLE}</style></head><body>"
