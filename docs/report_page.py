@@ -73,6 +73,11 @@ def _far_test(template: TestResult) -> TestResult:
     return dataclasses.replace(template, nodeid=FAR_TEST, metrics=metrics)
 
 
+def _verdict(low: float, high: float, budget: float) -> Verdict:
+    """As the engine decides: PASS below the budget, FAIL above it, INCONCLUSIVE across it."""
+    return Verdict.PASS if high < budget else Verdict.FAIL if low > budget else Verdict.INCONCLUSIVE
+
+
 def runs() -> tuple[RunRecord, RunRecord]:
     """The run saved on main and the pull request's run, with the far test added to the latter."""
     main = load_run(DATA / "examples-main.json")
@@ -91,7 +96,7 @@ def sweep(run: RunRecord) -> SweepResult:
     labels = ("0.01", "0.1", "0.5", "1.0")
     points = []
     for label, factor in zip(labels, (0.2, 1.0, 4.0, 7.5), strict=True):
-        scaled = _scaled(cpu, factor, Verdict.FAIL if cpu.ci_low * factor > cpu.budget.value else Verdict.PASS)
+        scaled = _scaled(cpu, factor, _verdict(cpu.ci_low * factor, cpu.ci_high * factor, cpu.budget.value))
         metrics = tuple(scaled if m.metric == "cpu" else m for m in recorded.metrics)
         point = dataclasses.replace(recorded, metrics=metrics)
         points.append(SweepPoint((("sample_rate", label),), point))
