@@ -23,7 +23,16 @@ from pytest_otel_overhead.formatting import budget_percent, signed_percent_or_da
 from pytest_otel_overhead.reports.sweep import SweepAxis, SweepPoint, SweepResult
 from pytest_otel_overhead.results import MetricResult, TestResult
 
-__all__ = ["OverheadRow", "TrendPoint", "heap_chart", "overhead_chart", "pairs_chart", "sweep_chart", "trend_chart"]
+__all__ = [
+    "OverheadRow",
+    "TrendPoint",
+    "heap_chart",
+    "legend_below",
+    "overhead_chart",
+    "pairs_chart",
+    "sweep_chart",
+    "trend_chart",
+]
 
 BASELINE_COLOR = "#4c72b0"
 INSTRUMENTED_COLOR = "#dd8452"
@@ -185,12 +194,12 @@ def _pairs_panel(ax: Axes, result: TestResult) -> None:
             ax.axvline(cpu.overhead * 100, color="#222222", linewidth=1.5, label="estimate")
         if cpu is not None and cpu.budget is not None and cpu.budget.kind == "relative":
             ax.axvline(cpu.budget.value * 100, color=BUDGET_COLOR, linestyle="--", linewidth=1.5, label="budget")
-        _legend_below(ax)
+        legend_below(ax)
     ax.set_title("CPU overhead of each pair of blocks", fontsize=9)
     ax.set_xlabel("%", fontsize=8)
 
 
-def _legend_below(ax: Axes) -> None:
+def legend_below(ax: Axes) -> None:
     """The legend under the panel, where it covers no bar, line or point; none when nothing is labelled."""
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False)
@@ -208,7 +217,7 @@ def _blocks_panel(ax: Axes, result: TestResult) -> None:
         ax.hist(baseline, bins=bins, range=(low, high), alpha=0.6, color=BASELINE_COLOR, label="baseline")
         ax.hist(instrumented, bins=bins, range=(low, high), alpha=0.6, color=INSTRUMENTED_COLOR, label="instrumented")
         ax.set_xlabel(unit, fontsize=8)
-        _legend_below(ax)
+        legend_below(ax)
     ax.set_title("wall time per call, block by block", fontsize=9)
 
 
@@ -227,7 +236,7 @@ def _latency_panel(ax: Axes, result: TestResult) -> None:
         ax.bar([p + 0.2 for p in positions], instrumented, width=0.4, color=INSTRUMENTED_COLOR, label="instrumented")
         ax.set_xticks(list(positions), [label for label, _ in present])
         ax.set_ylabel(unit, fontsize=8)
-        _legend_below(ax)
+        legend_below(ax)
     ax.set_title("latency per call, both arms", fontsize=9)
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import html
 import importlib
 import importlib.util
+import re
 from collections.abc import Callable
 from typing import Any
 
 from pytest_otel_overhead.formatting import visible
 
-__all__ = ["CHARTS_EXTRA", "ChartDrawer", "charts_available", "escape_html"]
+__all__ = ["CHARTS_EXTRA", "ChartDrawer", "charts_available", "escape_html", "wrappable_id"]
 
 CHARTS_EXTRA = "pytest-otel-overhead[html]"
 
@@ -31,6 +32,17 @@ def escape_html(value: object) -> str:
 
 
 _h = escape_html
+_SEPARATORS = re.compile(r"(::|/|\[|-|,)")
+
+
+def wrappable_id(nodeid: str) -> str:
+    """A test id as HTML that may wrap after ``/``, ``::``, ``[``, ``-`` and ``,``: never inside a word.
+
+    ``<wbr>`` marks where; the page's style keeps ``word-break`` and ``overflow-wrap`` normal, so the
+    browser breaks nowhere else (``overflow-wrap: anywhere`` would split ``test_service.p y``).
+    """
+    parts = _SEPARATORS.split(nodeid)
+    return "".join(part + "<wbr>" if _SEPARATORS.fullmatch(part) else escape_html(part) for part in parts)
 
 
 class ChartDrawer:

@@ -30,13 +30,21 @@ from pytest_otel_overhead.formatting import (
 )
 from pytest_otel_overhead.history.compare import Comparison, MetricChange, TestChange, describe_run
 from pytest_otel_overhead.history.store import RunRecord
-from pytest_otel_overhead.reports.drawing import CHARTS_EXTRA, ChartDrawer, charts_available, escape_html
+from pytest_otel_overhead.reports.drawing import CHARTS_EXTRA, ChartDrawer, charts_available, escape_html, wrappable_id
 from pytest_otel_overhead.reports.markdown import budget_cell, headline_metrics, overhead_cell, run_facts
 from pytest_otel_overhead.reports.terminal import outcome_lines, overhead_heading, verdict_label
 from pytest_otel_overhead.results import AGAINST_ARMS_NOTE, NO_TELEMETRY, MetricResult, TestResult
 from pytest_otel_overhead.stats.verdict import Verdict
 
-__all__ = ["CHARTS_EXTRA", "charts_available", "html_report"]
+__all__ = [
+    "ARMS_HEADING",
+    "CHARTS_EXTRA",
+    "NO_PAIRED_ESTIMATE",
+    "RELATIVE_LEFT_OUT",
+    "charts_available",
+    "html_report",
+    "relative_is_telling",
+]
 
 MAX_DETAILED_CHARTS = 40
 MAX_TRENDS = 12
@@ -67,12 +75,7 @@ figure{margin:.6rem 0}figure svg{max-width:100%;height:auto}
 _h = escape_html
 _TAG = re.compile(r"(<[^>]*>)")
 _KEPT_TOGETHER = re.compile(r"(?<!,) (?![\[(→])")
-_SEPARATORS = re.compile(r"(::|/|\[|-|,)")
-
-
-def _id(nodeid: str) -> str:
-    """A test id as HTML that may wrap after ``/``, ``::``, ``[``, ``-`` and ``,``, and nowhere else."""
-    return "".join(part + "<wbr>" if _SEPARATORS.fullmatch(part) else _h(part) for part in _SEPARATORS.split(nodeid))
+_id = wrappable_id
 
 
 def _test_verdict(result: TestResult) -> str:
@@ -368,7 +371,7 @@ def _metric_row(m: MetricResult, kinds: Sequence[str]) -> list[str]:
         _h(m.label),
         f"{_value(m, m.baseline)} → {_value(m, m.instrumented)}",
         *_overhead_cells(m, kinds),
-        _h(m.budget.describe(m.metric)) if m.budget else NO_FIGURE,
+        _unbroken(_h(m.budget.describe(m.metric))) if m.budget else NO_FIGURE,
         _verdict(m.verdict) or NO_FIGURE,
         str(m.n),
         _h(m.note or ""),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_otel_overhead.formatting import finite_or_none
-from pytest_otel_overhead.reports.drawing import ChartDrawer, charts_available, escape_html
+from pytest_otel_overhead.reports.drawing import ChartDrawer, charts_available, escape_html, wrappable_id
 from pytest_otel_overhead.results import MetricResult, TestResult
 from pytest_otel_overhead.units import Budget
 
@@ -131,7 +131,7 @@ def _chart(module: Any, sweep: SweepResult) -> str:
 
 
 _PAGE_STYLE = (
-    "body{font-family:sans-serif;margin:2em}pre{font-size:12px}"
+    "body{font-family:sans-serif;margin:2em}pre{font-size:12px;overflow-x:auto}"
     "figure{margin:.6rem 0}figure svg{max-width:100%;height:auto}"
     ".note{background:#fff8c5;border:1px solid #d4a72c;padding:.5rem .8rem;border-radius:6px}.muted{color:#59636e}"
 )
@@ -144,9 +144,10 @@ def sweep_page(sweeps: Sequence[SweepResult]) -> str:
     for sweep in sweeps:
         table = "\n".join(escape_html(line) for line in sweep_lines(sweep)[1:])
         chart = drawing.draw(functools.partial(_chart, sweep=sweep), f"overhead of {sweep.nodeid} across the sweep")
-        body.append(f"<section><h2>{escape_html(sweep.nodeid)}</h2>\n{chart}\n<pre>{table}</pre></section>")
+        body.append(f"<section><h2>{wrappable_id(sweep.nodeid)}</h2>\n{chart}\n<pre>{table}</pre></section>")
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>otel-overhead sweeps</title>'
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"><title>otel-overhead sweeps</title>'
         f"<style>{_PAGE_STYLE}</style></head><body>"
         "<h1>Telemetry overhead sweeps</h1>\n" + "\n".join(body) + "\n</body></html>\n"
     )
