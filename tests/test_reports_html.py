@@ -13,14 +13,9 @@ import pytest
 from pytest_otel_overhead.history.compare import Comparison, MetricChange, TestChange, compare_runs, parse_criteria
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.reports import html as html_module
-from pytest_otel_overhead.reports.drawing import wrappable_id
-from pytest_otel_overhead.reports.html import (
-    CHARTS_EXTRA,
-    NO_PAIRED_ESTIMATE,
-    RELATIVE_LEFT_OUT,
-    html_report,
-    relative_is_telling,
-)
+from pytest_otel_overhead.reports.html import CHARTS_EXTRA, NO_PAIRED_ESTIMATE, html_report
+from pytest_otel_overhead.reports.html_comparison import RELATIVE_LEFT_OUT, relative_is_telling
+from pytest_otel_overhead.reports.html_text import wrappable_id
 from pytest_otel_overhead.results import PipelineHealth, TestResult
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget

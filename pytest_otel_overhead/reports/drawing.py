@@ -1,48 +1,26 @@
-"""Charts in HTML pages when matplotlib is installed, a one-line note in their place when it is not; HTML text.
+"""Charts in HTML pages when matplotlib is installed, and a one-line note in their place when it is not.
 
 matplotlib comes with the ``html`` extra. This module does not import it: the HTML report and the
 sweep page ask :class:`ChartDrawer` for each chart, which imports :mod:`pytest_otel_overhead.reports.charts`
-once, on first need, and otherwise says why the page has tables only. Both pages escape their text
-with :func:`escape_html`.
+once, on first need, and otherwise says why the page has tables only.
 """
 
 from __future__ import annotations
 
-import html
 import importlib
 import importlib.util
-import re
 from collections.abc import Callable
 from typing import Any
 
-from pytest_otel_overhead.formatting import visible
+from pytest_otel_overhead.reports.html_text import escape_html as _h
 
-__all__ = ["CHARTS_EXTRA", "ChartDrawer", "charts_available", "escape_html", "wrappable_id"]
+__all__ = ["CHARTS_EXTRA", "ChartDrawer", "charts_available"]
 
 CHARTS_EXTRA = "pytest-otel-overhead[html]"
 
 
 def charts_available() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
-
-
-def escape_html(value: object) -> str:
-    """``value`` as HTML text: markup escaped (``<script>`` shows as written), control characters shown as ``\\x1b``."""
-    return html.escape(visible(str(value)), quote=True)
-
-
-_h = escape_html
-_SEPARATORS = re.compile(r"(::|/|\[|-|,)")
-
-
-def wrappable_id(nodeid: str) -> str:
-    """A test id as HTML that may wrap after ``/``, ``::``, ``[``, ``-`` and ``,``: never inside a word.
-
-    ``<wbr>`` marks where; the page's style keeps ``word-break`` and ``overflow-wrap`` normal, so the
-    browser breaks nowhere else (``overflow-wrap: anywhere`` would split ``test_service.p y``).
-    """
-    parts = _SEPARATORS.split(nodeid)
-    return "".join(part + "<wbr>" if _SEPARATORS.fullmatch(part) else escape_html(part) for part in parts)
 
 
 class ChartDrawer:

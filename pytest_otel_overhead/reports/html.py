@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,15 +21,12 @@ from pytest_otel_overhead import __version__
 from pytest_otel_overhead.formatting import (
     NO_FIGURE,
     format_bytes,
-    interval,
-    percentage_points,
-    signed_percent,
-    signed_percent_or_dash,
-    signed_whole_percent,
 )
-from pytest_otel_overhead.history.compare import Comparison, MetricChange, TestChange, describe_run
+from pytest_otel_overhead.history.compare import Comparison
 from pytest_otel_overhead.history.store import RunRecord
-from pytest_otel_overhead.reports.drawing import CHARTS_EXTRA, ChartDrawer, charts_available, escape_html, wrappable_id
+from pytest_otel_overhead.reports.drawing import CHARTS_EXTRA, ChartDrawer, charts_available
+from pytest_otel_overhead.reports.html_comparison import comparison_section
+from pytest_otel_overhead.reports.html_text import escape_html, table, unbroken, verdict_span, wrappable_id
 from pytest_otel_overhead.reports.markdown import budget_cell, headline_metrics, overhead_cell, run_facts
 from pytest_otel_overhead.reports.terminal import outcome_lines, overhead_heading, verdict_label
 from pytest_otel_overhead.results import AGAINST_ARMS_NOTE, NO_TELEMETRY, MetricResult, TestResult
@@ -40,18 +36,12 @@ __all__ = [
     "ARMS_HEADING",
     "CHARTS_EXTRA",
     "NO_PAIRED_ESTIMATE",
-    "RELATIVE_LEFT_OUT",
     "charts_available",
     "html_report",
-    "relative_is_telling",
 ]
 
 MAX_DETAILED_CHARTS = 40
 MAX_TRENDS = 12
-RELATIVE_BASE_MIN = 0.01
-"""A relative change is shown only where the earlier overhead was at least this (1%)..."""
-RELATIVE_SPAN_MAX = 2.0
-"""...and its interval spans at most this (200%)."""
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2rem auto;max-width:78rem;
@@ -73,56 +63,14 @@ figure{margin:.6rem 0}figure svg{max-width:100%;height:auto}
 
 
 _h = escape_html
-_TAG = re.compile(r"(<[^>]*>)")
-_KEPT_TOGETHER = re.compile(r"(?<!,) (?![\[(→])")
 _id = wrappable_id
+_table = table
+_unbroken = unbroken
+_verdict = verdict_span
 
 
 def _test_verdict(result: TestResult) -> str:
     return _verdict(Verdict.INCONCLUSIVE if result.no_telemetry else result.verdict, verdict_label(result))
-
-
-def _verdict(verdict: Verdict | None, text: str | None = None) -> str:
-    if verdict is None:
-        return ""
-    return f'<span class="{verdict.value}">{_h(text or verdict.value)}</span>'
-
-
-def _table(
-    header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[int] = (), *, grouped: bool = False
-) -> str:
-    """Cells are given as HTML already escaped; header cells are plain text.
-
-    A column with nothing in any row (every cell empty or ``NO_FIGURE``) is left out: an empty
-    column only says that the table was made for another case. ``grouped``: the first column (a
-    test) heads a group of rows on a line of its own, across the table, instead of taking a column:
-    long test ids then cost no width, and the figures keep theirs on a narrow screen.
-    """
-    first = 1 if grouped else 0
-    kept = [c for c in range(first, len(header)) if not rows or any(row[c] not in ("", NO_FIGURE) for row in rows)]
-    head = "".join(f"<th>{_h(header[c])}</th>" for c in kept)
-    body = []
-    group = None
-    for row in rows:
-        if grouped and row[0] and row[0] != group:
-            group = row[0]
-            body.append(f'<tr class="group"><th colspan="{len(kept)}">{group}</th></tr>')
-        cells = []
-        for index in kept:
-            css = ' class="num"' if index in numeric else (' class="id"' if index == 0 else "")
-            cells.append(f"<td{css}>{_unbroken(row[index]) if index in numeric else row[index]}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
-
-
-def _unbroken(cell: str) -> str:
-    """A figure that wraps only before its interval or origin, or inside an interval after its comma.
-
-    ``+1.62 ms`` never breaks between number and unit; ``+1.62 ms [+1.02 ms, +2.53 ms] (marker)``
-    breaks first before ``[`` and ``(``.
-    """
-    parts = _TAG.split(cell)  # text and tags alternate; the spaces inside a tag stay
-    return "".join(p if p.startswith("<") else _KEPT_TOGETHER.sub("\u00a0", p) for p in parts)
 
 
 def _value(metric: MetricResult, value: float) -> str:
@@ -242,82 +190,6 @@ def _summary(run: RunRecord, charts: ChartDrawer) -> str:
     parts.append(_table(_summary_header(kinds), table_rows, numeric, grouped=True))
     parts.append(_against_arms_note([m for result in results for m in headline_metrics(result)]))
     return "".join(parts)
-
-
-def _comparison(comparison: Comparison) -> str:
-    parts = [f"<p>Compared with {_h(describe_run(comparison.before))}."]
-    if comparison.criteria:
-        parts.append(" Fails on growth beyond " + ", ".join(_h(c.describe()) for c in comparison.criteria) + ".")
-    parts.append("</p>")
-    if comparison.differences:
-        parts.append(
-            '<p class="note"><strong>The runs were measured in different places:</strong> '
-            + _h("; ".join(comparison.differences))
-            + "</p>"
-        )
-    rows = [row for test in comparison.tests for row in _comparison_rows(test)]
-    header = ["test", "metric", "before", "after", "change (95% CI)", "relative change", "verdict", "note"]
-    parts.append(_table(header, rows, (2, 3, 4, 5), grouped=True))
-    if any(
-        not m.problem and m.relative is not None and not relative_is_telling(m)
-        for t in comparison.tests
-        for m in t.metrics
-    ):
-        parts.append(f'<p class="muted">{_h(RELATIVE_LEFT_OUT)}</p>')
-    return "".join(parts)
-
-
-RELATIVE_LEFT_OUT = (
-    f"A relative change ({NO_FIGURE}) is left out where the earlier overhead was under "
-    f"{RELATIVE_BASE_MIN * 100:g}% or the change's interval spans more than {RELATIVE_SPAN_MAX * 100:g}%: "
-    "relative to a figure near zero, or that uncertain, it says nothing the change in points does not."
-)
-
-
-def relative_is_telling(metric: MetricChange) -> bool:
-    """Whether ``metric``'s change relative to its earlier overhead means something.
-
-    Relative to an overhead near zero, any change is huge and its interval spans hundreds of
-    percent either way (``-10% [-331%, +329%]``); the change in percentage points says it better.
-    An unbounded end alone does not hide it: its other end still bounds the change.
-    """
-    if metric.relative is None or not math.isfinite(metric.relative[1]) or abs(metric.before) < RELATIVE_BASE_MIN:
-        return False
-    low, _, high = metric.relative
-    finite = [v for v in (low, high) if math.isfinite(v)]
-    return bool(finite) and (len(finite) == 1 or high - low <= RELATIVE_SPAN_MAX)
-
-
-def _comparison_rows(test: TestChange) -> list[list[str]]:
-    """One row per compared metric of ``test``; its note (a new test) or differing settings in the last column."""
-    if test.note:
-        return [[_id(test.nodeid), "", "", "", "", "", "", _h(test.note)]]
-    rows = []
-    marks = {Verdict.FAIL: "regressed", Verdict.PASS: "ok", Verdict.INCONCLUSIVE: "undecided"}
-    for metric in test.metrics:
-        low, estimate, high = metric.points
-        relative = NO_FIGURE
-        if relative_is_telling(metric) and metric.relative is not None:
-            low_change, change, high_change = metric.relative
-            relative = _h(f"{signed_whole_percent(change)} {interval(low_change, high_change, signed_percent)}")
-        verdict = metric.verdict
-        rows.append(
-            [
-                _id(test.nodeid),
-                _h(metric.label),
-                _h(signed_percent_or_dash(metric.before)),
-                _h(signed_percent_or_dash(metric.after)),
-                _h(f"{percentage_points(estimate)} {interval(low, high, percentage_points)}"),
-                relative,
-                _verdict(verdict, marks[verdict]) if verdict is not None else "",
-                _h(metric.problem or ""),
-            ]
-        )
-    if test.settings_differences:
-        rows.append(
-            [_id(test.nodeid), "", "", "", "", "", "", _h("settings differ: " + "; ".join(test.settings_differences))]
-        )
-    return rows
 
 
 def _trend(run: RunRecord, history: Sequence[RunRecord], charts: ChartDrawer) -> str:
@@ -539,7 +411,7 @@ def html_report(
         body.append(f'<p class="note">{_h(warning)}</p>')
     body += ["<h2>Overhead against budget</h2>", _summary(run, drawing)]
     if comparison is not None:
-        body += ["<h2>Compared with an earlier run</h2>", _comparison(comparison)]
+        body += ["<h2>Compared with an earlier run</h2>", comparison_section(comparison)]
     trend = _trend(run, history, drawing)
     if trend:
         body += ["<h2>History</h2>", trend]

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_otel_overhead.formatting import finite_or_none
-from pytest_otel_overhead.reports.drawing import ChartDrawer, charts_available, escape_html, wrappable_id
+from pytest_otel_overhead.reports.drawing import ChartDrawer, charts_available
+from pytest_otel_overhead.reports.html_text import escape_html, wrappable_id
 from pytest_otel_overhead.results import MetricResult, TestResult
 from pytest_otel_overhead.units import Budget
 
