@@ -51,7 +51,7 @@ h3{margin-top:1.6rem;font-size:1.05rem;word-break:normal;overflow-wrap:normal}
 table{border-collapse:collapse;margin:.6rem 0;font-size:.85rem}
 th,td{border:1px solid #d0d7de;padding:.2rem .4rem;text-align:left;vertical-align:top}
 th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums}
-td.id{word-break:normal;overflow-wrap:normal;min-width:10rem;max-width:24rem}
+td.id{word-break:normal;overflow-wrap:normal;max-width:24rem}
 .wide{max-width:100%;overflow-x:auto}
 tr.group th{background:#fff;font-weight:600;border-top:2px solid #8c959f;word-break:normal;overflow-wrap:normal}
 .PASS{color:#1a7f37;font-weight:600}.FAIL{color:#cf222e;font-weight:600}
