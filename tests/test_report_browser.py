@@ -167,3 +167,12 @@ def test_control_characters_and_markup_in_a_test_id_are_text(browser: Any, tmp_p
     assert browser.title != "owned"
     text = browser.find_element("tag name", "body").text
     assert '\\x1b[2J\\x07<script>document.title="owned"</script>' in text.replace("\n", "")
+
+
+def test_without_chromium_ci_fails_where_a_developer_skips(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the browser test"):
+        _missing("Chromium is not installed")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        _missing("Chromium is not installed")
