@@ -28,12 +28,31 @@ __all__ = [
     "signed_percent_or_dash",
     "signed_whole_percent",
     "unbounded",
+    "visible",
 ]
 
 NO_FIGURE = "—"
 """The one mark for a figure that does not exist: no budget, no interval, nothing measured.
 
 A dash that cannot be read as a minus sign, in a column where signed figures stand."""
+
+
+def visible(text: str) -> str:
+    """Text read from a file or given by a user, with every control character shown, never obeyed.
+
+    C0 and C1 controls (ESC, BEL, a newline...), DEL and lone surrogates become their Python escape
+    (``\\x1b``, ``\\x07``, ``\\n``); the rest is kept. The Markdown and HTML reports pass all their
+    text through it before their own escaping, so a test id from a saved run cannot move a
+    terminal's cursor or hide text when the report is printed or opened.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ascii(c)[1:-1] if _control(c) else c for c in text)
+
+
+def _control(character: str) -> bool:
+    code = ord(character)
+    return code < 0x20 or 0x7F <= code <= 0x9F or 0xD800 <= code <= 0xDFFF
 
 
 def unbounded(value: float) -> str:
