@@ -172,7 +172,7 @@ class MeasureSettings:
     """A :class:`Mode` value."""
     processes: int = 1
     """Fresh processes a time-mode measurement is spread over (``engine.replicas``); 1 measures here."""
-    no_telemetry: str = NoTelemetryPolicy.WARN
+    no_telemetry: str = NoTelemetryPolicy.FAIL
     """What a measurement that saw no telemetry in its instrumented arm does: a :class:`NoTelemetryPolicy` value."""
 
     def budget(self, metric: str) -> Budget | None:
