@@ -387,7 +387,16 @@ def test_a_metric_no_process_measured_keeps_its_reason_and_no_verdict() -> None:
 def test_a_single_process_gives_no_verdict_and_says_why() -> None:
     (cpu,) = combined_metrics(MeasureSettings(), [child_result(child_metric(3.0, 0.001))], 0.95, 0.95)
     assert cpu.verdict is Verdict.INCONCLUSIVE
-    assert cpu.note is not None and cpu.note.startswith("only 1 process measured within max_time")
+    assert cpu.note is not None and cpu.note.startswith("only 1 process ran within max_time")
+    assert cpu.note.endswith("raise max_time or lower processes")
+
+
+def test_processes_that_ran_without_a_figure_are_not_told_to_raise_max_time() -> None:
+    unmeasured = dataclasses.replace(child_metric(0.0, 0.01, metric="latency_p99", budget=None), overhead=math.nan)
+    results = [child_result(child_metric(0.0, 0.005), unmeasured) for _ in range(3)]
+    _, p99 = combined_metrics(MeasureSettings(), results, 0.95, 0.95)
+    assert p99.note is not None and p99.note.startswith("0 of 3 processes had calls enough for a latency p99 figure")
+    assert "max_time" not in p99.note and "a budget on latency p99 keeps them measuring" in p99.note
 
 
 # --- what travels between processes ----------------------------------------------------------------

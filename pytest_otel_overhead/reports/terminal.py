@@ -94,6 +94,9 @@ def _context(result: TestResult) -> str:
         parts.append(f"instructions mode: {result.pairs} processes under valgrind in {result.duration_s:.1f} s")
     elif result.processes > 1:
         parts.append(f"{result.pairs} pairs over {result.processes} processes in {result.duration_s:.1f} s")
+        if gate is not None and gate.between_process_spread is not None:
+            spread = gate.format_overhead(gate.between_process_spread).lstrip("+")
+            parts.append(f"{gate.label} between processes ±{spread} (τ, their standard deviation)")
     else:
         parts.append(f"{result.pairs} pairs in {result.duration_s:.1f} s")
     return "; ".join(parts)
