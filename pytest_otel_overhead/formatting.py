@@ -111,10 +111,12 @@ def signed_whole_percent(fraction: float) -> str:
 
 
 def percentage_points(fraction: float) -> str:
-    """``+6.7pp``: a difference of two percentages, signed; an unbounded end is ``∞`` or ``-∞``."""
+    """``+6.7pp``: a difference of two percentages, signed; ``0.0pp`` for one that rounds to none (never
+    ``-0.0pp``); an unbounded end is ``∞`` or ``-∞``."""
     if not math.isfinite(fraction):
         return unbounded(fraction)
-    return f"{fraction * 100:+.1f}pp"
+    shown = f"{fraction * 100:+.1f}pp"
+    return "0.0pp" if shown in ("+0.0pp", "-0.0pp") else shown
 
 
 def signed(value: float, magnitude: Callable[[float], str]) -> str:
