@@ -238,7 +238,7 @@ class OverheadSession:
             if settings.no_telemetry == "fail":
                 source = settings.source("no_telemetry")
                 pytest.fail(
-                    f"{call}no telemetry measured, no budget decided (no_telemetry=fail, {source}; "
+                    f"{call}no telemetry measured: no budget decided (no_telemetry=fail, {source}; "
                     f"no_telemetry=warn only warns)\notel-overhead: {label}: {message}",
                     pytrace=False,
                 )
@@ -247,13 +247,12 @@ class OverheadSession:
         if verdict is Verdict.FAIL:
             pytest.fail(call + result_message(result, Verdict.FAIL), pytrace=False)
         if verdict is Verdict.INCONCLUSIVE:
-            message = result_message(result, Verdict.INCONCLUSIVE)
+            first, rest = result_message(result, Verdict.INCONCLUSIVE).split("\n", 1)
             if settings.inconclusive == "fail":
-                first, rest = message.split("\n", 1)
                 source = settings.source("inconclusive")
                 pytest.fail(f"{call}{first} (inconclusive=fail, {source})\n{rest}", pytrace=False)
             if settings.inconclusive == "warn":
-                warnings.warn(OverheadInconclusiveWarning(f"{label}: {message}"), stacklevel=3)
+                warnings.warn(OverheadInconclusiveWarning(f"{label}: {rest}"), stacklevel=3)
 
 
 def terminal_width(config: pytest.Config) -> int:
