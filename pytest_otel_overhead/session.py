@@ -23,6 +23,7 @@ import pytest
 
 from pytest_otel_overhead.compat import is_worker, verbosity
 from pytest_otel_overhead.engine.repeatable import RepetitionFailed, single_use_argument
+from pytest_otel_overhead.engine.replica_child import replica_child
 from pytest_otel_overhead.engine.strategy import Measurement, Measurer, Strategies
 from pytest_otel_overhead.engine.surroundings import MeasurementStopped
 from pytest_otel_overhead.engine.telemetry import with_telemetry_outcome
@@ -144,7 +145,7 @@ class OverheadSession:
             terminalreporter.write_sep("-", "otel-overhead")
             for line in summary_lines(self.results, verbose=self.verbose, width=terminal_width(self.config)):
                 terminalreporter.write_line(line)
-        if self.json_written is not None:
+        if self.json_written is not None and replica_child(self.config) is None:  # a child's file is its parent's
             terminalreporter.write_line(f"wrote JSON report to {self.json_written}")
 
     def finish(self) -> None:
