@@ -17,7 +17,8 @@ from _pytest.config.argparsing import Parser
 
 from pytest_otel_overhead import plugin
 from pytest_otel_overhead.settings.flags import GROUPS
-from pytest_otel_overhead.settings.layers import KEYS, resolve
+from pytest_otel_overhead.settings.keys import KEYS
+from pytest_otel_overhead.settings.merge import resolve
 from pytest_otel_overhead.settings.sources import option_name
 
 PAGE = Path(__file__).resolve().parent / "options.md"

@@ -82,40 +82,38 @@ def budget_percent(fraction: float) -> str:
     return f"{value:.2g}%"
 
 
+def _as_percent(fraction: float, spec: str, unit: str = "%", otherwise: Callable[[float], str] | None = None) -> str:
+    """``fraction`` times 100 in format ``spec`` with ``unit``; a figure not finite as ``otherwise`` says
+    (by default an unbounded end, ``∞`` or ``-∞``)."""
+    if not math.isfinite(fraction):
+        return (otherwise or unbounded)(fraction)
+    return f"{fraction * 100:{spec}}{unit}"
+
+
 def percent(fraction: float) -> str:
     """``7.3%``: one decimal, no sign; an unbounded end is ``∞`` or ``-∞``."""
-    if not math.isfinite(fraction):
-        return unbounded(fraction)
-    return f"{fraction * 100:.1f}%"
+    return _as_percent(fraction, ".1f")
 
 
 def signed_percent(fraction: float) -> str:
     """``+7.3%``: one decimal, always signed; an unbounded end is ``∞`` or ``-∞``."""
-    if not math.isfinite(fraction):
-        return unbounded(fraction)
-    return f"{fraction * 100:+.1f}%"
+    return _as_percent(fraction, "+.1f")
 
 
 def signed_percent_or_dash(fraction: float) -> str:
     """``+7.3%``: one decimal, always signed; ``NO_FIGURE`` when the figure is not finite."""
-    if not math.isfinite(fraction):
-        return NO_FIGURE
-    return f"{fraction * 100:+.1f}%"
+    return _as_percent(fraction, "+.1f", otherwise=lambda _: NO_FIGURE)
 
 
 def signed_whole_percent(fraction: float) -> str:
     """``+20%``: no decimals, always signed (a relative change); an unbounded one is ``∞`` or ``-∞``."""
-    if not math.isfinite(fraction):
-        return unbounded(fraction)
-    return f"{fraction * 100:+.0f}%"
+    return _as_percent(fraction, "+.0f")
 
 
 def percentage_points(fraction: float) -> str:
     """``+6.7pp``: a difference of two percentages, signed; ``0.0pp`` for one that rounds to none (never
     ``-0.0pp``); an unbounded end is ``∞`` or ``-∞``."""
-    if not math.isfinite(fraction):
-        return unbounded(fraction)
-    shown = f"{fraction * 100:+.1f}pp"
+    shown = _as_percent(fraction, "+.1f", unit="pp")
     return "0.0pp" if shown in ("+0.0pp", "-0.0pp") else shown
 
 

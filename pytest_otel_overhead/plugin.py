@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 from pytest_otel_overhead.settings.flags import add_options, given_flags
-from pytest_otel_overhead.settings.layers import KEYS, SettingsError
+from pytest_otel_overhead.settings.keys import KEYS
 from pytest_otel_overhead.settings.options import SessionOptions, session_options
 from pytest_otel_overhead.settings.sources import MARKER, cli_layer, ini_layer, marker_layer
+from pytest_otel_overhead.units import SettingsError
 
 if TYPE_CHECKING:
     from pytest_otel_overhead.engine.strategy import Strategies
     from pytest_otel_overhead.session import OverheadSession
-    from pytest_otel_overhead.settings.layers import MeasureSettings
+    from pytest_otel_overhead.settings.records import MeasureSettings
 
 T = TypeVar("T")
 

@@ -33,10 +33,13 @@ from pytest_otel_overhead.otel.receiver import stop_shared_receiver
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.reports.terminal import DEFAULT_WIDTH, result_message, summary_lines, wrap
 from pytest_otel_overhead.results import TestResult
-from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, SettingsError, env_layer, resolve
+from pytest_otel_overhead.settings.layers import Layer, env_layer
+from pytest_otel_overhead.settings.merge import resolve
 from pytest_otel_overhead.settings.options import session_options
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.settings.sources import MARKER, cli_layer, ini_layer, marker_layer
 from pytest_otel_overhead.stats.verdict import Verdict
+from pytest_otel_overhead.units import SettingsError
 from pytest_otel_overhead.warning_types import OverheadInconclusiveWarning, OverheadNoTelemetryWarning
 
 __all__ = ["Advice", "AdviceFactory", "OverheadSession", "record_properties", "terminal_width"]

@@ -37,7 +37,9 @@ from pytest_otel_overhead.otel.pipeline import Pipeline, build_pipeline
 from pytest_otel_overhead.otel.receiver import shared_receiver, stop_shared_receiver
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import PipelineHealth
-from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, PipelineSettings, resolve
+from pytest_otel_overhead.settings.layers import Layer
+from pytest_otel_overhead.settings.merge import resolve
+from pytest_otel_overhead.settings.records import MeasureSettings, PipelineSettings
 
 MAX_TIME = 3.0
 LOADED_MACHINE_S = 3.0

@@ -28,7 +28,7 @@ from pytest_otel_overhead.history.compare import (
 )
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.results import TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
+from pytest_otel_overhead.settings.records import MeasureSettings, PipelineSettings
 from pytest_otel_overhead.stats.intervals import MAX_BATCHES, batch_slices
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import SettingsError

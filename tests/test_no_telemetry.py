@@ -30,8 +30,12 @@ from pytest_otel_overhead.reports.markdown import markdown_report
 from pytest_otel_overhead.reports.terminal import summary_lines
 from pytest_otel_overhead.results import NO_TELEMETRY, PipelineHealth, TestResult
 from pytest_otel_overhead.session import record_properties
-from pytest_otel_overhead.settings.layers import KEYS, Layer, MeasureSettings, SettingsError, env_layer, resolve
-from pytest_otel_overhead.wire import from_json, to_json
+from pytest_otel_overhead.settings.keys import KEYS
+from pytest_otel_overhead.settings.layers import Layer, env_layer
+from pytest_otel_overhead.settings.merge import resolve
+from pytest_otel_overhead.settings.records import MeasureSettings
+from pytest_otel_overhead.units import SettingsError
+from pytest_otel_overhead.wire.transport import from_json, to_json
 
 HERE = os.path.basename(__file__)
 

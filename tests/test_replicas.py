@@ -46,7 +46,10 @@ from pytest_otel_overhead.engine.replicas import (
 from pytest_otel_overhead.plugins.xdist import result_from_wire, result_to_wire
 from pytest_otel_overhead.results import MetricResult, Replica, StopReason, TestResult
 from pytest_otel_overhead.samplers import Strategies
-from pytest_otel_overhead.settings.layers import KEYS, Layer, MeasureSettings, SettingsError, env_layer, resolve
+from pytest_otel_overhead.settings.keys import KEYS
+from pytest_otel_overhead.settings.layers import Layer, env_layer
+from pytest_otel_overhead.settings.merge import resolve
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.intervals import random_effects, t_cdf, t_quantile
 from pytest_otel_overhead.stats.verdict import (
     Verdict,
@@ -57,7 +60,7 @@ from pytest_otel_overhead.stats.verdict import (
     process_looks,
     to_statistic,
 )
-from pytest_otel_overhead.units import Budget
+from pytest_otel_overhead.units import Budget, SettingsError
 
 PROCESSES_ENV = "PYTEST_OTEL_OVERHEAD_PROCESSES"
 Z95 = 1.959963984540054

@@ -11,7 +11,7 @@ from pytest_otel_overhead.history.compare import Comparison, MetricChange, TestC
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.reports.markdown import escape, markdown_report
 from pytest_otel_overhead.results import AGAINST_ARMS_NOTE, PipelineHealth, TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
 

@@ -11,7 +11,7 @@ import pytest
 
 from pytest_otel_overhead.reports.terminal import metric_sentence, summary_lines, verdict_label
 from pytest_otel_overhead.results import AGAINST_ARMS_NOTE, HEAP_BYTES_BELOW, MetricResult, PipelineHealth, TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
 

@@ -33,7 +33,9 @@ from pytest_otel_overhead.engine.repeatable import RepetitionFailed
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.reports.terminal import summary_lines
 from pytest_otel_overhead.results import StopReason, TestResult
-from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, resolve
+from pytest_otel_overhead.settings.layers import Layer
+from pytest_otel_overhead.settings.merge import resolve
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.intervals import MAX_BATCHES
 from pytest_otel_overhead.stats.verdict import LookPlan, Verdict
 

@@ -16,9 +16,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_otel_overhead.settings.flags import given_flags
-from pytest_otel_overhead.settings.layers import KEYS, Layer, SettingsError
+from pytest_otel_overhead.settings.keys import KEYS
+from pytest_otel_overhead.settings.layers import Layer
 from pytest_otel_overhead.settings.pipeline import check_exporter, check_instrumentors, parse_exporter
 from pytest_otel_overhead.settings.sources import option_name
+from pytest_otel_overhead.units import SettingsError
 
 MARKERS = """
 import pytest

@@ -26,9 +26,11 @@ from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.outputs import write_text_file
 from pytest_otel_overhead.reports.sweep import SweepAxis, SweepResult, sweep_lines, sweep_page
 from pytest_otel_overhead.results import TestResult
-from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, SettingsError, resolve
+from pytest_otel_overhead.settings.layers import Layer
+from pytest_otel_overhead.settings.merge import resolve
 from pytest_otel_overhead.settings.options import SessionOptions
-from pytest_otel_overhead.units import parse_seconds
+from pytest_otel_overhead.settings.records import MeasureSettings
+from pytest_otel_overhead.units import SettingsError, parse_seconds
 
 __all__ = [
     "PLUGIN_NAME",

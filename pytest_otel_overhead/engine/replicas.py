@@ -40,7 +40,7 @@ from pytest_otel_overhead.engine.replica_child import (
 )
 from pytest_otel_overhead.engine.runner import Progress
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, Replica, StopReason, TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.intervals import median, standard_error
 from pytest_otel_overhead.stats.verdict import (
     Decision,
@@ -52,7 +52,7 @@ from pytest_otel_overhead.stats.verdict import (
     statistic_of,
     to_statistic,
 )
-from pytest_otel_overhead.wire import from_json
+from pytest_otel_overhead.wire.transport import from_json
 
 __all__ = [
     "GRACE_S",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pytest_otel_overhead.results import PipelineHealth, TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 
 __all__ = ["no_telemetry_reason", "with_telemetry_outcome"]
 

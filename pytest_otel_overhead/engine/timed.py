@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pytest_otel_overhead.engine.arms import Arms, Block, Pair
 from pytest_otel_overhead.engine.looks import look, progress_line, time_budgets
 from pytest_otel_overhead.results import StopReason
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.intervals import median
 from pytest_otel_overhead.stats.verdict import Decision, LookPlan, Verdict
 

@@ -34,7 +34,7 @@ from pytest_otel_overhead.instructions.valgrind import ValgrindUnavailable, chec
 from pytest_otel_overhead.otel.pipeline import build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, StopReason, TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.intervals import median
 
 __all__ = ["measure_instructions", "require_valgrind"]

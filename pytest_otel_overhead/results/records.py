@@ -22,8 +22,7 @@ from pytest_otel_overhead.results.display import (
     format_value,
     metric_label,
 )
-from pytest_otel_overhead.results.settings_form import read_budget, read_settings
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.verdict import Verdict, combine
 from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.wire.checks import (
@@ -37,7 +36,8 @@ from pytest_otel_overhead.wire.checks import (
     read_object,
     read_row,
 )
-from pytest_otel_overhead.wire.document import Derived, form, to_document
+from pytest_otel_overhead.wire.document import Derived, to_document
+from pytest_otel_overhead.wire.form import form
 
 __all__ = ["NO_TELEMETRY", "UNITS", "MetricResult", "ProcessProbe", "Replica", "StopReason", "TestResult"]
 
@@ -84,7 +84,7 @@ class MetricResult:
     """Pair-to-pair spread (scaled MAD) on the overhead's scale."""
     confidence: float = field(metadata=form(read=read_confidence))
     """Confidence of the interval over all looks, e.g. ``0.95``."""
-    budget: Budget | None = field(default=None, metadata=form(read=read_budget))
+    budget: Budget | None = None
     """``{"kind", "value"}`` as in ``settings.budgets``; null when the metric has none."""
     verdict: Verdict | None = None
     """``"PASS"``, ``"FAIL"``, ``"INCONCLUSIVE"``; null when the metric has no budget."""
@@ -296,7 +296,7 @@ class TestResult:
 
     nodeid: str
     """Pytest node id, as above."""
-    settings: MeasureSettings = field(metadata=form(write=MeasureSettings.as_dict, read=read_settings))
+    settings: MeasureSettings
     """What was measured and how, [below](#testssettings)."""
     metrics: tuple[MetricResult, ...] = field(metadata=form(keyed_by="metric"))
     """One [metric](#testsmetrics) object per metric, keyed by its name."""

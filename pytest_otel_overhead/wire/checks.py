@@ -14,6 +14,8 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pytest_otel_overhead.units import Budget, BudgetKind
+
 __all__ = [
     "LARGEST_COUNT",
     "Malformed",
@@ -21,6 +23,7 @@ __all__ = [
     "describe",
     "optional",
     "read_amount",
+    "read_budget",
     "read_count",
     "read_entries",
     "read_field",
@@ -188,3 +191,17 @@ def read_row(width: int) -> Callable[[Any], tuple[float, ...]]:
         return tuple(read_number(v) for v in row)
 
     return read
+
+
+def read_budget(value: Any) -> Budget:
+    """A budget as documents hold it, ``{"kind": "relative" or "absolute", "value": above 0}``."""
+    data = read_object(value)
+    text = read_field(data, "kind", read_text)
+    kinds: tuple[BudgetKind, ...] = ("relative", "absolute")
+    kind = next((kind for kind in kinds if kind == text), None)
+    if kind is None:
+        raise Malformed(f"{describe(text)} is not a budget kind (relative or absolute)", ("kind",))
+    amount = read_field(data, "value", read_number)
+    if not amount > 0:
+        raise Malformed(f"{describe(amount)} is not a budget (above 0)", ("value",))
+    return Budget(kind, amount)
