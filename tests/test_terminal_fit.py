@@ -18,8 +18,7 @@ from pytest_otel_overhead.reports.terminal import (
     wrap,
 )
 from pytest_otel_overhead.results import MetricResult, TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings
-from pytest_otel_overhead.settings.records import NoTelemetryPolicy
+from pytest_otel_overhead.settings.records import MeasureSettings, NoTelemetryPolicy
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
 
