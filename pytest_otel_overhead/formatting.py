@@ -130,8 +130,10 @@ def signed_whole_percent(fraction: float) -> str:
 
 
 def percentage_points(fraction: float) -> str:
-    """``+6.7pp``: a difference of two percentages, signed; an unbounded end is ``∞`` or ``-∞``."""
-    return _as_percent(fraction, "+.1f", unit="pp")
+    """``+6.7pp``: a difference of two percentages, signed; ``0.0pp`` for one that rounds to none (never
+    ``-0.0pp``); an unbounded end is ``∞`` or ``-∞``."""
+    shown = _as_percent(fraction, "+.1f", unit="pp")
+    return "0.0pp" if shown in ("+0.0pp", "-0.0pp") else shown
 
 
 def signed(value: float, magnitude: Callable[[float], str]) -> str:

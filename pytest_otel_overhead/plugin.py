@@ -120,6 +120,36 @@ def _start_measuring(config: pytest.Config, options: SessionOptions) -> None:
     activate_benchmark(config, session)
 
 
+_UNMEASURED = "otel_overhead_unmeasured"
+"""The keyword a test that would have been measured carries in its setup report, under xdist too."""
+
+
+class UnmeasuredTests:
+    """Counts the tests that would have been measured with ``--otel-overhead``, and says so at the end.
+
+    A CI job that lost the flag has lost its gate and every test still passes: one line at the end
+    of the terminal report tells. Not under ``-qq``, which asks for nothing but the outcome.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.nodeids: set[str] = set()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "setup" and _UNMEASURED in report.keywords:
+            self.nodeids.add(report.nodeid)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.nodeids or self.config.getoption("verbose") < -1 or hasattr(self.config, "workerinput"):
+            return
+        count = len(self.nodeids)
+        tests = "test" if count == 1 else "tests"
+        terminalreporter.write_line(
+            f"otel-overhead: {count} {tests} with an otel_overhead marker or fixture ran without measuring: "
+            "add --otel-overhead to measure them"
+        )
+
+
 def _check_without_measuring(config: pytest.Config) -> None:
     """Check the settings' flags and ini keys as a measuring session would; say which flags do nothing.
 
@@ -137,6 +167,7 @@ def _check_without_measuring(config: pytest.Config) -> None:
         verb = "has" if len(given) == 1 else "have"
         message = f"otel-overhead: {', '.join(given)} {verb} no effect without --otel-overhead"
         config.issue_config_time_warning(pytest.PytestConfigWarning(message), stacklevel=2)
+    config.pluginmanager.register(UnmeasuredTests(config), "otel-overhead-unmeasured")
 
 
 def _fail_on_settings_error(check: Callable[[], object]) -> None:
@@ -158,6 +189,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if session is None:
         # A typo fails in every run, measuring or not; what a value names is imported only to measure.
         _fail_on_settings_error(lambda: marker_layer(item, imports=False))
+        # Named in the setup report (so an xdist controller hears of it too) for the line at the end.
+        item.keywords[_UNMEASURED] = True
         return
 
     def settle() -> None:

@@ -179,7 +179,7 @@ def test_an_estimate_against_the_arms_figures_is_marked_and_explained(
                     verdict=Verdict.PASS),
         instrumented=564.8e-6,
     )  # fmt: skip
-    lines = summary_lines([make_result(metrics=(p95,))])
+    lines = summary_lines([make_result(metrics=(p95,))], width=1000)  # the note on one line
     assert _table_rows(lines)["latency p95"][3] == "overhead %=+1.2%*"
     assert f"    {AGAINST_ARMS_NOTE}" in lines
     agreeing = make_metric("latency_p95", baseline=569e-6, overhead=0.012, budget=RELATIVE, verdict=Verdict.PASS)

@@ -219,7 +219,7 @@ def test_a_workload_raising_in_any_phase_is_named_with_its_error_chained_and_lea
     with pytest.raises(RepetitionFailed, match="raised on a measured repetition") as failed:
         runner.measure(workload, settings_for(budget="100000%", heap="100000%", max_time=2), router)
     assert failed.value.phase == ENGINE_PHASES[phase]
-    assert f"({ENGINE_PHASES[phase]}, " in str(failed.value)
+    assert f"measured repetition: {ENGINE_PHASES[phase]}, " in str(failed.value)
     assert isinstance(failed.value.__cause__, WorkloadError)
     assert str(failed.value.__cause__) == f"raised in {phase}"
 

@@ -136,7 +136,10 @@ def test_plain():
 def session_modules(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, list[str]]:
     pytester.makeconftest(RECORD_MODULES)
     pytester.makepyfile(test_cost=TESTS)
-    pytester.makeini("[pytest]\notel_overhead_queue_size = 4096\notel_overhead_profile = staging\n")
+    pytester.makeini(
+        "[pytest]\notel_overhead_queue_size = 4096\notel_overhead_profile = staging\n"
+        "otel_overhead_no_telemetry = warn\n"
+    )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
     modules = json.loads(Path(pytester.path, "modules.json").read_text(encoding="utf-8"))
     return result, modules

@@ -195,7 +195,7 @@ class MeasureSettings:
     processes: int = 1
     """Fresh processes a time-mode measurement is spread over (the ``processes`` setting; 1 measures in the test's
     process)."""
-    no_telemetry: NoTelemetryPolicy = NoTelemetryPolicy.WARN
+    no_telemetry: NoTelemetryPolicy = NoTelemetryPolicy.FAIL
     """What a measurement without telemetry does: ``"warn"``, ``"fail"``, ``"ignore"``."""
     budgets: tuple[tuple[str, Budget], ...] = field(default=(("cpu", DEFAULT_BUDGET),), metadata=form(entries=True))
     """Budget per metric name, an object with ``kind`` (``"relative"`` or ``"absolute"``) and ``value`` (a fraction,
