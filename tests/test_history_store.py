@@ -378,10 +378,10 @@ def test_a_file_over_the_size_cap_is_refused_in_one_line_before_it_is_read(
 
     from pytest_otel_overhead.history.reader import MAX_RUN_BYTES
 
-    assert MAX_RUN_BYTES == 20 * 1024 * 1024  # the figure docs/limits.md states
+    assert MAX_RUN_BYTES == 128 * 1024 * 1024  # the figure docs/limits.md states
     path = tmp_path / "huge.json"
     with path.open("wb") as stream:
-        stream.truncate(100 * 1024 * 1024)  # sparse: 100 MiB that take no room
+        stream.truncate(200 * 1024 * 1024)  # sparse: 200 MiB that take no room
     tracemalloc.start()
     try:
         with pytest.raises(HistoryError) as caught:
@@ -389,13 +389,57 @@ def test_a_file_over_the_size_cap_is_refused_in_one_line_before_it_is_read(
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert str(caught.value) == f"{path}: 100.0 MiB, more than the 20.0 MiB a saved run may hold; not read"
+    assert str(caught.value) == f"{path}: 200.0 MiB, more than the 128.0 MiB a saved run may hold; not read"
     assert peak < 1024 * 1024  # refused before reading it
     assert Store(tmp_path).load_all() == ([], [str(caught.value)])
 
 
-def test_a_run_over_the_size_cap_is_not_saved(tmp_path: Path, run_of: Callable[..., RunRecord]) -> None:
+def test_a_run_over_the_size_cap_is_not_saved(
+    tmp_path: Path, run_of: Callable[..., RunRecord], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pytest_otel_overhead.history.store as store_module
+
+    monkeypatch.setattr(store_module, "MAX_RUN_BYTES", 1024 * 1024)  # the real cap, 128 MiB, is slow to reach
     store = Store(tmp_path / "runs")
-    with pytest.raises(HistoryError, match=r"run 'big' would take 2\d\.\d MiB, more than the 20\.0 MiB .*; not saved$"):
-        store.save(run_of("x" * (21 * 1024 * 1024)), "big")
+    run = run_of(*(f"t.py::test_{'x' * 60_000}_{i}" for i in range(20)))  # each id under the 64 KiB a string may hold
+    with pytest.raises(HistoryError, match=r"run 'big' would take 1\.\d MiB, more than the 1\.0 MiB .*; not saved$"):
+        store.save(run, "big")
     assert store.files() == []
+
+
+@pytest.mark.parametrize(
+    ("where", "field"),
+    [
+        (("tests", 0, "nodeid"), "...) is malformed: nodeid: "),
+        (("tests", 0, "notes", 0), "notes.#1"),
+        (("environment", "python"), "environment.python"),
+        (("environment", "anything", 0), "environment.anything.#1"),
+        (("run", "machine", "shards", 0, "label"), "run.machine.shards.#1.label"),
+        (("run", "settings", "budget"), "run.settings.budget"),
+    ],
+)
+def test_a_string_over_64_kib_is_refused_in_one_line_naming_the_file_and_field(
+    tmp_path: Path, run_of: Callable[..., RunRecord], where: tuple[Any, ...], field: str
+) -> None:
+    from pytest_otel_overhead.wire.checks import MAX_TEXT_CHARS
+
+    assert MAX_TEXT_CHARS == 64 * 1024  # the figure docs/limits.md states
+    data = _document(run_of)
+    data.setdefault("run", {}).setdefault("machine", {})["shards"] = [{"label": "a"}]
+    data["tests"][0]["notes"] = ["a note"]
+    data["environment"]["anything"] = ["x"]
+    data["run"].setdefault("settings", {})
+    target = data
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = "x" * (MAX_TEXT_CHARS + 1)
+    path = tmp_path / "long.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(HistoryError) as caught:
+        load_run(path)
+    line = str(caught.value)
+    assert line.startswith(f"{path}: ") and field in line and "\n" not in line
+    assert "a string of 65,537 characters, more than the 65,536 one may hold" in line
+    target[where[-1]] = "x" * MAX_TEXT_CHARS  # the limit itself is read
+    path.write_text(json.dumps(data))
+    assert load_run(path).results

@@ -3,8 +3,10 @@
 The measured tests parse themselves (``wire.document``, driven by the records' fields); what is
 read here is the document around them: its schema, where the run was measured and the ``run``
 section of a saved run. Any failure is one line that names the file and the field. A file larger
-than ``MAX_RUN_BYTES`` is refused before it is read whole: a run of this plugin is far smaller, and
-decoding a huge one would take many times its size in memory.
+than ``MAX_RUN_BYTES`` is refused before it is read whole, and a string longer than
+``wire.checks.MAX_TEXT_CHARS`` anywhere in it is refused by field: the cap on the file is sized for
+the largest merged runs (docs/sharding.md), the cap on strings keeps what reports make of a run
+proportional to it (a few huge strings took many times the file's size to report).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pytest_otel_overhead.wire.checks import (
     read_entries,
     read_field,
     read_flag,
+    read_free,
     read_items,
     read_list,
     read_object,
@@ -39,8 +42,9 @@ from pytest_otel_overhead.wire.document import from_document
 
 __all__ = ["MAX_RUN_BYTES", "load_run", "parse_run", "result_from_dict"]
 
-MAX_RUN_BYTES = 20 * 1024 * 1024
-"""The largest saved run or JSON report read, and saved (20 MiB, see docs/limits.md)."""
+MAX_RUN_BYTES = 128 * 1024 * 1024
+"""The largest saved run or JSON report read, and saved (128 MiB, see docs/limits.md): a merged run
+of 50 shards of 100 tests keeping 200 pairs each takes 101 MiB."""
 
 
 def result_from_dict(data: Mapping[str, Any]) -> TestResult:
@@ -65,7 +69,7 @@ def _read_git(value: Any) -> dict[str, Any]:
 
 
 def _read_machine(value: Any) -> dict[str, Any]:
-    data = read_object(value if value is not None else {})
+    data = read_free(read_object(value if value is not None else {}))
     return {**data, "cpu_model": read_field(data, "cpu_model", optional(read_text), required=False)}
 
 
@@ -83,7 +87,7 @@ _ENVIRONMENT_READERS: dict[str, Callable[[Any], Any]] = {
 
 def _read_environment(value: Any) -> dict[str, Any]:
     """Where the run was measured; the fields reports and comparisons show must have their types."""
-    data = read_object(value if value is not None else {})
+    data = read_free(read_object(value if value is not None else {}))
     known = {key: read_field(data, key, optional(read)) for key, read in _ENVIRONMENT_READERS.items() if key in data}
     return {**data, **known}
 
@@ -100,6 +104,11 @@ def _read_tests(value: Any) -> tuple[TestResult, ...]:
     return tuple(results)
 
 
+def _read_settings(value: Any) -> dict[str, Any]:
+    data: dict[str, Any] = read_free(read_object(value if value is not None else {}))
+    return data
+
+
 def _read_run_section(value: Any) -> dict[str, Any]:
     """The ``run`` section of a saved run (absent from ``--otel-overhead-json`` reports)."""
     data = read_object(value if value is not None else {})
@@ -108,7 +117,7 @@ def _read_run_section(value: Any) -> dict[str, Any]:
         "saved": read_field(data, "saved", optional(read_text), required=False),
         "git": read_field(data, "git", optional(_read_git), required=False),
         "machine": read_field(data, "machine", _read_machine, required=False),
-        "settings": read_field(data, "settings", lambda v: read_object(v if v is not None else {}), required=False),
+        "settings": read_field(data, "settings", _read_settings, required=False),
         "incomplete": read_field(data, "incomplete", optional(lambda v: from_document(Incomplete, v)), required=False),
     }
 
@@ -154,25 +163,29 @@ def parse_run(data: Any, source: str, path: Path | None = None) -> RunRecord:
         raise HistoryError(f"{source}: {printable(str(error))}") from None
 
 
-def load_run(path: Path) -> RunRecord:
-    """Read one run file; every failure is a :class:`HistoryError` naming the file."""
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, never more than the cap, even of a file that grows meanwhile."""
+    with path.open("rb") as stream:
+        size = os.fstat(stream.fileno()).st_size
+        raw = stream.read(MAX_RUN_BYTES + 1) if size <= MAX_RUN_BYTES else b""
+    if max(size, len(raw)) > MAX_RUN_BYTES:
+        raise HistoryError(
+            f"{path}: {format_bytes(max(size, len(raw)))}, more than the {format_bytes(MAX_RUN_BYTES)} "
+            "a saved run may hold; not read"
+        )
+    return raw
+
+
+def _decode(path: Path) -> Any:
+    """The file's JSON; its bytes are let go as soon as they are text, to keep the peak of a large file lower."""
     try:
-        with path.open("rb") as stream:
-            size = os.fstat(stream.fileno()).st_size
-            # Never more than the cap, even of a file that grows meanwhile.
-            raw = stream.read(MAX_RUN_BYTES + 1) if size <= MAX_RUN_BYTES else b""
-        if max(size, len(raw)) > MAX_RUN_BYTES:
-            raise HistoryError(
-                f"{path}: {format_bytes(max(size, len(raw)))}, more than the {format_bytes(MAX_RUN_BYTES)} "
-                "a saved run may hold; not read"
-            ) from None
-        text = raw.decode("utf-8")
+        text = _read_bytes(path).decode("utf-8")
     except FileNotFoundError:
         raise HistoryError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as error:
         raise HistoryError(f"{path}: cannot be read ({error.__class__.__name__}: {error})") from None
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as error:
         raise HistoryError(
             f"{path}: not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})"
@@ -183,4 +196,8 @@ def load_run(path: Path) -> RunRecord:
         raise HistoryError(
             f"{path}: holds a number too long to read (more than {sys.get_int_max_str_digits()} digits)"
         ) from None
-    return parse_run(data, str(path), path)
+
+
+def load_run(path: Path) -> RunRecord:
+    """Read one run file; every failure is a :class:`HistoryError` naming the file."""
+    return parse_run(_decode(path), str(path), path)

@@ -18,6 +18,7 @@ from pytest_otel_overhead.units import Budget, BudgetKind
 
 __all__ = [
     "LARGEST_COUNT",
+    "MAX_TEXT_CHARS",
     "Malformed",
     "clip",
     "describe",
@@ -28,6 +29,7 @@ __all__ = [
     "read_entries",
     "read_field",
     "read_flag",
+    "read_free",
     "read_items",
     "read_list",
     "read_number",
@@ -40,6 +42,9 @@ __all__ = [
 
 LARGEST_COUNT = 2**53
 """Whole numbers above this are no measurement's, and floats could no longer hold them exactly."""
+MAX_TEXT_CHARS = 64 * 1024
+"""The longest string read from a document (64 KiB): test ids, notes and names are far shorter, and
+reports show each string several times, so a few huge strings took many times the file's size."""
 _MISSING = object()
 
 T = typing.TypeVar("T")
@@ -138,6 +143,8 @@ def read_count(value: Any) -> int:
 def read_text(value: Any) -> str:
     if not isinstance(value, str):
         raise Malformed(f"{describe(value)} is not a string")
+    if len(value) > MAX_TEXT_CHARS:
+        raise Malformed(f"a string of {len(value):,} characters, more than the {MAX_TEXT_CHARS:,} one may hold")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:  # "\ud800" is valid JSON but no text: printing or writing it would fail
@@ -154,6 +161,18 @@ def read_flag(value: Any) -> bool:
 def read_object(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise Malformed(f"{describe(value)} is not an object")
+    return value
+
+
+def read_free(value: Any) -> Any:
+    """A JSON value of no fixed shape (a section kept as written), with every string in it, keys too,
+    read by ``read_text``; errors name the member or item."""
+    if isinstance(value, str):
+        return read_text(value)
+    if isinstance(value, dict):
+        return dict(read_entries(value, read_free))
+    if isinstance(value, list):
+        return read_items(value, read_free)
     return value
 
 
