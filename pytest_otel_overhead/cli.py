@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import json
+import itertools
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pytest_otel_overhead.formatting import NO_FIGURE
@@ -94,13 +94,21 @@ def _merge_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
 
 def _merge(store: Store, args: argparse.Namespace) -> int:
     """Merge the shards, print their verdicts, write and save what was asked; 1 when a budget failed."""
-    from pytest_otel_overhead.history.merge import UNMEASURED, merge_runs, unmeasured_tests  # only when merging
+    from pytest_otel_overhead.history.merge import (  # only when merging
+        UNMEASURED,
+        document_chunks,
+        merge_carried,
+        unmeasured_tests,
+        with_rows,
+    )
 
-    runs = [_load(store, spec) for spec in args.runs]
+    loaded = [_load_carrying_rows(store, spec) for spec in args.runs]
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    merged, summary = merge_runs(runs, created=created, name=args.save, expect=args.expect)
+    merged, summary, rows = merge_carried(loaded, created=created, name=args.save, expect=args.expect)
     if args.save is not None:  # first: a name the store refuses stops the command before anything is written
-        merged = dataclasses.replace(merged, path=store.save(merged, args.save))
+        merged = dataclasses.replace(
+            merged, path=store.save(merged, args.save, text="".join(document_chunks(merged, rows)))
+        )
         print(f"saved run {args.save!r} to {merged.path}")
     for line in summary_lines(merged.results, verbose=True):
         print(printable(line))
@@ -109,12 +117,29 @@ def _merge(store: Store, args: argparse.Namespace) -> int:
         print(printable(f"not measured in any shard: {entry['nodeid']} ({entry['outcome']}: {entry['reason']})"))
     print(printable(summary.line()))
     if args.json:
-        document = {**merged.to_document(), **({UNMEASURED: unmeasured} if unmeasured else {})}
-        # Compact, as the store saves runs: a merged run can hold thousands of tests, and indenting
-        # them takes Python's slow encoder (minutes at 5,000 tests); the document is the same.
-        _write(args.json, json.dumps(document, separators=(",", ":"), allow_nan=False) + "\n")
+        # Compact, as the store saves runs: a merged run can hold thousands of tests.
+        sections = {UNMEASURED: unmeasured} if unmeasured else None
+        _write(args.json, itertools.chain(document_chunks(merged, rows, sections), ["\n"]))
+    if args.html and rows:  # the report draws the raw rows: read them, checked as text already
+        merged = with_rows(merged, rows)
     _reports(store, args, merged, None)
     return 1 if any(result.verdict is Verdict.FAIL for result in merged.results) else 0
+
+
+def _load_carrying_rows(store: Store, spec: str) -> tuple[RunRecord, dict[str, str]]:
+    """The run ``spec`` names, its raw rows kept as text (``history.reader.load_run_carrying_rows``);
+    ``latest`` is read as ``_load`` reads it."""
+    from pytest_otel_overhead.history.reader import load_run_carrying_rows  # only when merging
+
+    if spec == "latest" or spec.startswith("latest~"):
+        return _load(store, spec), {}
+    run, rows = load_run_carrying_rows(store.resolve(spec, base=Path.cwd()))
+    if run.incomplete is not None:
+        print(
+            f"note: run {run.label!r} is incomplete ({run.incomplete.describe()}); used since it was named",
+            file=sys.stderr,
+        )
+    return run, rows
 
 
 def _load(store: Store, spec: str) -> RunRecord:
@@ -138,7 +163,7 @@ def _history(store: Store, run: RunRecord) -> tuple[list[RunRecord], list[str]]:
     return runs, [f"left out of the history: {e}" for e in errors]
 
 
-def _write(path: str, text: str) -> None:
+def _write(path: str, text: str | Iterable[str]) -> None:
     print(f"wrote {write_text_file(path, text)}")
 
 

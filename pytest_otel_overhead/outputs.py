@@ -22,6 +22,7 @@ import re
 import secrets
 import socket
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = [
@@ -153,12 +154,12 @@ def _publish(temporary: Path, target: Path, replace: bool) -> None:
     temporary.unlink()
 
 
-def _write_temporary(temporary: Path, text: str) -> None:
+def _write_temporary(temporary: Path, text: str | Iterable[str]) -> None:
     # O_EXCL: never write through a file (or link) someone else put there; 0o666 less the umask.
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     stream = os.fdopen(descriptor, "w", encoding="utf-8")
     try:
-        stream.write(text)
+        stream.write(text) if isinstance(text, str) else stream.writelines(text)
         stream.flush()
         os.fsync(stream.fileno())
     except BaseException:
@@ -168,8 +169,8 @@ def _write_temporary(temporary: Path, text: str) -> None:
     stream.close()
 
 
-def write_text_file(path: str | os.PathLike[str], text: str, *, replace: bool = True) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path written.
+def write_text_file(path: str | os.PathLike[str], text: str | Iterable[str], *, replace: bool = True) -> Path:
+    """Write ``text`` (UTF-8; or its pieces, one after another) to ``path`` atomically; returns the path written.
 
     With ``replace=False`` an existing file is left alone and :class:`FileExistsError` raised. Any
     other failure of the system raises :class:`OutputError`; on any failure the previous file, if there

@@ -10,28 +10,35 @@ one test measured with different settings in two shards.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-from collections.abc import Mapping, Sequence
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pytest_otel_overhead.engine.replicas import combined_metrics
 from pytest_otel_overhead.history.machines import cpu_models
+from pytest_otel_overhead.history.reader import ROWS_KEY, Carried
 from pytest_otel_overhead.history.store import HistoryError, RunRecord, printable
 from pytest_otel_overhead.results import StopReason, TestResult
 from pytest_otel_overhead.stats.verdict import LookPlan
+from pytest_otel_overhead.wire.checks import read_rows
 
 __all__ = [
     "MERGED_STOP_REASON",
     "UNMEASURED",
     "MergeSummary",
     "check_versions",
+    "document_chunks",
+    "merge_carried",
     "merge_runs",
     "plugin_version",
     "unmeasured_of",
     "unmeasured_tests",
+    "with_rows",
 ]
 
 UNMEASURED = "unmeasured"
@@ -205,7 +212,8 @@ def merge_runs(
             placed.setdefault(result.nodeid, []).append((run, result))
     results = []
     for nodeid, where in placed.items():
-        _check_same_settings(nodeid, where)
+        if len(where) > 1:
+            _check_same_settings(nodeid, where)
         results.append(where[0][1] if len(where) == 1 else _combined(nodeid, where))
     first = runs[0]
     merged = RunRecord(
@@ -224,3 +232,56 @@ def merge_runs(
         machines=tuple(merged.machine["cpu_models"]),
     )
     return merged, summary
+
+
+def with_rows(run: RunRecord, carried: Carried, nodeids: set[str] | None = None) -> RunRecord:
+    """``run`` with the carried rows (of ``nodeids``, or all) read into their records (checked as text already)."""
+    wanted = carried.keys() if nodeids is None else nodeids & carried.keys()
+    if not wanted:
+        return run
+    read = read_rows(4)
+    results = tuple(
+        dataclasses.replace(result, samples=tuple(read(json.loads(carried[result.nodeid]))))  # type: ignore[arg-type]
+        if result.nodeid in wanted
+        else result
+        for result in run.results
+    )
+    return dataclasses.replace(run, results=results)
+
+
+def merge_carried(
+    loaded: Sequence[tuple[RunRecord, Carried]], *, created: str, name: str | None = None, expect: int | None = None
+) -> tuple[RunRecord, MergeSummary, Carried]:
+    """``merge_runs`` of runs read by ``history.reader.load_run_carrying_rows``: the rows of tests measured
+    in several shards are read, to combine them; those of tests measured once stay text, for
+    :func:`document_text` to write as they were read."""
+    counts: dict[str, int] = {}
+    for run, _ in loaded:
+        for result in run.results:
+            counts[result.nodeid] = counts.get(result.nodeid, 0) + 1
+    several = {nodeid for nodeid, count in counts.items() if count > 1}
+    runs = [with_rows(run, carried, several) for run, carried in loaded]
+    merged, summary = merge_runs(runs, created=created, name=name, expect=expect)
+    rows = {nodeid: text for _, carried in loaded for nodeid, text in carried.items() if nodeid not in several}
+    return merged, summary, rows
+
+
+def document_chunks(run: RunRecord, carried: Carried, sections: Mapping[str, Any] | None = None) -> Iterator[str]:
+    """``run.to_document()`` (and ``sections``) as compact JSON, in pieces, each test's carried rows as read.
+
+    A test at a time: the rows of a merged run are most of its size, and reading them into numbers
+    and writing them back took most of a merge's time; written in pieces, the document is never
+    whole in memory.
+    """
+    marker = secrets.token_hex(16)
+    head = {**dataclasses.replace(run, results=()).to_document(), "tests": marker, **(sections or {})}
+    before, after = json.dumps(head, separators=(",", ":"), allow_nan=False).split(f'"{marker}"')
+    empty = f'"{ROWS_KEY}":[]'
+    yield before + "["
+    for index, result in enumerate(run.results):
+        text = json.dumps(result.as_dict(), separators=(",", ":"), allow_nan=False)
+        rows = carried.get(result.nodeid)
+        if rows is not None and text.count(empty) == 1:
+            text = text.replace(empty, f'"{ROWS_KEY}":{rows}')
+        yield ("," if index else "") + text
+    yield "]" + after

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -37,10 +38,19 @@ from pytest_otel_overhead.wire.checks import (
     read_list,
     read_object,
     read_text,
+    rows_text,
 )
 from pytest_otel_overhead.wire.document import from_document
 
-__all__ = ["MAX_RUN_BYTES", "load_run", "parse_run", "result_from_dict"]
+__all__ = [
+    "MAX_RUN_BYTES",
+    "ROWS_KEY",
+    "Carried",
+    "load_run",
+    "load_run_carrying_rows",
+    "parse_run",
+    "result_from_dict",
+]
 
 MAX_RUN_BYTES = 128 * 1024 * 1024
 """The largest saved run or JSON report read, and saved (128 MiB, see docs/limits.md): a merged run
@@ -176,10 +186,10 @@ def _read_bytes(path: Path) -> bytes:
     return raw
 
 
-def _decode(path: Path) -> Any:
+def _decode(path: Path, raw: bytes | None = None) -> Any:
     """The file's JSON; its bytes are let go as soon as they are text, to keep the peak of a large file lower."""
     try:
-        text = _read_bytes(path).decode("utf-8")
+        text = (_read_bytes(path) if raw is None else raw).decode("utf-8")
     except FileNotFoundError:
         raise HistoryError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as error:
@@ -201,3 +211,56 @@ def _decode(path: Path) -> Any:
 def load_run(path: Path) -> RunRecord:
     """Read one run file; every failure is a :class:`HistoryError` naming the file."""
     return parse_run(_decode(path), str(path), path)
+
+
+ROWS_KEY = "per_call_seconds"
+"""The table of raw rows in a test's ``samples`` (``results.records``), four numbers a row."""
+Carried = dict[str, str]
+"""Per node id, the compact JSON text of the test's raw rows as its file held them, not read into the record."""
+
+
+def _cut_rows(raw: bytes, token: bytes) -> tuple[bytes, list[bytes]]:
+    """``raw`` with each row table that ``rows_text`` accepts replaced by a marker string, and the tables."""
+    pieces: list[bytes] = []
+    tables: list[bytes] = []
+    quoted = json.dumps(ROWS_KEY).encode()
+    done = 0
+    at = raw.find(quoted)
+    while at >= 0:
+        start = raw.find(b"[", at)
+        end = raw.find(b"]]", start)
+        table = rows_text(raw[start : end + 2], 4) if start > 0 and end > 0 else None
+        if table is None or table == b"[]" or raw[at + len(quoted) : start].strip() != b":":
+            at = raw.find(quoted, at + 1)  # left for the strict reader, which says what is wrong
+            continue
+        pieces += [raw[done:start], b'"' + token + str(len(tables)).encode() + b'"']
+        tables.append(table)
+        done = end + 2
+        at = raw.find(quoted, done)
+    pieces.append(raw[done:])
+    return b"".join(pieces), tables
+
+
+def load_run_carrying_rows(path: Path) -> tuple[RunRecord, Carried]:
+    """A run whose raw rows are checked (``wire.checks.rows_text``) and kept as text, not read into records.
+
+    For a merge, which writes a test measured once as it was read: its records then hold no ``samples``,
+    and the text of each test's rows comes back beside the run, by node id. Everything else is read
+    as ``load_run`` reads it.
+    """
+    token = secrets.token_hex(8).encode() + b":"
+    cut, tables = _cut_rows(_read_bytes(path), token)
+    data = _decode(path, cut)
+    del cut
+    found: dict[int, str] = {}
+    tests = data.get("tests") if isinstance(data, dict) else None
+    for index, test in enumerate(tests if isinstance(tests, list) else []):
+        samples = test.get("samples") if isinstance(test, dict) else None
+        value = samples.get(ROWS_KEY) if isinstance(samples, dict) else None
+        if isinstance(samples, dict) and isinstance(value, str) and value.encode().startswith(token):
+            found[index] = tables[int(value[len(token) :])].decode("ascii")
+            samples[ROWS_KEY] = []
+    if len(found) != len(tables):  # a table stood outside a test's samples: read the file as it is
+        return load_run(path), {}
+    run = parse_run(data, str(path), path)
+    return run, {run.results[index].nodeid: rows for index, rows in found.items()}

@@ -89,11 +89,15 @@ class Store:
                 stamp = ""
         return (stamp, path.name)
 
-    def save(self, run: RunRecord, name: str) -> Path:
-        """Write ``run`` under a new unique file name; never replaces an existing run."""
+    def save(self, run: RunRecord, name: str, *, text: str | None = None) -> Path:
+        """Write ``run`` under a new unique file name; never replaces an existing run.
+
+        ``text`` is the run's document (named ``name``) when the caller wrote it already (a merge does).
+        """
         if not valid_name(name):
             raise HistoryError(f"{name!r} cannot name a run: use letters, digits, '.', '_' and '-' (at most 64)")
-        text = json.dumps(dataclasses.replace(run, name=name).to_document(), separators=(",", ":"), allow_nan=False)
+        if text is None:
+            text = json.dumps(dataclasses.replace(run, name=name).to_document(), separators=(",", ":"), allow_nan=False)
         if len(text.encode("utf-8")) + 1 > MAX_RUN_BYTES:  # a run no reader here would read back
             raise HistoryError(
                 f"{self.root}: run {name!r} would take {format_bytes(len(text.encode('utf-8')))}, more than the "

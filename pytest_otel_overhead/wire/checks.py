@@ -8,6 +8,7 @@ texts. A value that does not fit raises :class:`Malformed`, whose message names 
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import typing
@@ -37,6 +38,7 @@ __all__ = [
     "read_row",
     "read_rows",
     "read_text",
+    "rows_text",
     "type_hints",
 ]
 
@@ -253,3 +255,34 @@ def read_budget(value: Any) -> Budget:
     if not amount > 0:
         raise Malformed(f"{describe(amount)} is not a budget (above 0)", ("value",))
     return Budget(kind, amount)
+
+
+_WHITESPACE = b" \t\n\r"
+_ROW_CHARACTERS = b"0123456789eE+-.,[]nul"
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+
+
+def rows_text(raw: bytes, width: int) -> bytes | None:
+    """Rows of ``width`` numbers (or ``null``) as a document holds them, compacted, when they are that:
+    checked in a few passes over the text (characters, row widths, every number parsed and finite)
+    without a Python object per number. ``None`` when not, and the strict reader then says why."""
+    compact = raw.translate(None, _WHITESPACE)
+    if compact == b"[]":
+        return compact
+    if compact.translate(None, _ROW_CHARACTERS) or compact[:2] != b"[[" or compact[-2:] != b"]]":
+        return None
+    # Forms ``float`` takes and JSON does not: a dot without a digit on each side, a plus outside an exponent.
+    digits = compact.translate(_DIGITS_AS_ZERO)
+    if digits.count(b"0.0") != digits.count(b".") or compact.count(b"+") != compact.count(b"e+") + compact.count(b"E+"):
+        return None
+    rows = compact[2:-2].split(b"],[")
+    joined = b",".join(rows)
+    if b"[" in joined or b"]" in joined or set(map(bytes.count, rows, itertools.repeat(b","))) != {width - 1}:
+        return None
+    try:
+        # A null stands alone between commas; one run into other characters stays, and float refuses it.
+        tokens = (b"," + joined).replace(b",null", b",0")[1:].split(b",")
+        numbers = list(map(float, tokens))
+    except ValueError:
+        return None
+    return compact if math.isfinite(math.fsum(numbers)) else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import math
 import types
 import typing
@@ -99,9 +100,16 @@ class Derived:
     compute: Callable[[Any], Any]
 
 
+_FORMS: dict[dataclasses.Field[Any], Form] = {}
+
+
 def form_of(field: dataclasses.Field[Any]) -> Form:
-    how = field.metadata.get(FORM)
-    return PLAIN if how is None else Form(**how)
+    """The field's form, made once per field: reading a merged run asks it a million times."""
+    spec = _FORMS.get(field)
+    if spec is None:
+        how = field.metadata.get(FORM)
+        spec = _FORMS[field] = PLAIN if how is None else Form(**how)
+    return spec
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,6 +174,7 @@ def derived_of(kind: type) -> tuple[Derived, ...]:
 # Reading
 
 
+@functools.cache
 def _accepts_none(hint: Any) -> bool:
     return typing.get_origin(hint) in (Union, types.UnionType) and type(None) in typing.get_args(hint)
 
