@@ -268,3 +268,69 @@ def test_real_shards_merge_like_one_run(pytester: pytest.Pytester) -> None:
         },
     ]
     assert "not measured in any shard: test_sharded.py::test_skipped (skipped: needs a collector)" in merged.outlines
+
+
+# -- raw rows carried through as text ---------------------------------------------------------------
+
+
+FIELD = "test #1 (tests/test_0.py::test_2) is malformed: samples.per_call_seconds"
+NOT_JSON = "not valid JSON"
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ("[[1,2,3]]", FIELD),  # a short row
+        ("[[1,2,3,4],[1,2,3,4,5]]", FIELD),  # a long one
+        ("[[1e999,1,2,3]]", FIELD),  # not finite
+        ('[["1",1,2,3]]', FIELD),  # not a number
+        ("[[1,2,[3,4]]]", FIELD),
+        ("[[+1,1,2,3]]", NOT_JSON),  # forms float() reads and JSON does not
+        ("[[.5,1,2,3]]", NOT_JSON),
+        ("[[1.,1,2,3]]", NOT_JSON),
+        ("[[1.2.3,1,2,3]]", NOT_JSON),
+        ("[[nul,1,2,3]]", NOT_JSON),
+        ("[[nullnull,1,2,3]]", NOT_JSON),
+        ("[[--1,1,2,3]]", NOT_JSON),
+        ("[[1e,1,2,3]]", NOT_JSON),
+    ],
+)
+def test_a_damaged_row_is_refused_in_one_line_naming_the_file_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rows: str, expected: str
+) -> None:
+    from pytest_otel_overhead.wire.checks import rows_text
+
+    assert rows_text(rows.encode(), 4) is None  # not carried as text: the strict reader reads it, and says why
+    good = _write_run(tmp_path / "good.json", _suite()[:2])
+    bad = _write_run(tmp_path / "bad.json", _suite()[2:4])
+    text = bad.read_text(encoding="utf-8")
+    start = text.index('"per_call_seconds": ') + len('"per_call_seconds": ')
+    bad.write_text(text[:start] + rows + text[text.index("]]", start) + 2 :], encoding="utf-8")
+    err = _refused(capsys, str(good), str(bad))
+    assert f"{bad}: {expected}" in err
+
+
+def test_rows_as_text_read_as_the_strict_reader_reads_them() -> None:
+    from pytest_otel_overhead.wire.checks import read_rows, rows_text
+
+    text = b"[[1, 2.5e-3, null, -4],\n  [0, 1E+2, 3.25, 1e-300]]"
+    carried = rows_text(text, 4)
+    assert carried == b"[[1,2.5e-3,null,-4],[0,1E+2,3.25,1e-300]]"
+    read = read_rows(4)
+    assert str(read(json.loads(carried))) == str(read(json.loads(text)))
+    assert rows_text(b" [ ] ", 4) == b"[]"
+
+
+def test_a_carried_merge_gives_the_merge_of_runs_read_whole(tmp_path: Path) -> None:
+    from pytest_otel_overhead.history.merge import document_chunks, merge_carried
+    from pytest_otel_overhead.history.reader import load_run_carrying_rows
+
+    results = _suite()
+    files = [_write_run(tmp_path / f"s{k}.json", [*results[k::3], results[0]]) for k in range(3)]  # test_0 in all
+    whole, _ = merge_runs([load_run(f) for f in files], created="now")
+    loaded = [load_run_carrying_rows(f) for f in files]
+    assert all(run.results[0].samples == () for run, _ in loaded)  # the rows stayed text
+    merged, summary, rows = merge_carried(loaded, created="now")
+    assert summary.combined == (results[0].nodeid,) and results[0].nodeid not in rows
+    carried = json.loads("".join(document_chunks(merged, rows)))
+    assert carried == json.loads(json.dumps(whole.to_document(), separators=(",", ":"), allow_nan=False))

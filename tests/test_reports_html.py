@@ -249,3 +249,29 @@ def test_legends_stand_outside_the_plotted_area() -> None:
     empty = Figure().add_subplot()
     charts.legend_below(empty)
     assert empty.get_legend() is None, "no legend that names nothing"
+
+
+def test_a_large_report_puts_tests_that_did_not_pass_first_and_folds_the_rest(
+    make_result: Callable[..., TestResult], make_metric: Callable
+) -> None:
+    budget = Budget("relative", 0.05)
+    results = []
+    for index in range(html_module.LARGE_REPORT + 50):
+        overhead = 0.08 if index % 10 == 7 else 0.01
+        verdict = Verdict.FAIL if overhead > 0.05 else Verdict.PASS
+        metric = make_metric("cpu", overhead=overhead, ci_low=overhead - 0.005, ci_high=overhead + 0.005,
+                             budget=budget, verdict=verdict)  # fmt: skip
+        results.append(make_result(f"tests/t.py::test_{index}", metrics=(metric,)))
+    run = RunRecord(results=tuple(results), environment={}, created="2025-01-01T00:00:00+00:00")
+    page = html_report(run, charts=False)
+    failing = [f'id="test-{i}"' for i in range(len(results)) if i % 10 == 7]
+    folded = page.index("<details><summary>135 tests that passed</summary>")
+    assert all(page.index(section) < folded for section in failing)
+    assert page.index('id="test-0"') > folded  # the first test passed: folded, after the failing ones
+    assert "15 tests that did not pass first, then 135 that passed, folded" in page
+    assert "the chart shows 15 measurements of tests that did not pass (at most 200)" in page
+
+
+def test_a_small_report_keeps_the_run_order_unfolded(runs: list[RunRecord]) -> None:
+    page = html_report(runs[-1], charts=False)
+    assert "<details>" not in page and page.index('id="test-0"') < page.index('id="test-1"')

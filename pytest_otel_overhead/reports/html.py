@@ -41,6 +41,10 @@ __all__ = [
 ]
 
 MAX_DETAILED_CHARTS = 40
+LARGE_REPORT = 100
+"""Above this many tests, the page puts the tests that did not pass first and folds the passing ones away."""
+MAX_OVERVIEW_BARS = 200
+"""The overview chart of a large report shows at most this many tests that did not pass (all are in the table)."""
 MAX_TRENDS = 12
 
 _STYLE = """
@@ -183,6 +187,9 @@ def _summary(run: RunRecord, charts: ChartDrawer) -> str:
             if metric.kind == "relative":
                 chart_rows.append((result.nodeid + ("" if metric.metric == "cpu" else f" · {metric.label}"), metric))
             table_rows.append(_summary_row(index, result, metric, kinds, position == 0))
+    if len(results) > LARGE_REPORT:
+        chart_rows, line = _large_chart_rows(results, chart_rows)
+        parts.append(f'<p class="muted">{_h(line)}</p>')
     if chart_rows:
         parts.append(_overview_chart(chart_rows, charts))
     k = len(kinds)  # overhead columns start at 2; the arms and pairs follow budget and its verdict
@@ -190,6 +197,20 @@ def _summary(run: RunRecord, charts: ChartDrawer) -> str:
     parts.append(_table(_summary_header(kinds), table_rows, numeric, grouped=True))
     parts.append(_against_arms_note([m for result in results for m in headline_metrics(result)]))
     return "".join(parts)
+
+
+def _large_chart_rows(
+    results: Sequence[TestResult], rows: Sequence[tuple[str, MetricResult]]
+) -> tuple[list[tuple[str, MetricResult]], str]:
+    """A large report's chart: the tests that did not pass, at most ``MAX_OVERVIEW_BARS``; a chart of
+    thousands of bars is neither drawn quickly nor read."""
+    passing = {r.nodeid for r in results if r.outcome == Verdict.PASS.value}
+    shown = [row for row in rows if row[0].split(" · ", 1)[0] not in passing][:MAX_OVERVIEW_BARS]
+    line = (
+        f"{len(results)} tests: the chart shows {len(shown)} measurements of tests that did not pass "
+        f"(at most {MAX_OVERVIEW_BARS}); the table lists every test."
+    )
+    return shown, line
 
 
 def _trend(run: RunRecord, history: Sequence[RunRecord], charts: ChartDrawer) -> str:
@@ -317,29 +338,48 @@ def _pairs(module: Any, result: TestResult) -> str:
     return str(module.pairs_chart(result))
 
 
+def _test_section(index: int, result: TestResult, charts: ChartDrawer, chart: bool) -> str:
+    settings = result.settings
+    budgets = ", ".join(f"{name} {b.describe(name)}" for name, b in settings.budgets) or "none"
+    parts = [f'<section id="test-{index}"><h3>{_id(result.nodeid)} {_test_verdict(result)}</h3>']
+    parts.append(
+        f'<p class="muted">{_h(settings.pipeline.describe())}; budgets: {_h(budgets)}; '
+        f"{result.pairs} pairs of {result.calls_per_block} calls in {result.duration_s:.1f} s, "
+        f"{result.looks} looks, stopped: {_h(result.stop_reason)}</p>"
+    )
+    for metric in result.metrics:
+        if metric.note and metric.verdict is not None and metric.verdict is not Verdict.PASS:
+            parts.append(f'<p class="note">{_h(metric.label)}: {_h(metric.note)}</p>')
+    parts += [f'<p class="note">{_h(line)}</p>' for line in outcome_lines(result)]
+    parts.append(_metrics_table(result))
+    if result.samples and chart:
+        parts.append(charts.draw(functools.partial(_pairs, result=result), f"distributions of {result.nodeid}"))
+    elif result.samples and charts.module is not None:
+        parts.append(f'<p class="muted">Charts are drawn for the first {MAX_DETAILED_CHARTS} tests only.</p>')
+    parts.append(_process_table(result))
+    parts.append(_health_table(result))
+    parts.append("</section>")
+    return "".join(parts)
+
+
 def _details(run: RunRecord, charts: ChartDrawer) -> str:
-    parts = []
-    for index, result in enumerate(run.results):
-        settings = result.settings
-        budgets = ", ".join(f"{name} {b.describe(name)}" for name, b in settings.budgets) or "none"
-        parts.append(f'<section id="test-{index}"><h3>{_id(result.nodeid)} {_test_verdict(result)}</h3>')
-        parts.append(
-            f'<p class="muted">{_h(settings.pipeline.describe())}; budgets: {_h(budgets)}; '
-            f"{result.pairs} pairs of {result.calls_per_block} calls in {result.duration_s:.1f} s, "
-            f"{result.looks} looks, stopped: {_h(result.stop_reason)}</p>"
-        )
-        for metric in result.metrics:
-            if metric.note and metric.verdict is not None and metric.verdict is not Verdict.PASS:
-                parts.append(f'<p class="note">{_h(metric.label)}: {_h(metric.note)}</p>')
-        parts += [f'<p class="note">{_h(line)}</p>' for line in outcome_lines(result)]
-        parts.append(_metrics_table(result))
-        if result.samples and index < MAX_DETAILED_CHARTS:
-            parts.append(charts.draw(functools.partial(_pairs, result=result), f"distributions of {result.nodeid}"))
-        elif result.samples and charts.module is not None:
-            parts.append(f'<p class="muted">Charts are drawn for the first {MAX_DETAILED_CHARTS} tests only.</p>')
-        parts.append(_process_table(result))
-        parts.append(_health_table(result))
-        parts.append("</section>")
+    """Each test's section, in the run's order; in a large report the tests that did not pass come
+    first, with the charts, and the passing ones are folded into one ``<details>``."""
+    indexed = list(enumerate(run.results))
+    if len(indexed) <= LARGE_REPORT:
+        return "".join(_test_section(i, r, charts, i < MAX_DETAILED_CHARTS) for i, r in indexed)
+    attention = [(i, r) for i, r in indexed if r.outcome != Verdict.PASS.value]
+    passing = [(i, r) for i, r in indexed if r.outcome == Verdict.PASS.value]
+    ordered = [*attention, *passing]
+    sections = [_test_section(i, r, charts, rank < MAX_DETAILED_CHARTS) for rank, (i, r) in enumerate(ordered)]
+    parts = [
+        f'<p class="muted">{len(attention)} tests that did not pass first, then {len(passing)} that passed, '
+        f"folded; charts for the first {MAX_DETAILED_CHARTS} only.</p>",
+        *sections[: len(attention)],
+    ]
+    if passing:
+        parts.append(f"<details><summary>{len(passing)} tests that passed</summary>")
+        parts += [*sections[len(attention) :], "</details>"]
     return "".join(parts)
 
 
