@@ -43,6 +43,9 @@ __all__ = [
 MAX_DETAILED_CHARTS = 40
 LARGE_REPORT = 100
 """Above this many tests, the page puts the tests that did not pass first and folds the passing ones away."""
+MAX_LARGE_CHARTS = 10
+"""A large report draws per-test charts for this many tests (the first that did not pass): at about
+half a second a chart, 40 of them were most of the time to write a page of 5,000 tests."""
 MAX_OVERVIEW_BARS = 200
 """The overview chart of a large report shows at most this many tests that did not pass (all are in the table)."""
 MAX_TRENDS = 12
@@ -338,7 +341,7 @@ def _pairs(module: Any, result: TestResult) -> str:
     return str(module.pairs_chart(result))
 
 
-def _test_section(index: int, result: TestResult, charts: ChartDrawer, chart: bool) -> str:
+def _test_section(index: int, result: TestResult, charts: ChartDrawer, chart: bool, limit: int) -> str:
     settings = result.settings
     budgets = ", ".join(f"{name} {b.describe(name)}" for name, b in settings.budgets) or "none"
     parts = [f'<section id="test-{index}"><h3>{_id(result.nodeid)} {_test_verdict(result)}</h3>']
@@ -355,7 +358,7 @@ def _test_section(index: int, result: TestResult, charts: ChartDrawer, chart: bo
     if result.samples and chart:
         parts.append(charts.draw(functools.partial(_pairs, result=result), f"distributions of {result.nodeid}"))
     elif result.samples and charts.module is not None:
-        parts.append(f'<p class="muted">Charts are drawn for the first {MAX_DETAILED_CHARTS} tests only.</p>')
+        parts.append(f'<p class="muted">Charts are drawn for the first {limit} tests only.</p>')
     parts.append(_process_table(result))
     parts.append(_health_table(result))
     parts.append("</section>")
@@ -367,14 +370,15 @@ def _details(run: RunRecord, charts: ChartDrawer) -> str:
     first, with the charts, and the passing ones are folded into one ``<details>``."""
     indexed = list(enumerate(run.results))
     if len(indexed) <= LARGE_REPORT:
-        return "".join(_test_section(i, r, charts, i < MAX_DETAILED_CHARTS) for i, r in indexed)
+        return "".join(_test_section(i, r, charts, i < MAX_DETAILED_CHARTS, MAX_DETAILED_CHARTS) for i, r in indexed)
     attention = [(i, r) for i, r in indexed if r.outcome != Verdict.PASS.value]
     passing = [(i, r) for i, r in indexed if r.outcome == Verdict.PASS.value]
     ordered = [*attention, *passing]
-    sections = [_test_section(i, r, charts, rank < MAX_DETAILED_CHARTS) for rank, (i, r) in enumerate(ordered)]
+    limit = MAX_LARGE_CHARTS
+    sections = [_test_section(i, r, charts, rank < limit, limit) for rank, (i, r) in enumerate(ordered)]
     parts = [
         f'<p class="muted">{len(attention)} tests that did not pass first, then {len(passing)} that passed, '
-        f"folded; charts for the first {MAX_DETAILED_CHARTS} only.</p>",
+        f"folded; charts for the first {MAX_LARGE_CHARTS} only.</p>",
         *sections[: len(attention)],
     ]
     if passing:
