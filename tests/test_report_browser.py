@@ -169,6 +169,30 @@ def test_control_characters_and_markup_in_a_test_id_are_text(browser: Any, tmp_p
     assert '\\x1b[2J\\x07<script>document.title="owned"</script>' in text.replace("\n", "")
 
 
+def test_a_report_of_many_tests_opens_with_the_summary_and_the_failing_tests_first(
+    browser: Any, tmp_path: Path
+) -> None:
+    _, pull = _report_page().runs()
+    copies = -(-1200 // len(pull.results))
+    results = tuple(
+        dataclasses.replace(result, nodeid=f"{result.nodeid}[{k}]") for k in range(copies) for result in pull.results
+    )
+    failing = sum(1 for result in results if result.outcome != "PASS")
+    assert 0 < failing < len(results)
+    page = tmp_path / "many.html"
+    page.write_text(html_report(dataclasses.replace(pull, results=results), charts=False), encoding="utf-8")
+    _open(browser, page, 1280)
+    headings = browser.execute_script("return Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
+    assert headings[0] == "Overhead against budget" and "Tests" in headings
+    shown = browser.execute_script(
+        "return Array.from(document.querySelectorAll('section[id^=test-]')).filter(s => s.checkVisibility())"
+        ".map(s => s.querySelector('h3').textContent)"
+    )
+    assert len(shown) == failing and all("PASS" not in heading for heading in shown)  # the passing ones are folded
+    page_width, viewport, _ = browser.execute_script(OVERFLOW)
+    assert page_width <= viewport
+
+
 def test_without_chromium_ci_fails_where_a_developer_skips(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI must run the browser test"):
