@@ -341,3 +341,12 @@ def test_a_carried_merge_gives_the_merge_of_runs_read_whole(tmp_path: Path) -> N
     assert summary.combined == (results[0].nodeid,) and results[0].nodeid not in rows
     carried = json.loads("".join(document_chunks(merged, rows)))
     assert carried == json.loads(json.dumps(whole.to_document(), separators=(",", ":"), allow_nan=False))
+
+
+def test_rows_outside_a_test_are_read_as_written(tmp_path: Path) -> None:
+    from pytest_otel_overhead.history.reader import load_run_carrying_rows
+
+    path = _write_run(tmp_path / "s.json", _suite()[:2], extra={"per_call_seconds": [[1, 2, 3, 4]]})
+    run, carried = load_run_carrying_rows(path)
+    assert run.environment["extra"] == {"per_call_seconds": [[1, 2, 3, 4]]}
+    assert carried == {} and run.results == load_run(path).results  # read whole, rows and all
