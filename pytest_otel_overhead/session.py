@@ -33,7 +33,11 @@ from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, Setting
 from pytest_otel_overhead.settings.options import session_options
 from pytest_otel_overhead.settings.sources import MARKER, cli_layer, ini_layer, marker_layer
 from pytest_otel_overhead.stats.verdict import Verdict
-from pytest_otel_overhead.warning_types import OverheadInconclusiveWarning, OverheadNoTelemetryWarning
+from pytest_otel_overhead.warning_types import (
+    OverheadFailedExportsWarning,
+    OverheadInconclusiveWarning,
+    OverheadNoTelemetryWarning,
+)
 
 __all__ = ["Advice", "AdviceFactory", "OverheadSession", "record_properties"]
 
@@ -216,6 +220,12 @@ class OverheadSession:
                 source = settings.source("no_telemetry")
                 pytest.fail(f"otel-overhead: {label}: {message} (no_telemetry=fail, {source})", pytrace=False)
             warnings.warn(OverheadNoTelemetryWarning(f"{label}: {message}"), stacklevel=2)
+        elif result.failed_exports is not None and settings.failed_exports != "ignore":
+            message = f"failed exports: {result.failed_exports}"
+            if settings.failed_exports == "fail":
+                source = settings.source("failed_exports")
+                pytest.fail(f"otel-overhead: {label}: {message} (failed_exports=fail, {source})", pytrace=False)
+            warnings.warn(OverheadFailedExportsWarning(f"{label}: {message}"), stacklevel=2)
         verdict = result.verdict
         if verdict is Verdict.FAIL:
             pytest.fail(result_message(result, Verdict.FAIL), pytrace=False)
@@ -260,5 +270,7 @@ def record_properties(item: pytest.Item, result: TestResult) -> None:
         props.append((f"{prefix}.spans_dropped", h.dropped))
     if result.no_telemetry is not None:
         props.append((f"{prefix}.no_telemetry", result.no_telemetry))
+    if result.failed_exports is not None:
+        props.append((f"{prefix}.failed_exports", result.failed_exports))
     props += [(f"{prefix}.note", note) for note in result.notes]
     item.user_properties.extend(props)

@@ -143,6 +143,13 @@ def test_max_time_holds_whatever_the_backend_does_and_the_loss_is_reported(
     assert wait_for(lambda: threading.active_count() == threads)
     if not BOUNDED_EXPORTS:
         return  # before 1.35 exports fail or raise instead of timing out, and retries eat the heap rounds' time
+    assert health.every_export_failed and result.failed_exports is not None
+    if fault in ("dead", "refusing"):
+        # Refused or answered with an error long before the cap: failures, not exports the cap cut.
+        assert health.exports_timed_out == 0 and health.spans_failed_outright == health.spans_failed >= 1
+        assert "refused them or answered with an error" in result.failed_exports
+        return
+    assert "the backend did not answer" in result.failed_exports
     assert 1 <= health.exports_timed_out <= health.export_failures
     assert 1 <= health.spans_timed_out <= health.spans_failed
     assert health.rounds_exports_timed_out >= 1 and health.rounds_spans_timed_out >= 1
@@ -336,7 +343,8 @@ def test_spans_the_cap_cut_do_not_count_against_max_dropped() -> None:
 
 def test_what_the_cap_cut_reads_in_a_note_and_in_the_json() -> None:
     assert CUT.time_cap_note() == (
-        "max_time ended 3 exports of the diagnostic round early (1200 spans, not counted as dropped) and "
+        "max_time ended 3 exports of the diagnostic round early (1200 spans, dropped but not counted against "
+        "max_dropped) and "
         "7 exports of the timed and heap rounds early (3584 spans): the backend did not answer within the time "
         "left (a longer max_time gives it more; an export_timeout well below max_time tells a down backend "
         "from a slow one)"

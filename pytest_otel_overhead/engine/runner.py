@@ -43,7 +43,7 @@ from pytest_otel_overhead.engine.heap import HeapPlan, heap_reserve_limit, heap_
 from pytest_otel_overhead.engine.looks import TIME_METRICS, arm_value, dropped_progress_line, look, undecided_notes
 from pytest_otel_overhead.engine.probes import calm_gc, process_probe, process_reading
 from pytest_otel_overhead.engine.surroundings import Surroundings, surroundings
-from pytest_otel_overhead.engine.telemetry import no_telemetry_reason
+from pytest_otel_overhead.engine.telemetry import failed_exports_reason, no_telemetry_reason
 from pytest_otel_overhead.engine.timed import Run, Sizing, TimedPairs, timed_pairs, warm_up
 from pytest_otel_overhead.otel.pipeline import build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
@@ -220,5 +220,6 @@ def _result(
         throughput_instrumented=1 / wall_i if wall_i > 0 else math.nan,
         samples=tuple((p.baseline.cpu, p.instrumented.cpu, p.baseline.wall, p.instrumented.wall) for p in pairs),
         no_telemetry=no_telemetry_reason(done.health, run.settings),
+        failed_exports=failed_exports_reason(done.health, run.settings),
         notes=notes,
     )

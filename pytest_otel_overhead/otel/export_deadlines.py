@@ -18,7 +18,11 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from pytest_otel_overhead.otel.exporters import set_export_timeout
 
-__all__ = ["CappedExports", "ExportDeadlines"]
+__all__ = ["CUT_TOLERANCE_S", "CappedExports", "ExportDeadlines"]
+
+CUT_TOLERANCE_S = 0.05
+"""An export that failed this close to the cap (or later) ran out of time: the cap cut it. One that failed
+earlier was refused or answered with an error, whatever time it had left."""
 
 
 @dataclass
@@ -28,12 +32,21 @@ class CappedExports:
     exports: int = 0
     spans: int = 0
     running: int = 0
+    failed: int = 0
+    """Exports that failed for any reason, those the cap cut included."""
+    failed_s: float = 0.0
+    """Seconds those failed exports took: what a backend that never answers costs the flushes that wait."""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, spans: int) -> None:
         with self.lock:
             self.exports += 1
             self.spans += spans
+
+    def add_failure(self, seconds: float) -> None:
+        with self.lock:
+            self.failed += 1
+            self.failed_s += seconds
 
     @contextlib.contextmanager
     def in_progress(self) -> Iterator[None]:
@@ -56,7 +69,8 @@ class ExportDeadlines(SpanExporter):
     thread, only what is left of the cap (:meth:`Pipeline.cap`): an OTLP exporter's own deadline
     is shortened to that, and once nothing is left the export fails at once. Exports the cap ended
     or refused are counted in ``capped``: whether a more patient exporter would have delivered
-    them is unknown, so they are not simply failures.
+    them is unknown, so they are not simply failures. An export that failed well before the cap
+    (a port that refuses the connection fails in milliseconds) is a failure, not a cut.
     """
 
     def __init__(self, inner: SpanExporter, timeout_s: float) -> None:
@@ -81,6 +95,7 @@ class ExportDeadlines(SpanExporter):
         if end <= now:
             if by_cap:
                 self.capped.add(len(spans))
+            self.capped.add_failure(0.0)
             return SpanExportResult.FAILURE
         if self._settable:
             # Read at the start of each export; two exports at once (simple processor, threads) may
@@ -88,8 +103,11 @@ class ExportDeadlines(SpanExporter):
             set_export_timeout(self._inner, end - now)
         with self.capped.in_progress():
             result = self._inner.export(spans)
-        if by_cap and result is not SpanExportResult.SUCCESS:
-            self.capped.add(len(spans))
+        if result is not SpanExportResult.SUCCESS:
+            ended = time.monotonic()
+            self.capped.add_failure(ended - now)
+            if by_cap and ended >= end - CUT_TOLERANCE_S:
+                self.capped.add(len(spans))
         return result
 
     @contextlib.contextmanager

@@ -155,7 +155,29 @@ class PipelineHealth:
 
     @property
     def over_budget(self) -> bool:
-        return self.max_dropped is not None and self.dropped - self.spans_timed_out > self.max_dropped
+        return self.max_dropped is not None and self.lost > self.max_dropped
+
+    @property
+    def lost(self) -> int:
+        """Dropped spans that count against ``max_dropped``: all but those the cap cut."""
+        return self.dropped - self.spans_timed_out
+
+    @property
+    def spans_failed_outright(self) -> int:
+        """Spans in exports that failed before the cap: refused, answered with an error, or timed out by
+        ``export_timeout``."""
+        return self.spans_failed - self.spans_timed_out
+
+    @property
+    def every_export_failed(self) -> bool:
+        """The round exported and not one export succeeded: nothing reached the backend."""
+        return self.export_calls > 0 and self.export_failures >= self.export_calls and self.exported == 0
+
+    def loss_breakdown(self) -> str:
+        """``queue full 312, failed exports 0``, and ``, cut by max_time 12`` if the cap cut some: the split of the
+        dropped spans that the summary shows, counted as :meth:`dropped_sentence` counts them."""
+        text = f"queue full {self.dropped_by_queue}, failed exports {self.spans_failed_outright}"
+        return text + (f", cut by max_time {self.spans_timed_out}" if self.spans_timed_out else "")
 
     @property
     def cut_short(self) -> bool:
@@ -169,7 +191,7 @@ class PipelineHealth:
         if self.exports_timed_out:
             parts.append(
                 f"{_exports(self.exports_timed_out)} of the diagnostic round early "
-                f"({self.spans_timed_out} spans, not counted as dropped)"
+                f"({self.spans_timed_out} spans, dropped but not counted against max_dropped)"
             )
         if self.rounds_exports_timed_out:
             parts.append(
@@ -200,10 +222,8 @@ class PipelineHealth:
     def dropped_sentence(self) -> str:
         """``lost 312 spans in 1000 calls (queue full: 312, failed exports: 0)``, and spans the cap cut."""
         timed_out = f", {self.spans_timed_out} more cut by max_time" if self.spans_timed_out else ""
-        return (
-            f"lost {self.dropped - self.spans_timed_out} spans in {self.calls} calls (queue full: "
-            f"{self.dropped_by_queue}, failed exports: {self.spans_failed - self.spans_timed_out}){timed_out}"
-        )
+        split = f"queue full: {self.dropped_by_queue}, failed exports: {self.spans_failed_outright}"
+        return f"lost {self.lost} spans in {self.calls} calls ({split}){timed_out}"
 
     def budget_sentence(self) -> str:
         """``lost 312 spans in 1000 calls (queue full: 312, failed exports: 0), budget max_dropped=0``."""

@@ -17,6 +17,7 @@ __all__ = [
     "BUDGET_METRICS",
     "DEFAULT_BUDGET",
     "Choice",
+    "FailedExportsPolicy",
     "InconclusivePolicy",
     "MeasureSettings",
     "Mode",
@@ -68,6 +69,14 @@ class NoTelemetryPolicy(Choice):
 
     WARN = "warn"
     FAIL = "fail"
+    IGNORE = "ignore"
+
+
+class FailedExportsPolicy(Choice):
+    """What a measurement in which every export failed (nothing reached the backend) does to the test."""
+
+    FAIL = "fail"
+    WARN = "warn"
     IGNORE = "ignore"
 
 
@@ -174,6 +183,8 @@ class MeasureSettings:
     """Fresh processes a time-mode measurement is spread over (``engine.replicas``); 1 measures here."""
     no_telemetry: str = NoTelemetryPolicy.WARN
     """What a measurement that saw no telemetry in its instrumented arm does: a :class:`NoTelemetryPolicy` value."""
+    failed_exports: str = FailedExportsPolicy.FAIL
+    """What a measurement in which every export failed does: a :class:`FailedExportsPolicy` value."""
 
     def budget(self, metric: str) -> Budget | None:
         return dict(self.budgets).get(metric)
@@ -192,6 +203,7 @@ class MeasureSettings:
             "mode": str(self.mode),
             "processes": self.processes,
             "no_telemetry": str(self.no_telemetry),
+            "failed_exports": str(self.failed_exports),
             "budgets": {name: {"kind": b.kind, "value": b.value} for name, b in self.budgets},
             "sources": dict(self.sources),
         }
