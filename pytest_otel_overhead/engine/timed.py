@@ -8,6 +8,7 @@ decided, else when only the time kept back for the later phases is left.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,11 +22,14 @@ from pytest_otel_overhead.stats.verdict import Decision, LookPlan, Verdict
 
 __all__ = [
     "BLOCK_TARGET_S",
+    "EXPORT_WAIT_SHARE",
+    "MIN_TIMED_S",
     "WARMUP_S",
     "Run",
     "Sizing",
     "TimedPairs",
     "calibration_time",
+    "starved_cause",
     "timed_pairs",
     "warm_up",
 ]
@@ -33,6 +37,12 @@ __all__ = [
 BLOCK_TARGET_S = 0.01
 """Target length of one timed block: short blocks give many pairs per second at similar spread."""
 WARMUP_S = 0.2
+MIN_TIMED_S = 1.0
+"""Time for the timed pairs below which an undecided budget says more about ``max_time`` than about noise:
+at ``BLOCK_TARGET_S`` blocks, about 50 pairs."""
+EXPORT_WAIT_SHARE = 0.5
+"""Share of the warm-up's and timed pairs' time spent in failed exports from which the backend, not noise, is
+why few pairs ran."""
 PAIRS_WITHOUT_TIME_BUDGET = 16
 """Pairs after which a measurement with no time budget, which only reports, stops at its next look."""
 
@@ -69,6 +79,11 @@ class TimedPairs:
     decisions: dict[str, Decision]
     looks: int
     stop_reason: StopReason
+    time_given: float = math.inf
+    """Seconds ``max_time`` left the timed pairs once the warm-up and the time kept back for later phases were
+    taken."""
+    time_fixed: float = 0.0
+    """Seconds of the warm-up and of the time kept back for the later phases: what the pairs cannot have."""
 
 
 def calibration_time(warm: Sequence[Block]) -> float:
@@ -105,7 +120,8 @@ def timed_pairs(run: Run, calls: int, rng: random.Random, reserve: float) -> Tim
     timed_start = clock()
     timed_span = max(0.0, run.deadline - timed_start - reserve)
     look_times = [timed_start + f * timed_span for f in plan.fractions]
-    timed = TimedPairs(pairs=[], decisions={}, looks=0, stop_reason=StopReason.MAX_TIME)
+    timed = TimedPairs(pairs=[], decisions={}, looks=0, stop_reason=StopReason.MAX_TIME, time_given=timed_span)
+    timed.time_fixed = timed_start - run.started + reserve
     # ABBA order from a random start: the block after an instrumented one is a baseline one
     # half of the time, so what one arm leaves behind (its export thread winding down, caches)
     # does not land mostly on the other; with a coin per pair it would, three times in four.
@@ -127,6 +143,32 @@ def timed_pairs(run: Run, calls: int, rng: random.Random, reserve: float) -> Tim
         if clock() > run.deadline - reserve:
             break
     return timed
+
+
+def starved_cause(run: Run, timed: TimedPairs) -> str | None:
+    """Why the timed pairs were too few to decide when neither noise nor the overhead is why, else ``None``.
+
+    A backend that never answers holds every flush until the cap, so the pairs are few and the interval
+    unbounded; so does a ``max_time`` that the warm-up and the phases after the pairs use up.
+    """
+    elapsed = run.arms.clock.wall() - run.started
+    capped = run.arms.pipeline.capped
+    with capped.lock:
+        waited, failed = capped.failed_s, capped.failed
+    if failed and waited >= EXPORT_WAIT_SHARE * elapsed:
+        return (
+            f"the backend did not answer: exports took the whole time left ({failed} failed "
+            f"export{'s' if failed != 1 else ''} waited {waited:.1f} s of the {elapsed:.1f} s of warm-up and timed "
+            "pairs)"
+        )
+    if timed.time_given < MIN_TIMED_S:
+        at_least = math.ceil((timed.time_fixed + MIN_TIMED_S) * 2) / 2
+        return (
+            f"max_time {run.settings.max_time:g}s is used up by warm-up and the fixed rounds ({timed.time_fixed:.1f} s "
+            f"with the diagnostic and heap rounds and margins), leaving the timed pairs {timed.time_given:.1f} s: "
+            f"raise max_time to at least {at_least:g} s"
+        )
+    return None
 
 
 def _run_pairs_until(
