@@ -85,6 +85,9 @@ class PipelineHealth:
     """Exports ``max_time`` ended early or refused in the timed and heap rounds and the pipeline's shutdown."""
     rounds_spans_timed_out: int = 0
     """Their spans."""
+    calls_s: float | None = field(default=None, metadata=form(key="calls_wall_s", amount=True))
+    """Wall time the round's calls took, seconds (``None`` in results made before it was kept): what a rate limit
+    per second of wall time is counted against."""
     export_left_running: bool = False
     """An export was still running when the measurement's pipeline shut down, and was not waited for."""
     metric_measurements: int | None = None
