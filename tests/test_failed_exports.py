@@ -1,31 +1,55 @@
-"""End to end: a collector that delivers nothing is said as such, never as a PASS nor as noise.
+"""A collector that delivers nothing is said as such, never as a PASS nor as noise.
 
-pytest runs once, in a fresh interpreter, on tests that export over OTLP to real sockets on
-127.0.0.1: a closed port (every connection refused at once) and a server that accepts
+End to end, pytest runs once, in a fresh interpreter, on tests that export over OTLP to real
+sockets on 127.0.0.1: a closed port (every connection refused at once) and a server that accepts
 connections and never answers. Budgets are far from every figure, so no verdict depends on the
 machine's load; what is checked is the outcome, its reason, and that every text counts the lost
-spans alike.
+spans alike. Below, the same parts without a measurement: the setting, the reasons, the counts
+and what the time cap counts as cut.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import subprocess
 import sys
+import time
+import types
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import build_result
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from pytest_otel_overhead.engine.telemetry import failed_exports_reason, with_telemetry_outcome
+from pytest_otel_overhead.otel.export_deadlines import ExportDeadlines
+from pytest_otel_overhead.reports.terminal import health_line, summary_lines
+from pytest_otel_overhead.results import FAILED_EXPORTS, PipelineHealth, TestResult
+from pytest_otel_overhead.session import record_properties
+from pytest_otel_overhead.settings.layers import KEYS, Layer, MeasureSettings, SettingsError, env_layer, resolve
 
 MEASURED = """
 import socket
 import threading
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from pytest_otel_overhead.engine.telemetry import failed_exports_reason, with_telemetry_outcome
+from pytest_otel_overhead.otel.export_deadlines import ExportDeadlines
+from pytest_otel_overhead.reports.terminal import health_line, summary_lines
+from pytest_otel_overhead.results import FAILED_EXPORTS, PipelineHealth, TestResult
+from pytest_otel_overhead.session import record_properties
+from pytest_otel_overhead.settings.layers import KEYS, Layer, MeasureSettings, SettingsError, env_layer, resolve
 from opentelemetry import trace
 
 with socket.socket() as probe:
@@ -176,3 +200,118 @@ def test_a_healthy_pipeline_has_no_such_outcome(run: Run) -> None:
     result = run.result("test_healthy")
     assert result["outcome"] == "PASS" and result["failed_exports"] is None
     assert result["pipeline"]["export_failures"] == 0
+
+
+# --- without a measurement ---------------------------------------------------------------------------
+
+
+def settings_for(**values: object) -> MeasureSettings:
+    return resolve([Layer.parse(values, lambda key: "marker on tests/test_failed_exports.py")])
+
+
+def failing(**fields: object) -> PipelineHealth:
+    """A round whose 4 exports of 1000 spans all failed."""
+    values: dict[str, object] = {
+        "calls": 1000, "started": 1000, "sampled": 1000, "ended": 1000, "exported": 0, "export_calls": 4,
+        "export_failures": 4, "spans_failed": 1000, "export_latency_p50": 0.004, "export_latency_p95": 0.009,
+    }  # fmt: skip
+    values.update(fields)
+    return PipelineHealth(**values)  # type: ignore[arg-type]
+
+
+def test_the_failed_exports_policy_is_a_setting_from_every_source() -> None:
+    assert MeasureSettings().failed_exports == "fail"
+    assert settings_for(failed_exports="WARN").failed_exports == "warn"
+    settings = resolve([env_layer({"OTEL_OVERHEAD_FAILED_EXPORTS": "ignore"})])
+    assert settings.failed_exports == "ignore"
+    assert settings.source("failed_exports") == "$OTEL_OVERHEAD_FAILED_EXPORTS"
+    assert KEYS["failed_exports"].env == ("OTEL_OVERHEAD_FAILED_EXPORTS",)
+    assert settings.as_dict()["failed_exports"] == "ignore"
+    with pytest.raises(SettingsError, match=r"'loud' is not one of fail, warn, ignore$"):
+        Layer.parse({"failed_exports": "loud"}, lambda key: "--otel-overhead-failed-exports")
+
+
+def test_the_reason_says_how_the_exports_failed() -> None:
+    settings = settings_for(exporter="otlp", endpoint="http://127.0.0.1:9/v1/traces", export_timeout="2s")
+    refused = failed_exports_reason(failing(), settings)
+    assert refused is not None and refused.startswith("every export failed (4 of 4, 1000 spans dropped): ")
+    assert "the backend at http://127.0.0.1:9/v1/traces refused them or answered with an error, each within" in refused
+    slow = failed_exports_reason(failing(export_latency_p95=1.95), settings)
+    assert slow is not None and "the backend did not answer within export_timeout (2.00 s)" in slow
+    cut = failed_exports_reason(failing(exports_timed_out=4, spans_timed_out=1000), settings)
+    assert cut is not None and "the backend did not answer: exports took the whole time left" in cut
+    assert failed_exports_reason(failing(export_failures=3, exported=250), settings) is None  # one got through
+    assert failed_exports_reason(failing(export_calls=0, export_failures=0, spans_failed=0), settings) is None
+    assert failed_exports_reason(None, settings) is None
+
+
+def with_health(health: PipelineHealth) -> TestResult:
+    return dataclasses.replace(build_result(), health=health)
+
+
+def test_the_outcome_is_never_pass_and_reads_alike_everywhere() -> None:
+    result = with_telemetry_outcome(with_health(failing()))
+    assert result.verdict.value == "PASS" and result.outcome == FAILED_EXPORTS
+    document = result.as_dict()
+    assert document["outcome"] == "FAILED_EXPORTS" and document["failed_exports"] == result.failed_exports
+    lines = summary_lines([result])
+    assert "FAILED EXPORTS" in lines[0] and f"    failed exports: {result.failed_exports}" in lines
+    assert lines[-1].endswith(", 1 FAILED EXPORTS")
+    item = types.SimpleNamespace(nodeid=result.nodeid, user_properties=[])
+    record_properties(item, result)  # type: ignore[arg-type]
+    assert ("otel_overhead.failed_exports", result.failed_exports) in item.user_properties
+    # No telemetry comes first: with no spans there is nothing to export.
+    nothing = failing(started=0, sampled=0, ended=0, spans_failed=0, metric_measurements=0)
+    assert with_telemetry_outcome(with_health(nothing)).outcome == "NO_TELEMETRY"
+    assert with_telemetry_outcome(with_health(PipelineHealth(1, 1, 1, 1, 1))).outcome == "PASS"
+
+
+def test_the_summary_line_and_the_sentence_split_the_dropped_spans_alike() -> None:
+    # 300 spans failed outright, 1200 more were cut by max_time: every text says 300 failed.
+    health = failing(exported=1500, export_calls=6, spans_failed=1500, exports_timed_out=3, spans_timed_out=1200)
+    health = dataclasses.replace(health, started=3000, sampled=3000, ended=3000, max_dropped=0)
+    line = health_line(with_health(health))
+    assert line is not None and "(queue full 0, failed exports 300, cut by max_time 1200)" in line
+    assert health.dropped_sentence() == "lost 300 spans in 1000 calls (queue full: 0, failed exports: 300), " + (
+        "1200 more cut by max_time"
+    )
+    assert health.as_dict()["spans_dropped"] == 1500
+    note = health.time_cap_note()
+    assert note is not None and "1200 spans, dropped but not counted against max_dropped" in note
+
+
+class _Refusing(SpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        pass
+
+
+class _Silent(SpanExporter):
+    def __init__(self) -> None:
+        self.deadlines: ExportDeadlines | None = None
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        assert self.deadlines is not None and self.deadlines.cap_at is not None
+        while time.monotonic() < self.deadlines.cap_at:  # waits out its time, as a silent backend makes it
+            time.sleep(0.001)
+        return SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        pass
+
+
+def test_only_exports_that_ran_out_of_time_count_as_cut_by_the_cap() -> None:
+    refused = ExportDeadlines(_Refusing(), timeout_s=30.0)
+    refused.cap_at = time.monotonic() + 5.0  # the cap is nearer than the exporter's own deadline
+    assert refused.export([]) is SpanExportResult.FAILURE
+    assert (refused.capped.exports, refused.capped.failed) == (0, 1)  # failed at once: a failure, not a cut
+    silent_exporter = _Silent()
+    silent = ExportDeadlines(silent_exporter, timeout_s=30.0)
+    silent_exporter.deadlines = silent
+    silent.cap_at = time.monotonic() + 0.05
+    assert silent.export([]) is SpanExportResult.FAILURE
+    assert (silent.capped.exports, silent.capped.failed) == (1, 1) and silent.capped.failed_s >= 0.04
+    assert silent.export([]) is SpanExportResult.FAILURE  # past the cap: refused without trying
+    assert silent.capped.exports == 2
