@@ -154,12 +154,17 @@ def starved_cause(run: Run, timed: TimedPairs) -> str | None:
     elapsed = run.arms.clock.wall() - run.started
     capped = run.arms.pipeline.capped
     with capped.lock:
-        waited, failed = capped.failed_s, capped.failed
+        waited, failed, cut = capped.failed_s, capped.failed, capped.exports
     if failed and waited >= EXPORT_WAIT_SHARE * elapsed:
+        # Cut exports waited for an answer until the cap; others failed sooner, retried or timed out on their own.
+        cause = (
+            "the backend did not answer: exports took the whole time left"
+            if cut
+            else "exports failed (refused, or no answer within export_timeout) and waiting on them took the time"
+        )
         return (
-            f"the backend did not answer: exports took the whole time left ({failed} failed "
-            f"export{'s' if failed != 1 else ''} waited {waited:.1f} s of the {elapsed:.1f} s of warm-up and timed "
-            "pairs)"
+            f"{cause} ({failed} failed export{'s' if failed != 1 else ''} waited {waited:.1f} s of the "
+            f"{elapsed:.1f} s of warm-up and timed pairs)"
         )
     if timed.time_given < MIN_TIMED_S:
         at_least = math.ceil((timed.time_fixed + MIN_TIMED_S) * 2) / 2
