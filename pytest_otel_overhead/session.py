@@ -188,7 +188,8 @@ class OverheadSession:
 
         Arguments that one call uses up, and measured code that replaces a global provider, fail the
         test with one line; a result whose instrumented arm recorded no telemetry warns or fails as
-        the ``no_telemetry`` setting says, before its budgets gate it.
+        the ``no_telemetry`` setting says, one whose every export failed as ``failed_exports`` says,
+        before its budgets gate it.
         """
         caller = "otel_overhead" if "otel_overhead" in getattr(item, "fixturenames", ()) else "benchmark"
         problem = single_use_argument(workload, caller, getattr(item, "obj", None))

@@ -27,7 +27,8 @@ earlier was refused or answered with an error, whatever time it had left."""
 
 @dataclass
 class CappedExports:
-    """Exports the pipeline's time cap ended early or refused, their spans, and the exports in progress."""
+    """Exports the pipeline's time cap ended early or refused, their spans, the exports in progress, and every
+    failed export with the time it took (the engine tells a backend that held the timed pairs from noise)."""
 
     exports: int = 0
     spans: int = 0

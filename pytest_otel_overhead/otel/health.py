@@ -205,8 +205,9 @@ class PipelineHealth:
         if self.export_left_running:
             note += "; an export was still running at shutdown and was left to end by itself"
         return (
-            note + ": the backend did not answer within the time left (a longer max_time gives it more; "
-            "an export_timeout well below max_time tells a down backend from a slow one)"
+            note + ": the time left ran out first (a backend that does not answer holds an export until then, and "
+            "so do an exporter's retries after failed exports; a longer max_time gives them more; an export_timeout "
+            "well below max_time tells a down backend from a slow one)"
         )
 
     @property
