@@ -16,7 +16,9 @@ from pathlib import Path
 from _pytest.config.argparsing import Parser
 
 from pytest_otel_overhead import plugin
-from pytest_otel_overhead.settings.layers import KEYS, resolve
+from pytest_otel_overhead.settings.flags import GROUPS
+from pytest_otel_overhead.settings.keys import KEYS
+from pytest_otel_overhead.settings.merge import resolve
 from pytest_otel_overhead.settings.sources import option_name
 
 PAGE = Path(__file__).resolve().parent / "options.md"
@@ -57,12 +59,12 @@ def tables() -> str:
     """Both tables, as Markdown: the general options, then every measurement setting."""
     parser = Parser(_ispytest=True)
     plugin.pytest_addoption(parser)
-    group = next(g for g in parser._groups if g.name == "otel-overhead")
+    options = [option for g in parser._groups if g.name in GROUPS for option in g.options]
     ini = parser._inidict
     settings_flags = {option_name(key) for key in KEYS}
 
     lines = ["| Option | ini key | What it does |", "|---|---|---|"]
-    for option in group.options:
+    for option in options:
         names = option.names()
         flag = names[0]
         help_text = option.attrs().get("help", "")

@@ -24,7 +24,9 @@ from pytest_otel_overhead.otel.pipeline import Pipeline, build_pipeline
 from pytest_otel_overhead.otel.receiver import stop_shared_receiver
 from pytest_otel_overhead.otel.routing import ArmRouter, install_router
 from pytest_otel_overhead.reports.terminal import health_line
-from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, PipelineSettings, resolve
+from pytest_otel_overhead.settings.layers import Layer
+from pytest_otel_overhead.settings.merge import resolve
+from pytest_otel_overhead.settings.records import MeasureSettings, PipelineSettings
 
 ENGINE_BUILDERS = (runner, diagnostic)
 """The engine's modules that build pipelines: the timed arms' (runner) and the diagnostic round's."""

@@ -39,7 +39,7 @@ from opentelemetry.version import __version__ as otel_version
 from pytest_otel_overhead.engine.probes import calm_gc
 from pytest_otel_overhead.otel.pipeline import build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
-from pytest_otel_overhead.settings.layers import PipelineSettings
+from pytest_otel_overhead.settings.records import PipelineSettings
 from pytest_otel_overhead.stats.intervals import median, wilcoxon_interval
 
 SCOPE = "routing.cost"

@@ -2,7 +2,8 @@
 
 Each row is one key of the document: a field of the record (its key, its JSON type from the field's
 type, its meaning from the field's docstring, or from its ``form(doc=...)`` where the document form
-differs) or a figure the record derives for readers (``DERIVED``). Run
+differs), the rows of a record whose fields stand among its own (``form(inline=True)``), or a
+figure the record derives for readers (``DERIVED``). Run
 ``python docs/schema_tables.py`` after changing a record: it rewrites the text between each pair of
 SCHEMA markers. ``--check`` only compares, and exits 1 when the page is out of date (the test suite
 runs the same comparison).
@@ -25,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, Replica, TestResult
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.wire.document import Form, derived_of, form_of
 
 PAGE = Path(__file__).resolve().parent / "json-schema.md"
 TABLES: dict[str, type] = {
     "tests": TestResult,
+    "settings": MeasureSettings,
     "metrics": MetricResult,
     "pipeline": PipelineHealth,
     "process": ProcessProbe,
@@ -89,7 +92,7 @@ def shape(hint: Any, spec: Form) -> str:
     """The JSON type of a field's value in the document, as the page names it."""
     if spec.shape is not None:
         return spec.shape
-    if spec.keyed_by is not None or (spec.per is not None and typing.get_origin(hint) is tuple):
+    if spec.keyed_by is not None or spec.entries or (spec.per is not None and typing.get_origin(hint) is tuple):
         return "object"
     if spec.per is not None:
         return "number or null"
@@ -103,6 +106,9 @@ def rows(kind: type) -> list[tuple[str, str, str]]:
     found = []
     for field in dataclasses.fields(kind):
         spec = form_of(field)
+        if spec.inline:
+            found += rows(hints[field.name])
+            continue
         meaning = spec.doc or docs.get(field.name)
         if meaning is None:
             raise SystemExit(f"{kind.__name__}.{field.name}: no docstring to say what it means")

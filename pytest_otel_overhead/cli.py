@@ -1,4 +1,4 @@
-"""``python -m pytest_otel_overhead``: list saved runs, compare two, and turn a run into reports.
+"""``python -m pytest_otel_overhead``: list saved runs, compare two, merge shards, and turn a run into reports.
 
 Without a command (or with ``--help``) it says how the plugin itself is run, under pytest, and lists
 the commands; that is a successful exit, since a newcomer typing the package name asked for it. Runs
@@ -11,6 +11,9 @@ could not be found or read (one line on stderr naming the file) or the command l
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime as dt
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,13 +71,58 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--html", metavar="PATH", help="write the HTML report to PATH")
     report.add_argument("--markdown", metavar="PATH", help="write the Markdown summary to PATH")
     report.add_argument("--compare", metavar="RUN", help="compare with this earlier run in the reports")
-    for sub in (listing, compare, report):
+    merge = _merge_parser(commands)
+    for sub in (listing, compare, report, merge):
         sub.add_argument("--storage", default=argparse.SUPPRESS, metavar="DIR", help="directory of saved runs")
     return parser
 
 
+def _merge_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    merge = commands.add_parser(
+        "merge",
+        help="merge the runs of shards (jobs measuring parts of a suite)",
+        description="One run with every test of the shards; exit 1 when a budget failed, 2 when they cannot be merged.",
+    )
+    merge.add_argument("runs", nargs="+", metavar="RUN", help="saved runs or --otel-overhead-json reports")
+    merge.add_argument("--expect", type=int, metavar="N", help="fail unless exactly N shards are given")
+    merge.add_argument("--json", metavar="PATH", help="write the merged run as a JSON report to PATH")
+    merge.add_argument("--markdown", metavar="PATH", help="write the Markdown summary to PATH")
+    merge.add_argument("--html", metavar="PATH", help="write the HTML report to PATH")
+    merge.add_argument("--save", metavar="NAME", help="save the merged run under NAME in the store")
+    return merge
+
+
+def _merge(store: Store, args: argparse.Namespace) -> int:
+    """Merge the shards, print their verdicts, write and save what was asked; 1 when a budget failed."""
+    from pytest_otel_overhead.history.merge import UNMEASURED, merge_runs, unmeasured_tests  # only when merging
+
+    runs = [_load(store, spec) for spec in args.runs]
+    created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    merged, summary = merge_runs(runs, created=created, name=args.save, expect=args.expect)
+    if args.save is not None:  # first: a name the store refuses stops the command before anything is written
+        merged = dataclasses.replace(merged, path=store.save(merged, args.save))
+        print(f"saved run {args.save!r} to {merged.path}")
+    for line in summary_lines(merged.results, verbose=True):
+        print(printable(line))
+    unmeasured = unmeasured_tests(merged)
+    for entry in unmeasured:
+        print(printable(f"not measured in any shard: {entry['nodeid']} ({entry['outcome']}: {entry['reason']})"))
+    print(printable(summary.line()))
+    if args.json:
+        document = {**merged.to_document(), **({UNMEASURED: unmeasured} if unmeasured else {})}
+        # Compact, as the store saves runs: a merged run can hold thousands of tests, and indenting
+        # them takes Python's slow encoder (minutes at 5,000 tests); the document is the same.
+        _write(args.json, json.dumps(document, separators=(",", ":"), allow_nan=False) + "\n")
+    _reports(store, args, merged, None)
+    return 1 if any(result.verdict is Verdict.FAIL for result in merged.results) else 0
+
+
 def _load(store: Store, spec: str) -> RunRecord:
-    return load_run(store.resolve(spec, base=Path.cwd()))
+    """The run ``spec`` names; ``latest`` passes over incomplete runs, and a line on stderr says so."""
+    run, note = store.load(spec, base=Path.cwd())
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    return run
 
 
 def _history(store: Store, run: RunRecord) -> tuple[list[RunRecord], list[str]]:
@@ -182,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list(store)
         if args.command == "compare":
             return _compare(store, args)
+        if args.command == "merge":
+            return _merge(store, args)
         return _report(store, args)
     except (HistoryError, SettingsError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -28,12 +28,31 @@ __all__ = [
     "signed_percent_or_dash",
     "signed_whole_percent",
     "unbounded",
+    "visible",
 ]
 
 NO_FIGURE = "—"
 """The one mark for a figure that does not exist: no budget, no interval, nothing measured.
 
 A dash that cannot be read as a minus sign, in a column where signed figures stand."""
+
+
+def visible(text: str) -> str:
+    """Text read from a file or given by a user, with every control character shown, never obeyed.
+
+    C0 and C1 controls (ESC, BEL, a newline...), DEL and lone surrogates become their Python escape
+    (``\\x1b``, ``\\x07``, ``\\n``); the rest is kept. The Markdown and HTML reports pass all their
+    text through it before their own escaping, so a test id from a saved run cannot move a
+    terminal's cursor or hide text when the report is printed or opened.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ascii(c)[1:-1] if _control(c) else c for c in text)
+
+
+def _control(character: str) -> bool:
+    code = ord(character)
+    return code < 0x20 or 0x7F <= code <= 0x9F or 0xD800 <= code <= 0xDFFF
 
 
 def unbounded(value: float) -> str:
@@ -82,39 +101,39 @@ def budget_percent(fraction: float) -> str:
     return f"{value:.2g}%"
 
 
+def _as_percent(fraction: float, spec: str, unit: str = "%", otherwise: Callable[[float], str] | None = None) -> str:
+    """``fraction`` times 100 in format ``spec`` with ``unit``; a figure not finite as ``otherwise`` says
+    (by default an unbounded end, ``∞`` or ``-∞``)."""
+    if not math.isfinite(fraction):
+        return (otherwise or unbounded)(fraction)
+    return f"{fraction * 100:{spec}}{unit}"
+
+
 def percent(fraction: float) -> str:
     """``7.3%``: one decimal, no sign; an unbounded end is ``∞`` or ``-∞``."""
-    if not math.isfinite(fraction):
-        return unbounded(fraction)
-    return f"{fraction * 100:.1f}%"
+    return _as_percent(fraction, ".1f")
 
 
 def signed_percent(fraction: float) -> str:
     """``+7.3%``: one decimal, always signed; an unbounded end is ``∞`` or ``-∞``."""
-    if not math.isfinite(fraction):
-        return unbounded(fraction)
-    return f"{fraction * 100:+.1f}%"
+    return _as_percent(fraction, "+.1f")
 
 
 def signed_percent_or_dash(fraction: float) -> str:
     """``+7.3%``: one decimal, always signed; ``NO_FIGURE`` when the figure is not finite."""
-    if not math.isfinite(fraction):
-        return NO_FIGURE
-    return f"{fraction * 100:+.1f}%"
+    return _as_percent(fraction, "+.1f", otherwise=lambda _: NO_FIGURE)
 
 
 def signed_whole_percent(fraction: float) -> str:
     """``+20%``: no decimals, always signed (a relative change); an unbounded one is ``∞`` or ``-∞``."""
-    if not math.isfinite(fraction):
-        return unbounded(fraction)
-    return f"{fraction * 100:+.0f}%"
+    return _as_percent(fraction, "+.0f")
 
 
 def percentage_points(fraction: float) -> str:
-    """``+6.7pp``: a difference of two percentages, signed; an unbounded end is ``∞`` or ``-∞``."""
-    if not math.isfinite(fraction):
-        return unbounded(fraction)
-    return f"{fraction * 100:+.1f}pp"
+    """``+6.7pp``: a difference of two percentages, signed; ``0.0pp`` for one that rounds to none (never
+    ``-0.0pp``); an unbounded end is ``∞`` or ``-∞``."""
+    shown = _as_percent(fraction, "+.1f", unit="pp")
+    return "0.0pp" if shown in ("+0.0pp", "-0.0pp") else shown
 
 
 def signed(value: float, magnitude: Callable[[float], str]) -> str:

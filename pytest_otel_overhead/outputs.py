@@ -6,10 +6,15 @@ never sees half a file. The file gets the mode any tool of the user would give a
 less the umask. Missing parent folders are created. Temporary files that a killed run left behind
 in that folder (recognised by their name: a dead process on this host, or older than an hour) are
 removed on the next write there.
+
+A file that cannot be written (a read-only file system, a full disk, a parent that is a file) raises
+:class:`OutputError`: an ``OSError`` whose message is one line naming the file and the original
+cause, whatever happened while cleaning up after it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -21,8 +26,11 @@ from pathlib import Path
 
 __all__ = [
     "STALE_AFTER_S",
+    "OutputError",
     "append_text_file",
+    "cause_of",
     "is_temporary",
+    "process_is_gone",
     "remove_stale_temporaries",
     "temporary_name",
     "write_text_file",
@@ -34,6 +42,35 @@ STALE_AFTER_S = 3600.0
 # ".<target name>.otel-tmp-<host>-<pid>-<random>": hidden, so no store or glob of "*.json" takes it for
 # a finished file; the host tag keeps the dead-process test to files of this host on a shared folder.
 _TEMPORARY = re.compile(r"^\..+\.otel-tmp-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{8}$")
+
+
+class OutputError(OSError):
+    """A file could not be written: ``str()`` is one line, ``could not write <file>: <cause>``.
+
+    ``target`` is the file meant, ``cause`` the first ``OSError`` met (not a later one from cleaning up).
+    """
+
+    def __init__(self, target: Path, cause: OSError) -> None:
+        self.target = target
+        self.cause = cause
+        self.message = f"could not write {target}: {cause_of(target, cause)}"
+        super().__init__(cause.errno, self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def cause_of(target: Path, cause: OSError) -> str:
+    """Why ``target`` could not be written, in words.
+
+    A parent that is a file is named: the system only says "Not a directory" or "File exists".
+    """
+    for folder in target.parents:
+        if folder.exists() or folder.is_symlink():
+            if not folder.is_dir():
+                return f"{folder} is a file, not a folder"
+            break
+    return cause.strerror or str(cause) or cause.__class__.__name__
 
 
 def _host_tag() -> str:
@@ -50,7 +87,8 @@ def is_temporary(name: str) -> bool:
     return _TEMPORARY.match(name) is not None
 
 
-def _process_is_gone(pid: int) -> bool:
+def process_is_gone(pid: int) -> bool:
+    """Whether no process ``pid`` runs on this host (one of another user's counts as running)."""
     if pid <= 0:
         return False  # not a pid this module writes: leave the file to the age test
     try:
@@ -77,7 +115,7 @@ def remove_stale_temporaries(folder: Path, *, now: float | None = None) -> list[
             continue
         try:
             old = now - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER_S
-            if old or (match["host"] == host and _process_is_gone(int(match["pid"]))):
+            if old or (match["host"] == host and process_is_gone(int(match["pid"]))):
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))
         except OSError:
@@ -115,27 +153,44 @@ def _publish(temporary: Path, target: Path, replace: bool) -> None:
     temporary.unlink()
 
 
+def _write_temporary(temporary: Path, text: str) -> None:
+    # O_EXCL: never write through a file (or link) someone else put there; 0o666 less the umask.
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    stream = os.fdopen(descriptor, "w", encoding="utf-8")
+    try:
+        stream.write(text)
+        stream.flush()
+        os.fsync(stream.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):  # closing flushes again and fails again: the first error is the one
+            stream.close()
+        raise
+    stream.close()
+
+
 def write_text_file(path: str | os.PathLike[str], text: str, *, replace: bool = True) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically; returns the path written.
 
-    With ``replace=False`` an existing file is left alone and :class:`FileExistsError` raised. On any
-    failure the previous file, if there was one, is intact and no temporary file is left.
+    With ``replace=False`` an existing file is left alone and :class:`FileExistsError` raised. Any
+    other failure of the system raises :class:`OutputError`; on any failure the previous file, if there
+    was one, is intact and no temporary file is left.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(target, error) from error
     remove_stale_temporaries(target.parent)
     temporary = target.parent / temporary_name(target.name)
     try:
-        # O_EXCL: never write through a file (or link) someone else put there; 0o666 less the umask.
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
+        _write_temporary(temporary, text)
         _publish(temporary, target, replace)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    except BaseException as error:
+        with contextlib.suppress(OSError):  # a read-only or vanished folder: the write's own error is the news
+            temporary.unlink(missing_ok=True)
+        if not isinstance(error, OSError) or (isinstance(error, FileExistsError) and not replace):
+            raise
+        raise OutputError(target, error) from error
     _sync_folder(target.parent)
     return target
 
@@ -147,7 +202,10 @@ def append_text_file(path: str | os.PathLike[str], text: str) -> Path:
     (``$GITHUB_STEP_SUMMARY``): replacing them would drop what others appended.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "a", encoding="utf-8") as stream:
-        stream.write(text)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "a", encoding="utf-8") as stream:
+            stream.write(text)
+    except OSError as error:
+        raise OutputError(target, error) from error
     return target

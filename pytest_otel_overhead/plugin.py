@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 from pytest_otel_overhead.settings.flags import add_options, given_flags
-from pytest_otel_overhead.settings.layers import KEYS, SettingsError
+from pytest_otel_overhead.settings.keys import KEYS
 from pytest_otel_overhead.settings.options import SessionOptions, session_options
 from pytest_otel_overhead.settings.sources import MARKER, cli_layer, ini_layer, marker_layer
+from pytest_otel_overhead.units import SettingsError
 
 if TYPE_CHECKING:
     from pytest_otel_overhead.engine.strategy import Strategies
     from pytest_otel_overhead.session import OverheadSession
-    from pytest_otel_overhead.settings.layers import MeasureSettings
+    from pytest_otel_overhead.settings.records import MeasureSettings
 
 T = TypeVar("T")
 
@@ -88,6 +89,8 @@ def _start_measuring(config: pytest.Config, options: SessionOptions) -> None:
     from pytest_otel_overhead.plugins import tracking
     from pytest_otel_overhead.plugins.benchmark import activate as activate_benchmark
     from pytest_otel_overhead.plugins.benchmark import measures_benchmark
+    from pytest_otel_overhead.plugins.unmeasured import PLUGIN_NAME as UNMEASURED_PLUGIN_NAME
+    from pytest_otel_overhead.plugins.unmeasured import UnmeasuredPlugin
     from pytest_otel_overhead.plugins.xdist import PLUGIN_NAME as XDIST_PLUGIN_NAME
     from pytest_otel_overhead.plugins.xdist import XdistPlugin
     from pytest_otel_overhead.session import OverheadSession
@@ -108,12 +111,43 @@ def _start_measuring(config: pytest.Config, options: SessionOptions) -> None:
     config.stash[_session_key] = session
     manager = config.pluginmanager
     manager.register(XdistPlugin(config, session.results), XDIST_PLUGIN_NAME)
+    manager.register(UnmeasuredPlugin(session), UNMEASURED_PLUGIN_NAME)
     # Tracking, then advice: both summaries come after the verdict table (trylast), in the order
     # registered, so the tracking lines stay under the table and the advice section follows.
     manager.register(tracking.tracking_plugin(config, session, options), tracking.PLUGIN_NAME)
     if advising is not None:
         manager.register(advising, advice.PLUGIN_NAME)
     activate_benchmark(config, session)
+
+
+_UNMEASURED = "otel_overhead_unmeasured"
+"""The keyword a test that would have been measured carries in its setup report, under xdist too."""
+
+
+class UnmeasuredTests:
+    """Counts the tests that would have been measured with ``--otel-overhead``, and says so at the end.
+
+    A CI job that lost the flag has lost its gate and every test still passes: one line at the end
+    of the terminal report tells. Not under ``-qq``, which asks for nothing but the outcome.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.nodeids: set[str] = set()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "setup" and _UNMEASURED in report.keywords:
+            self.nodeids.add(report.nodeid)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.nodeids or self.config.getoption("verbose") < -1 or hasattr(self.config, "workerinput"):
+            return
+        count = len(self.nodeids)
+        tests = "test" if count == 1 else "tests"
+        terminalreporter.write_line(
+            f"otel-overhead: {count} {tests} with an otel_overhead marker or fixture ran without measuring: "
+            "add --otel-overhead to measure them"
+        )
 
 
 def _check_without_measuring(config: pytest.Config) -> None:
@@ -133,6 +167,7 @@ def _check_without_measuring(config: pytest.Config) -> None:
         verb = "has" if len(given) == 1 else "have"
         message = f"otel-overhead: {', '.join(given)} {verb} no effect without --otel-overhead"
         config.issue_config_time_warning(pytest.PytestConfigWarning(message), stacklevel=2)
+    config.pluginmanager.register(UnmeasuredTests(config), "otel-overhead-unmeasured")
 
 
 def _fail_on_settings_error(check: Callable[[], object]) -> None:
@@ -154,6 +189,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if session is None:
         # A typo fails in every run, measuring or not; what a value names is imported only to measure.
         _fail_on_settings_error(lambda: marker_layer(item, imports=False))
+        # Named in the setup report (so an xdist controller hears of it too) for the line at the end.
+        item.keywords[_UNMEASURED] = True
         return
 
     def settle() -> None:

@@ -12,34 +12,42 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 
 from pytest_otel_overhead.compat import is_worker, verbosity
 from pytest_otel_overhead.engine.repeatable import RepetitionFailed, single_use_argument
+from pytest_otel_overhead.engine.replica_child import replica_child
 from pytest_otel_overhead.engine.strategy import Measurement, Measurer, Strategies
 from pytest_otel_overhead.engine.surroundings import MeasurementStopped
 from pytest_otel_overhead.engine.telemetry import with_telemetry_outcome
 from pytest_otel_overhead.formatting import junit_number
 from pytest_otel_overhead.history.document import write_json
+from pytest_otel_overhead.history.merge import UNMEASURED
 from pytest_otel_overhead.otel.receiver import stop_shared_receiver
 from pytest_otel_overhead.otel.routing import ArmRouter
-from pytest_otel_overhead.reports.terminal import result_message, summary_lines
+from pytest_otel_overhead.reports.terminal import DEFAULT_WIDTH, result_message, summary_lines, wrap
 from pytest_otel_overhead.results import TestResult
-from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, SettingsError, env_layer, resolve
+from pytest_otel_overhead.settings.layers import Layer, env_layer
+from pytest_otel_overhead.settings.merge import resolve
 from pytest_otel_overhead.settings.options import session_options
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.settings.sources import MARKER, cli_layer, ini_layer, marker_layer
 from pytest_otel_overhead.stats.verdict import Verdict
+from pytest_otel_overhead.units import SettingsError
 from pytest_otel_overhead.warning_types import (
     OverheadFailedExportsWarning,
     OverheadInconclusiveWarning,
     OverheadNoTelemetryWarning,
 )
 
-__all__ = ["Advice", "AdviceFactory", "OverheadSession", "record_properties"]
+__all__ = ["Advice", "AdviceFactory", "OverheadSession", "record_properties", "terminal_width"]
 
 
 class Advice(Protocol):
@@ -114,6 +122,9 @@ class OverheadSession:
         self.base = resolve(self.base_layers)  # fails fast on CLI/ini/env values that cannot agree
         strategies.check(self.base)  # one clear error up front when, e.g., instructions mode cannot run
         self.results: list[TestResult] = []
+        self.unmeasured: list[dict[str, str]] = []
+        """Tests that were to be measured and were not (``plugins/unmeasured.py``), settled at the session's end."""
+        self.json_written: Path | None = None
         self.verbose = verbosity(config) >= 1
         # sweep / tune / explain, when asked for; it measures as `measure_ungated` does
         self.advisor: Advice | None = advice(self.measure_ungated) if advice is not None else None
@@ -139,20 +150,37 @@ class OverheadSession:
         return None
 
     def write_summary(self, terminalreporter: Any) -> None:
-        """The verdict table at the end of the terminal report."""
-        if not self.results:
-            return
-        terminalreporter.write_sep("-", "otel-overhead")
-        for line in summary_lines(self.results, verbose=self.verbose):
-            terminalreporter.write_line(line)
+        """The verdict table at the end of the terminal report, fitted to the terminal; the JSON file written."""
+        if self.results:
+            terminalreporter.write_sep("-", "otel-overhead")
+            for line in summary_lines(self.results, verbose=self.verbose, width=terminal_width(self.config)):
+                terminalreporter.write_line(line)
+        if self.json_written is not None and replica_child(self.config) is None:  # a child's file is its parent's
+            terminalreporter.write_line(f"wrote JSON report to {self.json_written}")
 
     def finish(self) -> None:
-        """Write the JSON results, if asked for; under xdist the controller writes them for all."""
+        """Write the JSON results, if asked for; under xdist the controller writes them for all.
+
+        A report that cannot be written is one red line naming the file and why, not a traceback:
+        the session's summary and exit status stay those of its tests.
+        """
         path = session_options(self.config).json
         if path is None or is_worker(self.config):
             return
-        sections = self.advisor.json_sections() if self.advisor is not None else None
-        write_json(path, self.results, sections)
+        sections = dict(self.advisor.json_sections()) if self.advisor is not None else {}
+        if self.unmeasured:
+            sections[UNMEASURED] = self.unmeasured
+        try:
+            self.json_written = write_json(path, self.results, sections or None)
+        except (OSError, UnicodeError) as error:
+            # OutputError names the file and the cause; text that cannot be encoded is named here.
+            line = f"ERROR otel-overhead: {error if isinstance(error, OSError) else f'could not write {path}: {error}'}"
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is None:
+                print(line, file=sys.stderr)
+                return
+            reporter.ensure_newline()
+            reporter.write_line(line, red=True)
 
     def close(self) -> None:
         stop_shared_receiver()  # the embedded OTLP receiver, if a measurement started one
@@ -167,19 +195,28 @@ class OverheadSession:
         self, item: pytest.Item, settings: MeasureSettings, workload: Callable[[], Any], label: str
     ) -> TestResult:
         """One measurement, neither kept nor gated: what ``run`` does first, and what the advice modes make."""
-        return self.strategies.measure(Measurement(item, settings, workload, label, self.router, self._progress()))
+        return self.strategies.measure(Measurement(item, settings, workload, label, self.router, self._progress(item)))
 
-    def _progress(self) -> Callable[[str], None] | None:
+    def _progress(self, item: pytest.Item) -> Callable[[str], None] | None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         capture = self.config.pluginmanager.get_plugin("capturemanager")
         if not self.verbose or reporter is None:
             return None
+        width = terminal_width(self.config)
 
         def say(message: str) -> None:
+            # pytest -v has just printed the test's id on the line above: the message starts after it
+            # (a second fixture call keeps its "#call2").
+            shown = (
+                message.removeprefix(item.nodeid).removeprefix(":").strip()
+                if message.startswith(item.nodeid)
+                else message
+            )
             # Progress goes to the terminal while the test runs, past output capturing.
             with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
                 reporter.ensure_newline()
-                reporter.write_line(f"  otel-overhead: {message}")
+                for line in wrap(f"otel-overhead: {shown}", width, indent="  "):
+                    reporter.write_line(line)
 
         return say
 
@@ -198,7 +235,7 @@ class OverheadSession:
         advisor = self.advisor
         if advisor is not None and advisor.replaces_gate:  # sweep / tune: advice, no gate
             with _settings_errors_fail_the_test():
-                last = advisor.advise(item, self.layers_for(item), settings, workload, label, self._progress())
+                last = advisor.advise(item, self.layers_for(item), settings, workload, label, self._progress(item))
             assert last is not None  # both modes measure at least once
             return last
         try:
@@ -206,37 +243,61 @@ class OverheadSession:
         except MeasurementStopped as stopped:
             problem = str(stopped)
         except RepetitionFailed as failed:
-            # The message names the repetition; the engine's frames would only bury the body's own traceback.
-            __tracebackhide__ = True
-            raise failed.with_traceback(None) from failed.__cause__
+            # The fix first, then the body's own frames: the engine's would only bury them. The first
+            # line is what -r shows after the test's id: the id is not repeated there.
+            problem = failed.report()
+            if label == item.nodeid:
+                label = ""
         if problem is not None:  # failed outside the except, so the report does not chain it
-            pytest.fail(f"otel-overhead: {label}: {problem}", pytrace=False)
+            pytest.fail(f"otel-overhead: {label}: {problem}" if label else f"otel-overhead: {problem}", pytrace=False)
         self.results.append(result)
         record_properties(item, result)
         if advisor is not None and advisor.explains:
-            advisor.explain(item, settings, workload, label, result, self._progress())
+            advisor.explain(item, settings, workload, label, result, self._progress(item))
+        self._gate(item, settings, result, label)
+        return result
+
+    def _gate(self, item: pytest.Item, settings: MeasureSettings, result: TestResult, label: str) -> None:
+        """Fail or warn as the result and the policies say; the first line of a failure is what ``-r`` shows."""
+        # A second or later fixture call names itself; the first is the test pytest already names.
+        call = "" if label == item.nodeid else label.rsplit("#", 1)[-1] + ": "
         if result.no_telemetry is not None and settings.no_telemetry != "ignore":
             message = f"no telemetry measured: {result.no_telemetry}"
             if settings.no_telemetry == "fail":
                 source = settings.source("no_telemetry")
-                pytest.fail(f"otel-overhead: {label}: {message} (no_telemetry=fail, {source})", pytrace=False)
-            warnings.warn(OverheadNoTelemetryWarning(f"{label}: {message}"), stacklevel=2)
+                pytest.fail(
+                    f"{call}no telemetry measured: no budget decided (no_telemetry=fail, {source}; "
+                    f"no_telemetry=warn only warns)\notel-overhead: {label}: {message}",
+                    pytrace=False,
+                )
+            warnings.warn(OverheadNoTelemetryWarning(f"{label}: {message}"), stacklevel=3)
         elif result.failed_exports is not None and settings.failed_exports != "ignore":
             message = f"failed exports: {result.failed_exports}"
             if settings.failed_exports == "fail":
                 source = settings.source("failed_exports")
-                pytest.fail(f"otel-overhead: {label}: {message} (failed_exports=fail, {source})", pytrace=False)
-            warnings.warn(OverheadFailedExportsWarning(f"{label}: {message}"), stacklevel=2)
+                pytest.fail(
+                    f"{call}failed exports: nothing reached the backend (failed_exports=fail, {source}; "
+                    f"failed_exports=warn only warns)\notel-overhead: {label}: {message}",
+                    pytrace=False,
+                )
+            warnings.warn(OverheadFailedExportsWarning(f"{label}: {message}"), stacklevel=3)
         verdict = result.verdict
         if verdict is Verdict.FAIL:
-            pytest.fail(result_message(result, Verdict.FAIL), pytrace=False)
+            pytest.fail(call + result_message(result, Verdict.FAIL), pytrace=False)
         if verdict is Verdict.INCONCLUSIVE:
-            message = result_message(result, Verdict.INCONCLUSIVE)
+            first, rest = result_message(result, Verdict.INCONCLUSIVE).split("\n", 1)
             if settings.inconclusive == "fail":
-                pytest.fail(message + " (--otel-overhead-inconclusive=fail)", pytrace=False)
+                source = settings.source("inconclusive")
+                pytest.fail(f"{call}{first} (inconclusive=fail, {source})\n{rest}", pytrace=False)
             if settings.inconclusive == "warn":
-                warnings.warn(OverheadInconclusiveWarning(f"{label}: {message}"), stacklevel=2)
-        return result
+                warnings.warn(OverheadInconclusiveWarning(f"{label}: {rest}"), stacklevel=3)
+
+
+def terminal_width(config: pytest.Config) -> int:
+    """The width pytest writes to; ``DEFAULT_WIDTH`` when it cannot tell (no terminal, no ``$COLUMNS``)."""
+    if "COLUMNS" in os.environ or sys.stdout.isatty():
+        return int(config.get_terminal_writer().fullwidth)
+    return DEFAULT_WIDTH
 
 
 @contextlib.contextmanager

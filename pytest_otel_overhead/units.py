@@ -19,6 +19,7 @@ from pytest_otel_overhead.formatting import budget_percent, format_bytes, format
 
 __all__ = [
     "Budget",
+    "BudgetKind",
     "SettingsError",
     "parse_bool",
     "parse_budget",

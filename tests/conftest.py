@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, StopReason, TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
 

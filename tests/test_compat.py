@@ -26,7 +26,9 @@ from pytest_otel_overhead import compat
 from pytest_otel_overhead.compat import OverheadCompatWarning
 from pytest_otel_overhead.otel.pipeline import build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
-from pytest_otel_overhead.settings.layers import Layer, PipelineSettings, resolve
+from pytest_otel_overhead.settings.layers import Layer
+from pytest_otel_overhead.settings.merge import resolve
+from pytest_otel_overhead.settings.records import PipelineSettings
 
 EXPORTED: list[InMemorySpanExporter] = []
 

@@ -30,7 +30,7 @@ def test_the_committed_options_page_matches_what_the_code_generates() -> None:
 
 
 def test_every_setting_and_option_has_a_row_in_the_options_page() -> None:
-    from pytest_otel_overhead.settings.layers import KEYS
+    from pytest_otel_overhead.settings.keys import KEYS
     from pytest_otel_overhead.settings.sources import option_name
 
     page = (ROOT / "docs" / "options.md").read_text(encoding="utf-8")

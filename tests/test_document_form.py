@@ -19,7 +19,8 @@ from pytest_otel_overhead.results import PipelineHealth, ProcessProbe, Replica, 
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.wire.checks import Malformed
-from pytest_otel_overhead.wire.document import Derived, form, from_document, to_document
+from pytest_otel_overhead.wire.document import Derived, from_document, to_document
+from pytest_otel_overhead.wire.form import form
 
 ROOT = Path(__file__).resolve().parent.parent
 BEFORE = Path(__file__).resolve().parent / "data" / "results_as_written_before.json"
@@ -167,6 +168,23 @@ def test_a_value_that_does_not_fit_names_its_field(document: dict[str, Any], exp
     assert str(caught.value) == expected
 
 
+@dataclasses.dataclass(frozen=True)
+class Beside:
+    inner: Inner = dataclasses.field(default=Inner("a", 1), metadata=form(inline=True))
+    pairs: tuple[tuple[str, int], ...] = dataclasses.field(default=(), metadata=form(entries=True))
+
+
+def test_a_nested_record_may_stand_among_the_fields_and_pairs_are_an_object() -> None:
+    record = Beside(Inner("b", 2), (("x", 1), ("y", 2)))
+    document = to_document(record)
+    assert document == {"name": "b", "size": 2, "pairs": {"x": 1, "y": 2}}
+    assert from_document(Beside, json.loads(json.dumps(document))) == record
+    with pytest.raises(Malformed, match=r"^pairs\.y: 'two' is not a whole number"):
+        from_document(Beside, {"name": "b", "size": 2, "pairs": {"y": "two"}})
+    with pytest.raises(Malformed, match=r"^size: missing"):
+        from_document(Beside, {"name": "b"})
+
+
 # -- the schema page ---------------------------------------------------------------------------------
 
 
@@ -189,6 +207,7 @@ def test_every_key_a_result_writes_has_a_row_in_the_schema_page() -> None:
     page = tables.PAGE.read_text(encoding="utf-8")
     document = _full_result("instructions").as_dict()
     nested = [document, document["metrics"]["cpu"], document["pipeline"], document["process"], document["replicas"][0]]
+    nested.append(document["settings"])
     for part in nested:
         for key in part:
             assert f"| `{key}` |" in page, key

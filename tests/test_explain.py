@@ -11,7 +11,8 @@ from pytest_otel_overhead.advice.explain import explain, explain_lines, layer_se
 from pytest_otel_overhead.otel.pipeline import build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings, with_overrides
+from pytest_otel_overhead.settings.merge import with_overrides
+from pytest_otel_overhead.settings.records import MeasureSettings, PipelineSettings
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
 

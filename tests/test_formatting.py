@@ -82,6 +82,8 @@ def test_budget_percent_keeps_small_fractions_readable(fraction: float, text: st
         (signed_whole_percent, INF, "∞"),
         (percentage_points, 0.067, "+6.7pp"),
         (percentage_points, -0.001, "-0.1pp"),
+        (percentage_points, -0.0004, "0.0pp"),
+        (percentage_points, 0.0, "0.0pp"),
         (percentage_points, INF, "∞"),
         (percentage_points, -INF, "-∞"),
     ],
@@ -95,7 +97,8 @@ def test_the_signed_forms_agree_with_each_other_on_finite_fractions(fraction: fl
     signed_text = signed_percent(fraction)
     assert signed_text == signed_percent_or_dash(fraction)
     assert signed_text[0] in "+-" and signed_text[1:] == percent(abs(fraction))
-    assert percentage_points(fraction) == signed_text[:-1] + "pp"
+    # A difference that rounds to none has no sign: 0.0pp, never -0.0pp.
+    assert percentage_points(fraction) == ("0.0pp" if signed_text[1:] == "0.0%" else signed_text[:-1] + "pp")
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from conftest import build_result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_otel_overhead.history import compare
+from pytest_otel_overhead.history import compare, shift
 from pytest_otel_overhead.history.compare import (
     Criterion,
     MetricChange,
@@ -28,7 +28,7 @@ from pytest_otel_overhead.history.compare import (
 )
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.results import TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
+from pytest_otel_overhead.settings.records import MeasureSettings, PipelineSettings
 from pytest_otel_overhead.stats.intervals import MAX_BATCHES, batch_slices
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import SettingsError
@@ -71,7 +71,7 @@ def test_order_statistics_of_differences_match_brute_force(x: list[float], y: li
     xs, ys = sorted(x), sorted(y)
     k = data.draw(st.integers(1, len(xs) * len(ys)))
     expected = sorted(b - a for a in xs for b in ys)[k - 1]
-    found = compare._difference_order_statistic(xs, ys, k, exact=False)
+    found = shift._difference_order_statistic(xs, ys, k, exact=False)
     assert math.isclose(found, expected, rel_tol=1e-9, abs_tol=1e-9)
 
 
@@ -83,13 +83,13 @@ def test_rank_sum_distribution_is_exact(m: int, n: int) -> None:
         counts[sum(1 for p in positions for q in others if p < q)] += 1
     running = list(itertools.accumulate(counts))
     expected = [c / running[-1] for c in running]
-    assert compare._rank_sum_cdf(m, n) == pytest.approx(expected)
+    assert shift._rank_sum_cdf(m, n) == pytest.approx(expected)
 
 
 def test_normal_approximation_agrees_with_the_exact_depth(monkeypatch: pytest.MonkeyPatch) -> None:
-    exact = [compare._rank_sum_depth(m, n, 0.95) for m, n in ((40, 60), (50, 50), (30, 80))]
-    monkeypatch.setattr(compare, "_EXACT_LIMIT", 0)
-    approximate = [compare._rank_sum_depth(m, n, 0.95) for m, n in ((40, 60), (50, 50), (30, 80))]
+    exact = [shift._rank_sum_depth(m, n, 0.95) for m, n in ((40, 60), (50, 50), (30, 80))]
+    monkeypatch.setattr(shift, "_EXACT_LIMIT", 0)
+    approximate = [shift._rank_sum_depth(m, n, 0.95) for m, n in ((40, 60), (50, 50), (30, 80))]
     assert all(abs(a - e) <= 1 for a, e in zip(approximate, exact, strict=True))
 
 

@@ -369,3 +369,33 @@ def test_values_of_the_right_kind_read_back(tmp_path: Path, run_of: Callable[...
     assert math.isnan(first[0]) and first[1:] == (-1.0, 0.0, 2.0)
     assert run.results[0].metric("cpu").ci_low == -math.inf  # type: ignore[union-attr]
     assert run.environment["future_field"] == {"anything": [1, "x"]}
+
+
+def test_a_file_over_the_size_cap_is_refused_in_one_line_before_it_is_read(
+    tmp_path: Path, run_of: Callable[..., RunRecord]
+) -> None:
+    import tracemalloc
+
+    from pytest_otel_overhead.history.reader import MAX_RUN_BYTES
+
+    assert MAX_RUN_BYTES == 20 * 1024 * 1024  # the figure docs/limits.md states
+    path = tmp_path / "huge.json"
+    with path.open("wb") as stream:
+        stream.truncate(100 * 1024 * 1024)  # sparse: 100 MiB that take no room
+    tracemalloc.start()
+    try:
+        with pytest.raises(HistoryError) as caught:
+            load_run(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(caught.value) == f"{path}: 100.0 MiB, more than the 20.0 MiB a saved run may hold; not read"
+    assert peak < 1024 * 1024  # refused before reading it
+    assert Store(tmp_path).load_all() == ([], [str(caught.value)])
+
+
+def test_a_run_over_the_size_cap_is_not_saved(tmp_path: Path, run_of: Callable[..., RunRecord]) -> None:
+    store = Store(tmp_path / "runs")
+    with pytest.raises(HistoryError, match=r"run 'big' would take 2\d\.\d MiB, more than the 20\.0 MiB .*; not saved$"):
+        store.save(run_of("x" * (21 * 1024 * 1024)), "big")
+    assert store.files() == []

@@ -24,9 +24,12 @@ from pytest_otel_overhead.instructions.valgrind import (
 )
 from pytest_otel_overhead.reports.terminal import summary_lines
 from pytest_otel_overhead.results import StopReason, TestResult
-from pytest_otel_overhead.settings.layers import KEYS, Layer, MeasureSettings, PipelineSettings, SettingsError, resolve
+from pytest_otel_overhead.settings.keys import KEYS
+from pytest_otel_overhead.settings.layers import Layer
+from pytest_otel_overhead.settings.merge import resolve
+from pytest_otel_overhead.settings.records import MeasureSettings, PipelineSettings
 from pytest_otel_overhead.stats.verdict import Verdict
-from pytest_otel_overhead.units import Budget
+from pytest_otel_overhead.units import Budget, SettingsError
 
 
 def settings_with(**raw: object) -> MeasureSettings:

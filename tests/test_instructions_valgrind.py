@@ -28,12 +28,12 @@ def busy(n):
     return acc
 
 
-@pytest.mark.otel_overhead(mode="instructions", budget="5%")
+@pytest.mark.otel_overhead(mode="instructions", budget="5%", no_telemetry="warn")
 def test_same_code_in_both_arms():
     busy(4000)
 
 
-@pytest.mark.otel_overhead(mode="instructions", budget="5%")
+@pytest.mark.otel_overhead(mode="instructions", budget="5%", no_telemetry="warn")
 def test_half_as_much_again_while_instrumented():
     busy(4000 if trace.get_tracer_provider().idle else 6000)
 """
@@ -55,7 +55,8 @@ def test_aa_reads_zero_and_an_injected_cost_reads_as_itself(pytester: pytest.Pyt
         "--otel-overhead", "--otel-overhead-max-time=120", "--otel-overhead-json=out.json", "-p", "no:randomly"
     )
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*instructions overhead +50.*exceeds budget 5.0%*instructions mode: 6 processes*"])
+    # The figure itself is checked in the JSON below (+50% within 2 points: where the suite runs moves it a little).
+    result.stdout.fnmatch_lines(["*instructions overhead +*exceeds budget 5.0%*instructions mode: 6 processes*"])
     tests = {t["nodeid"]: t for t in json.loads((pytester.path / "out.json").read_text())["tests"]}
 
     same = tests["test_counted.py::test_same_code_in_both_arms"]

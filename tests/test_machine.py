@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from pytest_otel_overhead.engine import runner
 from pytest_otel_overhead.engine.machine import BUSY_SHARE, CpuReading, busy_note, cpu_reading
 from pytest_otel_overhead.otel.routing import ArmRouter
-from pytest_otel_overhead.settings.layers import Layer, resolve
+from pytest_otel_overhead.settings.layers import Layer
+from pytest_otel_overhead.settings.merge import resolve
 
 
 def reading(wall: float, own: float, busy: float, steal: float = 0.0, cpus: int = 2) -> CpuReading:

@@ -30,8 +30,12 @@ from pytest_otel_overhead.reports.markdown import markdown_report
 from pytest_otel_overhead.reports.terminal import summary_lines
 from pytest_otel_overhead.results import NO_TELEMETRY, PipelineHealth, TestResult
 from pytest_otel_overhead.session import record_properties
-from pytest_otel_overhead.settings.layers import KEYS, Layer, MeasureSettings, SettingsError, env_layer, resolve
-from pytest_otel_overhead.wire import from_json, to_json
+from pytest_otel_overhead.settings.keys import KEYS
+from pytest_otel_overhead.settings.layers import Layer, env_layer
+from pytest_otel_overhead.settings.merge import resolve
+from pytest_otel_overhead.settings.records import MeasureSettings
+from pytest_otel_overhead.units import SettingsError
+from pytest_otel_overhead.wire.transport import from_json, to_json
 
 HERE = os.path.basename(__file__)
 
@@ -125,7 +129,7 @@ def test_with_telemetry_outcome_sets_and_clears_the_reason(make_result: Callable
 
 
 def test_the_no_telemetry_policy_is_a_setting_from_every_source() -> None:
-    assert MeasureSettings().no_telemetry == "warn"
+    assert MeasureSettings().no_telemetry == "fail"  # a budget that measured nothing is no PASS
     assert settings_for(no_telemetry="FAIL").no_telemetry == "fail"
     env = env_layer({"OTEL_OVERHEAD_NO_TELEMETRY": "ignore"})
     settings = resolve([env])
@@ -279,7 +283,7 @@ def test_json_and_the_wire_keep_the_outcome(make_result: Callable[..., TestResul
     assert data["notes"] == list(result.notes)
     assert data["pipeline"]["foreign_spans"] == 300 and data["pipeline"]["foreign_spans_per_call"] == 3
     assert data["pipeline"]["metric_measurements"] == 0
-    assert data["settings"]["no_telemetry"] == "warn"
+    assert data["settings"]["no_telemetry"] == "fail"  # the default
     for back in (result_from_dict(data), from_json(TestResult, to_json(result))):
         assert back.no_telemetry == result.no_telemetry and back.notes == result.notes
         assert back.outcome == NO_TELEMETRY

@@ -18,7 +18,7 @@ from pytest_otel_overhead.otel.metrics_routing import MeterRouter
 from pytest_otel_overhead.otel.pipeline import build_pipeline
 from pytest_otel_overhead.otel.receiver import stop_shared_receiver
 from pytest_otel_overhead.otel.routing import ArmRouter
-from pytest_otel_overhead.settings.layers import PipelineSettings
+from pytest_otel_overhead.settings.records import PipelineSettings
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pytest_otel_overhead.otel.pipeline import Pipeline, build_pipeline
 from pytest_otel_overhead.otel.receiver import shared_receiver, stop_shared_receiver
 from pytest_otel_overhead.otel.routing import ArmRouter
-from pytest_otel_overhead.settings.layers import PipelineSettings
+from pytest_otel_overhead.settings.records import PipelineSettings
 
 SQLITE = "opentelemetry.instrumentation.sqlite3:SQLite3Instrumentor"
 

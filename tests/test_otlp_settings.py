@@ -7,7 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from pytest_otel_overhead.settings.layers import KEYS, Layer, PipelineSettings, env_layer, resolve
+from pytest_otel_overhead.settings.keys import KEYS
+from pytest_otel_overhead.settings.layers import Layer, env_layer
+from pytest_otel_overhead.settings.merge import resolve
+from pytest_otel_overhead.settings.records import PipelineSettings
 from pytest_otel_overhead.settings.sources import option_name
 from pytest_otel_overhead.units import SettingsError
 

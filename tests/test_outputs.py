@@ -221,3 +221,98 @@ def test_every_output_of_a_session_follows_the_umask(pytester: pytest.Pytester, 
     written = [pytester.path / "out" / "report.json", pytester.path / "out" / "summary.md", saved]
     assert {path.name: mode(path) for path in written} == {path.name: expected for path in written}
     assert listing(pytester.path / "out") == ["report.json", "summary.md"]
+
+
+# --- a file that cannot be written is one line naming it and the first cause ------------------------
+
+
+def test_a_parent_that_is_a_file_is_named_as_the_cause(tmp_path: Path) -> None:
+    blocker = tmp_path / "out"
+    blocker.write_text("", encoding="utf-8")
+    for target in (blocker / "report.json", blocker / "deeper" / "report.json"):
+        with pytest.raises(outputs.OutputError) as caught:
+            write_text_file(target, "{}")
+        assert str(caught.value) == f"could not write {target}: {blocker} is a file, not a folder"
+        with pytest.raises(outputs.OutputError, match="is a file, not a folder"):
+            append_text_file(target, "x")
+    assert listing(tmp_path) == ["out"]
+
+
+def test_the_original_error_is_shown_not_the_one_from_removing_the_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a read-only file system the temporary file is never made, and removing it fails as well."""
+    real_unlink = os.unlink
+
+    def read_only(*args: object, **kwargs: object) -> int:
+        raise OSError(30, "Read-only file system", str(args[0]))
+
+    def unlink(path: object, *args: object, **kwargs: object) -> None:
+        if is_temporary(Path(str(path)).name):
+            raise OSError(30, "Read-only file system", str(path))
+        real_unlink(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(outputs.os, "open", read_only)
+    monkeypatch.setattr(outputs.os, "unlink", unlink)
+    target = tmp_path / "report.json"
+    with pytest.raises(outputs.OutputError) as caught:
+        write_text_file(target, "{}")
+    monkeypatch.undo()
+    assert str(caught.value) == f"could not write {target}: Read-only file system"
+    assert caught.value.cause.errno == 30 and ".otel-tmp-" not in str(caught.value)
+
+
+FULL_DISK = (
+    "import resource, signal, sys, pytest\n"
+    "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"  # a write past the limit then fails with EFBIG
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200))\n"
+    "sys.exit(pytest.main(sys.argv[1:]))\n"
+)
+
+
+@pytest.mark.parametrize("fault", ["parent is a file", "full disk"])
+def test_outputs_that_cannot_be_written_leave_the_summary_and_the_exit_status_to_the_tests(
+    pytester: pytest.Pytester, fault: str
+) -> None:
+    pytester.makeconftest(INSTANT_ENGINE)
+    pytester.makepyfile(test_measured=MEASURED)
+    folder = "out"
+    if fault == "parent is a file":
+        (pytester.path / folder).write_text("", encoding="utf-8")
+        prefix: tuple[str, ...] = (sys.executable, "-m", "pytest")
+    else:
+        (pytester.path / folder).mkdir()
+        prefix = (sys.executable, "-c", FULL_DISK)
+    # Output to pipes: the file-size limit would cut files taking it.
+    result = subprocess.run(
+        [*prefix, "-p", "no:cacheprovider", "--otel-overhead", f"--otel-overhead-json={folder}/report.json",
+         f"--otel-overhead-markdown={folder}/summary.md", f"--otel-overhead-html={folder}/report.html",
+         "--otel-overhead-save=main", f"--otel-overhead-storage={folder}/runs"],
+        cwd=pytester.path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "Traceback" not in out and "INTERNALERROR" not in out
+    assert re.search(r"^=+ 1 passed", result.stdout, re.MULTILINE), out
+    assert re.search(r"test_measured\.py::test_measured\s+PASS", out), out  # the verdict table
+    cause = f"{pytester.path / folder} is a file, not a folder" if fault == "parent is a file" else "File too large"
+    for name in ("report.json", "summary.md", "report.html"):
+        line = f"could not write {pytester.path / folder / name}: {cause}"
+        assert sum(line in row for row in out.splitlines()) == 1, out
+    assert re.search(rf"ERROR could not save run 'main': .*{re.escape(cause)}\)?$", out, re.MULTILINE), out
+    if fault == "full disk":
+        assert [p for p in (pytester.path / folder).rglob("*") if p.is_file()] == []  # no temporary left
+
+
+def test_a_sweep_page_that_cannot_be_written_is_one_line(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(INSTANT_ENGINE)
+    pytester.makepyfile(test_measured=MEASURED)
+    (pytester.path / "out").write_text("", encoding="utf-8")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--otel-overhead-sweep", "sample_rate=0.5,1", "--otel-overhead-sweep-chart=out/s.html"
+    )  # fmt: skip
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == 0, out
+    assert "Traceback" not in out and "INTERNALERROR" not in out
+    line = f"ERROR could not write {pytester.path / 'out' / 's.html'}: {pytester.path / 'out'} is a file, not a folder"
+    assert line in result.stdout.lines, out

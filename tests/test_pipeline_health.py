@@ -20,7 +20,9 @@ from pytest_otel_overhead.otel.receiver import stop_shared_receiver
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.reports.terminal import health_line, result_message, summary_lines
 from pytest_otel_overhead.results import PipelineHealth, TestResult
-from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, resolve
+from pytest_otel_overhead.settings.layers import Layer
+from pytest_otel_overhead.settings.merge import resolve
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.verdict import Verdict
 
 
@@ -196,7 +198,7 @@ def test_health_line_in_the_summary(make_result: Callable[..., TestResult]) -> N
         "backend answered 503 to 2 of 242 requests; 800 B/call sent (compressed ×5.0); queue peak 16/16; "
         "3 metric points; +1 threads; max_dropped 0: FAIL"
     )
-    assert "    " + line in summary_lines([result])
+    assert "    " + line in summary_lines([result], width=1000)  # on one line where the width allows
     quiet = PipelineHealth(calls=10, started=10, sampled=10, exported=10, export_calls=1)
     assert health_line(_result(make_result, quiet)) == (
         "pipeline: spans/call 1 started, 1 sampled, 1 exported, 0 dropped of 10 calls; 1 exports"

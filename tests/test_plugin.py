@@ -84,7 +84,7 @@ def test_no_spans():
     spin(200)
 
 
-@pytest.mark.otel_overhead(budget="1000%")
+@pytest.mark.otel_overhead(budget="1000%", no_telemetry="warn")
 def test_fixture_returns_the_result(otel_overhead):
     seen = []
 
@@ -175,11 +175,12 @@ def measured_run(tmp_path_factory: pytest.TempPathFactory) -> PytestRun:
 
 
 def test_outcomes_of_the_measured_run(measured_run: PytestRun) -> None:
-    # The two workloads without spans pass with a warning each: they measured no telemetry.
-    assert measured_run.outcomes == {"failed": 4, "passed": 2, "warnings": 2}, measured_run.stdout
+    # The two workloads without spans measured no telemetry: by default that fails the test; with
+    # no_telemetry="warn" it passes with a warning.
+    assert measured_run.outcomes == {"failed": 5, "passed": 1, "warnings": 1}, measured_run.stdout
     assert measured_run.ret == pytest.ExitCode.TESTS_FAILED
     assert measured_run.statuses("test_heavy_overhead") == ["FAILED"]
-    assert measured_run.statuses("test_no_spans") == ["PASSED"]
+    assert measured_run.statuses("test_no_spans") == ["FAILED"]
     assert measured_run.statuses("test_fixture_returns_the_result") == ["PASSED"]
 
 
@@ -195,7 +196,12 @@ def test_huge_overhead_fails_with_the_figures(measured_run: PytestRun) -> None:
     assert result["metrics"]["cpu"]["ci_low"] > 0.5  # truly several times the baseline
 
 
-def test_a_workload_without_spans_does_not_fail(measured_run: PytestRun) -> None:
+def test_a_workload_without_spans_fails_on_no_telemetry_not_on_its_budget(measured_run: PytestRun) -> None:
+    assert re.search(
+        r"^FAILED test_measured\.py::test_no_spans - Failed: no telemetry measured",
+        measured_run.stdout,
+        re.MULTILINE,
+    )
     result = measured_run.result_for("test_no_spans")
     assert result["verdict"] != "FAIL"
     assert abs(result["metrics"]["cpu"]["overhead"]) < 0.5  # truly about 0
@@ -270,28 +276,34 @@ def test_junit_properties(measured_run: PytestRun) -> None:
     assert measured_run.properties("test_no_spans")["otel_overhead.verdict"] != "FAIL"
 
 
+def _progress_under(run: PytestRun, name: str) -> list[str]:
+    """The progress lines printed under the line pytest -v starts a test with (its id, then a space)."""
+    after = run.stdout.split(f"\n{run.module}::{name} \n", 1)[1]
+    return [line for line in after.split("\n\n", 1)[0].splitlines() if line.startswith("  ")]
+
+
 def test_verbose_progress_lines(measured_run: PytestRun) -> None:
-    progress = re.findall(
-        r"^  otel-overhead: test_measured\.py::test_heavy_overhead look (\d)/6: ", measured_run.stdout, re.MULTILINE
-    )
-    assert progress and progress[0] == "1"
-    heavy = re.findall(r"^  otel-overhead: test_measured\.py::test_heavy_overhead look .*$", measured_run.stdout, re.M)
+    heavy = _progress_under(measured_run, "test_heavy_overhead")
+    assert heavy and heavy[0].startswith("  otel-overhead: look 1/6: ")
+    # pytest has just printed the test's id: the progress lines do not repeat it.
+    assert not [line for line in heavy if "test_heavy_overhead" in line]
+    looks = [line for line in heavy if line.startswith("  otel-overhead: look ")]
     # The test fails on its CPU budget, so the last look decided FAIL; figures read as in the summary.
     assert re.fullmatch(
-        r"  otel-overhead: test_measured\.py::test_heavy_overhead look \d/6: \d+ pairs, [\d.]+s: "
+        r"  otel-overhead: look \d/6: \d+ pairs, [\d.]+s: "
         r"CPU \+[\d.]+% \[\+[\d.]+%, (\+[\d.]+%|∞)\] budget 5\.0%: FAIL",
-        heavy[-1],
+        looks[-1],
     )
-    assert re.search(
-        r"^  otel-overhead: test_measured\.py::test_no_spans look 1/6: \d+ pairs", measured_run.stdout, re.MULTILINE
-    )
+    assert re.match(r"  otel-overhead: look 1/6: \d+ pairs", _progress_under(measured_run, "test_no_spans")[0])
 
 
 def test_the_terminal_summary_table(measured_run: PytestRun) -> None:
     out = measured_run.stdout
     assert re.search(r"^-+ otel-overhead -+$", out, re.MULTILINE)
     assert re.search(r"^test_measured\.py::test_heavy_overhead  FAIL  budget CPU 5\.0% \(marker\)$", out, re.MULTILINE)
-    assert re.search(r"^    sampler parentbased_always_on, .*; \d+ pairs in ", out, re.MULTILINE)
+    unwrapped = out.replace("\n      ", " ")  # a line too long for the width goes on indented two more
+    assert re.search(r"^    sampler parentbased_always_on, .*; \d+ pairs in ", unwrapped, re.MULTILINE)
+    assert max(len(line) for line in out.split("-- otel-overhead --", 1)[1].splitlines()) <= 120
     assert re.search(
         r"^\s+metric\s+baseline/call\s+instrumented/call\s+overhead %\s+95% CI\s+budget\s+verdict$", out, re.MULTILINE
     )
@@ -593,7 +605,8 @@ def test_the_inconclusive_policy_from_the_marker(pytester: pytest.Pytester) -> N
     pytester.makepyfile(test_undecided=UNDECIDED_TESTS)
     result = pytester.runpytest_subprocess("--otel-overhead", "-p", "no:randomly", "-W", "default", "-rA")
     assert result.parseoutcomes() == {"failed": 1, "passed": 3, "warnings": 2}
-    result.stdout.fnmatch_lines(["FAILED test_undecided.py::test_policy_fail - Failed: CPU overhead +4.0%*"])
+    result.stdout.fnmatch_lines(["FAILED test_undecided.py::test_policy_fail - Failed: CPU +4.0% undecided vs*"])
+    result.stdout.fnmatch_lines(["CPU +4.0% undecided vs budget 5.0% (inconclusive=fail, marker on *)"])
     result.stdout.fnmatch_lines(["PASSED test_undecided.py::test_policy_pass"])
     out = result.stdout.str()
     assert "undecided against budget 5.0% (undecided after 30 pairs)" in out
@@ -612,7 +625,10 @@ def test_the_inconclusive_policy_from_the_command_line_yields_to_markers(pyteste
     assert result.parseoutcomes() == {"failed": 2, "passed": 2, "warnings": 1}
     result.stdout.fnmatch_lines(["FAILED test_undecided.py::test_default_policy - *"])
     result.stdout.fnmatch_lines(["FAILED test_undecided.py::test_policy_fail - *"])
-    result.stdout.fnmatch_lines(["*undecided against budget 5.0%*(--otel-overhead-inconclusive=fail)*"])
+    result.stdout.fnmatch_lines(
+        ["*CPU +4.0% undecided vs budget 5.0% (inconclusive=fail, --otel-overhead-inconclusive)"]
+    )
+    result.stdout.fnmatch_lines(["*undecided against budget 5.0%*"])
 
 
 # --- junit properties of several fixture calls (in process) --------------------------------------

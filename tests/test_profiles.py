@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_otel_overhead.settings.layers import Layer, env_layer, resolve
+from pytest_otel_overhead.settings.layers import Layer, env_layer
+from pytest_otel_overhead.settings.merge import resolve
 from pytest_otel_overhead.settings.profiles import PROFILES, canonical_profile
 from pytest_otel_overhead.settings.sources import option_name
 from pytest_otel_overhead.units import SettingsError

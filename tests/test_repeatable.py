@@ -99,9 +99,30 @@ def test_repeatable_workloads_are_left_alone(workload: object) -> None:
 
 def test_a_failed_repetition_names_phase_arm_block_and_call() -> None:
     error = RepetitionFailed("timed pairs", True, 12, 3, 40)
-    assert str(error).startswith(
-        "the measured code passed its first call but raised on a measured repetition "
-        "(timed pairs, instrumented arm, block 12, call 3 of 40): a measured body must be repeatable"
+    assert str(error).startswith("a measured body must be repeatable, each call starting from the same state")
+    assert str(error).endswith(
+        "(it passed its first call but raised on a measured repetition: timed pairs, instrumented arm, block 12, "
+        "call 3 of 40)"
     )
     assert (error.phase, error.instrumented, error.block, error.call) == ("timed pairs", True, 12, 3)
     assert "baseline arm" in str(RepetitionFailed("warm-up", False, 1, 1, 1))
+
+
+def _raises_on_a_repetition() -> None:
+    raise ValueError("out of stock")
+
+
+def test_a_failed_repetition_reports_the_fix_first_then_the_code_own_frames() -> None:
+    try:
+        try:
+            _raises_on_a_repetition()
+        except ValueError as own:
+            raise RepetitionFailed("warm-up", True, 1, 1, 1) from own
+    except RepetitionFailed as failed:
+        report = failed.report()
+    lines = report.splitlines()
+    assert lines[0] == str(RepetitionFailed("warm-up", True, 1, 1, 1))
+    assert "in _raises_on_a_repetition" in report and "test_repeatable.py" in report
+    assert lines[-1] == "ValueError: out of stock"
+    assert "repeatable.py" not in report.replace("test_repeatable.py", "")  # no frame of the plugin's own
+    assert RepetitionFailed("warm-up", True, 1, 1, 1).report() == str(RepetitionFailed("warm-up", True, 1, 1, 1))

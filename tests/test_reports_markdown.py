@@ -5,13 +5,18 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import unicodedata
 from collections.abc import Callable
+from pathlib import Path
 
+from pytest_otel_overhead.formatting import visible
 from pytest_otel_overhead.history.compare import Comparison, MetricChange, TestChange, compare_runs, parse_criteria
-from pytest_otel_overhead.history.store import RunRecord
+from pytest_otel_overhead.history.reader import load_run
+from pytest_otel_overhead.history.store import RunRecord, Store
+from pytest_otel_overhead.reports.html import html_report
 from pytest_otel_overhead.reports.markdown import escape, markdown_report
 from pytest_otel_overhead.results import AGAINST_ARMS_NOTE, PipelineHealth, TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
 
@@ -32,7 +37,7 @@ def test_escape_shows_text_as_written() -> None:
     assert escape("a|b") == "a\\|b"
     assert escape("<script>") == "&lt;script&gt;"
     assert escape("*x* _y_ [z] `c` $m$ ~s~ #h !i") == "\\*x\\* \\_y\\_ \\[z\\] \\`c\\` \\$m\\$ \\~s\\~ \\#h \\!i"
-    assert escape("two\nlines") == "two lines"
+    assert escape("two\nlines") == "two\\\\nlines"  # one line in a table cell, the newline shown as \n
 
 
 def test_results_table_escapes_ids_and_keeps_its_shape(make_result: Callable[..., TestResult]) -> None:
@@ -129,3 +134,29 @@ def test_an_estimate_against_the_arms_figures_is_marked_and_explained(
     )
     text = markdown_report(_run(make_result("t.py::t", metrics=(against,))))
     assert "+1.2%\\*" in text and escape(AGAINST_ARMS_NOTE) in text
+
+
+CONTROLS = "t.py::test_x[\x1b]0;owned\x07\x1b[2J-\x9b31m-\x7f-tab\there]"
+
+
+def test_control_characters_from_a_saved_run_are_shown_not_obeyed(
+    tmp_path: Path, make_result: Callable[..., TestResult]
+) -> None:
+    """ESC, BEL, C1 and DEL in a test id read back from a saved run reach neither report raw (issue 21)."""
+    path = Store(tmp_path).save(_run(make_result(CONTROLS)), "controls")
+    run = load_run(path)
+    assert run.results[0].nodeid == CONTROLS
+    shown = "\\x1b]0;owned\\x07\\x1b[2J-\\x9b31m-\\x7f-tab\\there"
+    for text in (markdown_report(run, compare_runs(run, run)), html_report(run, charts=False)):
+        raw = [c for c in text if unicodedata.category(c) == "Cc" and c != "\n"]
+        assert raw == [], f"control characters reach the report: {raw!r}"
+    assert visible(CONTROLS) == "t.py::test_x[" + shown + "]"
+    assert escape(CONTROLS).startswith(r"t.py::test\_x\[\\x1b\]0;owned\\x07"), r"GitHub shows \x1b]0;owned\x07"
+    assert escape(CONTROLS) in markdown_report(run)
+    assert shown in html_report(run, charts=False).replace("<wbr>", "")
+
+
+def test_visible_keeps_printable_text_as_it_is() -> None:
+    text = "tests/t.py::test_ü[é-中-<b>-\\-  spaces]"
+    assert visible(text) is text
+    assert visible("a\nb\x00c\ud800") == "a\\nb\\x00c\\ud800"

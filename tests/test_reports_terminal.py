@@ -11,7 +11,7 @@ import pytest
 
 from pytest_otel_overhead.reports.terminal import metric_sentence, summary_lines, verdict_label
 from pytest_otel_overhead.results import AGAINST_ARMS_NOTE, HEAP_BYTES_BELOW, MetricResult, PipelineHealth, TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
 
@@ -179,7 +179,7 @@ def test_an_estimate_against_the_arms_figures_is_marked_and_explained(
                     verdict=Verdict.PASS),
         instrumented=564.8e-6,
     )  # fmt: skip
-    lines = summary_lines([make_result(metrics=(p95,))])
+    lines = summary_lines([make_result(metrics=(p95,))], width=1000)  # the note on one line
     assert _table_rows(lines)["latency p95"][3] == "overhead %=+1.2%*"
     assert f"    {AGAINST_ARMS_NOTE}" in lines
     agreeing = make_metric("latency_p95", baseline=569e-6, overhead=0.012, budget=RELATIVE, verdict=Verdict.PASS)

@@ -33,7 +33,9 @@ from pytest_otel_overhead.engine.repeatable import RepetitionFailed
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.reports.terminal import summary_lines
 from pytest_otel_overhead.results import StopReason, TestResult
-from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, resolve
+from pytest_otel_overhead.settings.layers import Layer
+from pytest_otel_overhead.settings.merge import resolve
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.intervals import MAX_BATCHES
 from pytest_otel_overhead.stats.verdict import LookPlan, Verdict
 
@@ -217,7 +219,7 @@ def test_a_workload_raising_in_any_phase_is_named_with_its_error_chained_and_lea
     with pytest.raises(RepetitionFailed, match="raised on a measured repetition") as failed:
         runner.measure(workload, settings_for(budget="100000%", heap="100000%", max_time=2), router)
     assert failed.value.phase == ENGINE_PHASES[phase]
-    assert f"({ENGINE_PHASES[phase]}, " in str(failed.value)
+    assert f"measured repetition: {ENGINE_PHASES[phase]}, " in str(failed.value)
     assert isinstance(failed.value.__cause__, WorkloadError)
     assert str(failed.value.__cause__) == f"raised in {phase}"
 

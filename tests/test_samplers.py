@@ -39,7 +39,9 @@ from pytest_otel_overhead.samplers import (
     rate_limiting,
     strategy_sampler,
 )
-from pytest_otel_overhead.settings.layers import Layer, PipelineSettings, env_layer, resolve
+from pytest_otel_overhead.settings.layers import Layer, env_layer
+from pytest_otel_overhead.settings.merge import resolve
+from pytest_otel_overhead.settings.records import PipelineSettings
 from pytest_otel_overhead.units import SettingsError
 
 MAX_TRACE_ID = 2**64  # TraceIdRatioBased compares the low 64 bits with rate × 2**64

@@ -12,16 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_otel_overhead.settings.layers import (
-    KEYS,
-    Layer,
-    MeasureSettings,
-    PipelineSettings,
-    check_keys,
-    env_layer,
-    resolve,
-    with_overrides,
-)
+from pytest_otel_overhead.settings.keys import KEYS, check_keys
+from pytest_otel_overhead.settings.layers import Layer, env_layer
+from pytest_otel_overhead.settings.merge import resolve, with_overrides
+from pytest_otel_overhead.settings.records import MeasureSettings, PipelineSettings
 from pytest_otel_overhead.settings.sources import cli_layer, ini_layer, marker_layer, option_name
 from pytest_otel_overhead.units import Budget, SettingsError
 

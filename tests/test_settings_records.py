@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from pytest_otel_overhead import wire
 from pytest_otel_overhead.reports.terminal import budget_origin
 from pytest_otel_overhead.settings.keys import KEYS
 from pytest_otel_overhead.settings.layers import Layer, env_layer
@@ -24,7 +23,12 @@ from pytest_otel_overhead.settings.records import (
     NoTelemetryPolicy,
     PipelineSettings,
 )
+from pytest_otel_overhead.settings.sampling import LoadThresholds, Strategies
 from pytest_otel_overhead.settings.sources import cli_layer, ini_layer, marker_layer
+from pytest_otel_overhead.units import Budget
+from pytest_otel_overhead.wire import transport
+from pytest_otel_overhead.wire.checks import Malformed
+from pytest_otel_overhead.wire.document import from_document
 
 
 def test_nothing_set_resolves_to_the_records_defaults() -> None:
@@ -114,4 +118,76 @@ def test_choices_are_enums_that_read_and_serialise_as_their_text() -> None:
     assert [type(data[key]) for key in ("mode", "inconclusive", "no_telemetry")] == [str, str, str]
     assert json.loads(json.dumps(data))["mode"] == "instructions"
     assert {"instructions": 1}[settings.mode] == 1  # hashes as its text, so text-keyed tables still find it
-    assert wire.from_json(MeasureSettings, wire.to_json(settings)) == settings
+    assert transport.from_json(MeasureSettings, transport.to_json(settings)) == settings
+
+
+# -- the document form: written and read through wire.document, as the result records are ----------
+
+
+def _every_field_set() -> MeasureSettings:
+    pipeline = PipelineSettings(
+        sampler="per_operation",
+        sample_rate=0.5,
+        strategies=Strategies(0.5, (("GET /", 0.1), ("x", 1.0)), 10.0, "file.json"),
+        max_traces_per_second=5.0,
+        load_thresholds=LoadThresholds(((0.9, 0.01),), 0.5),
+        endpoint="http://collector:4318",
+        compression="gzip",
+        instrument=("opentelemetry.instrumentation.sqlite3:SQLite3Instrumentor",),
+        max_dropped=4,
+    )
+    return MeasureSettings(
+        pipeline=pipeline,
+        metric="wall",
+        max_time=7.5,
+        inconclusive=InconclusivePolicy.FAIL,
+        profile="staging",
+        mode=Mode.INSTRUCTIONS,
+        processes=3,
+        no_telemetry=NoTelemetryPolicy.IGNORE,
+        budgets=(("cpu", Budget("absolute", 5e-05)), ("wall", Budget("relative", 0.1))),
+        sources=(("cpu", "marker on t.py::t"), ("processes", "--otel-overhead-processes")),
+    )
+
+
+def test_a_settings_record_reads_back_as_it_was_written() -> None:
+    settings = _every_field_set()
+    document = json.loads(json.dumps(settings.as_dict(), allow_nan=False))
+    again = from_document(MeasureSettings, document)
+    assert again == settings
+    assert again.mode is Mode.INSTRUCTIONS and again.no_telemetry is NoTelemetryPolicy.IGNORE
+
+
+def test_the_pipeline_stands_among_the_settings_and_pairs_are_objects() -> None:
+    document = _every_field_set().as_dict()
+    assert "pipeline" not in document and document["sampler"] == "per_operation" and document["max_time_s"] == 7.5
+    assert document["strategies"] == {
+        "default": 0.5,
+        "operations": {"GET /": 0.1, "x": 1.0},
+        "max_traces_per_second": 10.0,
+        "source": "file.json",
+    }
+    assert document["load_thresholds"] == "90%:0.01,0.5"
+    assert document["budgets"] == {
+        "cpu": {"kind": "absolute", "value": 5e-05},
+        "wall": {"kind": "relative", "value": 0.1},
+    }
+    assert document["sources"] == {"cpu": "marker on t.py::t", "processes": "--otel-overhead-processes"}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("mode", "cycles", "mode: 'cycles' is not a mode (time, instructions)"),
+        ("no_telemetry", "loud", "no_telemetry: 'loud' is not a notelemetrypolicy (warn, fail, ignore)"),
+        ("load_thresholds", "high", "load_thresholds: as written: 'high' is not a sampling rate"),
+        ("budgets", {"cpu": {"kind": "more", "value": 0.1}}, "budgets.cpu.kind: 'more' is not a budget kind"),
+        ("batch_size", -1, "batch_size: -1 is not a count"),
+    ],
+)
+def test_a_settings_value_that_does_not_fit_names_its_field(key: str, value: object, expected: str) -> None:
+    document = MeasureSettings().as_dict()
+    document[key] = value
+    with pytest.raises(Malformed) as caught:
+        from_document(MeasureSettings, document)
+    assert str(caught.value).startswith(expected)

@@ -36,6 +36,8 @@ LIGHT = {
     "pytest_otel_overhead.settings.sampling",
     "pytest_otel_overhead.settings.sources",
     "pytest_otel_overhead.units",
+    "pytest_otel_overhead.wire",
+    "pytest_otel_overhead.wire.form",  # how the settings records' fields appear in documents: no imports
 }
 HEAVY = ("opentelemetry.sdk", "psutil", "pytest_otel_overhead.engine", "pytest_otel_overhead.otel")
 
@@ -81,7 +83,9 @@ def test_the_key_registry_is_built_when_first_read() -> None:
 
 
 def test_settings_parse_without_the_sdk() -> None:
-    loaded = loaded_by("from pytest_otel_overhead.settings.layers import KEYS, resolve")
+    loaded = loaded_by(
+        "from pytest_otel_overhead.settings.keys import KEYS\nfrom pytest_otel_overhead.settings.merge import resolve"
+    )
     assert "pytest_otel_overhead.settings.sampling" in loaded
     assert not [m for m in loaded if m.startswith(("opentelemetry", "psutil"))], loaded
 
@@ -132,7 +136,10 @@ def test_plain():
 def session_modules(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, list[str]]:
     pytester.makeconftest(RECORD_MODULES)
     pytester.makepyfile(test_cost=TESTS)
-    pytester.makeini("[pytest]\notel_overhead_queue_size = 4096\notel_overhead_profile = staging\n")
+    pytester.makeini(
+        "[pytest]\notel_overhead_queue_size = 4096\notel_overhead_profile = staging\n"
+        "otel_overhead_no_telemetry = warn\n"
+    )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
     modules = json.loads(Path(pytester.path, "modules.json").read_text(encoding="utf-8"))
     return result, modules

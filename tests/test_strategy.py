@@ -16,8 +16,8 @@ from pytest_otel_overhead.engine.strategy import Measurement, ReplicaShare, Stra
 from pytest_otel_overhead.instructions.strategy import CountedInstructions
 from pytest_otel_overhead.instructions.valgrind import ValgrindUnavailable
 from pytest_otel_overhead.results import StopReason, TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings
-from pytest_otel_overhead.wire import from_json, to_json
+from pytest_otel_overhead.settings.records import MeasureSettings
+from pytest_otel_overhead.wire.transport import from_json, to_json
 
 
 class Recording:
@@ -109,4 +109,5 @@ def test_the_stop_reasons_keep_their_saved_values() -> None:
         "no time budget",
         "measured by another process",
         "counted in child",
+        "combined over shards",
     ]

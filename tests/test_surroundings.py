@@ -27,7 +27,9 @@ from pytest_otel_overhead.engine.surroundings import (
     tracer_notes,
 )
 from pytest_otel_overhead.otel.routing import ArmRouter
-from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, resolve
+from pytest_otel_overhead.settings.layers import Layer
+from pytest_otel_overhead.settings.merge import resolve
+from pytest_otel_overhead.settings.records import MeasureSettings
 
 OTEL_LOGGERS = ("opentelemetry.trace", "opentelemetry.metrics._internal")
 

@@ -13,7 +13,9 @@ from pytest_otel_overhead.advice.sweep import parse_sweep, point_layers, run_swe
 from pytest_otel_overhead.reports.drawing import CHARTS_EXTRA
 from pytest_otel_overhead.reports.sweep import SweepResult, sweep_lines, sweep_page, sweep_svg
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
-from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, resolve
+from pytest_otel_overhead.settings.layers import Layer
+from pytest_otel_overhead.settings.merge import resolve
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget, SettingsError
 

@@ -10,7 +10,7 @@ import pytest
 
 from pytest_otel_overhead.advice.tuner import MIN_RATE, nice_rate, queue_for, tune, tuning_lines
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, StopReason, TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
+from pytest_otel_overhead.settings.records import MeasureSettings, PipelineSettings
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
 

@@ -16,9 +16,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_otel_overhead.settings.flags import given_flags
-from pytest_otel_overhead.settings.layers import KEYS, Layer, SettingsError
+from pytest_otel_overhead.settings.keys import KEYS
+from pytest_otel_overhead.settings.layers import Layer
 from pytest_otel_overhead.settings.pipeline import check_exporter, check_instrumentors, parse_exporter
 from pytest_otel_overhead.settings.sources import option_name
+from pytest_otel_overhead.units import SettingsError
 
 MARKERS = """
 import pytest
@@ -263,3 +265,60 @@ def test_instrumentors_are_checked_as_written() -> None:
         check_instrumentors(["nowhere.sqlite3:SQLite3Instrumentor", "redis"], "marker")
     with pytest.raises(SettingsError, match=r"^marker: 3 is not a list of instrumentors"):
         check_instrumentors(3, "marker")
+
+
+# --- marked tests that ran without measuring are named at the end ------------------------------------
+
+UNMEASURED = """
+import pytest
+
+
+@pytest.mark.otel_overhead(budget="5%")
+def test_marked():
+    pass
+
+
+@pytest.mark.otel_overhead
+@pytest.mark.parametrize("n", [1, 2])
+def test_marked_twice(n):
+    pass
+
+
+def test_fixture(otel_overhead):
+    assert otel_overhead(len, "abc") == 3
+
+
+def test_plain():
+    pass
+"""
+
+UNMEASURED_LINE = (
+    "otel-overhead: 4 tests with an otel_overhead marker or fixture ran without measuring: "
+    "add --otel-overhead to measure them"
+)
+
+
+def test_marked_tests_run_without_the_flag_are_counted_once_at_the_end(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_unmeasured=UNMEASURED)
+    result = pytester.runpytest_subprocess("-p", "no:randomly")
+    assert result.ret == 0
+    assert result.stdout.lines.count(UNMEASURED_LINE) == 1
+    assert result.stdout.lines.index(UNMEASURED_LINE) < len(result.stdout.lines) - 1  # before the outcome line
+
+
+def test_the_line_is_left_out_under_qq_and_when_nothing_marked_ran(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_unmeasured=UNMEASURED)
+    assert "otel-overhead:" not in pytester.runpytest_subprocess("-qq", "-p", "no:randomly").stdout.str()
+    assert "otel-overhead:" not in pytester.runpytest_subprocess("-k", "plain", "-p", "no:randomly").stdout.str()
+
+
+def test_help_shows_what_a_user_needs_first(pytester: pytest.Pytester) -> None:
+    text = pytester.runpytest_subprocess("--help").stdout.str()
+    flags = re.findall(r"^  (--otel-overhead[\w-]*)", text, re.MULTILINE)
+    first = ["--otel-overhead", "--otel-overhead-budget", "--otel-overhead-save", "--otel-overhead-compare"]
+    assert flags[: len(first)] == first
+    reports = {"--otel-overhead-json", "--otel-overhead-markdown", "--otel-overhead-html"}
+    later = {"--otel-overhead-sweep", "--otel-overhead-tune", "--otel-overhead-explain", "--otel-overhead-max-time"}
+    assert max(flags.index(flag) for flag in reports) < min(flags.index(flag) for flag in later)
+    assert text.index("OpenTelemetry overhead: measuring settings") < text.index("--otel-overhead-max-time")
+    assert text.index("OpenTelemetry overhead: advice") < text.index("--otel-overhead-sweep")

@@ -45,12 +45,12 @@ def busy():
     return sum(i * i for i in range(2000))
 
 
-@pytest.mark.otel_overhead(budget="1000%", max_time="1.5s")
+@pytest.mark.otel_overhead(budget="1000%", max_time="1.5s", no_telemetry="warn")
 def test_measured_body():
     busy()
 
 
-@pytest.mark.otel_overhead(budget="1000%", max_time="1.5s")
+@pytest.mark.otel_overhead(budget="1000%", max_time="1.5s", no_telemetry="warn")
 def test_measured_twice(otel_overhead):
     otel_overhead(busy)
     otel_overhead(busy)

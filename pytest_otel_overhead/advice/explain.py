@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pytest_otel_overhead.formatting import finite_or_none, format_seconds, signed
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import MetricResult, TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings, with_overrides
+from pytest_otel_overhead.settings.merge import with_overrides
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.intervals import median
 
 __all__ = ["Explanation", "LayerRow", "explain", "explain_lines", "layer_settings", "noop_span_cost"]

@@ -26,9 +26,11 @@ from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.outputs import write_text_file
 from pytest_otel_overhead.reports.sweep import SweepAxis, SweepResult, sweep_lines, sweep_page
 from pytest_otel_overhead.results import TestResult
-from pytest_otel_overhead.settings.layers import Layer, MeasureSettings, SettingsError, resolve
+from pytest_otel_overhead.settings.layers import Layer
+from pytest_otel_overhead.settings.merge import resolve
 from pytest_otel_overhead.settings.options import SessionOptions
-from pytest_otel_overhead.units import parse_seconds
+from pytest_otel_overhead.settings.records import MeasureSettings
+from pytest_otel_overhead.units import SettingsError, parse_seconds
 
 __all__ = [
     "PLUGIN_NAME",
@@ -189,6 +191,7 @@ class AdvicePlugin:
         self.options = options
         self.router = router
         self.advisor: Advisor | None = None
+        self.errors: list[str] = []
 
     def advisor_for(self, measure: Measurer) -> Advisor:
         """The session's advisor, measuring through ``measure`` (the session's ungated measuring)."""
@@ -202,7 +205,12 @@ class AdvicePlugin:
         terminalreporter.write_sep("-", "otel-overhead advice")
         for line in self.advisor.summary_lines():
             terminalreporter.write_line(line)
+        for line in self.errors:
+            terminalreporter.write_line(line, red=True)
 
     def pytest_sessionfinish(self) -> None:
         if self.advisor is not None:
-            self.advisor.write_chart()
+            try:
+                self.advisor.write_chart()
+            except OSError as error:  # outputs.OutputError: one line naming the file and the cause
+                self.errors.append(f"ERROR {error}")

@@ -14,7 +14,10 @@ from collections.abc import Callable, Sequence
 
 from pytest_otel_overhead.reports.sweep import SweepAxis, SweepPoint, SweepResult
 from pytest_otel_overhead.results import TestResult
-from pytest_otel_overhead.settings.layers import KEYS, RATIO_SAMPLERS, Layer, MeasureSettings, SettingsError
+from pytest_otel_overhead.settings.keys import KEYS, RATIO_SAMPLERS
+from pytest_otel_overhead.settings.layers import Layer
+from pytest_otel_overhead.settings.records import MeasureSettings
+from pytest_otel_overhead.units import SettingsError
 
 __all__ = ["NOT_SWEEPABLE", "SOURCE", "grid", "parse_sweep", "point_layers", "run_sweep"]
 

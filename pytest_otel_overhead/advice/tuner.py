@@ -21,7 +21,8 @@ from dataclasses import dataclass, replace
 
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.settings.flags import DEFAULT_TUNE_TIME_S
-from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings, with_overrides
+from pytest_otel_overhead.settings.merge import with_overrides
+from pytest_otel_overhead.settings.records import MeasureSettings, PipelineSettings
 from pytest_otel_overhead.stats.verdict import Verdict
 
 __all__ = ["MIN_RATE", "Probe", "Tuning", "nice_rate", "queue_for", "tune", "tuning_lines"]

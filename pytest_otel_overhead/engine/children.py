@@ -4,6 +4,14 @@ Both measurements in fresh processes use these: time mode over ``processes`` (:m
 and instructions mode (its children run under valgrind). A child collects the node as this process
 collected it, keeps its files off the user's, runs in a process group of its own (so it can be
 stopped with whatever it forked) and writes its output to a log, whose end is shown when it fails.
+
+A child ends when its parent ends, however the parent ends. Before pytest starts in it
+(``CHILD_START``), a child asks Linux for SIGKILL when its parent dies (``PR_SET_PDEATHSIG``), and on
+every system a thread of its own watches a pipe from the parent: its end of file means the parent
+is gone, and the thread kills the child's process group. The children's files live in a
+workspace (:func:`children_workspace`) named after the parent's pid: while children run, SIGTERM
+to the parent first kills them and removes the workspace, and a workspace whose parent died all
+the same (SIGKILL) is removed by the next one made on the machine.
 """
 
 from __future__ import annotations
@@ -11,26 +19,69 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import pytest
 
+from pytest_otel_overhead.outputs import process_is_gone
+
 __all__ = [
+    "CHILD_START",
+    "PARENT_ENV",
+    "WORKSPACE_PREFIX",
     "Child",
     "child_environment",
+    "children_workspace",
     "node_argument",
     "node_pytest_command",
     "output_tail",
     "passed_on_args",
+    "remove_stale_workspaces",
 ]
 
 TAIL_LINES = 3
 TAIL_CHARS = 400
+WORKSPACE_PREFIX = "otel-overhead-processes-"
+"""Children's workspaces are ``<temporary folder>/otel-overhead-processes-<parent pid>-<random>``."""
+PARENT_ENV = "PYTEST_OTEL_OVERHEAD_PARENT"
+"""Set on each child: ``<parent pid>:<file descriptor of the pipe from the parent>``."""
+_WORKSPACE = re.compile(re.escape(WORKSPACE_PREFIX) + r"(?P<pid>\d+)-")
+
+CHILD_START = f"""\
+import os, signal, sys, threading
+parent, _, fd = os.environ.pop({PARENT_ENV!r}, "").partition(":")
+if parent:
+    if sys.platform.startswith("linux"):
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the parent
+    if os.getppid() != int(parent):
+        os._exit(1)  # the parent died before that
+    os.set_inheritable(int(fd), False)
+
+    def watch(fd=int(fd)):
+        while os.read(fd, 1):  # end of file: the parent is gone, however it ended
+            pass
+        os.killpg(0, signal.SIGKILL)  # this process and what it forked
+
+    threading.Thread(target=watch, name="otel-overhead-parent-watch", daemon=True).start()
+import runpy
+runpy.run_module("pytest", run_name="__main__", alter_sys=True)
+"""
+"""What a child runs: the parent watched, then pytest as ``python -m pytest`` runs it.
+
+Plain source, not an import of this package: importing the plugin before pytest does would keep
+pytest from rewriting its asserts, with a warning."""
 
 _PASSED_ON = {"-p": True, "--import-mode": True, "-o": True, "--override-ini": True, "--confcutdir": True}
 _PASSED_ON_FLAGS = ("--noconftest",)
@@ -69,8 +120,8 @@ def node_pytest_command(item: pytest.Item, label: str, work_dir: Path) -> list[s
     config = item.config
     args = [
         sys.executable,
-        "-m",
-        "pytest",
+        "-c",
+        CHILD_START,
         node_argument(item, label),
         *passed_on_args(config.invocation_params.args),
         f"--rootdir={config.rootpath}",
@@ -112,27 +163,47 @@ def child_environment() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_XDIST_")}
 
 
+_running: set[int] = set()
+"""Process groups of the children started and not yet stopped: SIGTERM kills them."""
+_workspaces: list[Path] = []
+"""Workspaces in use: SIGTERM removes them."""
+
+
 @dataclass(frozen=True)
 class Child:
-    """A started child process and the log its output goes to."""
+    """A started child process, the log its output goes to, and the parent's end of the pipe it watches."""
 
     process: subprocess.Popen[bytes]
     log: Path
+    lifeline: int
+    """Held open while the child may run; the child sees its end of file when the parent is gone."""
 
     @classmethod
     def start(cls, command: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Path) -> Child:
-        """Start ``command`` in a process group of its own, stdin closed, stdout and stderr into ``log``."""
-        with log.open("wb") as stream:
-            process = subprocess.Popen(
-                command,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=stream,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, so it can be stopped with its forks
-            )
-        return cls(process, log)
+        """Start ``command`` in a process group of its own, stdin closed, stdout and stderr into ``log``.
+
+        Its environment names this process and the pipe a child started by ``CHILD_START`` watches.
+        """
+        watched, lifeline = os.pipe()
+        try:
+            with log.open("wb") as stream:
+                process = subprocess.Popen(
+                    command,
+                    cwd=cwd,
+                    env={**env, PARENT_ENV: f"{os.getpid()}:{watched}"},
+                    stdin=subprocess.DEVNULL,
+                    stdout=stream,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its own process group, so it can be stopped with its forks
+                    pass_fds=(watched,),
+                )
+        except BaseException:
+            os.close(lifeline)
+            raise
+        finally:
+            os.close(watched)
+        _running.add(process.pid)
+        return cls(process, log, lifeline)
 
     def stop(self) -> None:
         """Kill the child and what it forked, if it still runs, and reap it."""
@@ -140,6 +211,9 @@ class Child:
             with contextlib.suppress(ProcessLookupError):  # it may end in between
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        _running.discard(self.process.pid)
+        with contextlib.suppress(OSError):  # closed by an earlier stop
+            os.close(self.lifeline)
 
     def output(self) -> str:
         """What the child wrote so far, or ``""`` when its log cannot be read."""
@@ -147,6 +221,82 @@ class Child:
             return self.log.read_text(encoding="utf-8", errors="replace")
         except OSError:  # pragma: no cover - the log is created before the child starts
             return ""
+
+
+@contextlib.contextmanager
+def children_workspace() -> Iterator[Path]:
+    """A temporary folder for children's files, removed after; SIGTERM meanwhile stops them and removes it.
+
+    The handler is this process's only while the workspace is in use; the one before is restored
+    after, and is what SIGTERM then does. Workspaces of parents that are gone are removed first.
+    """
+    remove_stale_workspaces(Path(tempfile.gettempdir()))
+    path = Path(tempfile.mkdtemp(prefix=f"{WORKSPACE_PREFIX}{os.getpid()}-"))
+    _workspaces.append(path)
+    previous = _install_sigterm_handler()
+    try:
+        yield path
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        _workspaces.remove(path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers
+
+
+def _install_sigterm_handler() -> _Handler | None:
+    """Install :func:`_on_sigterm`; the handler it replaces, or None when it was left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        return None  # only the main thread may set handlers: the children then die by their own watch
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is None or previous == signal.SIG_IGN or previous == _on_sigterm:
+        return None  # set outside Python, ignored on purpose, or already ours (an outer workspace)
+    _sigterm_before[:] = [previous]
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    return previous
+
+
+_sigterm_before: list[_Handler] = []
+"""The SIGTERM handler :func:`_on_sigterm` replaced, which it hands the signal on to."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Kill the running children and remove the workspaces, then do what SIGTERM did before."""
+    for group in list(_running):
+        with contextlib.suppress(OSError):
+            os.killpg(group, signal.SIGKILL)
+    for _ in range(20):  # a child killed while writing may finish that write: remove until nothing is left
+        for path in _workspaces:
+            shutil.rmtree(path, ignore_errors=True)
+        if not any(path.exists() for path in _workspaces):
+            break
+        time.sleep(0.05)
+    before = _sigterm_before[0] if _sigterm_before else signal.SIG_DFL
+    signal.signal(signal.SIGTERM, before)
+    if callable(before):
+        before(signum, frame)  # the application's own handler decides what comes next
+    else:
+        signal.raise_signal(signal.SIGTERM)  # the default: the process ends here, by SIGTERM
+
+
+def remove_stale_workspaces(folder: Path) -> list[Path]:
+    """Remove the children's workspaces in ``folder`` whose parent process is gone; returns those removed."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _WORKSPACE.match(entry.name)
+        if match is None or not process_is_gone(int(match["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == os.getuid():
+                shutil.rmtree(entry.path)
+                removed.append(Path(entry.path))
+    return removed
 
 
 _PYTEST_CLOSING = re.compile(r"=*\s*(\d+ \w+(, )?)+ in [\d.]+s.*")

@@ -24,7 +24,7 @@ from pytest_otel_overhead.otel.foreign import counting_foreign_spans
 from pytest_otel_overhead.otel.pipeline import build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import PipelineHealth
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 
 __all__ = ["DIAGNOSTIC_FLUSH_S", "DIAGNOSTIC_S", "DIAGNOSTIC_WIND_DOWN_S", "diagnostic_reserve", "diagnostic_round"]
 

@@ -17,7 +17,7 @@ from pytest_otel_overhead.engine.arms import Arms
 from pytest_otel_overhead.engine.looks import pair_statistic
 from pytest_otel_overhead.engine.probes import heap_round, tracing_heap
 from pytest_otel_overhead.results import MetricResult
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.intervals import median
 from pytest_otel_overhead.stats.verdict import Verdict, decide_budget
 from pytest_otel_overhead.units import Budget

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from pytest_otel_overhead.engine.arms import Pair
 from pytest_otel_overhead.results import MetricResult, PipelineHealth
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.intervals import batch_slices, mad_spread, median, quantile
 from pytest_otel_overhead.stats.verdict import Decision, Verdict, decide_budget
 from pytest_otel_overhead.units import Budget

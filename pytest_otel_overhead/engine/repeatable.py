@@ -2,7 +2,8 @@
 
 * :class:`RepetitionFailed`: the workload passed its first, ordinary call but raised on a measured
   repetition. The error names the repetition (phase, arm, block, call) and chains the workload's
-  own exception, so both tracebacks show.
+  own exception; :meth:`RepetitionFailed.report` gives the fix first, then the workload's own
+  frames and exception, without the plugin's frames between them.
 * :func:`single_use_argument`: a coroutine object among the arguments of a measured callable can
   run only once (the second ``asyncio.run`` of it fails with "cannot reuse already awaited
   coroutine"), and a generator that the first call exhausted yields nothing more. Both are found
@@ -14,9 +15,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 __all__ = ["RepetitionFailed", "single_use_argument"]
+
+_PACKAGE = Path(__file__).resolve().parents[1]
 
 
 class RepetitionFailed(Exception):
@@ -26,10 +31,26 @@ class RepetitionFailed(Exception):
         arm = "instrumented" if instrumented else "baseline"
         self.phase, self.instrumented, self.block, self.call = phase, instrumented, block, call
         super().__init__(
-            f"the measured code passed its first call but raised on a measured repetition ({phase}, {arm} arm, "
-            f"block {block}, call {call} of {calls}): a measured body must be repeatable, each call starting "
-            "from the same state (create what a call uses up inside it, or reset it); its own exception is above"
+            "a measured body must be repeatable, each call starting from the same state: create what a call "
+            f"uses up inside it, or reset it (it passed its first call but raised on a measured repetition: "
+            f"{phase}, {arm} arm, block {block}, call {call} of {calls})"
         )
+
+    def report(self) -> str:
+        """The fix on the first line, then the measured code's own traceback, the plugin's frames left out."""
+        cause = self.__cause__
+        if cause is None:
+            return str(self)
+        frames = [f for f in traceback.extract_tb(cause.__traceback__) if not _in_package(f.filename)]
+        own = "".join(traceback.format_list(frames) + traceback.format_exception_only(type(cause), cause))
+        return f"{self}\n\nTraceback of the measured code (most recent call last):\n{own.rstrip()}"
+
+
+def _in_package(filename: str) -> bool:
+    try:
+        return Path(filename).resolve().is_relative_to(_PACKAGE)
+    except (OSError, ValueError):
+        return False
 
 
 def _single_use_kind(value: object) -> str | None:

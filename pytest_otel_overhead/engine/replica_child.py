@@ -23,9 +23,9 @@ import pytest
 from pytest_otel_overhead.engine.runner import measure
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import StopReason, TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.verdict import LookPlan
-from pytest_otel_overhead.wire import from_json, to_json
+from pytest_otel_overhead.wire.transport import from_json, to_json
 
 __all__ = ["CHILD_PLAN", "PAD_ENV", "REPLICA_ENV", "ReplicaChild", "ReplicaSpec", "call_number", "replica_child"]
 

@@ -20,7 +20,6 @@ import math
 import os
 import random
 import subprocess
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,7 +28,13 @@ from typing import NoReturn
 
 import pytest
 
-from pytest_otel_overhead.engine.children import Child, child_environment, node_pytest_command, output_tail
+from pytest_otel_overhead.engine.children import (
+    Child,
+    child_environment,
+    children_workspace,
+    node_pytest_command,
+    output_tail,
+)
 from pytest_otel_overhead.engine.looks import TIME_METRICS
 from pytest_otel_overhead.engine.replica_child import (
     CHILD_PLAN,
@@ -40,7 +45,7 @@ from pytest_otel_overhead.engine.replica_child import (
 )
 from pytest_otel_overhead.engine.runner import Progress
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, Replica, StopReason, TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.intervals import median, standard_error
 from pytest_otel_overhead.stats.verdict import (
     Decision,
@@ -52,7 +57,7 @@ from pytest_otel_overhead.stats.verdict import (
     statistic_of,
     to_statistic,
 )
-from pytest_otel_overhead.wire import from_json
+from pytest_otel_overhead.wire.transport import from_json
 
 __all__ = [
     "GRACE_S",
@@ -86,15 +91,15 @@ def measure_replicated(
     say = progress or (lambda message: None)
     plan = process_look_plan(settings.processes)
     looks = process_looks(settings.processes)
-    with tempfile.TemporaryDirectory(prefix="otel-overhead-processes-") as tmp:
-        runner = _Processes(item, settings, label, Path(tmp))
+    with children_workspace() as tmp:  # removed however the session ends, as the children end with it
+        runner = _Processes(item, settings, label, tmp)
         stop_reason, looked = StopReason.ALL_PROCESSES, 0
         for index in range(settings.processes):
             share = runner.next_share()
             if share < MIN_SHARE_S:
                 stop_reason = StopReason.MAX_TIME
                 break
-            say(f"{label}: process {index + 1}/{settings.processes} measures for {share:.1f}s")
+            say(f"{label}: process {index + 1}/{settings.processes} starts; it may measure for up to {share:.1f}s")
             runner.run(index, share)
             if len(runner.results) in looks:
                 looked += 1
@@ -281,10 +286,7 @@ def _note(metric: MetricResult, per_process: Sequence[MetricResult], decision: D
     measured = [m.overhead for m in per_process if math.isfinite(m.overhead)]
     if len(measured) < 2:
         reason = per_process[0].note if not measured else None
-        return reason or (
-            f"only {len(measured)} process measured within max_time, so no interval across processes; "
-            "raise max_time or lower processes"
-        )
+        return reason or _too_few_note(metric, len(per_process), len(measured))
     spread = metric.format_overhead(decision.spread).lstrip("+")
     note = (
         f"{len(measured)} processes: {metric.format_overhead(min(measured))} to "
@@ -301,6 +303,20 @@ def _note(metric: MetricResult, per_process: Sequence[MetricResult], decision: D
     return note + f"; this run resolves overheads below {low} or above {high}"
 
 
+def _too_few_note(metric: MetricResult, processes: int, measured: int) -> str:
+    """Why fewer than two processes gave a figure, with the advice that fits: time ran out, or calls did."""
+    if processes < 2:  # max_time ran out before a second process could start
+        return (
+            f"only {processes} process ran within max_time, so no interval across processes; "
+            "raise max_time or lower processes"
+        )
+    return (
+        f"{measured} of {processes} processes had calls enough for a {metric.label} figure of their own, so no "
+        "interval across processes; each process stops once its budgets are decided: a budget on "
+        f"{metric.label} keeps them measuring until it is decided too"
+    )
+
+
 def _median_finite(values: Sequence[float]) -> float:
     finite = [v for v in values if math.isfinite(v)]
     return median(finite) if finite else math.nan
@@ -308,7 +324,7 @@ def _median_finite(values: Sequence[float]) -> float:
 
 def _progress_line(label: str, done: int, planned: int, elapsed: float, metrics: Sequence[MetricResult]) -> str:
     parts = [
-        f"{m.metric} {m.format_overhead(m.overhead)} {m.format_interval()} {m.verdict.value}"
+        f"{m.label} {m.format_overhead(m.overhead)} {m.format_interval()} {m.verdict.value}"
         for m in metrics
         if m.verdict is not None
     ]

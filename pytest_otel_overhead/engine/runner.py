@@ -48,7 +48,7 @@ from pytest_otel_overhead.engine.timed import Run, Sizing, TimedPairs, starved_c
 from pytest_otel_overhead.otel.pipeline import build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.verdict import Decision, LookPlan, Verdict
 
 __all__ = ["MARGIN_S", "Progress", "measure"]

@@ -16,8 +16,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pytest_otel_overhead.formatting import format_seconds
+from pytest_otel_overhead.otel.export_deadlines import endpoint_refuses
 from pytest_otel_overhead.results import PipelineHealth, TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 
 __all__ = ["TIMED_OUT_SHARE", "failed_exports_reason", "no_telemetry_reason", "with_telemetry_outcome"]
 
@@ -63,6 +64,11 @@ def no_telemetry_reason(health: PipelineHealth | None, settings: MeasureSettings
 def _how_exports_failed(health: PipelineHealth, settings: MeasureSettings) -> str:
     timeout_s = settings.pipeline.export_timeout_ms / 1e3
     slowest = health.export_latency_p95
+    endpoint = settings.pipeline.endpoint
+    if endpoint_refuses(endpoint):  # retries of a refused connection can use up the time as silence does
+        return f"the backend at {endpoint} refuses connections (is the collector running, and listening there?)"
+    if health.backend_rejected:  # the embedded receiver saw the requests and answered errors
+        return f"the backend answered with errors ({health.backend_rejected} of {health.backend_requests} requests)"
     if health.exports_timed_out >= health.export_failures:
         return (
             "the backend did not answer: exports took the whole time left, until max_time cut them "

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from pytest_otel_overhead.engine.arms import Arms, Block, Pair
 from pytest_otel_overhead.engine.looks import look, progress_line, time_budgets
+from pytest_otel_overhead.otel.export_deadlines import endpoint_refuses
 from pytest_otel_overhead.results import StopReason
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.intervals import median
 from pytest_otel_overhead.stats.verdict import Decision, LookPlan, Verdict
 
@@ -157,9 +158,10 @@ def starved_cause(run: Run, timed: TimedPairs) -> str | None:
         waited, failed, cut = capped.failed_s, capped.failed, capped.exports
     if failed and waited >= EXPORT_WAIT_SHARE * elapsed:
         # Cut exports waited for an answer until the cap; others failed sooner, retried or timed out on their own.
+        refused = endpoint_refuses(run.settings.pipeline.endpoint)
         cause = (
             "the backend did not answer: exports took the whole time left"
-            if cut
+            if cut and not refused
             else "exports failed (refused, or no answer within export_timeout) and waiting on them took the time"
         )
         return (

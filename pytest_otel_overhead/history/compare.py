@@ -1,5 +1,9 @@
 """Did a change make telemetry more expensive? Two runs compared test by test, decided with intervals.
 
+This module holds the comparison itself; ``criteria`` parses what may grow, ``shift`` holds the
+two-sample statistics, ``machines`` the machine term and ``compare_lines`` the words. Their public
+names are importable from here too.
+
 Method. Each run keeps, per test, the raw times of every pair of blocks; the statistic is ``d =
 ln(instrumented / baseline)`` of CPU (or wall) time per call, taken per batch of consecutive pairs
 once there are more than ``stats.MAX_BATCHES`` pairs, exactly as budgets are decided (neighbouring
@@ -18,6 +22,9 @@ incomparable. Between runs:
   √(1/k_earlier + 1/k_later)``: ``k`` is how many processes measured each run (``processes``),
   ``τ`` the between-process standard deviation of ``d``, the larger of what the runs measured
   over their processes and ``PROCESS_SPREAD_FLOOR``;
+* when the runs were measured on machines that differ (CPU model, Python build, load:
+  ``history.machines``), a time metric's ``δ`` is widened the same way by ``z × MACHINE_SPREAD``
+  (in quadrature with the processes' term); instruction counts compare as equals;
 * both intervals are taken at ``1 - (1 - confidence) / 2`` (Bonferroni), so the box
   ``a × δ`` holds the true pair with at least ``confidence``;
 * the change in percentage points is ``exp(a) * (exp(δ) - 1)``, the relative change of the
@@ -38,24 +45,26 @@ at +8.1%, each with an interval of about ±1 point.
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Literal
 
 from pytest_otel_overhead.formatting import (
     format_bytes,
     interval,
     percentage_points,
+    signed_percent,
     signed_percent_or_dash,
     signed_whole_percent,
 )
+from pytest_otel_overhead.history.compare_lines import comparison_lines, describe_run, regression_message
+from pytest_otel_overhead.history.criteria import COMPARED_METRICS, Criterion, idle_message, parse_criteria
+from pytest_otel_overhead.history.machines import machine_differences, machine_term
+from pytest_otel_overhead.history.shift import TIME_COLUMNS, log_ratios, pairs_of, sample_problem, shift_interval
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.results import METRIC_LABELS, TestResult
-from pytest_otel_overhead.stats.intervals import Interval, batch_slices, hodges_lehmann, wilcoxon_interval
+from pytest_otel_overhead.stats.intervals import Interval, hodges_lehmann, wilcoxon_interval
 from pytest_otel_overhead.stats.verdict import Verdict, combine, decide, statistic_of
-from pytest_otel_overhead.units import SettingsError
 
 __all__ = [
     "COMPARED_METRICS",
@@ -67,6 +76,7 @@ __all__ = [
     "compare_results",
     "compare_runs",
     "comparison_lines",
+    "describe_run",
     "environment_differences",
     "log_ratios",
     "parse_criteria",
@@ -75,226 +85,6 @@ __all__ = [
     "sample_problem",
     "shift_interval",
 ]
-
-COMPARED_METRICS = ("cpu", "wall", "instructions")
-"""The metrics whose raw per-pair samples are kept, and so the ones two runs can be compared on."""
-_COLUMNS = {"cpu": (0, 1), "wall": (2, 3)}
-_EXACT_LIMIT = 2500
-_CRITERION = re.compile(r"^\s*([a-z_0-9]+)\s*:\s*\+?\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(pp|%)\s*$")
-
-
-# ---------------------------------------------------------------------------------------------
-# Criteria
-
-
-@dataclass(frozen=True)
-class Criterion:
-    """How much a metric's overhead may grow: ``amount`` percentage points (``pp``) or relatively (``%``)."""
-
-    metric: str
-    amount: float
-    unit: Literal["pp", "%"]
-
-    def describe(self) -> str:
-        return f"{self.metric}:+{self.amount * 100:g}{self.unit}"
-
-    def allowed(self) -> str:
-        if self.unit == "pp":
-            return f"more than {self.amount * 100:g} percentage points"
-        return f"more than {self.amount * 100:g}% of its earlier value"
-
-
-def parse_criteria(values: str | Iterable[str], source: str) -> tuple[Criterion, ...]:
-    """``"cpu:+1pp"``, ``"cpu:+1pp,wall:+20%"``, or several such strings; errors name ``source``."""
-    texts = [values] if isinstance(values, str) else list(values)
-    criteria: list[Criterion] = []
-    for text in texts:
-        for part in text.split(","):
-            if not part.strip():
-                continue
-            match = _CRITERION.match(part.strip().lower())
-            if not match:
-                raise SettingsError(
-                    f"{source}: {part.strip()!r} is not a regression criterion; write METRIC:+Npp (grew by more than "
-                    "N percentage points) or METRIC:+N% (grew by more than N% of itself), e.g. cpu:+1pp"
-                )
-            metric, number, unit = match.group(1), float(match.group(2)), match.group(3)
-            if metric not in COMPARED_METRICS:
-                raise SettingsError(
-                    f"{source}: {part.strip()!r}: runs keep per-pair samples of {', '.join(COMPARED_METRICS)} "
-                    f"only, so only those can be compared"
-                )
-            if not math.isfinite(number) or number <= 0:
-                raise SettingsError(f"{source}: {part.strip()!r}: the allowed growth must be above 0")
-            criteria.append(Criterion(metric, number / 100, unit))  # type: ignore[arg-type]
-    if not criteria:
-        raise SettingsError(f"{source}: no criterion given; e.g. cpu:+1pp")
-    return tuple(criteria)
-
-
-# ---------------------------------------------------------------------------------------------
-# Two-sample statistics
-
-
-def _pairs(result: TestResult, metric: str) -> list[tuple[float, float]]:
-    """(baseline, instrumented) of ``metric`` per pair: of blocks for times, of processes for instructions."""
-    if metric == "instructions":
-        return [(row[0], row[1]) for row in getattr(result, "instruction_samples", ())]
-    b_col, i_col = _COLUMNS[metric]
-    return [(row[b_col], row[i_col]) for row in result.samples]
-
-
-def _readable(value: float) -> bool:
-    """A time per call or a count: what the engine records is never NaN, infinite or negative."""
-    return math.isfinite(value) and value >= 0
-
-
-def _mean(values: Sequence[float]) -> float:
-    return math.fsum(v / len(values) for v in values)  # divided first: a sum of huge values must not overflow
-
-
-def log_ratios(result: TestResult, metric: str) -> list[float]:
-    """The statistic budgets are decided on, from the raw samples: ``ln(instrumented / baseline)``.
-
-    Times go in batches of consecutive pairs, the arms' mean per batch (``stats.batch_slices``: at
-    most ``MAX_BATCHES`` batches, one pair each up to that many pairs), as the engine batches them
-    for budgets: neighbouring pairs on a shared machine are not independent, and an interval that
-    takes hundreds of them as independent comes out too narrow. Instruction counts come one pair
-    per process, each its own statistic, as the instruction budget takes them. Pairs holding a
-    value that is not a time or count are left out (:func:`sample_problem` names them); a batch
-    without a positive value in both arms gives no statistic.
-    """
-    pairs = [(b, i) for b, i in _pairs(result, metric) if _readable(b) and _readable(i)]
-    if metric == "instructions":
-        groups = [[pair] for pair in pairs]
-    else:
-        groups = [pairs[batch] for batch in batch_slices(len(pairs))]
-    values = []
-    for group in groups:
-        b, i = _mean([p[0] for p in group]), _mean([p[1] for p in group])
-        if b > 0 and i > 0:
-            values.append(math.log(i) - math.log(b))  # not log(i / b): that ratio may overflow
-    return values
-
-
-def sample_problem(result: TestResult, metric: str, run: str) -> str | None:
-    """Why ``result``'s samples of ``metric`` cannot be compared (``run`` names the run), or ``None``."""
-    label = METRIC_LABELS.get(metric, metric)
-    pairs = _pairs(result, metric)
-    if not pairs:
-        return f"{run} kept no per-pair {label} samples"
-    unreadable = sum(1 for b, i in pairs if not (_readable(b) and _readable(i)))
-    if unreadable:
-        return f"{unreadable} of {len(pairs)} pairs in {run} hold a {label} value that is NaN, negative or infinite"
-    if not log_ratios(result, metric):
-        return f"no pair in {run} has a {label} value above zero in both arms"
-    return None
-
-
-def _count_at_most(x: Sequence[float], y: Sequence[float], t: float) -> int:
-    """How many differences ``y[j] - x[i]`` are <= t; both sorted; O(m + n) with two pointers."""
-    m = len(x)
-    count = 0
-    i = 0  # first index with x[i] >= y[j] - t; moves right as j grows
-    for value in y:
-        bound = value - t
-        while i < m and x[i] < bound:
-            i += 1
-        count += m - i
-    return count
-
-
-def _difference_order_statistic(x: Sequence[float], y: Sequence[float], k: int, *, exact: bool | None = None) -> float:
-    """The k-th smallest (1-based) of the m·n differences ``y[j] - x[i]`` of sorted samples."""
-    m, n = len(x), len(y)
-    if not 1 <= k <= m * n:
-        raise ValueError(f"k={k} outside 1..{m * n}")
-    if exact is None:
-        exact = m * n <= _EXACT_LIMIT
-    if exact:
-        return sorted(b - a for a in x for b in y)[k - 1]
-    low, high = y[0] - x[-1], y[-1] - x[0]
-    if _count_at_most(x, y, low) >= k:
-        return low
-    for _ in range(200):
-        mid = (low + high) / 2
-        if mid in (low, high):
-            break
-        if _count_at_most(x, y, mid) >= k:
-            high = mid
-        else:
-            low = mid
-    return high
-
-
-def _rank_sum_cdf(m: int, n: int) -> list[float]:
-    """P(U <= u) for u = 0..m·n, U the Mann–Whitney statistic under the null, exact.
-
-    The counts are the coefficients of the Gaussian binomial [m+n choose m](q), built as the
-    product of (1 - q^(n+i)) / (1 - q^i) for i = 1..m.
-    """
-    size = m * n
-    counts = [0] * (size + 1)
-    counts[0] = 1
-    for i in range(1, m + 1):
-        step = n + i
-        for u in range(size, step - 1, -1):
-            counts[u] -= counts[u - step]
-        for u in range(i, size + 1):
-            counts[u] += counts[u - i]
-    total = math.comb(m + n, m)
-    cdf = []
-    running = 0
-    for c in counts:
-        running += c
-        cdf.append(running / total)
-    return cdf
-
-
-def _rank_sum_depth(m: int, n: int, confidence: float) -> int:
-    """Largest k with P(U <= k - 1) <= alpha / 2; 0 when no interval of this confidence exists."""
-    alpha = 1.0 - confidence
-    if m * n <= _EXACT_LIMIT:
-        cdf = _rank_sum_cdf(m, n)
-        k = 0
-        while k < len(cdf) and cdf[k] <= alpha / 2:
-            k += 1
-        return k
-    sd = math.sqrt(m * n * (m + n + 1) / 12)
-    z = NormalDist().inv_cdf(1 - alpha / 2)
-    return max(0, math.floor(m * n / 2 - z * sd + 0.5))
-
-
-def shift_interval(before: Sequence[float], after: Sequence[float], confidence: float) -> Interval:
-    """(low, estimate, high) of the shift in location from ``before`` to ``after``.
-
-    Two-sample Hodges–Lehmann estimate with the distribution-free interval from the
-    Wilcoxon–Mann–Whitney test (exact for m·n <= 2500, normal approximation above). Without
-    enough values for the requested confidence the interval is unbounded.
-    """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence {confidence} outside (0, 1)")
-    x, y = sorted(before), sorted(after)
-    m, n = len(x), len(y)
-    if m == 0 or n == 0:
-        return (-math.inf, math.nan, math.inf)
-    total = m * n
-    if total % 2:
-        estimate = _difference_order_statistic(x, y, (total + 1) // 2)
-    else:
-        estimate = (
-            _difference_order_statistic(x, y, total // 2) + _difference_order_statistic(x, y, total // 2 + 1)
-        ) / 2
-    k = _rank_sum_depth(m, n, confidence)
-    if k < 1:
-        return (-math.inf, estimate, math.inf)
-    low = _difference_order_statistic(x, y, k)
-    high = _difference_order_statistic(x, y, total + 1 - k)
-    return (min(low, estimate), estimate, max(high, estimate))
-
-
-# ---------------------------------------------------------------------------------------------
-# Comparing
 
 
 @dataclass(frozen=True)
@@ -317,6 +107,8 @@ class MetricChange:
     problem: str | None = None
     """Why the samples could not be compared (NaN or negative values, none kept); the figures are then
     NaN and unbounded, and every criterion on the metric is undecided."""
+    machine_term: float = 0.0
+    """The half-width the machines' difference added to ``shift`` (log ratio, at its confidence); 0 when none."""
 
     @property
     def label(self) -> str:
@@ -339,6 +131,8 @@ class MetricChange:
         change = f"{percentage_points(estimate)} ({self.confidence * 100:g}% CI {bounds})"
         if self.relative is not None and math.isfinite(self.relative[1]):
             change += f", {signed_whole_percent(self.relative[1])} relative"
+        if self.machine_term:
+            change += f", machine term ±{signed_percent(math.expm1(self.machine_term)).lstrip('+')} included"
         return f"{self.label} {signed_percent_or_dash(self.before)} → {signed_percent_or_dash(self.after)}: {change}"
 
 
@@ -369,6 +163,8 @@ class Comparison:
     differences: tuple[str, ...] = ()
     confidence: float = 0.95
     missing: tuple[str, ...] = field(default=())
+    machine: tuple[str, ...] = ()
+    """What sets the runs' machines apart for time figures (``machines.machine_differences``)."""
 
     @property
     def regressed(self) -> tuple[TestChange, ...]:
@@ -394,12 +190,7 @@ class Comparison:
             for metric in test.metrics
             if metric.problem is not None
         )
-        return unusable + tuple(_idle(c) for c in self.idle_criteria)
-
-
-def _idle(criterion: Criterion) -> str:
-    label = METRIC_LABELS.get(criterion.metric, criterion.metric)
-    return f"{criterion.describe()} decided nothing: no test was compared on {label}"
+        return unusable + tuple(idle_message(c) for c in self.idle_criteria)
 
 
 def _corners(a_low: float, a_high: float, delta: float, fn: Callable[[float, float], float]) -> list[float]:
@@ -441,16 +232,21 @@ def process_spread(result: TestResult, metric: str) -> float:
     return spread / measured.instrumented if measured.instrumented > 0 else 0.0
 
 
-def _with_process_offsets(shift: Interval, before: TestResult, after: TestResult, metric: str, each: float) -> Interval:
-    """``shift`` widened on each side by the processes' offsets (see the module's docstring)."""
+def offsets_half_width(before: TestResult, after: TestResult, metric: str, each: float, machine: float) -> float:
+    """How much the processes' offsets and the machines' difference widen ``δ`` on each side, at ``each``."""
+    if metric not in TIME_COLUMNS:
+        # Instructions mode counts over layouts of its own and repeats within 0.05% on any machine: no term there.
+        return 0.0
+    tau = max(PROCESS_SPREAD_FLOOR, process_spread(before, metric), process_spread(after, metric))
+    variance = tau * tau * (1 / max(before.processes, 1) + 1 / max(after.processes, 1)) + machine * machine
+    return NormalDist().inv_cdf(1 - (1 - each) / 2) * math.sqrt(variance)
+
+
+def _with_process_offsets(shift: Interval, extra: float) -> Interval:
+    """``shift`` widened on each side, in quadrature, by ``extra`` (see the module's docstring)."""
     low, estimate, high = shift
-    # Instructions mode counts over layouts of its own and repeats within 0.05%: no floor there.
-    floor = PROCESS_SPREAD_FLOOR if metric in _COLUMNS else 0.0
-    tau = max(floor, process_spread(before, metric), process_spread(after, metric))
-    if tau == 0:
+    if extra == 0:
         return shift
-    z = NormalDist().inv_cdf(1 - (1 - each) / 2)
-    extra = z * tau * math.sqrt(1 / max(before.processes, 1) + 1 / max(after.processes, 1))
     return (
         estimate - math.hypot(estimate - low, extra),
         estimate,
@@ -459,17 +255,17 @@ def _with_process_offsets(shift: Interval, before: TestResult, after: TestResult
 
 
 def _metric_change(
-    before: TestResult, after: TestResult, metric: str, criteria: Sequence[Criterion], confidence: float
+    before: TestResult, after: TestResult, metric: str, criteria: Sequence[Criterion], confidence: float, machine: float
 ) -> MetricChange | None:
     """The change of one metric; ``None`` when neither run measured it (instructions in time mode)."""
     wanted = tuple(c for c in criteria if c.metric == metric)
-    pairs = len(_pairs(before, metric)), len(_pairs(after, metric))
+    pairs = len(pairs_of(before, metric)), len(pairs_of(after, metric))
     if not any(pairs):
         return None
     problem = sample_problem(before, metric, "the earlier run") or sample_problem(after, metric, "the later run")
     if problem is None:
         try:
-            return _measured_change(before, after, metric, wanted, confidence)
+            return _measured_change(before, after, metric, wanted, confidence, machine)
         except ArithmeticError:  # ratios so extreme that exp() overflows: no figure can stand for them
             problem = "its overheads are too large to compute with"
     return MetricChange(
@@ -488,12 +284,14 @@ def _metric_change(
 
 
 def _measured_change(
-    before: TestResult, after: TestResult, metric: str, criteria: Sequence[Criterion], confidence: float
+    before: TestResult, after: TestResult, metric: str, criteria: Sequence[Criterion], confidence: float, machine: float
 ) -> MetricChange:
     d_before, d_after = log_ratios(before, metric), log_ratios(after, metric)
     each = 1 - (1 - confidence) / 2  # Bonferroni: two intervals, one joint statement
     a_low, a_est, a_high = wilcoxon_interval(d_before, each)
-    shift = _with_process_offsets(shift_interval(d_before, d_after, each), before, after, metric, each)
+    extra = offsets_half_width(before, after, metric, each, machine)
+    shift = _with_process_offsets(shift_interval(d_before, d_after, each), extra)
+    with_machine = extra - offsets_half_width(before, after, metric, each, 0.0)
     s_low, s_est, s_high = shift
     bounded = all(math.isfinite(v) for v in (a_low, a_high, s_low, s_high))
     estimate = _points(a_est, s_est)
@@ -527,10 +325,11 @@ def _measured_change(
         points=points,
         relative=relative,
         shift=shift,
-        n_before=len(_pairs(before, metric)),
-        n_after=len(_pairs(after, metric)),
+        n_before=len(pairs_of(before, metric)),
+        n_after=len(pairs_of(after, metric)),
         confidence=confidence,
         outcomes=tuple(outcomes),
+        machine_term=with_machine,
     )
 
 
@@ -552,14 +351,21 @@ def _settings_differences(before: TestResult, after: TestResult) -> tuple[str, .
 
 
 def compare_results(
-    before: TestResult | None, after: TestResult, criteria: Sequence[Criterion] = (), confidence: float = 0.95
+    before: TestResult | None,
+    after: TestResult,
+    criteria: Sequence[Criterion] = (),
+    confidence: float = 0.95,
+    *,
+    machine: float = 0.0,
 ) -> TestChange:
-    """Compare one test's results; ``before`` is ``None`` for a test the earlier run did not measure."""
+    """Compare one test's results; ``before`` is ``None`` for a test the earlier run did not measure.
+
+    ``machine`` is the machine term (``machines.machine_term``) when the runs' machines differ."""
     if before is None:
         return TestChange(after.nodeid, note="new: not measured in the compared run")
     changes = []
     for metric in COMPARED_METRICS:
-        change = _metric_change(before, after, metric, criteria, confidence)
+        change = _metric_change(before, after, metric, criteria, confidence, machine)
         if change is not None:
             changes.append(change)
     note = None if changes else "no per-pair samples to compare"
@@ -569,8 +375,11 @@ def compare_results(
 def compare_runs(
     before: RunRecord, after: RunRecord, criteria: Sequence[Criterion] = (), confidence: float = 0.95
 ) -> Comparison:
-    """Every test of ``after`` against the same test (by node id) in ``before``."""
-    tests = tuple(compare_results(before.result(r.nodeid), r, criteria, confidence) for r in after.results)
+    """Every test of ``after`` against the same test (by node id) in ``before``, with the machine term if due."""
+    term = machine_term(before, after)
+    tests = tuple(
+        compare_results(before.result(r.nodeid), r, criteria, confidence, machine=term) for r in after.results
+    )
     measured = {r.nodeid for r in after.results}
     return Comparison(
         before=before,
@@ -580,6 +389,7 @@ def compare_runs(
         differences=tuple(environment_differences(before, after)),
         confidence=confidence,
         missing=tuple(r.nodeid for r in before.results if r.nodeid not in measured),
+        machine=machine_differences(before, after),
     )
 
 
@@ -618,64 +428,3 @@ def environment_differences(before: RunRecord, after: RunRecord) -> list[str]:
             if b is not None and a is not None and b != a:
                 out.append(f"{name} {b} → {a}")
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Words
-
-
-def describe_run(run: RunRecord) -> str:
-    """``run 'main' (saved 2025-01-01T12:00:00+00:00, commit 1a2b3c4d5e)``."""
-    parts = [f"saved {run.created}" if run.created else None, f"commit {run.commit}" if run.commit else None]
-    details = ", ".join(p for p in parts if p)
-    return f"run {run.label!r}" + (f" ({details})" if details else "")
-
-
-def regression_message(change: TestChange, comparison: Comparison) -> str:
-    """Why a test fails its regression criteria, in one paragraph."""
-    sentences = []
-    for metric in change.metrics:
-        for criterion in metric.failed:
-            sentences.append(f"{metric.describe()}; grew by {criterion.allowed()} ({criterion.describe()})")
-    text = "; ".join(sentences) + f" — compared with {describe_run(comparison.before)}"
-    if comparison.differences:
-        text += "; the runs differ: " + ", ".join(comparison.differences)
-    return text
-
-
-def comparison_lines(comparison: Comparison) -> list[str]:
-    """The comparison as terminal lines: per test and metric the change with its interval and verdict."""
-    criteria = ", ".join(c.describe() for c in comparison.criteria)
-    lines = [
-        f"compared with {describe_run(comparison.before)}" + (f"; fail on growth beyond {criteria}" if criteria else "")
-    ]
-    if comparison.differences:
-        lines.append("  WARNING the runs differ: " + "; ".join(comparison.differences))
-    for test in comparison.tests:
-        if test.note:
-            lines.append(f"  {test.nodeid}  {test.note}")
-            continue
-        lines.append(f"  {test.nodeid}" + (f"  {_outcome(test.verdict)}" if test.verdict else ""))
-        if test.settings_differences:
-            lines.append("      WARNING settings differ: " + "; ".join(test.settings_differences))
-        for metric in test.metrics:
-            verdicts = ", ".join(f"{_outcome(v)} {c.describe()}" for c, v in metric.outcomes)
-            lines.append(
-                ("      WARNING " if metric.problem is not None else "      ")
-                + f"{metric.describe()}  [{metric.n_before} vs {metric.n_after} pairs]"
-                + (f"  {verdicts}" if verdicts else "")
-            )
-    if comparison.missing:
-        lines.append(f"  not measured in this run: {', '.join(comparison.missing)}")
-    lines += [f"  WARNING {_idle(criterion)}" for criterion in comparison.idle_criteria]
-    if comparison.criteria:
-        counts = comparison.counts()
-        lines.append(
-            f"{sum(counts.values())} compared: {counts[Verdict.FAIL]} regressed, {counts[Verdict.PASS]} within "
-            f"{criteria}, {counts[Verdict.INCONCLUSIVE]} undecided"
-        )
-    return lines
-
-
-def _outcome(verdict: Verdict | None) -> str:
-    return {Verdict.FAIL: "REGRESSED", Verdict.PASS: "OK", Verdict.INCONCLUSIVE: "UNDECIDED", None: ""}[verdict]

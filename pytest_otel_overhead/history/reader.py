@@ -2,19 +2,23 @@
 
 The measured tests parse themselves (``wire.document``, driven by the records' fields); what is
 read here is the document around them: its schema, where the run was measured and the ``run``
-section of a saved run. Any failure is one line that names the file and the field.
+section of a saved run. Any failure is one line that names the file and the field. A file larger
+than ``MAX_RUN_BYTES`` is refused before it is read whole: a run of this plugin is far smaller, and
+decoding a huge one would take many times its size in memory.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pytest_otel_overhead.formatting import format_bytes
 from pytest_otel_overhead.history.document import SCHEMA, SCHEMA_VERSION
-from pytest_otel_overhead.history.run import HistoryError, RunRecord, printable, valid_name
+from pytest_otel_overhead.history.run import HistoryError, Incomplete, RunRecord, printable, valid_name
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.wire.checks import (
     Malformed,
@@ -33,7 +37,10 @@ from pytest_otel_overhead.wire.checks import (
 )
 from pytest_otel_overhead.wire.document import from_document
 
-__all__ = ["load_run", "parse_run", "result_from_dict"]
+__all__ = ["MAX_RUN_BYTES", "load_run", "parse_run", "result_from_dict"]
+
+MAX_RUN_BYTES = 20 * 1024 * 1024
+"""The largest saved run or JSON report read, and saved (20 MiB, see docs/limits.md)."""
 
 
 def result_from_dict(data: Mapping[str, Any]) -> TestResult:
@@ -102,6 +109,7 @@ def _read_run_section(value: Any) -> dict[str, Any]:
         "git": read_field(data, "git", optional(_read_git), required=False),
         "machine": read_field(data, "machine", _read_machine, required=False),
         "settings": read_field(data, "settings", lambda v: read_object(v if v is not None else {}), required=False),
+        "incomplete": read_field(data, "incomplete", optional(lambda v: from_document(Incomplete, v)), required=False),
     }
 
 
@@ -140,6 +148,7 @@ def parse_run(data: Any, source: str, path: Path | None = None) -> RunRecord:
             git=run["git"],
             machine=run["machine"],
             settings=run["settings"],
+            incomplete=run["incomplete"],
         )
     except Malformed as error:
         raise HistoryError(f"{source}: {printable(str(error))}") from None
@@ -148,7 +157,16 @@ def parse_run(data: Any, source: str, path: Path | None = None) -> RunRecord:
 def load_run(path: Path) -> RunRecord:
     """Read one run file; every failure is a :class:`HistoryError` naming the file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            # Never more than the cap, even of a file that grows meanwhile.
+            raw = stream.read(MAX_RUN_BYTES + 1) if size <= MAX_RUN_BYTES else b""
+        if max(size, len(raw)) > MAX_RUN_BYTES:
+            raise HistoryError(
+                f"{path}: {format_bytes(max(size, len(raw)))}, more than the {format_bytes(MAX_RUN_BYTES)} "
+                "a saved run may hold; not read"
+            ) from None
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise HistoryError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as error:

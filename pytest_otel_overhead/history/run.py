@@ -1,8 +1,14 @@
-"""One run, live or loaded: the ``RunRecord``, its saved form, and the one-line ``HistoryError``."""
+"""One run, live or loaded: the ``RunRecord``, its saved form, and the one-line ``HistoryError``.
+
+A session that ended before running all its tests (interrupted, stopped by ``-x``, an internal
+error, an xdist worker lost) makes an incomplete run (:class:`Incomplete`): it is saved, marked,
+and neither ``latest`` nor a comparison takes it unless it is named.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,8 +17,9 @@ from typing import Any
 
 from pytest_otel_overhead.history.document import SCHEMA, document
 from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.wire.document import to_document
 
-__all__ = ["SCHEMA", "HistoryError", "RunRecord", "now_iso", "printable", "valid_name"]
+__all__ = ["SCHEMA", "EndCause", "HistoryError", "Incomplete", "RunRecord", "now_iso", "printable", "valid_name"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -39,6 +46,31 @@ def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+class EndCause(enum.Enum):
+    """Why a session ended before running all its tests."""
+
+    INTERRUPTED = "interrupted"
+    """KeyboardInterrupt (Ctrl-C, SIGINT) or ``pytest.exit()``."""
+    STOPPED = "stopped early"
+    """``-x`` or ``--maxfail``: pytest stopped after failures, with tests left to run."""
+    INTERNAL_ERROR = "internal error"
+    """An exception in pytest or a plugin ended the session."""
+    WORKER_LOST = "worker lost"
+    """An xdist worker died: the tests it was running were not measured."""
+
+
+@dataclass(frozen=True)
+class Incomplete:
+    """A run whose session did not finish: neither ``latest`` nor a comparison takes it unless named."""
+
+    cause: EndCause
+    detail: str = ""
+    """pytest's own words, one line: ``stopping after 1 failures``, ``worker 'gw0' crashed``."""
+
+    def describe(self) -> str:
+        return printable(f"{self.cause.value} ({self.detail})" if self.detail else self.cause.value)
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """One run, live or loaded: its measured tests and where and when they were measured."""
@@ -51,6 +83,8 @@ class RunRecord:
     git: Mapping[str, Any] | None = None
     machine: Mapping[str, Any] = field(default_factory=dict)
     settings: Mapping[str, Any] = field(default_factory=dict)
+    incomplete: Incomplete | None = None
+    """Set when the session ended before running all its tests."""
 
     @property
     def label(self) -> str:
@@ -83,5 +117,6 @@ class RunRecord:
             "git": None if self.git is None else dict(self.git),
             "machine": dict(self.machine),
             "settings": dict(self.settings),
+            "incomplete": None if self.incomplete is None else to_document(self.incomplete),
         }
         return data

@@ -6,6 +6,10 @@ Each run goes to a file of its own, named ``<UTC time>_<name>_<random>.json`` an
 ``outputs.write_text_file`` (a temporary file first, then linked into place), so readers never see
 half a file and processes saving at once never collide. Reading a file is ``history.reader``'s job.
 
+``latest`` and ``latest~N`` count complete runs only: the run of a session that ended early
+(``RunRecord.incomplete``) is found by its name or file, and :meth:`Store.load` says in one line
+which incomplete runs ``latest`` passed over.
+
 Anything in the store that cannot be read as a run is reported as one line naming the file
 (:class:`HistoryError`), never as a traceback.
 """
@@ -20,17 +24,19 @@ import re
 import secrets
 from pathlib import Path
 
+from pytest_otel_overhead.formatting import format_bytes
 from pytest_otel_overhead.history.document import SCHEMA
 from pytest_otel_overhead.history.environment import git_info, machine_info
-from pytest_otel_overhead.history.reader import load_run, parse_run, result_from_dict
+from pytest_otel_overhead.history.reader import MAX_RUN_BYTES, load_run, parse_run, result_from_dict
 from pytest_otel_overhead.history.run import HistoryError, RunRecord, now_iso, printable, valid_name
-from pytest_otel_overhead.outputs import write_text_file
+from pytest_otel_overhead.outputs import cause_of, write_text_file
 from pytest_otel_overhead.settings.flags import DEFAULT_STORAGE  # declared with --otel-overhead-storage
 
 __all__ = [
     "DEFAULT_STORAGE",
     "SCHEMA",
     "HistoryError",
+    "NoCompleteRun",
     "RunRecord",
     "Store",
     "git_info",
@@ -43,8 +49,13 @@ __all__ = [
     "valid_name",
 ]
 
+_LATEST = re.compile(r"latest(?:~([0-9]{1,9}))?")
 _STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _STAMP_LENGTH = len("20250101T000000000000Z")
+
+
+class NoCompleteRun(HistoryError):
+    """``latest`` named no run: none saved, or every saved run is incomplete."""
 
 
 class Store:
@@ -83,10 +94,15 @@ class Store:
         if not valid_name(name):
             raise HistoryError(f"{name!r} cannot name a run: use letters, digits, '.', '_' and '-' (at most 64)")
         text = json.dumps(dataclasses.replace(run, name=name).to_document(), separators=(",", ":"), allow_nan=False)
+        if len(text.encode("utf-8")) + 1 > MAX_RUN_BYTES:  # a run no reader here would read back
+            raise HistoryError(
+                f"{self.root}: run {name!r} would take {format_bytes(len(text.encode('utf-8')))}, more than the "
+                f"{format_bytes(MAX_RUN_BYTES)} a saved run may hold; not saved"
+            )
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise HistoryError(f"{self.root}: cannot create the run store ({error.strerror or error})") from None
+            raise HistoryError(f"{self.root}: cannot create the run store ({cause_of(self.root, error)})") from None
         stamp = dt.datetime.now(dt.timezone.utc).strftime(_STAMP_FORMAT)
         for _ in range(8):
             target = self.root / f"{stamp}_{name}_{secrets.token_hex(4)}.json"
@@ -94,8 +110,8 @@ class Store:
                 return write_text_file(target, text + "\n", replace=False)
             except FileExistsError:
                 continue  # another process saved under this very name a moment ago: draw another
-            except OSError as error:
-                raise HistoryError(f"{self.root}: cannot write a run there ({error.strerror or error})") from None
+            except OSError as error:  # outputs.OutputError: the file and the original cause
+                raise HistoryError(str(error)) from None
         raise HistoryError(f"{self.root}: could not find a free file name for run {name!r}")
 
     @staticmethod
@@ -135,6 +151,32 @@ class Store:
         known = f"saved names: {', '.join(names[-10:])}" if names else "no runs saved there"
         raise HistoryError(f"{self.root}: no saved run named {spec!r} ({known})")
 
+    def load(self, spec: str, *, base: Path | None = None) -> tuple[RunRecord, str | None]:
+        """The run ``spec`` names (as :meth:`resolve` reads it), read; and a one-line note, or None.
+
+        ``latest`` and ``latest~N`` pass over incomplete runs, and the note names those passed over;
+        an incomplete run named otherwise is taken, and the note says it is incomplete.
+        """
+        match = _LATEST.fullmatch(spec)
+        if match is None:
+            run = load_run(self.resolve(spec, base=base))
+            if run.incomplete is None:
+                return run, None
+            return run, f"run {run.label!r} is incomplete ({run.incomplete.describe()}); used since it was named"
+        back, complete = int(match.group(1) or 0), 0
+        skipped: list[RunRecord] = []
+        for path in reversed(self.files()):
+            run = load_run(path)
+            if run.incomplete is not None:
+                skipped.append(run)
+            elif complete == back:
+                return run, _skipped_note(spec, run, skipped)
+            else:
+                complete += 1
+        left_out = f"; {len(skipped)} incomplete left out" if skipped else ""
+        have = f"only {complete} complete saved" if complete else "no complete run saved"
+        raise NoCompleteRun(f"{self.root}: no run {spec!r} ({have}{left_out})")
+
     def load_all(self) -> tuple[list[RunRecord], list[str]]:
         """Every readable run, oldest first, and one error line for each file that is not one."""
         runs: list[RunRecord] = []
@@ -149,3 +191,11 @@ class Store:
             except HistoryError as error:
                 errors.append(str(error))
         return runs, errors
+
+
+def _skipped_note(spec: str, run: RunRecord, skipped: list[RunRecord]) -> str | None:
+    if not skipped:
+        return None
+    which = "; ".join(f"{past.label!r}: {past.incomplete.describe()}" for past in skipped if past.incomplete)
+    runs = "run" if len(skipped) == 1 else "runs"
+    return f"{spec} is run {run.label!r}: {len(skipped)} newer incomplete {runs} left out ({printable(which)})"

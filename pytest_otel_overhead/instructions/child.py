@@ -38,7 +38,7 @@ from pytest_otel_overhead.otel.pipeline import Pipeline, build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import StopReason, TestResult
 from pytest_otel_overhead.session import OverheadSession
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 
 __all__ = ["ChildSession"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from pytest_otel_overhead.results import MetricResult
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.intervals import median
 from pytest_otel_overhead.stats.verdict import Decision, Verdict, decide_budget
 from pytest_otel_overhead.units import Budget

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import math
 import random
-import tempfile
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import pytest
 
 from pytest_otel_overhead.engine.arms import Arms
+from pytest_otel_overhead.engine.children import children_workspace
 from pytest_otel_overhead.engine.diagnostic import diagnostic_round
 from pytest_otel_overhead.engine.heap import heap_pairs_for, heap_rounds
 from pytest_otel_overhead.engine.probes import calm_gc, process_probe, process_reading
@@ -34,7 +33,7 @@ from pytest_otel_overhead.instructions.valgrind import ValgrindUnavailable, chec
 from pytest_otel_overhead.otel.pipeline import build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, StopReason, TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.intervals import median
 
 __all__ = ["measure_instructions", "require_valgrind"]
@@ -71,8 +70,7 @@ def measure_instructions(
     try:
         with calm_gc() as collect:
             per_call = median([arms.block(instrumented, 1, collect).wall for instrumented in (False, True) * 3])
-        with tempfile.TemporaryDirectory(prefix="otel-overhead-") as tmp:
-            out = Path(tmp)
+        with children_workspace() as out:  # removed however the session ends, as the children end with it
             children = start_children(item, settings, label, valgrind, out, per_call, say)
             try:
                 after = process_reading()

@@ -23,8 +23,8 @@ from pytest_otel_overhead.engine.children import Child, child_environment, node_
 from pytest_otel_overhead.engine.runner import Progress
 from pytest_otel_overhead.instructions.counts import Layout, summarise_layout
 from pytest_otel_overhead.instructions.valgrind import callgrind_command, read_dumps
-from pytest_otel_overhead.settings.layers import MeasureSettings, PipelineSettings
-from pytest_otel_overhead.wire import from_json, to_json
+from pytest_otel_overhead.settings.records import MeasureSettings, PipelineSettings
+from pytest_otel_overhead.wire.transport import from_json, to_json
 
 __all__ = [
     "BLOCK_LABEL",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pytest_otel_overhead.engine.strategy import Measurement
 from pytest_otel_overhead.instructions.parent import measure_instructions, require_valgrind
 from pytest_otel_overhead.results import TestResult
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 
 __all__ = ["CountedInstructions"]
 

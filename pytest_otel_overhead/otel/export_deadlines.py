@@ -8,8 +8,10 @@ refuses each export to what is left, and :class:`CappedExports` counts what the 
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -18,11 +20,39 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from pytest_otel_overhead.otel.exporters import set_export_timeout
 
-__all__ = ["CUT_TOLERANCE_S", "CappedExports", "ExportDeadlines"]
+__all__ = ["CUT_TOLERANCE_S", "PROBE_TIMEOUT_S", "CappedExports", "ExportDeadlines", "endpoint_refuses"]
 
 CUT_TOLERANCE_S = 0.05
 """An export that failed this close to the cap (or later) ran out of time: the cap cut it. One that failed
 earlier was refused or answered with an error, whatever time it had left."""
+
+
+PROBE_TIMEOUT_S = 0.5
+"""How long :func:`endpoint_refuses` waits for a connection."""
+
+
+def endpoint_refuses(endpoint: str | None) -> bool | None:
+    """Whether the endpoint's host refuses a TCP connection now: ``True``, ``False`` if it accepts, ``None`` if unknown.
+
+    Asked only after measuring, when every export failed: an exporter retrying a refused connection
+    can use up the time left as a backend that never answers does, and only the port tells them apart.
+    """
+    if not endpoint:
+        return None
+    parsed = urllib.parse.urlsplit(endpoint if "//" in endpoint else "//" + endpoint)
+    try:
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    except ValueError:
+        return None
+    if parsed.hostname is None:
+        return None
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=PROBE_TIMEOUT_S):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return None
 
 
 @dataclass

@@ -22,8 +22,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from pytest_otel_overhead.settings.layers import PipelineSettings
 from pytest_otel_overhead.settings.pipeline import load_object
+from pytest_otel_overhead.settings.records import PipelineSettings
 
 __all__ = [
     "DiscardingExporter",

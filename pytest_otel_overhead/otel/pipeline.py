@@ -68,8 +68,8 @@ from pytest_otel_overhead.otel.receiver import PIPELINE_HEADER, Receiver, Receiv
 from pytest_otel_overhead.otel.routing import ArmRouter, attach_extras
 from pytest_otel_overhead.otel.sdk_internals import batch_core, export_whole_batches, span_queue, whole_batch_schedule
 from pytest_otel_overhead.samplers import STRATEGY_SAMPLERS, ArmClock, strategy_sampler
-from pytest_otel_overhead.settings.layers import PipelineSettings
 from pytest_otel_overhead.settings.pipeline import load_object
+from pytest_otel_overhead.settings.records import PipelineSettings
 from pytest_otel_overhead.stats.intervals import quantile
 
 __all__ = ["Pipeline", "build_pipeline", "build_sampler"]

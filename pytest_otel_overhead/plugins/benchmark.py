@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 from pytest_otel_overhead.compat import degraded, distribution_version
-from pytest_otel_overhead.settings.layers import SettingsError
+from pytest_otel_overhead.units import SettingsError
 
 if TYPE_CHECKING:  # for the annotations only: the session comes with the measuring machinery
     from pytest_otel_overhead.session import OverheadSession

@@ -7,6 +7,10 @@ test whose overhead regressed, save and report at the session's end, print what 
 to compare with is found and read when the plugin is built, in ``pytest_configure``, so a wrong
 name or a damaged file stops the session before any measuring, with one line saying which file
 and why.
+
+A session that ends before running all its tests (interrupted, ``-x``/``--maxfail``, an internal
+error, an xdist worker lost) saves its run marked incomplete (``history.run.Incomplete``), which
+``latest`` then passes over.
 """
 
 from __future__ import annotations
@@ -34,13 +38,15 @@ from pytest_otel_overhead.history.compare import (
     regression_message,
 )
 from pytest_otel_overhead.history.document import environment
+from pytest_otel_overhead.history.machines import machine_term
+from pytest_otel_overhead.history.run import EndCause, Incomplete
 from pytest_otel_overhead.history.store import (
     DEFAULT_STORAGE,
     HistoryError,
+    NoCompleteRun,
     RunRecord,
     Store,
     git_info,
-    load_run,
     machine_info,
     now_iso,
     valid_name,
@@ -124,6 +130,10 @@ class TrackingPlugin:
     changes: dict[str, TestChange] = field(default_factory=dict)
     compared: int = 0
     current: RunRecord | None = None
+    ended_early: Incomplete | None = None
+    finished: int = 0
+    """Tests torn down so far: fewer than collected after ``-x`` means the run is incomplete."""
+    machine_term: float = 0.0
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -145,7 +155,9 @@ class TrackingPlugin:
         self.compared = len(self.session.results)
         regressed = []
         for result in fresh:
-            change = compare_results(self.baseline.result(result.nodeid), result, self.criteria)
+            change = compare_results(
+                self.baseline.result(result.nodeid), result, self.criteria, machine=self.machine_term
+            )
             self.changes[result.nodeid] = change
             if change.verdict is Verdict.FAIL:
                 regressed.append(change)
@@ -168,10 +180,48 @@ class TrackingPlugin:
             differences=self.differences,
         )
 
+    # -- how the session ends ----------------------------------------------------------------------
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown":
+            self.finished += 1
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        """Ctrl-C, SIGINT, ``pytest.exit()``, or xdist stopping its workers (``-x`` under ``-n``)."""
+        detail = str(getattr(excinfo.value, "msg", "") or excinfo.value) or excinfo.typename
+        self.ended_early = self.ended_early or Incomplete(EndCause.INTERRUPTED, detail.splitlines()[0])
+
+    def pytest_internalerror(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        detail = f"{excinfo.typename}: {excinfo.value}".splitlines()[0][:200]
+        self.ended_early = self.ended_early or Incomplete(EndCause.INTERNAL_ERROR, detail)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object | None) -> None:
+        """An xdist worker went down; with an error it died (and its test with it), not finished."""
+        if error is not None:
+            worker = getattr(getattr(node, "gateway", None), "id", "?")
+            detail = f"worker {worker}: {str(error).splitlines()[0] if str(error) else 'crashed'}"[:200]
+            cause = EndCause.INTERRUPTED if error == "keyboard-interrupt" else EndCause.WORKER_LOST
+            self.ended_early = self.ended_early or Incomplete(cause, detail)
+
+    def _incomplete(self, session: pytest.Session, exitstatus: int) -> Incomplete | None:
+        """Why this session did not run all its tests, or None when it did."""
+        if self.ended_early is not None:
+            return self.ended_early
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            return Incomplete(EndCause.INTERRUPTED)
+        if exitstatus == pytest.ExitCode.INTERNAL_ERROR:
+            return Incomplete(EndCause.INTERNAL_ERROR)
+        stopped = session.shouldfail or session.shouldstop
+        # -x with its failure on the last test ran everything; under xdist the count is unknown (0).
+        if stopped and (session.testscollected == 0 or self.finished < session.testscollected):
+            return Incomplete(EndCause.STOPPED, str(stopped))
+        return None
+
     # -- at the session's end (before the terminal summary) --------------------------------------
 
-    def pytest_sessionfinish(self) -> None:
-        """Save the run, then write the reports."""
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Save the run (marked incomplete when the session ended early), then write the reports."""
         if is_worker(self.config):
             return  # an xdist worker holds only its share: the controller saves and reports the whole run
         results = tuple(self.session.results)
@@ -185,6 +235,7 @@ class TrackingPlugin:
             git=git_info(self.config.rootpath),
             machine=machine_info(),
             settings=self.session.base.as_dict(),
+            incomplete=self._incomplete(session, int(exitstatus)),
         )
         self.current = current = self._save(current)
         comparison = None
@@ -203,10 +254,16 @@ class TrackingPlugin:
         try:
             path = self.store.save(current, self.save_name)
         except HistoryError as error:
-            self.lines.append(f"ERROR could not save the run: {error}")
-            warnings.warn(OverheadCompareWarning(f"could not save the run: {error}"), stacklevel=1)
+            # One line, no warning: under -W error a warning here would turn into an internal error.
+            self.lines.append(f"ERROR could not save run {self.save_name!r}: {error}")
             return current
-        self.lines.append(f"saved run {self.save_name!r} to {path}")
+        if current.incomplete is None:
+            self.lines.append(f"saved run {self.save_name!r} to {path}")
+        else:
+            self.lines.append(
+                f"saved run {self.save_name!r} to {path} as INCOMPLETE ({current.incomplete.describe()}, "
+                f"{len(current.results)} measured): 'latest' and comparisons leave it out unless it is named"
+            )
         return dataclasses.replace(current, path=path)
 
     def _write_reports(self, current: RunRecord, comparison: Comparison | None) -> None:
@@ -233,8 +290,11 @@ class TrackingPlugin:
                 append_text_file(target, text)
             else:
                 write_text_file(target, text)
-        except OSError as error:
-            self.lines.append(f"ERROR could not write {target}: {error.strerror or error}")
+        except OSError as error:  # outputs.OutputError: the file and the cause, in one line
+            self.lines.append(f"ERROR {error}")
+            return
+        except UnicodeError as error:  # text from a saved run that no encoding holds
+            self.lines.append(f"ERROR could not write {target}: {error}")
             return
         if done is not None:
             self.lines.append(done)
@@ -254,13 +314,17 @@ def tracking_plugin(config: pytest.Config, session: OverheadSession, options: Se
     criteria = _criteria(options)
     spec = _compare_spec(config, options, criteria)
     baseline = None
-    pending_warning = None
+    pending_warning = note = None
     if spec is not None:
         try:
             if spec.startswith("latest") and not store.files():
                 pending_warning = f"no saved run in {storage} to compare with; this run is not compared"
             else:
-                baseline = load_run(store.resolve(spec, base=Path(config.invocation_params.dir)))
+                baseline, note = store.load(spec, base=Path(config.invocation_params.dir))
+        except NoCompleteRun as error:
+            if spec != "latest":
+                raise pytest.UsageError(f"otel-overhead: {error}") from None
+            pending_warning = f"{error}; this run is not compared"
         except HistoryError as error:
             raise pytest.UsageError(f"otel-overhead: {error}") from None
     plugin = TrackingPlugin(
@@ -275,9 +339,13 @@ def tracking_plugin(config: pytest.Config, session: OverheadSession, options: Se
     )
     if pending_warning:
         plugin.warn(pending_warning)
+    if note:  # which incomplete runs `latest` passed over, or that the named one is incomplete
+        plugin.lines.append(note)
+        plugin.warnings.append(note)
     if baseline is not None:
         here = RunRecord((), environment(), now_iso(), machine=machine_info())
         plugin.differences = tuple(environment_differences(baseline, here))
+        plugin.machine_term = machine_term(baseline, here)
         if plugin.differences:
             plugin.warn(f"comparing with run {baseline.label!r}, measured elsewhere: " + "; ".join(plugin.differences))
     return plugin

@@ -32,7 +32,7 @@ import pytest
 
 from pytest_otel_overhead.compat import is_worker
 from pytest_otel_overhead.results import TestResult
-from pytest_otel_overhead.wire import from_json, to_json
+from pytest_otel_overhead.wire.transport import from_json, to_json
 
 __all__ = [
     "PLUGIN_NAME",

@@ -19,10 +19,20 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from pytest_otel_overhead.formatting import budget_percent, signed_percent_or_dash, visible
 from pytest_otel_overhead.reports.sweep import SweepAxis, SweepPoint, SweepResult
 from pytest_otel_overhead.results import MetricResult, TestResult
 
-__all__ = ["OverheadRow", "TrendPoint", "heap_chart", "overhead_chart", "pairs_chart", "sweep_chart", "trend_chart"]
+__all__ = [
+    "OverheadRow",
+    "TrendPoint",
+    "heap_chart",
+    "legend_below",
+    "overhead_chart",
+    "pairs_chart",
+    "sweep_chart",
+    "trend_chart",
+]
 
 BASELINE_COLOR = "#4c72b0"
 INSTRUMENTED_COLOR = "#dd8452"
@@ -53,7 +63,8 @@ class TrendPoint:
 
 
 def _text(value: str, limit: int = 70) -> str:
-    """Test ids as chart text: ``$`` would start mathtext; long ids keep their informative end."""
+    """Test ids as chart text: ``$`` would start mathtext; long ids keep their informative end; controls shown."""
+    value = visible(value)
     if len(value) > limit:
         value = "…" + value[-(limit - 1) :]
     return value.replace("\\", "\\\\").replace("$", r"\$")
@@ -78,29 +89,73 @@ def _finite_or(value: float, fallback: float) -> float:
 
 
 def overhead_chart(rows: Sequence[OverheadRow]) -> str:
-    """Overhead of each test with its interval, and its budget as a red tick."""
-    figure = Figure(figsize=(8.5, 0.9 + 0.38 * len(rows)))
+    """Overhead of each test with its interval, and its budget as a red tick; figures at the right.
+
+    When the tests lie far apart (one at +300%, others at +2% against 5% budgets), a linear axis
+    squeezes the small ones and their budgets into one spot: the axis is then linear up to a few
+    budgets and logarithmic beyond (matplotlib's ``symlog``), and says so.
+    """
+    figure = Figure(figsize=(8.5, 1.1 + 0.38 * len(rows)))
     ax = figure.add_subplot()
     finite = [v * 100 for r in rows for v in (r.low, r.high, r.estimate, r.budget or 0.0) if math.isfinite(v)]
     span_low, span_high = min([0.0, *finite]), max([0.0, *finite])
-    pad = max(1.0, (span_high - span_low) * 0.08)
-    left, right = span_low - pad, span_high + pad
+    linear = _linear_span(rows)
+    symlog = max(abs(span_low), span_high) > 4 * linear
+    if symlog:
+        ax.set_xscale("symlog", linthresh=linear, linscale=1.5)
+        left, right = _symlog_limit(span_low, linear, -1), _symlog_limit(span_high, linear, 1)
+    else:
+        pad = max(1.0, (span_high - span_low) * 0.08)
+        left, right = span_low - pad, span_high + pad
     for y, row in enumerate(reversed(rows)):
-        color = VERDICT_COLORS.get(row.verdict, VERDICT_COLORS[None])
-        low, high = _finite_or(row.low * 100, left), _finite_or(row.high * 100, right)
-        ax.plot([low, high], [y, y], color=color, linewidth=2.5, solid_capstyle="butt")
-        if math.isfinite(row.estimate):
-            ax.plot([row.estimate * 100], [y], "o", color=color, markersize=6)
-        if row.budget is not None:
-            ax.plot([row.budget * 100], [y], "|", color=BUDGET_COLOR, markersize=16, markeredgewidth=2.5)
+        _overhead_row(ax, y, row, (left, right))
     ax.axvline(0, color="#999999", linewidth=0.8)
     ax.set_yticks(range(len(rows)), [_text(r.label) for r in reversed(rows)], fontsize=8)
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.set_xlim(left, right)
-    ax.set_xlabel("overhead, % (dot: estimate, bar: confidence interval, red tick: budget)")
+    if symlog:
+        ticks = [t for t in _SYMLOG_TICKS if left <= t <= right and (t == 0 or abs(t) >= linear / 5)]
+        ax.set_xticks(ticks, [f"{t:+g}%" if t else "0" for t in ticks], fontsize=7)
+    scale = f"; linear to ±{linear:g}%, logarithmic beyond" if symlog else ""
+    ax.set_xlabel(f"overhead, % (dot: estimate, bar: 95% interval, red tick: budget{scale})", fontsize=8)
+    right_axis = ax.twinx()
+    right_axis.set_ylim(ax.get_ylim())
+    right_axis.set_yticks(range(len(rows)), [_row_figures(r) for r in reversed(rows)], fontsize=8)
+    right_axis.tick_params(length=0)
     ax.grid(axis="x", color="#eeeeee")
     ax.set_axisbelow(True)
     return _svg(figure)
+
+
+_SYMLOG_TICKS = (-1000, -300, -100, -30, -10, -5, -2, 0, 2, 5, 10, 30, 100, 300, 1000, 3000, 10000, 30000)
+
+
+def _linear_span(rows: Sequence[OverheadRow]) -> float:
+    """Where the axis turns logarithmic: twice the largest budget, so budgets and the figures near them stay apart."""
+    budgets = [r.budget * 100 for r in rows if r.budget is not None and math.isfinite(r.budget) and r.budget > 0]
+    return max(10.0, 2 * max(budgets, default=5.0))
+
+
+def _symlog_limit(value: float, linear: float, side: float) -> float:
+    """The axis end on ``side`` (-1 or +1), a little past ``value``; a short stretch past zero when it is near zero."""
+    return value * 1.5 if abs(value) > linear * 0.1 else side * linear * 0.15
+
+
+def _overhead_row(ax: Axes, y: float, row: OverheadRow, limits: tuple[float, float]) -> None:
+    color = VERDICT_COLORS.get(row.verdict, VERDICT_COLORS[None])
+    low, high = _finite_or(row.low * 100, limits[0]), _finite_or(row.high * 100, limits[1])
+    ax.plot([low, high], [y, y], color=color, linewidth=2.5, solid_capstyle="butt")
+    if math.isfinite(row.estimate):
+        ax.plot([row.estimate * 100], [y], "o", color=color, markersize=6)
+    if row.budget is not None:
+        ax.plot([row.budget * 100], [y], "|", color=BUDGET_COLOR, markersize=16, markeredgewidth=2.5)
+
+
+def _row_figures(row: OverheadRow) -> str:
+    """``+2.1% / 5.0%``: the estimate and the budget, the figures the eye looks for beside the bar."""
+    estimate = signed_percent_or_dash(row.estimate)
+    budget = f" / {budget_percent(row.budget)}" if row.budget is not None else ""
+    return f"{estimate}{budget}{' ' + row.verdict if row.verdict else ''}"
 
 
 def _pair_overheads(result: TestResult, columns: tuple[int, int]) -> list[float]:
@@ -139,9 +194,15 @@ def _pairs_panel(ax: Axes, result: TestResult) -> None:
             ax.axvline(cpu.overhead * 100, color="#222222", linewidth=1.5, label="estimate")
         if cpu is not None and cpu.budget is not None and cpu.budget.kind == "relative":
             ax.axvline(cpu.budget.value * 100, color=BUDGET_COLOR, linestyle="--", linewidth=1.5, label="budget")
-        ax.legend(fontsize=7, loc="upper right")
+        legend_below(ax)
     ax.set_title("CPU overhead of each pair of blocks", fontsize=9)
     ax.set_xlabel("%", fontsize=8)
+
+
+def legend_below(ax: Axes) -> None:
+    """The legend under the panel, where it covers no bar, line or point; none when nothing is labelled."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False)
 
 
 def _blocks_panel(ax: Axes, result: TestResult) -> None:
@@ -156,7 +217,7 @@ def _blocks_panel(ax: Axes, result: TestResult) -> None:
         ax.hist(baseline, bins=bins, range=(low, high), alpha=0.6, color=BASELINE_COLOR, label="baseline")
         ax.hist(instrumented, bins=bins, range=(low, high), alpha=0.6, color=INSTRUMENTED_COLOR, label="instrumented")
         ax.set_xlabel(unit, fontsize=8)
-        ax.legend(fontsize=7, loc="upper right")
+        legend_below(ax)
     ax.set_title("wall time per call, block by block", fontsize=9)
 
 
@@ -164,7 +225,8 @@ def _latency_panel(ax: Axes, result: TestResult) -> None:
     """Latency quantiles of both arms side by side."""
     names = [("p50", "latency_p50"), ("p95", "latency_p95"), ("p99", "latency_p99")]
     quantiles = [(label, result.metric(name)) for label, name in names]
-    present = [(label, m) for label, m in quantiles if m is not None and math.isfinite(m.baseline)]
+    # A quantile measured in no pair (n 0, blocks too short for a p99) has no figure to draw.
+    present = [(label, m) for label, m in quantiles if m is not None and m.n > 0 and math.isfinite(m.baseline)]
     if present:
         scale, unit = _time_scale(max(max(m.baseline, m.instrumented) for _, m in present))
         positions = range(len(present))
@@ -174,7 +236,7 @@ def _latency_panel(ax: Axes, result: TestResult) -> None:
         ax.bar([p + 0.2 for p in positions], instrumented, width=0.4, color=INSTRUMENTED_COLOR, label="instrumented")
         ax.set_xticks(list(positions), [label for label, _ in present])
         ax.set_ylabel(unit, fontsize=8)
-        ax.legend(fontsize=7, loc="upper left")
+        legend_below(ax)
     ax.set_title("latency per call, both arms", fontsize=9)
 
 
@@ -217,7 +279,7 @@ def heap_chart(results: Sequence[TestResult]) -> str:
     ax.set_yticks(range(len(rows)), [_text(nodeid) for nodeid, _ in reversed(rows)], fontsize=8)
     ax.set_xlabel(f"peak heap per block, {unit}")
     if rows:
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _svg(figure)
 
 
@@ -248,7 +310,7 @@ def trend_chart(title: str, points: Sequence[TrendPoint], budget: float | None) 
     ax.set_ylim(bottom, top)
     ax.set_ylabel("overhead, %", fontsize=8)
     ax.set_title(_text(title, 110), fontsize=9)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", color="#eeeeee")
     return _svg(figure)
 

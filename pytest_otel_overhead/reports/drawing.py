@@ -7,11 +7,12 @@ once, on first need, and otherwise says why the page has tables only.
 
 from __future__ import annotations
 
-import html
 import importlib
 import importlib.util
 from collections.abc import Callable
 from typing import Any
+
+from pytest_otel_overhead.reports.html_text import escape_html as _h
 
 __all__ = ["CHARTS_EXTRA", "ChartDrawer", "charts_available"]
 
@@ -20,10 +21,6 @@ CHARTS_EXTRA = "pytest-otel-overhead[html]"
 
 def charts_available() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
-
-
-def _h(value: object) -> str:
-    return html.escape(str(value), quote=True)
 
 
 class ChartDrawer:

@@ -3,14 +3,16 @@
 No scripts, no fonts, no links to anything outside the file: styles are inline, charts are
 inline SVG. Without matplotlib (the ``html`` extra) the same figures appear as tables and the
 page says which extra adds the charts. Every piece of user text (test ids, parameters, notes)
-goes through ``html.escape``. Figures read as in the terminal: intervals ``[low, high]``, a missing
+goes through ``escape_html`` (markup escaped, control characters shown as ``\\x1b``); test ids
+wrap only after their separators (``/``, ``::``, ``[``), never inside a word. A table leaves out
+the columns that hold nothing, and a comparison shows a relative change only where it means
+something. Figures read as in the terminal: intervals ``[low, high]``, a missing
 figure ``NO_FIGURE``, relative and per-call overheads in columns of their own.
 """
 
 from __future__ import annotations
 
 import functools
-import html
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -19,34 +21,39 @@ from pytest_otel_overhead import __version__
 from pytest_otel_overhead.formatting import (
     NO_FIGURE,
     format_bytes,
-    interval,
-    percentage_points,
-    signed_percent,
-    signed_percent_or_dash,
-    signed_whole_percent,
 )
-from pytest_otel_overhead.history.compare import Comparison, describe_run
+from pytest_otel_overhead.history.compare import Comparison
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.reports.drawing import CHARTS_EXTRA, ChartDrawer, charts_available
+from pytest_otel_overhead.reports.html_comparison import comparison_section
+from pytest_otel_overhead.reports.html_text import escape_html, table, unbroken, verdict_span, wrappable_id
 from pytest_otel_overhead.reports.markdown import budget_cell, headline_metrics, overhead_cell, run_facts
 from pytest_otel_overhead.reports.terminal import outcome_lines, overhead_heading, verdict_label
 from pytest_otel_overhead.results import AGAINST_ARMS_NOTE, OTHER_OUTCOMES, MetricResult, TestResult
 from pytest_otel_overhead.stats.verdict import Verdict
 
-__all__ = ["CHARTS_EXTRA", "charts_available", "html_report"]
+__all__ = [
+    "ARMS_HEADING",
+    "CHARTS_EXTRA",
+    "NO_PAIRED_ESTIMATE",
+    "charts_available",
+    "html_report",
+]
 
 MAX_DETAILED_CHARTS = 40
 MAX_TRENDS = 12
 
 _STYLE = """
-body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2rem auto;max-width:72rem;
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2rem auto;max-width:78rem;
 padding:0 1rem;color:#1f2328;line-height:1.45}
 h1{font-size:1.6rem}h2{margin-top:2.2rem;border-bottom:1px solid #d0d7de;padding-bottom:.3rem}
-h3{margin-top:1.6rem;font-size:1.05rem;word-break:break-all}
-table{border-collapse:collapse;margin:.6rem 0;font-size:.88rem}
-th,td{border:1px solid #d0d7de;padding:.25rem .55rem;text-align:left;vertical-align:top}
-th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.id{word-break:break-all;max-width:34rem}
+h3{margin-top:1.6rem;font-size:1.05rem;word-break:normal;overflow-wrap:normal}
+table{border-collapse:collapse;margin:.6rem 0;font-size:.85rem}
+th,td{border:1px solid #d0d7de;padding:.2rem .4rem;text-align:left;vertical-align:top}
+th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.id{word-break:normal;overflow-wrap:normal;max-width:24rem}
+.wide{max-width:100%;overflow-x:auto}
+tr.group th{background:#fff;font-weight:600;border-top:2px solid #8c959f;word-break:normal;overflow-wrap:normal}
 .PASS{color:#1a7f37;font-weight:600}.FAIL{color:#cf222e;font-weight:600}
 .INCONCLUSIVE{color:#9a6700;font-weight:600}
 .note{background:#fff8c5;border:1px solid #d4a72c;padding:.5rem .8rem;border-radius:6px;margin:.6rem 0}
@@ -55,32 +62,16 @@ figure{margin:.6rem 0}figure svg{max-width:100%;height:auto}
 """
 
 
-def _h(value: object) -> str:
-    return html.escape(str(value), quote=True)
+_h = escape_html
+_id = wrappable_id
+_table = table
+_unbroken = unbroken
+_verdict = verdict_span
 
 
 def _test_verdict(result: TestResult) -> str:
     undecided = result.outcome != result.verdict.value  # NO TELEMETRY, FAILED EXPORTS
     return _verdict(Verdict.INCONCLUSIVE if undecided else result.verdict, verdict_label(result))
-
-
-def _verdict(verdict: Verdict | None, text: str | None = None) -> str:
-    if verdict is None:
-        return ""
-    return f'<span class="{verdict.value}">{_h(text or verdict.value)}</span>'
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[int] = ()) -> str:
-    """Cells are given as HTML already escaped; header cells are plain text."""
-    head = "".join(f"<th>{_h(c)}</th>" for c in header)
-    body = []
-    for row in rows:
-        cells = []
-        for index, cell in enumerate(row):
-            css = ' class="num"' if index in numeric else (' class="id"' if index == 0 else "")
-            cells.append(f"<td{css}>{cell}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def _value(metric: MetricResult, value: float) -> str:
@@ -132,31 +123,25 @@ def _header(run: RunRecord) -> str:
 
 def _summary_row(index: int, result: TestResult, metric: MetricResult, kinds: Sequence[str], first: bool) -> list[str]:
     return [
-        f'<a href="#test-{index}">{_h(result.nodeid)}</a>',
-        _test_verdict(result) if first else "",
+        f'<a href="#test-{index}">{_id(result.nodeid)}</a> {_test_verdict(result)}',
         _h(metric.label),
         *_overhead_cells(metric, kinds),
-        _h(budget_cell(result, metric)),
+        _unbroken(_h(budget_cell(result, metric))),
         _verdict(metric.verdict) or NO_FIGURE,
-        _value(metric, metric.baseline),
-        _value(metric, metric.instrumented),
+        f"{_value(metric, metric.baseline)} → {_value(metric, metric.instrumented)}",
         str(result.pairs),
-        _h(result.stop_reason),
     ]
 
 
 def _summary_header(kinds: Sequence[str]) -> list[str]:
     return [
         "test",
-        "test verdict",
         "metric",
         *_overhead_headers(kinds),
         "budget",
         "budget verdict",
-        "baseline/call",
-        "instrumented/call",
+        ARMS_HEADING,
         "pairs",
-        "stopped",
     ]
 
 
@@ -201,54 +186,10 @@ def _summary(run: RunRecord, charts: ChartDrawer) -> str:
             table_rows.append(_summary_row(index, result, metric, kinds, position == 0))
     if chart_rows:
         parts.append(_overview_chart(chart_rows, charts))
-    k = len(kinds)  # overhead columns start at 3; baseline, instrumented and pairs follow budget and its verdict
-    parts.append(_table(_summary_header(kinds), table_rows, numeric=(*range(3, 3 + k), 5 + k, 6 + k, 7 + k)))
+    k = len(kinds)  # overhead columns start at 2; the arms and pairs follow budget and its verdict
+    numeric = (*range(2, 2 + k), 4 + k, 5 + k)
+    parts.append(_table(_summary_header(kinds), table_rows, numeric, grouped=True))
     parts.append(_against_arms_note([m for result in results for m in headline_metrics(result)]))
-    return "".join(parts)
-
-
-def _comparison(comparison: Comparison) -> str:
-    parts = [f"<p>Compared with {_h(describe_run(comparison.before))}."]
-    if comparison.criteria:
-        parts.append(" Fails on growth beyond " + ", ".join(_h(c.describe()) for c in comparison.criteria) + ".")
-    parts.append("</p>")
-    if comparison.differences:
-        parts.append(
-            '<p class="note"><strong>The runs were measured in different places:</strong> '
-            + _h("; ".join(comparison.differences))
-            + "</p>"
-        )
-    rows = []
-    marks = {Verdict.FAIL: "regressed", Verdict.PASS: "ok", Verdict.INCONCLUSIVE: "undecided"}
-    for test in comparison.tests:
-        if test.note:
-            rows.append([_h(test.nodeid), "", "", "", "", _h(test.note), ""])
-            continue
-        for metric in test.metrics:
-            low, estimate, high = metric.points
-            relative = NO_FIGURE
-            if metric.relative is not None and math.isfinite(metric.relative[1]):
-                low_change, change, high_change = metric.relative
-                relative = _h(f"{signed_whole_percent(change)} {interval(low_change, high_change, signed_percent)}")
-            verdict = metric.verdict
-            rows.append(
-                [
-                    _h(test.nodeid),
-                    _h(metric.label),
-                    _h(signed_percent_or_dash(metric.before)),
-                    _h(signed_percent_or_dash(metric.after)),
-                    _h(f"{percentage_points(estimate)} {interval(low, high, percentage_points)}"),
-                    relative,
-                    _verdict(verdict, marks[verdict]) if verdict is not None else "",
-                ]
-            )
-        if test.settings_differences:
-            rows.append(
-                [_h(test.nodeid), "", "", "", "", _h("settings differ: " + "; ".join(test.settings_differences)), ""]
-            )
-    parts.append(
-        _table(["test", "metric", "before", "after", "change (95% CI)", "relative change", "verdict"], rows, (2, 3, 4))
-    )
     return "".join(parts)
 
 
@@ -272,7 +213,7 @@ def _trend(run: RunRecord, history: Sequence[RunRecord], charts: ChartDrawer) ->
         if len(points) < 2:
             continue
         for label, metric in points:
-            rows.append([_h(result.nodeid), _h(label), _overhead(metric), _h(metric.format_interval())])
+            rows.append([_id(result.nodeid), _h(label), _overhead(metric), _h(metric.format_interval())])
         if shown < MAX_TRENDS:
             shown += 1
             budget = gate.budget.value if gate.budget is not None and gate.budget.kind == "relative" else None
@@ -285,29 +226,37 @@ def _trend(run: RunRecord, history: Sequence[RunRecord], charts: ChartDrawer) ->
             parts.append(charts.draw(make, f"overhead of {result.nodeid} run after run"))
     if not rows:
         return ""
-    parts.append(_table(["test", "run", overhead_heading("relative"), "95% CI"], rows, (2, 3)))
+    parts.append(_table(["test", "run", overhead_heading("relative"), "95% CI"], rows, (2, 3), grouped=True))
     return "".join(parts)
+
+
+ARMS_HEADING = "per call: baseline → instrumented"
+NO_PAIRED_ESTIMATE = "no figures: no pair of blocks had enough calls for this quantile (n 0)"
+
+
+def _metric_row(m: MetricResult, kinds: Sequence[str]) -> list[str]:
+    """A metric's row; one measured in no pair (a p99 of short blocks, n 0) shows no figures, and says why."""
+    if m.n == 0:
+        empty = [NO_FIGURE] * (1 + len(kinds))
+        budget = _h(m.budget.describe(m.metric)) if m.budget else NO_FIGURE
+        return [_h(m.label), *empty, budget, _verdict(m.verdict) or NO_FIGURE, "0", _h(m.note or NO_PAIRED_ESTIMATE)]
+    return [
+        _h(m.label),
+        f"{_value(m, m.baseline)} → {_value(m, m.instrumented)}",
+        *_overhead_cells(m, kinds),
+        _unbroken(_h(m.budget.describe(m.metric))) if m.budget else NO_FIGURE,
+        _verdict(m.verdict) or NO_FIGURE,
+        str(m.n),
+        _h(m.note or ""),
+    ]
 
 
 def _metrics_table(result: TestResult) -> str:
     metrics = [m.for_display() for m in result.metrics]
-    kinds = _kinds(metrics)
-    rows = [
-        [
-            _h(m.label),
-            _value(m, m.baseline),
-            _value(m, m.instrumented),
-            *_overhead_cells(m, kinds),
-            _h(m.budget.describe(m.metric)) if m.budget else NO_FIGURE,
-            _verdict(m.verdict) or NO_FIGURE,
-            str(m.n),
-            _h(m.note or ""),
-        ]
-        for m in metrics
-    ]
-    header = ["metric", "baseline/call", "instrumented/call", *_overhead_headers(kinds), "budget", "verdict", "n"]
-    header.append("note")
-    return _table(header, rows, (1, 2, *range(3, 3 + len(kinds)), 5 + len(kinds))) + _against_arms_note(metrics)
+    kinds = _kinds([m for m in metrics if m.n])
+    rows = [_metric_row(m, kinds) for m in metrics]
+    header = ["metric", ARMS_HEADING, *_overhead_headers(kinds), "budget", "verdict", "n", "note"]
+    return _table(header, rows, (1, *range(2, 2 + len(kinds)), 4 + len(kinds))) + _against_arms_note(metrics)
 
 
 def _health_table(result: TestResult) -> str:
@@ -374,7 +323,7 @@ def _details(run: RunRecord, charts: ChartDrawer) -> str:
     for index, result in enumerate(run.results):
         settings = result.settings
         budgets = ", ".join(f"{name} {b.describe(name)}" for name, b in settings.budgets) or "none"
-        parts.append(f'<section id="test-{index}"><h3>{_h(result.nodeid)} {_test_verdict(result)}</h3>')
+        parts.append(f'<section id="test-{index}"><h3>{_id(result.nodeid)} {_test_verdict(result)}</h3>')
         parts.append(
             f'<p class="muted">{_h(settings.pipeline.describe())}; budgets: {_h(budgets)}; '
             f"{result.pairs} pairs of {result.calls_per_block} calls in {result.duration_s:.1f} s, "
@@ -403,17 +352,16 @@ def _heap(run: RunRecord, charts: ChartDrawer) -> str:
     kinds = _kinds([heap for _, heap in measured])
     rows = [
         [
-            _h(result.nodeid),
-            _h(format_bytes(heap.baseline)),
-            _h(format_bytes(heap.instrumented)),
+            _id(result.nodeid),
+            _h(f"{format_bytes(heap.baseline)} → {format_bytes(heap.instrumented)}"),
             *_overhead_cells(heap, kinds),
             _verdict(heap.verdict) or NO_FIGURE,
         ]
         for result, heap in measured
     ]
     chart = charts.draw(lambda module: str(module.heap_chart(run.results)), "peak heap of both arms")
-    header = ["test", "baseline peak", "instrumented peak", *_overhead_headers(kinds), "verdict"]
-    table = _table(header, rows, (1, 2, *range(3, 3 + len(kinds))))
+    header = ["test", "peak heap: baseline → instrumented", *_overhead_headers(kinds), "verdict"]
+    table = _table(header, rows, (1, *range(2, 2 + len(kinds))), grouped=True)
     return chart + table + _against_arms_note([heap for _, heap in measured])
 
 
@@ -426,7 +374,7 @@ def _health_overview(run: RunRecord) -> str:
         dropped = str(health.dropped) if not health.dropped else f'<span class="FAIL">{health.dropped}</span>'
         rows.append(
             [
-                _h(result.nodeid),
+                _id(result.nodeid),
                 _h(result.settings.pipeline.describe()),
                 f"{health.per_call(health.started):.3g}",
                 f"{health.per_call(health.sampled):.3g}",
@@ -441,6 +389,7 @@ def _health_overview(run: RunRecord) -> str:
         ["test", "pipeline", "spans/call", "sampled/call", "exported/call", "dropped", "export calls"],
         rows,
         (2, 3, 4, 5, 6),
+        grouped=True,
     )
 
 
@@ -463,7 +412,7 @@ def html_report(
         body.append(f'<p class="note">{_h(warning)}</p>')
     body += ["<h2>Overhead against budget</h2>", _summary(run, drawing)]
     if comparison is not None:
-        body += ["<h2>Compared with an earlier run</h2>", _comparison(comparison)]
+        body += ["<h2>Compared with an earlier run</h2>", comparison_section(comparison)]
     trend = _trend(run, history, drawing)
     if trend:
         body += ["<h2>History</h2>", trend]

@@ -1,7 +1,8 @@
 """The Markdown summary: what CI shows on a pull request or in GitHub's job summary.
 
 Test ids and parameters are user text: every cell is escaped so that ``|``, ``*``, ``<script>``
-and the like show as written instead of breaking the table or turning into markup. Relative and
+and the like show as written instead of breaking the table or turning into markup, and control
+characters (ESC, BEL, a newline) show as ``\\x1b``, ``\\x07``, ``\\n`` (``formatting.visible``). Relative and
 per-call overheads have a column each; a report with only one kind has only that column.
 """
 
@@ -12,7 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_otel_overhead.formatting import NO_FIGURE, interval, percentage_points, signed_percent_or_dash
+from pytest_otel_overhead.formatting import NO_FIGURE, interval, percentage_points, signed_percent_or_dash, visible
 from pytest_otel_overhead.history.compare import Comparison, describe_run
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.reports.terminal import budget_origin, outcome_lines, overhead_heading, verdict_label
@@ -35,10 +36,9 @@ _MARKDOWN_SPECIAL = "\\`*_[]|~#!$"
 
 
 def escape(text: str) -> str:
-    """Text shown as written inside Markdown (GitHub flavour), table cells included."""
-    text = html.escape(text, quote=False)
-    text = "".join("\\" + c if c in _MARKDOWN_SPECIAL else c for c in text)
-    return text.replace("\r", " ").replace("\n", " ")
+    """Text shown as written inside Markdown (GitHub flavour), table cells included; controls shown escaped."""
+    text = html.escape(visible(text), quote=False)
+    return "".join("\\" + c if c in _MARKDOWN_SPECIAL else c for c in text)
 
 
 def headline_metrics(result: TestResult) -> tuple[MetricResult, ...]:

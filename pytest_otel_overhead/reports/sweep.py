@@ -7,7 +7,6 @@ found in these records; the terminal summary, the JSON document and the sweep pa
 from __future__ import annotations
 
 import functools
-import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Any
 
 from pytest_otel_overhead.formatting import finite_or_none
 from pytest_otel_overhead.reports.drawing import ChartDrawer, charts_available
+from pytest_otel_overhead.reports.html_text import escape_html, wrappable_id
 from pytest_otel_overhead.results import MetricResult, TestResult
 from pytest_otel_overhead.units import Budget
 
@@ -132,7 +132,7 @@ def _chart(module: Any, sweep: SweepResult) -> str:
 
 
 _PAGE_STYLE = (
-    "body{font-family:sans-serif;margin:2em}pre{font-size:12px}"
+    "body{font-family:sans-serif;margin:2em}pre{font-size:12px;overflow-x:auto}"
     "figure{margin:.6rem 0}figure svg{max-width:100%;height:auto}"
     ".note{background:#fff8c5;border:1px solid #d4a72c;padding:.5rem .8rem;border-radius:6px}.muted{color:#59636e}"
 )
@@ -143,13 +143,12 @@ def sweep_page(sweeps: Sequence[SweepResult]) -> str:
     drawing = ChartDrawer(charts_available())
     body = [drawing.left_out_note()] if drawing.module is None else []
     for sweep in sweeps:
-        table = "\n".join(sweep_lines(sweep)[1:])
+        table = "\n".join(escape_html(line) for line in sweep_lines(sweep)[1:])
         chart = drawing.draw(functools.partial(_chart, sweep=sweep), f"overhead of {sweep.nodeid} across the sweep")
-        body.append(
-            f"<section><h2>{html.escape(sweep.nodeid)}</h2>\n{chart}\n<pre>{html.escape(table)}</pre></section>"
-        )
+        body.append(f"<section><h2>{wrappable_id(sweep.nodeid)}</h2>\n{chart}\n<pre>{table}</pre></section>")
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>otel-overhead sweeps</title>'
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"><title>otel-overhead sweeps</title>'
         f"<style>{_PAGE_STYLE}</style></head><body>"
         "<h1>Telemetry overhead sweeps</h1>\n" + "\n".join(body) + "\n</body></html>\n"
     )

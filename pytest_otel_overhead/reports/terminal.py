@@ -8,6 +8,8 @@ headed ``overhead %`` and, when a budget is absolute, one headed ``overhead/call
 from __future__ import annotations
 
 import math
+import re
+import textwrap
 from collections.abc import Sequence
 
 from pytest_otel_overhead.formatting import NO_FIGURE, format_bytes, format_seconds
@@ -25,6 +27,7 @@ from pytest_otel_overhead.stats.verdict import Verdict
 __all__ = [
     "budget_origin",
     "budgets_phrase",
+    "headline",
     "health_line",
     "metric_sentence",
     "outcome_label",
@@ -33,7 +36,18 @@ __all__ = [
     "result_message",
     "summary_lines",
     "verdict_label",
+    "wrap",
 ]
+
+DEFAULT_WIDTH = 120
+"""The width of the summary when the terminal's is not known (a CI log)."""
+PAIRED_MARK = "†"
+PAIRED_NOTE = (
+    "† paired estimate: the median over pairs of blocks, not the difference of the two arms' figures beside it; "
+    "the two differ when calls vary much from block to block"
+)
+# Columns a narrow terminal does without, first to last; metric, overhead, budget and verdict stay.
+_DROPPED_FIRST = ("instrumented/call", "baseline/call", "95% CI")
 
 
 def outcome_label(result: TestResult) -> str:
@@ -89,17 +103,39 @@ def _context(result: TestResult) -> str:
         parts.append(f"instructions mode: {result.pairs} processes under valgrind in {result.duration_s:.1f} s")
     elif result.processes > 1:
         parts.append(f"{result.pairs} pairs over {result.processes} processes in {result.duration_s:.1f} s")
+        if gate is not None and gate.between_process_spread is not None:
+            spread = gate.format_overhead(gate.between_process_spread).lstrip("+")
+            parts.append(f"{gate.label} between processes ±{spread} (τ, their standard deviation)")
     else:
         parts.append(f"{result.pairs} pairs in {result.duration_s:.1f} s")
     return "; ".join(parts)
 
 
+def _headline_part(metric: MetricResult) -> str:
+    assert metric.budget is not None
+    budget = metric.budget.describe(metric.metric)
+    if math.isnan(metric.overhead):
+        return f"{metric.label} not measured, budget {budget}"
+    relation = {Verdict.FAIL: ">", Verdict.PASS: "<="}.get(metric.verdict or Verdict.INCONCLUSIVE, "undecided vs")
+    return f"{metric.label} {metric.format_overhead(metric.overhead)} {relation} budget {budget}"
+
+
+def headline(result: TestResult, verdict: Verdict) -> str:
+    """``CPU +39.2% > budget 5.0%``: the budgets with ``verdict`` and their figures, short, for ``-r``'s one line."""
+    parts = [_headline_part(m) for m in result.budgeted if m.verdict is verdict]
+    health = result.health
+    if verdict is Verdict.FAIL and health is not None and health.over_budget:
+        parts.append(f"{health.dropped} spans dropped > max_dropped {health.max_dropped}")
+    return ", ".join(parts)
+
+
 def result_message(result: TestResult, verdict: Verdict) -> str:
-    """The budgets with ``verdict``, one sentence each, then the settings and figures behind them."""
+    """The headline on the first line (what ``-r`` shows), then each budget with ``verdict`` in a sentence,
+    and the settings and figures behind them."""
     sentences = [metric_sentence(m) for m in result.budgeted if m.verdict is verdict]
     if verdict is Verdict.FAIL and result.health is not None and result.health.over_budget:
         sentences.append(result.health.budget_sentence())
-    return "; ".join(sentences) + " — " + _context(result)
+    return headline(result, verdict) + "\n" + "; ".join(sentences) + " — " + _context(result)
 
 
 def health_line(result: TestResult) -> str | None:
@@ -182,54 +218,106 @@ def overhead_heading(kind: str) -> str:
     return "overhead %" if kind == "relative" else "overhead/call"
 
 
-def _row(metric: MetricResult) -> list[str]:
+def adds_up(metric: MetricResult) -> bool:
+    """Whether the overhead shown is near what the two arms' figures beside it give: within a quarter of
+    it, or within 2% of the baseline.
+
+    The estimate is the median over pairs of blocks (of differences, or of ratios); the arms' figures
+    are each arm's own median or percentile. Where calls vary much the two part, and the table says so.
+    """
+    base, instrumented, estimate = metric.baseline, metric.instrumented, metric.overhead
+    if not (math.isfinite(base) and math.isfinite(instrumented) and math.isfinite(estimate)) or metric.against_arms:
+        return True
+    if metric.kind == "relative":
+        if base <= 0:
+            return True
+        arms, scale = instrumented / base - 1, 1.0
+    else:
+        arms, scale = instrumented - base, abs(base)
+    apart = abs(estimate - arms)
+    return apart <= 0.25 * max(abs(estimate), abs(arms)) or apart <= 0.02 * scale
+
+
+def _row(metric: MetricResult, outcome: str | None = None) -> list[str]:
     return [
         metric.label,
         metric.format_value(metric.baseline) if math.isfinite(metric.baseline) else NO_FIGURE,
         metric.format_value(metric.instrumented) if math.isfinite(metric.instrumented) else NO_FIGURE,
-        metric.format_estimate(),
+        metric.format_estimate() + ("" if adds_up(metric) else PAIRED_MARK),
         metric.format_interval(),
         metric.budget.describe(metric.metric) if metric.budget else NO_FIGURE,
-        metric.verdict.value if metric.verdict else NO_FIGURE,
+        NO_FIGURE if metric.verdict is None else outcome or metric.verdict.value,
     ]
 
 
-def _table(metrics: Sequence[MetricResult]) -> list[str]:
-    """The metrics' rows, one block per kind of overhead (relative, absolute), each with its header."""
+def _table(metrics: Sequence[MetricResult], width: int = DEFAULT_WIDTH, outcome: str | None = None) -> list[str]:
+    """The metrics' rows, one block per kind of overhead (relative, absolute), each with its header.
+
+    ``outcome`` stands in the verdict column of every budget instead of its verdict (``NO TELEMETRY``).
+    Wider than ``width``, the table drops the arms' figures, then the interval, and says which.
+    """
     kinds = list(dict.fromkeys(m.kind for m in metrics))
     blocks = [
         [["metric", "baseline/call", "instrumented/call", overhead_heading(kind), "95% CI", "budget", "verdict"]]
-        + [_row(m) for m in metrics if m.kind == kind]
+        + [_row(m, outcome) for m in metrics if m.kind == kind]
         for kind in kinds
     ]
     rows = [row for block in blocks for row in block]
-    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
-    return ["    " + "  ".join(cell.ljust(widths[c]) for c, cell in enumerate(row)).rstrip() for row in rows]
+    kept = list(range(len(rows[0])))
+    dropped: list[str] = []
+    lines = _aligned(rows, kept)
+    for heading in _DROPPED_FIRST:
+        if max(len(line) for line in lines) <= width:
+            break
+        kept.remove(rows[0].index(heading))
+        dropped.append(heading)
+        lines = _aligned(rows, kept)
+    if dropped:
+        lines.append(f"    ({', '.join(dropped)} left out to fit {width} columns; the JSON report has them)")
+    return lines
 
 
-def summary_lines(results: Sequence[TestResult], verbose: bool = False) -> list[str]:
-    """The summary: per test its verdict and budgets, the setup, then a row per budgeted metric (every one in -v)."""
+def _aligned(rows: Sequence[Sequence[str]], columns: Sequence[int]) -> list[str]:
+    widths = {c: max(len(row[c]) for row in rows) for c in columns}
+    return ["    " + "  ".join(row[c].ljust(widths[c]) for c in columns).rstrip() for row in rows]
+
+
+def wrap(line: str, width: int, indent: str = "    ") -> list[str]:
+    """``line`` (indented by ``indent``) in lines of at most ``width``; continuations indented two more.
+
+    Words longer than the width (a test id) stay whole rather than break mid-word, and a figure
+    stays with its unit (``12.3 µs``).
+    """
+    kept = _FIGURE_AND_UNIT.sub("\u00a0", line)  # textwrap breaks at ASCII spaces only
+    lines = textwrap.wrap(
+        kept,
+        width=max(width, 40),
+        initial_indent=indent,
+        subsequent_indent=indent + "  ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return [wrapped.replace("\u00a0", " ") for wrapped in lines] or [indent.rstrip()]
+
+
+_FIGURE_AND_UNIT = re.compile(r"(?<=\d) (?=(?:ns|µs|ms|s|B|KiB|MiB|GiB|k|M|G|instructions)\b)")
+
+
+def summary_lines(results: Sequence[TestResult], verbose: bool = False, width: int = DEFAULT_WIDTH) -> list[str]:
+    """The summary: per test its verdict and budgets, the setup, then a row per budgeted metric (every one in -v).
+
+    Every line fits ``width`` columns, but a word (a test id) longer than that.
+    """
     lines: list[str] = []
     for result in results:
-        lines.append(f"{result.nodeid}  {verdict_label(result)}  {budgets_phrase(result)}")
-        lines.append(f"    {_context(result)}")
-        shown = (
-            result.metrics
-            if verbose
-            else tuple(m for m in result.metrics if m.verdict is not None or m.metric == "wall")
-        )
-        if shown:
-            displayed = [m.for_display() for m in shown]
-            lines += _table(displayed)
-            if any(m.against_arms for m in displayed):
-                lines.append(f"    {AGAINST_ARMS_NOTE}")
-        for m in result.metrics:
-            if m.note and (m.verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE) or (verbose and m.verdict is None)):
-                lines.append(f"    {m.label}: {m.note}")
+        lines += wrap(f"{result.nodeid}  {verdict_label(result)}  {budgets_phrase(result)}", width, indent="")
+        lines += wrap(_context(result), width)
+        lines += _metric_lines(result, verbose, width)
         health = health_line(result)
         if health is not None:
-            lines.append("    " + health)
-        lines += ["    " + line for line in outcome_lines(result)]
+            lines += wrap(health, width)
+        for line in outcome_lines(result):
+            lines += wrap(line, width)
     counts = {v: sum(1 for r in results if r.outcome == v.value) for v in Verdict}
     nothing = sum(1 for r in results if r.outcome == NO_TELEMETRY)
     failed = sum(1 for r in results if r.outcome == FAILED_EXPORTS)
@@ -239,4 +327,24 @@ def summary_lines(results: Sequence[TestResult], verbose: bool = False) -> list[
         + (f", {nothing} NO TELEMETRY" if nothing else "")
         + (f", {failed} FAILED EXPORTS" if failed else "")
     )
+    return lines
+
+
+def _metric_lines(result: TestResult, verbose: bool, width: int) -> list[str]:
+    """The table of metrics, its footnotes, then the notes on undecided or failed budgets."""
+    lines: list[str] = []
+    shown = (
+        result.metrics if verbose else tuple(m for m in result.metrics if m.verdict is not None or m.metric == "wall")
+    )
+    if shown:
+        displayed = [m.for_display() for m in shown]
+        # The arms ran the same code: a budget that measured nothing shows no PASS (the JSON keeps the verdict).
+        lines += _table(displayed, width, outcome_label(result) if result.no_telemetry is not None else None)
+        if any(m.against_arms for m in displayed):
+            lines += wrap(AGAINST_ARMS_NOTE, width)
+        if not all(adds_up(m) for m in displayed):
+            lines += wrap(PAIRED_NOTE, width)
+    for m in result.metrics:
+        if m.note and (m.verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE) or (verbose and m.verdict is None)):
+            lines += wrap(f"{m.label}: {m.note}", width)
     return lines

@@ -22,8 +22,7 @@ from pytest_otel_overhead.results.display import (
     format_value,
     metric_label,
 )
-from pytest_otel_overhead.results.settings_form import read_budget, read_settings
-from pytest_otel_overhead.settings.layers import MeasureSettings
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.verdict import Verdict, combine
 from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.wire.checks import (
@@ -31,13 +30,13 @@ from pytest_otel_overhead.wire.checks import (
     describe,
     read_entries,
     read_field,
-    read_items,
     read_list,
     read_number,
     read_object,
-    read_row,
+    read_rows,
 )
-from pytest_otel_overhead.wire.document import Derived, form, to_document
+from pytest_otel_overhead.wire.document import Derived, to_document
+from pytest_otel_overhead.wire.form import form
 
 __all__ = [
     "FAILED_EXPORTS",
@@ -99,7 +98,7 @@ class MetricResult:
     """Pair-to-pair spread (scaled MAD) on the overhead's scale."""
     confidence: float = field(metadata=form(read=read_confidence))
     """Confidence of the interval over all looks, e.g. ``0.95``."""
-    budget: Budget | None = field(default=None, metadata=form(read=read_budget))
+    budget: Budget | None = None
     """``{"kind", "value"}`` as in ``settings.budgets``; null when the metric has none."""
     verdict: Verdict | None = None
     """``"PASS"``, ``"FAIL"``, ``"INCONCLUSIVE"``; null when the metric has no budget."""
@@ -266,7 +265,7 @@ def _read_samples(value: object) -> tuple[tuple[float, ...], ...]:
     columns = read_field(data, "columns", read_list)
     if columns != list(SAMPLE_COLUMNS):
         raise Malformed(f"columns are not {', '.join(SAMPLE_COLUMNS)}", ("columns",))
-    return tuple(read_field(data, "per_call_seconds", lambda v: read_items(v, read_row(4))))
+    return tuple(read_field(data, "per_call_seconds", read_rows(4)))
 
 
 def _write_instruction_samples(samples: tuple[tuple[float, ...], ...]) -> dict[str, object]:
@@ -278,7 +277,7 @@ def _read_instruction_samples(value: object) -> tuple[tuple[float, ...], ...]:
     data = read_object(value) if value is not None else {}
     if not data:
         return ()
-    return tuple(read_field(data, "per_process_per_call", lambda v: read_items(v, read_row(2))))
+    return tuple(read_field(data, "per_process_per_call", read_rows(2)))
 
 
 class StopReason(str, enum.Enum):
@@ -298,6 +297,8 @@ class StopReason(str, enum.Enum):
     """A process started for one share of a measurement, handed a call it does not measure."""
     COUNTED_IN_CHILD = "counted in child"
     """A process counting under valgrind, handed a call it does not count."""
+    COMBINED_OVER_SHARDS = "combined over shards"
+    """Measured in several shards of a suite (CI jobs), combined across them by ``merge``."""
 
     def __str__(self) -> str:
         return self.value
@@ -311,7 +312,7 @@ class TestResult:
 
     nodeid: str
     """Pytest node id, as above."""
-    settings: MeasureSettings = field(metadata=form(write=MeasureSettings.as_dict, read=read_settings))
+    settings: MeasureSettings
     """What was measured and how, [below](#testssettings)."""
     metrics: tuple[MetricResult, ...] = field(metadata=form(keyed_by="metric"))
     """One [metric](#testsmetrics) object per metric, keyed by its name."""

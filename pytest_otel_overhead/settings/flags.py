@@ -15,9 +15,22 @@ import pytest
 from pytest_otel_overhead.settings.keys import KEYS
 from pytest_otel_overhead.settings.sources import option_name
 
-__all__ = ["DEFAULT_STORAGE", "DEFAULT_TUNE_TIME_S", "GROUP", "add_options", "given_flags"]
+__all__ = [
+    "ADVICE_GROUP",
+    "DEFAULT_STORAGE",
+    "DEFAULT_TUNE_TIME_S",
+    "GROUP",
+    "GROUPS",
+    "SETTINGS_GROUP",
+    "add_options",
+    "given_flags",
+]
 
 GROUP = "otel-overhead"
+SETTINGS_GROUP = "otel-overhead-settings"
+ADVICE_GROUP = "otel-overhead-advice"
+GROUPS = (GROUP, SETTINGS_GROUP, ADVICE_GROUP)
+"""The ``--help`` groups, in the order they show."""
 DEFAULT_STORAGE = ".otel-overhead"
 """Directory of saved runs, in the root directory unless ``--otel-overhead-storage`` says otherwise."""
 DEFAULT_TUNE_TIME_S = 120.0
@@ -27,7 +40,11 @@ _INTERNAL = ("otel_overhead_child",)
 
 
 def add_options(parser: pytest.Parser) -> None:
-    """Declare every option and ini key, in the order ``--help`` shows them."""
+    """Declare every option and ini key, in the order ``--help`` shows them.
+
+    First what a user needs first (enable, budget, save and compare, reports), then the measuring
+    settings, then the advice modes (sweep, tune, explain), each group under its own heading.
+    """
     group = parser.getgroup(GROUP, "OpenTelemetry overhead (pytest-otel-overhead)")
     group.addoption(
         "--otel-overhead",
@@ -37,21 +54,27 @@ def add_options(parser: pytest.Parser) -> None:
         "uninstrumented baseline and fail those over budget",
     )
     parser.addini("otel_overhead", "enable measuring, as --otel-overhead does", type="bool", default=False)
-    group.addoption("--otel-overhead-json", metavar="PATH", default=None, help="write results as JSON to PATH")
-    parser.addini("otel_overhead_json", "write results as JSON to this path, as --otel-overhead-json does")
-    _add_advice_options(parser, group)
+    _add_key(parser, group, "budget")
     _add_tracking_options(parser, group)
     # Internal: set on the pytest processes that instructions mode starts under valgrind.
     group.addoption("--otel-overhead-child", default=None, help=argparse.SUPPRESS)
-    for key in KEYS.values():
-        group.addoption(
-            option_name(key.name),
-            dest="otel_overhead_" + key.name,
-            default=None,
-            metavar="VALUE",
-            help=key.help.replace("%", "%%"),  # argparse %-formats help text: "5%" would break --help
-        )
-        parser.addini("otel_overhead_" + key.name, key.help + f"; as {option_name(key.name)}")
+    settings = parser.getgroup(SETTINGS_GROUP, "OpenTelemetry overhead: measuring settings (also marker arguments)")
+    for name in KEYS:
+        if name != "budget":
+            _add_key(parser, settings, name)
+    _add_advice_options(parser, parser.getgroup(ADVICE_GROUP, "OpenTelemetry overhead: advice (sweep, tune, explain)"))
+
+
+def _add_key(parser: pytest.Parser, group: pytest.OptionGroup, name: str) -> None:
+    key = KEYS[name]
+    group.addoption(
+        option_name(key.name),
+        dest="otel_overhead_" + key.name,
+        default=None,
+        metavar="VALUE",
+        help=key.help.replace("%", "%%"),  # argparse %-formats help text: "5%" would break --help
+    )
+    parser.addini("otel_overhead_" + key.name, key.help + f"; as {option_name(key.name)}")
 
 
 def given_flags(config: pytest.Config) -> list[str]:
@@ -116,24 +139,6 @@ def _add_tracking_options(parser: pytest.Parser, group: pytest.OptionGroup) -> N
         help="save this run (with raw samples) to the run store, named NAME (default: the git commit)",
     )
     group.addoption(
-        "--otel-overhead-autosave",
-        action="store_true",
-        default=None,
-        help="save every run to the run store, named after the git commit",
-    )
-    parser.addini(
-        "otel_overhead_autosave", "save every run, as --otel-overhead-autosave does", type="bool", default=False
-    )
-    group.addoption(
-        "--otel-overhead-storage",
-        metavar="PATH",
-        default=None,
-        help=f"directory of saved runs (default: {DEFAULT_STORAGE} in the root directory)",
-    )
-    parser.addini(
-        "otel_overhead_storage", f"directory of saved runs (default {DEFAULT_STORAGE}), relative to the ini file"
-    )
-    group.addoption(
         "--otel-overhead-compare",
         nargs="?",
         const="latest",
@@ -152,6 +157,8 @@ def _add_tracking_options(parser: pytest.Parser, group: pytest.OptionGroup) -> N
         "compares with the latest saved run unless --otel-overhead-compare names another",
     )
     parser.addini("otel_overhead_compare_fail", "regression criteria, as --otel-overhead-compare-fail takes them")
+    group.addoption("--otel-overhead-json", metavar="PATH", default=None, help="write results as JSON to PATH")
+    parser.addini("otel_overhead_json", "write results as JSON to this path, as --otel-overhead-json does")
     group.addoption("--otel-overhead-markdown", metavar="PATH", default=None, help="write a Markdown summary to PATH")
     parser.addini("otel_overhead_markdown", "write a Markdown summary to this path, as --otel-overhead-markdown does")
     group.addoption(
@@ -161,3 +168,21 @@ def _add_tracking_options(parser: pytest.Parser, group: pytest.OptionGroup) -> N
         help="write a self-contained HTML report to PATH (charts with pytest-otel-overhead[html])",
     )
     parser.addini("otel_overhead_html", "write an HTML report to this path, as --otel-overhead-html does")
+    group.addoption(
+        "--otel-overhead-storage",
+        metavar="PATH",
+        default=None,
+        help=f"directory of saved runs (default: {DEFAULT_STORAGE} in the root directory)",
+    )
+    parser.addini(
+        "otel_overhead_storage", f"directory of saved runs (default {DEFAULT_STORAGE}), relative to the ini file"
+    )
+    group.addoption(
+        "--otel-overhead-autosave",
+        action="store_true",
+        default=None,
+        help="save every run to the run store, named after the git commit",
+    )
+    parser.addini(
+        "otel_overhead_autosave", "save every run, as --otel-overhead-autosave does", type="bool", default=False
+    )

@@ -5,65 +5,27 @@ profile), every value parsed where it is read and paired with its
 :class:`~pytest_otel_overhead.settings.origin.Source`, so every error (and the JSON report) can say
 where a value came from. Merging layers is :mod:`~pytest_otel_overhead.settings.merge`'s job; the
 keys are :mod:`~pytest_otel_overhead.settings.keys`', the records
-:mod:`~pytest_otel_overhead.settings.records`'.
+:mod:`~pytest_otel_overhead.settings.records`'. Import each name from the module that defines it.
 
 pytest imports this module in every run, measuring or not, so it loads neither the records nor
-the merge rules: the names of those that modules import from here are looked up on first use.
+the merge rules.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
-from pytest_otel_overhead.settings.keys import KEYS, RATIO_SAMPLERS, SAMPLER_ARG_KEYS, Key, check_keys
+from pytest_otel_overhead.settings.keys import KEYS, SAMPLER_ARG_KEYS
 from pytest_otel_overhead.settings.origin import Source, SourceKind, as_source
 from pytest_otel_overhead.units import SettingsError
 
-if TYPE_CHECKING:
-    from pytest_otel_overhead.settings.merge import resolve, with_overrides
-    from pytest_otel_overhead.settings.records import BUDGET_METRICS, MeasureSettings, PipelineSettings
-
-__all__ = [
-    "BUDGET_METRICS",
-    "KEYS",
-    "RATIO_SAMPLERS",
-    "SAMPLER_ARG_KEYS",
-    "SAMPLER_ARG_SOURCE",
-    "Key",
-    "Layer",
-    "MeasureSettings",
-    "PipelineSettings",
-    "SettingsError",
-    "check_keys",
-    "env_layer",
-    "profile_layer",
-    "resolve",
-    "with_overrides",
-]
-
-# Names other modules import from here, living where their job is; loaded when first asked for.
-_ELSEWHERE = {
-    "BUDGET_METRICS": "pytest_otel_overhead.settings.records",
-    "MeasureSettings": "pytest_otel_overhead.settings.records",
-    "PipelineSettings": "pytest_otel_overhead.settings.records",
-    "resolve": "pytest_otel_overhead.settings.merge",
-    "with_overrides": "pytest_otel_overhead.settings.merge",
-}
+__all__ = ["SAMPLER_ARG_SOURCE", "Layer", "env_layer", "profile_layer"]
 
 SAMPLER_ARG_SOURCE = Source("$OTEL_TRACES_SAMPLER_ARG", SourceKind.ENVIRONMENT)
 """The variable that parameterises the sampler ``$OTEL_TRACES_SAMPLER`` names."""
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _ELSEWHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_ELSEWHERE[name]), name)
-    globals()[name] = value  # later lookups find it without coming here
-    return value
 
 
 class Layer(NamedTuple):

@@ -1,7 +1,10 @@
 """The settings records: the pipeline of the instrumented arm and everything one measurement needs.
 
 Their field defaults are the settings' defaults: the key registry's help text and the merge rules
-read them from here, so a default is written once.
+read them from here, so a default is written once. They write and read their document form (a
+test's ``settings`` in the JSON) through ``wire.document``, driven by their fields as the result
+records are: a field's metadata (``form(...)``) says where that form differs, its docstring what it
+means (docs/json-schema.md is written from both).
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ import enum
 from dataclasses import dataclass, field
 
 from pytest_otel_overhead.settings.origin import DEFAULT_SOURCE, Source, as_source
-from pytest_otel_overhead.settings.sampling import LoadThresholds, Strategies
+from pytest_otel_overhead.settings.sampling import LoadThresholds, Strategies, parse_load_thresholds
 from pytest_otel_overhead.units import Budget
+from pytest_otel_overhead.wire.form import form
 
 __all__ = [
     "BUDGET_METRICS",
@@ -33,8 +37,8 @@ DEFAULT_BUDGET = Budget("relative", 0.05)
 class Choice(str, enum.Enum):
     """A setting's value out of a fixed set: it prints, compares, hashes and serialises as its text.
 
-    Its repr is its text's too, so a record reads the same whether it holds the member or, read back
-    from JSON, the text.
+    Its repr is its text's too, so a record reads the same whether it holds the member or the text a
+    program gave it.
     """
 
     def __repr__(self) -> str:
@@ -80,29 +84,66 @@ class FailedExportsPolicy(Choice):
     IGNORE = "ignore"
 
 
+def _load_thresholds_text(thresholds: LoadThresholds | None) -> str | None:
+    return None if thresholds is None else thresholds.as_text()
+
+
+def _read_load_thresholds(text: object) -> LoadThresholds | None:
+    return None if text is None else parse_load_thresholds(text, "as written")
+
+
+def _as_dict(record: object) -> dict[str, object]:
+    # Writing is for measuring sessions; every pytest run loads the records, so not their writer.
+    from pytest_otel_overhead.wire.document import to_document
+
+    return to_document(record)
+
+
 @dataclass(frozen=True)
 class PipelineSettings:
     """The OpenTelemetry SDK pipeline of the instrumented arm."""
 
     sampler: str = "parentbased_always_on"
+    """Sampler of the instrumented arm, e.g. ``"parentbased_always_on"``, ``"parentbased_traceidratio"``."""
     sample_rate: float | None = None
+    """Sampling ratio of a ratio sampler."""
     processor: str = "batch"
+    """``"batch"``, ``"simple"`` (or ``"none"`` for an attribution layer)."""
     batch_size: int = 512
+    """Max export batch size of the BatchSpanProcessor."""
     schedule_delay_ms: float = 5000.0
+    """Schedule delay of the BatchSpanProcessor."""
     queue_size: int = 2048
+    """Max queue size of the BatchSpanProcessor."""
     export_timeout_ms: float = 30000.0
+    """Export timeout."""
     exporter: str = "none"
+    """Span exporter, e.g. ``"none"``, ``"memory"``, ``"otlp"``."""
     strategies: Strategies | None = None
+    """Per-operation sampling rules: ``default`` (probability), ``operations`` (probability per span name),
+    ``max_traces_per_second``, ``source`` (where the rules came from)."""
     max_traces_per_second: float | None = None
-    load_thresholds: LoadThresholds | None = None
+    """Rate limit of the rate-limiting sampler."""
+    load_thresholds: LoadThresholds | None = field(
+        default=None, metadata=form(write=_load_thresholds_text, read=_read_load_thresholds, shape="string or null")
+    )
+    """Load-adaptive sampler steps as written, e.g. ``"80%:0.05,60%:0.1,0.2"``."""
     load_refresh_ms: float = 1000.0
+    """How often the load-adaptive sampler reads the load."""
     endpoint: str | None = None
+    """OTLP endpoint; ``None`` uses the embedded receiver."""
     compression: str = "none"
+    """OTLP compression: ``"none"``, ``"gzip"``, ``"deflate"``."""
     backend_latency_ms: float = 0.0
+    """Latency the embedded receiver adds to each export."""
     backend_error_rate: float = 0.0
+    """Fraction of exports the embedded receiver rejects."""
     metric_interval_ms: float = 60000.0
+    """Metric export interval."""
     instrument: tuple[str, ...] = ()
+    """Instrumentations enabled in the instrumented arm."""
     max_dropped: int | None = None
+    """Allowed dropped spans."""
 
     def _describe_exporter(self) -> str:
         text = f"exporter {self.exporter}"
@@ -141,50 +182,39 @@ class PipelineSettings:
         return f"sampler {sampler}, {processor}, {self._describe_exporter()}"
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "sampler": self.sampler,
-            "sample_rate": self.sample_rate,
-            "processor": self.processor,
-            "batch_size": self.batch_size,
-            "schedule_delay_ms": self.schedule_delay_ms,
-            "queue_size": self.queue_size,
-            "export_timeout_ms": self.export_timeout_ms,
-            "exporter": self.exporter,
-            "strategies": None if self.strategies is None else self.strategies.as_dict(),
-            "max_traces_per_second": self.max_traces_per_second,
-            "load_thresholds": None if self.load_thresholds is None else self.load_thresholds.as_text(),
-            "load_refresh_ms": self.load_refresh_ms,
-            "endpoint": self.endpoint,
-            "compression": self.compression,
-            "backend_latency_ms": self.backend_latency_ms,
-            "backend_error_rate": self.backend_error_rate,
-            "metric_interval_ms": self.metric_interval_ms,
-            "instrument": list(self.instrument),
-            "max_dropped": self.max_dropped,
-        }
+        return _as_dict(self)
 
 
 @dataclass(frozen=True)
 class MeasureSettings:
     """Everything one measurement needs: the pipeline, the budgets and the limits."""
 
-    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
-    budgets: tuple[tuple[str, Budget], ...] = (("cpu", DEFAULT_BUDGET),)
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings, metadata=form(inline=True))
+    """The pipeline's fields, above, stand among these."""
     metric: str = "cpu"
-    max_time: float = 30.0
+    """The gate metric that ``budget`` applies to: ``"cpu"`` or ``"wall"``."""
+    max_time: float = field(default=30.0, metadata=form(key="max_time_s"))
+    """Cap on measuring time for this test."""
     inconclusive: InconclusivePolicy = InconclusivePolicy.WARN
-    sources: tuple[tuple[str, str], ...] = ()
-    """Where each setting given came from; plain text in records read back from a saved run."""
+    """What an undecided budget does: ``"fail"``, ``"warn"``, ``"pass"``."""
     profile: str | None = None
-    # Annotated as text, which they are: the reader of saved runs carries fields of simple types over.
-    mode: str = Mode.TIME
-    """A :class:`Mode` value."""
+    """Performance profile applied (``"high"``, ``"medium"``, ``"low"``)."""
+    mode: Mode = Mode.TIME
+    """As ``tests[].mode``."""
     processes: int = 1
-    """Fresh processes a time-mode measurement is spread over (``engine.replicas``); 1 measures here."""
-    no_telemetry: str = NoTelemetryPolicy.WARN
-    """What a measurement that saw no telemetry in its instrumented arm does: a :class:`NoTelemetryPolicy` value."""
-    failed_exports: str = FailedExportsPolicy.FAIL
-    """What a measurement in which every export failed does: a :class:`FailedExportsPolicy` value."""
+    """Fresh processes a time-mode measurement is spread over (the ``processes`` setting; 1 measures in the test's
+    process)."""
+    no_telemetry: NoTelemetryPolicy = NoTelemetryPolicy.FAIL
+    """What a measurement without telemetry does: ``"warn"``, ``"fail"``, ``"ignore"``."""
+    failed_exports: FailedExportsPolicy = FailedExportsPolicy.FAIL
+    """What a measurement in which every export failed (nothing reached the backend) does: ``"fail"``, ``"warn"``,
+    ``"ignore"``."""
+    budgets: tuple[tuple[str, Budget], ...] = field(default=(("cpu", DEFAULT_BUDGET),), metadata=form(entries=True))
+    """Budget per metric name, an object with ``kind`` (``"relative"`` or ``"absolute"``) and ``value`` (a fraction,
+    or seconds / bytes / instructions per call)."""
+    sources: tuple[tuple[str, str], ...] = field(default=(), metadata=form(entries=True))
+    """For each setting that did not come from its default, where it came from, e.g. ``"marker on
+    tests/test_x.py::test_y"``, ``"--otel-overhead-budget"``, ``"$OTEL_BSP_MAX_QUEUE_SIZE"``."""
 
     def budget(self, metric: str) -> Budget | None:
         return dict(self.budgets).get(metric)
@@ -194,16 +224,4 @@ class MeasureSettings:
         return DEFAULT_SOURCE if given is None else as_source(given)
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            **self.pipeline.as_dict(),
-            "metric": self.metric,
-            "max_time_s": self.max_time,
-            "inconclusive": str(self.inconclusive),
-            "profile": self.profile,
-            "mode": str(self.mode),
-            "processes": self.processes,
-            "no_telemetry": str(self.no_telemetry),
-            "failed_exports": str(self.failed_exports),
-            "budgets": {name: {"kind": b.kind, "value": b.value} for name, b in self.budgets},
-            "sources": dict(self.sources),
-        }
+        return _as_dict(self)

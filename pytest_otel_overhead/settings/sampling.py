@@ -13,11 +13,12 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pytest_otel_overhead.units import SettingsError, parse_fraction
+from pytest_otel_overhead.wire.form import form
 
 __all__ = [
     "DEFAULT_LOAD_THRESHOLDS",
@@ -53,21 +54,14 @@ class Strategies:
     """Per-operation sampling rules: a probability per span name, a default, an optional rate cap."""
 
     default: float = 1.0
-    operations: tuple[tuple[str, float], ...] = ()
+    operations: tuple[tuple[str, float], ...] = field(default=(), metadata=form(entries=True))
+    """Probability per span name; written as an object."""
     max_traces_per_second: float | None = None
     source: str = ""
 
     def describe(self) -> str:
         cap = f", ≤{self.max_traces_per_second:g} traces/s" if self.max_traces_per_second is not None else ""
         return f"default {self.default:g}, {len(self.operations)} operation rule(s){cap}"
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "default": self.default,
-            "operations": dict(self.operations),
-            "max_traces_per_second": self.max_traces_per_second,
-            "source": self.source,
-        }
 
 
 _STRATEGY_KEYS = {"default_strategy", "per_operation_strategies", "max_traces_per_second", "service_strategies"}

@@ -14,6 +14,8 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pytest_otel_overhead.units import Budget, BudgetKind
+
 __all__ = [
     "LARGEST_COUNT",
     "Malformed",
@@ -21,6 +23,7 @@ __all__ = [
     "describe",
     "optional",
     "read_amount",
+    "read_budget",
     "read_count",
     "read_entries",
     "read_field",
@@ -30,7 +33,9 @@ __all__ = [
     "read_number",
     "read_object",
     "read_row",
+    "read_rows",
     "read_text",
+    "type_hints",
 ]
 
 LARGEST_COUNT = 2**53
@@ -180,6 +185,33 @@ def read_items(value: Any, read: Callable[[Any], T]) -> list[T]:
     return items
 
 
+def read_rows(width: int) -> Callable[[Any], list[tuple[float, ...]]]:
+    """``read_items`` of ``read_row(width)``, with rows of finite floats (nearly all) taken in one pass:
+    a saved run holds a row per pair, and reading them number by number took most of a large run's reading."""
+
+    def read(value: Any) -> list[tuple[float, ...]]:
+        rows = read_list(value)
+        if all(type(row) is list and len(row) == width for row in rows):
+            flat = [v for row in rows for v in row]
+            # A NaN or an infinity makes the sum not finite, and so does an overflow: those take the slow path.
+            if all(type(v) is float for v in flat) and math.isfinite(math.fsum(flat)):
+                return [tuple(row) for row in rows]
+        return read_items(rows, read_row(width))
+
+    return read
+
+
+_HINTS: dict[object, dict[str, Any]] = {}
+
+
+def type_hints(kind: object) -> dict[str, Any]:
+    """``typing.get_type_hints(kind)``, resolved once per record type (per test, it took seconds in a large run)."""
+    hints = _HINTS.get(kind)
+    if hints is None:
+        hints = _HINTS[kind] = typing.get_type_hints(kind)
+    return hints
+
+
 def read_row(width: int) -> Callable[[Any], tuple[float, ...]]:
     def read(value: Any) -> tuple[float, ...]:
         row = read_list(value)
@@ -188,3 +220,17 @@ def read_row(width: int) -> Callable[[Any], tuple[float, ...]]:
         return tuple(read_number(v) for v in row)
 
     return read
+
+
+def read_budget(value: Any) -> Budget:
+    """A budget as documents hold it, ``{"kind": "relative" or "absolute", "value": above 0}``."""
+    data = read_object(value)
+    text = read_field(data, "kind", read_text)
+    kinds: tuple[BudgetKind, ...] = ("relative", "absolute")
+    kind = next((kind for kind in kinds if kind == text), None)
+    if kind is None:
+        raise Malformed(f"{describe(text)} is not a budget kind (relative or absolute)", ("kind",))
+    amount = read_field(data, "value", read_number)
+    if not amount > 0:
+        raise Malformed(f"{describe(amount)} is not a budget (above 0)", ("value",))
+    return Budget(kind, amount)

@@ -3,7 +3,7 @@
 A field appears under its own name, its value by its type: numbers that JSON cannot hold (NaN, an
 unbounded end) as ``null``, enums as their value, tuples as lists, nested records as objects. Where
 the document form of a field differs (another key, a per-call figure, a table with its columns) the
-field says so once, in its metadata (``form(...)``); figures derived for readers of the document
+field says so once, in its metadata (``wire.form.form(...)``); figures derived for readers of the document
 are listed in the record's ``DERIVED`` and are not read back. Reading checks every value
 (``wire.checks``): a value that does not fit raises :class:`~pytest_otel_overhead.wire.checks.Malformed`
 naming the field.
@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, Union
 
 from pytest_otel_overhead.formatting import finite_or_none
+from pytest_otel_overhead.units import Budget, SettingsError
 from pytest_otel_overhead.wire.checks import (
     LARGEST_COUNT,
     Malformed,
     describe,
     read_amount,
+    read_budget,
     read_count,
     read_entries,
     read_flag,
@@ -33,18 +35,21 @@ from pytest_otel_overhead.wire.checks import (
     read_number,
     read_object,
     read_text,
+    type_hints,
 )
+from pytest_otel_overhead.wire.form import FORM
 
-__all__ = ["FORM", "Derived", "Form", "derived_of", "form", "form_of", "from_document", "to_document"]
+__all__ = ["Derived", "Form", "derived_of", "form_of", "from_document", "to_document"]
 
 T = TypeVar("T")
-FORM = "pytest_otel_overhead.document"
-"""The key of a field's :class:`Form` in its dataclass metadata."""
 
 
 @dataclass(frozen=True)
 class Form:
-    """How one field appears in documents, where that differs from its name and its type."""
+    """How one field appears in documents, where that differs from its name and its type.
+
+    A field declares it with :func:`~pytest_otel_overhead.wire.form.form`, naming these options.
+    """
 
     key: str | None = None
     """The document's key, when it is not the field's name."""
@@ -55,13 +60,18 @@ class Form:
     write: Callable[[Any], Any] | None = None
     """The document's value from the field's value."""
     read: Callable[[Any], Any] | None = None
-    """The field's value from the document's value (raises ``Malformed``)."""
+    """The field's value from the document's value (raises ``Malformed``; a ``SettingsError`` of a
+    settings parser is taken as one)."""
     written: Callable[[Any], bool] | None = None
     """Whether a record writes the field at all (given the record)."""
     per: str | None = None
     """The document holds the field divided by this count field of the record (``per="calls"``)."""
     keyed_by: str | None = None
     """A tuple of records written as an object keyed by this field of each."""
+    entries: bool = False
+    """A tuple of (name, value) pairs written as an object: each name a key, each value by its type."""
+    inline: bool = False
+    """A nested record whose fields the document holds beside the record's own, not as an object."""
     null: float = math.nan
     """What a number field reads ``null`` as (NaN, or an unbounded end of an interval)."""
     amount: bool = False
@@ -89,15 +99,9 @@ class Derived:
     compute: Callable[[Any], Any]
 
 
-def form(**how: Any) -> dict[str, Form]:
-    """Dataclass field metadata: ``field(default=..., metadata=form(key="overhead_kind"))``."""
-    return {FORM: Form(**how)}
-
-
 def form_of(field: dataclasses.Field[Any]) -> Form:
-    spec = field.metadata.get(FORM, PLAIN)
-    assert isinstance(spec, Form)
-    return spec
+    how = field.metadata.get(FORM)
+    return PLAIN if how is None else Form(**how)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,6 +138,8 @@ def _written(record: Any, field: dataclasses.Field[Any], spec: Form) -> Any:
         return None if value is None else per_call(value)
     if spec.keyed_by is not None:
         return {getattr(item, spec.keyed_by): plain(item) for item in value}
+    if spec.entries:
+        return {str(name): plain(item) for name, item in value}
     return plain(value)
 
 
@@ -142,7 +148,9 @@ def to_document(record: Any) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for field in dataclasses.fields(record):
         spec = form_of(field)
-        if spec.written is None or spec.written(record):
+        if spec.inline:
+            data.update(to_document(getattr(record, field.name)))
+        elif spec.written is None or spec.written(record):
             data[spec.key_of(field.name)] = _written(record, field, spec)
     for derived in derived_of(type(record)):
         data[derived.key] = derived.compute(record)
@@ -193,7 +201,13 @@ def read_typed(hint: Any, value: Any) -> Any:
         if text not in typing.get_args(hint):
             raise Malformed(f"{describe(text)} is not one of {', '.join(map(str, typing.get_args(hint)))}")
         return text
-    readers: dict[Any, Callable[[Any], Any]] = {float: read_number, int: read_count, str: read_text, bool: read_flag}
+    readers: dict[Any, Callable[[Any], Any]] = {
+        float: read_number,
+        int: read_count,
+        str: read_text,
+        bool: read_flag,
+        Budget: read_budget,
+    }
     if hint in readers:
         return readers[hint](value)
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
@@ -224,7 +238,10 @@ def _without_none(hint: Any) -> Any:
 
 def _read_value(hint: Any, spec: Form, value: Any, read_so_far: Mapping[str, Any]) -> Any:
     if spec.read is not None:
-        return spec.read(value)
+        try:
+            return spec.read(value)
+        except SettingsError as error:
+            raise Malformed(str(error)) from None
     if spec.per is not None:
         return _read_per(hint, value, read_so_far[spec.per])
     if value is None and _accepts_none(hint):
@@ -233,6 +250,10 @@ def _read_value(hint: Any, spec: Form, value: Any, read_so_far: Mapping[str, Any
     if spec.keyed_by is not None:
         (item,) = [arg for arg in typing.get_args(hint) if arg is not Ellipsis]
         return tuple(entry for _, entry in read_entries(value, lambda v: read_typed(item, v)))
+    if spec.entries:
+        (pair, _) = typing.get_args(hint)
+        _, kind = typing.get_args(pair)
+        return tuple(read_entries(value, lambda v: read_typed(kind, v)))
     if hint is float:
         number = read_number(value, spec.null)
         if spec.amount and number < 0:
@@ -252,10 +273,13 @@ def from_document(kind: type[T], value: Any) -> T:
     ``null`` where the field's type has no ``None`` (and no number, which reads it as NaN).
     """
     data = read_object(value)
-    hints = typing.get_type_hints(kind)
+    hints = type_hints(kind)
     values: dict[str, Any] = {}
     for field in dataclasses.fields(kind):  # type: ignore[arg-type]
         spec = form_of(field)
+        if spec.inline:  # its fields stand among the record's own
+            values[field.name] = from_document(_without_none(hints[field.name]), data)
+            continue
         key = spec.key_of(field.name)
         if not field.init or (key not in data and _has_default(field)):
             continue

@@ -1,0 +1,105 @@
+"""What merging shards costs: ``python -m benchmarks.merge_scale`` (50 shards of 100 tests by default).
+
+Writes generated shard runs (each test with 200 pairs of raw samples by default, pipeline health and a
+budgeted CPU metric, as a session writes them), then runs ``python -m pytest_otel_overhead merge``
+on them in a fresh process, writing the merged JSON and Markdown reports (``--html`` adds the
+HTML report, whose charts take most of the time), and reports its wall
+time and peak resident memory (the child's ``ru_maxrss``). A few tests are measured in two shards,
+so the combination across shards is part of the cost. This is a benchmark, not part of the test
+suite; the figure means most on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pytest_otel_overhead.history.store import RunRecord
+from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
+from pytest_otel_overhead.settings.records import MeasureSettings
+from pytest_otel_overhead.stats.verdict import Verdict
+from pytest_otel_overhead.units import Budget
+
+PAIRS = 200
+ENVIRONMENT = {"python": "3.11", "packages": {"pytest-otel-overhead": "bench"}}
+
+
+def _result(nodeid: str, rng: random.Random, pairs: int) -> TestResult:
+    overhead = rng.uniform(0.0, 0.08)
+    low, high = overhead - 0.006, overhead + 0.006
+    verdict = Verdict.FAIL if low > 0.05 else Verdict.PASS if high < 0.05 else Verdict.INCONCLUSIVE
+    cpu = MetricResult(
+        metric="cpu", baseline=1e-3, instrumented=1e-3 * (1 + overhead), overhead=overhead, ci_low=low, ci_high=high,
+        kind="relative", n=pairs, spread=0.01, confidence=0.95, budget=Budget("relative", 0.05), verdict=verdict,
+    )  # fmt: skip
+    samples = []
+    for _ in range(pairs):
+        base = 1e-3 * math.exp(rng.gauss(0, 0.1))
+        samples.append((base, base * (1 + overhead), base * 1.1, base * 1.1 * (1 + overhead)))
+    return TestResult(
+        nodeid=nodeid, settings=MeasureSettings(), metrics=(cpu,),
+        health=PipelineHealth(calls=1000, started=3000, sampled=3000, exported=3000, export_calls=6),
+        process=None, pairs=pairs, calls_per_block=10, looks=3, duration_s=2.0, stop_reason="decided",
+        throughput_baseline=1000.0, throughput_instrumented=950.0, samples=tuple(samples),
+    )  # fmt: skip
+
+
+def write_shards(folder: Path, shards: int, tests: int, pairs: int = PAIRS, seed: int = 0) -> list[Path]:
+    """``shards`` run files of ``tests`` tests each; the first test of each shard is also in the next one."""
+    rng = random.Random(seed)
+    paths = []
+    for shard in range(shards):
+        ids = [f"tests/test_{shard}.py::test_{k}" for k in range(tests - 1)]
+        ids.append(f"tests/test_{(shard + 1) % shards}.py::test_0")  # measured on two machines
+        run = RunRecord(
+            tuple(_result(nodeid, rng, pairs) for nodeid in ids),
+            ENVIRONMENT,
+            "2026-12-05T00:00:00+00:00",
+            machine={"cpu_model": f"CPU {shard % 3}"},
+        )
+        path = folder / f"shard-{shard:03d}.json"
+        path.write_text(json.dumps(run.to_document(), allow_nan=False), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shards", type=int, default=50)
+    parser.add_argument("--tests", type=int, default=100)
+    parser.add_argument("--pairs", type=int, default=PAIRS, help="raw pairs kept per test")
+    parser.add_argument("--html", action="store_true", help="also write the HTML report (charts per test: slow)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="otel-overhead-merge-") as tmp:
+        folder = Path(tmp)
+        paths = write_shards(folder, args.shards, args.tests, args.pairs)
+        size = sum(p.stat().st_size for p in paths)
+        command = [sys.executable, "-m", "pytest_otel_overhead", "merge", *map(str, paths), "--expect", str(len(paths))]
+        outputs = ["--json", str(folder / "merged.json"), "--markdown", str(folder / "merged.md")]
+        if args.html:
+            outputs += ["--html", str(folder / "merged.html")]
+        began = time.perf_counter()
+        done = subprocess.run([*command, *outputs], capture_output=True, text=True, check=False)
+        elapsed = time.perf_counter() - began
+        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        if done.returncode not in (0, 1):
+            print(done.stderr, file=sys.stderr)
+            return 2
+        shape = f"{args.shards} shards x {args.tests} tests x {args.pairs} pairs ({size / 2**20:.1f} MiB of runs)"
+        print(f"{shape}: merged in {elapsed:.2f} s")
+        print(f"peak resident memory {peak_mib:.0f} MiB; {done.stdout.splitlines()[-4]}")
+        if args.html:
+            print(f"HTML report {(folder / 'merged.html').stat().st_size / 2**20:.1f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

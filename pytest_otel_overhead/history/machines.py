@@ -1,0 +1,75 @@
+"""Whether two runs were measured on machines alike, and how much a time comparison widens when they were not.
+
+A time overhead depends on the machine as well as the code: spans touch memory, so a busy or
+different CPU moves the ratio of the arms (docs/sharding.md, *Comparisons across machines*). Two
+runs differ in their machine when their CPU models differ (for a merged run, the set of its
+shards' models), when their Python builds differ (version, implementation, platform), or when one
+was measured under a load the other was not. Instruction counts are the same on any machine and
+compare as equals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_otel_overhead.history.store import RunRecord
+
+__all__ = ["BUSY_DIFFERENCE", "MACHINE_SPREAD", "UNKNOWN_CPU", "cpu_models", "machine_differences", "machine_term"]
+
+MACHINE_SPREAD = 0.015
+"""Standard deviation of the shift of ``ln(instrumented / baseline)`` between two machines, assumed.
+
+Source: the largest shift a machine's state was measured to cause on one workload here, a Flask
+endpoint at +1.0…+1.6% quiet against +2.3…+2.5% beside two busy processes (design notes, 2026-11-30):
+up to 1.5 points, 0.015 in log ratio, taken as one standard deviation. No second CPU model was at
+hand to measure; different CPU models are assumed to move a figure no more than load does."""
+BUSY_DIFFERENCE = 0.5
+"""Runs whose 1-minute load averages per CPU differ by this much were measured under different loads."""
+UNKNOWN_CPU = "unknown CPU"
+_BUILD = (("python", "Python"), ("implementation", "Python implementation"), ("platform", "platform"))
+
+
+def cpu_models(run: RunRecord) -> tuple[str, ...]:
+    """The CPU models a run was measured on: one, or those of a merged run's shards."""
+    models = run.machine.get("cpu_models")
+    if isinstance(models, list) and models and all(isinstance(m, str) for m in models):
+        return tuple(models)
+    model = run.machine.get("cpu_model")
+    return (model if isinstance(model, str) and model else UNKNOWN_CPU,)
+
+
+def _load_per_cpu(environment: Mapping[str, Any]) -> float | None:
+    load, cpus = environment.get("load_average"), environment.get("cpu_count")
+    if not (isinstance(load, list) and load and isinstance(load[0], (int, float))):
+        return None
+    if not (isinstance(cpus, int) and cpus > 0):
+        return None
+    return float(load[0]) / cpus
+
+
+def _describe(models: Sequence[str]) -> str:
+    return " + ".join(models)
+
+
+def machine_differences(before: RunRecord, after: RunRecord) -> tuple[str, ...]:
+    """What sets the machines of two runs apart for a time figure; empty when nothing known does."""
+    out = []
+    b_cpus, a_cpus = cpu_models(before), cpu_models(after)
+    if UNKNOWN_CPU not in b_cpus + a_cpus and (set(b_cpus) != set(a_cpus) or len(a_cpus) > 1 or len(b_cpus) > 1):
+        # A run merged over several CPU models may have measured a test on either: it differs even from its twin.
+        out.append(f"CPU {_describe(b_cpus)} → {_describe(a_cpus)}")
+    for key, label in _BUILD:
+        b, a = before.environment.get(key), after.environment.get(key)
+        if b is not None and a is not None and b != a:
+            out.append(f"{label} {b} → {a}")
+    b_load, a_load = _load_per_cpu(before.environment), _load_per_cpu(after.environment)
+    if b_load is not None and a_load is not None and abs(b_load - a_load) >= BUSY_DIFFERENCE:
+        out.append(f"load per CPU {b_load:.2f} → {a_load:.2f}")
+    return tuple(out)
+
+
+def machine_term(before: RunRecord, after: RunRecord) -> float:
+    """The machine term for time comparisons of these two runs: ``MACHINE_SPREAD`` when their machines differ."""
+    return MACHINE_SPREAD if machine_differences(before, after) else 0.0

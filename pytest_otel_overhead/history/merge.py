@@ -1,0 +1,226 @@
+"""Shards merged into one run: the runs of N CI jobs that each measured part of a suite, as one run.
+
+A test measured in one shard arrives unchanged. A test measured in several shards (on purpose, to
+cover machines) is combined across them by the between-process method a measurement over several
+processes uses (``engine.replicas.combined_metrics``: a random-effects interval, wide when the
+shards disagree), and a note says over how many shards and machines. Runs that cannot be merged
+are refused with one line naming the files: runs of different pytest-otel-overhead versions, or
+one test measured with different settings in two shards.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_otel_overhead.engine.replicas import combined_metrics
+from pytest_otel_overhead.history.machines import cpu_models
+from pytest_otel_overhead.history.store import HistoryError, RunRecord, printable
+from pytest_otel_overhead.results import StopReason, TestResult
+from pytest_otel_overhead.stats.verdict import LookPlan
+
+__all__ = [
+    "MERGED_STOP_REASON",
+    "UNMEASURED",
+    "MergeSummary",
+    "check_versions",
+    "merge_runs",
+    "plugin_version",
+    "unmeasured_of",
+    "unmeasured_tests",
+]
+
+UNMEASURED = "unmeasured"
+"""The JSON report's section of tests that were to be measured and were not (``plugins/unmeasured.py``)."""
+MERGED_STOP_REASON = StopReason.COMBINED_OVER_SHARDS
+"""The ``stop_reason`` of a test combined from several shards; each shard stopped for a reason of its own."""
+_PACKAGE = "pytest-otel-overhead"
+
+
+@dataclass(frozen=True)
+class MergeSummary:
+    """What a merge did, for the line the command prints."""
+
+    shards: int
+    tests: int
+    combined: tuple[str, ...]
+    """Node ids measured in more than one shard, and combined across them."""
+    machines: tuple[str, ...]
+
+    def line(self) -> str:
+        text = f"merged {self.shards} shards: {self.tests} tests on {len(self.machines)} machine(s)"
+        if self.combined:
+            text += f"; {len(self.combined)} measured in several shards, combined across them"
+        return text
+
+
+def plugin_version(run: RunRecord) -> str | None:
+    """The pytest-otel-overhead version a run was measured with, when it says."""
+    packages = run.environment.get("packages")
+    version = packages.get(_PACKAGE) if isinstance(packages, Mapping) else None
+    return version if isinstance(version, str) else None
+
+
+def _where(run: RunRecord) -> str:
+    return str(run.path) if run.path is not None else run.label
+
+
+def check_versions(runs: Sequence[RunRecord]) -> None:
+    """Refuse runs of different plugin versions: their figures may mean different things."""
+    versions = {plugin_version(run) for run in runs} - {None}
+    if len(versions) > 1:
+        named = ", ".join(f"{_where(run)} ({plugin_version(run) or 'unknown'})" for run in runs)
+        raise HistoryError(f"runs of different {_PACKAGE} versions cannot be merged: {named}")
+
+
+def _comparable_settings(result: TestResult) -> dict[str, object]:
+    # Where a setting came from may differ between jobs (a flag here, the environment there); its value may not.
+    settings = result.settings.as_dict()
+    settings.pop("sources", None)
+    return {**settings, "mode": result.mode}
+
+
+def _check_same_settings(nodeid: str, placed: Sequence[tuple[RunRecord, TestResult]]) -> None:
+    first_run, first = placed[0]
+    reference = _comparable_settings(first)
+    for run, result in placed[1:]:
+        other = _comparable_settings(result)
+        if other != reference:
+            keys = sorted(k for k in reference.keys() | other.keys() if reference.get(k) != other.get(k))
+            raise HistoryError(
+                f"{nodeid} was measured with different settings in {_where(first_run)} and {_where(run)} "
+                f"({', '.join(keys)} differ); such shards cannot be merged"
+            )
+
+
+def _combined(nodeid: str, placed: Sequence[tuple[RunRecord, TestResult]]) -> TestResult:
+    """One test measured in several shards, combined across them as processes are."""
+    results = [result for _, result in placed]
+    first = results[0]
+    # The shards are looked at once, together: one interval at the confidence every budget is reported at.
+    confidence = LookPlan().confidence
+    metrics = combined_metrics(first.settings, results, confidence, confidence)
+    machines = sorted({model for run, _ in placed for model in cpu_models(run)})
+    where = f"measured in {len(results)} shards on {len(machines)} machine(s) ({'; '.join(machines)})"
+    healths = [r.health for r in results if r.health is not None]
+    return TestResult(
+        nodeid=nodeid,
+        settings=first.settings,
+        metrics=tuple(metrics),
+        # The shard that lost the most spans speaks for the test, as the worst process does.
+        health=max(healths, key=lambda health: health.dropped) if healths else None,
+        process=first.process,
+        pairs=sum(r.pairs for r in results),
+        calls_per_block=first.calls_per_block,
+        looks=sum(r.looks for r in results),
+        duration_s=math.fsum(r.duration_s for r in results),
+        stop_reason=MERGED_STOP_REASON,
+        throughput_baseline=first.throughput_baseline,
+        throughput_instrumented=first.throughput_instrumented,
+        samples=tuple(s for r in results for s in r.samples),
+        mode=first.mode,
+        instruction_samples=tuple(s for r in results for s in r.instruction_samples),
+        processes=sum(max(r.processes, 1) for r in results),
+        replicas=tuple(replica for r in results for replica in r.replicas),
+        no_telemetry=next((r.no_telemetry for r in results if r.no_telemetry is not None), None),
+        notes=(where, *dict.fromkeys(note for r in results for note in r.notes)),
+    )
+
+
+def unmeasured_of(path: Path) -> list[dict[str, str]]:
+    """The ``unmeasured`` section of a run's file (``plugins/unmeasured.py``): tests that were to be
+    measured and were skipped or errored. Read only where the file has one; one line naming the file
+    when it is malformed."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        if f'"{UNMEASURED}"' not in text:
+            return []
+        section = json.loads(text).get(UNMEASURED, [])
+    except (OSError, ValueError, AttributeError) as error:
+        raise HistoryError(f"{path}: cannot read its {UNMEASURED} section ({error.__class__.__name__})") from None
+    fields = ("nodeid", "outcome", "reason")
+    if not isinstance(section, list) or not all(
+        isinstance(entry, dict) and all(isinstance(entry.get(key), str) for key in fields) for entry in section
+    ):
+        raise HistoryError(f"{path}: its {UNMEASURED} section is not a list of nodeid, outcome and reason")
+    return [{key: printable(entry[key]) for key in fields} for entry in section]
+
+
+def _shards(run: RunRecord) -> list[dict[str, Any]]:
+    """What a run says of the shards it is made of: itself, or a merged run's own shards."""
+    earlier = run.machine.get("shards")
+    if isinstance(earlier, list) and all(isinstance(shard, dict) for shard in earlier):
+        return list(earlier)
+    return [
+        {
+            "label": run.label,
+            "file": None if run.path is None else run.path.name,
+            "created": run.created,
+            "cpu_model": cpu_models(run)[0],
+            "python": run.environment.get("python"),
+            "tests": len(run.results),
+            "commit": (run.git or {}).get("commit"),
+            UNMEASURED: [] if run.path is None else unmeasured_of(run.path),
+        }
+    ]
+
+
+def _machine_section(runs: Sequence[RunRecord]) -> dict[str, Any]:
+    """The merged run's machine: every shard's CPU model, and what each shard was."""
+    models = sorted({model for run in runs for model in cpu_models(run)})
+    shards = [shard for run in runs for shard in _shards(run)]
+    return {"cpu_model": "; ".join(models), "cpu_models": models, "shards": shards}
+
+
+def unmeasured_tests(merged: RunRecord) -> list[dict[str, str]]:
+    """The tests some shard was to measure and none did, each with its shard's outcome and reason."""
+    measured = {result.nodeid.split("#", 1)[0] for result in merged.results}
+    found: dict[str, dict[str, str]] = {}
+    for shard in merged.machine.get("shards", []):
+        for entry in shard.get(UNMEASURED, []) if isinstance(shard, dict) else []:
+            if isinstance(entry, dict) and entry.get("nodeid") not in measured:
+                found.setdefault(str(entry.get("nodeid")), entry)
+    return list(found.values())
+
+
+def merge_runs(
+    runs: Sequence[RunRecord], *, created: str, name: str | None = None, expect: int | None = None
+) -> tuple[RunRecord, MergeSummary]:
+    """One run with every test of ``runs``; raises :class:`HistoryError` (one line) when they cannot be merged."""
+    if not runs:
+        raise HistoryError("no runs to merge")
+    if expect is not None and len(runs) != expect:
+        raise HistoryError(
+            f"expected {expect} shards, got {len(runs)} ({', '.join(_where(run) for run in runs)}): "
+            "a shard is missing or extra"
+        )
+    check_versions(runs)
+    placed: dict[str, list[tuple[RunRecord, TestResult]]] = {}
+    for run in runs:
+        for result in run.results:
+            placed.setdefault(result.nodeid, []).append((run, result))
+    results = []
+    for nodeid, where in placed.items():
+        _check_same_settings(nodeid, where)
+        results.append(where[0][1] if len(where) == 1 else _combined(nodeid, where))
+    first = runs[0]
+    merged = RunRecord(
+        results=tuple(results),
+        environment=first.environment,
+        created=created,
+        name=name,
+        git=first.git,
+        machine=_machine_section(runs),
+        settings=first.settings,
+    )
+    summary = MergeSummary(
+        shards=len(merged.machine["shards"]),
+        tests=len(results),
+        combined=tuple(nodeid for nodeid, where in placed.items() if len(where) > 1),
+        machines=tuple(merged.machine["cpu_models"]),
+    )
+    return merged, summary

@@ -1,0 +1,85 @@
+"""Comparisons that know the machine: a time comparison across machines widens; instruction counts do not."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from typing import Any
+
+from conftest import build_result
+
+from pytest_otel_overhead.history.compare import compare_runs, comparison_lines, parse_criteria
+from pytest_otel_overhead.history.machines import MACHINE_SPREAD, machine_differences, machine_term
+from pytest_otel_overhead.history.store import RunRecord
+from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.stats.verdict import Verdict
+
+ENVIRONMENT = {"python": "3.11.9", "implementation": "CPython", "platform": "Linux", "cpu_count": 2}
+
+
+def _result(overhead: float, seed: int) -> TestResult:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(300):
+        baseline = 1e-3 * math.exp(rng.gauss(0, 0.2))
+        instrumented = baseline * (1 + overhead) * math.exp(rng.gauss(0, 0.001))
+        rows.append((baseline, instrumented, baseline, instrumented))
+    return dataclasses.replace(build_result("t.py::t"), samples=tuple(rows))
+
+
+def _run(result: TestResult, cpu: str = "CPU A", **environment: Any) -> RunRecord:
+    return RunRecord((result,), {**ENVIRONMENT, **environment}, "now", machine={"cpu_model": cpu})
+
+
+def test_alike_machines_have_no_term() -> None:
+    a, b = _run(_result(0.02, 1)), _run(_result(0.02, 2), load_average=[0.4, 0.4, 0.4])
+    assert machine_differences(a, b) == () and machine_term(a, b) == 0.0
+
+
+def test_cpu_model_python_build_and_load_each_set_machines_apart() -> None:
+    base = _run(_result(0.02, 1), load_average=[0.2, 0.2, 0.2])
+    assert machine_differences(base, _run(_result(0.02, 2), cpu="CPU B", load_average=[0.2])) == ("CPU CPU A → CPU B",)
+    assert machine_differences(base, _run(_result(0.02, 2), python="3.12.1", load_average=[0.2])) == (
+        "Python 3.11.9 → 3.12.1",
+    )
+    busy = _run(_result(0.02, 2), load_average=[2.2, 2.0, 1.0])
+    assert machine_differences(base, busy) == ("load per CPU 0.10 → 1.10",)
+    assert machine_term(base, busy) == MACHINE_SPREAD
+
+
+def test_a_merged_run_over_several_cpus_differs_even_from_its_twin() -> None:
+    merged = RunRecord((), ENVIRONMENT, "now", machine={"cpu_model": "A; B", "cpu_models": ["A", "B"]})
+    assert machine_term(merged, merged) == MACHINE_SPREAD
+
+
+def test_a_time_comparison_across_machines_widens_and_may_turn_undecided() -> None:
+    # +2% → +9.9%: δ ≈ 0.075 in log ratio, just clear of cpu:+1pp on one machine with the process floor alone.
+    before, after = _result(0.02, 1), _result(0.0995, 2)
+    criteria = parse_criteria("cpu:+1pp", "test")
+    same = compare_runs(_run(before), _run(after), criteria)
+    across = compare_runs(_run(before), _run(after, cpu="CPU B"), criteria)
+    cpu_same, cpu_across = same.tests[0].metrics[0], across.tests[0].metrics[0]
+    assert cpu_same.metric == "cpu" and cpu_same.machine_term == 0.0 and cpu_same.verdict is Verdict.FAIL
+    assert cpu_across.machine_term > 0 and cpu_across.verdict is Verdict.INCONCLUSIVE
+    assert cpu_across.shift[0] < cpu_same.shift[0] and cpu_across.shift[2] > cpu_same.shift[2]
+    lines = comparison_lines(across)
+    assert any("the machines differ (CPU CPU A → CPU B)" in line for line in lines)
+    assert any("UNDECIDED (the machines differ) cpu:+1pp" in line for line in lines)
+    assert "machine term ±" in cpu_across.describe()
+
+
+def _instructions(overhead: float, seed: int) -> TestResult:
+    rng = random.Random(seed)
+    rows = tuple((1e6, 1e6 * (1 + overhead) * (1 + rng.uniform(-1e-4, 1e-4))) for _ in range(8))
+    return dataclasses.replace(build_result("t.py::t"), mode="instructions", samples=(), instruction_samples=rows)
+
+
+def test_instruction_counts_compare_as_equals_across_machines() -> None:
+    before, after = _instructions(0.05, 1), _instructions(0.06, 2)
+    criteria = parse_criteria("instructions:+0.5pp", "test")
+    same = compare_runs(_run(before), _run(after), criteria).tests[0].metrics
+    across = compare_runs(_run(before), _run(after, cpu="CPU B", python="3.12.1"), criteria).tests[0].metrics
+    assert [m.metric for m in across] == ["instructions"]
+    assert across[0].machine_term == 0.0 and across[0].shift == same[0].shift
+    assert across[0].verdict is same[0].verdict is Verdict.FAIL

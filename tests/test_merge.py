@@ -1,0 +1,270 @@
+"""Merging the runs of shards into one run: same document as one run, refusals, tests measured on several machines."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import build_metric, build_result
+
+from pytest_otel_overhead.cli import main
+from pytest_otel_overhead.history.merge import MERGED_STOP_REASON, merge_runs
+from pytest_otel_overhead.history.store import RunRecord, Store, load_run
+from pytest_otel_overhead.results import PipelineHealth, TestResult
+from pytest_otel_overhead.settings.records import MeasureSettings, PipelineSettings
+from pytest_otel_overhead.stats.verdict import Verdict
+from pytest_otel_overhead.units import Budget
+
+BUDGET = Budget("relative", 0.05)
+VERSION = {"packages": {"pytest-otel-overhead": "1.0.0"}, "python": "3.11.9"}
+
+
+@pytest.fixture(autouse=True)
+def _no_step_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
+def _cpu(overhead: float, half: float, verdict: Verdict | None = Verdict.PASS) -> Any:
+    return build_metric(
+        "cpu", overhead=overhead, ci_low=overhead - half, ci_high=overhead + half, budget=BUDGET, verdict=verdict
+    )
+
+
+def _suite() -> list[TestResult]:
+    """Twelve recorded results of every kind a session writes: passed, failed, undecided, no telemetry, notes."""
+    results = []
+    for index in range(12):
+        overhead = 0.01 * (index % 7)
+        verdict = Verdict.PASS if overhead + 0.005 < 0.05 else Verdict.FAIL if overhead - 0.005 > 0.05 else None
+        result = build_result(
+            f"tests/test_{index // 4}.py::test_{index}",
+            metrics=(_cpu(overhead, 0.005, verdict or Verdict.INCONCLUSIVE),),
+        )
+        result = dataclasses.replace(
+            result,
+            samples=tuple((1e-3, 1e-3 * (1 + overhead), 1e-3, 1e-3 * (1 + overhead)) for _ in range(10 + index)),
+            notes=(f"note of test {index}",) if index % 3 == 0 else (),
+            health=PipelineHealth(calls=100, started=300 + index, sampled=300, exported=290, export_calls=2),
+        )
+        if index == 5:
+            result = dataclasses.replace(result, no_telemetry="the instrumented arm recorded no spans")
+        results.append(result)
+    return results
+
+
+def _write_run(path: Path, results: list[TestResult], cpu_model: str = "CPU A", **environment: Any) -> Path:
+    run = RunRecord(
+        tuple(results), {**VERSION, **environment}, "2026-12-05T00:00:00+00:00", machine={"cpu_model": cpu_model}
+    )
+    path.write_text(json.dumps(run.to_document()), encoding="utf-8")
+    return path
+
+
+def _tests_by_id(document: dict[str, Any]) -> dict[str, Any]:
+    return {test["nodeid"]: test for test in document["tests"]}
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3, 5])
+def test_shards_merged_give_the_document_of_one_run_test_by_test(tmp_path: Path, shards: int) -> None:
+    results = _suite()
+    # pytest-split and node-id lists do not cut the suite into contiguous blocks: deal the tests out.
+    files = [_write_run(tmp_path / f"shard-{k}.json", results[k::shards]) for k in range(shards)]
+    one = load_run(_write_run(tmp_path / "one.json", results))
+
+    assert main(["merge", *map(str, files), "--json", str(tmp_path / "merged.json")]) == 1  # test_6 is over budget
+    merged = json.loads((tmp_path / "merged.json").read_text(encoding="utf-8"))
+
+    assert _tests_by_id(merged) == _tests_by_id(one.to_document())
+    assert sorted(_tests_by_id(merged)) == sorted(r.nodeid for r in results)
+    assert merged["run"]["machine"]["shards"][0]["tests"] == len(results[0::shards])
+
+
+def test_notes_health_and_no_telemetry_of_each_shard_arrive(tmp_path: Path) -> None:
+    results = _suite()
+    files = [_write_run(tmp_path / f"s{k}.json", results[k::3]) for k in range(3)]
+    runs = [load_run(f) for f in files]
+    merged, summary = merge_runs(runs, created="now")
+    by_id = {r.nodeid: r for r in merged.results}
+    assert by_id["tests/test_0.py::test_3"].notes == ("note of test 3",)
+    assert by_id["tests/test_1.py::test_5"].no_telemetry is not None
+    assert by_id["tests/test_2.py::test_11"].health == results[11].health
+    assert summary.shards == 3 and summary.tests == 12 and not summary.combined
+
+
+def test_all_passing_shards_exit_zero_and_write_every_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    passing = [r for r in _suite() if r.verdict is Verdict.PASS]
+    assert len(passing) == 10
+    files = [_write_run(tmp_path / f"s{k}.json", passing[k::2]) for k in range(2)]
+    storage = tmp_path / "store"
+    code = main(
+        [
+            "merge",
+            *map(str, files),
+            "--expect=2",
+            "--save=merged-main",
+            f"--storage={storage}",
+            f"--markdown={tmp_path / 'summary.md'}",
+            f"--html={tmp_path / 'report.html'}",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    saved = load_run(Store(storage).resolve("merged-main"))
+    assert saved.name == "merged-main" and len(saved.results) == len(passing)
+    assert "10 measured: 10 PASS" in (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert "<html" in (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "merged 2 shards" in capsys.readouterr().out
+
+
+def _refused(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    assert main(["merge", *argv]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    return err
+
+
+def test_a_missing_shard_fails_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    files = [str(_write_run(tmp_path / f"s{k}.json", _suite()[k::3])) for k in range(2)]
+    err = _refused(capsys, *files, "--expect", "3")
+    assert "expected 3 shards, got 2" in err and files[0] in err
+
+
+def test_runs_of_different_plugin_versions_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = _write_run(tmp_path / "a.json", _suite()[:2])
+    b = _write_run(tmp_path / "b.json", _suite()[2:4], packages={"pytest-otel-overhead": "2.0.0"})
+    err = _refused(capsys, str(a), str(b))
+    assert "different pytest-otel-overhead versions" in err and str(a) in err and "b.json (2.0.0)" in err
+
+
+def test_one_test_with_different_settings_in_two_shards_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = _suite()[0]
+    other = dataclasses.replace(result, settings=MeasureSettings(pipeline=PipelineSettings(batch_size=64)))
+    a, b = _write_run(tmp_path / "a.json", [result]), _write_run(tmp_path / "b.json", [other])
+    err = _refused(capsys, str(a), str(b))
+    assert result.nodeid in err and "a.json" in err and "b.json" in err and "batch_size" in err
+
+
+def test_an_unreadable_file_is_refused_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = _write_run(tmp_path / "good.json", _suite()[:2])
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json", encoding="utf-8")
+    err = _refused(capsys, str(good), str(bad))
+    assert "bad.json" in err and "not valid JSON" in err
+
+
+def _shard_of(overhead: float, model: str, tmp_path: Path, name: str, seed: int) -> RunRecord:
+    result = build_result("tests/test_x.py::test_across", metrics=(_cpu(overhead, 0.004),))
+    rows = tuple((1e-3, 1e-3 * (1 + overhead) * (1 + 1e-4 * ((i * seed) % 7)), 1e-3, 1e-3) for i in range(20))
+    result = dataclasses.replace(result, samples=rows, notes=(f"shard {name}",))
+    return load_run(_write_run(tmp_path / f"{name}.json", [result], cpu_model=model))
+
+
+def test_a_test_measured_on_several_machines_is_combined_across_them(tmp_path: Path) -> None:
+    # Each shard alone is sure: [+1.6%, +2.4%] and [+7.6%, +8.4%] PASS and FAIL a 5% budget.
+    runs = [
+        _shard_of(0.02, "CPU A", tmp_path, "a", 1),
+        _shard_of(0.08, "CPU B", tmp_path, "b", 2),
+        _shard_of(0.05, "CPU B", tmp_path, "c", 3),
+    ]
+    merged, summary = merge_runs(runs, created="now")
+    (result,) = merged.results
+    cpu = result.metric("cpu")
+    assert cpu is not None and cpu.n == 3
+    # The machines disagree by far more than each one's interval: the combination says so by its width.
+    assert cpu.ci_low < 0.02 and cpu.ci_high > 0.08 and cpu.verdict is Verdict.INCONCLUSIVE
+    assert cpu.between_process_spread is not None and cpu.between_process_spread > 0.02
+    assert result.notes[0] == "measured in 3 shards on 2 machine(s) (CPU A; CPU B)"
+    assert {"shard a", "shard b", "shard c"} <= set(result.notes)
+    assert result.processes == 3 and result.pairs == 120 and len(result.samples) == 60
+    assert result.stop_reason == MERGED_STOP_REASON
+    assert summary.combined == ("tests/test_x.py::test_across",) and summary.machines == ("CPU A", "CPU B")
+
+
+def test_machines_that_agree_give_a_decided_combination(tmp_path: Path) -> None:
+    runs = [_shard_of(0.02 + 0.001 * k, f"CPU {k}", tmp_path, f"s{k}", k + 1) for k in range(4)]
+    merged, _ = merge_runs(runs, created="now")
+    cpu = merged.results[0].metric("cpu")
+    assert cpu is not None and cpu.verdict is Verdict.PASS and math.isclose(cpu.overhead, 0.0215, abs_tol=1e-3)
+
+
+def test_a_merged_run_survives_saving_and_loading(tmp_path: Path) -> None:
+    runs = [_shard_of(0.02, "CPU A", tmp_path, "a", 1), _shard_of(0.03, "CPU B", tmp_path, "b", 2)]
+    merged, _ = merge_runs(runs, created="now", name="m")
+    path = Store(tmp_path / "store").save(merged, "m")
+    again = load_run(path)
+    assert again.machine["cpu_models"] == ["CPU A", "CPU B"]
+    assert _tests_by_id(again.to_document()) == _tests_by_id(merged.to_document())
+
+
+SHARDED = """
+import pytest
+
+
+@pytest.fixture
+def broken():
+    raise RuntimeError("no database here")
+
+
+@pytest.mark.otel_overhead(budget="10000%", inconclusive="pass")
+@pytest.mark.parametrize("n", range(4))
+def test_work(n):
+    assert sum(range(2000 + n)) >= 0
+
+
+@pytest.mark.otel_overhead(budget="5%")
+@pytest.mark.skip(reason="needs a collector")
+def test_skipped():
+    pass
+
+
+@pytest.mark.otel_overhead(budget="5%")
+def test_errored(broken):
+    pass
+
+
+def test_plain():
+    pass
+"""
+
+
+def test_real_shards_merge_like_one_run(pytester: pytest.Pytester) -> None:
+    """Two real pytest processes, each measuring half of the suite, merged; far from the budget."""
+    pytester.makepyfile(test_sharded=SHARDED)
+    common = ("-p", "no:cacheprovider", "--otel-overhead", "--otel-overhead-max-time=3")
+    ids = [f"test_sharded.py::test_work[{n}]" for n in range(4)]
+    extra = ("test_sharded.py::test_skipped", "test_sharded.py::test_errored")
+    for shard, chosen in enumerate((ids[0::2], ids[1::2])):
+        done = pytester.runpytest_subprocess(*common, f"--otel-overhead-json=shard-{shard}.json", *chosen, extra[shard])
+        done.assert_outcomes(passed=2, skipped=1 - shard, errors=shard)
+    merged = pytester.run(
+        __import__("sys").executable,
+        "-m",
+        "pytest_otel_overhead",
+        "merge",
+        "shard-0.json",
+        "shard-1.json",
+        "--expect=2",
+        "--json=merged.json",
+    )
+    assert merged.ret == 0, merged.stderr.str()
+    document = json.loads((pytester.path / "merged.json").read_text(encoding="utf-8"))
+    shards = [json.loads((pytester.path / f"shard-{k}.json").read_text(encoding="utf-8")) for k in range(2)]
+    assert _tests_by_id(document) == {**_tests_by_id(shards[0]), **_tests_by_id(shards[1])}
+    assert sorted(_tests_by_id(document)) == sorted(ids)
+    # Tests that were to be measured and were not arrive too, with why.
+    assert document["unmeasured"] == [
+        {"nodeid": "test_sharded.py::test_skipped", "outcome": "skipped", "reason": "needs a collector"},
+        {
+            "nodeid": "test_sharded.py::test_errored",
+            "outcome": "error",
+            "reason": "RuntimeError: no database here",
+        },
+    ]
+    assert "not measured in any shard: test_sharded.py::test_skipped (skipped: needs a collector)" in merged.outlines
