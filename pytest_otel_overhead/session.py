@@ -41,7 +41,11 @@ from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.settings.sources import MARKER, cli_layer, ini_layer, marker_layer
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import SettingsError
-from pytest_otel_overhead.warning_types import OverheadInconclusiveWarning, OverheadNoTelemetryWarning
+from pytest_otel_overhead.warning_types import (
+    OverheadFailedExportsWarning,
+    OverheadInconclusiveWarning,
+    OverheadNoTelemetryWarning,
+)
 
 __all__ = ["Advice", "AdviceFactory", "OverheadSession", "record_properties", "terminal_width"]
 
@@ -221,7 +225,8 @@ class OverheadSession:
 
         Arguments that one call uses up, and measured code that replaces a global provider, fail the
         test with one line; a result whose instrumented arm recorded no telemetry warns or fails as
-        the ``no_telemetry`` setting says, before its budgets gate it.
+        the ``no_telemetry`` setting says, one whose every export failed as ``failed_exports`` says,
+        before its budgets gate it.
         """
         caller = "otel_overhead" if "otel_overhead" in getattr(item, "fixturenames", ()) else "benchmark"
         problem = single_use_argument(workload, caller, getattr(item, "obj", None))
@@ -266,6 +271,16 @@ class OverheadSession:
                     pytrace=False,
                 )
             warnings.warn(OverheadNoTelemetryWarning(f"{label}: {message}"), stacklevel=3)
+        elif result.failed_exports is not None and settings.failed_exports != "ignore":
+            message = f"failed exports: {result.failed_exports}"
+            if settings.failed_exports == "fail":
+                source = settings.source("failed_exports")
+                pytest.fail(
+                    f"{call}failed exports: nothing reached the backend (failed_exports=fail, {source}; "
+                    f"failed_exports=warn only warns)\notel-overhead: {label}: {message}",
+                    pytrace=False,
+                )
+            warnings.warn(OverheadFailedExportsWarning(f"{label}: {message}"), stacklevel=3)
         verdict = result.verdict
         if verdict is Verdict.FAIL:
             pytest.fail(call + result_message(result, Verdict.FAIL), pytrace=False)
@@ -317,5 +332,7 @@ def record_properties(item: pytest.Item, result: TestResult) -> None:
         props.append((f"{prefix}.spans_dropped", h.dropped))
     if result.no_telemetry is not None:
         props.append((f"{prefix}.no_telemetry", result.no_telemetry))
+    if result.failed_exports is not None:
+        props.append((f"{prefix}.failed_exports", result.failed_exports))
     props += [(f"{prefix}.note", note) for note in result.notes]
     item.user_properties.extend(props)
