@@ -261,26 +261,22 @@ class OverheadSession:
         """Fail or warn as the result and the policies say; the first line of a failure is what ``-r`` shows."""
         # A second or later fixture call names itself; the first is the test pytest already names.
         call = "" if label == item.nodeid else label.rsplit("#", 1)[-1] + ": "
-        if result.no_telemetry is not None and settings.no_telemetry != "ignore":
-            message = f"no telemetry measured: {result.no_telemetry}"
-            if settings.no_telemetry == "fail":
-                source = settings.source("no_telemetry")
-                pytest.fail(
-                    f"{call}no telemetry measured: no budget decided (no_telemetry=fail, {source}; "
-                    f"no_telemetry=warn only warns)\notel-overhead: {label}: {message}",
-                    pytrace=False,
-                )
-            warnings.warn(OverheadNoTelemetryWarning(f"{label}: {message}"), stacklevel=3)
-        elif result.failed_exports is not None and settings.failed_exports != "ignore":
-            message = f"failed exports: {result.failed_exports}"
-            if settings.failed_exports == "fail":
-                source = settings.source("failed_exports")
-                pytest.fail(
-                    f"{call}failed exports: nothing reached the backend (failed_exports=fail, {source}; "
-                    f"failed_exports=warn only warns)\notel-overhead: {label}: {message}",
-                    pytrace=False,
-                )
-            warnings.warn(OverheadFailedExportsWarning(f"{label}: {message}"), stacklevel=3)
+        if result.no_telemetry is not None:
+            _outcome_gate(
+                settings,
+                "no_telemetry",
+                f"{call}no telemetry measured: no budget decided",
+                f"{label}: no telemetry measured: {result.no_telemetry}",
+                OverheadNoTelemetryWarning,
+            )
+        elif result.failed_exports is not None:
+            _outcome_gate(
+                settings,
+                "failed_exports",
+                f"{call}failed exports: nothing reached the backend",
+                f"{label}: failed exports: {result.failed_exports}",
+                OverheadFailedExportsWarning,
+            )
         verdict = result.verdict
         if verdict is Verdict.FAIL:
             pytest.fail(call + result_message(result, Verdict.FAIL), pytrace=False)
@@ -307,6 +303,17 @@ def _settings_errors_fail_the_test() -> Iterator[None]:
         yield
     except SettingsError as error:
         pytest.fail(f"otel-overhead: {error}", pytrace=False)
+
+
+def _outcome_gate(settings: MeasureSettings, key: str, headline: str, detail: str, category: type[Warning]) -> None:
+    """A result that measured nothing worth a verdict fails, warns or passes as its policy ``key`` says."""
+    policy = getattr(settings, key)
+    if policy == "ignore":
+        return
+    if policy == "fail":
+        source = settings.source(key)
+        pytest.fail(f"{headline} ({key}=fail, {source}; {key}=warn only warns)\notel-overhead: {detail}", pytrace=False)
+    warnings.warn(category(detail), stacklevel=4)
 
 
 def record_properties(item: pytest.Item, result: TestResult) -> None:
