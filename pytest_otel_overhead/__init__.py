@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pytest_otel_overhead.units import Budget, SettingsError
     from pytest_otel_overhead.warning_types import (
         OverheadCompareWarning,
+        OverheadFailedExportsWarning,
         OverheadInconclusiveWarning,
         OverheadNoTelemetryWarning,
     )
@@ -32,6 +33,7 @@ _EXPORTS = {
     "MeasureSettings": "pytest_otel_overhead.settings.records",
     "MetricResult": "pytest_otel_overhead.results.records",
     "OverheadCompareWarning": "pytest_otel_overhead.warning_types",
+    "OverheadFailedExportsWarning": "pytest_otel_overhead.warning_types",
     "OverheadInconclusiveWarning": "pytest_otel_overhead.warning_types",
     "OverheadNoTelemetryWarning": "pytest_otel_overhead.warning_types",
     "PipelineHealth": "pytest_otel_overhead.otel.health",
@@ -46,6 +48,7 @@ __all__ = [
     "MeasureSettings",
     "MetricResult",
     "OverheadCompareWarning",
+    "OverheadFailedExportsWarning",
     "OverheadInconclusiveWarning",
     "OverheadNoTelemetryWarning",
     "PipelineHealth",

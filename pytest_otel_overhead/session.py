@@ -41,7 +41,11 @@ from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.settings.sources import MARKER, cli_layer, ini_layer, marker_layer
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import SettingsError
-from pytest_otel_overhead.warning_types import OverheadInconclusiveWarning, OverheadNoTelemetryWarning
+from pytest_otel_overhead.warning_types import (
+    OverheadFailedExportsWarning,
+    OverheadInconclusiveWarning,
+    OverheadNoTelemetryWarning,
+)
 
 __all__ = ["Advice", "AdviceFactory", "OverheadSession", "record_properties", "terminal_width"]
 
@@ -221,7 +225,8 @@ class OverheadSession:
 
         Arguments that one call uses up, and measured code that replaces a global provider, fail the
         test with one line; a result whose instrumented arm recorded no telemetry warns or fails as
-        the ``no_telemetry`` setting says, before its budgets gate it.
+        the ``no_telemetry`` setting says, one whose every export failed as ``failed_exports`` says,
+        before its budgets gate it.
         """
         caller = "otel_overhead" if "otel_overhead" in getattr(item, "fixturenames", ()) else "benchmark"
         problem = single_use_argument(workload, caller, getattr(item, "obj", None))
@@ -256,16 +261,22 @@ class OverheadSession:
         """Fail or warn as the result and the policies say; the first line of a failure is what ``-r`` shows."""
         # A second or later fixture call names itself; the first is the test pytest already names.
         call = "" if label == item.nodeid else label.rsplit("#", 1)[-1] + ": "
-        if result.no_telemetry is not None and settings.no_telemetry != "ignore":
-            message = f"no telemetry measured: {result.no_telemetry}"
-            if settings.no_telemetry == "fail":
-                source = settings.source("no_telemetry")
-                pytest.fail(
-                    f"{call}no telemetry measured: no budget decided (no_telemetry=fail, {source}; "
-                    f"no_telemetry=warn only warns)\notel-overhead: {label}: {message}",
-                    pytrace=False,
-                )
-            warnings.warn(OverheadNoTelemetryWarning(f"{label}: {message}"), stacklevel=3)
+        if result.no_telemetry is not None:
+            _outcome_gate(
+                settings,
+                "no_telemetry",
+                f"{call}no telemetry measured: no budget decided",
+                f"{label}: no telemetry measured: {result.no_telemetry}",
+                OverheadNoTelemetryWarning,
+            )
+        elif result.failed_exports is not None:
+            _outcome_gate(
+                settings,
+                "failed_exports",
+                f"{call}failed exports: nothing reached the backend",
+                f"{label}: failed exports: {result.failed_exports}",
+                OverheadFailedExportsWarning,
+            )
         verdict = result.verdict
         if verdict is Verdict.FAIL:
             pytest.fail(call + result_message(result, Verdict.FAIL), pytrace=False)
@@ -294,6 +305,17 @@ def _settings_errors_fail_the_test() -> Iterator[None]:
         pytest.fail(f"otel-overhead: {error}", pytrace=False)
 
 
+def _outcome_gate(settings: MeasureSettings, key: str, headline: str, detail: str, category: type[Warning]) -> None:
+    """A result that measured nothing worth a verdict fails, warns or passes as its policy ``key`` says."""
+    policy = getattr(settings, key)
+    if policy == "ignore":
+        return
+    if policy == "fail":
+        source = settings.source(key)
+        pytest.fail(f"{headline} ({key}=fail, {source}; {key}=warn only warns)\notel-overhead: {detail}", pytrace=False)
+    warnings.warn(category(detail), stacklevel=4)
+
+
 def record_properties(item: pytest.Item, result: TestResult) -> None:
     """Key figures as junit properties (what ``record_property`` would add)."""
     prefix = "otel_overhead"
@@ -317,5 +339,7 @@ def record_properties(item: pytest.Item, result: TestResult) -> None:
         props.append((f"{prefix}.spans_dropped", h.dropped))
     if result.no_telemetry is not None:
         props.append((f"{prefix}.no_telemetry", result.no_telemetry))
+    if result.failed_exports is not None:
+        props.append((f"{prefix}.failed_exports", result.failed_exports))
     props += [(f"{prefix}.note", note) for note in result.notes]
     item.user_properties.extend(props)

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-__all__ = ["OverheadCompareWarning", "OverheadInconclusiveWarning", "OverheadNoTelemetryWarning"]
+__all__ = [
+    "OverheadCompareWarning",
+    "OverheadFailedExportsWarning",
+    "OverheadInconclusiveWarning",
+    "OverheadNoTelemetryWarning",
+]
 
 
 class OverheadInconclusiveWarning(pytest.PytestWarning):
@@ -21,3 +26,8 @@ class OverheadCompareWarning(pytest.PytestWarning):
 class OverheadNoTelemetryWarning(pytest.PytestWarning):
     """The instrumented arm recorded no spans and no metrics, so both arms ran the same code
     (``--otel-overhead-no-telemetry=warn``)."""
+
+
+class OverheadFailedExportsWarning(pytest.PytestWarning):
+    """Every export failed, so nothing the instrumented arm recorded reached the backend
+    (``--otel-overhead-failed-exports=warn``)."""

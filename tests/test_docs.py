@@ -136,7 +136,10 @@ def test_a_provider_set_unconditionally_stops_a_measuring_session(pytester: pyte
     pytester.makepyfile(test_app=MEASURED)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly", "--otel-overhead")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "otel-overhead" in result.stderr.str()
+    (line,) = [line for line in result.stderr.lines if "otel-overhead" in line]
+    # The error names the line that set it: the conftest's call, found among the project's loaded modules.
+    call = next(n for n, text in enumerate(_readme_conftest().splitlines(), 1) if "set_tracer_provider(" in text)
+    assert f"was set (at conftest.py:{call}) before --otel-overhead" in line, line
 
 
 def test_the_readme_is_short() -> None:

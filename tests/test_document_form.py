@@ -62,6 +62,7 @@ def _full_result(mode: str = "time") -> TestResult:
         processes=2,
         replicas=(Replica(11, 5, 64, 10, 1.5, Verdict.PASS, (("cpu", 0.01, -0.01, 0.02),)),),
         no_telemetry="nothing recorded",
+        failed_exports="every export failed",
         notes=("tracemalloc paused",),
     )
 

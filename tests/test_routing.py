@@ -403,5 +403,7 @@ def test_a_provider_set_before_the_plugin_is_a_clear_usage_error(pytester: pytes
     pytester.makepyfile("def test_nothing(): pass")
     result = pytester.runpytest_subprocess("--otel-overhead")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: otel-overhead: a global TracerProvider (*TracerProvider) was set before*"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: otel-overhead: a global TracerProvider (*TracerProvider) was set (at conftest.py:4) before*"]
+    )
     assert "Traceback" not in result.stderr.str()

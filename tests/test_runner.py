@@ -356,6 +356,22 @@ def test_simulated_noise_too_large_for_the_budget_is_reported_not_guessed() -> N
     assert cpu.resolution is not None and cpu.resolution > 0.05
 
 
+def test_a_max_time_the_fixed_phases_use_up_is_said_as_such_not_as_noise() -> None:
+    # Quiet pairs (1% noise) and 2 of them: the interval is unbounded because max_time left the pairs no time.
+    result = Simulation(effect=0.0, sigma=0.01, seed=2, cost=40e-6).run(settings_for(budget="100000%", max_time=0.5))
+    cpu = result.metric("cpu")
+    assert cpu is not None and cpu.verdict is Verdict.INCONCLUSIVE and result.pairs <= 3
+    assert cpu.note is not None and "too noisy" not in cpu.note
+    assert cpu.note.startswith(f"undecided after {result.pairs} pairs, not for noise: max_time 0.5s is used up by")
+    at_least = float(cpu.note.split("raise max_time to at least ")[1].removesuffix(" s"))
+    assert 1.5 <= at_least <= 10
+    # With that much time the pairs get theirs, and decide.
+    again = Simulation(effect=0.0, sigma=0.01, seed=2, cost=40e-6).run(
+        settings_for(budget="100000%", max_time=at_least)
+    )
+    assert again.verdict is Verdict.PASS
+
+
 def test_simulated_progress_reports_each_look() -> None:
     lines: list[str] = []
     result = Simulation(effect=0.3, sigma=0.3, seed=4).run(

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import build_metric, build_result
 
+from pytest_otel_overhead.engine.machine import BUSY_NOTE_START
 from pytest_otel_overhead.plugins.xdist import HostLock, result_from_wire, result_to_wire, worker_slot
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.stats.verdict import Verdict
@@ -108,9 +109,15 @@ def _tests(path: Path) -> dict[str, dict[str, object]]:
 
 
 def _properties(path: Path) -> dict[str, set[str]]:
+    """Property names per test case; a note that the machine was busy is left out, since the load during one
+    run says nothing about xdist (each run gets one or not as the machine's other jobs come and go)."""
     found: dict[str, set[str]] = {}
     for case in ET.parse(path).getroot().iter("testcase"):
-        names = {p.get("name", "") for p in case.iter("property")}
+        names = {
+            p.get("name", "")
+            for p in case.iter("property")
+            if not (p.get("name", "").endswith(".note") and p.get("value", "").startswith(BUSY_NOTE_START))
+        }
         found[f"{case.get('classname')}::{case.get('name')}"] = names
     return found
 

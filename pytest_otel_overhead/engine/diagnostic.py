@@ -74,12 +74,13 @@ def diagnostic_round(
     n = min(MAX_CALLS, max(calls, math.ceil(DIAGNOSTIC_S / max(per_call, 1e-9))))
     try:
         with router.meters.counting() as measured, counting_foreign_spans(observed.provider) as foreign:
-            n = _calls(workload, router, observed.provider, n, clock, calls_until)
+            n, calls_s = _calls(workload, router, observed.provider, n, clock, calls_until)
         threads_during = process_reading()[1]  # the pipeline's own threads, before shutdown ends them
         observed.flush()
         health = observed.health(n, extra_threads=threads_during - threads_before)
         return replace(
             health,
+            calls_s=calls_s,
             metric_measurements=measured.measurements,
             foreign_spans=foreign.total,
             foreign_origins=foreign.describe(n),
@@ -95,8 +96,9 @@ def _calls(
     n: int,
     clock: Callable[[], float],
     until: float | None,
-) -> int:
-    """At least ``n`` calls in the arm of ``provider``, more until ``DIAGNOSTIC_S`` has passed; how many ran.
+) -> tuple[int, float]:
+    """At least ``n`` calls in the arm of ``provider``, more until ``DIAGNOSTIC_S`` has passed; how many ran,
+    and in how many seconds of wall time.
 
     Past ``until``, it stops after the call in progress.
     """
@@ -111,6 +113,6 @@ def _calls(
                     break
         except Exception as error:
             raise RepetitionFailed("diagnostic round", True, 1, done + 1, n) from error
-        return done
+        return done, clock() - started
     finally:
         router.switch(None)

@@ -164,8 +164,16 @@ def _pair_spread(pairs: Sequence[Pair], metric: str, kind: str, decision: Decisi
     return math.expm1(spread) if kind == "relative" else spread
 
 
-def _undecided_note(pairs: Sequence[Pair], metric: str, decision: Decision, budget: Budget) -> str:
-    """Why ``metric`` stayed undecided: noise wider than the budget, or an overhead too near it."""
+def _undecided_note(
+    pairs: Sequence[Pair], metric: str, decision: Decision, budget: Budget, cause: str | None = None
+) -> str:
+    """Why ``metric`` stayed undecided: noise wider than the budget, or an overhead too near it.
+
+    An interval wider than the budget speaks of noise only when the pairs had their time: ``cause``
+    says what took it instead (a backend that never answered, a ``max_time`` the fixed phases used up).
+    """
+    if decision.half_width > budget.value and cause is not None:
+        return f"undecided after {len(pairs)} pairs, not for noise: {cause}"
     if decision.half_width > budget.value:
         spread = _pair_spread(pairs, metric, budget.kind, decision)
         return (
@@ -180,12 +188,14 @@ def _undecided_note(pairs: Sequence[Pair], metric: str, decision: Decision, budg
     )
 
 
-def undecided_notes(pairs: Sequence[Pair], decisions: dict[str, Decision], settings: MeasureSettings) -> dict[str, str]:
-    """A note for each time budget the last look left INCONCLUSIVE."""
+def undecided_notes(
+    pairs: Sequence[Pair], decisions: dict[str, Decision], settings: MeasureSettings, cause: str | None = None
+) -> dict[str, str]:
+    """A note for each time budget the last look left INCONCLUSIVE; ``cause``: what kept the pairs few, if not noise."""
     notes = {}
     for m in time_budgets(settings):
         if decisions[m].verdict is Verdict.INCONCLUSIVE:
             budget = settings.budget(m)
             assert budget is not None
-            notes[m] = _undecided_note(pairs, m, decisions[m], budget)
+            notes[m] = _undecided_note(pairs, m, decisions[m], budget, cause)
     return notes

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 
 import psutil
 
-__all__ = ["BUSY_SHARE", "CpuReading", "busy_note", "cpu_reading"]
+__all__ = ["BUSY_NOTE_START", "BUSY_SHARE", "CpuReading", "busy_note", "cpu_reading"]
+
+BUSY_NOTE_START = "the machine was busy while measuring"
+"""How the note on a busy machine starts, for whoever must tell it from the others."""
 
 BUSY_SHARE = 0.5
 """Other processes' and the hypervisor's share of all CPUs from which a measurement is marked busy."""
@@ -60,7 +63,7 @@ def busy_note(start: CpuReading, end: CpuReading) -> str | None:
         return None
     stolen = f", and the hypervisor took {steal:.0%} (steal)" if steal >= STEAL_SHOWN else ""
     return (
-        f"the machine was busy while measuring: other processes used {min(others, 1.0):.0%} of its "
+        f"{BUSY_NOTE_START}: other processes used {min(others, 1.0):.0%} of its "
         f"{end.cpus} CPUs{stolen}; on a loaded machine the same code can read differently than on a quiet "
         "one (docs/accuracy.md)"
     )

@@ -43,8 +43,8 @@ from pytest_otel_overhead.engine.heap import HeapPlan, heap_reserve_limit, heap_
 from pytest_otel_overhead.engine.looks import TIME_METRICS, arm_value, dropped_progress_line, look, undecided_notes
 from pytest_otel_overhead.engine.probes import calm_gc, process_probe, process_reading
 from pytest_otel_overhead.engine.surroundings import Surroundings, surroundings
-from pytest_otel_overhead.engine.telemetry import no_telemetry_reason
-from pytest_otel_overhead.engine.timed import Run, Sizing, TimedPairs, timed_pairs, warm_up
+from pytest_otel_overhead.engine.telemetry import failed_exports_reason, no_telemetry_reason
+from pytest_otel_overhead.engine.timed import Run, Sizing, TimedPairs, starved_cause, timed_pairs, warm_up
 from pytest_otel_overhead.otel.pipeline import build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, TestResult
@@ -131,7 +131,7 @@ def _phases(run: Run, rng: random.Random, around: Surroundings) -> _Phases:
     around.look()  # a tracer or profiler that arrived while the pairs ran
     around.note_load()
     cap_phase(run, run.deadline - MARGIN_S)  # the worker's exports from now on, and the heap rounds'
-    notes = undecided_notes(timed.pairs, timed.decisions, settings)
+    notes = undecided_notes(timed.pairs, timed.decisions, settings, starved_cause(run, timed))
     decisions = {**timed.decisions, **_estimates(timed, settings, sizing.calls, plan)}
     after = process_reading()
     health = _diagnostic_round(run, sizing, heap_plan)
@@ -220,5 +220,6 @@ def _result(
         throughput_instrumented=1 / wall_i if wall_i > 0 else math.nan,
         samples=tuple((p.baseline.cpu, p.instrumented.cpu, p.baseline.wall, p.instrumented.wall) for p in pairs),
         no_telemetry=no_telemetry_reason(done.health, run.settings),
+        failed_exports=failed_exports_reason(done.health, run.settings),
         notes=notes,
     )

@@ -2,7 +2,9 @@
 
 * tracemalloc (``PYTHONTRACEMALLOC=1``, ``-X tracemalloc``) slows every allocation, and more in the
   arm that allocates more: it is stopped while measuring and started again after, with its frame
-  limit (the heap rounds start a tracemalloc of their own);
+  limit (the heap rounds start a tracemalloc of their own). Stopping it removes its allocator hooks
+  and frees its traces, yet the figures still read higher in a process it traced until then (the
+  note says by how much, as measured: ``TRACEMALLOC_SHIFT``);
 * a machine that other processes keep busy (:mod:`.machine`) cannot be quietened: the result says so;
 * trace and profile functions (coverage, debuggers, profilers: ``sys.settrace``,
   ``sys.setprofile``, their ``threading`` twins) and ``sys.monitoring`` tools cannot be paused
@@ -32,12 +34,20 @@ from pytest_otel_overhead.otel.foreign import caller_outside_libraries
 from pytest_otel_overhead.otel.routing import ArmRouter
 
 __all__ = [
+    "TRACEMALLOC_SHIFT",
     "MeasurementStopped",
     "Surroundings",
     "monitoring_notes",
     "surroundings",
     "tracer_notes",
 ]
+
+TRACEMALLOC_SHIFT = (
+    "a process that tracemalloc traced until the measurement still reads higher with it stopped: with "
+    "PYTHONTRACEMALLOC=1, +44.7% against +36.5% (medians of 5 interleaved runs each) and +81.6% against +76.4% "
+    "(of 7), so overheads may read 5 to 8 points (7 to 22% of the figure) too high (docs/limits.md); run without it"
+)
+"""How far tracemalloc moved the figure although stopped while measuring: measured, see docs/limits.md."""
 
 # Where OpenTelemetry logs an ignored set_*_provider call, and how the message starts.
 OVERRIDE_WARNINGS = {
@@ -220,7 +230,8 @@ def surroundings(router: ArmRouter) -> Iterator[Surroundings]:
             if limit is not None:
                 around.note(
                     f"tracemalloc was tracing ({_tracemalloc_origin()}, {limit} frame{'s' if limit != 1 else ''}): "
-                    "stopped while measuring and started again after, so the traces it held are gone"
+                    "stopped while measuring and started again after, so the traces it held are gone; "
+                    + TRACEMALLOC_SHIFT
                 )
             around.look()
             yield around

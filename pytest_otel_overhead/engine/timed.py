@@ -8,12 +8,14 @@ decided, else when only the time kept back for the later phases is left.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pytest_otel_overhead.engine.arms import Arms, Block, Pair
 from pytest_otel_overhead.engine.looks import look, progress_line, time_budgets
+from pytest_otel_overhead.otel.export_deadlines import endpoint_refuses
 from pytest_otel_overhead.results import StopReason
 from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.intervals import median
@@ -21,11 +23,14 @@ from pytest_otel_overhead.stats.verdict import Decision, LookPlan, Verdict
 
 __all__ = [
     "BLOCK_TARGET_S",
+    "EXPORT_WAIT_SHARE",
+    "MIN_TIMED_S",
     "WARMUP_S",
     "Run",
     "Sizing",
     "TimedPairs",
     "calibration_time",
+    "starved_cause",
     "timed_pairs",
     "warm_up",
 ]
@@ -33,6 +38,12 @@ __all__ = [
 BLOCK_TARGET_S = 0.01
 """Target length of one timed block: short blocks give many pairs per second at similar spread."""
 WARMUP_S = 0.2
+MIN_TIMED_S = 1.0
+"""Time for the timed pairs below which an undecided budget says more about ``max_time`` than about noise:
+at ``BLOCK_TARGET_S`` blocks, about 50 pairs."""
+EXPORT_WAIT_SHARE = 0.5
+"""Share of the warm-up's and timed pairs' time spent in failed exports from which the backend, not noise, is
+why few pairs ran."""
 PAIRS_WITHOUT_TIME_BUDGET = 16
 """Pairs after which a measurement with no time budget, which only reports, stops at its next look."""
 
@@ -69,6 +80,11 @@ class TimedPairs:
     decisions: dict[str, Decision]
     looks: int
     stop_reason: StopReason
+    time_given: float = math.inf
+    """Seconds ``max_time`` left the timed pairs once the warm-up and the time kept back for later phases were
+    taken."""
+    time_fixed: float = 0.0
+    """Seconds of the warm-up and of the time kept back for the later phases: what the pairs cannot have."""
 
 
 def calibration_time(warm: Sequence[Block]) -> float:
@@ -105,7 +121,8 @@ def timed_pairs(run: Run, calls: int, rng: random.Random, reserve: float) -> Tim
     timed_start = clock()
     timed_span = max(0.0, run.deadline - timed_start - reserve)
     look_times = [timed_start + f * timed_span for f in plan.fractions]
-    timed = TimedPairs(pairs=[], decisions={}, looks=0, stop_reason=StopReason.MAX_TIME)
+    timed = TimedPairs(pairs=[], decisions={}, looks=0, stop_reason=StopReason.MAX_TIME, time_given=timed_span)
+    timed.time_fixed = timed_start - run.started + reserve
     # ABBA order from a random start: the block after an instrumented one is a baseline one
     # half of the time, so what one arm leaves behind (its export thread winding down, caches)
     # does not land mostly on the other; with a coin per pair it would, three times in four.
@@ -127,6 +144,38 @@ def timed_pairs(run: Run, calls: int, rng: random.Random, reserve: float) -> Tim
         if clock() > run.deadline - reserve:
             break
     return timed
+
+
+def starved_cause(run: Run, timed: TimedPairs) -> str | None:
+    """Why the timed pairs were too few to decide when neither noise nor the overhead is why, else ``None``.
+
+    A backend that never answers holds every flush until the cap, so the pairs are few and the interval
+    unbounded; so does a ``max_time`` that the warm-up and the phases after the pairs use up.
+    """
+    elapsed = run.arms.clock.wall() - run.started
+    capped = run.arms.pipeline.capped
+    with capped.lock:
+        waited, failed, cut = capped.failed_s, capped.failed, capped.exports
+    if failed and waited >= EXPORT_WAIT_SHARE * elapsed:
+        # Cut exports waited for an answer until the cap; others failed sooner, retried or timed out on their own.
+        refused = endpoint_refuses(run.settings.pipeline.endpoint)
+        cause = (
+            "the backend did not answer: exports took the whole time left"
+            if cut and not refused
+            else "exports failed (refused, or no answer within export_timeout) and waiting on them took the time"
+        )
+        return (
+            f"{cause} ({failed} failed export{'s' if failed != 1 else ''} waited {waited:.1f} s of the "
+            f"{elapsed:.1f} s of warm-up and timed pairs)"
+        )
+    if timed.time_given < MIN_TIMED_S:
+        at_least = math.ceil((timed.time_fixed + MIN_TIMED_S) * 2) / 2
+        return (
+            f"max_time {run.settings.max_time:g}s is used up by warm-up and the fixed rounds ({timed.time_fixed:.1f} s "
+            f"with the diagnostic and heap rounds and margins), leaving the timed pairs {timed.time_given:.1f} s: "
+            f"raise max_time to at least {at_least:g} s"
+        )
+    return None
 
 
 def _run_pairs_until(

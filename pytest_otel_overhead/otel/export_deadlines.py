@@ -8,8 +8,10 @@ refuses each export to what is left, and :class:`CappedExports` counts what the 
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -18,22 +20,64 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from pytest_otel_overhead.otel.exporters import set_export_timeout
 
-__all__ = ["CappedExports", "ExportDeadlines"]
+__all__ = ["CUT_TOLERANCE_S", "PROBE_TIMEOUT_S", "CappedExports", "ExportDeadlines", "endpoint_refuses"]
+
+CUT_TOLERANCE_S = 0.05
+"""An export that failed this close to the cap (or later) ran out of time: the cap cut it. One that failed
+earlier was refused or answered with an error, whatever time it had left."""
+
+
+PROBE_TIMEOUT_S = 0.5
+"""How long :func:`endpoint_refuses` waits for a connection."""
+
+
+def endpoint_refuses(endpoint: str | None) -> bool | None:
+    """Whether the endpoint's host refuses a TCP connection now: ``True``, ``False`` if it accepts, ``None`` if unknown.
+
+    Asked only after measuring, when every export failed: an exporter retrying a refused connection
+    can use up the time left as a backend that never answers does, and only the port tells them apart.
+    """
+    if not endpoint:
+        return None
+    parsed = urllib.parse.urlsplit(endpoint if "//" in endpoint else "//" + endpoint)
+    try:
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    except ValueError:
+        return None
+    if parsed.hostname is None:
+        return None
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=PROBE_TIMEOUT_S):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return None
 
 
 @dataclass
 class CappedExports:
-    """Exports the pipeline's time cap ended early or refused, their spans, and the exports in progress."""
+    """Exports the pipeline's time cap ended early or refused, their spans, the exports in progress, and every
+    failed export with the time it took (the engine tells a backend that held the timed pairs from noise)."""
 
     exports: int = 0
     spans: int = 0
     running: int = 0
+    failed: int = 0
+    """Exports that failed for any reason, those the cap cut included."""
+    failed_s: float = 0.0
+    """Seconds those failed exports took: what a backend that never answers costs the flushes that wait."""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, spans: int) -> None:
         with self.lock:
             self.exports += 1
             self.spans += spans
+
+    def add_failure(self, seconds: float) -> None:
+        with self.lock:
+            self.failed += 1
+            self.failed_s += seconds
 
     @contextlib.contextmanager
     def in_progress(self) -> Iterator[None]:
@@ -56,7 +100,8 @@ class ExportDeadlines(SpanExporter):
     thread, only what is left of the cap (:meth:`Pipeline.cap`): an OTLP exporter's own deadline
     is shortened to that, and once nothing is left the export fails at once. Exports the cap ended
     or refused are counted in ``capped``: whether a more patient exporter would have delivered
-    them is unknown, so they are not simply failures.
+    them is unknown, so they are not simply failures. An export that failed well before the cap
+    (a port that refuses the connection fails in milliseconds) is a failure, not a cut.
     """
 
     def __init__(self, inner: SpanExporter, timeout_s: float) -> None:
@@ -81,6 +126,7 @@ class ExportDeadlines(SpanExporter):
         if end <= now:
             if by_cap:
                 self.capped.add(len(spans))
+            self.capped.add_failure(0.0)
             return SpanExportResult.FAILURE
         if self._settable:
             # Read at the start of each export; two exports at once (simple processor, threads) may
@@ -88,8 +134,11 @@ class ExportDeadlines(SpanExporter):
             set_export_timeout(self._inner, end - now)
         with self.capped.in_progress():
             result = self._inner.export(spans)
-        if by_cap and result is not SpanExportResult.SUCCESS:
-            self.capped.add(len(spans))
+        if result is not SpanExportResult.SUCCESS:
+            ended = time.monotonic()
+            self.capped.add_failure(ended - now)
+            if by_cap and ended >= end - CUT_TOLERANCE_S:
+                self.capped.add(len(spans))
         return result
 
     @contextlib.contextmanager

@@ -86,6 +86,9 @@ class PipelineHealth:
     """Exports ``max_time`` ended early or refused in the timed and heap rounds and the pipeline's shutdown."""
     rounds_spans_timed_out: int = 0
     """Their spans."""
+    calls_s: float | None = field(default=None, metadata=form(key="calls_wall_s", amount=True))
+    """Wall time the round's calls took, seconds (``None`` in results made before it was kept): what a rate limit
+    per second of wall time is counted against."""
     export_left_running: bool = False
     """An export was still running when the measurement's pipeline shut down, and was not waited for."""
     metric_measurements: int | None = None
@@ -156,7 +159,29 @@ class PipelineHealth:
 
     @property
     def over_budget(self) -> bool:
-        return self.max_dropped is not None and self.dropped - self.spans_timed_out > self.max_dropped
+        return self.max_dropped is not None and self.lost > self.max_dropped
+
+    @property
+    def lost(self) -> int:
+        """Dropped spans that count against ``max_dropped``: all but those the cap cut."""
+        return self.dropped - self.spans_timed_out
+
+    @property
+    def spans_failed_outright(self) -> int:
+        """Spans in exports that failed before the cap: refused, answered with an error, or timed out by
+        ``export_timeout``."""
+        return self.spans_failed - self.spans_timed_out
+
+    @property
+    def every_export_failed(self) -> bool:
+        """The round exported and not one export succeeded: nothing reached the backend."""
+        return self.export_calls > 0 and self.export_failures >= self.export_calls and self.exported == 0
+
+    def loss_breakdown(self) -> str:
+        """``queue full 312, failed exports 0``, and ``, cut by max_time 12`` if the cap cut some: the split of the
+        dropped spans that the summary shows, counted as :meth:`dropped_sentence` counts them."""
+        text = f"queue full {self.dropped_by_queue}, failed exports {self.spans_failed_outright}"
+        return text + (f", cut by max_time {self.spans_timed_out}" if self.spans_timed_out else "")
 
     @property
     def cut_short(self) -> bool:
@@ -170,7 +195,7 @@ class PipelineHealth:
         if self.exports_timed_out:
             parts.append(
                 f"{_exports(self.exports_timed_out)} of the diagnostic round early "
-                f"({self.spans_timed_out} spans, not counted as dropped)"
+                f"({self.spans_timed_out} spans, dropped but not counted against max_dropped)"
             )
         if self.rounds_exports_timed_out:
             parts.append(
@@ -181,8 +206,9 @@ class PipelineHealth:
         if self.export_left_running:
             note += "; an export was still running at shutdown and was left to end by itself"
         return (
-            note + ": the backend did not answer within the time left (a longer max_time gives it more; "
-            "an export_timeout well below max_time tells a down backend from a slow one)"
+            note + ": the time left ran out first (a backend that does not answer holds an export until then, and "
+            "so do an exporter's retries after failed exports; a longer max_time gives them more; an export_timeout "
+            "well below max_time tells a down backend from a slow one)"
         )
 
     @property
@@ -201,10 +227,8 @@ class PipelineHealth:
     def dropped_sentence(self) -> str:
         """``lost 312 spans in 1000 calls (queue full: 312, failed exports: 0)``, and spans the cap cut."""
         timed_out = f", {self.spans_timed_out} more cut by max_time" if self.spans_timed_out else ""
-        return (
-            f"lost {self.dropped - self.spans_timed_out} spans in {self.calls} calls (queue full: "
-            f"{self.dropped_by_queue}, failed exports: {self.spans_failed - self.spans_timed_out}){timed_out}"
-        )
+        split = f"queue full: {self.dropped_by_queue}, failed exports: {self.spans_failed_outright}"
+        return f"lost {self.lost} spans in {self.calls} calls ({split}){timed_out}"
 
     def budget_sentence(self) -> str:
         """``lost 312 spans in 1000 calls (queue full: 312, failed exports: 0), budget max_dropped=0``."""

@@ -23,6 +23,7 @@ from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
 from pytest_otel_overhead.compat import tracer_args
 from pytest_otel_overhead.otel.foreign import track_provider_origins
 from pytest_otel_overhead.otel.metrics_routing import MeterRouter, foreign_meter_provider, install_meter_router
+from pytest_otel_overhead.otel.setters import provider_setting_lines
 
 __all__ = ["ArmExtras", "ArmRouter", "RouterInstallError", "attach_extras", "install_router"]
 
@@ -216,6 +217,12 @@ class _RoutedSpanContext:
 _router: ArmRouter | None = None
 
 
+def _set_where(kind: str) -> str:
+    """Where the project's code sets that provider, as ``"(at conftest.py:12) "``, or nothing when unknown."""
+    lines = provider_setting_lines(kind)
+    return f"(at {', '.join(lines)}) " if lines else ""
+
+
 def install_router() -> ArmRouter:
     """Install the session's router as the global TracerProvider (once per process).
 
@@ -229,16 +236,16 @@ def install_router() -> ArmRouter:
     if not isinstance(current, ProxyTracerProvider):
         raise RouterInstallError(
             f"a global TracerProvider ({type(current).__module__}.{type(current).__qualname__}) was set "
-            "before --otel-overhead could install its own; OpenTelemetry allows one per process, so "
-            "skip setting it when --otel-overhead is given (e.g. in conftest.py: "
+            f"{_set_where('tracer')}before --otel-overhead could install its own; OpenTelemetry allows one "
+            "per process, so skip setting it when --otel-overhead is given (e.g. in conftest.py: "
             "`if not config.getoption('otel_overhead'): trace.set_tracer_provider(...)`)"
         )
     foreign_meters = foreign_meter_provider()
     if foreign_meters is not None:
         raise RouterInstallError(
             f"a global MeterProvider ({type(foreign_meters).__module__}.{type(foreign_meters).__qualname__}) "
-            "was set before --otel-overhead could install its own; OpenTelemetry allows one per process, so "
-            "skip setting it when --otel-overhead is given"
+            f"was set {_set_where('meter')}before --otel-overhead could install its own; OpenTelemetry allows one "
+            "per process, so skip setting it when --otel-overhead is given"
         )
     router = ArmRouter()
     trace.set_tracer_provider(router)

@@ -29,7 +29,7 @@ from pytest_otel_overhead.reports.html_comparison import comparison_section
 from pytest_otel_overhead.reports.html_text import escape_html, table, unbroken, verdict_span, wrappable_id
 from pytest_otel_overhead.reports.markdown import budget_cell, headline_metrics, overhead_cell, run_facts
 from pytest_otel_overhead.reports.terminal import outcome_lines, overhead_heading, verdict_label
-from pytest_otel_overhead.results import AGAINST_ARMS_NOTE, NO_TELEMETRY, MetricResult, TestResult
+from pytest_otel_overhead.results import AGAINST_ARMS_NOTE, OTHER_OUTCOMES, MetricResult, TestResult
 from pytest_otel_overhead.stats.verdict import Verdict
 
 __all__ = [
@@ -77,7 +77,8 @@ _verdict = verdict_span
 
 
 def _test_verdict(result: TestResult) -> str:
-    return _verdict(Verdict.INCONCLUSIVE if result.no_telemetry else result.verdict, verdict_label(result))
+    undecided = result.outcome != result.verdict.value  # NO TELEMETRY, FAILED EXPORTS
+    return _verdict(Verdict.INCONCLUSIVE if undecided else result.verdict, verdict_label(result))
 
 
 def _value(metric: MetricResult, value: float) -> str:
@@ -174,12 +175,12 @@ def _overview_chart(rows: Sequence[tuple[str, MetricResult]], charts: ChartDrawe
 def _summary(run: RunRecord, charts: ChartDrawer) -> str:
     results = run.results
     counts = {v: sum(1 for r in results if r.outcome == v.value) for v in Verdict}
-    nothing = sum(1 for r in results if r.outcome == NO_TELEMETRY)
+    others = [(o.replace("_", " "), sum(1 for r in results if r.outcome == o)) for o in OTHER_OUTCOMES]
     parts = [
         f"<p><strong>{len(results)} measured:</strong> {_verdict(Verdict.PASS, f'{counts[Verdict.PASS]} PASS')}, "
         f"{_verdict(Verdict.FAIL, f'{counts[Verdict.FAIL]} FAIL')}, "
         f"{_verdict(Verdict.INCONCLUSIVE, f'{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE')}"
-        + (f", {_verdict(Verdict.INCONCLUSIVE, f'{nothing} NO TELEMETRY')}" if nothing else "")
+        + "".join(f", {_verdict(Verdict.INCONCLUSIVE, f'{n} {o}')}" for o, n in others if n)
         + "</p>"
     ]
     chart_rows = []

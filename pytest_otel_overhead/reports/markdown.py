@@ -17,13 +17,20 @@ from pytest_otel_overhead.formatting import NO_FIGURE, interval, percentage_poin
 from pytest_otel_overhead.history.compare import Comparison, describe_run
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.reports.terminal import budget_origin, outcome_lines, overhead_heading, verdict_label
-from pytest_otel_overhead.results import AGAINST_ARMS_NOTE, NO_TELEMETRY, MetricResult, TestResult
+from pytest_otel_overhead.results import (
+    AGAINST_ARMS_NOTE,
+    FAILED_EXPORTS,
+    NO_TELEMETRY,
+    OTHER_OUTCOMES,
+    MetricResult,
+    TestResult,
+)
 from pytest_otel_overhead.stats.verdict import Verdict
 
 __all__ = ["budget_cell", "escape", "headline_metrics", "markdown_report", "overhead_cell", "run_facts"]
 
 VERDICT_MARKS = {Verdict.PASS: "✅", Verdict.FAIL: "❌", Verdict.INCONCLUSIVE: "⚠️"}
-OUTCOME_MARKS = {**{v.value: mark for v, mark in VERDICT_MARKS.items()}, NO_TELEMETRY: "🚫"}
+OUTCOME_MARKS = {**{v.value: mark for v, mark in VERDICT_MARKS.items()}, NO_TELEMETRY: "🚫", FAILED_EXPORTS: "🚫"}
 CHANGE_MARKS = {Verdict.FAIL: "❌ regressed", Verdict.PASS: "✅ ok", Verdict.INCONCLUSIVE: "⚠️ undecided"}
 _MARKDOWN_SPECIAL = "\\`*_[]|~#!$"
 
@@ -168,11 +175,11 @@ def markdown_report(
     """The whole summary as one Markdown document."""
     results = run.results
     counts = {v: sum(1 for r in results if r.outcome == v.value) for v in Verdict}
-    nothing = sum(1 for r in results if r.outcome == NO_TELEMETRY)
+    others = [(o.replace("_", " "), sum(1 for r in results if r.outcome == o)) for o in OTHER_OUTCOMES]
     lines = [f"## {escape(title)}", ""]
     headline = (
         f"**{len(results)} measured: {counts[Verdict.PASS]} PASS, {counts[Verdict.FAIL]} FAIL, "
-        f"{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE" + (f", {nothing} NO TELEMETRY" if nothing else "") + "**"
+        f"{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE" + "".join(f", {n} {o}" for o, n in others if n) + "**"
     )
     facts = run_facts(run)
     lines.append(headline + (" — " + escape(", ".join(facts)) if facts else ""))

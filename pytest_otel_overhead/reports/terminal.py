@@ -13,7 +13,14 @@ import textwrap
 from collections.abc import Sequence
 
 from pytest_otel_overhead.formatting import NO_FIGURE, format_bytes, format_seconds
-from pytest_otel_overhead.results import AGAINST_ARMS_NOTE, METRIC_LABELS, NO_TELEMETRY, MetricResult, TestResult
+from pytest_otel_overhead.results import (
+    AGAINST_ARMS_NOTE,
+    FAILED_EXPORTS,
+    METRIC_LABELS,
+    NO_TELEMETRY,
+    MetricResult,
+    TestResult,
+)
 from pytest_otel_overhead.settings.origin import Source, SourceKind
 from pytest_otel_overhead.stats.verdict import Verdict
 
@@ -51,6 +58,8 @@ def outcome_label(result: TestResult) -> str:
 def outcome_lines(result: TestResult) -> list[str]:
     """Why no telemetry was measured, and what in the surroundings affected the figures."""
     lines = [f"no telemetry measured: {result.no_telemetry}"] if result.no_telemetry is not None else []
+    if result.failed_exports is not None:
+        lines.append(f"failed exports: {result.failed_exports}")
     return lines + [f"note: {note}" for note in result.notes]
 
 
@@ -137,7 +146,7 @@ def health_line(result: TestResult) -> str | None:
     parts = [
         f"spans/call {h.per_call(h.started):.3g} started, {h.per_call(h.sampled):.3g} sampled, "
         f"{h.per_call(h.exported):.3g} exported, {h.dropped} dropped of {h.calls} calls"
-        + (f" (queue full {h.dropped_by_queue}, failed exports {h.spans_failed})" if h.dropped else "")
+        + (f" ({h.loss_breakdown()})" if h.dropped else "")
     ]
     exports = f"{h.export_calls} exports"
     if h.export_failures:
@@ -174,7 +183,7 @@ def verdict_label(result: TestResult) -> str:
     count, which carries the CPU budget) is what a reader expects a verdict to be about; any other
     budget behind a FAIL or INCONCLUSIVE is named next to it.
     """
-    if result.no_telemetry is not None:
+    if result.outcome != result.verdict.value:  # NO TELEMETRY, FAILED EXPORTS: whatever the budgets say
         return outcome_label(result)
     verdict = result.verdict
     if verdict is Verdict.PASS:
@@ -311,9 +320,12 @@ def summary_lines(results: Sequence[TestResult], verbose: bool = False, width: i
             lines += wrap(line, width)
     counts = {v: sum(1 for r in results if r.outcome == v.value) for v in Verdict}
     nothing = sum(1 for r in results if r.outcome == NO_TELEMETRY)
+    failed = sum(1 for r in results if r.outcome == FAILED_EXPORTS)
     lines.append(
         f"{len(results)} measured: {counts[Verdict.PASS]} PASS, {counts[Verdict.FAIL]} FAIL, "
-        f"{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE" + (f", {nothing} NO TELEMETRY" if nothing else "")
+        f"{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE"
+        + (f", {nothing} NO TELEMETRY" if nothing else "")
+        + (f", {failed} FAILED EXPORTS" if failed else "")
     )
     return lines
 

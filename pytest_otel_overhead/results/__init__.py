@@ -7,7 +7,9 @@ tables show them is in ``results.display``; the pipeline's health record comes f
 from pytest_otel_overhead.otel.health import PipelineHealth
 from pytest_otel_overhead.results.display import AGAINST_ARMS_MARK, AGAINST_ARMS_NOTE, HEAP_BYTES_BELOW, METRIC_LABELS
 from pytest_otel_overhead.results.records import (
+    FAILED_EXPORTS,
     NO_TELEMETRY,
+    OTHER_OUTCOMES,
     MetricResult,
     ProcessProbe,
     Replica,
@@ -18,9 +20,11 @@ from pytest_otel_overhead.results.records import (
 __all__ = [
     "AGAINST_ARMS_MARK",
     "AGAINST_ARMS_NOTE",
+    "FAILED_EXPORTS",
     "HEAP_BYTES_BELOW",
     "METRIC_LABELS",
     "NO_TELEMETRY",
+    "OTHER_OUTCOMES",
     "MetricResult",
     "PipelineHealth",
     "ProcessProbe",

@@ -38,12 +38,27 @@ from pytest_otel_overhead.wire.checks import (
 from pytest_otel_overhead.wire.document import Derived, to_document
 from pytest_otel_overhead.wire.form import form
 
-__all__ = ["NO_TELEMETRY", "UNITS", "MetricResult", "ProcessProbe", "Replica", "StopReason", "TestResult"]
+__all__ = [
+    "FAILED_EXPORTS",
+    "NO_TELEMETRY",
+    "OTHER_OUTCOMES",
+    "UNITS",
+    "MetricResult",
+    "ProcessProbe",
+    "Replica",
+    "StopReason",
+    "TestResult",
+]
 
 UNITS = {"heap": "bytes", "instructions": "instructions"}
 NO_TELEMETRY = "NO_TELEMETRY"
 """The outcome of a measurement whose instrumented arm recorded no telemetry: its figures compare
 two identical arms, whatever the verdict of its budgets says."""
+FAILED_EXPORTS = "FAILED_EXPORTS"
+"""The outcome of a measurement in which every export of the diagnostic round failed: the instrumented arm
+measured a pipeline whose telemetry reached no backend, whatever the verdict of its budgets says."""
+OTHER_OUTCOMES = (NO_TELEMETRY, FAILED_EXPORTS)
+"""The outcomes beyond the verdicts, in the order the summaries count them."""
 
 
 def read_confidence(value: object) -> float:
@@ -356,6 +371,10 @@ class TestResult:
     """Why the instrumented arm recorded no telemetry, naming the likely causes (spans through another
     TracerProvider and where it was created, instrumentors whose targets existed before the arm); ``None`` when
     it did record some (or was not checked). Such a result's outcome is ``NO_TELEMETRY``."""
+    failed_exports: str | None = None
+    """Why nothing the instrumented arm recorded reached the backend: every export of the diagnostic round failed,
+    and how (refused or answered with an error, or no answer in the time left); ``None`` when some export succeeded
+    (or was not checked). Such a result's outcome is ``FAILED_EXPORTS``, unless it is ``NO_TELEMETRY``."""
     notes: tuple[str, ...] = ()
     """What in the process's surroundings affected the measurement: tracemalloc paused, a trace or profile
     function (coverage, debuggers, profilers) or a ``sys.monitoring`` tool active."""
@@ -372,7 +391,8 @@ class TestResult:
             "outcome",
             "string",
             'the `verdict`, or `"NO_TELEMETRY"` when the instrumented arm recorded no spans and no metrics: both '
-            "arms then ran the same code and the figures compare nothing",
+            'arms then ran the same code and the figures compare nothing; or `"FAILED_EXPORTS"` when every export '
+            "of the diagnostic round failed: nothing reached the backend",
             lambda result: result.outcome,
         ),
     )
@@ -400,8 +420,11 @@ class TestResult:
 
     @property
     def outcome(self) -> str:
-        """``NO_TELEMETRY`` when the instrumented arm recorded nothing, else the verdict's value."""
-        return NO_TELEMETRY if self.no_telemetry is not None else self.verdict.value
+        """``NO_TELEMETRY`` when the instrumented arm recorded nothing, ``FAILED_EXPORTS`` when none of what it
+        recorded reached the backend, else the verdict's value."""
+        if self.no_telemetry is not None:
+            return NO_TELEMETRY
+        return FAILED_EXPORTS if self.failed_exports is not None else self.verdict.value
 
     @property
     def verdict(self) -> Verdict:

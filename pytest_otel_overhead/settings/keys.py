@@ -277,7 +277,13 @@ def _export_keys() -> list[Key]:
 
 
 def _measuring_keys() -> list[Key]:
-    from pytest_otel_overhead.settings.records import InconclusivePolicy, MeasureSettings, Mode, NoTelemetryPolicy
+    from pytest_otel_overhead.settings.records import (
+        FailedExportsPolicy,
+        InconclusivePolicy,
+        MeasureSettings,
+        Mode,
+        NoTelemetryPolicy,
+    )
 
     defaults = MeasureSettings
     modes = {Mode.TIME: "CPU and wall time", Mode.INSTRUCTIONS: "counted under valgrind"}
@@ -315,6 +321,14 @@ def _measuring_keys() -> list[Key]:
             "what a measurement whose instrumented arm recorded no spans and no metrics does to the test: "
             + _options_text(tuple(NoTelemetryPolicy), defaults.no_telemetry),
             env=("OTEL_OVERHEAD_NO_TELEMETRY",),
+        ),
+        Key(
+            "failed_exports",
+            _choice(tuple(FailedExportsPolicy)),
+            "what a measurement in which every export failed (nothing reached the backend: a collector down, "
+            "refusing or never answering) does to the test: "
+            + _options_text(tuple(FailedExportsPolicy), defaults.failed_exports),
+            env=("OTEL_OVERHEAD_FAILED_EXPORTS",),
         ),
     ]
 

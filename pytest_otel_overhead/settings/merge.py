@@ -120,6 +120,7 @@ def resolve(layers: Sequence[Layer]) -> MeasureSettings:
         mode=chosen.value("mode", defaults.mode),
         processes=chosen.value("processes", defaults.processes),
         no_telemetry=chosen.value("no_telemetry", defaults.no_telemetry),
+        failed_exports=chosen.value("failed_exports", defaults.failed_exports),
     )
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "BUDGET_METRICS",
     "DEFAULT_BUDGET",
     "Choice",
+    "FailedExportsPolicy",
     "InconclusivePolicy",
     "MeasureSettings",
     "Mode",
@@ -72,6 +73,14 @@ class NoTelemetryPolicy(Choice):
 
     WARN = "warn"
     FAIL = "fail"
+    IGNORE = "ignore"
+
+
+class FailedExportsPolicy(Choice):
+    """What a measurement in which every export failed (nothing reached the backend) does to the test."""
+
+    FAIL = "fail"
+    WARN = "warn"
     IGNORE = "ignore"
 
 
@@ -197,6 +206,9 @@ class MeasureSettings:
     process)."""
     no_telemetry: NoTelemetryPolicy = NoTelemetryPolicy.FAIL
     """What a measurement without telemetry does: ``"warn"``, ``"fail"``, ``"ignore"``."""
+    failed_exports: FailedExportsPolicy = FailedExportsPolicy.FAIL
+    """What a measurement in which every export failed (nothing reached the backend) does: ``"fail"``, ``"warn"``,
+    ``"ignore"``."""
     budgets: tuple[tuple[str, Budget], ...] = field(default=(("cpu", DEFAULT_BUDGET),), metadata=form(entries=True))
     """Budget per metric name, an object with ``kind`` (``"relative"`` or ``"absolute"``) and ``value`` (a fraction,
     or seconds / bytes / instructions per call)."""
