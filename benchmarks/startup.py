@@ -123,9 +123,9 @@ def environment() -> dict[str, Any]:
     }
 
 
-def output_stem(now: dt.datetime) -> Path:
-    """``startup-<date>``, with the time added when a run of the same day is there already."""
-    stem = RESULTS / f"startup-{now:%Y%m%d}"
+def output_stem(now: dt.datetime, suffix: str = "") -> Path:
+    """``startup-<date>[-suffix]``, with the time added when a run of that name is there already."""
+    stem = RESULTS / f"startup-{now:%Y%m%d}{suffix and '-' + suffix}"
     return stem if not stem.with_suffix(".json").exists() else RESULTS / f"startup-{now:%Y%m%d-%H%M%S}"
 
 
@@ -133,13 +133,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.startup", description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=40, help="pairs of runs, loaded and blocked (default 40)")
     parser.add_argument("--tests", type=int, default=200, help="trivial tests per run (default 200)")
+    parser.add_argument("--suffix", default="", help="added to the output name: startup-<date>-SUFFIX")
     args = parser.parse_args(argv)
     if args.pairs < 1 or args.tests < 1:
         parser.error("--pairs and --tests must be at least 1")
     if not any(e.name == "otel_overhead" for e in metadata.entry_points(group="pytest11")):
         raise SystemExit("pytest-otel-overhead is not installed: both arms would be the same")
     now = dt.datetime.now()
-    stem = output_stem(now)
+    stem = output_stem(now, args.suffix)
     lines: list[str] = []
 
     def say(line: str) -> None:

@@ -155,14 +155,16 @@ def _check_without_measuring(config: pytest.Config) -> None:
 
     The environment is not checked: its OTEL_* variables may hold values meant for the code under
     test, and only a measuring session reads them. Exporter factories and instrumentors are checked
-    as written, not imported.
+    as written, not imported. A parser is imported only when a value is given to it (``settings.keys``),
+    so a run given nothing of the plugin's loads none.
     """
+    given = given_flags(config)
     try:
-        cli_layer(config, imports=False)
+        if given:  # every flag defaults to None: without one, the command line has no settings to check
+            cli_layer(config, imports=False)
         ini_layer(config, imports=False)
     except SettingsError as error:
         raise pytest.UsageError(f"otel-overhead: {error}") from None
-    given = given_flags(config)
     if given and not hasattr(config, "workerinput"):  # an xdist worker: its controller says it once
         verb = "has" if len(given) == 1 else "have"
         message = f"otel-overhead: {', '.join(given)} {verb} no effect without --otel-overhead"

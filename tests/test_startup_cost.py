@@ -18,26 +18,21 @@ import pytest
 from pytest_otel_overhead import samplers
 from pytest_otel_overhead.settings import sampling
 
-# Everything a session without measuring may load from the package: options, settings, parsers.
+# Everything a session without measuring may load from the package: the options, their defaults and the
+# light parsers (in units). The records and the other parsers load only when a value needs them.
 LIGHT = {
     "pytest_otel_overhead",
+    "pytest_otel_overhead.settings.defaults",
     "pytest_otel_overhead.settings.flags",
     "pytest_otel_overhead.formatting",
     "pytest_otel_overhead.settings.keys",
-    "pytest_otel_overhead.settings.merge",
     "pytest_otel_overhead.settings.origin",
-    "pytest_otel_overhead.settings.records",
     "pytest_otel_overhead.settings.options",
     "pytest_otel_overhead.plugin",
     "pytest_otel_overhead.settings",
     "pytest_otel_overhead.settings.layers",
-    "pytest_otel_overhead.settings.pipeline",
-    "pytest_otel_overhead.settings.profiles",
-    "pytest_otel_overhead.settings.sampling",
     "pytest_otel_overhead.settings.sources",
     "pytest_otel_overhead.units",
-    "pytest_otel_overhead.wire",
-    "pytest_otel_overhead.wire.form",  # how the settings records' fields appear in documents: no imports
 }
 HEAVY = ("opentelemetry.sdk", "psutil", "pytest_otel_overhead.engine", "pytest_otel_overhead.otel")
 
@@ -77,9 +72,19 @@ def test_importing_the_entry_point_builds_no_settings_tables() -> None:
     assert not [m for m in loaded if m in BUILT_ON_FIRST_USE], loaded
 
 
-def test_the_key_registry_is_built_when_first_read() -> None:
+def test_building_the_key_registry_loads_neither_the_records_nor_their_parsers() -> None:
     loaded = loaded_by("from pytest_otel_overhead.settings.keys import KEYS\nassert 'batch_size' in KEYS")
-    assert {"pytest_otel_overhead.settings.records", "pytest_otel_overhead.settings.pipeline"} <= set(loaded)
+    assert "pytest_otel_overhead.settings.defaults" in loaded  # the help texts' defaults
+    assert not [m for m in loaded if m in BUILT_ON_FIRST_USE], loaded
+
+
+def test_a_parser_loads_when_first_given_a_value() -> None:
+    loaded = loaded_by(
+        "from pytest_otel_overhead.settings.keys import KEYS\n"
+        "assert KEYS['exporter'].parse(' Memory ', 'test') == 'memory'\n"
+        "assert KEYS['max_traces_per_second'].parse('100', 'test') == 100.0"
+    )
+    assert {"pytest_otel_overhead.settings.pipeline", "pytest_otel_overhead.settings.sampling"} <= set(loaded)
 
 
 def test_settings_parse_without_the_sdk() -> None:
@@ -150,6 +155,21 @@ def test_a_session_without_the_flag_loads_no_measuring_machinery(pytester: pytes
     result.assert_outcomes(passed=3, warnings=0)
     assert "pytest_otel_overhead.plugin" in modules  # the plugin was loaded, and checked the settings
     assert not [m for m in modules if is_heavy(m)], [m for m in modules if is_heavy(m)]
+    ours = {m for m in modules if m.split(".")[0] == "pytest_otel_overhead"}
+    named = LIGHT | {"pytest_otel_overhead.settings.profiles"}  # the ini file names a profile
+    assert ours <= named, sorted(ours - named)
+
+
+def test_a_session_given_nothing_of_the_plugins_does_not_load_the_records(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(RECORD_MODULES)
+    pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+    pytester.makeini("[pytest]\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, warnings=0)
+    modules = json.loads(Path(pytester.path, "modules.json").read_text(encoding="utf-8"))
+    assert "pytest_otel_overhead.plugin" in modules
+    assert "pytest_otel_overhead.settings.records" not in modules
+    assert not [m for m in modules if m in BUILT_ON_FIRST_USE], [m for m in modules if m in BUILT_ON_FIRST_USE]
     ours = {m for m in modules if m.split(".")[0] == "pytest_otel_overhead"}
     assert ours <= LIGHT, sorted(ours - LIGHT)
 

@@ -1,16 +1,27 @@
 """The key registry: every setting's name, parser, help text and environment variables.
 
-The registry is built on first use (:func:`key_table`), not on import: pytest imports the plugin in
-every run, so the records and the parsers load when the registry is first read. Help text states
-each default by reading it from the settings records' fields.
+The registry is built on first use (:func:`key_table`), not on import, and building it loads
+neither the records nor the parsers of the sampling and pipeline settings: pytest declares the
+options in every run. Help text states each default from :mod:`~pytest_otel_overhead.settings.defaults`,
+which the records' fields point at; a parser that lives elsewhere is imported when a value is
+first given to it (:func:`_lazy`).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar
 
+from pytest_otel_overhead.settings import defaults
+from pytest_otel_overhead.settings.defaults import (
+    STRATEGY_SAMPLERS,
+    FailedExportsPolicy,
+    InconclusivePolicy,
+    Mode,
+    NoTelemetryPolicy,
+)
 from pytest_otel_overhead.units import (
     Budget,
     SettingsError,
@@ -91,6 +102,23 @@ def _rate(value: object, source: str) -> float:
     return parse_fraction(value, source, what="a sampling rate")
 
 
+def _lazy(module: str, name: str) -> Callable[[object, str], Any]:
+    """The parser ``module.name``, imported when it first parses a value rather than when the registry is built."""
+
+    def parse(value: object, source: str) -> Any:
+        return getattr(importlib.import_module(module), name)(value, source)
+
+    return parse
+
+
+def _sampling(name: str) -> Callable[[object, str], Any]:
+    return _lazy("pytest_otel_overhead.settings.sampling", name)
+
+
+def _pipeline(name: str) -> Callable[[object, str], Any]:
+    return _lazy("pytest_otel_overhead.settings.pipeline", name)
+
+
 def _profile(value: object, source: str) -> str:
     from pytest_otel_overhead.settings.profiles import PROFILES, canonical_profile
 
@@ -107,9 +135,7 @@ def _options_text(options: Sequence[str], default: str) -> str:
 
 
 def _budget_keys() -> list[Key]:
-    from pytest_otel_overhead.settings.records import DEFAULT_BUDGET, MeasureSettings
-
-    default = DEFAULT_BUDGET.describe(MeasureSettings.metric).replace(".0%", "%")
+    default = defaults.BUDGET.describe(defaults.METRIC).replace(".0%", "%")
     return [
         Key("budget", _budget("cpu"), f"budget of the gate metric (cpu unless metric=wall), e.g. {default} (default)"),
         Key("cpu", _budget("cpu"), "CPU-time budget (all threads), e.g. 5% or 50us per call"),
@@ -121,27 +147,19 @@ def _budget_keys() -> list[Key]:
         Key(
             "metric",
             _choice(GATE_METRICS),
-            "metric that 'budget' applies to: " + _options_text(GATE_METRICS, MeasureSettings.metric),
+            "metric that 'budget' applies to: " + _options_text(GATE_METRICS, defaults.METRIC),
         ),
     ]
 
 
 def _sampling_keys() -> list[Key]:
-    from pytest_otel_overhead.settings.records import PipelineSettings
-    from pytest_otel_overhead.settings.sampling import (
-        STRATEGY_SAMPLERS,
-        LoadThresholds,
-        load_strategies,
-        parse_load_thresholds,
-        parse_traces_per_second,
-    )
-
     samplers = (*OTEL_SAMPLERS, *STRATEGY_SAMPLERS)
+    thresholds = defaults.load_thresholds_text(defaults.LOAD_STEPS, defaults.LOAD_BASE)
     return [
         Key(
             "sampler",
             _choice(samplers),
-            "sampler: " + ", ".join(samplers) + f" (default {PipelineSettings.sampler})",
+            "sampler: " + ", ".join(samplers) + f" (default {defaults.SAMPLER})",
             env=("OTEL_TRACES_SAMPLER",),
         ),
         Key(
@@ -152,35 +170,32 @@ def _sampling_keys() -> list[Key]:
         ),
         Key(
             "strategies",
-            load_strategies,
+            _sampling("load_strategies"),
             "per-operation sampling rules: a JSON (or YAML) file, inline JSON, or a mapping in a marker; "
             "alone it selects sampler per_operation",
         ),
         Key(
             "max_traces_per_second",
-            parse_traces_per_second,
+            _sampling("parse_traces_per_second"),
             "at most this many traces per second; alone it selects sampler rate_limiting, "
             "with per_operation it caps the rules",
         ),
         Key(
             "load_thresholds",
-            parse_load_thresholds,
+            _sampling("parse_load_thresholds"),
             "load_adaptive rates by process load, LOAD:RATE pairs then the rate below them "
-            f"(default {LoadThresholds().as_text()}); alone it selects sampler load_adaptive",
+            f"(default {thresholds}); alone it selects sampler load_adaptive",
         ),
     ]
 
 
 def _batch_keys() -> list[Key]:
-    from pytest_otel_overhead.settings.records import PipelineSettings
-
-    defaults = PipelineSettings
     return [
         Key(
             "load_refresh",
             parse_duration_ms,
             "how often load_adaptive re-reads the process load; bare numbers are ms "
-            f"(default {defaults.load_refresh_ms:g})",
+            f"(default {defaults.LOAD_REFRESH_MS:g})",
         ),
         Key(
             "profile",
@@ -189,103 +204,90 @@ def _batch_keys() -> list[Key]:
             "production, high-traffic; settings given alongside win",
             env=("OTEL_PERFORMANCE_PROFILE",),
         ),
-        Key("processor", _choice(PROCESSORS), "span processor: " + _options_text(PROCESSORS, defaults.processor)),
+        Key("processor", _choice(PROCESSORS), "span processor: " + _options_text(PROCESSORS, defaults.PROCESSOR)),
         Key(
             "batch_size",
             parse_count,
-            f"max export batch size (default {defaults.batch_size})",
+            f"max export batch size (default {defaults.BATCH_SIZE})",
             env=("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "OTEL_TRACING_BATCH_SIZE"),
         ),
         Key(
             "schedule_delay",
             parse_duration_ms,
-            f"batch schedule delay, e.g. 5s or 500ms; bare numbers are ms (default {defaults.schedule_delay_ms:g})",
+            f"batch schedule delay, e.g. 5s or 500ms; bare numbers are ms (default {defaults.SCHEDULE_DELAY_MS:g})",
             env=("OTEL_BSP_SCHEDULE_DELAY", "OTEL_TRACING_BATCH_TIMEOUT"),
         ),
         Key(
             "queue_size",
             parse_count,
-            f"max span queue size (default {defaults.queue_size})",
+            f"max span queue size (default {defaults.QUEUE_SIZE})",
             env=("OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_TRACING_QUEUE_SIZE"),
         ),
         Key(
             "export_timeout",
             parse_duration_ms,
-            f"export timeout; bare numbers are ms (default {defaults.export_timeout_ms:g})",
+            f"export timeout; bare numbers are ms (default {defaults.EXPORT_TIMEOUT_MS:g})",
             env=("OTEL_BSP_EXPORT_TIMEOUT",),
         ),
     ]
 
 
 def _export_keys() -> list[Key]:
-    from pytest_otel_overhead.settings import pipeline as export
-    from pytest_otel_overhead.settings.records import PipelineSettings
-
-    defaults = PipelineSettings
     return [
         Key(
             "exporter",
-            export.parse_exporter,
-            f"span exporter: {defaults.exporter} (default), memory, otlp (alias otlp-http; needs the [otlp] extra) "
+            _pipeline("parse_exporter"),
+            f"span exporter: {defaults.EXPORTER} (default), memory, otlp (alias otlp-http; needs the [otlp] extra) "
             "or module:factory returning a SpanExporter",
-            check=export.check_exporter,
+            check=_pipeline("check_exporter"),
         ),
         Key(
             "endpoint",
-            export.parse_endpoint,
+            _pipeline("parse_endpoint"),
             "OTLP/HTTP endpoint of your own collector, e.g. http://localhost:4318; alone it selects "
             "exporter otlp (default: a receiver on 127.0.0.1 that the plugin starts)",
         ),
         Key(
             "compression",
-            export.parse_compression,
-            "OTLP compression: " + _options_text(export.COMPRESSIONS, defaults.compression),
+            _pipeline("parse_compression"),
+            "OTLP compression: " + _options_text(defaults.COMPRESSIONS, defaults.COMPRESSION),
             env=("OTEL_EXPORTER_OTLP_COMPRESSION",),
         ),
         Key(
             "backend_latency",
-            export.parse_backend_latency,
+            _pipeline("parse_backend_latency"),
             "delay of the embedded OTLP receiver before each answer, e.g. 50ms "
-            f"(default {defaults.backend_latency_ms:g})",
+            f"(default {defaults.BACKEND_LATENCY_MS:g})",
         ),
         Key(
             "backend_error_rate",
-            export.parse_backend_error_rate,
+            _pipeline("parse_backend_error_rate"),
             "share of requests the embedded OTLP receiver answers 503, e.g. 0.1 "
-            f"(default {defaults.backend_error_rate:g})",
+            f"(default {defaults.BACKEND_ERROR_RATE:g})",
         ),
         Key(
             "metric_interval",
-            export.parse_metric_interval,
+            _pipeline("parse_metric_interval"),
             "metric export interval, counted in instrumented time; bare numbers are ms "
-            f"(default {defaults.metric_interval_ms:g})",
+            f"(default {defaults.METRIC_INTERVAL_MS:g})",
             env=("OTEL_METRIC_EXPORT_INTERVAL",),
         ),
         Key(
             "instrument",
-            export.parse_instrumentors,
+            _pipeline("parse_instrumentors"),
             "instrumentors applied in the instrumented arm only, module:Class, comma-separated "
             "(e.g. opentelemetry.instrumentation.sqlite3:SQLite3Instrumentor)",
-            check=export.check_instrumentors,
+            check=_pipeline("check_instrumentors"),
         ),
         Key(
             "max_dropped",
-            export.parse_max_dropped,
+            _pipeline("parse_max_dropped"),
             "fail the test when the diagnostic round loses more spans than this (default: report only)",
         ),
     ]
 
 
 def _measuring_keys() -> list[Key]:
-    from pytest_otel_overhead.settings.records import (
-        FailedExportsPolicy,
-        InconclusivePolicy,
-        MeasureSettings,
-        Mode,
-        NoTelemetryPolicy,
-    )
-
-    defaults = MeasureSettings
     modes = {Mode.TIME: "CPU and wall time", Mode.INSTRUCTIONS: "counted under valgrind"}
     return [
         Key(
@@ -293,19 +295,19 @@ def _measuring_keys() -> list[Key]:
             _choice(tuple(Mode)),
             "what to measure: "
             + " or ".join(
-                f"{mode} ({what}{', default' if mode == defaults.mode else ''})" for mode, what in modes.items()
+                f"{mode} ({what}{', default' if mode == defaults.MODE else ''})" for mode, what in modes.items()
             ),
         ),
         Key(
             "max_time",
             parse_seconds,
-            f"cap on measuring time per test, e.g. 30 or 2min (default {defaults.max_time:g} s)",
+            f"cap on measuring time per test, e.g. 30 or 2min (default {defaults.MAX_TIME_S:g} s)",
         ),
         Key(
             "processes",
             parse_count,
             "fresh processes that time mode spreads each measurement over, one after another, so that the "
-            f"interval includes how much processes differ; use 3 or more (default {defaults.processes}: "
+            f"interval includes how much processes differ; use 3 or more (default {defaults.PROCESSES}: "
             "this process only)",
             env=("PYTEST_OTEL_OVERHEAD_PROCESSES",),
         ),
@@ -313,13 +315,13 @@ def _measuring_keys() -> list[Key]:
             "inconclusive",
             _choice(tuple(InconclusivePolicy)),
             "what an undecided budget does to the test: "
-            + _options_text(tuple(InconclusivePolicy), defaults.inconclusive),
+            + _options_text(tuple(InconclusivePolicy), defaults.INCONCLUSIVE),
         ),
         Key(
             "no_telemetry",
             _choice(tuple(NoTelemetryPolicy)),
             "what a measurement whose instrumented arm recorded no spans and no metrics does to the test: "
-            + _options_text(tuple(NoTelemetryPolicy), defaults.no_telemetry),
+            + _options_text(tuple(NoTelemetryPolicy), defaults.NO_TELEMETRY),
             env=("OTEL_OVERHEAD_NO_TELEMETRY",),
         ),
         Key(
@@ -327,7 +329,7 @@ def _measuring_keys() -> list[Key]:
             _choice(tuple(FailedExportsPolicy)),
             "what a measurement in which every export failed (nothing reached the backend: a collector down, "
             "refusing or never answering) does to the test: "
-            + _options_text(tuple(FailedExportsPolicy), defaults.failed_exports),
+            + _options_text(tuple(FailedExportsPolicy), defaults.FAILED_EXPORTS),
             env=("OTEL_OVERHEAD_FAILED_EXPORTS",),
         ),
     ]

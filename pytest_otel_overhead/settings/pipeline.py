@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from pytest_otel_overhead.settings.defaults import COMPRESSIONS
 from pytest_otel_overhead.settings.origin import Source, SourceKind
 from pytest_otel_overhead.settings.records import PipelineSettings
 from pytest_otel_overhead.units import SettingsError, parse_count, parse_duration_ms, parse_fraction
@@ -40,7 +41,6 @@ __all__ = [
 
 EXPORTER_NAMES = ("none", "memory", "otlp")
 EXPORTER_ALIASES = {"otlp-http": "otlp", "otlp_http": "otlp", "otlp/http": "otlp"}
-COMPRESSIONS = ("none", "gzip", "deflate")
 OTLP_EXTRA_HINT = "pip install 'pytest-otel-overhead[otlp]'"
 _OBJECT_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _ZERO = re.compile(r"^\s*0*(?:\.0*)?\s*(?:ns|us|µs|ms|s|min|m)?\s*$")

@@ -9,9 +9,16 @@ means (docs/json-schema.md is written from both).
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 
+from pytest_otel_overhead.settings import defaults
+from pytest_otel_overhead.settings.defaults import (
+    Choice,
+    FailedExportsPolicy,
+    InconclusivePolicy,
+    Mode,
+    NoTelemetryPolicy,
+)
 from pytest_otel_overhead.settings.origin import DEFAULT_SOURCE, Source, as_source
 from pytest_otel_overhead.settings.sampling import LoadThresholds, Strategies, parse_load_thresholds
 from pytest_otel_overhead.units import Budget
@@ -30,58 +37,8 @@ __all__ = [
 ]
 
 BUDGET_METRICS = ("cpu", "wall", "latency_p50", "latency_p95", "latency_p99", "heap")
-DEFAULT_BUDGET = Budget("relative", 0.05)
+DEFAULT_BUDGET = defaults.BUDGET
 """The gate metric's budget when none is given."""
-
-
-class Choice(str, enum.Enum):
-    """A setting's value out of a fixed set: it prints, compares, hashes and serialises as its text.
-
-    Its repr is its text's too, so a record reads the same whether it holds the member or the text a
-    program gave it.
-    """
-
-    def __repr__(self) -> str:
-        return str.__repr__(self)
-
-    def __str__(self) -> str:
-        return str.__str__(self)
-
-    def __format__(self, spec: str) -> str:
-        return str.__format__(self, spec)
-
-    __hash__ = str.__hash__
-
-
-class Mode(Choice):
-    """What a measurement measures."""
-
-    TIME = "time"
-    INSTRUCTIONS = "instructions"
-
-
-class InconclusivePolicy(Choice):
-    """What an undecided budget does to the test."""
-
-    FAIL = "fail"
-    WARN = "warn"
-    PASS = "pass"
-
-
-class NoTelemetryPolicy(Choice):
-    """What a measurement whose instrumented arm recorded no telemetry does to the test."""
-
-    WARN = "warn"
-    FAIL = "fail"
-    IGNORE = "ignore"
-
-
-class FailedExportsPolicy(Choice):
-    """What a measurement in which every export failed (nothing reached the backend) does to the test."""
-
-    FAIL = "fail"
-    WARN = "warn"
-    IGNORE = "ignore"
 
 
 def _load_thresholds_text(thresholds: LoadThresholds | None) -> str | None:
@@ -103,21 +60,21 @@ def _as_dict(record: object) -> dict[str, object]:
 class PipelineSettings:
     """The OpenTelemetry SDK pipeline of the instrumented arm."""
 
-    sampler: str = "parentbased_always_on"
+    sampler: str = defaults.SAMPLER
     """Sampler of the instrumented arm, e.g. ``"parentbased_always_on"``, ``"parentbased_traceidratio"``."""
     sample_rate: float | None = None
     """Sampling ratio of a ratio sampler."""
-    processor: str = "batch"
+    processor: str = defaults.PROCESSOR
     """``"batch"``, ``"simple"`` (or ``"none"`` for an attribution layer)."""
-    batch_size: int = 512
+    batch_size: int = defaults.BATCH_SIZE
     """Max export batch size of the BatchSpanProcessor."""
-    schedule_delay_ms: float = 5000.0
+    schedule_delay_ms: float = defaults.SCHEDULE_DELAY_MS
     """Schedule delay of the BatchSpanProcessor."""
-    queue_size: int = 2048
+    queue_size: int = defaults.QUEUE_SIZE
     """Max queue size of the BatchSpanProcessor."""
-    export_timeout_ms: float = 30000.0
+    export_timeout_ms: float = defaults.EXPORT_TIMEOUT_MS
     """Export timeout."""
-    exporter: str = "none"
+    exporter: str = defaults.EXPORTER
     """Span exporter, e.g. ``"none"``, ``"memory"``, ``"otlp"``."""
     strategies: Strategies | None = None
     """Per-operation sampling rules: ``default`` (probability), ``operations`` (probability per span name),
@@ -128,17 +85,17 @@ class PipelineSettings:
         default=None, metadata=form(write=_load_thresholds_text, read=_read_load_thresholds, shape="string or null")
     )
     """Load-adaptive sampler steps as written, e.g. ``"80%:0.05,60%:0.1,0.2"``."""
-    load_refresh_ms: float = 1000.0
+    load_refresh_ms: float = defaults.LOAD_REFRESH_MS
     """How often the load-adaptive sampler reads the load."""
     endpoint: str | None = None
     """OTLP endpoint; ``None`` uses the embedded receiver."""
-    compression: str = "none"
+    compression: str = defaults.COMPRESSION
     """OTLP compression: ``"none"``, ``"gzip"``, ``"deflate"``."""
-    backend_latency_ms: float = 0.0
+    backend_latency_ms: float = defaults.BACKEND_LATENCY_MS
     """Latency the embedded receiver adds to each export."""
-    backend_error_rate: float = 0.0
+    backend_error_rate: float = defaults.BACKEND_ERROR_RATE
     """Fraction of exports the embedded receiver rejects."""
-    metric_interval_ms: float = 60000.0
+    metric_interval_ms: float = defaults.METRIC_INTERVAL_MS
     """Metric export interval."""
     instrument: tuple[str, ...] = ()
     """Instrumentations enabled in the instrumented arm."""
@@ -191,22 +148,22 @@ class MeasureSettings:
 
     pipeline: PipelineSettings = field(default_factory=PipelineSettings, metadata=form(inline=True))
     """The pipeline's fields, above, stand among these."""
-    metric: str = "cpu"
+    metric: str = defaults.METRIC
     """The gate metric that ``budget`` applies to: ``"cpu"`` or ``"wall"``."""
-    max_time: float = field(default=30.0, metadata=form(key="max_time_s"))
+    max_time: float = field(default=defaults.MAX_TIME_S, metadata=form(key="max_time_s"))
     """Cap on measuring time for this test."""
-    inconclusive: InconclusivePolicy = InconclusivePolicy.WARN
+    inconclusive: InconclusivePolicy = defaults.INCONCLUSIVE
     """What an undecided budget does: ``"fail"``, ``"warn"``, ``"pass"``."""
     profile: str | None = None
     """Performance profile applied (``"high"``, ``"medium"``, ``"low"``)."""
-    mode: Mode = Mode.TIME
+    mode: Mode = defaults.MODE
     """As ``tests[].mode``."""
-    processes: int = 1
+    processes: int = defaults.PROCESSES
     """Fresh processes a time-mode measurement is spread over (the ``processes`` setting; 1 measures in the test's
     process)."""
-    no_telemetry: NoTelemetryPolicy = NoTelemetryPolicy.FAIL
+    no_telemetry: NoTelemetryPolicy = defaults.NO_TELEMETRY
     """What a measurement without telemetry does: ``"warn"``, ``"fail"``, ``"ignore"``."""
-    failed_exports: FailedExportsPolicy = FailedExportsPolicy.FAIL
+    failed_exports: FailedExportsPolicy = defaults.FAILED_EXPORTS
     """What a measurement in which every export failed (nothing reached the backend) does: ``"fail"``, ``"warn"``,
     ``"ignore"``."""
     budgets: tuple[tuple[str, Budget], ...] = field(default=(("cpu", DEFAULT_BUDGET),), metadata=form(entries=True))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_otel_overhead.settings.defaults import LOAD_BASE, LOAD_STEPS, STRATEGY_SAMPLERS, load_thresholds_text
 from pytest_otel_overhead.units import SettingsError, parse_fraction
 from pytest_otel_overhead.wire.form import form
 
@@ -30,8 +31,6 @@ __all__ = [
     "parse_strategies",
     "parse_traces_per_second",
 ]
-
-STRATEGY_SAMPLERS = ("per_operation", "rate_limiting", "load_adaptive")
 
 
 def parse_traces_per_second(value: object, source: str) -> float:
@@ -206,8 +205,8 @@ def load_strategies(value: object, source: str) -> Strategies:
 class LoadThresholds:
     """Probability by load: the first threshold the load exceeds picks its rate; below all, ``base``."""
 
-    steps: tuple[tuple[float, float], ...] = ((0.8, 0.05), (0.6, 0.10))
-    base: float = 0.20
+    steps: tuple[tuple[float, float], ...] = LOAD_STEPS
+    base: float = LOAD_BASE
 
     def rate(self, load: float) -> float:
         for threshold, rate in self.steps:
@@ -219,7 +218,7 @@ class LoadThresholds:
         return ", ".join(f">{t * 100:g}%: {r:g}" for t, r in self.steps) + f", else {self.base:g}"
 
     def as_text(self) -> str:
-        return ",".join(f"{t * 100:g}%:{r:g}" for t, r in self.steps) + f",{self.base:g}"
+        return load_thresholds_text(self.steps, self.base)
 
 
 DEFAULT_LOAD_THRESHOLDS = LoadThresholds()
