@@ -11,6 +11,7 @@ and what the time cap counts as cut.
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import json
 import os
 import re
@@ -180,16 +181,31 @@ def test_spans_of_refused_exports_are_failed_exports_in_every_text_and_count_aga
     assert "refuses connections" in run.result(name)["failed_exports"]
     nothing_cut = cut == 0 and pipeline["rounds_exports_timed_out"] == 0 and not pipeline["export_left_running"]
     assert (pipeline["time_cap_note"] is None) == nothing_cut
-    assert pipeline["spans_dropped"] == failed + cut and pipeline["dropped_verdict"] == "FAIL"
+    # Every dropped span is counted once: queue full (older SDKs export only per block, so their queue can
+    # fill), failed, or cut by max_time.
+    dropped = failed + cut + pipeline["spans_dropped_queue_full"]
+    assert pipeline["spans_dropped"] == dropped and pipeline["dropped_verdict"] == "FAIL"
     sentence = re.search(r"lost (\d+) spans in \d+ calls \(queue full: (\d+), failed exports: (\d+)\)", run.stdout)
     assert sentence is not None, run.stdout
-    assert [int(n) for n in sentence.groups()] == [failed, 0, failed]
-    assert f"(queue full 0, failed exports {failed}" in re.sub(r"\s+", " ", run.summary(name))  # lines wrap
+    queue_full = pipeline["spans_dropped_queue_full"]
+    assert [int(n) for n in sentence.groups()] == [failed + queue_full, queue_full, failed]
+    assert f"(queue full {queue_full}, failed exports {failed}" in re.sub(r"\s+", " ", run.summary(name))  # lines wrap
+
+
+HOLDING_EXPORTS = tuple(
+    int(part) for part in importlib.metadata.version("opentelemetry-exporter-otlp-proto-http").split(".")[:2]
+) >= (1, 35)
+"""From 1.35 an OTLP export to a backend that never answers holds until the time left runs out."""
 
 
 def test_a_backend_that_never_answers_is_said_to_be_the_cause_not_noise(run: Run) -> None:
     result = run.result("test_never_answers")
     assert result["outcome"] == "FAILED_EXPORTS"
+    if not HOLDING_EXPORTS:
+        # Before 1.35 the OTLP exporter's own read timeout ends each request, and the export fails
+        # instead of holding until the cap: the outcome is the same, the cause reads as a failure.
+        assert "every export failed" in result["failed_exports"]
+        return
     assert "the backend did not answer" in result["failed_exports"]
     cpu = result["metrics"]["cpu"]
     if cpu["verdict"] == "INCONCLUSIVE":  # the usual case: exports hold the flushes until the cap
