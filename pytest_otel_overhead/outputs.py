@@ -22,7 +22,7 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "OutputError",
     "append_text_file",
     "cause_of",
+    "entries_matching",
     "is_temporary",
     "process_is_gone",
     "remove_stale_temporaries",
@@ -101,19 +102,24 @@ def process_is_gone(pid: int) -> bool:
     return False
 
 
+def entries_matching(folder: Path, pattern: re.Pattern[str]) -> Iterator[tuple[os.DirEntry[str], re.Match[str]]]:
+    """The entries of ``folder`` whose names match ``pattern``, with their match; none when it cannot be read."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if match is not None:
+            yield entry, match
+
+
 def remove_stale_temporaries(folder: Path, *, now: float | None = None) -> list[Path]:
     """Remove the temporary files an earlier, killed run left in ``folder``; returns those removed."""
     now = time.time() if now is None else now
     host = _host_tag()
     removed: list[Path] = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return removed
-    for entry in entries:
-        match = _TEMPORARY.match(entry.name)
-        if match is None:
-            continue
+    for entry, match in entries_matching(folder, _TEMPORARY):
         try:
             old = now - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER_S
             if old or (match["host"] == host and process_is_gone(int(match["pid"]))):

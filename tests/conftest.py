@@ -1,9 +1,13 @@
-"""Shared configuration for the test suite: a Hypothesis profile, a hermetic environment, result builders."""
+"""Shared configuration for the test suite: a Hypothesis profile, a hermetic environment, result builders,
+and the scripts of docs/ loaded as modules."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -12,6 +16,18 @@ from pytest_otel_overhead.results import MetricResult, PipelineHealth, StopReaso
 from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def docs_script(name: str) -> ModuleType:
+    """``docs/<name>.py`` (a script that writes or checks a generated page), loaded as a module."""
+    spec = importlib.util.spec_from_file_location(name, DOCS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 # CI machines are shared and slow: no per-example deadline, a modest number of examples.
 settings.register_profile(

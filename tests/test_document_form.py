@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -12,7 +11,7 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 import pytest
-from conftest import build_metric, build_result
+from conftest import build_metric, build_result, docs_script
 
 from pytest_otel_overhead.history.store import result_from_dict
 from pytest_otel_overhead.results import PipelineHealth, ProcessProbe, Replica, TestResult
@@ -189,11 +188,7 @@ def test_a_nested_record_may_stand_among_the_fields_and_pairs_are_an_object() ->
 
 
 def _schema_tables() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("schema_tables", ROOT / "docs" / "schema_tables.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return docs_script("schema_tables")
 
 
 def test_the_committed_schema_page_matches_what_the_records_generate() -> None:

@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from pytest_otel_overhead.outputs import process_is_gone
+from pytest_otel_overhead.outputs import entries_matching, process_is_gone
 
 __all__ = [
     "CHILD_START",
@@ -284,13 +284,8 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 def remove_stale_workspaces(folder: Path) -> list[Path]:
     """Remove the children's workspaces in ``folder`` whose parent process is gone; returns those removed."""
     removed: list[Path] = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return removed
-    for entry in entries:
-        match = _WORKSPACE.match(entry.name)
-        if match is None or not process_is_gone(int(match["pid"])):
+    for entry, match in entries_matching(folder, _WORKSPACE):
+        if not process_is_gone(int(match["pid"])):
             continue
         with contextlib.suppress(OSError):
             if entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == os.getuid():
