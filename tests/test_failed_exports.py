@@ -12,22 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-import json
-import os
 import re
 import socket
-import subprocess
-import sys
 import time
 import types
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import build_result
+from measured_project import Run, run_measured
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -102,45 +95,10 @@ def test_healthy(otel_overhead):
 """
 
 
-@dataclass
-class Run:
-    stdout: str
-    path: Path
-
-    def status(self, name: str) -> str:
-        found = re.findall(rf"^test_measured\.py::{name} (PASSED|FAILED|ERROR)\b", self.stdout, re.MULTILINE)
-        assert len(found) == 1, self.stdout
-        return str(found[0])
-
-    def result(self, name: str) -> dict[str, Any]:
-        document = json.loads((self.path / "out.json").read_text(encoding="utf-8"))
-        return next(t for t in document["tests"] if t["nodeid"] == f"test_measured.py::{name}")
-
-    def summary(self, name: str) -> str:
-        """The test's block in the plugin's summary: its heading line and the indented lines under it."""
-        found = re.search(rf"^test_measured\.py::{name}  [A-Z].*\n(?:    .*\n)*", self.stdout, re.MULTILINE)
-        assert found is not None, self.stdout
-        return found.group(0)
-
-    def properties(self, name: str) -> dict[str, str]:
-        tree = ET.parse(self.path / "junit.xml")
-        (case,) = (c for c in tree.iter("testcase") if c.get("name") == name)
-        return {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     path = tmp_path_factory.mktemp("failed_exports")
-    (path / "test_measured.py").write_text(MEASURED, encoding="utf-8")
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PYTHONTRACEMALLOC"))}
-    environ.pop("PYTEST_ADDOPTS", None)
-    environ["PY_COLORS"] = "0"
-    command = [
-        *(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "-v", "-W", "default"),
-        *("--otel-overhead", "--otel-overhead-max-time=3", "--otel-overhead-json=out.json", "--junitxml=junit.xml"),
-    ]
-    done = subprocess.run(command, cwd=path, env=environ, capture_output=True, text=True, timeout=600, check=False)
-    return Run(done.stdout, path)
+    return run_measured(path, {"test_measured.py": MEASURED}, max_time="3")
 
 
 def test_a_dead_collector_fails_the_test_by_default_naming_the_refusal(run: Run) -> None:

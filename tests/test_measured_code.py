@@ -9,17 +9,10 @@ on the machine's load.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
+from measured_project import Run, run_measured
 
 CONFTEST = """
 import threading
@@ -117,58 +110,10 @@ def test_benchmark_of_an_sdk_tracer(benchmark):
 PROVIDER_LINE = MEASURED.splitlines().index("own = TracerProvider(shutdown_on_exit=False)") + 1
 
 
-@dataclass
-class Run:
-    stdout: str
-    path: Path
-
-    def status(self, name: str) -> str:
-        found = re.findall(rf"^test_measured\.py::{name} (PASSED|FAILED|ERROR)\b", self.stdout, re.MULTILINE)
-        assert len(found) == 1, self.stdout
-        return str(found[0])
-
-    def section(self, name: str) -> str:
-        """The failure report of one test, without its header line."""
-        found = re.search(rf"^_+ {name} _+\n(.*?)(?=^_+ \w+ _+$|^=+ )", self.stdout, re.MULTILINE | re.DOTALL)
-        assert found is not None, self.stdout
-        return found.group(1)
-
-    def result(self, name: str) -> dict[str, Any]:
-        document = json.loads((self.path / "out.json").read_text(encoding="utf-8"))
-        return next(t for t in document["tests"] if t["nodeid"] == f"test_measured.py::{name}")
-
-    def properties(self, name: str) -> dict[str, str]:
-        tree = ET.parse(self.path / "junit.xml")
-        (case,) = (c for c in tree.iter("testcase") if c.get("name") == name)
-        return {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     path = tmp_path_factory.mktemp("measured_code")
-    (path / "conftest.py").write_text(CONFTEST, encoding="utf-8")
-    (path / "test_measured.py").write_text(MEASURED, encoding="utf-8")
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PYTHONTRACEMALLOC"))}
-    environ.pop("PYTEST_ADDOPTS", None)
-    environ["PY_COLORS"] = "0"
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:randomly",
-        "-v",
-        "-W",
-        "default",
-        "--otel-overhead",
-        "--otel-overhead-max-time=5",
-        "--otel-overhead-json=out.json",
-        "--junitxml=junit.xml",
-    ]
-    done = subprocess.run(command, cwd=path, env=environ, capture_output=True, text=True, timeout=600, check=False)
-    return Run(done.stdout, path)
+    return run_measured(path, {"conftest.py": CONFTEST, "test_measured.py": MEASURED}, max_time="5")
 
 
 def test_spans_through_a_provider_of_their_own_warn_with_where_it_was_made(run: Run) -> None:
