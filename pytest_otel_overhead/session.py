@@ -34,6 +34,7 @@ from pytest_otel_overhead.otel.receiver import stop_shared_receiver
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.reports.terminal import DEFAULT_WIDTH, result_message, summary_lines, wrap
 from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.settings.calibration import project_layer
 from pytest_otel_overhead.settings.layers import Layer, env_layer
 from pytest_otel_overhead.settings.merge import resolve
 from pytest_otel_overhead.settings.options import session_options
@@ -118,7 +119,7 @@ class OverheadSession:
         self.router = router
         self.strategies = strategies
         self.call_measured_instead = call_measured_instead
-        self.base_layers = (cli_layer(config), ini_layer(config), env_layer(environ))
+        self.base_layers = (cli_layer(config), ini_layer(config), env_layer(environ), project_layer(config.rootpath))
         self.base = resolve(self.base_layers)  # fails fast on CLI/ini/env values that cannot agree
         strategies.check(self.base)  # one clear error up front when, e.g., instructions mode cannot run
         self.results: list[TestResult] = []

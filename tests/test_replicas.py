@@ -73,8 +73,10 @@ def settings_with(**raw: object) -> MeasureSettings:
     return resolve([Layer.parse(raw, lambda key: "marker on t.py::t", name_keys=True)])
 
 
-def test_processes_defaults_to_one_and_comes_from_every_source() -> None:
-    assert resolve([]).processes == 1
+def test_processes_defaults_to_auto_and_comes_from_every_source() -> None:
+    assert resolve([]).processes is None
+    assert settings_with(processes="auto").processes is None
+    assert settings_with(processes=" Auto ").processes is None
     assert settings_with(processes=5).processes == 5
     assert resolve([Layer.parse({"processes": "4"}, lambda key: "--otel-overhead-processes")]).processes == 4
     from_env = resolve([env_layer({PROCESSES_ENV: "3"})])
@@ -92,7 +94,7 @@ def test_a_bad_number_of_processes_is_one_line_naming_its_source(bad: object) ->
     assert message.startswith("marker on t.py::t: ")
     assert "(argument processes)" in message
     assert "\n" not in message
-    with pytest.raises(SettingsError, match=rf"^\${PROCESSES_ENV}: '0' is not a whole number of at least 1$"):
+    with pytest.raises(SettingsError, match=rf"^\${PROCESSES_ENV}: '0' is not 'auto' or a whole number of at least 1$"):
         env_layer({PROCESSES_ENV: "0"})
 
 

@@ -95,11 +95,11 @@ class TimeMode:
     several: MeasuringStrategy = field(default_factory=SeveralProcesses)
 
     def check(self, settings: MeasureSettings) -> None:
-        (self.several if settings.processes > 1 else self.one).check(settings)
+        (self.several if (settings.processes or 1) > 1 else self.one).check(settings)
 
     def measure(self, asked: Measurement) -> TestResult:
         with self.alone():
-            strategy = self.several if asked.settings.processes > 1 else self.one
+            strategy = self.several if (asked.settings.processes or 1) > 1 else self.one
             return strategy.measure(asked)
 
 

@@ -68,7 +68,8 @@ METRIC_INTERVAL_MS = 60000.0
 # One measurement (MeasureSettings).
 METRIC = "cpu"
 MAX_TIME_S = 30.0
-PROCESSES = 1
+PROCESSES: int | None = None
+"""None: one process, and fresh ones added where they change the answer; a number: exactly that many."""
 BUDGET = Budget("relative", 0.05)
 """The gate metric's budget when none is given."""
 

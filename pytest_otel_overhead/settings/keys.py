@@ -128,6 +128,23 @@ def _profile(value: object, source: str) -> str:
     return name
 
 
+def _processes(value: object, source: str) -> int | None:
+    """``auto`` (None: as many as change the answer) or a fixed number of processes."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return None
+    try:
+        return parse_count(value, source)
+    except SettingsError:
+        raise SettingsError(f"{source}: {value!r} is not 'auto' or a whole number of at least 1") from None
+
+
+def _path_text(value: object, source: str) -> str:
+    """A file's path as given, checked without reading the file (a session that does not measure)."""
+    if not isinstance(value, str) or not value.strip():
+        raise SettingsError(f"{source}: {value!r} is not a path to a calibration file")
+    return value
+
+
 def _options_text(options: Sequence[str], default: str) -> str:
     """``fail, warn (default) or pass``."""
     named = [f"{option} (default)" if option == default else option for option in options]
@@ -305,11 +322,20 @@ def _measuring_keys() -> list[Key]:
         ),
         Key(
             "processes",
-            parse_count,
-            "fresh processes that time mode spreads each measurement over, one after another, so that the "
-            f"interval includes how much processes differ; use 3 or more (default {defaults.PROCESSES}: "
-            "this process only)",
+            _processes,
+            "fresh processes that time mode spreads each measurement over, one after another: auto (default: "
+            "this process, and fresh ones added where the between-process spread keeps the verdict open) or a "
+            "number, exactly that many (3 or more)",
             env=("PYTEST_OTEL_OVERHEAD_PROCESSES",),
+        ),
+        Key(
+            "calibration",
+            _lazy("pytest_otel_overhead.settings.calibration", "read_calibration"),
+            "calibration file with the between-process and load terms measured on this runner "
+            "(python -m pytest_otel_overhead calibrate; default: otel-overhead-calibration.json in the root "
+            "folder when it exists, else the built-in terms)",
+            env=("OTEL_OVERHEAD_CALIBRATION",),
+            check=_path_text,
         ),
         Key(
             "inconclusive",

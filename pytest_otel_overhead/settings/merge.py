@@ -119,6 +119,7 @@ def resolve(layers: Sequence[Layer]) -> MeasureSettings:
         profile=chosen.value("profile", defaults.profile),
         mode=chosen.value("mode", defaults.mode),
         processes=chosen.value("processes", defaults.processes),
+        process_term=chosen.value("calibration", defaults.process_term),
         no_telemetry=chosen.value("no_telemetry", defaults.no_telemetry),
         failed_exports=chosen.value("failed_exports", defaults.failed_exports),
     )

@@ -23,6 +23,7 @@ class SourceKind(enum.Enum):
     INI = "ini"
     ENVIRONMENT = "environment"
     PROFILE = "profile"
+    PROJECT_FILE = "project file"  # a file the plugin finds in the root folder (the calibration)
     OTHER = "other"  # a layer built by a program: a sweep, a tool built on the plugin
 
 

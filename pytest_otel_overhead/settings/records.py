@@ -20,6 +20,7 @@ from pytest_otel_overhead.settings.defaults import (
     NoTelemetryPolicy,
 )
 from pytest_otel_overhead.settings.origin import DEFAULT_SOURCE, Source, as_source
+from pytest_otel_overhead.stats.process_term import BUILT_IN_TERM, ProcessTerm
 from pytest_otel_overhead.settings.sampling import LoadThresholds, Strategies, parse_load_thresholds
 from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.wire.form import form
@@ -158,9 +159,14 @@ class MeasureSettings:
     """Performance profile applied (``"high"``, ``"medium"``, ``"low"``)."""
     mode: Mode = defaults.MODE
     """As ``tests[].mode``."""
-    processes: int = defaults.PROCESSES
-    """Fresh processes a time-mode measurement is spread over (the ``processes`` setting; 1 measures in the test's
-    process)."""
+    processes: int | None = defaults.PROCESSES
+    """Fresh processes a time-mode measurement is spread over (the ``processes`` setting): a number, exactly that
+    many (1 measures in the test's process); null (``auto``), the test's process and fresh ones added where the
+    between-process term keeps a budget undecided."""
+    process_term: ProcessTerm = BUILT_IN_TERM
+    """The prior for the between-process spread and the load shift that every interval counts (log-ratio scale):
+    ``tau + slope × |ln ratio|`` between processes, with ``df`` degrees of freedom, and ``load`` while the machine
+    is busy; ``source`` ``"built-in"`` or ``"calibrated"`` (the ``calibration`` setting)."""
     no_telemetry: NoTelemetryPolicy = defaults.NO_TELEMETRY
     """What a measurement without telemetry does: ``"warn"``, ``"fail"``, ``"ignore"``."""
     failed_exports: FailedExportsPolicy = defaults.FAILED_EXPORTS
