@@ -30,6 +30,7 @@ from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.settings.records import MeasureSettings, PipelineSettings
 from pytest_otel_overhead.stats.intervals import MAX_BATCHES, batch_slices
+from pytest_otel_overhead.stats.process_term import BUILT_IN_TERM, ProcessTerm, TermSource
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import SettingsError
 
@@ -166,9 +167,10 @@ def _verdict(before: TestResult, after: TestResult, text: str) -> Verdict | None
 def test_identical_code_does_not_regress(result_with: Callable[..., TestResult]) -> None:
     for seed in range(5):
         before, after = result_with(0.05, seed=seed), result_with(0.05, seed=seed + 100)
-        assert _verdict(before, after, "cpu:+1pp") is not Verdict.FAIL
-        # One process each: their offsets (PROCESS_SPREAD_FLOOR) leave about ±7 points at 5%.
-        assert _verdict(before, after, "cpu:+3pp") is Verdict.INCONCLUSIVE
+        # One process each: their offsets (the built-in prior, at the t quantile of its 4 degrees of freedom)
+        # leave about ±3 points at 5%.
+        assert _verdict(before, after, "cpu:+1pp") is Verdict.INCONCLUSIVE
+        assert _verdict(before, after, "cpu:+5pp") is Verdict.PASS
         assert _verdict(before, after, "cpu:+10pp") is Verdict.PASS
         assert _verdict(before, after, "cpu:+500%") is Verdict.PASS
 
@@ -176,8 +178,8 @@ def test_identical_code_does_not_regress(result_with: Callable[..., TestResult])
 def test_runs_measured_over_more_processes_resolve_smaller_changes(result_with: Callable[..., TestResult]) -> None:
     before, after = result_with(0.05, seed=1), result_with(0.05, seed=2)
     spread = [dataclasses.replace(r, processes=10) for r in (before, after)]
-    assert _verdict(before, after, "cpu:+3pp") is Verdict.INCONCLUSIVE
-    assert _verdict(*spread, "cpu:+3pp") is Verdict.PASS
+    assert _verdict(before, after, "cpu:+1.5pp") is Verdict.INCONCLUSIVE
+    assert _verdict(*spread, "cpu:+1.5pp") is Verdict.PASS
     one, ten = (compare_results(*runs).metrics[0].points for runs in ((before, after), spread))
     assert ten[2] - ten[0] < (one[2] - one[0]) / 2
 
@@ -210,19 +212,38 @@ def test_an_absolute_spread_is_taken_relative_to_the_instrumented_time(result_wi
             for m in result.metrics
         ),
     )
-    assert compare.process_spread(absolute, "cpu") == pytest.approx(0.02)
+    assert compare.process_spread(absolute, "cpu", math.log1p(0.05)) == pytest.approx(0.02)
 
 
-def test_a_spread_the_runs_measured_widens_beyond_the_floor(result_with: Callable[..., TestResult]) -> None:
+def test_a_spread_the_runs_measured_widens_beyond_the_prior(result_with: Callable[..., TestResult]) -> None:
     before, after = result_with(0.05, seed=1), result_with(0.05, seed=2)
     cpu = before.metric("cpu")
-    assert cpu is not None and compare.process_spread(before, "cpu") == 0.0
+    # A run saved before results recorded their term: the built-in prior at the run's log ratio.
+    assert cpu is not None and cpu.between_process_spread is None
+    assert compare.process_spread(before, "cpu", math.log1p(0.05)) == BUILT_IN_TERM.spread(math.log1p(0.05))
     wide = dataclasses.replace(
         before, metrics=tuple(dataclasses.replace(m, between_process_spread=0.105) for m in before.metrics)
     )
-    assert compare.process_spread(wide, "cpu") == pytest.approx(math.log1p(0.105))
-    floor, measured = (compare_results(b, after).metrics[0].points for b in (before, wide))
-    assert measured[2] - measured[0] > 2 * (floor[2] - floor[0])
+    assert compare.process_spread(wide, "cpu", math.log1p(0.05)) == pytest.approx(math.log1p(0.105))
+    prior, measured = (compare_results(b, after).metrics[0].points for b in (before, wide))
+    assert measured[2] - measured[0] > 2 * (prior[2] - prior[0])
+
+
+def test_a_calibrated_spread_smaller_than_the_prior_resolves_smaller_changes(
+    result_with: Callable[..., TestResult],
+) -> None:
+    before, after = result_with(0.05, seed=1), result_with(0.05, seed=2)
+    calibrated = ProcessTerm(0.002, 0.0, 40, 0.005, TermSource.CALIBRATED)
+    runs = [
+        dataclasses.replace(
+            r,
+            settings=dataclasses.replace(r.settings, process_term=calibrated),
+            metrics=tuple(dataclasses.replace(m, between_process_spread=math.expm1(0.002)) for m in r.metrics),
+        )
+        for r in (before, after)
+    ]
+    assert _verdict(before, after, "cpu:+1.5pp") is Verdict.INCONCLUSIVE
+    assert _verdict(*runs, "cpu:+1.5pp") is Verdict.PASS
 
 
 def test_a_large_growth_regresses(result_with: Callable[..., TestResult]) -> None:

@@ -106,6 +106,7 @@ def test_the_stop_reasons_keep_their_saved_values() -> None:
         "max_time",
         "all processes",
         "counted",
+        "process term",
         "no time budget",
         "measured by another process",
         "counted in child",

@@ -8,18 +8,21 @@ quantiles are taken over groups of pairs large enough for the quantile to mean s
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from pytest_otel_overhead.engine.arms import Pair
 from pytest_otel_overhead.results import MetricResult, PipelineHealth
 from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.intervals import batch_slices, mad_spread, median, quantile
+from pytest_otel_overhead.stats.process_term import ProcessTerm
 from pytest_otel_overhead.stats.verdict import Decision, Verdict, decide_budget
 from pytest_otel_overhead.units import Budget
 
 __all__ = [
     "LATENCY_QUANTILES",
     "TIME_METRICS",
+    "Between",
     "arm_value",
     "latency_groups",
     "look",
@@ -84,16 +87,52 @@ def _statistics(pairs: Sequence[Pair], metric: str, budget: Budget | None, calls
     return paired(pairs, metric, kind)
 
 
+@dataclass(frozen=True)
+class Between:
+    """The between-process term a look counts: the prior, whether the machine is busy now, at what confidence."""
+
+    term: ProcessTerm
+    busy: bool = False
+    confidence: float = 0.95
+
+    def widening(self, kind: str, baseline: float) -> Callable[[float], float]:
+        """How far each end of an interval moves, for an estimate on the statistic's scale.
+
+        An absolute statistic moves by the same share of the baseline arm's figure as a relative one."""
+        q = self.term.quantile(self.confidence)
+        load = self.term.load if self.busy else 0.0
+
+        def extra(estimate: float) -> float:
+            spread = math.hypot(self.term.spread(estimate if kind == "relative" else 0.0), load)
+            return q * (spread if kind == "relative" else math.expm1(spread) * abs(baseline))
+
+        return extra
+
+
 def look(
-    pairs: Sequence[Pair], metrics: Sequence[str], settings: MeasureSettings, calls: int, confidence: float
+    pairs: Sequence[Pair],
+    metrics: Sequence[str],
+    settings: MeasureSettings,
+    calls: int,
+    confidence: float,
+    between: Between | None = None,
 ) -> dict[str, Decision]:
-    """A decision per metric from the pairs so far, against its budget (an estimate only, if none)."""
-    return {
-        metric: decide_budget(
-            _statistics(pairs, metric, settings.budget(metric), calls), settings.budget(metric), confidence
-        )
-        for metric in metrics
-    }
+    """A decision per metric from the pairs so far, against its budget (an estimate only, if none), its
+    interval widened by ``between`` when given."""
+    decisions = {}
+    for metric in metrics:
+        budget = settings.budget(metric)
+        kind = budget.kind if budget is not None else "relative"
+        widening = between.widening(kind, _baseline(pairs, metric)) if between is not None else None
+        statistics = _statistics(pairs, metric, budget, calls)
+        decisions[metric] = decide_budget(statistics, budget, confidence, widening=widening)
+    return decisions
+
+
+def _baseline(pairs: Sequence[Pair], metric: str) -> float:
+    """The baseline arm's figure per call, the scale of an absolute statistic; 0 before any pair."""
+    value = arm_value(pairs, metric, False)
+    return value if math.isfinite(value) else 0.0
 
 
 def arm_value(pairs: Sequence[Pair], metric: str, instrumented: bool) -> float:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import psutil
 
-__all__ = ["BUSY_NOTE_START", "BUSY_SHARE", "CpuReading", "busy_note", "cpu_reading"]
+__all__ = ["BUSY_NOTE_START", "BUSY_SHARE", "CpuReading", "busy_note", "cpu_reading", "was_busy"]
 
 BUSY_NOTE_START = "the machine was busy while measuring"
 """How the note on a busy machine starts, for whoever must tell it from the others."""
@@ -52,13 +52,23 @@ def cpu_reading() -> CpuReading:
     )
 
 
-def busy_note(start: CpuReading, end: CpuReading) -> str | None:
-    """A note when others used at least ``BUSY_SHARE`` of the CPUs between the readings, else ``None``."""
+def _shares(start: CpuReading, end: CpuReading) -> tuple[float, float]:
+    """Other processes' and the hypervisor's shares of all CPUs between the readings (0 for no time)."""
     capacity = (end.wall - start.wall) * end.cpus
     if capacity <= 0:
-        return None
+        return 0.0, 0.0
     others = max(0.0, (end.busy - start.busy) - (end.own - start.own)) / capacity
-    steal = max(0.0, end.steal - start.steal) / capacity
+    return others, max(0.0, end.steal - start.steal) / capacity
+
+
+def was_busy(start: CpuReading, end: CpuReading) -> bool:
+    """Whether others used at least ``BUSY_SHARE`` of the CPUs between the readings."""
+    return sum(_shares(start, end)) >= BUSY_SHARE
+
+
+def busy_note(start: CpuReading, end: CpuReading) -> str | None:
+    """A note when others used at least ``BUSY_SHARE`` of the CPUs between the readings, else ``None``."""
+    others, steal = _shares(start, end)
     if others + steal < BUSY_SHARE:
         return None
     stolen = f", and the hypervisor took {steal:.0%} (steal)" if steal >= STEAL_SHOWN else ""

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pytest_otel_overhead.engine.runner import measure
+from pytest_otel_overhead.engine.runner import Share, measure
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import StopReason, TestResult
 from pytest_otel_overhead.settings.records import MeasureSettings
@@ -48,6 +48,9 @@ class ReplicaSpec:
     """Which measured call of the test to measure: N for a label with ``#callN``, else 1."""
     result_path: Path
     parent_pid: int
+    timed_only: bool = False
+    """Run the timed pairs only: a process added to decide a budget, whose diagnostic and heap rounds the
+    first process's stand for."""
 
     def to_json(self) -> str:
         return to_json(self)
@@ -75,7 +78,8 @@ class ReplicaChild:
         if self.measured or call_number(label) != self.spec.call:
             return TestResult.unmeasured(label, self.spec.settings, StopReason.MEASURED_ELSEWHERE)
         self.measured = True
-        result = measure(workload, self.spec.settings, router, nodeid=label, plan=CHILD_PLAN)
+        share = Share(counts_term=False, timed_only=self.spec.timed_only)
+        result = measure(workload, self.spec.settings, router, nodeid=label, plan=CHILD_PLAN, share=share)
         written = self.spec.result_path.with_suffix(".partial")
         written.write_text(to_json(result), encoding="utf-8")
         written.replace(self.spec.result_path)  # the parent never reads half a result

@@ -36,6 +36,7 @@ from pytest_otel_overhead.engine.children import (
     output_tail,
 )
 from pytest_otel_overhead.engine.looks import TIME_METRICS
+from pytest_otel_overhead.engine.machine import BUSY_NOTE_START
 from pytest_otel_overhead.engine.replica_child import (
     CHILD_PLAN,
     PAD_ENV,
@@ -47,8 +48,10 @@ from pytest_otel_overhead.engine.runner import Progress
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, Replica, StopReason, TestResult
 from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.intervals import median, standard_error
+from pytest_otel_overhead.stats.process_term import TermSource
 from pytest_otel_overhead.stats.verdict import (
     Decision,
+    LookPlan,
     Verdict,
     decide,
     decide_across_processes,
@@ -60,14 +63,26 @@ from pytest_otel_overhead.stats.verdict import (
 from pytest_otel_overhead.wire.transport import from_json
 
 __all__ = [
+    "ADDED_LOOKS",
+    "ADDED_SHARE_S",
     "GRACE_S",
+    "MAX_PROCESSES",
     "MIN_SHARE_S",
     "STARTUP_GUESS_S",
+    "add_processes",
     "combined_metrics",
     "measure_replicated",
     "process_estimates",
 ]
 
+MAX_PROCESSES = 8
+"""With ``processes`` auto, at most this many processes measure a test: this one and seven added."""
+ADDED_LOOKS = (2, 3, 4, 5, 6, 7, 8)
+"""After how many processes (this one counted) the added ones are pooled and decided: after each, Bonferroni over
+all seven looks (fewer, later looks let more false FAILs through where a workload's spread exceeds the prior's)."""
+ADDED_SHARE_S = 2.5
+"""Measuring time of each added process (timed pairs only): its own interval then about matches the
+between-process term, past which a longer share narrows the pooled interval little and another process much."""
 STARTUP_GUESS_S = 1.0
 """Start-up and collection time of a child until the first one has shown its own."""
 MIN_SHARE_S = 0.5
@@ -82,41 +97,98 @@ def measure_replicated(
     item: pytest.Item, settings: MeasureSettings, *, label: str, progress: Progress | None = None
 ) -> TestResult:
     """Measure the call ``label`` of ``item`` in ``settings.processes`` fresh processes and combine them."""
-    if REPLICA_ENV in os.environ:  # a wrapper between parent and child, or a test measuring pytest itself
-        pytest.fail(
-            f"otel-overhead: {label}: processes={settings.processes} in a process that a measurement over "
-            "processes started; measure it with processes=1",
-            pytrace=False,
-        )
+    planned = settings.processes or 1
+    _refuse_nesting(label, f"processes={planned}")
     say = progress or (lambda message: None)
-    plan = process_look_plan(settings.processes)
-    looks = process_looks(settings.processes)
+    plan = process_look_plan(planned)
+    looks = process_looks(planned)
     with children_workspace() as tmp:  # removed however the session ends, as the children end with it
-        runner = _Processes(item, settings, label, tmp)
+        runner = _Processes(item, settings, label, tmp, planned=planned)
         stop_reason, looked = StopReason.ALL_PROCESSES, 0
-        for index in range(settings.processes):
+        for index in range(planned):
             share = runner.next_share()
             if share < MIN_SHARE_S:
                 stop_reason = StopReason.MAX_TIME
                 break
-            say(f"{label}: process {index + 1}/{settings.processes} starts; it may measure for up to {share:.1f}s")
+            say(f"{label}: process {index + 1}/{planned} starts; it may measure for up to {share:.1f}s")
             runner.run(index, share)
             if len(runner.results) in looks:
                 looked += 1
                 metrics = combined_metrics(settings, runner.results, plan.per_look_confidence, plan.confidence)
-                say(_progress_line(label, len(runner.results), settings.processes, runner.elapsed(), metrics))
-                if all(m.verdict is not Verdict.INCONCLUSIVE for m in metrics if m.verdict is not None):
+                say(_progress_line(label, len(runner.results), planned, runner.elapsed(), metrics))
+                if _decided(metrics):
                     stop_reason = StopReason.DECIDED
                     break
     if not runner.results:
         pytest.fail(
             f"otel-overhead: {label}: max_time {settings.max_time:g} s leaves no time to measure in "
-            f"{settings.processes} processes (each takes about {runner.startup_s():.1f} s to start and "
+            f"{planned} processes (each takes about {runner.startup_s():.1f} s to start and "
             f"{MIN_SHARE_S:g} s to measure); raise max_time or lower processes",
             pytrace=False,
         )
     metrics = combined_metrics(settings, runner.results, plan.per_look_confidence, plan.confidence)
     return _result(runner, metrics, max(looked, 1), stop_reason)
+
+
+def add_processes(
+    item: pytest.Item, settings: MeasureSettings, first: TestResult, *, label: str, progress: Progress | None = None
+) -> TestResult:
+    """Fresh processes after ``first`` (this process's measurement), where the between-process term alone
+    kept a budget open: each runs timed pairs for ``ADDED_SHARE_S``, and after each the processes are
+    pooled and decided (at ``ADDED_LOOKS``), until decided, ``MAX_PROCESSES`` or ``max_time``."""
+    _refuse_nesting(label, "processes=auto")
+    say = progress or (lambda message: None)
+    plan = LookPlan(fractions=tuple(k / MAX_PROCESSES for k in ADDED_LOOKS))
+    left = settings.max_time - first.duration_s
+    with children_workspace() as tmp:
+        runner = _Processes(item, settings, label, tmp, planned=MAX_PROCESSES, timed_only=True, time_left=left)
+        runner.keep(first, _own_replica(first))
+        stop_reason = StopReason.MAX_TIME
+        for index in range(1, MAX_PROCESSES):
+            share = min(ADDED_SHARE_S, runner.time_left_for_one())
+            if share < MIN_SHARE_S:
+                break
+            say(f"{label}: the between-process term keeps a budget open; process {index + 1} starts ({share:.1f}s)")
+            runner.run(index, share)
+            if len(runner.results) in ADDED_LOOKS:
+                metrics = combined_metrics(settings, runner.results, plan.per_look_confidence, plan.confidence)
+                say(_progress_line(label, len(runner.results), MAX_PROCESSES, runner.elapsed(), metrics))
+                if _decided(metrics):
+                    stop_reason = StopReason.DECIDED
+                    break
+        else:
+            stop_reason = StopReason.ALL_PROCESSES
+    metrics = combined_metrics(settings, runner.results, plan.per_look_confidence, plan.confidence)
+    result = _result(runner, metrics, len(ADDED_LOOKS), stop_reason)
+    # The first process's rounds stand for all: its heap figure, pipeline health and probe.
+    heap = tuple(m for m in first.metrics if m.metric not in TIME_METRICS)
+    return dataclasses.replace(
+        result,
+        metrics=(*result.metrics, *heap),
+        health=first.health,
+        duration_s=first.duration_s + runner.elapsed(),
+        no_telemetry=first.no_telemetry,
+        failed_exports=first.failed_exports,
+    )
+
+
+def _decided(metrics: Sequence[MetricResult]) -> bool:
+    return all(m.verdict is not Verdict.INCONCLUSIVE for m in metrics if m.verdict is not None)
+
+
+def _refuse_nesting(label: str, asked: str) -> None:
+    if REPLICA_ENV in os.environ:  # a wrapper between parent and child, or a test measuring pytest itself
+        pytest.fail(
+            f"otel-overhead: {label}: {asked} in a process that a measurement over processes started; "
+            "measure it with processes=1",
+            pytrace=False,
+        )
+
+
+def _own_replica(result: TestResult) -> Replica:
+    """This process as one of the processes: its pid and hash seed, no padding."""
+    seed = os.environ.get("PYTHONHASHSEED", "")
+    return _replica(os.getpid(), int(seed) if seed.isdigit() else 0, 0, result.duration_s, result)
 
 
 @dataclass
@@ -127,28 +199,42 @@ class _Processes:
     settings: MeasureSettings
     label: str
     out: Path
+    planned: int
+    timed_only: bool = False
+    time_left: float | None = None
+    """Seconds the children may take in all; ``settings.max_time`` when None."""
     started: float = field(default_factory=time.perf_counter)
     rng: random.Random = field(default_factory=random.SystemRandom)
     results: list[TestResult] = field(default_factory=list)
     replicas: list[Replica] = field(default_factory=list)
+    children: int = 0
+    """How many of ``results`` came from children (the first may be this process's own)."""
 
     @property
     def deadline(self) -> float:
-        return self.started + self.settings.max_time
+        return self.started + (self.settings.max_time if self.time_left is None else self.time_left)
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 
+    def keep(self, result: TestResult, replica: Replica) -> None:
+        self.results.append(result)
+        self.replicas.append(replica)
+
     def startup_s(self) -> float:
         """What a child spends besides measuring: the slowest seen so far, or a guess before the first."""
-        pairs = zip(self.replicas, self.results, strict=True)
+        pairs = list(zip(self.replicas, self.results, strict=True))[len(self.results) - self.children :]
         seen = [replica.duration_s - result.duration_s for replica, result in pairs]
         return max(seen) if seen else STARTUP_GUESS_S
 
     def next_share(self) -> float:
         """The next child's measuring time: an equal part of what is left, less its start-up."""
-        left = self.settings.processes - len(self.results)
+        left = self.planned - len(self.results)
         return (self.deadline - time.perf_counter()) / left - self.startup_s()
+
+    def time_left_for_one(self) -> float:
+        """What one more child could measure for before the deadline, less its start-up."""
+        return self.deadline - time.perf_counter() - self.startup_s()
 
     def run(self, index: int, share: float) -> None:
         """Run child ``index`` to its end and keep its result; a child without one fails the test."""
@@ -159,6 +245,7 @@ class _Processes:
             call=call_number(self.label),
             result_path=work / "result.json",
             parent_pid=os.getpid(),
+            timed_only=self.timed_only,
         )
         (work / "spec.json").write_text(spec.to_json(), encoding="utf-8")
         hash_seed, pad = self.rng.randrange(1, 2**32), self.rng.randrange(MAX_PAD + 1)
@@ -174,8 +261,8 @@ class _Processes:
         if not spec.result_path.exists():
             self._fail(index, child, f"ended without a result (exit status {child.process.returncode})")
         result = from_json(TestResult, spec.result_path.read_text(encoding="utf-8"))
-        self.results.append(result)
-        self.replicas.append(_replica(child.process.pid, hash_seed, pad, time.perf_counter() - began, result))
+        self.children += 1
+        self.keep(result, _replica(child.process.pid, hash_seed, pad, time.perf_counter() - began, result))
 
     def _start(self, work: Path, hash_seed: int, pad: int) -> Child:
         # The environment is part of the layout: each child gets a hash seed and a padding of its own.
@@ -190,7 +277,7 @@ class _Processes:
 
     def _fail(self, index: int, child: Child, what: str) -> NoReturn:
         pytest.fail(
-            f"otel-overhead: {self.label}: process {index + 1} of {self.settings.processes} (pid {child.process.pid}) "
+            f"otel-overhead: {self.label}: process {index + 1} of {self.planned} (pid {child.process.pid}) "
             f"{what}; its output ends: {output_tail(child.output())}",
             pytrace=False,
         )
@@ -219,8 +306,11 @@ def process_estimates(metrics: Sequence[MetricResult]) -> tuple[list[float], lis
         if not math.isfinite(m.overhead):
             continue
         level = CHILD_PLAN.per_look_confidence if m.metric in TIME_METRICS else m.confidence
+        # A process whose interval counted the between-process term is pooled by its own pairs' interval.
+        low = m.ci_low if m.process_ci_low is None else m.process_ci_low
+        high = m.ci_high if m.process_ci_high is None else m.process_ci_high
         estimates.append(statistic_of(m.overhead, m.kind))
-        errors.append(standard_error(statistic_of(m.ci_low, m.kind), statistic_of(m.ci_high, m.kind), level))
+        errors.append(standard_error(statistic_of(low, m.kind), statistic_of(high, m.kind), level))
     return estimates, errors
 
 
@@ -231,22 +321,30 @@ def combined_metrics(
 
     ``confidence`` is what the sequence of looks holds over all, as reported."""
     names = list(dict.fromkeys(m.metric for result in results for m in result.metrics))
+    notes = [note for result in results for note in result.notes]  # a busy machine in any process counts
     combined = []
     for name in names:
         per_process = [m for result in results if (m := result.metric(name)) is not None]
-        combined.append(_combined_metric(settings, per_process, look_confidence, confidence))
+        combined.append(_combined_metric(settings, per_process, look_confidence, confidence, notes))
     return combined
 
 
 def _combined_metric(
-    settings: MeasureSettings, per_process: Sequence[MetricResult], look_confidence: float, confidence: float
+    settings: MeasureSettings,
+    per_process: Sequence[MetricResult],
+    look_confidence: float,
+    confidence: float,
+    notes: Sequence[str] = (),
 ) -> MetricResult:
     first = per_process[0]
     # A process that could not measure the metric (heap rounds cut by max_time) gives it no budget.
     budget = settings.budget(first.metric) if any(m.budget is not None for m in per_process) else None
     kind = budget.kind if budget is not None else first.kind
     estimates, errors = process_estimates(per_process)
-    decision = decide_across_processes(estimates, errors, budget, look_confidence, kind=kind)
+    busy = any(note.startswith(BUSY_NOTE_START) for note in notes)
+    decision = decide_across_processes(
+        estimates, errors, budget, look_confidence, kind=kind, prior=settings.process_term, busy=busy
+    )
     refused = _refusal(per_process)
     verdict = (Verdict.INCONCLUSIVE if refused else decision.verdict) if budget is not None else None
     metric = MetricResult(
@@ -263,7 +361,8 @@ def _combined_metric(
         budget=budget,
         verdict=verdict,
         resolution=decision.half_width if verdict is Verdict.INCONCLUSIVE and not refused else None,
-        between_process_spread=decision.spread if decision.n > 1 else None,
+        between_process_spread=decision.spread if kind == "relative" else None,
+        between_process_source=TermSource.MEASURED if decision.n > 1 else settings.process_term.source,
     )
     note = refused or _note(metric, per_process, decision, errors)
     return dataclasses.replace(metric, note=note)
@@ -307,8 +406,8 @@ def _too_few_note(metric: MetricResult, processes: int, measured: int) -> str:
     """Why fewer than two processes gave a figure, with the advice that fits: time ran out, or calls did."""
     if processes < 2:  # max_time ran out before a second process could start
         return (
-            f"only {processes} process ran within max_time, so no interval across processes; "
-            "raise max_time or lower processes"
+            f"only {processes} process ran within max_time: its interval counts the prior's between-process "
+            "term, not one measured across processes; raise max_time or lower processes"
         )
     return (
         f"{measured} of {processes} processes had calls enough for a {metric.label} figure of their own, so no "
@@ -357,5 +456,12 @@ def _result(runner: _Processes, metrics: Sequence[MetricResult], looks: int, sto
         replicas=tuple(runner.replicas),
         # Every process ran the same code: if one saw no telemetry, none did.
         no_telemetry=next((result.no_telemetry for result in results if result.no_telemetry is not None), None),
-        notes=tuple(dict.fromkeys(note for result in results for note in result.notes)),
+        notes=_notes(results),
     )
+
+
+def _notes(results: Sequence[TestResult]) -> tuple[str, ...]:
+    """The processes' notes, each once; of the busy-machine notes, which differ only in their shares, the first."""
+    notes = dict.fromkeys(note for result in results for note in result.notes)
+    busy = [note for note in notes if note.startswith(BUSY_NOTE_START)]
+    return tuple(note for note in notes if note not in busy[1:])

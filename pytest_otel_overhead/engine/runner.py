@@ -40,7 +40,14 @@ from pytest_otel_overhead.engine.arms import Arms, Clock, Pair
 from pytest_otel_overhead.engine.deadlines import cap_phase, cap_timed_pairs, shut_down, with_rounds_cut
 from pytest_otel_overhead.engine.diagnostic import diagnostic_reserve, diagnostic_round
 from pytest_otel_overhead.engine.heap import HeapPlan, heap_reserve_limit, heap_rounds, plan_heap_rounds
-from pytest_otel_overhead.engine.looks import TIME_METRICS, arm_value, dropped_progress_line, look, undecided_notes
+from pytest_otel_overhead.engine.looks import (
+    TIME_METRICS,
+    Between,
+    arm_value,
+    dropped_progress_line,
+    look,
+    undecided_notes,
+)
 from pytest_otel_overhead.engine.probes import calm_gc, process_probe, process_reading
 from pytest_otel_overhead.engine.surroundings import Surroundings, surroundings
 from pytest_otel_overhead.engine.telemetry import failed_exports_reason, no_telemetry_reason
@@ -49,9 +56,9 @@ from pytest_otel_overhead.otel.pipeline import build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, TestResult
 from pytest_otel_overhead.settings.records import MeasureSettings
-from pytest_otel_overhead.stats.verdict import Decision, LookPlan, Verdict
+from pytest_otel_overhead.stats.verdict import Decision, LookPlan, Verdict, statistic_of
 
-__all__ = ["MARGIN_S", "Progress", "measure"]
+__all__ = ["MARGIN_S", "Progress", "Share", "measure"]
 
 MARGIN_S = 0.4
 """Kept back beyond the estimates, for the last pair, the last look's statistics, the pipeline's
@@ -70,8 +77,12 @@ def measure(
     progress: Progress | None = None,
     plan: LookPlan | None = None,
     rng: random.Random | None = None,
+    share: Share | None = None,
 ) -> TestResult:
     """Measure ``workload`` in both arms and decide every budget in ``settings``.
+
+    ``share`` says what this process's measurement is part of: by default the whole one, whose intervals
+    count the between-process term of ``settings.process_term``.
 
     A workload that raises on a measured repetition raises ``RepetitionFailed``, its own exception
     chained; measured code that tries to replace a global provider stops the measurement with
@@ -90,18 +101,79 @@ def measure(
         try:
             with calm_gc() as collect:
                 say = progress or (lambda message: None)
-                run = Run(arms, settings, plan, collect, started, started + settings.max_time, nodeid, say)
+                share = share or Share()
+                run = Run(
+                    arms,
+                    settings,
+                    plan,
+                    collect,
+                    started,
+                    started + settings.max_time,
+                    nodeid,
+                    say,
+                    between=_between(settings, share, plan, around),
+                    adds_processes=share.adds_processes,
+                    timed_only=share.timed_only,
+                )
                 done = _phases(run, rng, around)
         finally:
             router.switch(None)
             shut_down(pipeline, clock.wall, started + settings.max_time)
-    done = replace(done, health=with_rounds_cut(done.health, pipeline))
+    if done.health is not None:
+        done = replace(done, health=with_rounds_cut(done.health, pipeline))
+    between = run.between()
     metrics = [
-        _time_metric(m, done.timed.pairs, done.decisions[m], done.notes.get(m), settings, plan.confidence)
+        _with_term(
+            _time_metric(m, done.timed.pairs, done.decisions[m], done.notes.get(m), settings, plan.confidence),
+            between,
+            done.decisions[m],
+        )
         for m in TIME_METRICS
     ]
     process = process_probe(before, done.after, done.retained)
-    return _result(run, done, (*metrics, done.heap_metric), process, tuple(around.notes))
+    heap = () if done.heap_metric is None else (done.heap_metric,)
+    return _result(run, done, (*metrics, *heap), process, tuple(around.notes))
+
+
+@dataclass(frozen=True)
+class Share:
+    """What one process's measurement is part of.
+
+    The whole measurement (the default) counts the between-process term in its intervals; a process
+    measuring one share of a measurement over processes counts only its own pairs (``counts_term``
+    False), since the parent pools the processes; a share added to decide a budget the term kept open
+    runs the timed pairs only (``timed_only``): the first process's diagnostic and heap rounds stand for all.
+    """
+
+    counts_term: bool = True
+    adds_processes: bool = False
+    """Whether fresh processes follow when the term alone keeps a budget open: the timed pairs stop then."""
+    timed_only: bool = False
+
+
+def _between(
+    settings: MeasureSettings, share: Share, plan: LookPlan, around: Surroundings
+) -> Callable[[], Between | None]:
+    """The between-process term each look counts, with the machine's load as it is at that look."""
+    if not share.counts_term:
+        return lambda: None
+    return lambda: Between(settings.process_term, around.busy(), plan.confidence)
+
+
+def _with_term(metric: MetricResult, between: Between | None, decision: Decision) -> MetricResult:
+    """The metric with the term its interval counts, and the interval of its own pairs, when it counted one."""
+    if between is None or decision.term <= 0 or metric.kind != "relative":
+        return metric
+    spread = math.hypot(
+        between.term.spread(statistic_of(metric.overhead, metric.kind)), between.term.load if between.busy else 0.0
+    )
+    return replace(
+        metric,
+        between_process_spread=math.expm1(spread),
+        between_process_source=between.term.source,
+        process_ci_low=decision.own_low,
+        process_ci_high=decision.own_high,
+    )
 
 
 @dataclass(frozen=True)
@@ -113,18 +185,20 @@ class _Phases:
     decisions: dict[str, Decision]
     notes: dict[str, str]
     after: tuple[int, int]
-    health: PipelineHealth
-    heap_metric: MetricResult
+    health: PipelineHealth | None
+    heap_metric: MetricResult | None
     retained: tuple[float, float]
 
 
 def _phases(run: Run, rng: random.Random, around: Surroundings) -> _Phases:
-    """Warm-up, timed pairs, diagnostic round and heap rounds, in that order, each capped at its time."""
+    """Warm-up, timed pairs, diagnostic round and heap rounds, in that order, each capped at its time;
+    a share that runs the timed pairs only ends after them."""
     arms, settings, plan = run.arms, run.settings, run.plan
-    cap_timed_pairs(run, diagnostic_reserve(settings) + heap_reserve_limit(settings) + MARGIN_S)
+    later = 0.0 if run.timed_only else diagnostic_reserve(settings) + heap_reserve_limit(settings)
+    cap_timed_pairs(run, later + MARGIN_S)
     sizing = warm_up(run)
     heap_plan = plan_heap_rounds(settings, sizing.calls, sizing.wall_per_call)
-    reserve = diagnostic_reserve(settings) + heap_plan.reserve_s + MARGIN_S
+    reserve = MARGIN_S if run.timed_only else diagnostic_reserve(settings) + heap_plan.reserve_s + MARGIN_S
     cap_timed_pairs(run, reserve)
     arms.phase = "timed pairs"
     timed = timed_pairs(run, sizing.calls, rng, reserve=reserve)
@@ -132,8 +206,10 @@ def _phases(run: Run, rng: random.Random, around: Surroundings) -> _Phases:
     around.note_load()
     cap_phase(run, run.deadline - MARGIN_S)  # the worker's exports from now on, and the heap rounds'
     notes = undecided_notes(timed.pairs, timed.decisions, settings, starved_cause(run, timed))
-    decisions = {**timed.decisions, **_estimates(timed, settings, sizing.calls, plan)}
+    decisions = {**timed.decisions, **_estimates(timed, settings, sizing.calls, plan, run.between())}
     after = process_reading()
+    if run.timed_only:
+        return _Phases(sizing.calls, timed, decisions, notes, after, None, None, (math.nan, math.nan))
     health = _diagnostic_round(run, sizing, heap_plan)
     around.check()
     if health.max_dropped is not None:  # a FAIL from lost spans shows where the looks' PASS did
@@ -166,10 +242,12 @@ def _diagnostic_round(run: Run, sizing: Sizing, heap_plan: HeapPlan) -> Pipeline
     )
 
 
-def _estimates(timed: TimedPairs, settings: MeasureSettings, calls: int, plan: LookPlan) -> dict[str, Decision]:
+def _estimates(
+    timed: TimedPairs, settings: MeasureSettings, calls: int, plan: LookPlan, between: Between | None
+) -> dict[str, Decision]:
     """Estimates for the time metrics without a budget, which the looks leave out: they are only reported."""
     reported = [m for m in TIME_METRICS if m not in timed.decisions]
-    return look(timed.pairs, reported, settings, calls, plan.per_look_confidence)
+    return look(timed.pairs, reported, settings, calls, plan.per_look_confidence, between)
 
 
 def _time_metric(

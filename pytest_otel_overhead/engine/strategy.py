@@ -18,10 +18,10 @@ from typing import Any, Protocol
 import pytest
 
 from pytest_otel_overhead.engine.replica_child import ReplicaChild
-from pytest_otel_overhead.engine.replicas import measure_replicated
-from pytest_otel_overhead.engine.runner import measure
+from pytest_otel_overhead.engine.replicas import add_processes, measure_replicated
+from pytest_otel_overhead.engine.runner import Share, measure
 from pytest_otel_overhead.otel.routing import ArmRouter
-from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.results import StopReason, TestResult
 from pytest_otel_overhead.settings.records import MeasureSettings, Mode
 
 __all__ = [
@@ -63,13 +63,22 @@ class MeasuringStrategy(Protocol):
 
 
 class OneProcess:
-    """Time mode in this process: paired blocks of both arms with sequential looks."""
+    """Time mode in this process: paired blocks of both arms with sequential looks, each interval counting the
+    between-process term; with ``processes`` auto, fresh processes follow where that term alone keeps a
+    budget open (:func:`.replicas.add_processes`)."""
 
     def check(self, settings: MeasureSettings) -> None:
         pass
 
     def measure(self, asked: Measurement) -> TestResult:
-        return measure(asked.workload, asked.settings, asked.router, nodeid=asked.label, progress=asked.progress)
+        settings = asked.settings
+        share = Share(adds_processes=settings.processes is None)
+        first = measure(
+            asked.workload, settings, asked.router, nodeid=asked.label, progress=asked.progress, share=share
+        )
+        if first.stop_reason is not StopReason.PROCESS_TERM:
+            return first
+        return add_processes(asked.item, settings, first, label=asked.label, progress=asked.progress)
 
 
 class SeveralProcesses:

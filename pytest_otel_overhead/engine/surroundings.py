@@ -29,7 +29,7 @@ from contextlib import contextmanager
 
 from opentelemetry import metrics, trace
 
-from pytest_otel_overhead.engine.machine import busy_note, cpu_reading
+from pytest_otel_overhead.engine.machine import busy_note, cpu_reading, was_busy
 from pytest_otel_overhead.otel.foreign import caller_outside_libraries
 from pytest_otel_overhead.otel.routing import ArmRouter
 
@@ -140,6 +140,10 @@ class Surroundings:
         """Note the trace and profile hooks installed now."""
         for text in tracer_notes():
             self.note(text)
+
+    def busy(self) -> bool:
+        """Whether other processes have kept the machine busy since the measurement started."""
+        return was_busy(self._cpu_start, cpu_reading())
 
     def note_load(self) -> None:
         """Note a machine that other processes kept busy from the start of the measurement until now."""

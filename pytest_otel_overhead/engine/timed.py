@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pytest_otel_overhead.engine.arms import Arms, Block, Pair
-from pytest_otel_overhead.engine.looks import look, progress_line, time_budgets
+from pytest_otel_overhead.engine.looks import Between, look, progress_line, time_budgets
 from pytest_otel_overhead.otel.export_deadlines import endpoint_refuses
 from pytest_otel_overhead.results import StopReason
 from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.intervals import median
-from pytest_otel_overhead.stats.verdict import Decision, LookPlan, Verdict
+from pytest_otel_overhead.stats.verdict import Decision, LookPlan, Verdict, to_statistic
 
 __all__ = [
     "BLOCK_TARGET_S",
@@ -61,6 +61,13 @@ class Run:
     deadline: float
     nodeid: str
     say: Callable[[str], None]
+    between: Callable[[], Between | None] = lambda: None
+    """The between-process term each look counts, as the machine is now (None in a process that measures
+    one share of a measurement over processes: the parent counts it)."""
+    adds_processes: bool = False
+    """Whether fresh processes follow when the term alone keeps a budget open (``processes`` auto)."""
+    timed_only: bool = False
+    """A share of a measurement over processes that runs the timed pairs and no later phase."""
 
 
 @dataclass(frozen=True)
@@ -130,14 +137,14 @@ def timed_pairs(run: Run, calls: int, rng: random.Random, reserve: float) -> Tim
     for look_index, look_time in enumerate(look_times):
         _run_pairs_until(run, timed.pairs, calls, orientation, look_time, reserve)
         timed.looks = look_index + 1
-        timed.decisions = look(timed.pairs, budgeted, settings, calls, plan.per_look_confidence)
+        timed.decisions = look(timed.pairs, budgeted, settings, calls, plan.per_look_confidence, run.between())
         elapsed = clock() - run.started
         run.say(
             progress_line(
                 run.nodeid, timed.looks, len(plan.fractions), len(timed.pairs), elapsed, timed.decisions, settings
             )
         )
-        stop_reason = _stop_reason(budgeted, timed)
+        stop_reason = _stop_reason(budgeted, timed, settings if run.adds_processes else None)
         if stop_reason is not None:
             timed.stop_reason = stop_reason
             break
@@ -189,10 +196,18 @@ def _run_pairs_until(
             break
 
 
-def _stop_reason(budgeted: Sequence[str], timed: TimedPairs) -> StopReason | None:
-    """Why the pairs may stop at this look, or None to go on."""
+def _stop_reason(budgeted: Sequence[str], timed: TimedPairs, adding: MeasureSettings | None) -> StopReason | None:
+    """Why the pairs may stop at this look, or None to go on; ``adding`` when fresh processes can follow."""
     if not budgeted and len(timed.pairs) >= PAIRS_WITHOUT_TIME_BUDGET:
         return StopReason.NO_TIME_BUDGET
-    if budgeted and all(timed.decisions[m].verdict is not Verdict.INCONCLUSIVE for m in budgeted):
+    open_budgets = [m for m in budgeted if timed.decisions[m].verdict is Verdict.INCONCLUSIVE]
+    if budgeted and not open_budgets:
         return StopReason.DECIDED
+    if adding is not None and open_budgets and all(_held_by_term(timed.decisions[m], adding, m) for m in open_budgets):
+        return StopReason.PROCESS_TERM
     return None
+
+
+def _held_by_term(decision: Decision, settings: MeasureSettings, metric: str) -> bool:
+    budget = settings.budget(metric)
+    return budget is not None and decision.held_by_term(to_statistic(budget))

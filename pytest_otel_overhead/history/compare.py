@@ -18,12 +18,15 @@ incomparable. Between runs:
   interval from inverting the Wilcoxon–Mann–Whitney rank-sum test;
 * each run was measured in its own process(es), and a process shifts ``d`` by an offset of its
   own (layout, allocator, what ran before; ``docs/method.md``, *Per-process offsets*) that no
-  pair shows. So ``δ``'s interval is widened, on each side in quadrature, by ``z × τ ×
-  √(1/k_earlier + 1/k_later)``: ``k`` is how many processes measured each run (``processes``),
-  ``τ`` the between-process standard deviation of ``d``, the larger of what the runs measured
-  over their processes and ``PROCESS_SPREAD_FLOOR``;
+  pair shows. So ``δ``'s interval is widened, on each side in quadrature, by ``z ×
+  √(τ_earlier²/k_earlier + τ_later²/k_later)``: ``k`` is how many processes measured each run
+  (``processes``), ``τ`` the between-process standard deviation of ``d`` that the run's own interval
+  counted: measured over its processes, or the prior it used (``stats.process_term``: built-in, or
+  calibrated on the runner), so the comparison widens by what applies to that test, not by a worst case;
+  ``z`` is the t quantile of the fewer degrees of freedom behind the two spreads (the prior's, plus one
+  per process beyond the first);
 * when the runs were measured on machines that differ (CPU model, Python build, load:
-  ``history.machines``), a time metric's ``δ`` is widened the same way by ``z × MACHINE_SPREAD``
+  ``history.machines``), a time metric's ``δ`` is widened the same way by ``z × MACHINE_SPREAD`` (``z`` normal here)
   (in quadrature with the processes' term); instruction counts compare as equals;
 * both intervals are taken at ``1 - (1 - confidence) / 2`` (Bonferroni), so the box
   ``a × δ`` holds the true pair with at least ``confidence``;
@@ -63,12 +66,12 @@ from pytest_otel_overhead.history.machines import machine_differences, machine_t
 from pytest_otel_overhead.history.shift import TIME_COLUMNS, log_ratios, pairs_of, sample_problem, shift_interval
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.results import METRIC_LABELS, TestResult
-from pytest_otel_overhead.stats.intervals import Interval, hodges_lehmann, wilcoxon_interval
+from pytest_otel_overhead.stats.intervals import Interval, hodges_lehmann, t_quantile, wilcoxon_interval
+from pytest_otel_overhead.stats.process_term import BUILT_IN_TERM
 from pytest_otel_overhead.stats.verdict import Verdict, combine, decide, statistic_of
 
 __all__ = [
     "COMPARED_METRICS",
-    "PROCESS_SPREAD_FLOOR",
     "Comparison",
     "Criterion",
     "MetricChange",
@@ -212,34 +215,42 @@ def _criterion_margin(criterion: Criterion, a: float, delta: float) -> float:
     return math.expm1(a + delta) - (1 + criterion.amount) * math.expm1(a)
 
 
-PROCESS_SPREAD_FLOOR = 0.02
-"""The between-process standard deviation of ``ln(instrumented / baseline)`` assumed when the runs
-show none larger: the largest measured on the real workloads (0.017, sqlite3 with 21 spans a
-call; 0.005–0.007 for the others; docs/accuracy.md), rounded up."""
-
-
-def process_spread(result: TestResult, metric: str) -> float:
-    """The between-process standard deviation of the log ratio ``result`` measured for ``metric``, or 0."""
+def process_spread(result: TestResult, metric: str, statistic: float) -> float:
+    """The between-process standard deviation of the log ratio that ``result``'s interval of ``metric`` counted:
+    measured over its processes, or the prior it used (built-in or calibrated); for a run saved before results
+    recorded it, the built-in prior at ``statistic``, the run's log ratio as its pairs give it."""
     measured = result.metric(metric)
-    if measured is None or measured.between_process_spread is None:
+    if measured is None:
         return 0.0
     spread = measured.between_process_spread
-    if not math.isfinite(spread):
-        return 0.0
-    if measured.kind == "relative":  # the combination reported it as expm1(τ) of the log ratio
+    if spread is None or not math.isfinite(spread):
+        return BUILT_IN_TERM.spread(statistic)
+    if measured.kind == "relative":  # reported as expm1(τ) of the log ratio
         return statistic_of(spread, "relative")
     # An absolute spread (seconds per call) on the log ratio's scale, to first order.
     return spread / measured.instrumented if measured.instrumented > 0 else 0.0
 
 
-def offsets_half_width(before: TestResult, after: TestResult, metric: str, each: float, machine: float) -> float:
-    """How much the processes' offsets and the machines' difference widen ``δ`` on each side, at ``each``."""
+def offsets_half_width(
+    before: TestResult, after: TestResult, metric: str, each: float, machine: float, at: tuple[float, float]
+) -> float:
+    """How much the processes' offsets and the machines' difference widen ``δ`` on each side, at ``each``;
+    ``at`` holds the two runs' log ratios."""
     if metric not in TIME_COLUMNS:
         # Instructions mode counts over layouts of its own and repeats within 0.05% on any machine: no term there.
         return 0.0
-    tau = max(PROCESS_SPREAD_FLOOR, process_spread(before, metric), process_spread(after, metric))
-    variance = tau * tau * (1 / max(before.processes, 1) + 1 / max(after.processes, 1)) + machine * machine
-    return NormalDist().inv_cdf(1 - (1 - each) / 2) * math.sqrt(variance)
+    earlier, later = process_spread(before, metric, at[0]), process_spread(after, metric, at[1])
+    level = 1 - (1 - each) / 2
+    processes = t_quantile(level, min(_term_df(before), _term_df(after))) * math.sqrt(
+        earlier**2 / max(before.processes, 1) + later**2 / max(after.processes, 1)
+    )
+    return math.hypot(processes, NormalDist().inv_cdf(level) * machine)
+
+
+def _term_df(result: TestResult) -> int:
+    """Degrees of freedom behind the spread a run counted: its prior's, and one per process beyond the first."""
+    prior = result.settings.process_term.df
+    return max(1, round(prior if math.isfinite(prior) else 1e6) + max(result.processes, 1) - 1)
 
 
 def _with_process_offsets(shift: Interval, extra: float) -> Interval:
@@ -289,9 +300,11 @@ def _measured_change(
     d_before, d_after = log_ratios(before, metric), log_ratios(after, metric)
     each = 1 - (1 - confidence) / 2  # Bonferroni: two intervals, one joint statement
     a_low, a_est, a_high = wilcoxon_interval(d_before, each)
-    extra = offsets_half_width(before, after, metric, each, machine)
-    shift = _with_process_offsets(shift_interval(d_before, d_after, each), extra)
-    with_machine = extra - offsets_half_width(before, after, metric, each, 0.0)
+    raw_shift = shift_interval(d_before, d_after, each)
+    at = (a_est, a_est + raw_shift[1])
+    extra = offsets_half_width(before, after, metric, each, machine, at)
+    shift = _with_process_offsets(raw_shift, extra)
+    with_machine = extra - offsets_half_width(before, after, metric, each, 0.0, at)
     s_low, s_est, s_high = shift
     bounded = all(math.isfinite(v) for v in (a_low, a_high, s_low, s_high))
     estimate = _points(a_est, s_est)

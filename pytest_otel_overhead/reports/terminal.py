@@ -22,6 +22,7 @@ from pytest_otel_overhead.results import (
     TestResult,
 )
 from pytest_otel_overhead.settings.origin import Source, SourceKind
+from pytest_otel_overhead.stats.process_term import TermSource
 from pytest_otel_overhead.stats.verdict import Verdict
 
 __all__ = [
@@ -103,11 +104,13 @@ def _context(result: TestResult) -> str:
         parts.append(f"instructions mode: {result.pairs} processes under valgrind in {result.duration_s:.1f} s")
     elif result.processes > 1:
         parts.append(f"{result.pairs} pairs over {result.processes} processes in {result.duration_s:.1f} s")
-        if gate is not None and gate.between_process_spread is not None:
-            spread = gate.format_overhead(gate.between_process_spread).lstrip("+")
-            parts.append(f"{gate.label} between processes ±{spread} (τ, their standard deviation)")
     else:
         parts.append(f"{result.pairs} pairs in {result.duration_s:.1f} s")
+    if result.mode != "instructions" and gate is not None and gate.between_process_spread is not None:
+        spread = gate.format_overhead(gate.between_process_spread).lstrip("+")
+        source = gate.between_process_source
+        where = "" if source is None or source is TermSource.MEASURED else f", {source} prior"
+        parts.append(f"{gate.label} between processes ±{spread} (τ{where})")
     return "; ".join(parts)
 
 

@@ -23,6 +23,7 @@ from pytest_otel_overhead.results.display import (
     metric_label,
 )
 from pytest_otel_overhead.settings.records import MeasureSettings
+from pytest_otel_overhead.stats.process_term import TermSource
 from pytest_otel_overhead.stats.verdict import Verdict, combine
 from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.wire.checks import (
@@ -108,9 +109,17 @@ class MetricResult:
     note: str | None = None
     """Why a budget could not be decided, or another caveat; over several processes, how their estimates compare."""
     between_process_spread: float | None = None
-    """Over several processes: the between-process standard deviation of the overhead (DerSimonian–Laird τ),
-    on the overhead's scale; ``n`` then counts processes and ``spread`` is the median of their pair-to-pair
-    spreads; ``None`` when one process measured."""
+    """The between-process standard deviation of the overhead that the interval counts, on the overhead's scale:
+    the prior's (built-in or calibrated) in one process, pooled with the processes' own spread over several
+    (``n`` then counts processes and ``spread`` is the median of their pair-to-pair spreads); ``None`` where no
+    such term applies (instruction counts, heap, a process measuring one share of a measurement)."""
+    between_process_source: TermSource | None = None
+    """Where that term came from: ``"built-in"``, ``"calibrated"`` or ``"measured"`` (pooled over processes)."""
+    process_ci_low: float | None = None
+    """In one process, the lower end of the interval of its own pairs, before the between-process term; else
+    ``None``."""
+    process_ci_high: float | None = None
+    """The upper end of that interval."""
 
     DERIVED: ClassVar[tuple[Derived, ...]] = (
         Derived(
@@ -291,6 +300,9 @@ class StopReason(str, enum.Enum):
     """A measurement over processes ran every process it planned."""
     COUNTED = "counted"
     """Instructions mode counted every layout."""
+    PROCESS_TERM = "process term"
+    """More pairs in this process could not decide: the between-process term alone keeps the interval across
+    the budget, so fresh processes are added (``processes`` auto)."""
     NO_TIME_BUDGET = "no time budget"
     """Nothing to decide: measured briefly, for the report."""
     MEASURED_ELSEWHERE = "measured by another process"
@@ -361,8 +373,9 @@ class TestResult:
     )
     """In instructions mode, per process: (baseline, instrumented) instructions per call."""
     processes: int = 1
-    """Fresh processes whose measurements were combined: 1 unless the ``processes`` setting spread the measurement
-    over several; ``pairs`` then counts the pairs of all of them."""
+    """Processes whose measurements were combined: 1 unless the ``processes`` setting spread the measurement over
+    several, or processes were added where the between-process term kept a budget open; ``pairs`` then counts
+    the pairs of all of them."""
     replicas: tuple[Replica, ...] = field(
         default=(), repr=False, metadata=form(doc="those processes, [below](#testsreplicas); empty when one measured")
     )

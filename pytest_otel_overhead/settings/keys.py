@@ -323,9 +323,9 @@ def _measuring_keys() -> list[Key]:
         Key(
             "processes",
             _processes,
-            "fresh processes that time mode spreads each measurement over, one after another: auto (default: "
-            "this process, and fresh ones added where the between-process spread keeps the verdict open) or a "
-            "number, exactly that many (3 or more)",
+            "fresh processes that time mode spreads each measurement over, one after another: auto or a number, "
+            "exactly that many (default auto: this process, and fresh ones added where the between-process "
+            "term keeps a budget open)",
             env=("PYTEST_OTEL_OVERHEAD_PROCESSES",),
         ),
         Key(

@@ -20,8 +20,8 @@ from pytest_otel_overhead.settings.defaults import (
     NoTelemetryPolicy,
 )
 from pytest_otel_overhead.settings.origin import DEFAULT_SOURCE, Source, as_source
-from pytest_otel_overhead.stats.process_term import BUILT_IN_TERM, ProcessTerm
 from pytest_otel_overhead.settings.sampling import LoadThresholds, Strategies, parse_load_thresholds
+from pytest_otel_overhead.stats.process_term import BUILT_IN_TERM, ProcessTerm
 from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.wire.form import form
 
@@ -164,9 +164,10 @@ class MeasureSettings:
     many (1 measures in the test's process); null (``auto``), the test's process and fresh ones added where the
     between-process term keeps a budget undecided."""
     process_term: ProcessTerm = BUILT_IN_TERM
-    """The prior for the between-process spread and the load shift that every interval counts (log-ratio scale):
-    ``tau + slope × |ln ratio|`` between processes, with ``df`` degrees of freedom, and ``load`` while the machine
-    is busy; ``source`` ``"built-in"`` or ``"calibrated"`` (the ``calibration`` setting)."""
+    """The prior for the between-process spread and the load shift that every interval counts, on the log-ratio
+    scale: an object with ``tau`` and ``slope`` (the standard deviation between processes is ``tau`` plus ``slope``
+    times the absolute log ratio), ``df`` (its degrees of freedom), ``load`` (added while the machine is busy) and
+    ``source`` (``"built-in"``, or ``"calibrated"`` from the ``calibration`` setting)."""
     no_telemetry: NoTelemetryPolicy = defaults.NO_TELEMETRY
     """What a measurement without telemetry does: ``"warn"``, ``"fail"``, ``"ignore"``."""
     failed_exports: FailedExportsPolicy = defaults.FAILED_EXPORTS

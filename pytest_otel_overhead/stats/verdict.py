@@ -7,17 +7,20 @@ planned points and each look's interval is widened for the number of looks (Bonf
 whole sequence the chance of any false FAIL (or any false PASS) stays below (1 - confidence) / 2.
 
 A measurement spread over several processes decides from the processes' estimates combined
-(``decide_across_processes``), looking after each process from the third on (``process_look_plan``).
+(``decide_across_processes``), looking after each process from the second on (``process_look_plan``),
+with a between-process variance that pools the processes' own spread with the prior's
+(``stats.process_term``).
 """
 
 from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from pytest_otel_overhead.stats.intervals import mad_spread, random_effects, sign_interval, wilcoxon_interval
+from pytest_otel_overhead.stats.process_term import BUILT_IN_TERM, ProcessTerm, pool, widen
 from pytest_otel_overhead.units import Budget
 
 __all__ = [
@@ -111,10 +114,28 @@ class Decision:
     n: int
     spread: float
     confidence: float
+    term: float = 0.0
+    """How far the between-process term moved each end, on the statistic's scale (quantile × spread)."""
+    own_low: float = math.nan
+    """The interval of this process's own pairs, before the term (equal to ``ci_low`` without one)."""
+    own_high: float = math.nan
+    kind: str = "relative"
+    """The statistic's kind: ``"relative"`` (log ratios) or ``"absolute"`` (differences)."""
 
     @property
     def half_width(self) -> float:
         return (self.ci_high - self.ci_low) / 2
+
+    def held_by_term(self, threshold: float) -> bool:
+        """Whether the term keeps the interval across ``threshold`` (the statistic's scale) whatever more pairs
+        in this process show: the estimate lies within the term of the threshold (once the pairs' own interval
+        is within twice the term, so the estimate means something), or the pairs' own interval is a third of
+        the term already, so more pairs would narrow the whole by a few percent at most."""
+        if self.term <= 0 or self.verdict is not Verdict.INCONCLUSIVE or not math.isfinite(self.estimate):
+            return False
+        own = (statistic_of(self.own_high, self.kind) - statistic_of(self.own_low, self.kind)) / 2
+        distance = abs(statistic_of(self.estimate, self.kind) - threshold)
+        return own <= self.term / 3 or (distance <= self.term and own <= 2 * self.term)
 
 
 def decide_budget(
@@ -124,8 +145,13 @@ def decide_budget(
     *,
     kind: str = "relative",
     method: str = "wilcoxon",
+    widening: Callable[[float], float] | None = None,
 ) -> Decision:
     """Estimate, interval and verdict from paired statistics (log ratios or differences).
+
+    ``widening`` gives, for the estimate on the statistic's scale, how far the between-process term
+    moves each end of the interval (``stats.process_term.widen``); without it the interval is the
+    pairs' own.
 
     With no budget the interval is still computed, for reporting, and the verdict is INCONCLUSIVE
     only in the sense that nothing was asked; callers report such metrics without a verdict.
@@ -134,9 +160,11 @@ def decide_budget(
         kind = budget.kind
     usable = [s for s in samples if math.isfinite(s)]
     if not usable:
-        return Decision(math.nan, -math.inf, math.inf, Verdict.INCONCLUSIVE, 0, math.nan, confidence)
+        return Decision(math.nan, -math.inf, math.inf, Verdict.INCONCLUSIVE, 0, math.nan, confidence, kind=kind)
     interval = sign_interval if method == "sign" else wilcoxon_interval
-    low, estimate, high = interval(usable, confidence)
+    own_low, estimate, own_high = interval(usable, confidence)
+    term = widening(estimate) if widening is not None else 0.0
+    low, high = widen(own_low, estimate, own_high, 1.0, term)
     verdict = decide(low, high, to_statistic(budget)) if budget is not None else Verdict.INCONCLUSIVE
     spread = mad_spread(usable) if len(usable) > 1 else math.nan
     return Decision(
@@ -147,15 +175,19 @@ def decide_budget(
         n=len(usable),
         spread=from_statistic(spread, kind) if kind == "relative" and math.isfinite(spread) else spread,
         confidence=confidence,
+        term=term,
+        own_low=from_statistic(own_low, kind),
+        own_high=from_statistic(own_high, kind),
+        kind=kind,
     )
 
 
 def process_looks(processes: int) -> tuple[int, ...]:
-    """After how many processes a measurement spread over ``processes`` looks: each from the third on.
+    """After how many processes a measurement spread over ``processes`` looks: each from the second on.
 
-    Fewer than three processes give a t interval with one degree of freedom at best, twelve
-    standard errors wide at 95%: those look once, at the end."""
-    return tuple(range(min(3, processes), processes + 1))
+    One process alone is the test's own measurement, decided with the prior's term; from two on the
+    processes' own spread joins the prior's (``process_term.pool``)."""
+    return tuple(range(min(2, processes), processes + 1))
 
 
 def process_look_plan(processes: int, confidence: float = 0.95) -> LookPlan:
@@ -170,27 +202,36 @@ def decide_across_processes(
     confidence: float,
     *,
     kind: str = "relative",
+    prior: ProcessTerm = BUILT_IN_TERM,
+    busy: bool = False,
 ) -> Decision:
     """Estimate, interval and verdict from one estimate per process (on the statistic's scale, with
-    its within-process standard error), by ``stats.random_effects``.
+    its within-process standard error), pooled with the prior's between-process term (``process_term.pool``).
 
     Processes without a finite estimate are left out. ``spread`` is the between-process standard
-    deviation τ, on the overhead scale; ``n`` the processes combined.
+    deviation τ the interval counts, on the overhead scale; ``n`` the processes combined. An absolute
+    statistic has no prior on its scale: its processes are combined by ``random_effects`` alone.
     """
     if budget is not None:
         kind = budget.kind
     usable = [(y, se) for y, se in zip(estimates, standard_errors, strict=True) if math.isfinite(y)]
     if not usable:
-        return Decision(math.nan, -math.inf, math.inf, Verdict.INCONCLUSIVE, 0, math.nan, confidence)
-    pooled = random_effects([y for y, _ in usable], [se for _, se in usable], confidence)
-    verdict = decide(pooled.low, pooled.high, to_statistic(budget)) if budget is not None else Verdict.INCONCLUSIVE
-    spread = pooled.tau
+        return Decision(math.nan, -math.inf, math.inf, Verdict.INCONCLUSIVE, 0, math.nan, confidence, kind=kind)
+    values, errors = [y for y, _ in usable], [se for _, se in usable]
+    if kind == "relative":
+        pooled = pool(values, errors, prior, confidence, busy=busy)
+        low, estimate, high, tau, k = pooled.low, pooled.estimate, pooled.high, pooled.tau, pooled.k
+    else:
+        combined = random_effects(values, errors, confidence)
+        low, estimate, high, tau, k = combined.low, combined.estimate, combined.high, combined.tau, combined.k
+    verdict = decide(low, high, to_statistic(budget)) if budget is not None else Verdict.INCONCLUSIVE
     return Decision(
-        estimate=from_statistic(pooled.estimate, kind),
-        ci_low=from_statistic(pooled.low, kind),
-        ci_high=from_statistic(pooled.high, kind),
+        estimate=from_statistic(estimate, kind),
+        ci_low=from_statistic(low, kind),
+        ci_high=from_statistic(high, kind),
         verdict=verdict,
-        n=pooled.k,
-        spread=from_statistic(spread, kind) if kind == "relative" and math.isfinite(spread) else spread,
+        n=k,
+        spread=from_statistic(tau, kind) if kind == "relative" and math.isfinite(tau) else tau,
         confidence=confidence,
+        kind=kind,
     )

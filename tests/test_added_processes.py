@@ -1,0 +1,90 @@
+"""processes auto, end to end: a test far from its budget decides in its own process; one that the
+between-process term holds open gets fresh processes, each running timed pairs only, pooled with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.measured_project import Run, run_measured
+
+MEASURED = """
+import pytest
+from opentelemetry import trace
+
+tracer = trace.get_tracer("added")
+
+
+def busy(n):
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+@pytest.mark.otel_overhead(budget="5%")
+def test_far_above():
+    for _ in range(20):
+        with tracer.start_as_current_span("tiny"):
+            busy(20)
+
+
+@pytest.mark.otel_overhead(budget="0.1%")
+def test_held_open():
+    # One span around ~10 ms of work costs about 0.2%: the prior's term (about ±1.4 points) holds a
+    # 0.1% budget open whatever one process's pairs say, and pooled processes still cannot close it.
+    with tracer.start_as_current_span("work"):
+        busy(60000)
+
+
+@pytest.mark.otel_overhead(budget="0.1%", processes=1)
+def test_held_open_in_one_process():
+    with tracer.start_as_current_span("work"):
+        busy(60000)
+"""
+
+
+@pytest.fixture(scope="module")
+def added(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    path: Path = tmp_path_factory.mktemp("added")
+    return run_measured(path, {"test_measured.py": MEASURED}, max_time="12")
+
+
+def _cpu(result: dict[str, Any]) -> dict[str, Any]:
+    metric: dict[str, Any] = result["metrics"]["cpu"]
+    return metric
+
+
+def test_far_from_the_budget_one_process_decides_with_the_prior_counted(added: Run) -> None:
+    result = added.result("test_far_above")
+    cpu = _cpu(result)
+    assert cpu["verdict"] == "FAIL" and result["stop_reason"] == "decided"
+    assert result["processes"] == 1
+    assert cpu["between_process_source"] == "built-in"
+    assert cpu["between_process_spread"] > 0
+    # The printed interval is the pairs' own, widened on each side.
+    assert cpu["ci_low"] < cpu["process_ci_low"] <= cpu["overhead"] <= cpu["process_ci_high"] < cpu["ci_high"]
+
+
+def test_a_budget_the_term_holds_open_gets_fresh_processes_pooled_with_the_first(added: Run) -> None:
+    result = added.result("test_held_open")
+    cpu = _cpu(result)
+    assert result["processes"] >= 2, added.stdout
+    assert cpu["between_process_source"] == "measured"
+    assert cpu["verdict"] == "INCONCLUSIVE"
+    assert cpu["n"] == result["processes"]
+    assert result["stop_reason"] in ("max_time", "all processes")
+    # The first process's heap and pipeline figures stand for all.
+    assert "heap" in result["metrics"] and result["pipeline"] is not None
+    assert "the between-process term keeps a budget open" in added.stdout
+
+
+def test_a_fixed_single_process_stays_alone_and_says_what_holds_it_open(added: Run) -> None:
+    result = added.result("test_held_open_in_one_process")
+    cpu = _cpu(result)
+    assert result["processes"] == 1
+    assert cpu["verdict"] == "INCONCLUSIVE"
+    assert cpu["between_process_source"] == "built-in"
+    assert result["stop_reason"] != "process term"
