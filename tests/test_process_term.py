@@ -104,7 +104,7 @@ def test_a_pooled_verdict_is_rarely_wrong_when_processes_differ_by_the_prior(
         offsets = [rng.gauss(0, tau) for _ in range(4)]
         estimates = [math.log1p(true) + o + rng.gauss(0, 0.003) for o in offsets]
         decision = decide_across_processes(estimates, [0.003] * 4, BUDGET, 0.95)
-        if decision.verdict is Verdict.FAIL and true < 0.05 or decision.verdict is Verdict.PASS and true > 0.05:
+        if (decision.verdict is Verdict.FAIL and true < 0.05) or (decision.verdict is Verdict.PASS and true > 0.05):
             wrong += 1
     assert wrong <= 5
 

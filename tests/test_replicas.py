@@ -50,8 +50,8 @@ from pytest_otel_overhead.settings.keys import KEYS
 from pytest_otel_overhead.settings.layers import Layer, env_layer
 from pytest_otel_overhead.settings.merge import resolve
 from pytest_otel_overhead.settings.records import MeasureSettings
-from pytest_otel_overhead.stats.process_term import TermSource
 from pytest_otel_overhead.stats.intervals import random_effects, t_cdf, t_quantile
+from pytest_otel_overhead.stats.process_term import TermSource
 from pytest_otel_overhead.stats.verdict import (
     Verdict,
     decide,
