@@ -126,6 +126,9 @@ class OverheadSession:
         self.unmeasured: list[dict[str, str]] = []
         """Tests that were to be measured and were not (``plugins/unmeasured.py``), settled at the session's end."""
         self.json_written: Path | None = None
+        self.still_open: Callable[[TestResult], bool] | None = None
+        """Another gate on a result that it leaves undecided: the same session's comparison with a saved run, set
+        by the integration that makes it; processes are added for it as for an undecided budget."""
         self.verbose = verbosity(config) >= 1
         # sweep / tune / explain, when asked for; it measures as `measure_ungated` does
         self.advisor: Advice | None = advice(self.measure_ungated) if advice is not None else None
@@ -196,7 +199,8 @@ class OverheadSession:
         self, item: pytest.Item, settings: MeasureSettings, workload: Callable[[], Any], label: str
     ) -> TestResult:
         """One measurement, neither kept nor gated: what ``run`` does first, and what the advice modes make."""
-        return self.strategies.measure(Measurement(item, settings, workload, label, self.router, self._progress(item)))
+        asked = Measurement(item, settings, workload, label, self.router, self._progress(item), self.still_open)
+        return self.strategies.measure(asked)
 
     def _progress(self, item: pytest.Item) -> Callable[[str], None] | None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")

@@ -1,8 +1,13 @@
 """processes auto, end to end: a test far from its budget decides in its own process; one that the
-between-process term holds open gets fresh processes, each running timed pairs only, pooled with it."""
+between-process term holds open, or whose comparison with a saved run it leaves undecided, gets fresh
+processes, each running timed pairs only, pooled with it."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +93,41 @@ def test_a_fixed_single_process_stays_alone_and_says_what_holds_it_open(added: R
     assert cpu["verdict"] == "INCONCLUSIVE"
     assert cpu["between_process_source"] == "built-in"
     assert result["stop_reason"] != "process term"
+
+
+COMPARED = """
+import pytest
+from opentelemetry import trace
+
+tracer = trace.get_tracer("compared")
+
+
+@pytest.mark.otel_overhead(budget="500%")
+def test_far_from_its_budget():
+    for _ in range(10):
+        with tracer.start_as_current_span("tiny"):
+            sum(range(50))
+"""
+
+
+def _session(path: Path, *args: str) -> dict[str, Any]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PYTHONTRACEMALLOC"))}
+    environ.pop("PYTEST_ADDOPTS", None)
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "--otel-overhead"]
+    command += ["--otel-overhead-max-time=10", "--otel-overhead-json=out.json", *args]
+    done = subprocess.run(command, cwd=path, env=environ, capture_output=True, text=True, timeout=600, check=False)
+    document: dict[str, Any] = json.loads((path / "out.json").read_text(encoding="utf-8"))
+    (test,) = document["tests"]
+    test["stdout"] = done.stdout
+    return test
+
+
+def test_a_comparison_gate_left_undecided_gets_processes_as_a_budget_does(tmp_path: Path) -> None:
+    (tmp_path / "test_compared.py").write_text(COMPARED, encoding="utf-8")
+    saved = _session(tmp_path, "--otel-overhead-save=main")
+    assert saved["processes"] == 1 and saved["verdict"] == "PASS", saved["stdout"]
+    # Unchanged code against a growth of 0.1 points: one process each cannot decide that comparison.
+    compared = _session(tmp_path, "--otel-overhead-compare=main", "--otel-overhead-compare-fail=cpu:+0.1pp")
+    assert compared["verdict"] == "PASS"
+    assert compared["processes"] >= 2, compared["stdout"]
+    assert compared["metrics"]["cpu"]["between_process_source"] == "measured"

@@ -16,7 +16,7 @@ from pytest_otel_overhead.results import MetricResult, PipelineHealth
 from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.intervals import batch_slices, mad_spread, median, quantile
 from pytest_otel_overhead.stats.process_term import ProcessTerm
-from pytest_otel_overhead.stats.verdict import Decision, Verdict, decide_budget
+from pytest_otel_overhead.stats.verdict import Decision, Verdict, decide_budget, from_statistic, to_statistic
 from pytest_otel_overhead.units import Budget
 
 __all__ = [
@@ -203,14 +203,33 @@ def _pair_spread(pairs: Sequence[Pair], metric: str, kind: str, decision: Decisi
     return math.expm1(spread) if kind == "relative" else spread
 
 
+def _term_note(pairs: Sequence[Pair], metric: str, decision: Decision, budget: Budget, between: Between) -> str:
+    """Why a budget the between-process term holds open stayed undecided, and what would decide it."""
+    extra = from_statistic(decision.term, decision.kind) if decision.kind == "relative" else decision.term
+    load = " and load on this busy machine" if between.busy else ""
+    return (
+        f"undecided after {len(pairs)} pairs: how far another process{load} can read the same code "
+        f"(±{budget.format(extra, metric).lstrip('+')}, {between.term.source} term) keeps the interval across "
+        "the budget; more processes narrow it (processes=auto adds them within max_time)"
+    )
+
+
 def _undecided_note(
-    pairs: Sequence[Pair], metric: str, decision: Decision, budget: Budget, cause: str | None = None
+    pairs: Sequence[Pair],
+    metric: str,
+    decision: Decision,
+    budget: Budget,
+    cause: str | None = None,
+    between: Between | None = None,
 ) -> str:
-    """Why ``metric`` stayed undecided: noise wider than the budget, or an overhead too near it.
+    """Why ``metric`` stayed undecided: noise wider than the budget, the between-process term, or an overhead
+    too near the budget.
 
     An interval wider than the budget speaks of noise only when the pairs had their time: ``cause``
     says what took it instead (a backend that never answered, a ``max_time`` the fixed phases used up).
     """
+    if between is not None and decision.held_by_term(to_statistic(budget)) and cause is None:
+        return _term_note(pairs, metric, decision, budget, between)
     if decision.half_width > budget.value and cause is not None:
         return f"undecided after {len(pairs)} pairs, not for noise: {cause}"
     if decision.half_width > budget.value:
@@ -228,13 +247,18 @@ def _undecided_note(
 
 
 def undecided_notes(
-    pairs: Sequence[Pair], decisions: dict[str, Decision], settings: MeasureSettings, cause: str | None = None
+    pairs: Sequence[Pair],
+    decisions: dict[str, Decision],
+    settings: MeasureSettings,
+    cause: str | None = None,
+    between: Between | None = None,
 ) -> dict[str, str]:
-    """A note for each time budget the last look left INCONCLUSIVE; ``cause``: what kept the pairs few, if not noise."""
+    """A note for each time budget the last look left INCONCLUSIVE; ``cause``: what kept the pairs few, if not noise;
+    ``between``: the term the looks counted."""
     notes = {}
     for m in time_budgets(settings):
         if decisions[m].verdict is Verdict.INCONCLUSIVE:
             budget = settings.budget(m)
             assert budget is not None
-            notes[m] = _undecided_note(pairs, m, decisions[m], budget, cause)
+            notes[m] = _undecided_note(pairs, m, decisions[m], budget, cause, between)
     return notes

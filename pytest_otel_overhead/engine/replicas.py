@@ -21,7 +21,7 @@ import os
 import random
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
@@ -131,11 +131,18 @@ def measure_replicated(
 
 
 def add_processes(
-    item: pytest.Item, settings: MeasureSettings, first: TestResult, *, label: str, progress: Progress | None = None
+    item: pytest.Item,
+    settings: MeasureSettings,
+    first: TestResult,
+    *,
+    label: str,
+    progress: Progress | None = None,
+    still_open: Callable[[TestResult], bool] | None = None,
 ) -> TestResult:
     """Fresh processes after ``first`` (this process's measurement), where the between-process term alone
-    kept a budget open: each runs timed pairs for ``ADDED_SHARE_S``, and after each the processes are
-    pooled and decided (at ``ADDED_LOOKS``), until decided, ``MAX_PROCESSES`` or ``max_time``."""
+    kept a budget open, or ``still_open`` says another gate on the result is undecided: each runs timed
+    pairs for ``ADDED_SHARE_S``, and after each the processes are pooled and decided (at ``ADDED_LOOKS``),
+    until decided, ``MAX_PROCESSES`` or ``max_time``."""
     _refuse_nesting(label, "processes=auto")
     say = progress or (lambda message: None)
     plan = LookPlan(fractions=tuple(k / MAX_PROCESSES for k in ADDED_LOOKS))
@@ -153,14 +160,19 @@ def add_processes(
             if len(runner.results) in ADDED_LOOKS:
                 metrics = combined_metrics(settings, runner.results, plan.per_look_confidence, plan.confidence)
                 say(_progress_line(label, len(runner.results), MAX_PROCESSES, runner.elapsed(), metrics))
-                if _decided(metrics):
+                done = _with_first(_result(runner, metrics, len(ADDED_LOOKS), stop_reason), first, runner)
+                if _decided(metrics) and (still_open is None or not still_open(done)):
                     stop_reason = StopReason.DECIDED
                     break
         else:
             stop_reason = StopReason.ALL_PROCESSES
     metrics = combined_metrics(settings, runner.results, plan.per_look_confidence, plan.confidence)
-    result = _result(runner, metrics, len(ADDED_LOOKS), stop_reason)
-    # The first process's rounds stand for all: its heap figure, pipeline health and probe.
+    return _with_first(_result(runner, metrics, len(ADDED_LOOKS), stop_reason), first, runner)
+
+
+def _with_first(result: TestResult, first: TestResult, runner: _Processes) -> TestResult:
+    """The pooled result with what only the first process measured: its heap figure, pipeline health and
+    probe stand for all (the added processes ran timed pairs only)."""
     heap = tuple(m for m in first.metrics if m.metric not in TIME_METRICS)
     return dataclasses.replace(
         result,

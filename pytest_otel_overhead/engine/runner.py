@@ -205,7 +205,7 @@ def _phases(run: Run, rng: random.Random, around: Surroundings) -> _Phases:
     around.look()  # a tracer or profiler that arrived while the pairs ran
     around.note_load()
     cap_phase(run, run.deadline - MARGIN_S)  # the worker's exports from now on, and the heap rounds'
-    notes = undecided_notes(timed.pairs, timed.decisions, settings, starved_cause(run, timed))
+    notes = undecided_notes(timed.pairs, timed.decisions, settings, starved_cause(run, timed), run.between())
     decisions = {**timed.decisions, **_estimates(timed, settings, sizing.calls, plan, run.between())}
     after = process_reading()
     if run.timed_only:

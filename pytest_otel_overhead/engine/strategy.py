@@ -50,6 +50,9 @@ class Measurement:
     router: ArmRouter
     progress: Callable[[str], None] | None = None
     """Where progress lines go while it measures (the terminal, past capturing), or nowhere."""
+    still_open: Callable[[TestResult], bool] | None = None
+    """Another gate on the result that it leaves undecided (a comparison with a saved run, in the same session):
+    with ``processes`` auto, processes are added for it as for an undecided budget."""
 
 
 class MeasuringStrategy(Protocol):
@@ -76,9 +79,12 @@ class OneProcess:
         first = measure(
             asked.workload, settings, asked.router, nodeid=asked.label, progress=asked.progress, share=share
         )
-        if first.stop_reason is not StopReason.PROCESS_TERM:
+        still_open = asked.still_open if share.adds_processes else None
+        if first.stop_reason is not StopReason.PROCESS_TERM and (still_open is None or not still_open(first)):
             return first
-        return add_processes(asked.item, settings, first, label=asked.label, progress=asked.progress)
+        return add_processes(
+            asked.item, settings, first, label=asked.label, progress=asked.progress, still_open=still_open
+        )
 
 
 class SeveralProcesses:

@@ -52,6 +52,7 @@ from pytest_otel_overhead.history.store import (
     valid_name,
 )
 from pytest_otel_overhead.outputs import append_text_file, write_text_file
+from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.session import OverheadSession
 from pytest_otel_overhead.settings.options import SessionOptions
 from pytest_otel_overhead.stats.verdict import Verdict
@@ -169,6 +170,14 @@ class TrackingPlugin:
             ]
             report.outcome = "failed"
             report.longrepr = "\n".join(messages)
+
+    def comparison_open(self, result: TestResult) -> bool:
+        """Whether the comparison gate leaves ``result`` undecided against the saved run (for more processes)."""
+        earlier = self.baseline.result(result.nodeid) if self.baseline is not None and self.criteria else None
+        if earlier is None:
+            return False
+        change = compare_results(earlier, result, self.criteria, machine=self.machine_term)
+        return change.verdict is Verdict.INCONCLUSIVE
 
     def _comparison_for(self, changes: Sequence[TestChange], after: RunRecord) -> Comparison:
         assert self.baseline is not None
@@ -343,6 +352,8 @@ def tracking_plugin(config: pytest.Config, session: OverheadSession, options: Se
         plugin.lines.append(note)
         plugin.warnings.append(note)
     if baseline is not None:
+        if criteria:  # a comparison gate in this session: an undecided comparison gets processes too
+            session.still_open = plugin.comparison_open
         here = RunRecord((), environment(), now_iso(), machine=machine_info())
         plugin.differences = tuple(environment_differences(baseline, here))
         plugin.machine_term = machine_term(baseline, here)
