@@ -34,10 +34,12 @@ from benchmarks.real.near_report import format_near
 from benchmarks.real.plan import FULL, QUICK, QUICK_MAX_TIME, WORKLOADS, Counts, Job, Plan, phases, schedule
 from benchmarks.real.plugin import compare_saved, run_instructions, run_plugin
 from benchmarks.real.processes import Record, Workspace, environment, load_average, load_generator, prepare_workdir
-from benchmarks.real.report import read_records, report_text
+from benchmarks.real.report import plain_budget, read_records, report_text
 from benchmarks.real.tools import budget_fraction, run_benchmark, run_pyperf, run_reference
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
+AT_ONE_BUDGET = ("plugin", "pyperf", "benchmark", "instructions")
+"""Records that give the table at one budget something to show; a near-budget run alone has the cell table."""
 RUNNERS: dict[str, Callable[[Job, Plan, Workspace], list[Record]]] = {
     "plugin": run_plugin,
     "reference": run_reference,
@@ -325,7 +327,8 @@ def measure(plan: Plan, space: Workspace, output: Output, imported: Sequence[Rec
     early, if it did."""
     first, then = phases(plan, schedule(plan))
     for record in imported:
-        output.copy(record)
+        if record["workload"] in plan.workloads:
+            output.copy(record)
     progress = Progress(len(first) + len(then), time.perf_counter())
     saved: list[int] = []
     stopped = run_jobs(first, plan, space, output, saved, progress)
@@ -397,7 +400,9 @@ def compare_again(plan: Plan, store: Path, out: Path, argv: Sequence[str]) -> No
 def report_of(paths: Sequence[Path], markdown: bool) -> str:
     """The report of results files: the run at one budget, then the near-budget cells, if any."""
     records = read_records(paths)
-    return "\n\n".join(part for part in (report_text(records, markdown), format_near(records, markdown)) if part)
+    table = any(r.get("type") in AT_ONE_BUDGET for r in plain_budget(records))
+    parts = (report_text(records, markdown, table=table), format_near(records, markdown))
+    return "\n\n".join(part for part in parts if part)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

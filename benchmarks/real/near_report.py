@@ -22,7 +22,16 @@ from collections.abc import Sequence
 
 from benchmarks.real.budgets import engine_reference
 from benchmarks.real.processes import Record
-from benchmarks.real.report import VERDICTS, Reference, conflicts, covers, describe_key, render, verdict_counts
+from benchmarks.real.report import (
+    VERDICTS,
+    Reference,
+    compare_column,
+    conflicts,
+    covers,
+    describe_key,
+    render,
+    verdict_counts,
+)
 
 HEADER = [
     "workload",
@@ -196,6 +205,9 @@ def totals(records: Sequence[Record]) -> list[str]:
             f"  {describe_key(('', load, 1))}: false verdicts {false} of {len(decided)} decided{share}; "
             f"intervals holding the reference {held} of {len(judged)}"
         )
+    compared = [r for r in records if r.get("type") == "compare"]
+    if compared:
+        lines.append(f"  A/A comparisons of the saved runs, REGRESSED: {compare_column(compared)}")
     lines.append(
         "  (against the frozen-heap reference of the quiet machine, the engine's regime; * marks a budget "
         "inside that reference's own interval)"

@@ -253,7 +253,9 @@ def summary(records: Sequence[Record]) -> list[str]:
     for end in (r for r in records if r.get("type") == "end"):
         stopped = " (interrupted)" if end["interrupted"] else (f" ({end['stopped']})" if end.get("stopped") else "")
         lines.append(f"wall time: {end['wall_s'] / 60:.1f} min{stopped}")
-    medians = [r["load"]["median"] for r in records if isinstance(r.get("load"), dict) and r["load"].get("median")]
+    # References copied from an earlier file (near the budget) were measured at that run's load, not this one's.
+    measured = [r for r in records if "imported_from" not in r]
+    medians = [r["load"]["median"] for r in measured if isinstance(r.get("load"), dict) and r["load"].get("median")]
     if medians:
         lines.append(
             f"1-min load average while measuring (median per process): min {min(medians):.2f}, "
@@ -291,8 +293,11 @@ def agreement(records: Sequence[Record]) -> str:
     return f"PASS and FAIL for one test and budget, over all loads: never (in {runs} verdicts)"
 
 
-def report_text(records: Sequence[Record], markdown: bool = False) -> str:
-    parts = ["\n".join(summary(records)), format_table(records, markdown=markdown), agreement(records)]
+def report_text(records: Sequence[Record], markdown: bool = False, table: bool = True) -> str:
+    """Run facts, the table (unless ``table`` is false), agreement across loads, the A/A comparisons that
+    said REGRESSED."""
+    parts = ["\n".join(summary(records)), format_table(records, markdown=markdown) if table else ""]
+    parts.append(agreement(records))
     if regressions(records):
         parts.append("\n".join(regressions(records)))
     return "\n\n".join(part for part in parts if part)

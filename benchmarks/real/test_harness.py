@@ -650,3 +650,17 @@ def test_the_table_at_one_budget_leaves_near_budget_runs_to_their_own() -> None:
     assert dict(zip(report.HEADER, row, strict=True))["plugin runs"] == "1"
     assert "never (in 1 verdicts)" in report.agreement(records)
     assert near_report.format_near([plugin_record("FAIL", 0.08, 0.07, 0.09, 3.0)]) == ""
+
+
+def test_a_near_budget_file_alone_is_reported_by_its_cells(tmp_path: Path) -> None:
+    path = tmp_path / "near.jsonl"
+    references = reference_records("reference_frozen", "checkout", (0.050, 0.052, 0.054))
+    compared = {"type": "compare", "workload": "checkout", "outcome": "UNDECIDED", "before": 0, "after": 1}
+    lines = [*references, near_record("PASS", 0.057, 0.05, 0.056), compared]
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    text = cli.report_of([path], markdown=True)
+    assert "| workload | offset | load | budget |" in text
+    assert "plugin runs" not in text  # no table at one budget: nothing ran at one
+    assert "A/A comparisons of the saved runs, REGRESSED: 0/1 (1 undecided)" in text
+    both = cli.report_of([path, path], markdown=False)  # a file given twice: its references count once
+    assert "+5.2% [+5.0%, +5.4%] (75% interval), 3" in both
