@@ -22,6 +22,7 @@ from benchmarks.real.processes import Record, Workspace, run_command
 
 DEFAULT_MAX_TIME = 30.0
 """The plugin's default max_time, for time-outs when the plan sets none."""
+NO_BUDGET = "no budget placed at this offset (no reference): nothing measured"
 INSTRUCTIONS_TIMEOUT_S = 600.0
 """Per workload in instructions mode (start-up under valgrind is 5–15 s; counting, more)."""
 
@@ -112,6 +113,8 @@ def run_plugin(job: Job, plan: Plan, space: Workspace) -> list[Record]:
     budgets = budgets_at(plan.budgets, job.offset) if job.offset is not None else {}
     if job.offset is not None:
         order = [w for w in order if w in budgets]
+        if not order:  # pytest given no node id would run every test, at the default budget
+            return [{"type": "plugin_run", "run": job.index, "offset": job.offset, "saved": None, "error": NO_BUDGET}]
     report = space.root / f"plugin{job.index:03d}.json"
     saved = f"run-{job.index:03d}"
     args = [

@@ -526,6 +526,8 @@ def test_a_near_budget_job_gives_each_test_its_budget_and_leaves_out_those_witho
         ("plugin_run", 0.5, None),
     ]
     assert not any(c.startswith("--otel-overhead-budget") for c in command)
+    [nothing] = plugin.run_plugin(plan.Job("plugin", 5, offset=1.5), near_plan(budgets=placed), space)
+    assert (nothing["saved"], nothing["error"], len(seen)) == (None, plugin.NO_BUDGET, 1)  # no process started
 
 
 def test_placing_budgets_writes_them_and_hands_them_to_the_plugin_jobs(tmp_path: Path) -> None:
