@@ -98,6 +98,13 @@ def offsets(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def offset_scale(text: str) -> OffsetScale:
+    try:
+        return OffsetScale(text.strip().lower())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: one of {', '.join(map(str, OffsetScale))}") from None
+
+
 def add_near_budget(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("near the budget")
     group.add_argument(
@@ -109,8 +116,7 @@ def add_near_budget(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--offset-scale",
-        type=OffsetScale,
-        choices=list(OffsetScale),
+        type=offset_scale,
         default=OffsetScale.RATIO,
         help="how an offset applies far from 5%%: ratio (the same step in ln(1 + overhead), default), reference "
         "(offset x reference / 5%% above 30%%), points (as given)",

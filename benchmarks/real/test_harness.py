@@ -420,6 +420,10 @@ def test_offsets_are_parsed_in_order_and_named_in_errors(capsys: pytest.CaptureF
         cli.arguments(["--budget-offsets=0.5", "--budget", "5%"])
     assert "--budget and --budget-offsets" in capsys.readouterr().err
     with pytest.raises(SystemExit):
+        cli.arguments(["--budget-offsets=0.5", "--offset-scale", "log"])
+    assert "--offset-scale: 'log': one of ratio, reference, points" in capsys.readouterr().err
+    assert cli.arguments(["--offset-scale", "Reference"]).offset_scale is budgets.OffsetScale.REFERENCE
+    with pytest.raises(SystemExit):
         cli.arguments(["--reference-from", "earlier.jsonl"])
     assert "--reference-from places budgets: give --budget-offsets too" in capsys.readouterr().err
 
