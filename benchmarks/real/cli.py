@@ -3,7 +3,12 @@
 Runs the jobs of a plan (see ``plan.py``) one after another, writes each record to a JSON-lines
 file as soon as its process ends (so an interrupted run keeps what it measured) and a progress log
 beside it, compares the saved plugin runs pairwise (A/A), and prints the report.
-``--report FILE...`` prints the report of results files again.
+``--report FILE...`` prints the report of results files again, over several files at once (a quiet
+and a loaded run together, for the contradictions between them).
+
+``--budget-offsets`` makes it a near-budget run (``budgets.py``): the references first (its own,
+or those of earlier files given with ``--reference-from``), then the budgets placed around them,
+then one plugin process per offset and run.
 """
 
 from __future__ import annotations
@@ -20,16 +25,21 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
-from benchmarks.real.plan import FULL, QUICK, QUICK_MAX_TIME, WORKLOADS, Counts, Job, Plan, schedule
+from benchmarks.real.budgets import OffsetScale, parse_offsets, placed_budgets, referenced_workloads, unique_references
+from benchmarks.real.near_report import format_near
+from benchmarks.real.plan import FULL, QUICK, QUICK_MAX_TIME, WORKLOADS, Counts, Job, Plan, phases, schedule
 from benchmarks.real.plugin import compare_saved, run_instructions, run_plugin
 from benchmarks.real.processes import Record, Workspace, environment, load_average, load_generator, prepare_workdir
-from benchmarks.real.report import read_records, report_text
+from benchmarks.real.report import plain_budget, read_records, report_text
 from benchmarks.real.tools import budget_fraction, run_benchmark, run_pyperf, run_reference
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
+AT_ONE_BUDGET = ("plugin", "pyperf", "benchmark", "instructions")
+"""Records that give the table at one budget something to show; a near-budget run alone has the cell table."""
 RUNNERS: dict[str, Callable[[Job, Plan, Workspace], list[Record]]] = {
     "plugin": run_plugin,
     "reference": run_reference,
@@ -81,6 +91,46 @@ def percentage(text: str) -> str:
     return text
 
 
+def offsets(text: str) -> tuple[float, ...]:
+    try:
+        return parse_offsets(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def offset_scale(text: str) -> OffsetScale:
+    try:
+        return OffsetScale(text.strip().lower())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: one of {', '.join(map(str, OffsetScale))}") from None
+
+
+def add_near_budget(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("near the budget")
+    group.add_argument(
+        "--budget-offsets",
+        type=offsets,
+        metavar="POINTS",
+        help="hold each workload to budgets placed at its reference plus these offsets, in points at 5%% "
+        "(e.g. -1.5,-0.5,0.5,1.5; write --budget-offsets=-1.5,... ): one plugin process per offset and run",
+    )
+    group.add_argument(
+        "--offset-scale",
+        type=offset_scale,
+        default=OffsetScale.RATIO,
+        help="how an offset applies far from 5%%: ratio (the same step in ln(1 + overhead), default), reference "
+        "(offset x reference / 5%% above 30%%), points (as given)",
+    )
+    group.add_argument(
+        "--reference-from",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="place the budgets around the references recorded in these results files; the run measures "
+        "references of its own only for the workloads they lack",
+    )
+
+
 def arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.real",
@@ -120,11 +170,28 @@ def arguments(argv: Sequence[str]) -> argparse.Namespace:
     )
     add("--report", nargs="+", type=Path, metavar="FILE", help="print the report of results files and exit")
     add("--markdown", action="store_true", help="print the table as Markdown")
-    return parser.parse_args(argv)
+    add_near_budget(parser)
+    args = parser.parse_args(argv)
+    if args.budget_offsets and args.budget:
+        parser.error("--budget and --budget-offsets: a near-budget run places its own budgets")
+    if args.reference_from and not args.budget_offsets:
+        parser.error("--reference-from places budgets: give --budget-offsets too")
+    return args
 
 
-def build_plan(args: argparse.Namespace) -> Plan:
+def imported_references(paths: Sequence[Path] | None) -> list[Record]:
+    """The reference records of earlier results files, each process once, marked with their file."""
+    records: list[Record] = []
+    for path in paths or ():
+        records += [r | {"imported_from": str(path)} for r in unique_references(read_records([path]))]
+    return unique_references(records)
+
+
+def build_plan(args: argparse.Namespace, imported: Sequence[Record] = ()) -> Plan:
     base = QUICK if args.quick else FULL
+    near = bool(args.budget_offsets)
+    if near:  # the other tools know one budget for all: a near-budget run leaves them out unless asked
+        base = replace(base, pyperf_rounds=0, benchmark_rounds=0)
     counts = Counts(
         runs=args.runs if args.runs is not None else base.runs,
         reference_processes=base.reference_processes if args.reference_processes is None else args.reference_processes,
@@ -150,6 +217,10 @@ def build_plan(args: argparse.Namespace) -> Plan:
         quick=args.quick,
         deadline_min=args.deadline,
         freeze=args.freeze,
+        budget_offsets=args.budget_offsets or (),
+        offset_scale=args.offset_scale,
+        reference_from=tuple(str(p) for p in args.reference_from or ()),
+        referenced=tuple(w for w in args.workloads if w in referenced_workloads(imported)),
     )
 
 
@@ -158,11 +229,16 @@ class Output:
 
     def __init__(self, results: TextIO, log: TextIO, plan: Plan) -> None:
         self.results, self.log, self.plan = results, log, plan
+        self.written: list[Record] = []
 
     def write(self, record: Record) -> None:
-        record = {**record, "load_generator": self.plan.load, "plugin_processes": self.plan.processes or 1}
+        self.copy({**record, "load_generator": self.plan.load, "plugin_processes": self.plan.processes or 1})
+
+    def copy(self, record: Record) -> None:
+        """A record as it is (one taken from an earlier results file keeps its own load)."""
         self.results.write(json.dumps(record, allow_nan=False) + "\n")
         self.results.flush()
+        self.written.append(record)
 
     def say(self, message: str) -> None:
         line = f"[{dt.datetime.now():%H:%M:%S}] {message}"
@@ -184,13 +260,25 @@ def describe(records: Sequence[Record]) -> str:
     return ", ".join(parts)
 
 
-def run_jobs(jobs: Sequence[Job], plan: Plan, space: Workspace, output: Output, saved: list[int]) -> str | None:
+@dataclass
+class Progress:
+    """Where the run is: its start, its jobs, how many are done (over both phases of a near-budget run)."""
+
+    total: int
+    started: float
+    done: int = 0
+
+
+def run_jobs(
+    jobs: Sequence[Job], plan: Plan, space: Workspace, output: Output, saved: list[int], progress: Progress
+) -> str | None:
     """Every job in order, each record written as it comes, the plugin runs that were saved noted in
     ``saved``; returns why it stopped early, if it did."""
-    started = time.perf_counter()
-    for number, job in enumerate(jobs, 1):
+    started = progress.started
+    for job in jobs:
+        number = progress.done = progress.done + 1
         if plan.deadline_min is not None and time.perf_counter() - started >= plan.deadline_min * 60:
-            return f"deadline of {plan.deadline_min:g} min: stopped after {number - 1}/{len(jobs)} jobs"
+            return f"deadline of {plan.deadline_min:g} min: stopped after {number - 1}/{progress.total} jobs"
         job_started = time.perf_counter()
         records = RUNNERS[job.kind](job, plan, space)
         for record in records:
@@ -199,7 +287,8 @@ def run_jobs(jobs: Sequence[Job], plan: Plan, space: Workspace, output: Output, 
                 saved.append(record["run"])
         load = load_average()
         output.say(
-            f"{number}/{len(jobs)} {job.describe()} in {time.perf_counter() - job_started:.0f} s: {describe(records)}; "
+            f"{number}/{progress.total} {job.describe()} in {time.perf_counter() - job_started:.0f} s: "
+            f"{describe(records)}; "
             f"elapsed {(time.perf_counter() - started) / 60:.1f} min; load {load[0] if load else float('nan'):.2f}"
         )
     return None
@@ -226,7 +315,37 @@ def run_record(plan: Plan, space: Workspace, argv: Sequence[str]) -> Record:
     }
 
 
-def run(plan: Plan, out: Path, argv: Sequence[str]) -> None:
+def with_budgets(plan: Plan, output: Output) -> Plan:
+    """Near the budget: the budgets placed around the references written so far (copied and measured),
+    each written as a record; the plan that holds them."""
+    placed, problems = placed_budgets(output.written, plan.workloads, plan.budget_offsets, plan.offset_scale)
+    for budget in placed:
+        output.write(budget.record())
+    for problem in problems:
+        output.say(problem)
+    described = ", ".join(f"{b.workload} {b.offset:+g}: {b.budget}" for b in placed)
+    output.say(f"budgets around the {plan.offset_scale} references: {described or 'none'}")
+    return replace(plan, budgets=tuple(placed))
+
+
+def measure(plan: Plan, space: Workspace, output: Output, imported: Sequence[Record]) -> str | None:
+    """The jobs (near the budget: references, budgets, then the rest) and the A/A comparison; why it stopped
+    early, if it did."""
+    first, then = phases(plan, schedule(plan))
+    for record in imported:
+        if record["workload"] in plan.workloads:
+            output.copy(record)
+    progress = Progress(len(first) + len(then), time.perf_counter())
+    saved: list[int] = []
+    stopped = run_jobs(first, plan, space, output, saved, progress)
+    if plan.near_budget and stopped is None:
+        plan = with_budgets(plan, output)
+    stopped = stopped or run_jobs(then, plan, space, output, saved, progress)
+    compare_runs(plan, space, output, sorted(saved))
+    return stopped
+
+
+def run(plan: Plan, out: Path, argv: Sequence[str], imported: Sequence[Record] = ()) -> None:
     jobs = schedule(plan)
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -240,11 +359,9 @@ def run(plan: Plan, out: Path, argv: Sequence[str]) -> None:
         space = Workspace(Path(tmp), prepare_workdir(Path(tmp), plan.freeze))
         output.write(run_record(plan, space, argv))
         output.say(f"{len(jobs)} jobs, busy processes of the load generator: {plan.load}; results → {out}")
-        saved: list[int] = []
         try:
             with load_generator(plan.load):
-                stopped = run_jobs(jobs, plan, space, output, saved)
-                compare_runs(plan, space, output, sorted(saved))
+                stopped = measure(plan, space, output, imported)
         except KeyboardInterrupt:
             interrupted = True
             output.say("interrupted: the report covers the jobs finished so far")
@@ -286,21 +403,30 @@ def compare_again(plan: Plan, store: Path, out: Path, argv: Sequence[str]) -> No
         compare_runs(plan, space, output, runs)
 
 
+def report_of(paths: Sequence[Path], markdown: bool) -> str:
+    """The report of results files: the run at one budget, then the near-budget cells, if any."""
+    records = read_records(paths)
+    table = any(r.get("type") in AT_ONE_BUDGET for r in plain_budget(records))
+    parts = (report_text(records, markdown, table=table), format_near(records, markdown))
+    return "\n\n".join(part for part in parts if part)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = arguments(argv)
     if args.report:
-        print(report_text(read_records(args.report), markdown=args.markdown))
+        print(report_of(args.report, args.markdown))
         return 0
-    plan = build_plan(args)
+    imported = imported_references(args.reference_from)
+    plan = build_plan(args, imported)
     if args.compare_saved:
         out = args.out or RESULTS / f"real-compare-{dt.datetime.now():%Y%m%d-%H%M}.jsonl"
         compare_again(plan, args.compare_saved, out, argv)
-        print(report_text(read_records([out]), markdown=args.markdown))
+        print(report_of([out], args.markdown))
         return 0
-    suffix = f"-load{plan.load}" if plan.load else ""
+    suffix = ("-near" if plan.near_budget else "") + (f"-load{plan.load}" if plan.load else "")
     out = args.out or RESULTS / f"real-{dt.datetime.now():%Y%m%d-%H%M}{suffix}.jsonl"
-    run(plan, out, argv)
+    run(plan, out, argv, imported)
     print()
-    print(report_text(read_records([out]), markdown=args.markdown))
+    print(report_of([out], args.markdown))
     return 0

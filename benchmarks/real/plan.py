@@ -5,6 +5,8 @@ over the run hit every workload and every method alike:
 
 - ``plugin``: one pytest process under ``--otel-overhead`` measuring every selected workload, its
   node ids given on the command line in a shuffled order, saving the run for the A/A comparison;
+  in a near-budget run (``--budget-offsets``), one per offset and run, each test held to the budget
+  placed at its workload's reference plus that offset;
 - ``reference``: one fresh process of the plain interleaved A/B for one workload;
 - ``reference_frozen``: the same with the heap frozen after warm-up, the plugin's GC regime;
 - ``pyperf``: one round of pyperf for one workload (a baseline and an instrumented benchmark, then
@@ -12,16 +14,22 @@ over the run hit every workload and every method alike:
 - ``benchmark``: one round of pytest-benchmark's two-run gate over every selected workload;
 - ``instructions``: one pytest process in instructions mode (optional, needs valgrind).
 
-After the jobs, each saved plugin run is compared with the next one (A/A: nothing changed).
+A near-budget run places its budgets around the references, so its own reference jobs (for the
+workloads whose reference no earlier results file gives) run first, shuffled among themselves, and
+the other jobs after them, shuffled too. After the jobs, each saved plugin run is compared with the
+next one (A/A: nothing changed).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-WORKLOADS = ("flask", "fastapi", "requests", "sqlite3", "manual")
+from benchmarks.real.budgets import OffsetScale, PlacedBudget
+
+WORKLOADS = ("flask", "fastapi", "requests", "sqlite3", "manual", "checkout")
 """The workloads of ``real_workloads/apps.py``; the test of each is ``test_real.py::test_<name>``."""
 
 COMPARE_FAIL = "cpu:+1pp"
@@ -83,6 +91,20 @@ class Plan:
     """Run the children on a copy of the package taken at the start, so edits cannot mix engines."""
     processes: int | None = None
     """``--otel-overhead-processes`` for the plugin runs; None keeps the plugin's default (1)."""
+    budget_offsets: tuple[float, ...] = ()
+    """Near the budget: each plugin run is repeated at each offset (points at 5%) from every workload's
+    reference; empty for the plain run at one budget."""
+    offset_scale: OffsetScale = OffsetScale.RATIO
+    reference_from: tuple[str, ...] = ()
+    """Earlier results files whose references place the budgets (``--reference-from``)."""
+    referenced: tuple[str, ...] = ()
+    """The workloads those files give a reference for: the run measures none of its own for them."""
+    budgets: tuple[PlacedBudget, ...] = ()
+    """The budgets placed once the references are known (filled in between the two phases of the run)."""
+
+    @property
+    def near_budget(self) -> bool:
+        return bool(self.budget_offsets)
 
     @property
     def pyperf_args(self) -> tuple[str, ...]:
@@ -102,24 +124,52 @@ class Job:
     index: int
     workload: str | None = None
     """The workload of a ``reference`` or ``pyperf`` job; the others measure every workload."""
+    offset: float | None = None
+    """The budget offset of a near-budget plugin job (points at 5%); None at the plain budget."""
 
     def describe(self) -> str:
-        return f"{self.kind} {self.index}" + (f" ({self.workload})" if self.workload else "")
+        detail = self.workload or (f"offset {self.offset:+g}" if self.offset is not None else "")
+        return f"{self.kind} {self.index}" + (f" ({detail})" if detail else "")
+
+
+REFERENCE_JOBS = ("reference", "reference_frozen")
+
+
+def plugin_jobs(plan: Plan) -> list[Job]:
+    """One per run, or near the budget one per run and offset (numbered across both, for the saved runs)."""
+    runs = plan.counts.runs
+    if not plan.near_budget:
+        return [Job("plugin", i) for i in range(runs)]
+    offsets = plan.budget_offsets
+    return [Job("plugin", i * len(offsets) + k, offset=o) for i in range(runs) for k, o in enumerate(offsets)]
 
 
 def schedule(plan: Plan) -> list[Job]:
-    """Every job of the plan, in a random order fixed by the plan's seed."""
+    """Every job of the plan, in a random order fixed by the plan's seed (near the budget: the
+    reference jobs first, see ``phases``)."""
     counts = plan.counts
-    jobs = [Job("plugin", i) for i in range(counts.runs)]
+    jobs = plugin_jobs(plan)
     jobs += [Job("benchmark", i) for i in range(counts.benchmark_rounds)]
     for workload in plan.workloads:
-        jobs += [Job("reference", i, workload) for i in range(counts.reference_processes)]
-        jobs += [Job("reference_frozen", i, workload) for i in range(counts.frozen_reference_processes)]
+        if workload not in plan.referenced:
+            jobs += [Job("reference", i, workload) for i in range(counts.reference_processes)]
+            jobs += [Job("reference_frozen", i, workload) for i in range(counts.frozen_reference_processes)]
         jobs += [Job("pyperf", i, workload) for i in range(counts.pyperf_rounds)]
     if plan.instructions:
         jobs.append(Job("instructions", 0))
     random.Random(plan.seed).shuffle(jobs)
+    if plan.near_budget:
+        first, then = phases(plan, jobs)
+        jobs = [*first, *then]
     return jobs
+
+
+def phases(plan: Plan, jobs: Sequence[Job]) -> tuple[list[Job], list[Job]]:
+    """The jobs to run before the budgets can be placed (near the budget: the references), and the rest;
+    each part keeps its order."""
+    if not plan.near_budget:
+        return [], list(jobs)
+    return [j for j in jobs if j.kind in REFERENCE_JOBS], [j for j in jobs if j.kind not in REFERENCE_JOBS]
 
 
 def shuffled_workloads(plan: Plan, job: Job) -> list[str]:

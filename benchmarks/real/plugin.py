@@ -2,7 +2,9 @@
 and instructions mode as a second opinion.
 
 Everything is read from what a user gets: the JSON report (``--otel-overhead-json``), the saved
-runs (``--otel-overhead-save``) and ``python -m pytest_otel_overhead compare``'s output.
+runs (``--otel-overhead-save``) and ``python -m pytest_otel_overhead compare``'s output. A
+near-budget job gives each test the budget placed for its workload at the job's offset, through
+``$REAL_BUDGETS`` (read by ``test_real.py`` into the marker).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.real.budgets import budgets_at
 from benchmarks.real.plan import COMPARE_FAIL, Job, Plan, shuffled_workloads
 from benchmarks.real.processes import Record, Workspace, run_command
 
 DEFAULT_MAX_TIME = 30.0
 """The plugin's default max_time, for time-outs when the plan sets none."""
+NO_BUDGET = "no budget placed at this offset (no reference): nothing measured"
 INSTRUCTIONS_TIMEOUT_S = 600.0
 """Per workload in instructions mode (start-up under valgrind is 5–15 s; counting, more)."""
 
@@ -55,6 +59,25 @@ def read_tests(report: Path) -> dict[str, Record]:
     return {test["nodeid"]: test for test in document.get("tests", [])}
 
 
+def process_term_of(gate: Record) -> Record | None:
+    """The between-process term the metric's interval counted: where it came from and its size (on the
+    overhead's scale), from ``process_term`` (an object, a number or a name) or the
+    ``between_process_source`` and ``between_process_spread`` keys; None when the JSON says nothing."""
+    term = gate.get("process_term")
+    if isinstance(term, dict):
+        source = next((term[k] for k in ("source", "kind", "from") if term.get(k) is not None), None)
+        size = next((term[k] for k in ("size", "value", "spread", "tau") if term.get(k) is not None), None)
+    elif isinstance(term, (int, float)) and not isinstance(term, bool):
+        source, size = None, term
+    elif isinstance(term, str):
+        source, size = term, None
+    else:
+        source, size = gate.get("between_process_source"), gate.get("between_process_spread")
+    if source is None and size is None:
+        return None
+    return {"source": None if source is None else str(source), "size": None if size is None else float(size)}
+
+
 def measured_record(test: Record, metric: str) -> Record:
     """What the harness keeps of one measured test: verdict, time to verdict, estimate and interval."""
     gate: Record = test["metrics"].get(metric) or {}
@@ -78,12 +101,20 @@ def measured_record(test: Record, metric: str) -> Record:
         "max_time": test["settings"]["max_time_s"],
         "spans_per_call": (test.get("pipeline") or {}).get("spans_started_per_call"),
         "processes": test.get("processes", 1),
+        "process_term": process_term_of(gate),
     }
 
 
 def run_plugin(job: Job, plan: Plan, space: Workspace) -> list[Record]:
-    """One pytest process measuring every workload in a shuffled order; one record per workload, one for the run."""
+    """One pytest process measuring every workload in a shuffled order; one record per workload, one for the run.
+
+    Near the budget, only the workloads with a budget placed at the job's offset, each held to it."""
     order = shuffled_workloads(plan, job)
+    budgets = budgets_at(plan.budgets, job.offset) if job.offset is not None else {}
+    if job.offset is not None:
+        order = [w for w in order if w in budgets]
+        if not order:  # pytest given no node id would run every test, at the default budget
+            return [{"type": "plugin_run", "run": job.index, "offset": job.offset, "saved": None, "error": NO_BUDGET}]
     report = space.root / f"plugin{job.index:03d}.json"
     saved = f"run-{job.index:03d}"
     args = [
@@ -100,7 +131,7 @@ def run_plugin(job: Job, plan: Plan, space: Workspace) -> list[Record]:
         "pytest",
         pytest_command(args),
         space.root,
-        space.env(),
+        space.env({"REAL_BUDGETS": json.dumps(budgets)} if budgets else None),
         space.root / f"plugin{job.index:03d}.log",
         timeout=120 + len(order) * (cap + 60),
         ok_codes=(0, 1),  # 1: some test failed, i.e. a FAIL verdict
@@ -109,6 +140,8 @@ def run_plugin(job: Job, plan: Plan, space: Workspace) -> list[Record]:
     records: list[Record] = []
     for position, (workload, nodeid) in enumerate(zip(order, node_ids(order), strict=True)):
         record: Record = {"type": "plugin", "run": job.index, "workload": workload, "position": position}
+        if job.offset is not None:
+            record.update(offset=job.offset, placed_budget=budgets[workload])
         test = tests.get(nodeid)
         if test is None:
             record.update(verdict="ERROR", error=outcome.error or "no result in the JSON report")
@@ -118,6 +151,7 @@ def run_plugin(job: Job, plan: Plan, space: Workspace) -> list[Record]:
     run: Record = {
         "type": "plugin_run",
         "run": job.index,
+        "offset": job.offset,
         "order": order,
         "saved": saved if any(r["verdict"] != "ERROR" for r in records) else None,
         "wall_s": outcome.wall_s,

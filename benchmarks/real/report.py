@@ -189,9 +189,15 @@ def compare_column(records: Sequence[Record]) -> str:
     return f"{regressed}/{len(done)}" + (f" ({', '.join(notes)})" if notes else "")
 
 
+def plain_budget(records: Iterable[Record]) -> list[Record]:
+    """The records of plugin runs at one budget for all, not of near-budget runs (which have an ``offset``)."""
+    return [r for r in records if r.get("offset") is None]
+
+
 def table_rows(records: Sequence[Record]) -> list[list[str]]:
     kinds = ("plugin", "reference", "reference_frozen", "instructions", "pyperf", "benchmark", "compare")
     groups = {kind: by_group(records, kind) for kind in kinds}
+    groups["plugin"] = by_group(plain_budget(records), "plugin")  # near-budget runs have a table of their own
     keys = sorted({key for group in groups.values() for key in group}, key=lambda k: (k[2], k[1], k[0]))
     rows = []
     for key in keys:
@@ -222,12 +228,16 @@ def table_rows(records: Sequence[Record]) -> list[list[str]]:
 
 
 def format_table(records: Sequence[Record], markdown: bool = False) -> str:
-    rows = table_rows(records)
+    return render(HEADER, table_rows(records), markdown)
+
+
+def render(header: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool = False) -> str:
+    """A table as Markdown or as aligned text."""
     if markdown:
-        lines = ["| " + " | ".join(HEADER) + " |", "|" + "|".join("---" for _ in HEADER) + "|"]
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
         return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(HEADER)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(HEADER, widths, strict=True))]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     return "\n".join(lines)
 
@@ -243,7 +253,9 @@ def summary(records: Sequence[Record]) -> list[str]:
     for end in (r for r in records if r.get("type") == "end"):
         stopped = " (interrupted)" if end["interrupted"] else (f" ({end['stopped']})" if end.get("stopped") else "")
         lines.append(f"wall time: {end['wall_s'] / 60:.1f} min{stopped}")
-    medians = [r["load"]["median"] for r in records if isinstance(r.get("load"), dict) and r["load"].get("median")]
+    # References copied from an earlier file (near the budget) were measured at that run's load, not this one's.
+    measured = [r for r in records if "imported_from" not in r]
+    medians = [r["load"]["median"] for r in measured if isinstance(r.get("load"), dict) and r["load"].get("median")]
     if medians:
         lines.append(
             f"1-min load average while measuring (median per process): min {min(medians):.2f}, "
@@ -269,7 +281,7 @@ def regressions(records: Sequence[Record]) -> list[str]:
 def agreement(records: Sequence[Record]) -> str:
     """Whether any workload got PASS in one run and FAIL in another under one budget, at any load."""
     plugin: dict[str, list[Record]] = defaultdict(list)
-    for r in records:
+    for r in plain_budget(records):
         if r.get("type") == "plugin" and r["verdict"] in VERDICTS:
             plugin[r["workload"]].append(r)
     if not plugin:
@@ -281,8 +293,11 @@ def agreement(records: Sequence[Record]) -> str:
     return f"PASS and FAIL for one test and budget, over all loads: never (in {runs} verdicts)"
 
 
-def report_text(records: Sequence[Record], markdown: bool = False) -> str:
-    parts = ["\n".join(summary(records)), format_table(records, markdown=markdown), agreement(records)]
+def report_text(records: Sequence[Record], markdown: bool = False, table: bool = True) -> str:
+    """Run facts, the table (unless ``table`` is false), agreement across loads, the A/A comparisons that
+    said REGRESSED."""
+    parts = ["\n".join(summary(records)), format_table(records, markdown=markdown) if table else ""]
+    parts.append(agreement(records))
     if regressions(records):
         parts.append("\n".join(regressions(records)))
     return "\n\n".join(part for part in parts if part)

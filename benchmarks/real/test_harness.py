@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import json
 import math
 import os
 import sys
@@ -16,8 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.real import cli, plan, plugin, report, tools
-from benchmarks.real.processes import WORKLOAD_PROJECT, Record, child_env, load_generator, load_summary, run_command
+from benchmarks.real import budgets, cli, near_report, plan, plugin, report, tools
+from benchmarks.real.processes import (
+    WORKLOAD_PROJECT,
+    Outcome,
+    Record,
+    Workspace,
+    child_env,
+    load_generator,
+    load_summary,
+    run_command,
+)
 
 
 def binomial_tail(n: int, k: int) -> float:
@@ -159,7 +169,7 @@ def test_cli_errors_name_the_option_and_value(capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit):
         cli.arguments(["--workloads", "flask,django"])
     assert (
-        "--workloads: unknown workload 'django'; known: flask, fastapi, requests, sqlite3, manual"
+        "--workloads: unknown workload 'django'; known: flask, fastapi, requests, sqlite3, manual, checkout"
         in capsys.readouterr().err
     )
     with pytest.raises(SystemExit):
@@ -184,7 +194,8 @@ def test_schedule_holds_every_job_once_in_a_seeded_order() -> None:
     p = plan.Plan(plan.WORKLOADS, counts, block_ms=20, load=0, max_time=None, budget=None, instructions=True, seed=7)
     jobs = plan.schedule(p)
     kinds = Counter(job.kind for job in jobs)
-    assert kinds == {"plugin": 20, "benchmark": 10, "reference": 150, "pyperf": 15, "instructions": 1}
+    n = len(plan.WORKLOADS)
+    assert kinds == {"plugin": 20, "benchmark": 10, "reference": 30 * n, "pyperf": 3 * n, "instructions": 1}
     assert len(set(jobs)) == len(jobs)
     assert jobs == plan.schedule(p)
     assert jobs != sorted(jobs, key=lambda j: (j.kind, j.workload or "", j.index))
@@ -394,3 +405,268 @@ def test_runs_with_another_processes_setting_get_rows_of_their_own() -> None:
         ("quiet", "0/1"),
         ("quiet, processes=3", "1/1"),
     ]
+
+
+# ------------------------------------------------------------------------------ near the budget
+
+
+def test_offsets_are_parsed_in_order_and_named_in_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert budgets.parse_offsets("-1.5, -0.5,0.5pp,1.5,0.5") == (-1.5, -0.5, 0.5, 1.5)
+    assert cli.arguments(["--budget-offsets=-1.5,1.5"]).budget_offsets == (-1.5, 1.5)
+    with pytest.raises(SystemExit):
+        cli.arguments(["--budget-offsets=-1.5,x"])
+    assert "--budget-offsets: '-1.5,x': offsets are numbers of points" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.arguments(["--budget-offsets=0.5", "--budget", "5%"])
+    assert "--budget and --budget-offsets" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.arguments(["--budget-offsets=0.5", "--offset-scale", "log"])
+    assert "--offset-scale: 'log': one of ratio, reference, points" in capsys.readouterr().err
+    assert cli.arguments(["--offset-scale", "Reference"]).offset_scale is budgets.OffsetScale.REFERENCE
+    with pytest.raises(SystemExit):
+        cli.arguments(["--reference-from", "earlier.jsonl"])
+    assert "--reference-from places budgets: give --budget-offsets too" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("scale", "reference", "offset", "expected"),
+    [
+        (budgets.OffsetScale.RATIO, 0.05, 0.5, 0.055),  # at 5%: the points as given
+        (budgets.OffsetScale.RATIO, 0.05, -1.5, 0.035),
+        (budgets.OffsetScale.RATIO, 5.3, 0.5, 6.3 * (1 + 0.005 / 1.05) - 1),  # sqlite3: 3 points
+        (budgets.OffsetScale.REFERENCE, 0.25, 0.5, 0.255),  # up to 30%: points
+        (budgets.OffsetScale.REFERENCE, 5.3, 0.5, 5.3 + 0.005 * 5.3 / 0.05),  # above: scaled by the reference
+        (budgets.OffsetScale.POINTS, 5.3, -1.5, 5.285),
+    ],
+)
+def test_budget_placement(scale: budgets.OffsetScale, reference: float, offset: float, expected: float) -> None:
+    assert budgets.place(reference, offset, scale) == pytest.approx(expected)
+
+
+def reference_records(kind: str, workload: str, estimates: tuple[float, ...], load: int = 0) -> list[Record]:
+    return [
+        {"type": kind, "workload": workload, "estimate": e, "seed": i, "process": i, "load_generator": load}
+        for i, e in enumerate(estimates)
+    ]
+
+
+def test_budgets_are_placed_around_the_frozen_heap_reference_of_the_quiet_machine() -> None:
+    records = [
+        *reference_records("reference", "flask", (0.04, 0.05, 0.06)),
+        *reference_records("reference_frozen", "flask", (0.06, 0.07, 0.08)),
+        *reference_records("reference_frozen", "flask", (0.2, 0.3, 0.4), load=2),  # a busy machine's: not used
+        *reference_records("reference", "manual", (0.01, 0.02)),  # no frozen one: the plain one
+    ]
+    placed, problems = budgets.placed_budgets(
+        records, ("flask", "manual", "checkout"), (-1.5, 0.5), budgets.OffsetScale.POINTS
+    )
+    assert [(b.workload, b.offset, b.budget, b.reference_kind) for b in placed] == [
+        ("flask", -1.5, "5.500%", "reference_frozen"),
+        ("flask", 0.5, "7.500%", "reference_frozen"),
+        ("manual", 0.5, "2.000%", "reference"),
+    ]
+    assert problems == [
+        "manual: offset -1.5 puts the budget at 0.00%, left out",
+        "checkout: no reference to place its budgets around",
+    ]
+    assert budgets.budgets_at(placed, 0.5) == {"flask": "7.500%", "manual": "2.000%"}
+    assert placed[0].record()["type"] == "budget"
+
+
+def test_references_copied_from_file_to_file_count_once() -> None:
+    records = reference_records("reference_frozen", "flask", (0.06, 0.07, 0.08))
+    copies = [r | {"imported_from": "earlier.jsonl"} for r in records]
+    assert len(budgets.unique_references([*records, *copies, {"type": "plugin", "workload": "flask"}])) == 3
+    found = budgets.engine_reference([*records, *copies], "flask")
+    assert found is not None and found[1].processes == 3
+
+
+def near_plan(**changes: object) -> plan.Plan:
+    return dataclasses.replace(a_plan(workloads=("manual", "flask"), budget_offsets=(-0.5, 0.5)), **changes)  # type: ignore[arg-type]
+
+
+def test_a_near_budget_run_measures_its_references_first_and_each_offset_in_its_own_processes() -> None:
+    counts = plan.Counts(
+        runs=3,
+        reference_processes=2,
+        reference_seconds=1.0,
+        pyperf_rounds=0,
+        benchmark_rounds=0,
+        frozen_reference_processes=1,
+    )
+    p = near_plan(counts=counts, referenced=("flask",))
+    jobs = plan.schedule(p)
+    first, then = plan.phases(p, jobs)
+    assert jobs == [*first, *then]
+    assert {(j.kind, j.workload) for j in first} == {("reference", "manual"), ("reference_frozen", "manual")}
+    assert len(first) == 3  # flask's reference comes from an earlier file
+    assert Counter(j.offset for j in then) == {-0.5: 3, 0.5: 3}
+    assert {j.kind for j in then} == {"plugin"}
+    assert sorted(j.index for j in then) == list(range(6))  # one saved run name each
+    assert plan.phases(a_plan(), plan.schedule(a_plan()))[0] == []
+
+
+def test_a_near_budget_job_gives_each_test_its_budget_and_leaves_out_those_without(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    placed = (
+        budgets.PlacedBudget("manual", 0.5, "6.100%", 0.056, "reference_frozen", 8),
+        budgets.PlacedBudget("manual", -0.5, "5.100%", 0.056, "reference_frozen", 8),
+    )
+    seen: list[tuple[list[str], dict[str, str]]] = []
+
+    def fake_run(label: str, command: list[str], cwd: Path, env: dict[str, str], log: Path, **_: object) -> Outcome:
+        seen.append((command, env))
+        return Outcome(1, 1.0, log)
+
+    monkeypatch.setattr(plugin, "run_command", fake_run)
+    space = Workspace(tmp_path, None)
+    records = plugin.run_plugin(plan.Job("plugin", 4, offset=0.5), near_plan(budgets=placed), space)
+    [(command, env)] = seen
+    assert json.loads(env["REAL_BUDGETS"]) == {"manual": "6.100%"}
+    assert [c for c in command if c.startswith("test_real.py")] == ["test_real.py::test_manual"]  # flask: none placed
+    assert [(r["type"], r.get("offset"), r.get("placed_budget")) for r in records] == [
+        ("plugin", 0.5, "6.100%"),
+        ("plugin_run", 0.5, None),
+    ]
+    assert not any(c.startswith("--otel-overhead-budget") for c in command)
+    [nothing] = plugin.run_plugin(plan.Job("plugin", 5, offset=1.5), near_plan(budgets=placed), space)
+    assert (nothing["saved"], nothing["error"], len(seen)) == (None, plugin.NO_BUDGET, 1)  # no process started
+
+
+def test_placing_budgets_writes_them_and_hands_them_to_the_plugin_jobs(tmp_path: Path) -> None:
+    p = near_plan(offset_scale=budgets.OffsetScale.POINTS)
+    with (tmp_path / "r.jsonl").open("w") as results, (tmp_path / "r.log").open("w") as log:
+        output = cli.Output(results, log, p)
+        for record in reference_records("reference_frozen", "manual", (0.05, 0.06, 0.07)):
+            output.copy(record)
+        placed = cli.with_budgets(p, output)
+    assert budgets.budgets_at(placed.budgets, -0.5) == {"manual": "5.500%"}
+    written = report.read_records([tmp_path / "r.jsonl"])
+    assert [r["budget"] for r in written if r["type"] == "budget"] == ["5.500%", "6.500%"]
+    assert "flask: no reference to place its budgets around" in (tmp_path / "r.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("gate", "expected"),
+    [
+        ({"process_term": {"source": "built-in", "size": 0.006}}, {"source": "built-in", "size": 0.006}),
+        ({"process_term": {"kind": "measured", "tau": 0.01}}, {"source": "measured", "size": 0.01}),
+        ({"process_term": 0.004}, {"source": None, "size": 0.004}),
+        (
+            {"between_process_source": "calibrated", "between_process_spread": 0.003},
+            {"source": "calibrated", "size": 0.003},
+        ),
+        ({"between_process_spread": None}, None),
+        ({}, None),
+    ],
+)
+def test_process_term_is_read_from_whichever_keys_the_json_has(gate: Record, expected: Record | None) -> None:
+    assert plugin.process_term_of(gate) == expected
+
+
+def near_record(
+    verdict: str, budget: float, low: float, high: float, *, offset: float = 0.5, load: int = 0, **extra: object
+) -> Record:
+    return {
+        "type": "plugin",
+        "workload": "checkout",
+        "offset": offset,
+        "verdict": verdict,
+        "budget": {"kind": "relative", "value": budget},
+        "ci_low": low,
+        "ci_high": high,
+        "duration_s": 2.0,
+        "load_generator": load,
+        **extra,
+    }
+
+
+def near_cells(records: list[Record]) -> list[dict[str, str]]:
+    return [dict(zip(near_report.HEADER, row, strict=True)) for row in near_report.near_rows(records)]
+
+
+def test_near_report_counts_false_verdicts_against_the_frozen_heap_reference() -> None:
+    references = [
+        *reference_records("reference", "checkout", (0.040, 0.045, 0.050)),
+        *reference_records("reference_frozen", "checkout", (0.050, 0.052, 0.054)),  # the truth: 5.2%
+    ]
+    records = [
+        *references,
+        near_record("FAIL", 0.057, 0.058, 0.062),  # FAIL while the truth (5.2%) lies below 5.7%: false
+        near_record("PASS", 0.057, 0.049, 0.055),  # right, holds 5.2%
+        near_record("INCONCLUSIVE", 0.057, 0.050, 0.060, processes=3),  # not decided: never false
+        near_record("PASS", 0.047, 0.040, 0.046, offset=-0.5),  # PASS while the truth lies above: false
+        near_record("FAIL", 0.047, 0.049, 0.056, offset=-0.5),  # right
+    ]
+    minus, plus = near_cells(records)
+    assert (plus["offset"], plus["budget"], plus["runs"], plus["PASS / FAIL / INCONCL."]) == (
+        "+0.5",
+        "5.70%",
+        "3",
+        "1 / 1 / 1",
+    )
+    assert (plus["false verdicts"], plus["interval holds the reference"]) == ("1/2", "2/3")
+    assert plus["PASS and FAIL"] == "YES"
+    assert plus["processes (median, max)"] == "1, 3"
+    assert plus["reference (frozen heap: median, interval, processes)"].startswith("+5.2% [+5.0%, +5.4%]")
+    assert (minus["false verdicts"], minus["PASS and FAIL"]) == ("1/2", "YES")
+    expected = "  quiet: false verdicts 2 of 4 decided (50.0%); intervals holding the reference 3 of 5"
+    assert expected in near_report.totals(records)
+
+
+def test_near_report_sees_a_busy_runner_flip_a_quiet_verdict() -> None:
+    references = reference_records("reference_frozen", "checkout", (0.050, 0.052, 0.054))
+    quiet = [near_record("PASS", 0.057, 0.05, 0.056) for _ in range(2)]
+    loaded = [near_record("FAIL", 0.057, 0.058, 0.07, load=2), near_record("INCONCLUSIVE", 0.057, 0.05, 0.07, load=2)]
+    rows = near_cells([*references, *quiet, *loaded])
+    assert [(r["load"], r["PASS and FAIL"], r["... over all loads"]) for r in rows] == [
+        ("quiet", "never", "YES"),
+        ("2 busy", "never", "YES"),
+    ]
+    assert near_report.totals([*references, *quiet, *loaded])[0].endswith(
+        "in 1 of 1 (workload, budget) pairs: checkout at 5.70%"
+    )
+    # The same verdicts under another budget are no contradiction.
+    moved = [r | {"budget": {"kind": "relative", "value": 0.058}} for r in loaded]
+    assert [r["... over all loads"] for r in near_cells([*references, *quiet, *moved])] == ["never", "never"]
+
+
+def test_near_report_marks_budgets_inside_the_reference_and_reads_the_process_term() -> None:
+    references = reference_records("reference_frozen", "checkout", (0.050, 0.052, 0.054))
+    terms = [
+        near_record("PASS", 0.053, 0.04, 0.052, process_term={"source": "built-in", "size": 0.006}),
+        near_record("PASS", 0.053, 0.04, 0.052, process_term={"source": "measured", "size": 0.004}),
+    ]
+    [row] = near_cells([*references, *terms])
+    assert row["budget"] == "5.30%*"  # inside [5.0%, 5.4%]
+    assert row["process term"] == "built-in 1/2, measured 1/2, ±0.50 pts"
+    [row] = near_cells([*references, near_record("PASS", 0.06, 0.04, 0.052)])
+    assert (row["budget"], row["process term"]) == ("6.00%", "–")
+    [row] = near_cells([near_record("PASS", 0.06, 0.04, 0.052)])
+    assert row["false verdicts"] == "no reference"
+
+
+def test_the_table_at_one_budget_leaves_near_budget_runs_to_their_own() -> None:
+    records = [
+        plugin_record("FAIL", 0.08, 0.07, 0.09, 3.0),
+        near_record("PASS", 0.1, 0.07, 0.09) | {"workload": "manual"},
+    ]
+    [row] = report.table_rows(records)
+    assert dict(zip(report.HEADER, row, strict=True))["plugin runs"] == "1"
+    assert "never (in 1 verdicts)" in report.agreement(records)
+    assert near_report.format_near([plugin_record("FAIL", 0.08, 0.07, 0.09, 3.0)]) == ""
+
+
+def test_a_near_budget_file_alone_is_reported_by_its_cells(tmp_path: Path) -> None:
+    path = tmp_path / "near.jsonl"
+    references = reference_records("reference_frozen", "checkout", (0.050, 0.052, 0.054))
+    compared = {"type": "compare", "workload": "checkout", "outcome": "UNDECIDED", "before": 0, "after": 1}
+    lines = [*references, near_record("PASS", 0.057, 0.05, 0.056), compared]
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    text = cli.report_of([path], markdown=True)
+    assert "| workload | offset | load | budget |" in text
+    assert "plugin runs" not in text  # no table at one budget: nothing ran at one
+    assert "A/A comparisons of the saved runs, REGRESSED: 0/1 (1 undecided)" in text
+    both = cli.report_of([path, path], markdown=False)  # a file given twice: its references count once
+    assert "+5.2% [+5.0%, +5.4%] (75% interval), 3" in both

@@ -36,3 +36,8 @@ def sqlite3_call() -> Iterator[Call]:
 @pytest.fixture(scope="module")
 def manual_call() -> Iterator[Call]:
     yield from _opened("manual")
+
+
+@pytest.fixture(scope="module")
+def checkout_call() -> Iterator[Call]:
+    yield from _opened("checkout")

@@ -46,3 +46,7 @@ def test_sqlite3(benchmark: Any, sqlite3_call: Call) -> None:
 
 def test_manual(benchmark: Any, manual_call: Call) -> None:
     benchmark(manual_call)
+
+
+def test_checkout(benchmark: Any, checkout_call: Call) -> None:
+    benchmark(checkout_call)
