@@ -85,10 +85,13 @@ def test_processes_that_agree_narrow_the_interval_and_disagreeing_ones_widen_it(
 
 def test_load_widens_the_pooled_interval_once_not_per_process() -> None:
     quiet = pool([0.05] * 8, [0.002] * 8, BUILT_IN_TERM, 0.95)
-    busy = pool([0.05] * 8, [0.002] * 8, BUILT_IN_TERM, 0.95, busy=True)
+    busy = pool([0.05] * 8, [0.002] * 8, BUILT_IN_TERM, 0.95, busy=1.0)
+    heavier = pool([0.05] * 8, [0.002] * 8, BUILT_IN_TERM, 0.95, busy=3.0)
     variance = (0.002**2 + quiet.tau**2) / 8
     q = (quiet.high - quiet.estimate) / math.sqrt(variance)
     assert busy.high - busy.estimate == pytest.approx(q * math.sqrt(variance + BUILT_IN_TERM.load**2))
+    # Three times the load of two busy processes on two CPUs: three times the load term.
+    assert heavier.high - heavier.estimate == pytest.approx(q * math.sqrt(variance + (3 * BUILT_IN_TERM.load) ** 2))
 
 
 @settings(max_examples=60, deadline=None)

@@ -92,7 +92,8 @@ class Between:
     """The between-process term a look counts: the prior, whether the machine is busy now, at what confidence."""
 
     term: ProcessTerm
-    busy: bool = False
+    busy: float = 0.0
+    """0 on a quiet machine, else how heavily it is loaded (``machine.load_degree``): the load term's multiple."""
     confidence: float = 0.95
 
     def widening(self, kind: str, baseline: float) -> Callable[[float], float]:
@@ -100,7 +101,7 @@ class Between:
 
         An absolute statistic moves by the same share of the baseline arm's figure as a relative one."""
         q = self.term.quantile(self.confidence)
-        load = self.term.load if self.busy else 0.0
+        load = self.term.load * self.busy
 
         def extra(estimate: float) -> float:
             spread = math.hypot(self.term.spread(estimate if kind == "relative" else 0.0), load)

@@ -36,7 +36,7 @@ from pytest_otel_overhead.engine.children import (
     output_tail,
 )
 from pytest_otel_overhead.engine.looks import TIME_METRICS
-from pytest_otel_overhead.engine.machine import BUSY_NOTE_START
+from pytest_otel_overhead.engine.machine import BUSY_NOTE_START, load_degree
 from pytest_otel_overhead.engine.replica_child import (
     CHILD_PLAN,
     PAD_ENV,
@@ -353,7 +353,8 @@ def _combined_metric(
     budget = settings.budget(first.metric) if any(m.budget is not None for m in per_process) else None
     kind = budget.kind if budget is not None else first.kind
     estimates, errors = process_estimates(per_process)
-    busy = any(note.startswith(BUSY_NOTE_START) for note in notes)
+    # Load as it is now stands for the processes' when any of them saw a busy machine.
+    busy = load_degree() if any(note.startswith(BUSY_NOTE_START) for note in notes) else 0.0
     decision = decide_across_processes(
         estimates, errors, budget, look_confidence, kind=kind, prior=settings.process_term, busy=busy
     )

@@ -165,7 +165,7 @@ def _with_term(metric: MetricResult, between: Between | None, decision: Decision
     if between is None or decision.term <= 0 or metric.kind != "relative":
         return metric
     spread = math.hypot(
-        between.term.spread(statistic_of(metric.overhead, metric.kind)), between.term.load if between.busy else 0.0
+        between.term.spread(statistic_of(metric.overhead, metric.kind)), between.term.load * between.busy
     )
     return replace(
         metric,

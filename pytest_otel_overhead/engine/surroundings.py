@@ -29,7 +29,7 @@ from contextlib import contextmanager
 
 from opentelemetry import metrics, trace
 
-from pytest_otel_overhead.engine.machine import busy_note, cpu_reading, was_busy
+from pytest_otel_overhead.engine.machine import busy_note, cpu_reading, load_degree, was_busy
 from pytest_otel_overhead.otel.foreign import caller_outside_libraries
 from pytest_otel_overhead.otel.routing import ArmRouter
 
@@ -141,9 +141,10 @@ class Surroundings:
         for text in tracer_notes():
             self.note(text)
 
-    def busy(self) -> bool:
-        """Whether other processes have kept the machine busy since the measurement started."""
-        return was_busy(self._cpu_start, cpu_reading())
+    def busy(self) -> float:
+        """0 on a quiet machine; once other processes have kept it busy since the measurement started, how
+        heavily (``machine.load_degree``: 1 for two busy processes on two CPUs)."""
+        return load_degree() if was_busy(self._cpu_start, cpu_reading()) else 0.0
 
     def note_load(self) -> None:
         """Note a machine that other processes kept busy from the start of the measurement until now."""

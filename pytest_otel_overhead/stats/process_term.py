@@ -11,8 +11,9 @@ A verdict is about the code, so every interval counts that term:
   weighs what the processes showed against the prior by their degrees of freedom, so two or three
   processes neither pretend to know the spread nor are swamped by the prior.
 
-The load term counts only where the machine was busy while measuring. Load moves every process
-measured at that moment alike, so it is added to the pooled variance once, not per process.
+The load term counts only where the machine was busy while measuring, times how heavily it was
+loaded (``busy``: 1 for two busy processes on two CPUs, where it was measured). Load moves every
+process measured at that moment alike, so it is added to the pooled variance once, not per process.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def pool(
     prior: ProcessTerm,
     confidence: float,
     *,
-    busy: bool = False,
+    busy: float = 0.0,
 ) -> PooledTerm:
     """Random-effects pooling of one estimate per process with the prior's between-process variance.
 
@@ -145,7 +146,7 @@ def pool(
     weights = [1 / (v + tau2) for v in variances]
     total = math.fsum(weights)
     mean = math.fsum(w * y for w, y in zip(weights, estimates, strict=True)) / total
-    variance = 1 / total + (prior.load**2 if busy else 0.0)
+    variance = 1 / total + (prior.load * busy) ** 2
     df_total = prior.df + k - 1
     level = 1 - (1 - confidence) / 2
     q = t_quantile(level, max(1, round(df_total))) if math.isfinite(df_total) else NormalDist().inv_cdf(level)

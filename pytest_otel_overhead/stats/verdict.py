@@ -203,7 +203,7 @@ def decide_across_processes(
     *,
     kind: str = "relative",
     prior: ProcessTerm = BUILT_IN_TERM,
-    busy: bool = False,
+    busy: float = 0.0,
 ) -> Decision:
     """Estimate, interval and verdict from one estimate per process (on the statistic's scale, with
     its within-process standard error), pooled with the prior's between-process term (``process_term.pool``).
