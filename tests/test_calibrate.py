@@ -222,6 +222,12 @@ def test_a_move_within_the_runs_errors_is_no_load_term_and_unshared_tests_count_
     )
 
 
+def test_a_noisy_figure_does_not_hide_what_a_precise_one_moved() -> None:
+    quiet = [Combined("a", "cpu", 5, 0.05, 1e-4, 0.0), Combined("a", "latency_p95", 5, 0.05, 0.05, 0.0)]
+    loaded = [dataclasses.replace(quiet[0], estimate=0.08), quiet[1]]  # cpu moved 0.03; p95, within its noise
+    assert load_term(quiet, loaded) == pytest.approx(0.03, rel=0.01)
+
+
 # --- the command, with pytest's runs replaced by synthetic ones ------------------------------------
 
 

@@ -10,6 +10,7 @@ always read what this command wrote. What was measured is printed, and kept in t
 from __future__ import annotations
 
 import math
+import shlex
 import sys
 import tempfile
 import time
@@ -92,7 +93,7 @@ def calibrate(request: Request, say: Say) -> tuple[Calibration, Measured]:
 
 def _run(request: Request, work: Path, name: str, say: Say) -> MeasuredRun:
     beside = f" beside {request.load} busy processes" if name == "loaded" else ""
-    selected = " ".join(request.pytest_args)
+    selected = shlex.join(request.pytest_args)
     say(f"calibrate: {name} run{beside}: python -m pytest {selected}, {request.processes} processes a test")
     run = measure(request.pytest_args, request.processes, work, name, request.cwd)
     failed = " (some tests failed: pytest's exit status 1)" if run.exit_status else ""
@@ -103,7 +104,7 @@ def _run(request: Request, work: Path, name: str, say: Say) -> MeasuredRun:
 def _figures(run: MeasuredRun, request: Request) -> RunFigures:
     if not run.run.results:
         raise CalibrationError(
-            f"no marked test was measured among `{' '.join(request.pytest_args)}` (a test needs the "
+            f"no marked test was measured among `{shlex.join(request.pytest_args)}` (a test needs the "
             f"otel_overhead marker or fixture); pytest's output ends: {run.output_tail}"
         )
     figures = run_figures(run.run.results)
@@ -132,8 +133,10 @@ def _record(request: Request, measured: Measured) -> dict[str, Any]:
                 "processes": figure.processes,
                 "overhead": math.expm1(figure.estimate),
                 "log_ratio": figure.estimate,
+                "standard_error": figure.standard_error,
                 "tau": figure.tau,
                 "loaded_log_ratio": None if under_load is None else under_load.estimate,
+                "loaded_standard_error": None if under_load is None else under_load.standard_error,
             }
         )
     return {

@@ -149,20 +149,25 @@ def degrees_of_freedom(processes_per_test: Sequence[int]) -> float:
 
 
 def load_term(quiet: Sequence[Combined], loaded: Sequence[Combined]) -> float | None:
-    """How far a busy machine moves a combined estimate: the root mean square of loaded − quiet over
-    the figures both runs have, less what their standard errors explain (clipped at 0); None when
-    they share none."""
+    """How far a busy machine moves a combined estimate; None when the runs share no figure.
+
+    Per figure in both runs, the move ``d = loaded − quiet`` has the variance ``v`` of the two
+    estimates' standard errors (which count their τ), and ``d² − v`` estimates the load's share. The
+    term is the root of their mean weighed by ``1 / v``, clipped at 0: the root mean square move less
+    what the standard errors explain, where a noisy figure (a latency percentile over three
+    processes) counts for less than a precise one instead of hiding what the others moved.
+    """
     before = {(f.test, f.metric): f for f in quiet}
-    excess = []
+    moves = []
     for after in loaded:
         matched = before.get((after.test, after.metric))
-        if matched is None:
-            continue
-        shift = after.estimate - matched.estimate
-        excess.append(shift * shift - after.standard_error**2 - matched.standard_error**2)
-    if not excess:
+        if matched is not None:
+            variance = after.standard_error**2 + matched.standard_error**2
+            moves.append((after.estimate - matched.estimate, max(variance, 1e-18)))
+    if not moves:
         return None
-    return math.sqrt(max(0.0, math.fsum(excess) / len(excess)))
+    excess = math.fsum((d * d - v) / v for d, v in moves) / math.fsum(1 / v for _, v in moves)
+    return math.sqrt(max(0.0, excess))
 
 
 @dataclass(frozen=True)
