@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
 def _calibrate_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     calibrate = commands.add_parser(
         CALIBRATE,
-        help="measure on this machine how far processes and load move your tests' overheads",
+        help="measure how far processes and load move your overheads",
         usage="python -m pytest_otel_overhead calibrate [--processes N] [--load K] [--out FILE] [--] PYTEST_ARGS...",
         description=(
             "Measure the marked tests that PYTEST_ARGS select over fresh processes, quiet and beside busy "

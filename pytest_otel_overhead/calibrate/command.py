@@ -73,6 +73,11 @@ class Measured:
     loaded: RunFigures | None
     seconds: float
 
+    @property
+    def load(self) -> float | None:
+        """The load term measured; None without a loaded run, or one that shares no figure with the quiet run."""
+        return load_term(self.quiet.figures, self.loaded.figures) if self.loaded is not None else None
+
 
 def calibrate(request: Request, say: Say) -> tuple[Calibration, Measured]:
     """Measure, fit and write the calibration file; ``CalibrationError`` with one line when it cannot."""
@@ -116,8 +121,8 @@ def _figures(run: MeasuredRun, request: Request) -> RunFigures:
 def _term(measured: Measured) -> ProcessTerm:
     tau, slope = fit_spread(measured.quiet.figures)
     df = degrees_of_freedom(list(measured.quiet.processes.values()))
-    load = load_term(measured.quiet.figures, measured.loaded.figures) if measured.loaded is not None else None
-    return ProcessTerm(tau, slope, df, BUILT_IN_TERM.load if load is None else load, TermSource.CALIBRATED)
+    load = BUILT_IN_TERM.load if measured.load is None else measured.load
+    return ProcessTerm(tau, slope, df, load, TermSource.CALIBRATED)
 
 
 def _record(request: Request, measured: Measured) -> dict[str, Any]:
@@ -145,7 +150,7 @@ def _record(request: Request, measured: Measured) -> dict[str, Any]:
         "processes": sum(measured.quiet.processes.values()),
         "seconds": round(measured.seconds, 1),
         "load_processes": request.load,
-        "load_measured": _load_measured(measured),
+        "load_measured": measured.load is not None,
         "cpu_model": machine_info()["cpu_model"],
         "python": environment()["python"],
         "date": now_iso(),
@@ -153,10 +158,6 @@ def _record(request: Request, measured: Measured) -> dict[str, Any]:
         "figures": figures,
         "left_out": list(measured.quiet.left_out),
     }
-
-
-def _load_measured(measured: Measured) -> bool:
-    return measured.loaded is not None and load_term(measured.quiet.figures, measured.loaded.figures) is not None
 
 
 def _write(calibration: Calibration, out: Path, work: Path) -> None:
@@ -183,7 +184,7 @@ def report_lines(calibration: Calibration, measured: Measured, request: Request)
     for name in ("tau", "slope", "df", "load"):
         value, built_in = getattr(calibration.term, name), getattr(BUILT_IN_TERM, name)
         mine = f"{value:g}" if name == "df" else f"{value:.4f}"
-        if name == "load" and not _load_measured(measured):
+        if name == "load" and measured.load is None:
             mine += " (not measured: the built-in one)"
         terms.append([name, mine, f"{built_in:g}"])
     tests, processes = len(measured.quiet.processes), sum(measured.quiet.processes.values())
