@@ -1,4 +1,4 @@
-"""``python -m pytest_otel_overhead list | compare A B | report RUN``: see :mod:`pytest_otel_overhead.cli`."""
+"""``python -m pytest_otel_overhead list | compare | report | merge | calibrate``: see the ``cli`` module."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""``python -m pytest_otel_overhead``: list saved runs, compare two, merge shards, and turn a run into reports.
+"""``python -m pytest_otel_overhead``: list saved runs, compare two, merge shards, turn a run into reports, calibrate.
 
 Without a command (or with ``--help``) it says how the plugin itself is run, under pytest, and lists
 the commands; that is a successful exit, since a newcomer typing the package name asked for it. Runs
@@ -6,6 +6,9 @@ are named as ``--otel-overhead-compare`` names them: ``latest``, ``latest~N``, a
 start of a file name in the store, or a path to a JSON file (a saved run or an
 ``--otel-overhead-json`` report). Exit status: 0 done, 1 a regression criterion failed, 2 a run
 could not be found or read (one line on stderr naming the file) or the command line was wrong.
+``calibrate`` measures the project's marked tests under pytest (``calibrate/``): its own options come
+first, and everything from the first other argument (or after ``--``) goes to pytest; it exits 0
+when it wrote the calibration file, 2 when it could not, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from pytest_otel_overhead.calibrate import DEFAULT_LOAD, DEFAULT_PROCESSES
 from pytest_otel_overhead.formatting import NO_FIGURE
 from pytest_otel_overhead.history.compare import Comparison, compare_runs, comparison_lines, parse_criteria
 from pytest_otel_overhead.history.store import DEFAULT_STORAGE, HistoryError, RunRecord, Store, load_run, printable
 from pytest_otel_overhead.outputs import write_text_file
 from pytest_otel_overhead.reports.terminal import summary_lines
+from pytest_otel_overhead.settings.calibration import CALIBRATION_FILE
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import SettingsError
 
@@ -38,7 +43,12 @@ itself runs under pytest:
   pytest --help                                 every --otel-overhead-* option
 
 Without --otel-overhead the marker and the fixture do nothing. The commands below work on runs saved
-with --otel-overhead-save or --otel-overhead-autosave; 'COMMAND --help' tells more."""
+with --otel-overhead-save or --otel-overhead-autosave, but calibrate, which measures the marked tests
+on this machine; 'COMMAND --help' tells more."""
+
+CALIBRATE = "calibrate"
+CALIBRATE_OPTIONS = ("--processes", "--load", "--out")
+"""The calibrate command's own options, each with a value: the arguments after them go to pytest."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,7 +84,71 @@ def _parser() -> argparse.ArgumentParser:
     merge = _merge_parser(commands)
     for sub in (listing, compare, report, merge):
         sub.add_argument("--storage", default=argparse.SUPPRESS, metavar="DIR", help="directory of saved runs")
+    _calibrate_parser(commands)
     return parser
+
+
+def _calibrate_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    calibrate = commands.add_parser(
+        CALIBRATE,
+        help="measure how far processes and load move your overheads",
+        usage="python -m pytest_otel_overhead calibrate [--processes N] [--load K] [--out FILE] [--] PYTEST_ARGS...",
+        description=(
+            "Measure the marked tests that PYTEST_ARGS select over fresh processes, quiet and beside busy "
+            "processes, and write the between-process and load terms the plugin then uses in place of its "
+            "built-in ones. Its own options come first; the arguments after them go to pytest."
+        ),
+    )
+    processes, load, out = CALIBRATE_OPTIONS
+    calibrate.add_argument(
+        processes,
+        type=int,
+        default=DEFAULT_PROCESSES,
+        metavar="N",
+        help=f"fresh processes a test is measured over (default {DEFAULT_PROCESSES})",
+    )
+    calibrate.add_argument(
+        load,
+        type=int,
+        default=DEFAULT_LOAD,
+        metavar="K",
+        help=f"busy processes beside the second run; 0: no second run, the built-in load term (default {DEFAULT_LOAD})",
+    )
+    calibrate.add_argument(
+        out, default=CALIBRATION_FILE, metavar="FILE", help=f"the file to write (default {CALIBRATION_FILE}, here)"
+    )
+    calibrate.add_argument("pytest_args", nargs="*", metavar="PYTEST_ARGS", help="what pytest is to run, as for pytest")
+    return calibrate
+
+
+def split_calibrate(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``argv`` up to the calibrate command's own options, and pytest's arguments after them (``--`` dropped).
+
+    pytest's options cannot pass through argparse (``-k`` is none of ours), so they are cut off first;
+    for any other command, nothing is.
+    """
+    index = 0
+    while index < len(argv) and argv[index].startswith("-"):  # the options before the command
+        index += 2 if argv[index] == "--storage" else 1
+    if index >= len(argv) or argv[index] != CALIBRATE:
+        return list(argv), []
+    index += 1
+    while index < len(argv):
+        arg = argv[index]
+        if arg in CALIBRATE_OPTIONS:
+            index += 2
+        elif arg.partition("=")[0] in CALIBRATE_OPTIONS or arg in ("-h", "--help"):
+            index += 1
+        else:
+            break
+    rest = list(argv[index:])
+    return list(argv[:index]), rest[1:] if rest[:1] == ["--"] else rest
+
+
+def _calibrate(args: argparse.Namespace, pytest_args: Sequence[str]) -> int:
+    from pytest_otel_overhead.calibrate.command import Request, run_command  # only when calibrating
+
+    return run_command(Request(tuple(pytest_args), args.processes, args.load, Path(args.out)))
 
 
 def _merge_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -245,10 +319,13 @@ def _reports(store: Store, args: argparse.Namespace, run: RunRecord, comparison:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    own, pytest_args = split_calibrate(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(own)
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == CALIBRATE:
+        return _calibrate(args, pytest_args)
     store = Store(Path(args.storage))
     try:
         if args.command == "list":

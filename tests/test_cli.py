@@ -16,7 +16,7 @@ def test_no_command_explains_the_plugin_and_lists_the_commands(capsys: pytest.Ca
     for how in ("pytest --otel-overhead", "@pytest.mark.otel_overhead(", "otel_overhead(fn)", "pytest --help"):
         assert how in out, how
     listed = {line.split()[0] for line in out.splitlines() if line.startswith("    ") and line.split()}
-    assert listed == {"list", "compare", "report", "merge"}
+    assert listed == {"list", "compare", "report", "merge", "calibrate"}
     assert len(out.splitlines()) < 30, "a few lines, not a manual"
 
 

@@ -40,7 +40,7 @@ LAYERS: tuple[Layer, ...] = (
     Layer(("history",)),
     Layer(("reports",)),
     Layer(("session",)),
-    Layer(("instructions", "advice"), peers=True),
+    Layer(("instructions", "advice", "calibrate"), peers=True),
     Layer(("plugins",)),
     Layer(("cli", "__main__")),
     Layer(("plugin",)),

@@ -1,0 +1,202 @@
+"""The terms a calibration measures, computed from measurements over processes: pure functions on records and floats.
+
+Every figure is on the log-ratio scale ``ln(1 + overhead)`` of ``stats.process_term``. Per test and
+time metric with a relative overhead, each process gives an estimate and its standard error (from
+its interval, at the per-look confidence the processes' intervals are made at); DerSimonian–Laird
+gives the test's between-process τ, and a random-effects mean its combined estimate. Across tests,
+``fit_spread`` fits ``tau + slope × |estimate|`` to the tests' τ; ``load_term`` says how far a busy
+machine moved the combined estimates beyond what their own standard errors explain.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pytest_otel_overhead.engine.looks import TIME_METRICS
+from pytest_otel_overhead.engine.replica_child import CHILD_PLAN
+from pytest_otel_overhead.results import MetricResult, TestResult
+from pytest_otel_overhead.stats.intervals import dersimonian_laird, standard_error
+from pytest_otel_overhead.stats.verdict import statistic_of
+
+__all__ = [
+    "Combined",
+    "ProcessEstimates",
+    "RunFigures",
+    "calibrated_metrics",
+    "combine",
+    "degrees_of_freedom",
+    "fit_spread",
+    "load_term",
+    "process_estimates",
+    "run_figures",
+]
+
+RELATIVE = "relative"
+
+
+@dataclass(frozen=True)
+class ProcessEstimates:
+    """One test's metric as each of its processes measured it: log ratios and their standard errors."""
+
+    test: str
+    metric: str
+    estimates: tuple[float, ...]
+    standard_errors: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Combined:
+    """One test's metric over its processes: the random-effects estimate, its standard error, and τ."""
+
+    test: str
+    metric: str
+    processes: int
+    estimate: float
+    """Log ratio: the processes' estimates weighed by ``1 / (se² + τ²)``."""
+    standard_error: float
+    """Of ``estimate``, counting τ: how far another set of processes would put it."""
+    tau: float
+    """Between-process standard deviation, DerSimonian–Laird."""
+
+
+def calibrated_metrics(result: TestResult) -> list[MetricResult]:
+    """The metrics of ``result`` a calibration counts: cpu and the time metrics with a relative budget, read as ratios.
+
+    A test without telemetry compared two identical arms, and says nothing of telemetry's spread.
+    """
+    if result.no_telemetry is not None:
+        return []
+    return [
+        m
+        for m in result.metrics
+        if m.metric in TIME_METRICS
+        and m.kind == RELATIVE
+        and (m.metric == "cpu" or (m.budget is not None and m.budget.kind == RELATIVE))
+    ]
+
+
+def process_estimates(result: TestResult) -> list[ProcessEstimates]:
+    """Per calibrated metric, every process's log ratio and standard error, from ``result.replicas``.
+
+    A process's standard error comes from its own interval, made at ``CHILD_PLAN``'s per-look
+    confidence; a process without an estimate or a bounded interval is left out.
+    """
+    found = []
+    for metric in calibrated_metrics(result):
+        estimates, errors = [], []
+        for replica in result.replicas:
+            for name, overhead, low, high in replica.overheads:
+                if name != metric.metric:
+                    continue
+                y = statistic_of(overhead, RELATIVE)
+                se = standard_error(
+                    statistic_of(low, RELATIVE), statistic_of(high, RELATIVE), CHILD_PLAN.per_look_confidence
+                )
+                if math.isfinite(y) and math.isfinite(se) and se > 0:
+                    estimates.append(y)
+                    errors.append(se)
+        found.append(ProcessEstimates(result.nodeid, metric.metric, tuple(estimates), tuple(errors)))
+    return found
+
+
+def combine(measured: ProcessEstimates) -> Combined:
+    """The random-effects combination of at least two processes' estimates."""
+    k = len(measured.estimates)
+    if k < 2 or k != len(measured.standard_errors):
+        raise ValueError(f"{measured.test} {measured.metric}: combining needs two processes or more, got {k}")
+    variances = [se * se for se in measured.standard_errors]
+    tau2 = dersimonian_laird(measured.estimates, variances)
+    weights = [1 / (v + tau2) for v in variances]
+    total = math.fsum(weights)
+    mean = math.fsum(w * y for w, y in zip(weights, measured.estimates, strict=True)) / total
+    return Combined(measured.test, measured.metric, k, mean, math.sqrt(1 / total), math.sqrt(tau2))
+
+
+def fit_spread(figures: Sequence[Combined]) -> tuple[float, float]:
+    """``(tau, slope)`` of ``tau + slope × |estimate|`` fitted to the figures' τ, both at least 0.
+
+    Least squares weighed by each figure's degrees of freedom (processes − 1). With one or two
+    tests, with a single size of estimate, or where τ does not grow with the estimate, the slope is
+    0 and ``tau`` the pooled root mean square of the τ. Where the line would cross zero above 0,
+    ``tau`` is 0 and the slope is the least-squares line through the origin.
+    """
+    if not figures:
+        raise ValueError("fitting the spread needs one figure or more")
+    points = [(abs(f.estimate), f.tau, max(f.processes - 1, 1)) for f in figures]
+    total = math.fsum(w for _, _, w in points)
+    rms = math.sqrt(math.fsum(w * t * t for _, t, w in points) / total)
+    if len({f.test for f in figures}) <= 2 or len({x for x, _, _ in points}) < 2:
+        return rms, 0.0
+    x_mean = math.fsum(w * x for x, _, w in points) / total
+    t_mean = math.fsum(w * t for _, t, w in points) / total
+    sxx = math.fsum(w * (x - x_mean) ** 2 for x, _, w in points)
+    sxt = math.fsum(w * (x - x_mean) * (t - t_mean) for x, t, w in points)
+    if sxx <= 1e-12 * math.fsum(w * x * x for x, _, w in points) or sxt <= 0:  # sizes equal but for rounding
+        return rms, 0.0
+    slope = sxt / sxx
+    tau = t_mean - slope * x_mean
+    if tau >= 0:
+        return tau, slope
+    through_origin = math.fsum(w * x * t for x, t, w in points) / math.fsum(w * x * x for x, _, w in points)
+    return 0.0, max(0.0, through_origin)
+
+
+def degrees_of_freedom(processes_per_test: Sequence[int]) -> float:
+    """Processes in all less one per test: what the tests' τ estimates stand on; at least 1."""
+    return float(max(1, sum(processes_per_test) - len(processes_per_test)))
+
+
+def load_term(quiet: Sequence[Combined], loaded: Sequence[Combined]) -> float | None:
+    """How far a busy machine moves a combined estimate; None when the runs share no figure.
+
+    Per figure in both runs, the move ``d = loaded − quiet`` has the variance ``v`` of the two
+    estimates' standard errors (which count their τ), and ``d² − v`` estimates the load's share. The
+    term is the root of their mean weighed by ``1 / v``, clipped at 0: the root mean square move less
+    what the standard errors explain, where a noisy figure (a latency percentile over three
+    processes) counts for less than a precise one instead of hiding what the others moved.
+    """
+    before = {(f.test, f.metric): f for f in quiet}
+    moves = []
+    for after in loaded:
+        matched = before.get((after.test, after.metric))
+        if matched is not None:
+            variance = after.standard_error**2 + matched.standard_error**2
+            moves.append((after.estimate - matched.estimate, max(variance, 1e-18)))
+    if not moves:
+        return None
+    excess = math.fsum((d * d - v) / v for d, v in moves) / math.fsum(1 / v for _, v in moves)
+    return math.sqrt(max(0.0, excess))
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    """What one run gives a calibration: each test's combined figures, its processes, and the tests left out."""
+
+    figures: tuple[Combined, ...]
+    processes: dict[str, int]
+    """Per test, the processes its figures stand on."""
+    left_out: tuple[str, ...]
+    """Per test left out, one line: the test and why."""
+
+
+def run_figures(results: Sequence[TestResult]) -> RunFigures:
+    """The combined figures of every test measured over two processes or more; the others, left out with why."""
+    figures: list[Combined] = []
+    processes: dict[str, int] = {}
+    left_out: list[str] = []
+    for result in results:
+        measured = process_estimates(result)
+        usable = [m for m in measured if len(m.estimates) >= 2]
+        if not measured:
+            left_out.append(f"{result.nodeid}: no time figure read as a ratio (no telemetry, or absolute budgets only)")
+        elif not usable:
+            left_out.append(
+                f"{result.nodeid}: {result.processes} process(es) measured it, and a spread between processes needs "
+                "2 or more (its marker's processes, or a max_time too short for them)"
+            )
+        else:
+            figures += [combine(m) for m in usable]
+            processes[result.nodeid] = max(len(m.estimates) for m in usable)
+    return RunFigures(tuple(figures), processes, tuple(left_out))

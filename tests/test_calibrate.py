@@ -1,0 +1,389 @@
+"""The calibrate command's computations on synthetic measurements: each process's figure, each test's τ, the fitted
+terms, the load term, the file written and printed, and the command line cut between its options and pytest's."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from statistics import NormalDist
+
+import pytest
+from conftest import build_metric, build_result
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_otel_overhead.calibrate import command
+from pytest_otel_overhead.calibrate.runs import MeasuredRun, busy_processes, pytest_arguments
+from pytest_otel_overhead.calibrate.terms import (
+    Combined,
+    ProcessEstimates,
+    combine,
+    degrees_of_freedom,
+    fit_spread,
+    load_term,
+    process_estimates,
+    run_figures,
+)
+from pytest_otel_overhead.cli import split_calibrate
+from pytest_otel_overhead.engine.replica_child import CHILD_PLAN
+from pytest_otel_overhead.history.run import RunRecord
+from pytest_otel_overhead.results import Replica, TestResult
+from pytest_otel_overhead.settings.calibration import Calibration
+from pytest_otel_overhead.stats.process_term import BUILT_IN_TERM, TermSource
+from pytest_otel_overhead.stats.verdict import Verdict
+from pytest_otel_overhead.units import Budget
+
+RELATIVE = Budget("relative", 0.05)
+Z = NormalDist().inv_cdf(1 - (1 - CHILD_PLAN.per_look_confidence) / 2)
+
+
+def replica(*overheads: tuple[str, float, float, float]) -> Replica:
+    return Replica(1, 2, 3, 40, 1.5, Verdict.PASS, tuple(overheads))
+
+
+def measured_result(nodeid: str, cpu: list[float], se: float = 0.004, *, budget: Budget = RELATIVE) -> TestResult:
+    """A test measured over ``len(cpu)`` processes, each reading ``cpu`` (a fraction) within ±Z·se in log ratio."""
+    replicas = []
+    for overhead in cpu:
+        y = math.log1p(overhead)
+        replicas.append(replica(("cpu", overhead, math.expm1(y - Z * se), math.expm1(y + Z * se))))
+    metric = build_metric("cpu", overhead=sum(cpu) / len(cpu), budget=budget, verdict=Verdict.PASS)
+    return dataclasses.replace(build_result(nodeid, metrics=(metric,)), processes=len(cpu), replicas=tuple(replicas))
+
+
+# --- each process's figure -------------------------------------------------------------------------
+
+
+def test_a_process_figure_is_its_log_ratio_with_the_standard_error_of_its_interval() -> None:
+    (cpu,) = process_estimates(measured_result("t.py::t", [0.05, 0.07], se=0.003))
+    assert cpu.metric == "cpu" and cpu.test == "t.py::t"
+    assert cpu.estimates == pytest.approx((math.log1p(0.05), math.log1p(0.07)))
+    assert cpu.standard_errors == pytest.approx((0.003, 0.003))
+
+
+def test_cpu_and_relative_time_budgets_count_heap_unbudgeted_and_absolute_ones_do_not() -> None:
+    metrics = (
+        build_metric("cpu", overhead=0.05, budget=RELATIVE, verdict=Verdict.PASS),
+        build_metric("wall", overhead=0.05),  # no budget
+        build_metric("latency_p95", overhead=0.05, budget=RELATIVE, verdict=Verdict.PASS),
+        build_metric("heap", overhead=0.05, budget=RELATIVE, verdict=Verdict.PASS),
+    )
+    rows = [(name, 0.05, 0.04, 0.06) for name in ("cpu", "wall", "latency_p95", "heap")]
+    result = dataclasses.replace(build_result(metrics=metrics), processes=2, replicas=(replica(*rows), replica(*rows)))
+    assert [m.metric for m in process_estimates(result)] == ["cpu", "latency_p95"]
+    absolute = build_metric("cpu", overhead=2e-6, budget=Budget("absolute", 5e-6), verdict=Verdict.PASS)
+    assert process_estimates(dataclasses.replace(result, metrics=(absolute,))) == []
+    assert process_estimates(dataclasses.replace(result, no_telemetry="no spans")) == []
+
+
+def test_a_process_without_a_figure_or_a_bounded_interval_is_left_out() -> None:
+    result = measured_result("t.py::t", [0.05, 0.06])
+    extra = (replica(("cpu", math.nan, math.nan, math.nan)), replica(("cpu", 0.05, -math.inf, math.inf)))
+    (cpu,) = process_estimates(dataclasses.replace(result, replicas=result.replicas + extra))
+    assert len(cpu.estimates) == len(cpu.standard_errors) == 2
+
+
+def test_tests_over_fewer_than_two_processes_or_without_telemetry_are_left_out_with_why() -> None:
+    figures = run_figures(
+        [
+            measured_result("t.py::two", [0.05, 0.06]),
+            measured_result("t.py::one", [0.05]),
+            dataclasses.replace(measured_result("t.py::none", [0.05, 0.06]), no_telemetry="no spans"),
+        ]
+    )
+    assert [f.test for f in figures.figures] == ["t.py::two"]
+    assert figures.processes == {"t.py::two": 2}
+    assert figures.left_out[0].startswith("t.py::one: 1 process(es) measured it")
+    assert figures.left_out[1].startswith("t.py::none: no time figure")
+
+
+# --- each test's spread ----------------------------------------------------------------------------
+
+estimates_and_errors = st.lists(
+    st.tuples(st.floats(-1, 3), st.floats(1e-4, 0.05)),
+    min_size=2,
+    max_size=12,
+)
+
+
+@given(estimates_and_errors)
+def test_the_combined_estimate_lies_among_the_processes_and_is_never_surer_than_they_are(
+    processes: list[tuple[float, float]],
+) -> None:
+    ys, ses = tuple(y for y, _ in processes), tuple(se for _, se in processes)
+    combined = combine(ProcessEstimates("t", "cpu", ys, ses))
+    assert min(ys) - 1e-9 <= combined.estimate <= max(ys) + 1e-9
+    assert combined.tau >= 0 and combined.processes == len(ys)
+    fixed_effect = math.sqrt(1 / math.fsum(1 / (se * se) for se in ses))
+    assert combined.standard_error >= fixed_effect * (1 - 1e-9)
+
+
+@given(st.floats(-1, 3), st.lists(st.floats(1e-4, 0.05), min_size=2, max_size=8))
+def test_processes_that_agree_show_no_spread(y: float, ses: list[float]) -> None:
+    combined = combine(ProcessEstimates("t", "cpu", tuple([y] * len(ses)), tuple(ses)))
+    assert combined.tau == 0 and combined.estimate == pytest.approx(y)
+
+
+def test_processes_far_apart_beyond_their_errors_show_their_spread() -> None:
+    ys = (0.03, 0.05, 0.07, 0.04, 0.06)
+    combined = combine(ProcessEstimates("t", "cpu", ys, (1e-4,) * 5))
+    sd = math.sqrt(sum((y - 0.05) ** 2 for y in ys) / 4)
+    assert combined.tau == pytest.approx(sd, rel=0.01)
+    with pytest.raises(ValueError, match="two processes or more"):
+        combine(ProcessEstimates("t", "cpu", (0.05,), (0.01,)))
+
+
+# --- the fitted terms ------------------------------------------------------------------------------
+
+
+def figure(test: str, estimate: float, tau: float, processes: int = 5) -> Combined:
+    return Combined(test, "cpu", processes, estimate, 0.001, tau)
+
+
+@given(
+    st.floats(0, 0.05),
+    st.floats(0, 0.05),
+    st.lists(st.floats(0, 2), min_size=3, max_size=10, unique=True).filter(lambda xs: max(xs) - min(xs) > 0.01),
+)
+def test_spreads_on_a_line_give_back_that_line(tau: float, slope: float, sizes: list[float]) -> None:
+    figures = [figure(f"t{i}", x, tau + slope * x) for i, x in enumerate(sizes)]
+    fitted_tau, fitted_slope = fit_spread(figures)
+    if slope > 1e-9:
+        assert fitted_tau == pytest.approx(tau, abs=1e-9) and fitted_slope == pytest.approx(slope, rel=1e-6)
+    else:  # a flat line: no slope, and tau the spreads' root mean square, which is tau
+        assert fitted_slope == pytest.approx(0, abs=1e-9) and fitted_tau == pytest.approx(tau, abs=1e-9)
+
+
+@given(st.lists(st.tuples(st.floats(-3, 3), st.floats(0, 0.1), st.integers(2, 20)), min_size=1, max_size=12))
+def test_the_fitted_terms_are_never_negative(points: list[tuple[float, float, int]]) -> None:
+    tau, slope = fit_spread([figure(f"t{i}", x, t, k) for i, (x, t, k) in enumerate(points)])
+    assert tau >= 0 and slope >= 0
+    assert tau <= max(t for _, t, _ in points) + 1e-12  # an intercept below the spreads' mean, or their RMS
+
+
+def test_one_or_two_tests_give_no_slope_and_their_pooled_root_mean_square() -> None:
+    # Weighed by degrees of freedom: 4 and 2.
+    tau, slope = fit_spread([figure("a", 0.05, 0.006, 5), figure("b", 1.8, 0.017, 3)])
+    assert slope == 0 and tau == pytest.approx(math.sqrt((4 * 0.006**2 + 2 * 0.017**2) / 6))
+    # Two metrics of one test are one test.
+    one = [figure("a", 0.05, 0.006), dataclasses.replace(figure("a", 0.9, 0.02), metric="wall")]
+    assert fit_spread(one)[1] == 0.0
+    with pytest.raises(ValueError):
+        fit_spread([])
+
+
+def test_a_spread_that_shrinks_with_the_overhead_gives_no_slope() -> None:
+    figures = [figure("a", 0.05, 0.02), figure("b", 0.5, 0.01), figure("c", 1.5, 0.005)]
+    tau, slope = fit_spread(figures)
+    assert slope == 0 and tau == pytest.approx(math.sqrt((0.02**2 + 0.01**2 + 0.005**2) / 3))
+
+
+def test_a_line_that_would_cross_zero_above_it_goes_through_the_origin() -> None:
+    figures = [figure("a", 0.1, 0.0), figure("b", 0.2, 0.0), figure("c", 1.0, 0.02)]
+    tau, slope = fit_spread(figures)
+    assert tau == 0 and slope == pytest.approx(0.02 * 1.0 / (0.1**2 + 0.2**2 + 1.0**2))
+
+
+@given(st.lists(st.integers(1, 30), min_size=1, max_size=20))
+def test_degrees_of_freedom_are_the_processes_less_one_a_test_at_least_one(processes: list[int]) -> None:
+    assert degrees_of_freedom(processes) == max(1, sum(processes) - len(processes))
+
+
+# --- the load term ---------------------------------------------------------------------------------
+
+
+@given(st.lists(st.tuples(st.floats(-1, 3), st.floats(1e-4, 0.02)), min_size=1, max_size=10))
+def test_a_loaded_run_that_reads_the_same_gives_no_load_term(tests: list[tuple[float, float]]) -> None:
+    quiet = [Combined(f"t{i}", "cpu", 5, y, se, 0.0) for i, (y, se) in enumerate(tests)]
+    assert load_term(quiet, quiet) == 0
+
+
+@given(st.floats(0.001, 0.2), st.booleans(), st.integers(1, 6))
+def test_a_loaded_run_moved_beyond_its_errors_gives_that_move(shift: float, down: bool, tests: int) -> None:
+    quiet = [Combined(f"t{i}", "cpu", 5, 0.05 * i, 1e-6, 0.0) for i in range(tests)]
+    moved = [dataclasses.replace(f, estimate=f.estimate + (-shift if down else shift)) for f in quiet]
+    assert load_term(quiet, moved) == pytest.approx(shift, rel=1e-3)
+
+
+def test_a_move_within_the_runs_errors_is_no_load_term_and_unshared_tests_count_for_nothing() -> None:
+    quiet = [Combined("a", "cpu", 5, 0.05, 0.01, 0.0), Combined("b", "cpu", 5, 0.5, 0.01, 0.0)]
+    loaded = [dataclasses.replace(quiet[0], estimate=0.06), Combined("c", "cpu", 5, 3.0, 0.01, 0.0)]
+    assert load_term(quiet, loaded) == 0  # 0.01² < 0.01² + 0.01²
+    assert load_term(quiet, [Combined("c", "cpu", 5, 3.0, 0.01, 0.0)]) is None
+    # Errors explain part of the move: what is left is √(0.04² − 2 × 0.01²).
+    assert load_term(quiet[:1], [dataclasses.replace(quiet[0], estimate=0.09)]) == pytest.approx(
+        math.sqrt(0.04**2 - 2 * 0.01**2)
+    )
+
+
+def test_a_noisy_figure_does_not_hide_what_a_precise_one_moved() -> None:
+    quiet = [Combined("a", "cpu", 5, 0.05, 1e-4, 0.0), Combined("a", "latency_p95", 5, 0.05, 0.05, 0.0)]
+    loaded = [dataclasses.replace(quiet[0], estimate=0.08), quiet[1]]  # cpu moved 0.03; p95, within its noise
+    assert load_term(quiet, loaded) == pytest.approx(0.03, rel=0.01)
+
+
+# --- the command, with pytest's runs replaced by synthetic ones ------------------------------------
+
+
+def fake_runs(
+    monkeypatch: pytest.MonkeyPatch, quiet: list[TestResult], loaded: list[TestResult] | None = None
+) -> list[tuple[str, bool]]:
+    """Replace pytest's runs and the busy processes; returns each run's name and whether load was on."""
+    calls: list[tuple[str, bool]] = []
+    busy = [False]
+
+    @contextlib.contextmanager
+    def fake_busy(count: int) -> Iterator[list[int]]:
+        busy[0] = True
+        yield [0] * count
+        busy[0] = False
+
+    def fake_measure(pytest_args: object, processes: int, work: Path, name: str, cwd: Path) -> MeasuredRun:
+        calls.append((name, busy[0]))
+        results = quiet if name == "quiet" else (loaded or [])
+        return MeasuredRun(RunRecord(tuple(results), {}, "2026-12-05T00:00:00+00:00"), 12.0, 0, "1 passed")
+
+    monkeypatch.setattr(command, "measure", fake_measure)
+    monkeypatch.setattr(command, "busy_processes", fake_busy)
+    return calls
+
+
+QUIET = [
+    measured_result("t.py::a", [0.040, 0.046, 0.052, 0.043, 0.049]),
+    measured_result("t.py::b", [0.20, 0.23, 0.25]),
+    measured_result("t.py::c", [1.0, 1.1, 0.95, 1.05]),
+]
+
+
+def test_without_load_the_file_keeps_the_built_in_load_term_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls = fake_runs(monkeypatch, QUIET)
+    request = command.Request(("t.py",), processes=5, load=0, cwd=tmp_path)
+    assert command.run_command(request) == 0
+    assert calls == [("quiet", False)]
+    written = Calibration.read(tmp_path / "otel-overhead-calibration.json", "test")
+    term = written.term
+    assert term.source is TermSource.CALIBRATED and term.load == BUILT_IN_TERM.load
+    assert term.df == 5 + 3 + 4 - 3
+    figures = run_figures(QUIET).figures
+    assert (term.tau, term.slope) == pytest.approx(fit_spread(figures))
+    assert written.measured["load_measured"] is False
+    assert written.measured["tests"] == 3 and written.measured["processes"] == 12
+    assert written.measured["processes_per_test"] == 5 and written.measured["load_processes"] == 0
+    assert [f["test"] for f in written.measured["figures"]] == ["t.py::a", "t.py::b", "t.py::c"]
+    assert written.measured["figures"][1]["tau"] == pytest.approx(figures[1].tau)
+    out = capsys.readouterr().out
+    assert re.search(r"^load +0\.0120 \(not measured: the built-in one\) +0\.012$", out, re.MULTILINE)
+    assert "measured 3 tests over 12 processes in all (5 asked a test), quiet only" in out
+    assert f"wrote {tmp_path / 'otel-overhead-calibration.json'}: sessions whose root folder is" in out
+
+
+def test_with_load_the_second_run_is_beside_busy_processes_and_gives_the_load_term(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every process of every test reads 5% more: a log ratio 0.049 higher, well beyond the runs' errors.
+    loaded = [
+        dataclasses.replace(
+            result,
+            replicas=tuple(
+                replica((name, 1.05 * (1 + x) - 1, 1.05 * (1 + lo) - 1, 1.05 * (1 + hi) - 1))
+                for r in result.replicas
+                for name, x, lo, hi in r.overheads
+            ),
+        )
+        for result in QUIET
+    ]
+    calls = fake_runs(monkeypatch, QUIET, loaded)
+    request = command.Request(("t.py",), processes=5, load=2, out=Path("cal.json"), cwd=tmp_path)
+    assert command.run_command(request) == 0
+    assert calls == [("quiet", False), ("loaded", True)]
+    written = Calibration.read(tmp_path / "cal.json", "test")
+    expected = load_term(run_figures(QUIET).figures, run_figures(loaded).figures)
+    assert expected is not None and 0.02 < expected < math.log(1.05)
+    assert written.term.load == pytest.approx(expected)
+    assert written.measured["load_measured"] is True
+    out = capsys.readouterr().out
+    assert "quiet and beside 2 busy processes" in out
+    assert "sessions given --otel-overhead-calibration=" in out
+
+
+def test_what_cannot_be_calibrated_is_one_line_and_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_runs(monkeypatch, [])
+    assert command.run_command(command.Request(("t.py",), load=0, cwd=tmp_path)) == 2
+    assert capsys.readouterr().err.startswith("error: calibrate: no marked test was measured among `t.py`")
+    fake_runs(monkeypatch, [measured_result("t.py::one", [0.05])])
+    assert command.run_command(command.Request(("t.py",), load=0, cwd=tmp_path)) == 2
+    assert "no test gives a spread between processes: t.py::one: 1 process(es)" in capsys.readouterr().err
+    assert command.run_command(command.Request(("t.py",), processes=1, cwd=tmp_path)) == 2
+    assert "--processes 1: a spread between processes needs 2 or more" in capsys.readouterr().err
+    assert not (tmp_path / "otel-overhead-calibration.json").exists()
+
+
+def test_a_term_the_plugin_could_not_read_is_not_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wild = [measured_result("t.py::a", [0.05, 20.0], se=0.001), measured_result("t.py::b", [0.05, 30.0], se=0.001)]
+    fake_runs(monkeypatch, wild)
+    assert command.run_command(command.Request(("t.py",), load=0, cwd=tmp_path)) == 2
+    assert not (tmp_path / "otel-overhead-calibration.json").exists()
+
+
+def test_tests_left_out_are_named_and_kept_in_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_runs(monkeypatch, [*QUIET, measured_result("t.py::one", [0.05])])
+    assert command.run_command(command.Request(("t.py",), load=0, cwd=tmp_path)) == 0
+    assert "note: left out t.py::one: 1 process(es) measured it" in capsys.readouterr().err
+    document = json.loads((tmp_path / "otel-overhead-calibration.json").read_text(encoding="utf-8"))
+    assert document["measured"]["left_out"][0].startswith("t.py::one")
+
+
+# --- the runs and the command line -----------------------------------------------------------------
+
+
+def test_each_run_measures_over_processes_into_its_report_and_gates_nothing(tmp_path: Path) -> None:
+    args = pytest_arguments(["tests/perf", "-k", "checkout"], 4, tmp_path / "quiet.json")
+    assert args[:3] == ["tests/perf", "-k", "checkout"]
+    assert {"--otel-overhead", "--otel-overhead-processes=4", "--otel-overhead-inconclusive=pass"} <= set(args)
+    assert f"--otel-overhead-json={tmp_path / 'quiet.json'}" in args
+
+
+def test_busy_processes_run_during_the_block_and_are_gone_after_it_however_it_ends() -> None:
+    with pytest.raises(KeyboardInterrupt), busy_processes(1) as pids:
+        os.kill(pids[0], 0)  # running
+        started = pids
+        raise KeyboardInterrupt
+    with pytest.raises(ProcessLookupError):
+        os.kill(started[0], 0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "own", "passed"),
+    [
+        (["calibrate", "tests/perf", "-k", "checkout"], ["calibrate"], ["tests/perf", "-k", "checkout"]),
+        (["calibrate", "--processes", "3", "--", "-k", "x"], ["calibrate", "--processes", "3"], ["-k", "x"]),
+        (
+            ["calibrate", "--load=0", "--out", "f.json", "-k", "x"],
+            ["calibrate", "--load=0", "--out", "f.json"],
+            ["-k", "x"],
+        ),
+        (
+            ["--storage", "d", "calibrate", "t.py", "--load", "1"],
+            ["--storage", "d", "calibrate"],
+            ["t.py", "--load", "1"],
+        ),
+        (["calibrate", "--help"], ["calibrate", "--help"], []),
+        (["compare", "a", "--", "b"], ["compare", "a", "--", "b"], []),
+    ],
+)
+def test_the_command_line_is_cut_where_pytest_s_arguments_begin(
+    argv: list[str], own: list[str], passed: list[str]
+) -> None:
+    assert split_calibrate(argv) == (own, passed)
