@@ -34,6 +34,12 @@ LIGHT = {
     "pytest_otel_overhead.settings.sources",
     "pytest_otel_overhead.units",
 }
+# What a session given nothing of the plugin's loads: the declarations, not the layers that parse values.
+DECLARATIONS = LIGHT - {
+    "pytest_otel_overhead.settings.layers",
+    "pytest_otel_overhead.settings.origin",
+    "pytest_otel_overhead.settings.sources",
+}
 HEAVY = ("opentelemetry.sdk", "psutil", "pytest_otel_overhead.engine", "pytest_otel_overhead.otel")
 
 
@@ -208,3 +214,69 @@ def test_names_in_settings_are_not_imported_without_the_flag(pytester: pytest.Py
     modules = json.loads(Path(pytester.path, "modules.json").read_text(encoding="utf-8"))
     assert "factory_module" not in modules
     assert not [m for m in modules if m.startswith("opentelemetry")], modules
+
+
+def test_a_session_given_nothing_loads_only_the_declarations(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(RECORD_MODULES)
+    pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+    pytester.makeini("[pytest]\n")
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1, warnings=0)
+    modules = json.loads(Path(pytester.path, "modules.json").read_text(encoding="utf-8"))
+    ours = {m for m in modules if m.split(".")[0] == "pytest_otel_overhead"}
+    assert "pytest_otel_overhead.plugin" in ours
+    assert ours <= DECLARATIONS, sorted(ours - DECLARATIONS)
+
+
+# Written as the subprocess's conftest: which of the plugin's hooks each per-test hook would call.
+RECORD_PER_TEST_HOOKS = """
+import json
+
+PER_TEST = ("pytest_runtest_setup", "pytest_pyfunc_call", "pytest_runtest_logreport")
+
+
+def pytest_sessionfinish(session):
+    hooks = {
+        name: sorted(
+            impl.plugin_name
+            for impl in getattr(session.config.hook, name).get_hookimpls()
+            if getattr(impl.function, "__module__", "").startswith("pytest_otel_overhead")
+        )
+        for name in PER_TEST
+    }
+    with open("hooks.json", "w") as stream:
+        json.dump(hooks, stream)
+"""
+
+
+def per_test_hooks(pytester: pytest.Pytester, tests: str, *args: str) -> dict[str, list[str]]:
+    pytester.makeconftest(RECORD_PER_TEST_HOOKS)
+    pytester.makepyfile(test_some=tests)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", *args).assert_outcomes(passed=2)
+    hooks: dict[str, list[str]] = json.loads(Path(pytester.path, "hooks.json").read_text(encoding="utf-8"))
+    return hooks
+
+
+PLAIN_TESTS = """
+def test_one():
+    pass
+
+
+def test_two():
+    pass
+"""
+MARKED_TESTS = "import pytest\n\n\n@pytest.mark.otel_overhead" + PLAIN_TESTS  # test_one marked, test_two not
+
+
+def test_a_session_without_marked_tests_calls_nothing_of_the_plugin_per_test(pytester: pytest.Pytester) -> None:
+    assert per_test_hooks(pytester, PLAIN_TESTS) == {
+        "pytest_runtest_setup": [],
+        "pytest_pyfunc_call": [],
+        "pytest_runtest_logreport": [],
+    }
+
+
+def test_marked_tests_without_the_flag_are_checked_per_test(pytester: pytest.Pytester) -> None:
+    hooks = per_test_hooks(pytester, MARKED_TESTS)
+    assert hooks["pytest_runtest_setup"] == ["otel-overhead-marked"]
+    assert hooks["pytest_runtest_logreport"] == ["otel-overhead-marked"]
+    assert hooks["pytest_pyfunc_call"] == []
