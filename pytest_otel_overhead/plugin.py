@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from pytest_otel_overhead.settings.flags import MARKER, add_options, given_flags, ini_settings, to_measure
+from pytest_otel_overhead.settings.flags import (
+    MARKER,
+    add_options,
+    given_flags,
+    ini_settings,
+    items_to_measure,
+    to_measure,
+)
 from pytest_otel_overhead.settings.keys import KEYS
 from pytest_otel_overhead.settings.options import session_options
 from pytest_otel_overhead.units import SettingsError
@@ -36,6 +43,7 @@ T = TypeVar("T")
 _session_key: pytest.StashKey[OverheadSession] = pytest.StashKey()
 _settings_key: pytest.StashKey[MeasureSettings] = pytest.StashKey()
 _calls_key: pytest.StashKey[int] = pytest.StashKey()
+_unmeasured_key: pytest.StashKey[UnmeasuredTests] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -154,7 +162,7 @@ def _check_without_measuring(config: pytest.Config) -> None:
         verb = "has" if len(given) == 1 else "have"
         message = f"otel-overhead: {', '.join(given)} {verb} no effect without --otel-overhead"
         config.issue_config_time_warning(pytest.PytestConfigWarning(message), stacklevel=2)
-    config.pluginmanager.register(UnmeasuredTests(config), UnmeasuredTests.NAME)
+    config.stash[_unmeasured_key] = UnmeasuredTests(config)
 
 
 class UnmeasuredTests:
@@ -164,27 +172,26 @@ class UnmeasuredTests:
     of the terminal report tells. Not under ``-qq``, which asks for nothing but the outcome. Once the
     tests are collected, their markers are checked as each runs (:class:`MarkedTests`), registered
     only when some are marked, so that a run without any calls nothing of the plugin's per test.
+    Kept in the stash, not registered: the module's hooks call it.
     """
-
-    NAME = "otel-overhead-unmeasured"
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.nodeids: set[str] = set()
         self.collected = False
 
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
+    def check(self, items: list[pytest.Item]) -> None:
+        """Collected: check the marked among ``items`` as they run."""
         self.collected = True
-        marked = {item for item in session.items if to_measure(item)}
+        marked = items_to_measure(items)
         if marked:
             self.config.pluginmanager.register(MarkedTests(marked, self.nodeids), MarkedTests.NAME)
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtestloop(self) -> None:
+    def before_tests(self) -> None:
         if not self.collected:  # pytest-xdist's controller: the workers collect and run, it hears their reports
             self.config.pluginmanager.register(MarkedTests(frozenset(), self.nodeids), MarkedTests.NAME)
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+    def write_line(self, terminalreporter: Any) -> None:
         if not self.nodeids or self.config.getoption("verbose") < -1 or hasattr(self.config, "workerinput"):
             return
         count = len(self.nodeids)
@@ -300,10 +307,26 @@ def otel_overhead(request: pytest.FixtureRequest) -> OverheadFixture:
     return OverheadFixture(request.node)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    unmeasured = session.config.stash.get(_unmeasured_key, None)
+    if unmeasured is not None:
+        unmeasured.check(session.items)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    unmeasured = session.config.stash.get(_unmeasured_key, None)
+    if unmeasured is not None:
+        unmeasured.before_tests()
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     session = config.stash.get(_session_key, None)
     if session is not None:
         session.write_summary(terminalreporter)
+    unmeasured = config.stash.get(_unmeasured_key, None)
+    if unmeasured is not None:
+        unmeasured.write_line(terminalreporter)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from pytest_otel_overhead import samplers
 from pytest_otel_overhead.settings import sampling
+from pytest_otel_overhead.settings.flags import items_to_measure, to_measure
 
 # Everything a session without measuring may load from the package: the options, their defaults and the
 # light parsers (in units). The records and the other parsers load only when a value needs them.
@@ -280,3 +281,50 @@ def test_marked_tests_without_the_flag_are_checked_per_test(pytester: pytest.Pyt
     assert hooks["pytest_runtest_setup"] == ["otel-overhead-marked"]
     assert hooks["pytest_runtest_logreport"] == ["otel-overhead-marked"]
     assert hooks["pytest_pyfunc_call"] == []
+
+
+CHOSEN = """
+import pytest
+
+pytestmark = pytest.mark.parametrize("n", [1])
+
+
+def test_plain(n):
+    pass
+
+
+@pytest.mark.otel_overhead
+def test_marked(n):
+    pass
+
+
+def test_fixture(n, otel_overhead):
+    pass
+
+
+@pytest.mark.otel_overhead(budget="5%")
+class TestMarked:
+    def test_in_class(self, n):
+        pass
+
+    @pytest.mark.otel_overhead(budget="10%")
+    def test_marked_twice(self, n):
+        pass
+
+
+class TestPlain:
+    def test_in_class(self, n):
+        pass
+"""
+
+
+def test_the_collection_chooses_the_tests_to_measure_as_each_test_would(pytester: pytest.Pytester) -> None:
+    items = pytester.getitems(CHOSEN)
+    chosen = items_to_measure(items)
+    assert chosen == {item for item in items if to_measure(item)}
+    assert sorted(item.name for item in chosen) == [
+        "test_fixture[1]",
+        "test_in_class[1]",
+        "test_marked[1]",
+        "test_marked_twice[1]",
+    ]

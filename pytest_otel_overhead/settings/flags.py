@@ -10,6 +10,7 @@ layers that parse what a run gave load only when it gave something.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import pytest
@@ -28,6 +29,7 @@ __all__ = [
     "cli_settings",
     "given_flags",
     "ini_settings",
+    "items_to_measure",
     "option_dest",
     "option_flag",
     "to_measure",
@@ -62,7 +64,24 @@ def option_flag(name: str) -> str:
 
 def to_measure(item: pytest.Item) -> bool:
     """Whether a measuring session measures ``item``: a marker on it (or above it), or the fixture."""
-    return item.get_closest_marker(MARKER) is not None or MARKER in getattr(item, "fixturenames", ())
+    return item.get_closest_marker(MARKER) is not None or _uses_fixture(item)
+
+
+def items_to_measure(items: Iterable[pytest.Item]) -> set[pytest.Item]:
+    """The ``items`` that :func:`to_measure` chooses, the markers above them looked up once per parent."""
+    parents: dict[pytest.Collector | None, bool] = {}
+    chosen = set()
+    for item in items:
+        parent = item.parent
+        if parent not in parents:
+            parents[parent] = parent is not None and parent.get_closest_marker(MARKER) is not None
+        if parents[parent] or any(mark.name == MARKER for mark in item.own_markers) or _uses_fixture(item):
+            chosen.add(item)
+    return chosen
+
+
+def _uses_fixture(item: pytest.Item) -> bool:
+    return MARKER in getattr(item, "fixturenames", ())
 
 
 def add_options(parser: pytest.Parser) -> None:
