@@ -69,13 +69,18 @@ def run_once(folder: Path, env: dict[str, str], *, loaded: bool, count: int) -> 
     return elapsed
 
 
-def entry_point_import_ms(env: dict[str, str]) -> float:
-    """Milliseconds to import the entry point after pytest itself, in a fresh process."""
+def entry_point_import_ms(folder: Path, env: dict[str, str]) -> float:
+    """Milliseconds to import the entry point after pytest itself, in a fresh process.
+
+    Run in ``folder``, as pytest is: from the source tree, ``python -c`` would import the package there
+    (the current folder comes first on ``sys.path``) rather than the one installed.
+    """
     script = (
         "import time, pytest\nstart = time.perf_counter()\nimport pytest_otel_overhead.plugin\n"
         "print((time.perf_counter() - start) * 1000)"
     )
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    command = [sys.executable, "-c", script]
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, check=True)
     return float(done.stdout)
 
 
@@ -88,7 +93,7 @@ def measure(folder: Path, env: dict[str, str], pairs: int, count: int, say: Any)
         order = (True, False) if index % 4 in (0, 3) else (False, True)
         for loaded in order:
             times["loaded" if loaded else "blocked"].append(run_once(folder, env, loaded=loaded, count=count))
-        times["import_ms"].append(entry_point_import_ms(env))
+        times["import_ms"].append(entry_point_import_ms(folder, env))
         if (index + 1) % 10 == 0 or index + 1 == pairs:
             say(f"  {index + 1}/{pairs} pairs; median loaded {statistics.median(times['loaded']):.3f} s")
     return times

@@ -1,37 +1,49 @@
 """pytest hooks: options, marker, fixture and the points where measuring plugs into a test run.
 
-pytest imports this module in every run of every project that has the package installed, so it
-imports only pytest and the settings' parsers. The measuring machinery (the engine, the
-OpenTelemetry SDK, psutil, reports, history, advice) is imported in ``pytest_configure``, and
-only when the session measures (``--otel-overhead``, ini ``otel_overhead`` or an advice flag).
-Marker arguments and setting values are checked in every run all the same, so that a typo fails
-at once rather than in the first run that measures.
+pytest imports this module in every run of every project that has the package installed (and
+rewrites the asserts of every module of the package it loads), so a run that does not measure loads
+only pytest and the settings' declarations (``settings/flags``, ``keys``, ``defaults``, ``options``
+and what they need). The measuring machinery (the engine, the OpenTelemetry SDK, psutil, reports,
+history, advice) is imported in ``pytest_configure``, and only when the session measures
+(``--otel-overhead``, ini ``otel_overhead`` or an advice flag). Marker arguments and setting values
+are checked in every run all the same, so that a typo fails at once rather than in the first run
+that measures; the parsers load only when there is a value to check. The hooks called for every
+test are on plugins registered only where a session needs them: a measuring session's
+(:class:`MeasuredTests`), or, without measuring, one registered when marked tests were collected.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from pytest_otel_overhead.settings.flags import add_options, given_flags
+from pytest_otel_overhead.settings.flags import (
+    MARKER,
+    add_options,
+    given_flags,
+    ini_settings,
+    items_to_measure,
+    to_measure,
+)
 from pytest_otel_overhead.settings.keys import KEYS
-from pytest_otel_overhead.settings.options import SessionOptions, session_options
-from pytest_otel_overhead.settings.sources import MARKER, cli_layer, ini_layer, marker_layer
+from pytest_otel_overhead.settings.options import session_options
 from pytest_otel_overhead.units import SettingsError
 
 if TYPE_CHECKING:
     from pytest_otel_overhead.engine.strategy import Strategies
     from pytest_otel_overhead.session import OverheadSession
+    from pytest_otel_overhead.settings.options import SessionOptions
     from pytest_otel_overhead.settings.records import MeasureSettings
 
 T = TypeVar("T")
 
 _session_key: pytest.StashKey[OverheadSession] = pytest.StashKey()
 _settings_key: pytest.StashKey[MeasureSettings] = pytest.StashKey()
-_calls_key = pytest.StashKey[int]()
+_calls_key: pytest.StashKey[int] = pytest.StashKey()
+_unmeasured_key: pytest.StashKey[UnmeasuredTests] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -79,6 +91,7 @@ def _start_child(config: pytest.Config, spec_path: str) -> None:
         config, install_router(), spec_path, strategies=_strategies(config), call_measured_instead=measures_benchmark
     )
     config.stash[_session_key] = session
+    config.pluginmanager.register(MeasuredTests(session), MeasuredTests.NAME)
     activate_benchmark(config, session)
 
 
@@ -110,6 +123,7 @@ def _start_measuring(config: pytest.Config, options: SessionOptions) -> None:
         raise pytest.UsageError(f"otel-overhead: {error}") from None
     config.stash[_session_key] = session
     manager = config.pluginmanager
+    manager.register(MeasuredTests(session), MeasuredTests.NAME)
     manager.register(XdistPlugin(config, session.results), XDIST_PLUGIN_NAME)
     manager.register(UnmeasuredPlugin(session), UNMEASURED_PLUGIN_NAME)
     # Tracking, then advice: both summaries come after the verdict table (trylast), in the order
@@ -124,22 +138,60 @@ _UNMEASURED = "otel_overhead_unmeasured"
 """The keyword a test that would have been measured carries in its setup report, under xdist too."""
 
 
+def _check_without_measuring(config: pytest.Config) -> None:
+    """Check the settings' flags and ini keys as a measuring session would; say which flags do nothing.
+
+    The environment is not checked: its OTEL_* variables may hold values meant for the code under
+    test, and only a measuring session reads them. Exporter factories and instrumentors are checked
+    as written, not imported. The layers and their parsers are imported only when there is a value
+    to check (``settings.keys``), so a run given nothing of the plugin's loads none.
+    """
+    given = given_flags(config)
+    ini = ini_settings(config)
+    try:
+        if given or ini:  # every flag defaults to None: without one, the command line has no settings to check
+            from pytest_otel_overhead.settings.sources import cli_layer, ini_layer
+
+            if given:
+                cli_layer(config, imports=False)
+            if ini:
+                ini_layer(config, imports=False)
+    except SettingsError as error:
+        raise pytest.UsageError(f"otel-overhead: {error}") from None
+    if given and not hasattr(config, "workerinput"):  # an xdist worker: its controller says it once
+        verb = "has" if len(given) == 1 else "have"
+        message = f"otel-overhead: {', '.join(given)} {verb} no effect without --otel-overhead"
+        config.issue_config_time_warning(pytest.PytestConfigWarning(message), stacklevel=2)
+    config.stash[_unmeasured_key] = UnmeasuredTests(config)
+
+
 class UnmeasuredTests:
-    """Counts the tests that would have been measured with ``--otel-overhead``, and says so at the end.
+    """Without measuring: the tests that would have been measured with ``--otel-overhead``, said at the end.
 
     A CI job that lost the flag has lost its gate and every test still passes: one line at the end
-    of the terminal report tells. Not under ``-qq``, which asks for nothing but the outcome.
+    of the terminal report tells. Not under ``-qq``, which asks for nothing but the outcome. Once the
+    tests are collected, their markers are checked as each runs (:class:`MarkedTests`), registered
+    only when some are marked, so that a run without any calls nothing of the plugin's per test.
+    Kept in the stash, not registered: the module's hooks call it.
     """
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.nodeids: set[str] = set()
+        self.collected = False
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "setup" and _UNMEASURED in report.keywords:
-            self.nodeids.add(report.nodeid)
+    def check(self, items: list[pytest.Item]) -> None:
+        """Collected: check the marked among ``items`` as they run."""
+        self.collected = True
+        marked = items_to_measure(items)
+        if marked:
+            self.config.pluginmanager.register(MarkedTests(marked, self.nodeids), MarkedTests.NAME)
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+    def before_tests(self) -> None:
+        if not self.collected:  # pytest-xdist's controller: the workers collect and run, it hears their reports
+            self.config.pluginmanager.register(MarkedTests(frozenset(), self.nodeids), MarkedTests.NAME)
+
+    def write_line(self, terminalreporter: Any) -> None:
         if not self.nodeids or self.config.getoption("verbose") < -1 or hasattr(self.config, "workerinput"):
             return
         count = len(self.nodeids)
@@ -150,26 +202,65 @@ class UnmeasuredTests:
         )
 
 
-def _check_without_measuring(config: pytest.Config) -> None:
-    """Check the settings' flags and ini keys as a measuring session would; say which flags do nothing.
+class MarkedTests:
+    """Without measuring, per test: a marked test's marker is checked, and its setup report names it.
 
-    The environment is not checked: its OTEL_* variables may hold values meant for the code under
-    test, and only a measuring session reads them. Exporter factories and instrumentors are checked
-    as written, not imported. A parser is imported only when a value is given to it (``settings.keys``),
-    so a run given nothing of the plugin's loads none.
+    A typo fails in every run, measuring or not; what a value names is imported only to measure. The
+    keyword in the setup report lets an xdist controller count the test too.
     """
-    given = given_flags(config)
-    try:
-        if given:  # every flag defaults to None: without one, the command line has no settings to check
-            cli_layer(config, imports=False)
-        ini_layer(config, imports=False)
-    except SettingsError as error:
-        raise pytest.UsageError(f"otel-overhead: {error}") from None
-    if given and not hasattr(config, "workerinput"):  # an xdist worker: its controller says it once
-        verb = "has" if len(given) == 1 else "have"
-        message = f"otel-overhead: {', '.join(given)} {verb} no effect without --otel-overhead"
-        config.issue_config_time_warning(pytest.PytestConfigWarning(message), stacklevel=2)
-    config.pluginmanager.register(UnmeasuredTests(config), "otel-overhead-unmeasured")
+
+    NAME = "otel-overhead-marked"
+
+    def __init__(self, marked: Set[pytest.Item], nodeids: set[str]) -> None:
+        self.marked = marked
+        self.nodeids = nodeids
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if item not in self.marked:
+            return
+        from pytest_otel_overhead.settings.sources import marker_layer
+
+        _fail_on_settings_error(lambda: marker_layer(item, imports=False))
+        item.keywords[_UNMEASURED] = True
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "setup" and _UNMEASURED in report.keywords:
+            self.nodeids.add(report.nodeid)
+
+
+class MeasuredTests:
+    """A measuring session's hooks per test: each marked test's settings, then its body measured."""
+
+    NAME = "otel-overhead-measured"
+
+    def __init__(self, session: OverheadSession) -> None:
+        self.session = session
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if not to_measure(item):
+            return
+        session = self.session
+
+        def settle() -> None:
+            item.stash[_settings_key] = session.settings_for(item)
+
+        _fail_on_settings_error(settle)
+        problem = session.check_body(item)
+        if problem is not None:
+            pytest.fail(f"otel-overhead: {problem}", pytrace=False)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        session = self.session
+        if not session.measures_body(pyfuncitem):
+            return None
+        funcargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+        workload = functools.partial(pyfuncitem.obj, **funcargs)
+        workload()  # one ordinary run first: a failing test fails with its own exception, unmeasured
+        session.run(pyfuncitem, pyfuncitem.stash[_settings_key], workload, pyfuncitem.nodeid)
+        return True
 
 
 def _fail_on_settings_error(check: Callable[[], object]) -> None:
@@ -181,39 +272,6 @@ def _fail_on_settings_error(check: Callable[[], object]) -> None:
         problem = str(error)
     if problem is not None:  # failed outside the except, so the report does not chain the SettingsError
         pytest.fail(f"otel-overhead: {problem}", pytrace=False)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker(MARKER) is None and "otel_overhead" not in getattr(item, "fixturenames", ()):
-        return
-    session = item.config.stash.get(_session_key, None)
-    if session is None:
-        # A typo fails in every run, measuring or not; what a value names is imported only to measure.
-        _fail_on_settings_error(lambda: marker_layer(item, imports=False))
-        # Named in the setup report (so an xdist controller hears of it too) for the line at the end.
-        item.keywords[_UNMEASURED] = True
-        return
-
-    def settle() -> None:
-        item.stash[_settings_key] = session.settings_for(item)
-
-    _fail_on_settings_error(settle)
-    problem = session.check_body(item)
-    if problem is not None:
-        pytest.fail(f"otel-overhead: {problem}", pytrace=False)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    session = pyfuncitem.config.stash.get(_session_key, None)
-    if session is None or not session.measures_body(pyfuncitem):
-        return None
-    funcargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-    workload = functools.partial(pyfuncitem.obj, **funcargs)
-    workload()  # one ordinary run first: a failing test fails with its own exception, unmeasured
-    session.run(pyfuncitem, pyfuncitem.stash[_settings_key], workload, pyfuncitem.nodeid)
-    return True
 
 
 class OverheadFixture:
@@ -249,10 +307,26 @@ def otel_overhead(request: pytest.FixtureRequest) -> OverheadFixture:
     return OverheadFixture(request.node)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    unmeasured = session.config.stash.get(_unmeasured_key, None)
+    if unmeasured is not None:
+        unmeasured.check(session.items)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    unmeasured = session.config.stash.get(_unmeasured_key, None)
+    if unmeasured is not None:
+        unmeasured.before_tests()
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     session = config.stash.get(_session_key, None)
     if session is not None:
         session.write_summary(terminalreporter)
+    unmeasured = config.stash.get(_unmeasured_key, None)
+    if unmeasured is not None:
+        unmeasured.write_line(terminalreporter)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -45,11 +45,12 @@ _SIZE_UNITS = {
     "mib": 1024**2,
     "gib": 1024**3,
 }
-_QUANTITY = re.compile(rf"^\s*({_NUMBER})\s*([a-zA-Zµ%]*)\s*$")
+# Compiled on first use (re caches it), not on import: pytest imports this module in every run.
+_QUANTITY = rf"^\s*({_NUMBER})\s*([a-zA-Zµ%]*)\s*$"
 
 
 def _split(value: str) -> tuple[float, str] | None:
-    match = _QUANTITY.match(value)
+    match = re.match(_QUANTITY, value)
     if not match:
         return None
     return float(match.group(1)), match.group(2)

@@ -17,6 +17,7 @@ import pytest
 
 from pytest_otel_overhead import samplers
 from pytest_otel_overhead.settings import sampling
+from pytest_otel_overhead.settings.flags import items_to_measure, to_measure
 
 # Everything a session without measuring may load from the package: the options, their defaults and the
 # light parsers (in units). The records and the other parsers load only when a value needs them.
@@ -33,6 +34,12 @@ LIGHT = {
     "pytest_otel_overhead.settings.layers",
     "pytest_otel_overhead.settings.sources",
     "pytest_otel_overhead.units",
+}
+# What a session given nothing of the plugin's loads: the declarations, not the layers that parse values.
+DECLARATIONS = LIGHT - {
+    "pytest_otel_overhead.settings.layers",
+    "pytest_otel_overhead.settings.origin",
+    "pytest_otel_overhead.settings.sources",
 }
 HEAVY = ("opentelemetry.sdk", "psutil", "pytest_otel_overhead.engine", "pytest_otel_overhead.otel")
 
@@ -208,3 +215,116 @@ def test_names_in_settings_are_not_imported_without_the_flag(pytester: pytest.Py
     modules = json.loads(Path(pytester.path, "modules.json").read_text(encoding="utf-8"))
     assert "factory_module" not in modules
     assert not [m for m in modules if m.startswith("opentelemetry")], modules
+
+
+def test_a_session_given_nothing_loads_only_the_declarations(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(RECORD_MODULES)
+    pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+    pytester.makeini("[pytest]\n")
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1, warnings=0)
+    modules = json.loads(Path(pytester.path, "modules.json").read_text(encoding="utf-8"))
+    ours = {m for m in modules if m.split(".")[0] == "pytest_otel_overhead"}
+    assert "pytest_otel_overhead.plugin" in ours
+    assert ours <= DECLARATIONS, sorted(ours - DECLARATIONS)
+
+
+# Written as the subprocess's conftest: which of the plugin's hooks each per-test hook would call.
+RECORD_PER_TEST_HOOKS = """
+import json
+
+PER_TEST = ("pytest_runtest_setup", "pytest_pyfunc_call", "pytest_runtest_logreport")
+
+
+def pytest_sessionfinish(session):
+    hooks = {
+        name: sorted(
+            impl.plugin_name
+            for impl in getattr(session.config.hook, name).get_hookimpls()
+            if getattr(impl.function, "__module__", "").startswith("pytest_otel_overhead")
+        )
+        for name in PER_TEST
+    }
+    with open("hooks.json", "w") as stream:
+        json.dump(hooks, stream)
+"""
+
+
+def per_test_hooks(pytester: pytest.Pytester, tests: str, *args: str) -> dict[str, list[str]]:
+    pytester.makeconftest(RECORD_PER_TEST_HOOKS)
+    pytester.makepyfile(test_some=tests)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", *args).assert_outcomes(passed=2)
+    hooks: dict[str, list[str]] = json.loads(Path(pytester.path, "hooks.json").read_text(encoding="utf-8"))
+    return hooks
+
+
+PLAIN_TESTS = """
+def test_one():
+    pass
+
+
+def test_two():
+    pass
+"""
+MARKED_TESTS = "import pytest\n\n\n@pytest.mark.otel_overhead" + PLAIN_TESTS  # test_one marked, test_two not
+
+
+def test_a_session_without_marked_tests_calls_nothing_of_the_plugin_per_test(pytester: pytest.Pytester) -> None:
+    assert per_test_hooks(pytester, PLAIN_TESTS) == {
+        "pytest_runtest_setup": [],
+        "pytest_pyfunc_call": [],
+        "pytest_runtest_logreport": [],
+    }
+
+
+def test_marked_tests_without_the_flag_are_checked_per_test(pytester: pytest.Pytester) -> None:
+    hooks = per_test_hooks(pytester, MARKED_TESTS)
+    assert hooks["pytest_runtest_setup"] == ["otel-overhead-marked"]
+    assert hooks["pytest_runtest_logreport"] == ["otel-overhead-marked"]
+    assert hooks["pytest_pyfunc_call"] == []
+
+
+CHOSEN = """
+import pytest
+
+pytestmark = pytest.mark.parametrize("n", [1])
+
+
+def test_plain(n):
+    pass
+
+
+@pytest.mark.otel_overhead
+def test_marked(n):
+    pass
+
+
+def test_fixture(n, otel_overhead):
+    pass
+
+
+@pytest.mark.otel_overhead(budget="5%")
+class TestMarked:
+    def test_in_class(self, n):
+        pass
+
+    @pytest.mark.otel_overhead(budget="10%")
+    def test_marked_twice(self, n):
+        pass
+
+
+class TestPlain:
+    def test_in_class(self, n):
+        pass
+"""
+
+
+def test_the_collection_chooses_the_tests_to_measure_as_each_test_would(pytester: pytest.Pytester) -> None:
+    items = pytester.getitems(CHOSEN)
+    chosen = items_to_measure(items)
+    assert chosen == {item for item in items if to_measure(item)}
+    assert sorted(item.name for item in chosen) == [
+        "test_fixture[1]",
+        "test_in_class[1]",
+        "test_marked[1]",
+        "test_marked_twice[1]",
+    ]

@@ -244,12 +244,18 @@ class _RoutedMeter(metrics.Meter):
 
 
 class _Routed:
-    """The delegate lookup shared by the synchronous instruments: once per switch, then cached."""
+    """What the synchronous instruments share: the delegate lookup (once per switch, then cached) and the call."""
 
     _router: MeterRouter
     _spec: _Spec
     _generation: int
     _delegate: Any
+
+    def __init__(self, router: MeterRouter, spec: _Spec) -> None:  # the API's Instrument.__init__ stores nothing
+        self._router = router
+        self._spec = spec
+        self._generation = -1
+        self._delegate = None
 
     def _target(self) -> Any:
         router = self._router
@@ -258,56 +264,33 @@ class _Routed:
             self._generation = router._generation
         return self._delegate
 
-
-def _init(routed: Any, router: MeterRouter, spec: _Spec) -> None:
-    routed._router = router
-    routed._spec = spec
-    routed._generation = -1
-    routed._delegate = None
+    def _forward(self, method: str, amount: float, attributes: Attributes, context: Context | None) -> None:
+        """Call the delegate's ``method`` (add, record, set) with what the instrument was given."""
+        target = getattr(self._target(), method)
+        if context is None:  # API 1.25's instruments take no context argument
+            target(amount, attributes)
+        else:
+            target(amount, attributes, context)
 
 
 class _RoutedCounter(_Routed, metrics.Counter):
-    def __init__(self, router: MeterRouter, spec: _Spec) -> None:
-        _init(self, router, spec)  # the API's Instrument.__init__ stores nothing
-
     def add(self, amount: float, attributes: Attributes = None, context: Context | None = None) -> None:
-        if context is None:  # API 1.25's instruments take no context argument
-            self._target().add(amount, attributes)
-        else:
-            self._target().add(amount, attributes, context)
+        self._forward("add", amount, attributes, context)
 
 
 class _RoutedUpDownCounter(_Routed, metrics.UpDownCounter):
-    def __init__(self, router: MeterRouter, spec: _Spec) -> None:
-        _init(self, router, spec)  # the API's Instrument.__init__ stores nothing
-
     def add(self, amount: float, attributes: Attributes = None, context: Context | None = None) -> None:
-        if context is None:  # API 1.25's instruments take no context argument
-            self._target().add(amount, attributes)
-        else:
-            self._target().add(amount, attributes, context)
+        self._forward("add", amount, attributes, context)
 
 
 class _RoutedHistogram(_Routed, metrics.Histogram):
-    def __init__(self, router: MeterRouter, spec: _Spec) -> None:
-        _init(self, router, spec)  # the API's Instrument.__init__ stores nothing
-
     def record(self, amount: float, attributes: Attributes = None, context: Context | None = None) -> None:
-        if context is None:  # API 1.25's instruments take no context argument
-            self._target().record(amount, attributes)
-        else:
-            self._target().record(amount, attributes, context)
+        self._forward("record", amount, attributes, context)
 
 
 class _RoutedGauge(_Routed, Gauge):
-    def __init__(self, router: MeterRouter, spec: _Spec) -> None:
-        _init(self, router, spec)  # the API's Instrument.__init__ stores nothing
-
     def set(self, amount: float, attributes: Attributes = None, context: Context | None = None) -> None:
-        if context is None:  # API 1.25's instruments take no context argument
-            self._target().set(amount, attributes)
-        else:
-            self._target().set(amount, attributes, context)
+        self._forward("set", amount, attributes, context)
 
 
 def foreign_meter_provider(router: MeterRouter | None = None) -> metrics.MeterProvider | None:

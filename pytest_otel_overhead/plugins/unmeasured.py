@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_otel_overhead.settings.flags import to_measure
+
 if TYPE_CHECKING:
     from pytest_otel_overhead.session import OverheadSession
 
@@ -49,8 +51,7 @@ class UnmeasuredPlugin:
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
-            marked = item.get_closest_marker("otel_overhead") is not None
-            if marked or "otel_overhead" in getattr(item, "fixturenames", ()):
+            if to_measure(item):
                 item.keywords[KEYWORD] = True
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

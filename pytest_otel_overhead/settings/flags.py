@@ -1,19 +1,21 @@
-"""The plugin's command-line options and ini keys, declared in every pytest run with light imports.
+"""What the plugin declares to pytest in every run: its options, ini keys and marker, and what a run gave them.
 
 Declaring them needs only pytest and the settings' names; what the options do is read by
 :mod:`pytest_otel_overhead.settings.options` (the session's options) and :mod:`pytest_otel_overhead.settings`
 (the measurement settings), and acted on by the measuring machinery, which is imported only when
-a session measures.
+a session measures. pytest loads this module in every run, so it imports only the key registry: the
+layers that parse what a run gave load only when it gave something.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
+from typing import Any, Literal
 
 import pytest
 
 from pytest_otel_overhead.settings.keys import KEYS
-from pytest_otel_overhead.settings.sources import option_name
 
 __all__ = [
     "ADVICE_GROUP",
@@ -21,9 +23,16 @@ __all__ = [
     "DEFAULT_TUNE_TIME_S",
     "GROUP",
     "GROUPS",
+    "MARKER",
     "SETTINGS_GROUP",
     "add_options",
+    "cli_settings",
     "given_flags",
+    "ini_settings",
+    "items_to_measure",
+    "option_dest",
+    "option_flag",
+    "to_measure",
 ]
 
 GROUP = "otel-overhead"
@@ -36,7 +45,43 @@ DEFAULT_STORAGE = ".otel-overhead"
 DEFAULT_TUNE_TIME_S = 120.0
 """The tuner's time per test unless ``--otel-overhead-tune-time`` says otherwise."""
 
+MARKER = "otel_overhead"
+"""The marker of a test to measure; the fixture that measures a callable has the same name."""
+
 _INTERNAL = ("otel_overhead_child",)
+
+
+def option_dest(name: str) -> str:
+    """Where pytest keeps option ``name`` (a setting's key or a session option): its dest and its ini key,
+    ``batch_size`` → ``otel_overhead_batch_size``."""
+    return "otel_overhead_" + name
+
+
+def option_flag(name: str) -> str:
+    """The command-line flag of option ``name``: ``batch_size`` → ``--otel-overhead-batch-size``."""
+    return "--otel-overhead-" + name.replace("_", "-")
+
+
+def to_measure(item: pytest.Item) -> bool:
+    """Whether a measuring session measures ``item``: a marker on it (or above it), or the fixture."""
+    return item.get_closest_marker(MARKER) is not None or _uses_fixture(item)
+
+
+def items_to_measure(items: Iterable[pytest.Item]) -> set[pytest.Item]:
+    """The ``items`` that :func:`to_measure` chooses, the markers above them looked up once per parent."""
+    parents: dict[pytest.Collector | None, bool] = {}
+    chosen = set()
+    for item in items:
+        parent = item.parent
+        if parent not in parents:
+            parents[parent] = parent is not None and parent.get_closest_marker(MARKER) is not None
+        if parents[parent] or any(mark.name == MARKER for mark in item.own_markers) or _uses_fixture(item):
+            chosen.add(item)
+    return chosen
+
+
+def _uses_fixture(item: pytest.Item) -> bool:
+    return MARKER in getattr(item, "fixturenames", ())
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -49,6 +94,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         "--otel-overhead",
         action="store_true",
+        dest="otel_overhead",
         default=None,
         help="measure tests marked otel_overhead (and otel_overhead fixture calls) against an "
         "uninstrumented baseline and fail those over budget",
@@ -57,7 +103,7 @@ def add_options(parser: pytest.Parser) -> None:
     _add_key(parser, group, "budget")
     _add_tracking_options(parser, group)
     # Internal: set on the pytest processes that instructions mode starts under valgrind.
-    group.addoption("--otel-overhead-child", default=None, help=argparse.SUPPRESS)
+    _add(parser, group, "child", argparse.SUPPRESS)
     settings = parser.getgroup(SETTINGS_GROUP, "OpenTelemetry overhead: measuring settings (also marker arguments)")
     for name in KEYS:
         if name != "budget":
@@ -65,16 +111,37 @@ def add_options(parser: pytest.Parser) -> None:
     _add_advice_options(parser, parser.getgroup(ADVICE_GROUP, "OpenTelemetry overhead: advice (sweep, tune, explain)"))
 
 
+def _add(
+    parser: pytest.Parser,
+    group: pytest.OptionGroup,
+    name: str,
+    help: str,
+    *,
+    ini: str | None = None,
+    ini_type: Literal["bool", "linelist"] | None = None,
+    **attrs: Any,
+) -> None:
+    """Option ``name`` as a flag, defaulting to None (so that a value other than None was given), and
+    as an ini key when ``ini`` says what that does; a switch's ini key defaults to false."""
+    # The dest is given: without it pytest compares the option's dest with every option declared so far.
+    group.addoption(option_flag(name), dest=option_dest(name), default=None, help=help, **attrs)
+    if ini is not None:
+        if ini_type == "bool":
+            parser.addini(option_dest(name), ini, type="bool", default=False)
+        else:
+            parser.addini(option_dest(name), ini, type=ini_type)
+
+
+def _add_switch(parser: pytest.Parser, group: pytest.OptionGroup, name: str, help: str, ini: str) -> None:
+    """A flag that takes no value, and its ini twin, true or false."""
+    _add(parser, group, name, help, ini=ini, ini_type="bool", action="store_true")
+
+
 def _add_key(parser: pytest.Parser, group: pytest.OptionGroup, name: str) -> None:
     key = KEYS[name]
-    group.addoption(
-        option_name(key.name),
-        dest="otel_overhead_" + key.name,
-        default=None,
-        metavar="VALUE",
-        help=key.help.replace("%", "%%"),  # argparse %-formats help text: "5%" would break --help
-    )
-    parser.addini("otel_overhead_" + key.name, key.help + f"; as {option_name(key.name)}")
+    # argparse %-formats help text: "5%" would break --help
+    _add(parser, group, key.name, key.help.replace("%", "%%"), metavar="VALUE")
+    parser.addini(option_dest(key.name), key.help + f"; as {option_flag(key.name)}")
 
 
 def given_flags(config: pytest.Config) -> list[str]:
@@ -86,103 +153,130 @@ def given_flags(config: pytest.Config) -> list[str]:
     return ["--" + name.replace("_", "-") for name in dests if getattr(config.option, name) is not None]
 
 
+def cli_settings(config: pytest.Config) -> dict[str, object]:
+    """The settings the command line gives, by key, as written."""
+    raw = {key: config.getoption(option_dest(key)) for key in KEYS}
+    return {key: value for key, value in raw.items() if value is not None}
+
+
+def ini_settings(config: pytest.Config) -> dict[str, object]:
+    """The settings the ini file gives, by key, as written; a key left empty gives nothing."""
+    raw = {key: config.getini(option_dest(key)) for key in KEYS}
+    return {key: value for key, value in raw.items() if value not in (None, "")}
+
+
 def _add_advice_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
-    group.addoption(
-        "--otel-overhead-sweep",
+    _add(
+        parser,
+        group,
+        "sweep",
+        "measure each marked test at every combination of these settings, e.g. "
+        "'sample_rate=0.01,0.1,1' 'batch_size=128,512' (implies --otel-overhead; tests are not gated)",
+        ini="settings to sweep, one KEY=V1,V2 per line",
+        ini_type="linelist",
         nargs="+",
         action="extend",
-        default=None,
         metavar="KEY=V1,V2",
-        help="measure each marked test at every combination of these settings, e.g. "
-        "'sample_rate=0.01,0.1,1' 'batch_size=128,512' (implies --otel-overhead; tests are not gated)",
     )
-    parser.addini("otel_overhead_sweep", "settings to sweep, one KEY=V1,V2 per line", type="linelist")
-    group.addoption(
-        "--otel-overhead-sweep-chart",
-        default=None,
+    _add(
+        parser,
+        group,
+        "sweep_chart",
+        "write the sweeps' charts and tables to PATH as a self-contained HTML page",
         metavar="PATH",
-        help="write the sweeps' charts and tables to PATH as a self-contained HTML page",
     )
-    group.addoption(
-        "--otel-overhead-tune",
-        action="store_true",
-        default=None,
-        help="find per test the highest sampling rate within budget and print it as OTEL_* variables "
+    _add_switch(
+        parser,
+        group,
+        "tune",
+        "find per test the highest sampling rate within budget and print it as OTEL_* variables "
         "(implies --otel-overhead; tests are not gated)",
+        "run the auto-tuner, as --otel-overhead-tune does",
     )
-    parser.addini("otel_overhead_tune", "run the auto-tuner, as --otel-overhead-tune does", type="bool", default=False)
-    group.addoption(
-        "--otel-overhead-tune-time",
-        default=None,
+    _add(
+        parser,
+        group,
+        "tune_time",
+        f"cap on the tuner's time per test, e.g. 90 or 3min (default {DEFAULT_TUNE_TIME_S:g} s)",
+        ini="cap on the tuner's time per test, as --otel-overhead-tune-time",
         metavar="SECONDS",
-        help=f"cap on the tuner's time per test, e.g. 90 or 3min (default {DEFAULT_TUNE_TIME_S:g} s)",
     )
-    parser.addini("otel_overhead_tune_time", "cap on the tuner's time per test, as --otel-overhead-tune-time")
-    group.addoption(
-        "--otel-overhead-explain",
-        action="store_true",
-        default=None,
-        help="break each measured test's overhead down by pipeline layer (implies --otel-overhead)",
-    )
-    parser.addini(
-        "otel_overhead_explain", "break overhead down by layer, as --otel-overhead-explain", type="bool", default=False
+    _add_switch(
+        parser,
+        group,
+        "explain",
+        "break each measured test's overhead down by pipeline layer (implies --otel-overhead)",
+        "break overhead down by layer, as --otel-overhead-explain",
     )
 
 
 def _add_tracking_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
-    group.addoption(
-        "--otel-overhead-save",
+    _add(
+        parser,
+        group,
+        "save",
+        "save this run (with raw samples) to the run store, named NAME (default: the git commit)",
         nargs="?",
         const="",
-        default=None,
         metavar="NAME",
-        help="save this run (with raw samples) to the run store, named NAME (default: the git commit)",
     )
-    group.addoption(
-        "--otel-overhead-compare",
+    _add(
+        parser,
+        group,
+        "compare",
+        "compare each test's overhead with a saved run: latest (default), latest~N, a run name or a file",
+        ini="saved run to compare with, as --otel-overhead-compare does",
         nargs="?",
         const="latest",
-        default=None,
         metavar="NAME|latest",
-        help="compare each test's overhead with a saved run: latest (default), latest~N, a run name or a file",
     )
-    parser.addini("otel_overhead_compare", "saved run to compare with, as --otel-overhead-compare does")
-    group.addoption(
-        "--otel-overhead-compare-fail",
-        action="append",
-        default=None,
-        metavar="EXPR",
-        help="fail a test whose overhead grew beyond EXPR since the compared run, decided on an interval: "
+    _add(
+        parser,
+        group,
+        "compare_fail",
+        "fail a test whose overhead grew beyond EXPR since the compared run, decided on an interval: "
         "cpu:+1pp (percentage points) or cpu:+20%% (relatively); comma-separated or repeated; "
         "compares with the latest saved run unless --otel-overhead-compare names another",
+        ini="regression criteria, as --otel-overhead-compare-fail takes them",
+        action="append",
+        metavar="EXPR",
     )
-    parser.addini("otel_overhead_compare_fail", "regression criteria, as --otel-overhead-compare-fail takes them")
-    group.addoption("--otel-overhead-json", metavar="PATH", default=None, help="write results as JSON to PATH")
-    parser.addini("otel_overhead_json", "write results as JSON to this path, as --otel-overhead-json does")
-    group.addoption("--otel-overhead-markdown", metavar="PATH", default=None, help="write a Markdown summary to PATH")
-    parser.addini("otel_overhead_markdown", "write a Markdown summary to this path, as --otel-overhead-markdown does")
-    group.addoption(
-        "--otel-overhead-html",
+    _add(
+        parser,
+        group,
+        "json",
+        "write results as JSON to PATH",
+        ini="write results as JSON to this path, as --otel-overhead-json does",
         metavar="PATH",
-        default=None,
-        help="write a self-contained HTML report to PATH (charts with pytest-otel-overhead[html])",
     )
-    parser.addini("otel_overhead_html", "write an HTML report to this path, as --otel-overhead-html does")
-    group.addoption(
-        "--otel-overhead-storage",
+    _add(
+        parser,
+        group,
+        "markdown",
+        "write a Markdown summary to PATH",
+        ini="write a Markdown summary to this path, as --otel-overhead-markdown does",
         metavar="PATH",
-        default=None,
-        help=f"directory of saved runs (default: {DEFAULT_STORAGE} in the root directory)",
     )
-    parser.addini(
-        "otel_overhead_storage", f"directory of saved runs (default {DEFAULT_STORAGE}), relative to the ini file"
+    _add(
+        parser,
+        group,
+        "html",
+        "write a self-contained HTML report to PATH (charts with pytest-otel-overhead[html])",
+        ini="write an HTML report to this path, as --otel-overhead-html does",
+        metavar="PATH",
     )
-    group.addoption(
-        "--otel-overhead-autosave",
-        action="store_true",
-        default=None,
-        help="save every run to the run store, named after the git commit",
+    _add(
+        parser,
+        group,
+        "storage",
+        f"directory of saved runs (default: {DEFAULT_STORAGE} in the root directory)",
+        ini=f"directory of saved runs (default {DEFAULT_STORAGE}), relative to the ini file",
+        metavar="PATH",
     )
-    parser.addini(
-        "otel_overhead_autosave", "save every run, as --otel-overhead-autosave does", type="bool", default=False
+    _add_switch(
+        parser,
+        group,
+        "autosave",
+        "save every run to the run store, named after the git commit",
+        "save every run, as --otel-overhead-autosave does",
     )

@@ -9,33 +9,31 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_otel_overhead.settings.keys import KEYS, check_keys
+from pytest_otel_overhead.settings.flags import MARKER, cli_settings, ini_settings, option_dest, option_flag
+from pytest_otel_overhead.settings.keys import check_keys
 from pytest_otel_overhead.settings.layers import Layer
 from pytest_otel_overhead.settings.origin import Source, SourceKind
 from pytest_otel_overhead.units import SettingsError
 
 __all__ = ["MARKER", "cli_layer", "ini_layer", "marker_layer", "option_name"]
 
-MARKER = "otel_overhead"
-
 
 def option_name(key: str) -> Source:
-    """The command-line flag of setting ``key``: ``batch_size`` → ``--otel-overhead-batch-size``."""
-    return Source("--otel-overhead-" + key.replace("_", "-"), SourceKind.COMMAND_LINE)
+    """The command-line flag of setting ``key`` as a source: ``batch_size`` → ``--otel-overhead-batch-size``."""
+    return Source(option_flag(key), SourceKind.COMMAND_LINE)
 
 
 def cli_layer(config: pytest.Config, *, imports: bool = True) -> Layer:
     """Settings from the command line; ``imports`` as for :meth:`Layer.parse`."""
-    raw = {key: config.getoption("otel_overhead_" + key) for key in KEYS}
-    return Layer.parse({k: v for k, v in raw.items() if v is not None}, option_name, imports=imports)
+    return Layer.parse(cli_settings(config), option_name, imports=imports)
 
 
 def ini_layer(config: pytest.Config, *, imports: bool = True) -> Layer:
     """Settings from the ini file; ``imports`` as for :meth:`Layer.parse`."""
     where = f" in {config.inipath.name}" if config.inipath else ""
-    raw = {key: config.getini("otel_overhead_" + key) for key in KEYS}
-    given = {k: v for k, v in raw.items() if v not in (None, "")}
-    return Layer.parse(given, lambda k: Source(f"ini otel_overhead_{k}{where}", SourceKind.INI), imports=imports)
+    return Layer.parse(
+        ini_settings(config), lambda k: Source(f"ini {option_dest(k)}{where}", SourceKind.INI), imports=imports
+    )
 
 
 def marker_layer(item: pytest.Item, *, imports: bool = True) -> Layer:
