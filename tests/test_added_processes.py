@@ -36,18 +36,16 @@ def test_far_above():
             busy(20)
 
 
-@pytest.mark.otel_overhead(budget="0.1%")
+# Identical arms (no telemetry at all): the overhead is about 0, and the prior's term (about ±1.7
+# points) holds a 0.1% budget open whatever one process's pairs say; pooled processes still cannot close it.
+@pytest.mark.otel_overhead(budget="0.1%", no_telemetry="ignore")
 def test_held_open():
-    # One span around ~10 ms of work costs about 0.2%: the prior's term (about ±1.4 points) holds a
-    # 0.1% budget open whatever one process's pairs say, and pooled processes still cannot close it.
-    with tracer.start_as_current_span("work"):
-        busy(60000)
+    busy(3000)
 
 
-@pytest.mark.otel_overhead(budget="0.1%", processes=1)
+@pytest.mark.otel_overhead(budget="0.1%", processes=1, no_telemetry="ignore")
 def test_held_open_in_one_process():
-    with tracer.start_as_current_span("work"):
-        busy(60000)
+    busy(3000)
 """
 
 
@@ -102,11 +100,12 @@ from opentelemetry import trace
 tracer = trace.get_tracer("compared")
 
 
-@pytest.mark.otel_overhead(budget="500%")
+@pytest.mark.otel_overhead(budget="60%")
 def test_far_from_its_budget():
-    for _ in range(10):
-        with tracer.start_as_current_span("tiny"):
-            sum(range(50))
+    with tracer.start_as_current_span("work"):
+        total = 0
+        for i in range(3000):
+            total += i * i
 """
 
 
