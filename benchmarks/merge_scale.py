@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from pytest_otel_overhead.history.merge import plugin_version_here
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
 from pytest_otel_overhead.settings.records import MeasureSettings
@@ -29,7 +30,8 @@ from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
 
 PAIRS = 200
-ENVIRONMENT = {"python": "3.11", "packages": {"pytest-otel-overhead": "bench"}}
+# The installed version, as a session records it: a merge writes the tests of shards of its own version as read.
+ENVIRONMENT = {"python": "3.11", "packages": {"pytest-otel-overhead": plugin_version_here() or "unknown"}}
 
 
 def _result(nodeid: str, rng: random.Random, pairs: int) -> TestResult:

@@ -33,12 +33,12 @@ VERDICT_MARKS = {Verdict.PASS: "✅", Verdict.FAIL: "❌", Verdict.INCONCLUSIVE:
 OUTCOME_MARKS = {**{v.value: mark for v, mark in VERDICT_MARKS.items()}, NO_TELEMETRY: "🚫", FAILED_EXPORTS: "🚫"}
 CHANGE_MARKS = {Verdict.FAIL: "❌ regressed", Verdict.PASS: "✅ ok", Verdict.INCONCLUSIVE: "⚠️ undecided"}
 _MARKDOWN_SPECIAL = "\\`*_[]|~#!$"
+_ESCAPED = str.maketrans({c: "\\" + c for c in _MARKDOWN_SPECIAL})
 
 
 def escape(text: str) -> str:
     """Text shown as written inside Markdown (GitHub flavour), table cells included; controls shown escaped."""
-    text = html.escape(visible(text), quote=False)
-    return "".join("\\" + c if c in _MARKDOWN_SPECIAL else c for c in text)
+    return html.escape(visible(text), quote=False).translate(_ESCAPED)
 
 
 def headline_metrics(result: TestResult) -> tuple[MetricResult, ...]:
