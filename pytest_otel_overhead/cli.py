@@ -235,15 +235,21 @@ def _report(store: Store, args: argparse.Namespace) -> int:
 def _reports(store: Store, args: argparse.Namespace, run: RunRecord, comparison: Comparison | None) -> None:
     """The Markdown and HTML reports asked for, warning of metrics the comparison could not use."""
     problems = list(comparison.problems) if comparison is not None else []
+    if not args.markdown and not args.html:
+        return
+    from pytest_otel_overhead.history.merge import run_unmeasured  # only when a report is written
+
+    unmeasured = run_unmeasured(run)
     if args.markdown:
         from pytest_otel_overhead.reports.markdown import markdown_report  # only when asked for
 
-        _write(args.markdown, markdown_report(run, comparison, warnings=problems))
+        _write(args.markdown, markdown_report(run, comparison, warnings=problems, unmeasured=unmeasured))
     if args.html:
         from pytest_otel_overhead.reports.html import html_report  # only when asked for
 
         history, notes = _history(store, run)
-        _write(args.html, html_report(run, comparison, history, warnings=[*problems, *notes]))
+        text = html_report(run, comparison, history, warnings=[*problems, *notes], unmeasured=unmeasured)
+        _write(args.html, text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

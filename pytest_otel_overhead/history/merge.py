@@ -38,6 +38,7 @@ __all__ = [
     "merge_runs",
     "plugin_version",
     "plugin_version_here",
+    "run_unmeasured",
     "same_version_documents",
     "unmeasured_of",
     "unmeasured_tests",
@@ -195,6 +196,14 @@ def unmeasured_tests(merged: RunRecord) -> list[dict[str, str]]:
             if isinstance(entry, dict) and entry.get("nodeid") not in measured:
                 found.setdefault(str(entry.get("nodeid")), entry)
     return list(found.values())
+
+
+def run_unmeasured(run: RunRecord) -> list[dict[str, str]]:
+    """The tests a run was to measure and did not, with why: a merged run's that no shard measured, or
+    those its file lists (a session's JSON report); none for a run from neither."""
+    if isinstance(run.machine.get("shards"), list):
+        return unmeasured_tests(run)
+    return unmeasured_of(run.path) if run.path is not None else []
 
 
 def merge_runs(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytest_otel_overhead import __version__
@@ -35,8 +35,8 @@ from pytest_otel_overhead.reports.html_large import (
     attention_first,
     attention_table,
     folded,
-    folded_table,
     large_chart_rows,
+    table_of_tests,
 )
 from pytest_otel_overhead.reports.html_text import escape_html, table, unbroken, verdict_span, wrappable_id
 from pytest_otel_overhead.reports.markdown import budget_cell, headline_metrics, overhead_cell, run_facts
@@ -436,15 +436,18 @@ def _health_overview(run: RunRecord) -> str:
     return _long_table(run, "the pipeline of every test", header, rows, (2, 3, 4, 5, 6))
 
 
+def _unmeasured(run: RunRecord, unmeasured: Sequence[Mapping[str, str]]) -> str:
+    count = f"{len(unmeasured)} test{'s' if len(unmeasured) != 1 else ''}"
+    rows = [[_id(e["nodeid"]), _h(e["outcome"]), _h(e["reason"])] for e in unmeasured]
+    lead = f"<p>{count} to measure skipped or errored before a result:</p>"
+    return lead + _long_table(run, f"the {count} not measured", ["test", "outcome", "reason"], rows, ())
+
+
 def _long_table(
     run: RunRecord, label: str, header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[int]
 ) -> str:
     """A table with a row or a few per test: in a large report, folded under ``label``."""
-
-    def make(part: Sequence[Sequence[str]]) -> str:
-        return _table(header, part, numeric, grouped=True)
-
-    return folded_table(label, rows, make) if len(run.results) > LARGE_REPORT else make(rows)
+    return table_of_tests(len(run.results), label, rows, lambda part: _table(header, part, numeric, grouped=True))
 
 
 def html_report(
@@ -455,8 +458,10 @@ def html_report(
     warnings: Sequence[str] = (),
     charts: bool | None = None,
     title: str = "OpenTelemetry overhead",
+    unmeasured: Sequence[Mapping[str, str]] = (),
 ) -> str:
-    """The report as one HTML document. ``charts=None`` draws charts when matplotlib is installed."""
+    """The report as one HTML document. ``charts=None`` draws charts when matplotlib is installed;
+    ``unmeasured``: the tests that were to be measured and were not, as the JSON report lists them."""
     drawing = ChartDrawer(charts_available() if charts is None else charts)
     facts = run_facts(run)
     body = [f"<h1>{_h(title)}</h1>", f'<p class="muted">{_h(" · ".join(facts))}</p>' if facts else ""]
@@ -465,6 +470,8 @@ def html_report(
     for warning in warnings:
         body.append(f'<p class="note">{_h(warning)}</p>')
     body += ["<h2>Overhead against budget</h2>", _summary(run, drawing)]
+    if unmeasured:
+        body += ["<h2>Not measured</h2>", _unmeasured(run, unmeasured)]
     if comparison is not None:
         body += ["<h2>Compared with an earlier run</h2>", comparison_section(comparison)]
     trend = _trend(run, history, drawing)

@@ -30,6 +30,7 @@ __all__ = [
     "folded_table",
     "grouped_rows",
     "large_chart_rows",
+    "table_of_tests",
 ]
 
 LARGE_REPORT = 100
@@ -107,6 +108,13 @@ def folded_table(label: str, rows: Sequence[Sequence[str]], make: Callable[[Sequ
         body += f"<details><summary>tests {first:,}–{first + count - 1:,} of {total:,}</summary>{make(chunk)}</details>"
         first += count
     return f"<details><summary>{escape_html(label)}</summary>{body}</details>"
+
+
+def table_of_tests(
+    tests: int, label: str, rows: Sequence[Sequence[str]], make: Callable[[Sequence[Sequence[str]]], str]
+) -> str:
+    """``make(rows)``: in a report of more than ``LARGE_REPORT`` tests, folded under ``label`` (``folded_table``)."""
+    return folded_table(label, rows, make) if tests > LARGE_REPORT else make(rows)
 
 
 def attention_table(
