@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
-import json
 import math
 import types
 import typing
@@ -82,8 +81,6 @@ class Form:
     """A number that is never negative (a time, size or rate)."""
     required: bool | None = None
     """Whether a document must hold the field; by default those without a default value."""
-    shared: bool = False
-    """A nested record that many records hold alike (a test's settings): read once per distinct document."""
 
     def key_of(self, name: str) -> str:
         return self.key or name
@@ -367,28 +364,11 @@ def _value_reader(hint: Any, spec: Form) -> Reader:
     return typed_reader(hint)
 
 
-def _shared_reader(read: Reader) -> Reader:
-    """``read``, remembering what it read by the value's JSON text: equal documents give the one record
-    (records are immutable), and the text is written by the C encoder in a fraction of the reading's time."""
-    seen: dict[str, Any] = {}
-
-    def remembered(value: Any) -> Any:
-        key = json.dumps(value)
-        if key not in seen:
-            if len(seen) >= 1024:  # a bound on what a long process keeps
-                seen.clear()
-            seen[key] = read(value)
-        return seen[key]
-
-    return remembered
-
-
 def _field_reader(hint: Any, spec: Form) -> Reader:
     """The reader of a field's value: its own, or by its form and type (``null`` aside, when the type has ``None``)."""
     if spec.read is not None:
         return _custom_reader(spec.read)
-    inner = _value_reader(_without_none(hint), spec)
-    return _shared_reader(inner) if spec.shared else inner
+    return _value_reader(_without_none(hint), spec)
 
 
 def _has_default(field: dataclasses.Field[Any]) -> bool:
