@@ -222,14 +222,11 @@ Carried = dict[str, str]
 """Per node id, the compact JSON text of the test's raw rows as its file held them, not read into the record."""
 
 
-_TABLE_END = re.compile(rb"\][ \t\n\r]*\]")
-
-
 def _table_end(raw: bytes, start: int) -> int:
     """Where the row table starting at ``start`` ends, as far as its brackets tell (its rows hold no other)."""
     end = raw.find(b"]]", start) + 2
     if end < 2 or raw.find(b'"', start, end) >= 0:  # written with whitespace between the brackets (indented)
-        found = _TABLE_END.search(raw, start)
+        found = re.compile(rb"\][ \t\n\r]*\]").search(raw, start)  # compiled on first use; re keeps it
         end = found.end() if found else -1
     return end
 
