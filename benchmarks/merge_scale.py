@@ -1,19 +1,19 @@
 """What merging shards costs: ``python -m benchmarks.merge_scale`` (50 shards of 100 tests by default).
 
 Writes generated shard runs (each test with 200 pairs of raw samples by default, pipeline health and a
-budgeted CPU metric, as a session writes them), then runs ``python -m pytest_otel_overhead merge``
-on them in a fresh process, writing the merged JSON and Markdown reports (``--html`` adds the
-HTML report, and its size and the time it took to write), and reports its wall time and peak
-resident memory (the child's ``ru_maxrss``). A few tests are measured in two shards,
-so the combination across shards is part of the cost. This is a benchmark, not part of the test
-suite; the figure means most on a quiet machine.
-"""
+budgeted CPU metric, as a session of the installed version writes them), then runs ``python -m
+pytest_otel_overhead merge`` on them in a fresh process, writing the merged JSON and Markdown reports
+(``--html`` adds the HTML report, and its size and the time it took to write), and reports its wall
+time, the CPU time it took, the load average after it and its peak resident memory (the child's
+``ru_maxrss``). A few tests are measured in two shards, so the combination across shards is part of
+the cost. This is a benchmark, not part of the test suite; the figure means most on a quiet machine."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import os
 import random
 import resource
 import subprocess
@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from pytest_otel_overhead.history.merge import plugin_version_here
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
 from pytest_otel_overhead.settings.records import MeasureSettings
@@ -29,7 +30,8 @@ from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
 
 PAIRS = 200
-ENVIRONMENT = {"python": "3.11", "packages": {"pytest-otel-overhead": "bench"}}
+# The installed version, as a session records it: a merge writes the tests of shards of its own version as read.
+ENVIRONMENT = {"python": "3.11", "packages": {"pytest-otel-overhead": plugin_version_here() or "unknown"}}
 
 
 def _result(nodeid: str, rng: random.Random, pairs: int) -> TestResult:
@@ -89,12 +91,13 @@ def main() -> int:
         began = time.perf_counter()
         done = subprocess.run([*command, *outputs], capture_output=True, text=True, check=False)
         elapsed = time.perf_counter() - began
-        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_mib, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
         if done.returncode not in (0, 1):
             print(done.stderr, file=sys.stderr)
             return 2
         shape = f"{args.shards} shards x {args.tests} tests x {args.pairs} pairs ({size / 2**20:.1f} MiB of runs)"
-        print(f"{shape}: merged in {elapsed:.2f} s")
+        print(f"{shape}: merged in {elapsed:.2f} s ({cpu:.2f} s of CPU; load average {os.getloadavg()[0]:.1f})")
         print(f"peak resident memory {peak_mib:.0f} MiB; {done.stdout.splitlines()[-4]}")
         if args.html:  # the page alone, from the merged run: its size and the time to write it
             report = [sys.executable, "-m", "pytest_otel_overhead", "report", str(folder / "merged.json")]

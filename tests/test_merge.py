@@ -347,3 +347,80 @@ def test_rows_outside_a_test_are_read_as_written(tmp_path: Path) -> None:
     run, carried = load_run_carrying_rows(path)
     assert run.environment["extra"] == {"per_call_seconds": [[1, 2, 3, 4]]}
     assert carried == {} and run.results == load_run(path).results  # read whole, rows and all
+
+
+# -- tests of shards of this version written as read --------------------------------------------------
+
+
+def test_tests_of_shards_of_this_version_are_written_as_read_and_give_the_same_document(tmp_path: Path) -> None:
+    from pytest_otel_overhead.history.merge import plugin_version_here
+
+    results = _suite()
+    ours = {"packages": {"pytest-otel-overhead": plugin_version_here()}}
+    for name, version in (("ours", ours), ("other", {})):
+        shards = [[*results[k::3], results[0]] for k in range(3)]
+        files = [str(_write_run(tmp_path / f"{name}{k}.json", shard, **version)) for k, shard in enumerate(shards)]
+        assert main(["merge", *files, f"--json={tmp_path / name}.json"]) in (0, 1)
+    written = [json.loads((tmp_path / f"{name}.json").read_text(encoding="utf-8")) for name in ("ours", "other")]
+    assert _tests_by_id(written[0]) == _tests_by_id(written[1])  # as read, or rebuilt from its record: the same
+    assert written[0]["tests"][1]["samples"]["per_call_seconds"]  # the rows came with the test
+
+
+def test_a_test_whose_document_contradicts_its_record_is_written_from_the_record(tmp_path: Path) -> None:
+    from pytest_otel_overhead.history.merge import plugin_version_here
+    from pytest_otel_overhead.history.reader import load_run_carrying
+
+    path = _write_run(tmp_path / "s.json", _suite()[:2], packages={"pytest-otel-overhead": plugin_version_here()})
+    document = json.loads(path.read_text(encoding="utf-8"))
+    assert document["tests"][0]["verdict"] == "PASS"
+    document["tests"][0]["verdict"] = "FAIL"  # edited by hand: the record's metrics still say PASS
+    path.write_text(json.dumps(document), encoding="utf-8")
+    run, _, documents = load_run_carrying(path)
+    assert list(documents) == [run.results[1].nodeid]
+    assert main(["merge", str(path), f"--json={tmp_path / 'merged.json'}"]) == 0
+    merged = json.loads((tmp_path / "merged.json").read_text(encoding="utf-8"))
+    assert merged["tests"][0]["verdict"] == "PASS"
+
+
+def test_rows_as_text_refuse_what_json_refuses_and_keep_what_it_reads() -> None:
+    from pytest_otel_overhead.wire.checks import read_rows, rows_text
+
+    refused = (b"[[01,1,2,3]]", b"[[1 2,3,4,5]]", b"[[1,2,3,4],]", b"[[1,2,3,4]", b"[[-,1,2,3]]", b"[[1e+400,1,2,3]]")
+    for text in refused:
+        assert rows_text(text, 4) is None, text
+    indented = b"[\n  [\n    1,\n    2,\n    3,\n    4\n  ]\n]"
+    for text in (b"[[-0,1e-05,1.5E+02,null]]", b"[[1, 2, 3, 4], [5, 6, 7, 8]]", indented):
+        carried = rows_text(text, 4)
+        assert carried is not None and b" " not in carried and b"\n" not in carried
+        assert read_rows(4)(json.loads(carried)) == read_rows(4)(json.loads(text))
+
+
+# -- tests not measured, in the reports -----------------------------------------------------------------
+
+
+def test_tests_no_shard_measured_are_listed_in_the_markdown_and_html_reports(tmp_path: Path) -> None:
+    shard = _write_run(tmp_path / "s0.json", _suite()[:3])
+    document = json.loads(shard.read_text(encoding="utf-8"))
+    document["unmeasured"] = [
+        {"nodeid": "tests/test_9.py::test_skipped", "outcome": "skipped", "reason": "needs a <collector>"},
+        {"nodeid": _suite()[0].nodeid, "outcome": "error", "reason": "measured in another shard"},
+    ]
+    shard.write_text(json.dumps(document), encoding="utf-8")
+    other = _write_run(tmp_path / "s1.json", _suite()[3:6])
+    md, page = tmp_path / "summary.md", tmp_path / "report.html"
+    assert main(["merge", str(shard), str(other), f"--markdown={md}", f"--html={page}"]) in (0, 1)
+    markdown = md.read_text(encoding="utf-8")
+    assert "**Not measured:** 1 test to measure skipped or errored before a result." in markdown
+    assert "| tests/test\\_9.py::test\\_skipped | skipped | needs a &lt;collector&gt; |" in markdown
+    assert "measured in another shard" not in markdown  # a shard measured it
+    html = page.read_text(encoding="utf-8")
+    section = html.split("<h2>Not measured</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "test_skipped" in section and "needs a &lt;collector&gt;" in section and "another shard" not in section
+    assert main(["report", str(shard), f"--markdown={tmp_path / 'one.md'}"]) == 0  # a shard's own report too
+    assert "measured in another shard" in (tmp_path / "one.md").read_text(encoding="utf-8")
+
+
+def test_a_run_with_every_test_measured_has_no_such_section(tmp_path: Path) -> None:
+    md = tmp_path / "summary.md"
+    assert main(["merge", str(_write_run(tmp_path / "s.json", _suite()[:2])), f"--markdown={md}"]) == 0
+    assert "Not measured" not in md.read_text(encoding="utf-8")

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from pytest_otel_overhead.reports.html import html_report
+from pytest_otel_overhead.reports.html_large import GROUP, SHOWN
 
 ROOT = Path(__file__).resolve().parent.parent
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -188,9 +189,25 @@ def test_a_report_of_many_tests_opens_with_the_summary_and_the_failing_tests_fir
         "return Array.from(document.querySelectorAll('section[id^=test-]')).filter(s => s.checkVisibility())"
         ".map(s => s.querySelector('h3').textContent)"
     )
-    assert len(shown) == failing and all("PASS" not in heading for heading in shown)  # the passing ones are folded
+    # The first tests that did not pass are shown; the other ones and the passing ones are folded.
+    assert len(shown) == min(failing, SHOWN) and all("PASS" not in heading for heading in shown)
     page_width, viewport, _ = browser.execute_script(OVERFLOW)
     assert page_width <= viewport
+    # Opening the passing tests' fold shows their groups, and opening a group shows its tests (GROUP at most).
+    opened = browser.execute_script(OPEN_PASSING)
+    assert 0 < len(opened) <= GROUP and all("PASS" in heading for heading in opened)
+    assert len(results) - failing > GROUP, "the passing tests fill more than one group"
+
+
+# Opens the fold of the passing tests and its first group; the headings of the sections then shown.
+OPEN_PASSING = """
+const fold = Array.from(document.querySelectorAll('details'))
+  .find(d => /^[0-9,]+ tests that passed$/.test(d.querySelector(':scope > summary').textContent));
+fold.querySelector(':scope > summary').click();
+fold.querySelector(':scope > details > summary').click();
+return Array.from(document.querySelectorAll('section[id^=test-]')).filter(s => s.checkVisibility())
+  .map(s => s.querySelector('h3').textContent).filter(h => h.includes('PASS'));
+"""
 
 
 def test_without_chromium_ci_fails_where_a_developer_skips(monkeypatch: pytest.MonkeyPatch) -> None:

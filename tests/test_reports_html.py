@@ -275,3 +275,37 @@ def test_a_large_report_puts_tests_that_did_not_pass_first_and_folds_the_rest(
 def test_a_small_report_keeps_the_run_order_unfolded(runs: list[RunRecord]) -> None:
     page = html_report(runs[-1], charts=False)
     assert "<details>" not in page and page.index('id="test-0"') < page.index('id="test-1"')
+
+
+def test_a_report_of_many_failing_tests_shows_the_first_and_folds_the_rest_in_groups(
+    make_result: Callable[..., TestResult], make_metric: Callable
+) -> None:
+    from pytest_otel_overhead.reports.html_large import GROUP, SHOWN, TABLE_GROUP
+
+    budget = Budget("relative", 0.05)
+    failing_count = SHOWN + 2 * GROUP + 5
+    results = []
+    for index in range(failing_count + TABLE_GROUP + 7):
+        overhead = 0.08 if index < failing_count else 0.01
+        verdict = Verdict.FAIL if overhead > 0.05 else Verdict.PASS
+        metric = make_metric("cpu", overhead=overhead, ci_low=overhead - 0.005, ci_high=overhead + 0.005,
+                             budget=budget, verdict=verdict)  # fmt: skip
+        results.append(make_result(f"tests/t.py::test_{index}", metrics=(metric,)))
+    page = html_report(RunRecord(results=tuple(results), environment={}, created="now"), charts=False)
+    details = page.split("<h2>Tests</h2>", 1)[1]
+    more = details.index(f"<details><summary>{2 * GROUP + 5:,} more tests that did not pass</summary>")
+    assert details.count('<section id="test-', 0, more) == SHOWN  # unfolded: the first that did not pass
+    groups = details[more:].split("<details><summary>tests ")[1:]
+    assert [g.split("</summary>", 1)[0] for g in groups[:3]] == [
+        f"1–{GROUP} of {2 * GROUP + 5}",
+        f"{GROUP + 1}–{2 * GROUP} of {2 * GROUP + 5}",
+        f"{2 * GROUP + 1}–{2 * GROUP + 5} of {2 * GROUP + 5}",
+    ]
+    assert all(g.count("<section ") <= GROUP for g in groups)
+    summary = page.split("<h2>Tests</h2>", 1)[0].split("<h2>Overhead against budget</h2>", 1)[1]
+    shown_rows = summary.split("<details>", 1)[0]
+    assert shown_rows.count('href="#test-') == SHOWN  # the summary table: the same first tests
+    assert f"<details><summary>the rows of {TABLE_GROUP + 7:,} tests that passed</summary>" in summary
+    health = page.split("<h2>Pipeline health</h2>", 1)[1].split("<h2>", 1)[0].strip()
+    assert health.startswith("<details><summary>the pipeline of every test</summary><details><summary>tests 1–500")
+    assert "content-visibility:auto" in page

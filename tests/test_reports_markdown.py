@@ -160,3 +160,26 @@ def test_visible_keeps_printable_text_as_it_is() -> None:
     text = "tests/t.py::test_ü[é-中-<b>-\\-  spaces]"
     assert visible(text) is text
     assert visible("a\nb\x00c\ud800") == "a\\nb\\x00c\\ud800"
+
+
+def test_tests_not_measured_are_listed_with_why_and_folded_when_many(make_result: Callable[..., TestResult]) -> None:
+    run = RunRecord(results=(make_result("t.py::test_a"),), environment={}, created="now")
+    entry = {"nodeid": "t.py::test_[x|y]", "outcome": "skipped", "reason": "no *collector*\x1b"}
+    few = markdown_report(run, unmeasured=[entry])
+    assert "**Not measured:** 1 test to measure skipped or errored before a result." in few
+    assert "| t.py::test\\_\\[x\\|y\\] | skipped | no \\*collector\\*\\\\x1b |" in few  # one cell each, escaped
+    assert "<details><summary>Not measured</summary>" not in few
+    many = markdown_report(run, unmeasured=[{**entry, "nodeid": f"t.py::test_{k}"} for k in range(11)])
+    assert "**Not measured:** 11 tests to measure" in many and "<details><summary>Not measured</summary>" in many
+    assert "Not measured" not in markdown_report(run)
+
+
+def test_tests_not_measured_have_a_section_of_the_html_report(make_result: Callable[..., TestResult]) -> None:
+    run = RunRecord(results=(make_result("t.py::test_a"),), environment={}, created="now")
+    entry = {"nodeid": "t.py::test_b", "outcome": "error", "reason": "RuntimeError: <no database>"}
+    page = html_report(run, charts=False, unmeasured=[entry])
+    section = page.split("<h2>Not measured</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "1 test to measure skipped or errored before a result" in section
+    assert "test_b" in section and "RuntimeError: &lt;no database&gt;" in section and ">error<" in section
+    assert page.index("<h2>Not measured</h2>") < page.index("<h2>Tests</h2>")
+    assert "Not measured" not in html_report(run, charts=False)

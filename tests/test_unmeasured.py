@@ -75,3 +75,16 @@ def test_a_run_with_everything_measured_has_no_section(pytester: pytest.Pytester
     pytester.makepyfile(test_suite="import pytest\n\n@pytest.mark.otel_overhead\ndef test_measured():\n    pass\n")
     pytester.runpytest_subprocess("-p", "no:cacheprovider", "--otel-overhead", "--otel-overhead-json=r.json")
     assert "unmeasured" not in json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))
+
+
+def test_the_session_reports_list_the_tests_not_measured(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(INSTANT_ENGINE)
+    pytester.makepyfile(test_suite=SUITE)
+    pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--otel-overhead", "--otel-overhead-markdown=r.md", "--otel-overhead-html=r.html"
+    )
+    markdown = (pytester.path / "r.md").read_text(encoding="utf-8")
+    assert "**Not measured:** 3 tests to measure skipped or errored before a result." in markdown
+    assert "| test\\_suite.py::test\\_errored | error | RuntimeError: no database here |" in markdown
+    page = (pytester.path / "r.html").read_text(encoding="utf-8")
+    assert "needs a collector" in page.split("<h2>Not measured</h2>", 1)[1].split("<h2>", 1)[0]

@@ -16,12 +16,13 @@ import math
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from pytest_otel_overhead.engine.replicas import combined_metrics
 from pytest_otel_overhead.history.machines import cpu_models
-from pytest_otel_overhead.history.reader import ROWS_KEY, Carried
+from pytest_otel_overhead.history.reader import ROWS_KEY, Carried, Documents
 from pytest_otel_overhead.history.store import HistoryError, RunRecord, printable
 from pytest_otel_overhead.results import StopReason, TestResult
 from pytest_otel_overhead.stats.verdict import LookPlan
@@ -36,6 +37,9 @@ __all__ = [
     "merge_carried",
     "merge_runs",
     "plugin_version",
+    "plugin_version_here",
+    "run_unmeasured",
+    "same_version_documents",
     "unmeasured_of",
     "unmeasured_tests",
     "with_rows",
@@ -194,6 +198,14 @@ def unmeasured_tests(merged: RunRecord) -> list[dict[str, str]]:
     return list(found.values())
 
 
+def run_unmeasured(run: RunRecord) -> list[dict[str, str]]:
+    """The tests a run was to measure and did not, with why: a merged run's that no shard measured, or
+    those its file lists (a session's JSON report); none for a run from neither."""
+    if isinstance(run.machine.get("shards"), list):
+        return unmeasured_tests(run)
+    return unmeasured_of(run.path) if run.path is not None else []
+
+
 def merge_runs(
     runs: Sequence[RunRecord], *, created: str, name: str | None = None, expect: int | None = None
 ) -> tuple[RunRecord, MergeSummary]:
@@ -266,8 +278,33 @@ def merge_carried(
     return merged, summary, rows
 
 
-def document_chunks(run: RunRecord, carried: Carried, sections: Mapping[str, Any] | None = None) -> Iterator[str]:
-    """``run.to_document()`` (and ``sections``) as compact JSON, in pieces, each test's carried rows as read.
+def same_version_documents(loaded: Sequence[tuple[RunRecord, Documents]], combined: Sequence[str]) -> Documents:
+    """The documents of tests measured once, from shards of this plugin version: those are what it writes
+    of their records, so a merge can write them as read (a shard of another version is written anew)."""
+    ours = plugin_version_here()
+    several = set(combined)
+    return {
+        nodeid: document
+        for run, documents in loaded
+        if ours is not None and plugin_version(run) == ours
+        for nodeid, document in documents.items()
+        if nodeid not in several
+    }
+
+
+def plugin_version_here() -> str | None:
+    """The version of the pytest-otel-overhead that runs, as a session records it in its run."""
+    try:
+        return metadata.version(_PACKAGE)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def document_chunks(
+    run: RunRecord, carried: Carried, sections: Mapping[str, Any] | None = None, documents: Documents | None = None
+) -> Iterator[str]:
+    """``run.to_document()`` (and ``sections``) as compact JSON, in pieces, each test's carried rows as read,
+    and each test of ``documents`` (``same_version_documents``) as read rather than rebuilt from its record.
 
     A test at a time: the rows of a merged run are most of its size, and reading them into numbers
     and writing them back took most of a merge's time; written in pieces, the document is never
@@ -277,9 +314,11 @@ def document_chunks(run: RunRecord, carried: Carried, sections: Mapping[str, Any
     head = {**dataclasses.replace(run, results=()).to_document(), "tests": marker, **(sections or {})}
     before, after = json.dumps(head, separators=(",", ":"), allow_nan=False).split(f'"{marker}"')
     empty = f'"{ROWS_KEY}":[]'
+    documents = documents or {}
     yield before + "["
     for index, result in enumerate(run.results):
-        text = json.dumps(result.as_dict(), separators=(",", ":"), allow_nan=False)
+        document = documents.get(result.nodeid)
+        text = json.dumps(result.as_dict() if document is None else document, separators=(",", ":"), allow_nan=False)
         rows = carried.get(result.nodeid)
         if rows is not None and text.count(empty) == 1:
             text = text.replace(empty, f'"{ROWS_KEY}":{rows}')

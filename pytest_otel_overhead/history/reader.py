@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import sys
 from collections.abc import Callable, Mapping
@@ -40,13 +41,15 @@ from pytest_otel_overhead.wire.checks import (
     read_text,
     rows_text,
 )
-from pytest_otel_overhead.wire.document import from_document
+from pytest_otel_overhead.wire.document import derived_of, from_document
 
 __all__ = [
     "MAX_RUN_BYTES",
     "ROWS_KEY",
     "Carried",
+    "Documents",
     "load_run",
+    "load_run_carrying",
     "load_run_carrying_rows",
     "parse_run",
     "result_from_dict",
@@ -219,6 +222,15 @@ Carried = dict[str, str]
 """Per node id, the compact JSON text of the test's raw rows as its file held them, not read into the record."""
 
 
+def _table_end(raw: bytes, start: int) -> int:
+    """Where the row table starting at ``start`` ends, as far as its brackets tell (its rows hold no other)."""
+    end = raw.find(b"]]", start) + 2
+    if end < 2 or raw.find(b'"', start, end) >= 0:  # written with whitespace between the brackets (indented)
+        found = re.compile(rb"\][ \t\n\r]*\]").search(raw, start)  # compiled on first use; re keeps it
+        end = found.end() if found else -1
+    return end
+
+
 def _cut_rows(raw: bytes, token: bytes) -> tuple[bytes, list[bytes]]:
     """``raw`` with each row table that ``rows_text`` accepts replaced by a marker string, and the tables."""
     pieces: list[bytes] = []
@@ -228,28 +240,38 @@ def _cut_rows(raw: bytes, token: bytes) -> tuple[bytes, list[bytes]]:
     at = raw.find(quoted)
     while at >= 0:
         start = raw.find(b"[", at)
-        end = raw.find(b"]]", start)
-        table = rows_text(raw[start : end + 2], 4) if start > 0 and end > 0 else None
+        end = _table_end(raw, start) if start > 0 else -1
+        table = rows_text(raw[start:end], 4) if end > 0 else None
         if table is None or table == b"[]" or raw[at + len(quoted) : start].strip() != b":":
             at = raw.find(quoted, at + 1)  # left for the strict reader, which says what is wrong
             continue
         pieces += [raw[done:start], b'"' + token + str(len(tables)).encode() + b'"']
         tables.append(table)
-        done = end + 2
+        done = end
         at = raw.find(quoted, done)
     pieces.append(raw[done:])
     return b"".join(pieces), tables
 
 
-def load_run_carrying_rows(path: Path) -> tuple[RunRecord, Carried]:
-    """A run whose raw rows are checked (``wire.checks.rows_text``) and kept as text, not read into records.
+Documents = dict[str, dict[str, Any]]
+"""Per node id, a test's document as its file held it (its rows left out, as ``Carried`` holds them)."""
+
+
+def _says_what_it_holds(result: TestResult, test: dict[str, Any]) -> bool:
+    """Whether the figures the document derives for its readers (verdict, outcome) are its record's."""
+    return all(test.get(derived.key) == derived.compute(result) for derived in derived_of(TestResult))
+
+
+def load_run_carrying(path: Path) -> tuple[RunRecord, Carried, Documents]:
+    """A run whose raw rows are checked (``wire.checks.rows_text``) and kept as text, not read into records,
+    and each test's document as read (every value checked, as ``load_run`` checks it).
 
     For a merge, which writes a test measured once as it was read: its records then hold no ``samples``,
-    and the text of each test's rows comes back beside the run, by node id. Everything else is read
-    as ``load_run`` reads it.
+    and the text of each test's rows comes back beside the run, by node id, with the test's document
+    (left out when its derived figures are not its record's: a file edited by hand).
     """
-    token = secrets.token_hex(8).encode() + b":"
-    cut, tables = _cut_rows(_read_bytes(path), token)
+    marker = secrets.token_hex(8) + ":"
+    cut, tables = _cut_rows(_read_bytes(path), marker.encode())
     data = _decode(path, cut)
     del cut
     found: dict[int, str] = {}
@@ -257,10 +279,18 @@ def load_run_carrying_rows(path: Path) -> tuple[RunRecord, Carried]:
     for index, test in enumerate(tests if isinstance(tests, list) else []):
         samples = test.get("samples") if isinstance(test, dict) else None
         value = samples.get(ROWS_KEY) if isinstance(samples, dict) else None
-        if isinstance(samples, dict) and isinstance(value, str) and value.encode().startswith(token):
-            found[index] = tables[int(value[len(token) :])].decode("ascii")
+        if isinstance(samples, dict) and isinstance(value, str) and value.startswith(marker):
+            found[index] = tables[int(value[len(marker) :])].decode("ascii")
             samples[ROWS_KEY] = []
     if len(found) != len(tables):  # a table stood outside a test's samples: read the file as it is
-        return load_run(path), {}
+        return load_run(path), {}, {}
     run = parse_run(data, str(path), path)
-    return run, {run.results[index].nodeid: rows for index, rows in found.items()}
+    pairs = zip(run.results, data["tests"], strict=True)
+    documents = {result.nodeid: test for result, test in pairs if _says_what_it_holds(result, test)}
+    return run, {run.results[index].nodeid: rows for index, rows in found.items()}, documents
+
+
+def load_run_carrying_rows(path: Path) -> tuple[RunRecord, Carried]:
+    """``load_run_carrying`` without the documents: the run, and its rows as text by node id."""
+    run, carried, _ = load_run_carrying(path)
+    return run, carried

@@ -39,6 +39,8 @@ def valid_name(name: str) -> bool:
 def printable(text: str) -> str:
     """Text from a file made safe for one line of a terminal: control characters (a newline, an
     escape sequence) and lone surrogates are shown escaped, not obeyed."""
+    if text.isprintable():  # nearly always: a merge prints tens of thousands of lines
+        return text
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 

@@ -280,7 +280,7 @@ class TrackingPlugin:
         if self.markdown or step_summary:
             from pytest_otel_overhead.reports.markdown import markdown_report  # only when asked for
 
-            text = markdown_report(current, comparison, warnings=self.warnings)
+            text = markdown_report(current, comparison, warnings=self.warnings, unmeasured=self.session.unmeasured)
             if self.markdown:
                 self._write(self.markdown, text, f"wrote Markdown summary to {self.markdown}")
             if step_summary:
@@ -290,7 +290,7 @@ class TrackingPlugin:
 
             history, errors = self.store.load_all()
             notes = [*self.warnings, *(f"left out of the history: {e}" for e in errors)]
-            text = html_report(current, comparison, history, warnings=notes)
+            text = html_report(current, comparison, history, warnings=notes, unmeasured=self.session.unmeasured)
             self._write(self.html, text, f"wrote HTML report to {self.html}")
 
     def _write(self, target: Path, text: str, done: str | None, *, append: bool = False) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytest_otel_overhead import __version__
@@ -26,6 +26,18 @@ from pytest_otel_overhead.history.compare import Comparison
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.reports.drawing import CHARTS_EXTRA, ChartDrawer, charts_available
 from pytest_otel_overhead.reports.html_comparison import comparison_section
+from pytest_otel_overhead.reports.html_large import (
+    GROUP,
+    LARGE_REPORT,
+    LARGE_STYLE,
+    MAX_LARGE_CHARTS,
+    SHOWN,
+    attention_first,
+    attention_table,
+    folded,
+    large_chart_rows,
+    table_of_tests,
+)
 from pytest_otel_overhead.reports.html_text import escape_html, table, unbroken, verdict_span, wrappable_id
 from pytest_otel_overhead.reports.markdown import budget_cell, headline_metrics, overhead_cell, run_facts
 from pytest_otel_overhead.reports.terminal import outcome_lines, overhead_heading, verdict_label
@@ -35,19 +47,13 @@ from pytest_otel_overhead.stats.verdict import Verdict
 __all__ = [
     "ARMS_HEADING",
     "CHARTS_EXTRA",
+    "LARGE_REPORT",
     "NO_PAIRED_ESTIMATE",
     "charts_available",
     "html_report",
 ]
 
 MAX_DETAILED_CHARTS = 40
-LARGE_REPORT = 100
-"""Above this many tests, the page puts the tests that did not pass first and folds the passing ones away."""
-MAX_LARGE_CHARTS = 10
-"""A large report draws per-test charts for this many tests (the first that did not pass): at about
-half a second a chart, 40 of them were most of the time to write a page of 5,000 tests."""
-MAX_OVERVIEW_BARS = 200
-"""The overview chart of a large report shows at most this many tests that did not pass (all are in the table)."""
 MAX_TRENDS = 12
 
 _STYLE = """
@@ -184,37 +190,30 @@ def _summary(run: RunRecord, charts: ChartDrawer) -> str:
         + "</p>"
     ]
     chart_rows = []
-    table_rows = []
+    table_rows: dict[int, list[list[str]]] = {}
     kinds = _kinds([m for result in results for m in headline_metrics(result)])
     for index, result in enumerate(results):
         for position, metric in enumerate(headline_metrics(result)):
             if metric.kind == "relative":
                 chart_rows.append((result.nodeid + ("" if metric.metric == "cpu" else f" · {metric.label}"), metric))
-            table_rows.append(_summary_row(index, result, metric, kinds, position == 0))
+            table_rows.setdefault(index, []).append(_summary_row(index, result, metric, kinds, position == 0))
     if len(results) > LARGE_REPORT:
-        chart_rows, line = _large_chart_rows(results, chart_rows)
+        chart_rows, line = large_chart_rows(results, chart_rows)
         parts.append(f'<p class="muted">{_h(line)}</p>')
     if chart_rows:
         parts.append(_overview_chart(chart_rows, charts))
     k = len(kinds)  # overhead columns start at 2; the arms and pairs follow budget and its verdict
     numeric = (*range(2, 2 + k), 4 + k, 5 + k)
-    parts.append(_table(_summary_header(kinds), table_rows, numeric, grouped=True))
+
+    def make(rows: Sequence[Sequence[str]]) -> str:
+        return _table(_summary_header(kinds), rows, numeric, grouped=True)
+
+    if len(results) <= LARGE_REPORT:
+        parts.append(make([row for rows in table_rows.values() for row in rows]))
+    else:
+        parts.append(attention_table(results, table_rows, make))
     parts.append(_against_arms_note([m for result in results for m in headline_metrics(result)]))
     return "".join(parts)
-
-
-def _large_chart_rows(
-    results: Sequence[TestResult], rows: Sequence[tuple[str, MetricResult]]
-) -> tuple[list[tuple[str, MetricResult]], str]:
-    """A large report's chart: the tests that did not pass, at most ``MAX_OVERVIEW_BARS``; a chart of
-    thousands of bars is neither drawn quickly nor read."""
-    passing = {r.nodeid for r in results if r.outcome == Verdict.PASS.value}
-    shown = [row for row in rows if row[0].split(" · ", 1)[0] not in passing][:MAX_OVERVIEW_BARS]
-    line = (
-        f"{len(results)} tests: the chart shows {len(shown)} measurements of tests that did not pass "
-        f"(at most {MAX_OVERVIEW_BARS}); the table lists every test."
-    )
-    return shown, line
 
 
 def _trend(run: RunRecord, history: Sequence[RunRecord], charts: ChartDrawer) -> str:
@@ -250,7 +249,8 @@ def _trend(run: RunRecord, history: Sequence[RunRecord], charts: ChartDrawer) ->
             parts.append(charts.draw(make, f"overhead of {result.nodeid} run after run"))
     if not rows:
         return ""
-    parts.append(_table(["test", "run", overhead_heading("relative"), "95% CI"], rows, (2, 3), grouped=True))
+    header = ["test", "run", overhead_heading("relative"), "95% CI"]
+    parts.append(_long_table(run, "the overhead of every test, run by run", header, rows, (2, 3)))
     return "".join(parts)
 
 
@@ -368,24 +368,27 @@ def _test_section(index: int, result: TestResult, charts: ChartDrawer, chart: bo
 
 def _details(run: RunRecord, charts: ChartDrawer) -> str:
     """Each test's section, in the run's order; in a large report the tests that did not pass come
-    first, with the charts, and the passing ones are folded into one ``<details>``."""
+    first, with the charts, the first ``SHOWN`` of them unfolded, and the rest folded in groups."""
     indexed = list(enumerate(run.results))
     if len(indexed) <= LARGE_REPORT:
         return "".join(_test_section(i, r, charts, i < MAX_DETAILED_CHARTS, MAX_DETAILED_CHARTS) for i, r in indexed)
-    attention = [(i, r) for i, r in indexed if r.outcome != Verdict.PASS.value]
-    passing = [(i, r) for i, r in indexed if r.outcome == Verdict.PASS.value]
-    ordered = [*attention, *passing]
+    attention, passing = attention_first(run.results)
     limit = MAX_LARGE_CHARTS
-    sections = [_test_section(i, r, charts, rank < limit, limit) for rank, (i, r) in enumerate(ordered)]
-    parts = [
-        f'<p class="muted">{len(attention)} tests that did not pass first, then {len(passing)} that passed, '
-        f"folded; charts for the first {MAX_LARGE_CHARTS} only.</p>",
-        *sections[: len(attention)],
-    ]
-    if passing:
-        parts.append(f"<details><summary>{len(passing)} tests that passed</summary>")
-        parts += [*sections[len(attention) :], "</details>"]
-    return "".join(parts)
+    sections = [_test_section(i, r, charts, rank < limit, limit) for rank, (i, r) in enumerate(attention + passing)]
+    shown = (
+        f" (the first {SHOWN} shown, the other {len(attention) - SHOWN:,} folded in groups of {GROUP})"
+        if len(attention) > SHOWN
+        else ""
+    )
+    return "".join(
+        [
+            f'<p class="muted">{len(attention)} tests that did not pass first{shown}, then {len(passing)} that '
+            f"passed, folded; charts for the first {MAX_LARGE_CHARTS} only.</p>",
+            *sections[: min(SHOWN, len(attention))],
+            folded(f"{len(attention) - SHOWN:,} more tests that did not pass", sections[SHOWN : len(attention)]),
+            folded(f"{len(passing)} tests that passed", sections[len(attention) :]),
+        ]
+    )
 
 
 def _heap(run: RunRecord, charts: ChartDrawer) -> str:
@@ -405,7 +408,7 @@ def _heap(run: RunRecord, charts: ChartDrawer) -> str:
     ]
     chart = charts.draw(lambda module: str(module.heap_chart(run.results)), "peak heap of both arms")
     header = ["test", "peak heap: baseline → instrumented", *_overhead_headers(kinds), "verdict"]
-    table = _table(header, rows, (1, *range(2, 2 + len(kinds))), grouped=True)
+    table = _long_table(run, "the peak heap of every test", header, rows, (1, *range(2, 2 + len(kinds))))
     return chart + table + _against_arms_note([heap for _, heap in measured])
 
 
@@ -429,12 +432,22 @@ def _health_overview(run: RunRecord) -> str:
         )
     if not rows:
         return ""
-    return _table(
-        ["test", "pipeline", "spans/call", "sampled/call", "exported/call", "dropped", "export calls"],
-        rows,
-        (2, 3, 4, 5, 6),
-        grouped=True,
-    )
+    header = ["test", "pipeline", "spans/call", "sampled/call", "exported/call", "dropped", "export calls"]
+    return _long_table(run, "the pipeline of every test", header, rows, (2, 3, 4, 5, 6))
+
+
+def _unmeasured(run: RunRecord, unmeasured: Sequence[Mapping[str, str]]) -> str:
+    count = f"{len(unmeasured)} test{'s' if len(unmeasured) != 1 else ''}"
+    rows = [[_id(e["nodeid"]), _h(e["outcome"]), _h(e["reason"])] for e in unmeasured]
+    lead = f"<p>{count} to measure skipped or errored before a result:</p>"
+    return lead + _long_table(run, f"the {count} not measured", ["test", "outcome", "reason"], rows, ())
+
+
+def _long_table(
+    run: RunRecord, label: str, header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[int]
+) -> str:
+    """A table with a row or a few per test: in a large report, folded under ``label``."""
+    return table_of_tests(len(run.results), label, rows, lambda part: _table(header, part, numeric, grouped=True))
 
 
 def html_report(
@@ -445,8 +458,10 @@ def html_report(
     warnings: Sequence[str] = (),
     charts: bool | None = None,
     title: str = "OpenTelemetry overhead",
+    unmeasured: Sequence[Mapping[str, str]] = (),
 ) -> str:
-    """The report as one HTML document. ``charts=None`` draws charts when matplotlib is installed."""
+    """The report as one HTML document. ``charts=None`` draws charts when matplotlib is installed;
+    ``unmeasured``: the tests that were to be measured and were not, as the JSON report lists them."""
     drawing = ChartDrawer(charts_available() if charts is None else charts)
     facts = run_facts(run)
     body = [f"<h1>{_h(title)}</h1>", f'<p class="muted">{_h(" · ".join(facts))}</p>' if facts else ""]
@@ -455,6 +470,8 @@ def html_report(
     for warning in warnings:
         body.append(f'<p class="note">{_h(warning)}</p>')
     body += ["<h2>Overhead against budget</h2>", _summary(run, drawing)]
+    if unmeasured:
+        body += ["<h2>Not measured</h2>", _unmeasured(run, unmeasured)]
     if comparison is not None:
         body += ["<h2>Compared with an earlier run</h2>", comparison_section(comparison)]
     trend = _trend(run, history, drawing)
@@ -471,7 +488,8 @@ def html_report(
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_h(title)} — {_h(run.label)}</title><style>{_STYLE}</style></head><body>"
+        f"<title>{_h(title)} — {_h(run.label)}</title>"
+        f"<style>{_STYLE}{LARGE_STYLE if len(run.results) > LARGE_REPORT else ''}</style></head><body>"
         + "\n".join(body)
         + "</body></html>\n"
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytest_otel_overhead.formatting import NO_FIGURE, interval, percentage_points, signed_percent_or_dash, visible
@@ -27,18 +27,26 @@ from pytest_otel_overhead.results import (
 )
 from pytest_otel_overhead.stats.verdict import Verdict
 
-__all__ = ["budget_cell", "escape", "headline_metrics", "markdown_report", "overhead_cell", "run_facts"]
+__all__ = [
+    "budget_cell",
+    "escape",
+    "headline_metrics",
+    "markdown_report",
+    "overhead_cell",
+    "run_facts",
+    "unmeasured_lines",
+]
 
 VERDICT_MARKS = {Verdict.PASS: "✅", Verdict.FAIL: "❌", Verdict.INCONCLUSIVE: "⚠️"}
 OUTCOME_MARKS = {**{v.value: mark for v, mark in VERDICT_MARKS.items()}, NO_TELEMETRY: "🚫", FAILED_EXPORTS: "🚫"}
 CHANGE_MARKS = {Verdict.FAIL: "❌ regressed", Verdict.PASS: "✅ ok", Verdict.INCONCLUSIVE: "⚠️ undecided"}
 _MARKDOWN_SPECIAL = "\\`*_[]|~#!$"
+_ESCAPED = str.maketrans({c: "\\" + c for c in _MARKDOWN_SPECIAL})
 
 
 def escape(text: str) -> str:
     """Text shown as written inside Markdown (GitHub flavour), table cells included; controls shown escaped."""
-    text = html.escape(visible(text), quote=False)
-    return "".join("\\" + c if c in _MARKDOWN_SPECIAL else c for c in text)
+    return html.escape(visible(text), quote=False).translate(_ESCAPED)
 
 
 def headline_metrics(result: TestResult) -> tuple[MetricResult, ...]:
@@ -127,6 +135,19 @@ def _notes(results: Sequence[TestResult]) -> list[str]:
     return notes
 
 
+def unmeasured_lines(unmeasured: Sequence[Mapping[str, str]]) -> list[str]:
+    """The tests that were to be measured and were not, with why: a short table (folded when long)."""
+    if not unmeasured:
+        return []
+    rows = [f"| {escape(e['nodeid'])} | {escape(e['outcome'])} | {escape(e['reason'])} |" for e in unmeasured]
+    table = ["| Test | Outcome | Reason |", "| --- | --- | --- |", *rows]
+    count = f"{len(unmeasured)} test{'s' if len(unmeasured) != 1 else ''} to measure"
+    lead = f"**Not measured:** {count} skipped or errored before a result."
+    if len(unmeasured) > 10:
+        return ["", lead, "", "<details><summary>Not measured</summary>", "", *table, "", "</details>"]
+    return ["", lead, "", *table]
+
+
 def _comparison(comparison: Comparison) -> list[str]:
     lines = ["", f"### Compared with {escape(describe_run(comparison.before))}", ""]
     if comparison.criteria:
@@ -171,8 +192,10 @@ def markdown_report(
     *,
     title: str = "OpenTelemetry overhead",
     warnings: Sequence[str] = (),
+    unmeasured: Sequence[Mapping[str, str]] = (),
 ) -> str:
-    """The whole summary as one Markdown document."""
+    """The whole summary as one Markdown document; ``unmeasured``: the tests that were to be measured and
+    were not (``{"nodeid", "outcome", "reason"}`` each, as the JSON report's ``unmeasured`` section holds them)."""
     results = run.results
     counts = {v: sum(1 for r in results if r.outcome == v.value) for v in Verdict}
     others = [(o.replace("_", " "), sum(1 for r in results if r.outcome == o)) for o in OTHER_OUTCOMES]
@@ -188,6 +211,7 @@ def markdown_report(
         lines += _results_table(results)
         if any(m.against_arms for r in results for m in headline_metrics(r)):
             lines += ["", escape(AGAINST_ARMS_NOTE)]
+    lines += unmeasured_lines(unmeasured)
     notes = _notes(results)
     if notes:
         lines += ["", "<details><summary>Notes</summary>", "", *notes, "", "</details>"]

@@ -291,6 +291,8 @@ def wrap(line: str, width: int, indent: str = "    ") -> list[str]:
     Words longer than the width (a test id) stay whole rather than break mid-word, and a figure
     stays with its unit (``12.3 µs``).
     """
+    if line and len(indent) + len(line) <= max(width, 40) and line.isprintable() and line == line.strip():
+        return [indent + line]  # what textwrap makes of a short line of plain spaces, without its cost
     kept = _FIGURE_AND_UNIT.sub("\u00a0", line)  # textwrap breaks at ASCII spaces only
     lines = textwrap.wrap(
         kept,

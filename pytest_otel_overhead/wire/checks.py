@@ -8,9 +8,10 @@ texts. A value that does not fit raises :class:`Malformed`, whose message names 
 
 from __future__ import annotations
 
-import itertools
+import functools
 import json
 import math
+import re
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -258,31 +259,34 @@ def read_budget(value: Any) -> Budget:
 
 
 _WHITESPACE = b" \t\n\r"
-_ROW_CHARACTERS = b"0123456789eE+-.,[]nul"
-_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_SPACE = rb"[ \t\n\r]*+"
+# A JSON number whose float is surely finite (at most 200 digits before the point, a positive exponent of
+# at most two digits), or null; possessive, so a failed row is refused without backtracking through it.
+_NUMBER = rb"(?:-?+(?:0|[1-9][0-9]{0,199}+)(?:\.[0-9]++)?+(?:[eE](?:-[0-9]++|\+?+[0-9]{1,2}+))?+|null)"
+
+
+@functools.cache
+def _rows_patterns(width: int) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
+    """The rows of ``width`` numbers as a compact document holds them, and with JSON's whitespace between tokens."""
+
+    def table(space: bytes) -> re.Pattern[bytes]:
+        row = rb"\[" + space + (space + b"," + space).join([_NUMBER] * width) + space + rb"\]"
+        return re.compile(rb"\[" + space + row + rb"(?:" + space + b"," + space + row + rb")*+" + space + rb"\]")
+
+    return table(b""), table(_SPACE)
 
 
 def rows_text(raw: bytes, width: int) -> bytes | None:
-    """Rows of ``width`` numbers (or ``null``) as a document holds them, compacted, when they are that:
-    checked in a few passes over the text (characters, row widths, every number parsed and finite)
-    without a Python object per number. ``None`` when not, and the strict reader then says why."""
-    compact = raw.translate(None, _WHITESPACE)
-    if compact == b"[]":
-        return compact
-    if compact.translate(None, _ROW_CHARACTERS) or compact[:2] != b"[[" or compact[-2:] != b"]]":
-        return None
-    # Forms ``float`` takes and JSON does not: a dot without a digit on each side, a plus outside an exponent.
-    digits = compact.translate(_DIGITS_AS_ZERO)
-    if digits.count(b"0.0") != digits.count(b".") or compact.count(b"+") != compact.count(b"e+") + compact.count(b"E+"):
-        return None
-    rows = compact[2:-2].split(b"],[")
-    joined = b",".join(rows)
-    if b"[" in joined or b"]" in joined or set(map(bytes.count, rows, itertools.repeat(b","))) != {width - 1}:
-        return None
-    try:
-        # A null stands alone between commas; one run into other characters stays, and float refuses it.
-        tokens = (b"," + joined).replace(b",null", b",0")[1:].split(b",")
-        numbers = list(map(float, tokens))
-    except ValueError:
-        return None
-    return compact if math.isfinite(math.fsum(numbers)) else None
+    """Rows of ``width`` numbers (or ``null``) as a document holds them, compacted, when they are that and
+    every number is finite: checked by one pattern over the text, with no Python object per number.
+    ``None`` when not (or when a number is too large to be surely finite), and the strict reader then says why."""
+    compact, spaced = _rows_patterns(width)
+    if compact.fullmatch(raw):
+        return raw
+    if len(raw) < 64 and raw.translate(None, _WHITESPACE) == b"[]":
+        return b"[]"
+    # JSON written with a space after each comma (``json.dumps``'s default): dropping those joins no tokens.
+    tightened = raw.replace(b", ", b",")
+    if tightened is not raw and compact.fullmatch(tightened):
+        return tightened
+    return raw.translate(None, _WHITESPACE) if spaced.fullmatch(raw) else None

@@ -33,6 +33,7 @@ from pytest_otel_overhead.wire.checks import (
     read_entries,
     read_flag,
     read_items,
+    read_list,
     read_number,
     read_object,
     read_text,
@@ -40,9 +41,10 @@ from pytest_otel_overhead.wire.checks import (
 )
 from pytest_otel_overhead.wire.form import FORM
 
-__all__ = ["Derived", "Form", "derived_of", "form_of", "from_document", "to_document"]
+__all__ = ["Derived", "Form", "derived_of", "form_of", "from_document", "read_typed", "to_document", "typed_reader"]
 
 T = TypeVar("T")
+_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,16 @@ def form_of(field: dataclasses.Field[Any]) -> Form:
 # Writing
 
 
+_AS_IS = frozenset({str, int, bool, type(None)})
+
+
 def plain(value: Any) -> Any:
     """A value as documents hold it, by its type."""
+    kind = type(value)
+    if kind in _AS_IS:  # most values: checked first, as a merged run writes a million of them
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return to_document(value)
     if isinstance(value, enum.Enum):
@@ -131,35 +141,63 @@ def plain(value: Any) -> Any:
     return value
 
 
-def _written(record: Any, field: dataclasses.Field[Any], spec: Form) -> Any:
-    value = getattr(record, field.name)
-    if spec.write is not None:
-        return spec.write(value)
-    if spec.per is not None:
-        calls = getattr(record, spec.per)
+def _per_call_writer(name: str, per: str) -> Callable[[Any], Any]:
+    def write(record: Any) -> Any:
+        value, calls = getattr(record, name), getattr(record, per)
 
         def per_call(count: float) -> float | None:
             return finite_or_none(count / calls if calls else math.nan)
 
         if isinstance(value, tuple):  # (name, count) pairs: an object of per-call figures
-            return {name: per_call(count) for name, count in value}
+            return {item: per_call(count) for item, count in value}
         return None if value is None else per_call(value)
+
+    return write
+
+
+def _field_writer(field: dataclasses.Field[Any], spec: Form) -> Callable[[Any], Any]:
+    """The document's value of the field, from the record."""
+    name = field.name
+    if spec.write is not None:
+        custom = spec.write
+        return lambda record: custom(getattr(record, name))
+    if spec.per is not None:
+        return _per_call_writer(name, spec.per)
     if spec.keyed_by is not None:
-        return {getattr(item, spec.keyed_by): plain(item) for item in value}
+        by = spec.keyed_by
+        return lambda record: {getattr(item, by): plain(item) for item in getattr(record, name)}
     if spec.entries:
-        return {str(name): plain(item) for name, item in value}
-    return plain(value)
+        return lambda record: {str(key): plain(item) for key, item in getattr(record, name)}
+    return lambda record: plain(getattr(record, name))
+
+
+_Written = tuple[str, Callable[[Any], Any], Callable[[Any], bool] | None, bool]
+_WRITERS: dict[type, tuple[_Written, ...]] = {}
+
+
+def _written(field: dataclasses.Field[Any]) -> _Written:
+    """The field's key, its writer, whether a record writes it, and whether it is inline (its record, as is)."""
+    spec, name = form_of(field), field.name
+    write = _field_writer(field, spec) if not spec.inline else lambda record: getattr(record, name)
+    return spec.key_of(name), write, spec.written, spec.inline
+
+
+def _writers(kind: type) -> tuple[_Written, ...]:
+    """How each field of ``kind`` is written, decided once per record type."""
+    writers = _WRITERS.get(kind)
+    if writers is None:
+        writers = _WRITERS[kind] = tuple(_written(field) for field in dataclasses.fields(kind))
+    return writers
 
 
 def to_document(record: Any) -> dict[str, Any]:
     """The record as a JSON-ready dict: its fields, then the figures its ``DERIVED`` adds."""
     data: dict[str, Any] = {}
-    for field in dataclasses.fields(record):
-        spec = form_of(field)
-        if spec.inline:
-            data.update(to_document(getattr(record, field.name)))
-        elif spec.written is None or spec.written(record):
-            data[spec.key_of(field.name)] = _written(record, field, spec)
+    for key, write, written, inline in _writers(type(record)):
+        if inline:
+            data.update(to_document(write(record)))
+        elif written is None or written(record):
+            data[key] = write(record)
     for derived in derived_of(type(record)):
         data[derived.key] = derived.compute(record)
     return data
@@ -172,6 +210,10 @@ def derived_of(kind: type) -> tuple[Derived, ...]:
 
 # ---------------------------------------------------------------------------------------------
 # Reading
+
+
+Reader = Callable[[Any], Any]
+"""A JSON value to a field's value, checked (raises ``Malformed``)."""
 
 
 @functools.cache
@@ -188,54 +230,93 @@ def _read_enum(kind: type[enum.Enum], value: Any) -> enum.Enum:
         raise Malformed(f"{describe(text)} is not a {kind.__name__.lower()} ({options})") from None
 
 
-def _read_tuple(hint: Any, value: Any) -> tuple[Any, ...]:
-    args = typing.get_args(hint)
-    if len(args) == 2 and args[1] is Ellipsis:
-        return tuple(read_items(value, lambda item: read_typed(args[0], item)))
-    row = read_items(value, lambda item: item)
-    if len(row) != len(args):
-        raise Malformed(f"a row of {len(row)} values, not {len(args)}")
-    return tuple(read_typed(arg, item) for arg, item in zip(args, row, strict=True))
+def _row_reader(args: tuple[Any, ...]) -> Reader:
+    readers = tuple(typed_reader(arg) for arg in args)
+
+    def read(value: Any) -> tuple[Any, ...]:
+        row = read_list(value)
+        if len(row) != len(readers):
+            raise Malformed(f"a row of {len(row)} values, not {len(readers)}")
+        return tuple(read(item) for read, item in zip(readers, row, strict=True))
+
+    return read
+
+
+def _literal_reader(options: tuple[Any, ...]) -> Reader:
+    def read(value: Any) -> str:
+        text = read_text(value)
+        if text not in options:
+            raise Malformed(f"{describe(text)} is not one of {', '.join(map(str, options))}")
+        return text
+
+    return read
+
+
+_BASE_READERS: dict[Any, Reader] = {
+    float: read_number,
+    int: read_count,
+    str: read_text,
+    bool: read_flag,
+    Budget: read_budget,
+}
+
+
+@functools.cache
+def typed_reader(hint: Any) -> Reader:
+    """The reader of a JSON value as a value of type ``hint``, made once per type: a merged run reads a
+    million values, and choosing the reader by the type at each value took most of the time."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType) and _accepts_none(hint):
+        inner = typed_reader(_without_none(hint))
+        return lambda value: None if value is None else inner(value)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            item = typed_reader(args[0])
+            return lambda value: tuple(read_items(value, item))
+        return _row_reader(args)
+    if origin is typing.Literal:
+        return _literal_reader(typing.get_args(hint))
+    if hint in _BASE_READERS:
+        return _BASE_READERS[hint]
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return functools.partial(_read_enum, hint)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return functools.partial(from_document, hint)
+
+    def unknown(value: Any) -> Any:
+        raise TypeError(f"no document form for {hint!r}")
+
+    return unknown
 
 
 def read_typed(hint: Any, value: Any) -> Any:
     """A JSON value as a value of type ``hint``, checked."""
-    origin = typing.get_origin(hint)
-    if origin in (Union, types.UnionType):
-        return None if value is None and _accepts_none(hint) else read_typed(_without_none(hint), value)
-    if origin is tuple:
-        return _read_tuple(hint, value)
-    if origin is typing.Literal:
-        text = read_text(value)
-        if text not in typing.get_args(hint):
-            raise Malformed(f"{describe(text)} is not one of {', '.join(map(str, typing.get_args(hint)))}")
-        return text
-    readers: dict[Any, Callable[[Any], Any]] = {
-        float: read_number,
-        int: read_count,
-        str: read_text,
-        bool: read_flag,
-        Budget: read_budget,
-    }
-    if hint in readers:
-        return readers[hint](value)
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return _read_enum(hint, value)
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return from_document(hint, value)
-    raise TypeError(f"no document form for {hint!r}")
+    return typed_reader(hint)(value)
 
 
-def _read_per(hint: Any, value: Any, calls: int) -> Any:
+@functools.cache
+def _per_reader(hint: Any) -> Callable[[Any, int], Any]:
     """A per-call figure times the calls; ``null`` (no calls to divide by) counts as none."""
-    if value is None and _accepts_none(hint):
-        return None
+    nullable = _accepts_none(hint)
     if typing.get_origin(hint) is tuple:  # (name, count) pairs, from an object of per-call figures
-        return tuple(read_entries(value if value is not None else {}, lambda v: _read_per(int, v, calls)))
-    total = read_amount(value) * calls if value is not None else 0.0
-    if total > LARGEST_COUNT:
-        raise Malformed(f"{describe(value)} per call over {calls} calls is more than any run counts")
-    return total if float in (hint, *typing.get_args(hint)) else round(total)
+        count = _per_reader(int)
+        return lambda value, calls: (
+            None
+            if value is None and nullable
+            else tuple(read_entries(value if value is not None else {}, lambda v: count(v, calls)))
+        )
+    as_float = float in (hint, *typing.get_args(hint))
+
+    def read(value: Any, calls: int) -> Any:
+        if value is None and nullable:
+            return None
+        total = read_amount(value) * calls if value is not None else 0.0
+        if total > LARGEST_COUNT:
+            raise Malformed(f"{describe(value)} per call over {calls} calls is more than any run counts")
+        return total if as_float else round(total)
+
+    return read
 
 
 def _without_none(hint: Any) -> Any:
@@ -245,34 +326,112 @@ def _without_none(hint: Any) -> Any:
     return chosen
 
 
-def _read_value(hint: Any, spec: Form, value: Any, read_so_far: Mapping[str, Any]) -> Any:
-    if spec.read is not None:
+def _custom_reader(custom: Reader) -> Reader:
+    def read(value: Any) -> Any:
         try:
-            return spec.read(value)
+            return custom(value)
         except SettingsError as error:
             raise Malformed(str(error)) from None
-    if spec.per is not None:
-        return _read_per(hint, value, read_so_far[spec.per])
-    if value is None and _accepts_none(hint):
-        return None
-    hint = _without_none(hint)
+
+    return read
+
+
+def _number_reader(spec: Form) -> Reader:
+    null, amount = spec.null, spec.amount
+
+    def read(value: Any) -> float:
+        number = read_number(value, null)
+        if amount and number < 0:
+            raise Malformed(f"{describe(value)} is negative")
+        return number
+
+    return read
+
+
+def _value_reader(hint: Any, spec: Form) -> Reader:
+    """The reader of a field's non-null value, by its form and then its type."""
     if spec.keyed_by is not None:
         (item,) = [arg for arg in typing.get_args(hint) if arg is not Ellipsis]
-        return tuple(entry for _, entry in read_entries(value, lambda v: read_typed(item, v)))
+        keyed = typed_reader(item)
+        return lambda value: tuple(entry for _, entry in read_entries(value, keyed))
     if spec.entries:
         (pair, _) = typing.get_args(hint)
         _, kind = typing.get_args(pair)
-        return tuple(read_entries(value, lambda v: read_typed(kind, v)))
+        entry = typed_reader(kind)
+        return lambda value: tuple(read_entries(value, entry))
     if hint is float:
-        number = read_number(value, spec.null)
-        if spec.amount and number < 0:
-            raise Malformed(f"{describe(value)} is negative")
-        return number
-    return read_typed(hint, value)
+        return _number_reader(spec)
+    return typed_reader(hint)
+
+
+def _field_reader(hint: Any, spec: Form) -> Reader:
+    """The reader of a field's value: its own, or by its form and type (``null`` aside, when the type has ``None``)."""
+    if spec.read is not None:
+        return _custom_reader(spec.read)
+    return _value_reader(_without_none(hint), spec)
 
 
 def _has_default(field: dataclasses.Field[Any]) -> bool:
     return field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
+
+
+def _never(value: Any) -> Any:
+    raise AssertionError("an inline field is read as a record of its own")
+
+
+@dataclass(frozen=True)
+class _Step:
+    """How one field of a record is read: decided once per record type."""
+
+    name: str
+    key: str
+    read: Reader
+    inline: Any = None
+    """The record type of an inline field (its fields stand among the record's own)."""
+    per: str | None = None
+    """The count field a per-call figure is multiplied by (read before it)."""
+    read_per: Callable[[Any, int], Any] | None = None
+    has_default: bool = False
+    required: bool = False
+    nullable: bool = False
+    """A ``null`` reads as ``None`` (the field's type has it, and no reader of its own decides)."""
+    null_keeps_default: bool = False
+    """A ``null`` where the field's type has no ``None`` (and no number) keeps the default."""
+
+
+def _step(field: dataclasses.Field[Any], hints: Mapping[str, Any]) -> _Step | None:
+    spec = form_of(field)
+    if spec.inline:
+        return _Step(field.name, field.name, _never, inline=_without_none(hints[field.name]))
+    if not field.init:
+        return None
+    hint = hints[field.name]
+    default = _has_default(field)
+    per = spec.per if spec.read is None else None
+    return _Step(
+        name=field.name,
+        key=spec.key_of(field.name),
+        read=_never if per is not None else _field_reader(hint, spec),
+        per=per,
+        read_per=_per_reader(hint) if per is not None else None,
+        has_default=default,
+        required=spec.required if spec.required is not None else not default,
+        nullable=spec.read is None and per is None and _accepts_none(hint),
+        null_keeps_default=default and not _accepts_none(hint) and hint is not float and spec.read is None,
+    )
+
+
+_PLANS: dict[Any, tuple[_Step, ...]] = {}
+
+
+def _plan(kind: Any) -> tuple[_Step, ...]:
+    """How each field of ``kind`` is read, decided once per record type."""
+    plan = _PLANS.get(kind)
+    if plan is None:
+        hints = type_hints(kind)
+        steps = (_step(field, hints) for field in dataclasses.fields(kind))
+        plan = _PLANS[kind] = tuple(step for step in steps if step is not None)
+    return plan
 
 
 def from_document(kind: type[T], value: Any) -> T:
@@ -282,25 +441,27 @@ def from_document(kind: type[T], value: Any) -> T:
     ``null`` where the field's type has no ``None`` (and no number, which reads it as NaN).
     """
     data = read_object(value)
-    hints = type_hints(kind)
     values: dict[str, Any] = {}
-    for field in dataclasses.fields(kind):  # type: ignore[arg-type]
-        spec = form_of(field)
-        if spec.inline:  # its fields stand among the record's own
-            values[field.name] = from_document(_without_none(hints[field.name]), data)
+    for step in _plan(kind):
+        if step.inline is not None:
+            values[step.name] = from_document(step.inline, data)
             continue
-        key = spec.key_of(field.name)
-        if not field.init or (key not in data and _has_default(field)):
-            continue
-        required = spec.required if spec.required is not None else not _has_default(field)
-        if key not in data and required:
-            raise Malformed("missing", (key,))
-        hint = hints[field.name]
-        raw = data.get(key)
-        if raw is None and _has_default(field) and not _accepts_none(hint) and hint is not float and spec.read is None:
+        raw = data.get(step.key, _MISSING)
+        if raw is _MISSING:
+            if step.has_default:
+                continue
+            if step.required:
+                raise Malformed("missing", (step.key,))
+            raw = None
+        elif raw is None and step.null_keeps_default:
             continue
         try:
-            values[field.name] = _read_value(hint, spec, raw, values)
+            if raw is None and step.nullable:
+                values[step.name] = None
+            elif step.read_per is None:
+                values[step.name] = step.read(raw)
+            else:
+                values[step.name] = step.read_per(raw, values[step.per])  # type: ignore[index]
         except Malformed as error:
-            raise error.within(key) from None
+            raise error.within(step.key) from None
     return kind(**values)
