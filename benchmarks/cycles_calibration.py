@@ -1,15 +1,16 @@
-"""Fit instructions mode's cache-miss weights to time, from recorded counts: no valgrind needed.
+"""Fit instructions mode's weights (cache misses, mispredicted branches) to time, from recorded counts: no valgrind.
 
 ``python -m benchmarks.cycles_calibration [FILES...] [--run NAME]`` reads JSON-lines records
 (``benchmarks/results/cycles-*.jsonl`` by default): ``counts`` records (``benchmarks.cycles_runs``:
-per workload, each process's instructions and first- and last-level misses per call, per arm) and
-``time`` records (a time reference per workload: the overhead in CPU time, frozen-heap regime). It
-chooses the weights ``w1`` (cycles per first-level miss) and ``wLL`` (per last-level miss) that
-bring the estimated-cycles overhead closest to the time reference by least squares on the log
-ratios, ``ln(1 + cycles overhead) - ln(1 + time reference)``, over every workload with both; checks
-them by leaving each workload out in turn (fit on the others, predict it); and prints the table:
-time reference, instructions overhead, estimated-cycles overhead with the fitted weights and with
-the classic ones (10, 100), and each one's miss.
+per workload, each process's instructions, first- and last-level misses and mispredicted branches
+per call, per arm) and ``time`` records (a time reference per workload: the overhead in CPU time,
+frozen-heap regime). It chooses the weights ``w1`` (cycles per first-level miss), ``wLL`` (per
+last-level miss) and ``wB`` (per mispredicted branch) that bring the estimated-cycles overhead
+closest to the time reference by least squares on the log ratios, ``ln(1 + cycles overhead) -
+ln(1 + time reference)``, over every workload with both; checks them by leaving each workload out
+in turn (fit on the others, predict it); and prints the table: time reference, instructions
+overhead, estimated-cycles overhead with the classic weights (10, 100, 15) and the fitted ones, and
+each one's miss. ``--repeat RUN1 RUN2`` prints instead how two counts runs of the same workloads agree.
 
 A workload's overhead is computed as the plugin computes it: the Hodges–Lehmann estimate of the
 per-process log ratios.
@@ -18,6 +19,7 @@ per-process log ratios.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 from collections.abc import Sequence
@@ -27,20 +29,24 @@ from typing import Any
 
 from pytest_otel_overhead.stats.intervals import hodges_lehmann
 
-__all__ = ["Workload", "fit_weights", "leave_one_out", "load_workloads", "main", "overhead"]
+__all__ = ["Workload", "fit_weights", "leave_one_out", "load_workloads", "main", "overhead", "repeatability"]
 
 RESULTS = Path(__file__).parent / "results"
-CLASSIC = (10.0, 100.0)
-COARSE = (40.0, 400.0)
-"""The grid's upper ends for w1 and wLL; the search refines around the best point of the coarse grid."""
-STEPS = 16
-ROUNDS = 3
+Weights = tuple[float, float, float]
+"""Cycles per first-level miss, per last-level miss, per mispredicted branch."""
+CLASSIC: Weights = (10.0, 100.0, 15.0)
+NONE: Weights = (0.0, 0.0, 0.0)
+UPPER: Weights = (200.0, 2000.0, 200.0)
+"""The grid's upper ends; the search refines around the best point of each grid."""
+STEPS = 8
+ROUNDS = 6
 TARGET_POINTS = 0.015
 TARGET_SHARE = 0.25
 """The issue's target: within 1.5 points of the time reference, or 25% of it where that is larger."""
 
-Row = tuple[float, float, float, float, float, float]
-"""Per process and call: instructions, first-level misses, last-level misses; each (baseline, instrumented)."""
+Row = tuple[float, ...]
+"""Per process and call, each (baseline, instrumented): instructions, first-level misses, last-level
+misses, mispredicted branches (records without branch simulation stop after the last-level misses)."""
 
 
 @dataclass(frozen=True)
@@ -51,44 +57,44 @@ class Workload:
     """The time reference: CPU-time overhead as a fraction."""
 
 
-def overhead(rows: Sequence[Row], w1: float, wll: float) -> float:
+def overhead(rows: Sequence[Row], weights: Sequence[float]) -> float:
     """The estimated-cycles overhead as a fraction: Hodges–Lehmann over the processes' log ratios."""
     ratios = []
-    for b_ir, i_ir, b_l1, i_l1, b_ll, i_ll in rows:
-        baseline = b_ir + w1 * b_l1 + wll * b_ll
-        instrumented = i_ir + w1 * i_l1 + wll * i_ll
+    for row in rows:
+        baseline, instrumented = row[0], row[1]
+        for k, weight in enumerate(weights):
+            if 2 * k + 3 < len(row):
+                baseline += weight * row[2 * k + 2]
+                instrumented += weight * row[2 * k + 3]
         ratios.append(math.log(instrumented / baseline))
     return math.expm1(hodges_lehmann(sorted(ratios)))
 
 
-def _loss(workloads: Sequence[Workload], w1: float, wll: float) -> float:
-    return math.fsum((math.log1p(overhead(w.rows, w1, wll)) - math.log1p(w.time)) ** 2 for w in workloads)
+def _loss(workloads: Sequence[Workload], weights: Sequence[float]) -> float:
+    return math.fsum((math.log1p(overhead(w.rows, weights)) - math.log1p(w.time)) ** 2 for w in workloads)
 
 
-def fit_weights(workloads: Sequence[Workload], upper: tuple[float, float] = COARSE) -> tuple[float, float]:
+def fit_weights(
+    workloads: Sequence[Workload], upper: Sequence[float] = UPPER, steps: int = STEPS, rounds: int = ROUNDS
+) -> Weights:
     """Least squares on the log ratios over a grid of non-negative weights, refined around its best point."""
-    lo1, hi1, lo2, hi2 = 0.0, upper[0], 0.0, upper[1]
-    best = (0.0, 0.0)
-    for _ in range(ROUNDS):
-        grid = [
-            (lo1 + (hi1 - lo1) * a / STEPS, lo2 + (hi2 - lo2) * b / STEPS)
-            for a in range(STEPS + 1)
-            for b in range(STEPS + 1)
-        ]
-        best = min(grid, key=lambda w: _loss(workloads, *w))
-        step1, step2 = (hi1 - lo1) / STEPS, (hi2 - lo2) / STEPS
-        lo1, hi1 = max(0.0, best[0] - step1), best[0] + step1
-        lo2, hi2 = max(0.0, best[1] - step2), best[1] + step2
-    return best
+    low, high = [0.0] * len(upper), list(upper)
+    best: tuple[float, ...] = tuple(low)
+    for _ in range(rounds):
+        axes = [[lo + (hi - lo) * i / steps for i in range(steps + 1)] for lo, hi in zip(low, high, strict=True)]
+        best = min(itertools.product(*axes), key=lambda weights: _loss(workloads, weights))
+        widths = [(hi - lo) / steps for lo, hi in zip(low, high, strict=True)]
+        low = [max(0.0, b - w) for b, w in zip(best, widths, strict=True)]
+        high = [b + w for b, w in zip(best, widths, strict=True)]
+    return (best[0], best[1], best[2])
 
 
-def leave_one_out(workloads: Sequence[Workload]) -> dict[str, tuple[float, float, float]]:
+def leave_one_out(workloads: Sequence[Workload], **grid: Any) -> dict[str, tuple[Weights, float]]:
     """Per workload: the weights fitted without it and its estimated-cycles overhead under them."""
     held_out = {}
     for workload in workloads:
-        others = [w for w in workloads if w is not workload]
-        w1, wll = fit_weights(others)
-        held_out[workload.name] = (w1, wll, overhead(workload.rows, w1, wll))
+        weights = fit_weights([w for w in workloads if w is not workload], **grid)
+        held_out[workload.name] = (weights, overhead(workload.rows, weights))
     return held_out
 
 
@@ -126,26 +132,58 @@ def _points(value: float) -> str:
     return f"{value * 100:+.1f}%"
 
 
-def report(workloads: Sequence[Workload]) -> list[str]:
-    w1, wll = fit_weights(workloads)
-    held_out = leave_one_out(workloads)
+def _weights(weights: Weights) -> str:
+    return "/".join(f"{w:.1f}" if w < 100 else f"{w:.0f}" for w in weights)
+
+
+def report(workloads: Sequence[Workload], **grid: Any) -> list[str]:
+    fitted = fit_weights(workloads, **grid)
+    held_out = leave_one_out(workloads, **grid)
     lines = [
-        f"fitted weights: w1 = {w1:.2f} cycles per first-level miss, wLL = {wll:.1f} per last-level miss",
-        f"loss (sum of squared log misses): fitted {_loss(workloads, w1, wll):.5f}, classic "
-        f"{_loss(workloads, *CLASSIC):.5f}, instructions alone {_loss(workloads, 0.0, 0.0):.5f}",
+        f"fitted weights: w1 = {fitted[0]:.2f} cycles per first-level miss, wLL = {fitted[1]:.1f} per last-level "
+        f"miss, wB = {fitted[2]:.2f} per mispredicted branch",
+        f"loss (sum of squared log misses): fitted {_loss(workloads, fitted):.5f}, classic "
+        f"{_loss(workloads, CLASSIC):.5f}, instructions alone {_loss(workloads, NONE):.5f}",
         "",
-        "| workload | time reference | instructions | miss | cycles, classic 10/100 | miss | cycles, fitted "
-        "| miss | cycles, left out (its w1/wLL) | miss | within target |",
+        "| workload | time reference | instructions | miss | cycles, classic | miss | cycles, fitted | miss "
+        "| cycles, left out (its w1/wLL/wB) | miss | fitted within target |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for w in workloads:
-        instructions, classic, fitted = (overhead(w.rows, *weights) for weights in ((0, 0), CLASSIC, (w1, wll)))
-        l1, lll, out = held_out[w.name]
+        instructions, classic, fit = (overhead(w.rows, weights) for weights in (NONE, CLASSIC, fitted))
+        weights, out = held_out[w.name]
         lines.append(
             f"| {w.name} | {_points(w.time)} | {_points(instructions)} | {_points(instructions - w.time)} "
-            f"| {_points(classic)} | {_points(classic - w.time)} | {_points(fitted)} | {_points(fitted - w.time)} "
-            f"| {_points(out)} ({l1:.1f}/{lll:.0f}) | {_points(out - w.time)} "
-            f"| {'yes' if meets_target(fitted, w.time) else 'no'} |"
+            f"| {_points(classic)} | {_points(classic - w.time)} | {_points(fit)} | {_points(fit - w.time)} "
+            f"| {_points(out)} ({_weights(weights)}) | {_points(out - w.time)} "
+            f"| {'yes' if meets_target(fit, w.time) else 'no'} |"
+        )
+    return lines
+
+
+def repeatability(records: Sequence[dict[str, Any]], first: str, second: str) -> list[str]:
+    """Two counts runs side by side: each workload's estimated-cycles and instructions overheads as the plugin read."""
+    runs: dict[str, dict[str, dict[str, Any]]] = {first: {}, second: {}}
+    for record in records:
+        if record["type"] == "counts" and record["run"] in runs:
+            runs[record["run"]][record["workload"]] = record
+    lines = [
+        f"| workload | cycles, {first} | cycles, {second} | difference | within 0.1 point or 1% "
+        f"| instructions, {first} | instructions, {second} | difference | load average ({second}) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, a in runs[first].items():
+        b = runs[second].get(name)
+        if b is None:
+            continue
+        cycles = b["plugin_cycles"] - a["plugin_cycles"]
+        counted = b["plugin_instructions"] - a["plugin_instructions"]
+        held = abs(cycles) <= max(0.001, 0.01 * abs(a["plugin_cycles"]))
+        low, high = b["load_average"]
+        lines.append(
+            f"| {name} | {a['plugin_cycles'] * 100:+.3f}% | {b['plugin_cycles'] * 100:+.3f}% | {cycles * 100:+.3f} "
+            f"| {'yes' if held else 'no'} | {a['plugin_instructions'] * 100:+.3f}% "
+            f"| {b['plugin_instructions'] * 100:+.3f}% | {counted * 100:+.3f} | {low:.1f}-{high:.1f} |"
         )
     return lines
 
@@ -154,8 +192,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.cycles_calibration", description=__doc__.split("\n")[0])
     parser.add_argument("files", nargs="*", type=Path)
     parser.add_argument("--run", help="the counts run to fit (the first recorded by default)")
+    parser.add_argument("--repeat", nargs=2, metavar="RUN", help="compare two counts runs instead of fitting")
     args = parser.parse_args(argv)
     files = args.files or sorted(RESULTS.glob("cycles-*.jsonl"))
+    if args.repeat:
+        print("\n".join(repeatability(read_records(files), *args.repeat)))
+        return 0
     workloads = load_workloads(read_records(files), args.run)
     if len(workloads) < 3:
         parser.error(f"{len(workloads)} workloads have both counts and a time reference; the fit needs 3")

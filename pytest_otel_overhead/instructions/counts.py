@@ -72,9 +72,9 @@ class Layout:
 
     @property
     def sample(self) -> tuple[float, ...]:
-        """The row of ``instruction_samples``: instructions, first-level and last-level misses, each per arm."""
-        b, i = self.baseline, self.instrumented
-        return (b.instructions, i.instructions, b.l1_misses, i.l1_misses, b.ll_misses, i.ll_misses)
+        """The row of ``instruction_samples``: instructions, first- and last-level misses, mispredicts, per arm."""
+        pairs = zip(self.baseline.figures, self.instrumented.figures, strict=True)
+        return tuple(figure for pair in pairs for figure in pair)
 
 
 def summarise_layout(layout: int, blocks: Sequence[tuple[int, int, int, Counts]]) -> Layout:

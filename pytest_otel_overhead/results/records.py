@@ -260,6 +260,8 @@ INSTRUCTION_COLUMNS = (
     "l1_misses_instrumented",
     "ll_misses_baseline",
     "ll_misses_instrumented",
+    "mispredicts_baseline",
+    "mispredicts_instrumented",
 )
 """Per process and call; runs saved before the cache simulation hold the first two only."""
 
@@ -313,7 +315,7 @@ class CycleModel:
     """How instructions mode estimates cycles: the caches it simulates (fixed, not the host's) and a miss's cost.
 
     Estimated cycles = instructions + ``l1_miss_cycles`` x first-level misses + ``ll_miss_cycles`` x last-level
-    misses."""
+    misses + ``mispredict_cycles`` x mispredicted branches."""
 
     i1: CacheLevel
     """First-level instruction cache."""
@@ -325,6 +327,8 @@ class CycleModel:
     """Cycles added per first-level miss (instruction read, data read or write)."""
     ll_miss_cycles: float
     """Cycles added per last-level miss, on top of its first-level miss."""
+    mispredict_cycles: float
+    """Cycles added per mispredicted branch (conditional or indirect)."""
 
 
 class StopReason(str, enum.Enum):
@@ -406,8 +410,8 @@ class TestResult:
             doc="instructions mode only, [below](#testsinstruction_samples)",
         ),
     )
-    """In instructions mode, per process and call: instructions, first-level and last-level misses, each
-    (baseline, instrumented)."""
+    """In instructions mode, per process and call: instructions, first- and last-level misses, mispredicted
+    branches, each (baseline, instrumented)."""
     cycle_model: CycleModel | None = field(
         default=None, metadata=form(required=False, written=lambda result: result.mode == "instructions")
     )
