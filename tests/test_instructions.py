@@ -104,8 +104,10 @@ def test_layouts_subtract_each_arms_empty_block() -> None:
     assert layout.baseline == Counts(1_000_000, 1_000, 10)
     assert layout.instrumented == Counts(1_100_000, 2_000, 20)
     assert layout.log_ratio("instructions") == pytest.approx(math.log(1.1))
-    # 1 M + 10 x 1 k + 100 x 10 = 1.011 M estimated cycles, against 1.1 M + 20 k + 2 k = 1.122 M
-    assert layout.log_ratio("cycles") == pytest.approx(math.log(1.122 / 1.011))
+    # estimated cycles: each miss weighs what the cycle model says
+    baseline = 1_000_000 + CYCLE_MODEL.l1_miss_cycles * 1_000 + CYCLE_MODEL.ll_miss_cycles * 10
+    instrumented = 1_100_000 + CYCLE_MODEL.l1_miss_cycles * 2_000 + CYCLE_MODEL.ll_miss_cycles * 20
+    assert layout.log_ratio("cycles") == pytest.approx(math.log(instrumented / baseline))
 
 
 def test_dump_files_are_read_by_label(tmp_path: Path) -> None:

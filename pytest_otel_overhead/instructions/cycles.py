@@ -4,8 +4,8 @@ Callgrind runs with its cache simulation on, over caches whose sizes the plugin 
 host's, which callgrind would read by default), so a count is the same on every machine. Each dump
 counts, per event named on its ``events:`` line, instructions executed (``Ir``), data reads and
 writes (``Dr``, ``Dw``), first-level misses (``I1mr``, ``D1mr``, ``D1mw``) and last-level misses
-(``ILmr``, ``DLmr``, ``DLmw``), and with branch simulation on, mispredicted conditional and
-indirect branches (``Bcm``, ``Bim``). An estimated cycle count weighs them:
+(``ILmr``, ``DLmr``, ``DLmw``), and with branch simulation on (only when mispredicts weigh),
+mispredicted conditional and indirect branches (``Bcm``, ``Bim``). An estimated cycle count weighs them:
 
     cycles = Ir + w1 × (I1mr + D1mr + D1mw) + wLL × (ILmr + DLmr + DLmw) + wB × (Bcm + Bim)
 
@@ -43,18 +43,20 @@ CYCLE_MODEL = CycleModel(
     i1=CacheLevel(size_bytes=32768, ways=8, line_bytes=64),
     d1=CacheLevel(size_bytes=32768, ways=8, line_bytes=64),
     ll=CacheLevel(size_bytes=8388608, ways=16, line_bytes=64),
-    l1_miss_cycles=10.0,
-    ll_miss_cycles=100.0,
-    mispredict_cycles=15.0,
+    l1_miss_cycles=40.0,
+    ll_miss_cycles=300.0,
+    mispredict_cycles=0.0,
 )
-"""A common x86-64 server core (32 KiB 8-way first-level caches, an 8 MiB last level) and the weights."""
+"""A common x86-64 server core (32 KiB 8-way first-level caches, an 8 MiB last level) and the weights
+calibrated against time (docs/instructions-mode.md): least squares within what a miss can cost put
+both miss weights at the top of that range; mispredicts got no weight, so branch simulation is off."""
 
 
 def cache_options(model: CycleModel = CYCLE_MODEL) -> list[str]:
-    """Callgrind's options: the simulated caches of ``model``, and branch prediction."""
+    """Callgrind's options for the simulated caches of ``model``; branches are simulated when they weigh."""
     return [
         "--cache-sim=yes",
-        "--branch-sim=yes",
+        f"--branch-sim={'yes' if model.mispredict_cycles else 'no'}",
         f"--I1={model.i1.option}",
         f"--D1={model.d1.option}",
         f"--LL={model.ll.option}",
