@@ -74,4 +74,4 @@ def test_aa_reads_zero_and_an_injected_cost_reads_as_itself(pytester: pytest.Pyt
     assert injected["metrics"]["instructions"]["overhead"] == pytest.approx(0.5, abs=0.02)
     assert injected["metrics"]["cycles"]["overhead"] == pytest.approx(0.5, abs=0.02)  # a loop: few misses
     rows = injected["instruction_samples"]["per_process_per_call"]
-    assert len(rows) == 6 and len(rows[0]) == 6  # instructions, first- and last-level misses, per arm
+    assert len(rows) == 6 and len(rows[0]) == 8  # instructions, first- and last-level misses, mispredicts, per arm
