@@ -13,6 +13,7 @@ from pytest_otel_overhead.engine.children import passed_on_args
 from pytest_otel_overhead.formatting import format_count
 from pytest_otel_overhead.instructions import processes as instructions
 from pytest_otel_overhead.instructions.counts import Layout, instruction_metrics, summarise_layout
+from pytest_otel_overhead.instructions.cycles import CYCLE_MODEL, Counts
 from pytest_otel_overhead.instructions.processes import BLOCK_LABEL, ChildSpec
 from pytest_otel_overhead.instructions.valgrind import (
     INSTALL_HINT,
@@ -39,14 +40,19 @@ def settings_with(**raw: object) -> MeasureSettings:
 def layouts(ratio: float, count: int = 8, wobble: float = 1e-4) -> list[Layout]:
     base = 1_000_000.0
     return [
-        Layout(layout=i, calls=10, baseline=base, instrumented=base * ratio * (1 + wobble * (i - count / 2)))
+        Layout(
+            layout=i,
+            calls=10,
+            baseline=Counts(base),
+            instrumented=Counts(base * ratio * (1 + wobble * (i - count / 2))),
+        )
         for i in range(count)
     ]
 
 
 def decide(settings: MeasureSettings, ratio: float) -> dict[str, object]:
     found = layouts(ratio)
-    metrics = instruction_metrics(settings, found, [layout.log_ratio for layout in found])
+    metrics = instruction_metrics(settings, found)
     return {m.metric: m for m in metrics}
 
 
@@ -59,11 +65,11 @@ def test_mode_is_a_setting_with_a_flag_and_an_ini_twin() -> None:
         settings_with(mode="cycles")
 
 
-def test_the_instruction_ratio_is_decided_against_the_cpu_budget() -> None:
-    over = decide(settings_with(budget="5%", mode="instructions"), 1.5)["instructions"]
+def test_the_ratio_of_estimated_cycles_is_decided_against_the_cpu_budget() -> None:
+    over = decide(settings_with(budget="5%", mode="instructions"), 1.5)["cycles"]
     assert over.verdict is Verdict.FAIL  # type: ignore[attr-defined]
     assert over.overhead == pytest.approx(0.5, abs=1e-3)  # type: ignore[attr-defined]
-    within = decide(settings_with(budget="5%", mode="instructions"), 1.0)["instructions"]
+    within = decide(settings_with(budget="5%", mode="instructions"), 1.0)["cycles"]
     assert within.verdict is Verdict.PASS  # type: ignore[attr-defined]
     assert within.n == 8  # type: ignore[attr-defined]
 
@@ -75,24 +81,33 @@ def test_time_budgets_are_undecidable_and_say_so() -> None:
         assert result.verdict is Verdict.INCONCLUSIVE  # type: ignore[attr-defined]
         assert "mode='time'" in result.note  # type: ignore[attr-defined]
     assert "absolute CPU budget" in found["cpu"].note  # type: ignore[attr-defined]
-    assert found["instructions"].verdict is None  # type: ignore[attr-defined]  # no relative CPU budget to decide
+    assert found["cycles"].verdict is None  # type: ignore[attr-defined]  # no relative CPU budget to decide
 
 
 def test_a_network_exporter_can_pass_but_not_fail() -> None:
     local = settings_with(budget="5%", mode="instructions")
     otlp = dataclasses.replace(local, pipeline=dataclasses.replace(local.pipeline, exporter="otlp"))
-    assert decide(otlp, 1.0)["instructions"].verdict is Verdict.PASS  # type: ignore[attr-defined]
-    failing = decide(otlp, 2.0)["instructions"]
+    assert decide(otlp, 1.0)["cycles"].verdict is Verdict.PASS  # type: ignore[attr-defined]
+    failing = decide(otlp, 2.0)["cycles"]
     assert failing.verdict is Verdict.INCONCLUSIVE  # type: ignore[attr-defined]
     assert "upper bound" in failing.note  # type: ignore[attr-defined]
 
 
 def test_layouts_subtract_each_arms_empty_block() -> None:
-    blocks = [(-1, 0, 0, 1_000), (-1, 1, 0, 50_000), (0, 0, 10, 10_001_000), (1, 1, 10, 11_050_000)]
+    blocks = [
+        (-1, 0, 0, Counts(1_000, 10, 1)),
+        (-1, 1, 0, Counts(50_000, 500, 5)),
+        (0, 0, 10, Counts(10_001_000, 10_010, 101)),
+        (1, 1, 10, Counts(11_050_000, 20_500, 205)),
+    ]
     layout = summarise_layout(3, blocks)
-    assert layout.baseline == pytest.approx(1_000_000)
-    assert layout.instrumented == pytest.approx(1_100_000)
-    assert layout.log_ratio == pytest.approx(math.log(1.1))
+    assert layout.baseline == Counts(1_000_000, 1_000, 10)
+    assert layout.instrumented == Counts(1_100_000, 2_000, 20)
+    assert layout.log_ratio("instructions") == pytest.approx(math.log(1.1))
+    # estimated cycles: each miss weighs what the cycle model says
+    baseline = 1_000_000 + CYCLE_MODEL.l1_miss_cycles * 1_000 + CYCLE_MODEL.ll_miss_cycles * 10
+    instrumented = 1_100_000 + CYCLE_MODEL.l1_miss_cycles * 2_000 + CYCLE_MODEL.ll_miss_cycles * 20
+    assert layout.log_ratio("cycles") == pytest.approx(math.log(instrumented / baseline))
 
 
 def test_dump_files_are_read_by_label(tmp_path: Path) -> None:
@@ -146,7 +161,7 @@ def test_slots_share_the_cpus_among_xdist_workers(monkeypatch: pytest.MonkeyPatc
 def test_the_report_says_the_mode() -> None:
     settings = settings_with(budget="5%", mode="instructions")
     found = layouts(1.02)
-    metrics = tuple(instruction_metrics(settings, found, [layout.log_ratio for layout in found]))
+    metrics = tuple(instruction_metrics(settings, found))
     result = TestResult(
         nodeid="t.py::test_a",
         settings=settings,
@@ -161,7 +176,8 @@ def test_the_report_says_the_mode() -> None:
         throughput_baseline=math.nan,
         throughput_instrumented=math.nan,
         mode="instructions",
-        instruction_samples=tuple((f.baseline, f.instrumented) for f in found),
+        instruction_samples=tuple(f.sample for f in found),
+        cycle_model=CYCLE_MODEL,
     )
     text = "\n".join(summary_lines([result]))
     assert "instructions mode: 8 processes under valgrind" in text
@@ -169,7 +185,9 @@ def test_the_report_says_the_mode() -> None:
     data = result.as_dict()
     assert data["mode"] == "instructions"
     assert data["metrics"]["instructions"]["unit"] == "instructions"  # type: ignore[index]
+    assert data["metrics"]["cycles"]["unit"] == "cycles"  # type: ignore[index]
     assert len(data["instruction_samples"]["per_process_per_call"]) == 8  # type: ignore[index]
+    assert data["cycle_model"]["ll"]["size_bytes"] == 8 * 1024 * 1024  # type: ignore[index]
     json.dumps(data, allow_nan=False)
     assert format_count(1_234_567) == "1.23 M"
 

@@ -56,18 +56,22 @@ def test_aa_reads_zero_and_an_injected_cost_reads_as_itself(pytester: pytest.Pyt
     )
     result.assert_outcomes(passed=1, failed=1)
     # The figure itself is checked in the JSON below (+50% within 2 points: where the suite runs moves it a little).
-    result.stdout.fnmatch_lines(["*instructions overhead +*exceeds budget 5.0%*instructions mode: 6 processes*"])
+    result.stdout.fnmatch_lines(["*estimated cycles overhead +*exceeds budget 5.0%*instructions mode: 6 processes*"])
     tests = {t["nodeid"]: t for t in json.loads((pytester.path / "out.json").read_text())["tests"]}
 
     same = tests["test_counted.py::test_same_code_in_both_arms"]
     assert same["mode"] == "instructions"
     assert same["verdict"] == "PASS"
-    counted = same["metrics"]["instructions"]
-    assert abs(counted["overhead"]) < 0.002
-    assert counted["n"] == 6
+    gate, counted = same["metrics"]["cycles"], same["metrics"]["instructions"]
+    assert abs(gate["overhead"]) < 0.002 and abs(counted["overhead"]) < 0.002
+    assert gate["n"] == counted["n"] == 6
     assert counted["baseline"] > 100_000  # instructions per call, start-up and collection excluded
+    assert gate["baseline"] >= counted["baseline"]  # estimated cycles: instructions plus weighted misses
+    assert same["cycle_model"]["ll"]["size_bytes"] == 8 * 1024 * 1024  # fixed, whatever the host's caches
 
     injected = tests["test_counted.py::test_half_as_much_again_while_instrumented"]
     assert injected["verdict"] == "FAIL"
     assert injected["metrics"]["instructions"]["overhead"] == pytest.approx(0.5, abs=0.02)
-    assert len(injected["instruction_samples"]["per_process_per_call"]) == 6
+    assert injected["metrics"]["cycles"]["overhead"] == pytest.approx(0.5, abs=0.02)  # a loop: few misses
+    rows = injected["instruction_samples"]["per_process_per_call"]
+    assert len(rows) == 6 and len(rows[0]) == 8  # instructions, first- and last-level misses, mispredicts, per arm

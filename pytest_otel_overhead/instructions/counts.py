@@ -1,21 +1,23 @@
-"""From instruction counts to verdicts: each layout's instructions per call, their ratio decided against the budget.
+"""From counts to verdicts: each layout's counts per call, the ratio of estimated cycles decided against the budget.
 
-The per-process ratio is the paired statistic and the spread from process to process gives the
-interval, decided as in time mode. Where the counts cannot show what production would do (a
-sampler driven by the clock, an exporter that sends requests) the verdict says so; the budgets
-instruction counts cannot decide (time per call, wall time, latency) are left INCONCLUSIVE with
-the reason.
+The per-process ratio of estimated cycles per call (instructions plus weighted cache misses,
+:mod:`.cycles`) is the paired statistic and the spread from process to process gives the
+interval, decided as in time mode; the ratio of instructions alone is reported beside it. Where the
+counts cannot show what production would do (a sampler driven by the clock, an exporter that sends
+requests) the verdict says so; the budgets counts cannot decide (time per call, wall time, latency)
+are left INCONCLUSIVE with the reason.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
-from pytest_otel_overhead.results import MetricResult
+from pytest_otel_overhead.instructions.cycles import CYCLE_MODEL, Counts
+from pytest_otel_overhead.results import CycleModel, MetricResult
 from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.intervals import median
 from pytest_otel_overhead.stats.verdict import Decision, Verdict, decide_budget
@@ -23,6 +25,8 @@ from pytest_otel_overhead.units import Budget
 
 __all__ = [
     "CONFIDENCE",
+    "CYCLES",
+    "INSTRUCTIONS",
     "LOCAL_EXPORTERS",
     "UNDECIDABLE",
     "Layout",
@@ -32,6 +36,10 @@ __all__ = [
 ]
 
 CONFIDENCE = 0.95
+CYCLES = "cycles"
+"""The gate of this mode: estimated cycles per call."""
+INSTRUCTIONS = "instructions"
+"""Instructions per call, reported beside the gate."""
 UNDECIDABLE = {
     "wall": "wall time includes waiting (I/O, locks, sleeps) that instruction counts do not see",
     "latency_p50": "latency is a time and its quantiles depend on timing, which instruction counts do not see",
@@ -44,39 +52,47 @@ LOCAL_EXPORTERS = ("none", "memory")
 
 @dataclass(frozen=True)
 class Layout:
-    """What one memory layout (process) counted: instructions per call in each arm."""
+    """What one memory layout (process) counted: counts per call in each arm."""
 
     layout: int
     calls: int
-    baseline: float
-    """Instructions per call, mean over the process's baseline blocks."""
-    instrumented: float
+    baseline: Counts
+    """Per call, mean over the process's baseline blocks."""
+    instrumented: Counts
+
+    def figures(self, metric: str, model: CycleModel = CYCLE_MODEL) -> tuple[float, float]:
+        """(baseline, instrumented) per call of ``metric``: estimated cycles or instructions."""
+        if metric == CYCLES:
+            return self.baseline.cycles(model), self.instrumented.cycles(model)
+        return self.baseline.instructions, self.instrumented.instructions
+
+    def log_ratio(self, metric: str = CYCLES, model: CycleModel = CYCLE_MODEL) -> float:
+        baseline, instrumented = self.figures(metric, model)
+        return math.log(instrumented / baseline) if baseline > 0 and instrumented > 0 else math.nan
 
     @property
-    def log_ratio(self) -> float:
-        return math.log(self.instrumented / self.baseline) if self.baseline > 0 and self.instrumented > 0 else math.nan
+    def sample(self) -> tuple[float, ...]:
+        """The row of ``instruction_samples``: instructions, first- and last-level misses, mispredicts, per arm."""
+        pairs = zip(self.baseline.figures, self.instrumented.figures, strict=True)
+        return tuple(figure for pair in pairs for figure in pair)
 
 
-def summarise_layout(layout: int, blocks: Sequence[tuple[int, int, int, int]]) -> Layout:
-    """Instructions per call in each arm of one layout, from its dumps ``(block, arm, calls, count)``.
+def summarise_layout(layout: int, blocks: Sequence[tuple[int, int, int, Counts]]) -> Layout:
+    """Counts per call in each arm of one layout, from its dumps ``(block, arm, calls, counts)``.
 
-    Block -1 of each arm is empty: its count, the cost of counting itself, is taken off the others.
+    Block -1 of each arm is empty: its counts, the cost of counting itself, are taken off the others.
     """
-    empty = {arm: count for block, arm, _, count in blocks if block == -1}
-    per_arm: dict[int, list[float]] = {0: [], 1: []}
+    empty = {arm: counts for block, arm, _, counts in blocks if block == -1}
+    per_arm: dict[int, list[Counts]] = {0: [], 1: []}
     calls_seen = 1
-    for block, arm, calls, count in blocks:
+    for block, arm, calls, counts in blocks:
         if block >= 0 and calls > 0:
-            per_arm[arm].append((count - empty.get(arm, 0)) / calls)
+            per_arm[arm].append((counts - empty.get(arm, Counts(0))).per(calls))
             calls_seen = calls
     if not per_arm[0] or not per_arm[1]:
         pytest.fail(f"otel-overhead: no counted blocks for layout {layout}", pytrace=False)
-    return Layout(
-        layout=layout,
-        calls=calls_seen,
-        baseline=sum(per_arm[0]) / len(per_arm[0]),
-        instrumented=sum(per_arm[1]) / len(per_arm[1]),
-    )
+    baseline, instrumented = Counts.mean(per_arm[0]), Counts.mean(per_arm[1])
+    return Layout(layout=layout, calls=calls_seen, baseline=baseline, instrumented=instrumented)
 
 
 def _undecidable(metric: str, budget: Budget, note: str) -> MetricResult:
@@ -104,17 +120,32 @@ def clock_driven(settings: MeasureSettings) -> bool:
 
 
 def instruction_metrics(
-    settings: MeasureSettings, layouts: Sequence[Layout], stats: Sequence[float]
+    settings: MeasureSettings, layouts: Sequence[Layout], model: CycleModel = CYCLE_MODEL
 ) -> list[MetricResult]:
-    """The instruction ratio, decided against the CPU budget; time budgets other than that, undecided."""
+    """Estimated cycles, decided against the CPU budget; instructions beside them; other time budgets, undecided."""
     cpu = settings.budget("cpu")
     budget = cpu if cpu is not None and cpu.kind == "relative" else None
-    decision = decide_budget(stats, budget, CONFIDENCE)
+    decision = decide_budget([layout.log_ratio(CYCLES, model) for layout in layouts], budget, CONFIDENCE)
     verdict, note = _qualified(settings, budget, decision)
-    ratio = MetricResult(
-        metric="instructions",
-        baseline=median([layout.baseline for layout in layouts]),
-        instrumented=median([layout.instrumented for layout in layouts]),
+    gate = _ratio(CYCLES, layouts, model, decision, budget)
+    gate = replace(
+        gate,
+        verdict=verdict if budget is not None else None,
+        resolution=decision.half_width if verdict is Verdict.INCONCLUSIVE else None,
+        note=note,
+    )
+    counted = decide_budget([layout.log_ratio(INSTRUCTIONS) for layout in layouts], None, CONFIDENCE)
+    return [gate, _ratio(INSTRUCTIONS, layouts, model, counted, None), *_undecidable_budgets(settings)]
+
+
+def _ratio(
+    metric: str, layouts: Sequence[Layout], model: CycleModel, decision: Decision, budget: Budget | None
+) -> MetricResult:
+    figures = [layout.figures(metric, model) for layout in layouts]
+    return MetricResult(
+        metric=metric,
+        baseline=median([baseline for baseline, _ in figures]),
+        instrumented=median([instrumented for _, instrumented in figures]),
         overhead=decision.estimate,
         ci_low=decision.ci_low,
         ci_high=decision.ci_high,
@@ -123,11 +154,7 @@ def instruction_metrics(
         spread=decision.spread,
         confidence=CONFIDENCE,
         budget=budget,
-        verdict=verdict if budget is not None else None,
-        resolution=decision.half_width if verdict is Verdict.INCONCLUSIVE else None,
-        note=note,
     )
-    return [ratio, *_undecidable_budgets(settings)]
 
 
 def _qualified(settings: MeasureSettings, budget: Budget | None, decision: Decision) -> tuple[Verdict, str | None]:

@@ -1,4 +1,4 @@
-"""Instructions mode: overhead as the ratio of instructions executed per call, counted under valgrind.
+"""Instructions mode: overhead as the ratio of estimated cycles per call, counted under valgrind.
 
 Counting instructions removes timing noise, but not bias: the arms leave the interpreter and the
 allocator in different states, and a fixed layout can favour one arm by a percent or two,
@@ -27,7 +27,8 @@ from pytest_otel_overhead.engine.diagnostic import diagnostic_round
 from pytest_otel_overhead.engine.heap import heap_pairs_for, heap_rounds
 from pytest_otel_overhead.engine.probes import calm_gc, process_probe, process_reading
 from pytest_otel_overhead.engine.runner import Progress
-from pytest_otel_overhead.instructions.counts import CONFIDENCE, Layout, instruction_metrics
+from pytest_otel_overhead.instructions.counts import CONFIDENCE, CYCLES, INSTRUCTIONS, Layout, instruction_metrics
+from pytest_otel_overhead.instructions.cycles import CYCLE_MODEL
 from pytest_otel_overhead.instructions.processes import collect_layouts, start_children, wait_for
 from pytest_otel_overhead.instructions.valgrind import ValgrindUnavailable, check_valgrind
 from pytest_otel_overhead.otel.pipeline import build_pipeline
@@ -57,7 +58,7 @@ def measure_instructions(
     label: str,
     progress: Progress | None = None,
 ) -> TestResult:
-    """Count both arms of ``workload`` under valgrind and decide the CPU budget on the instruction ratio."""
+    """Count both arms of ``workload`` under valgrind and decide the CPU budget on the ratio of estimated cycles."""
     say = progress or (lambda message: None)
     try:
         valgrind = check_valgrind()
@@ -83,13 +84,14 @@ def measure_instructions(
     finally:
         router.switch(None)
         pipeline.shutdown()
-    metrics = [*instruction_metrics(settings, layouts, [layout.log_ratio for layout in layouts]), heap_metric]
+    metrics = [*instruction_metrics(settings, layouts, CYCLE_MODEL), heap_metric]
     result = _result(label, settings, layouts, metrics, health, process_probe(before, after, retained), started)
-    gate = result.metric("instructions")
-    if gate is not None:
+    gate, counted = result.metric(CYCLES), result.metric(INSTRUCTIONS)
+    if gate is not None and counted is not None:
         say(
-            f"{label}: instructions {gate.format_overhead(gate.overhead)} "
-            f"{gate.format_interval()} over {len(layouts)} layouts in {result.duration_s:.1f}s"
+            f"{label}: estimated cycles {gate.format_overhead(gate.overhead)} {gate.format_interval()}, "
+            f"instructions {counted.format_overhead(counted.overhead)}, "
+            f"over {len(layouts)} layouts in {result.duration_s:.1f}s"
         )
     return result
 
@@ -117,7 +119,8 @@ def _result(
         throughput_baseline=math.nan,
         throughput_instrumented=math.nan,
         mode="instructions",
-        instruction_samples=tuple((layout.baseline, layout.instrumented) for layout in layouts),
+        instruction_samples=tuple(layout.sample for layout in layouts),
+        cycle_model=CYCLE_MODEL,
     )
 
 

@@ -3,7 +3,7 @@
 The test node is re-run in child pytest processes under callgrind (:mod:`.child` counts inside),
 as many at once as this worker has CPUs, each counting its share of the memory layouts. Each
 child leaves a status file per layout and a callgrind dump per counted block, tagged with
-``BLOCK_LABEL``; :func:`collect_layouts` turns them into instructions per call of each layout.
+``BLOCK_LABEL``; :func:`collect_layouts` turns them into counts per call of each layout.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pytest
 from pytest_otel_overhead.engine.children import Child, child_environment, node_pytest_command
 from pytest_otel_overhead.engine.runner import Progress
 from pytest_otel_overhead.instructions.counts import Layout, summarise_layout
+from pytest_otel_overhead.instructions.cycles import Counts
 from pytest_otel_overhead.instructions.valgrind import callgrind_command, read_dumps
 from pytest_otel_overhead.settings.records import MeasureSettings, PipelineSettings
 from pytest_otel_overhead.wire.transport import from_json, to_json
@@ -165,7 +166,7 @@ def wait_for(children: Sequence[LayoutChild], max_time: float, started: float) -
 
 
 def collect_layouts(out: Path, children: Sequence[LayoutChild]) -> list[Layout]:
-    """Instructions per call of every layout the children counted, in layout order; a layout missing fails the test."""
+    """Counts per call of every layout the children counted, in layout order; a layout missing fails the test."""
     blocks = _blocks_by_layout(out)
     layouts = []
     for counting in children:
@@ -186,13 +187,13 @@ def collect_layouts(out: Path, children: Sequence[LayoutChild]) -> list[Layout]:
     return sorted(layouts, key=lambda layout: layout.layout)
 
 
-def _blocks_by_layout(out: Path) -> dict[int, list[tuple[int, int, int, int]]]:
-    """Every dump the children left, as ``(block, arm, calls, count)`` per layout; other dumps are left out."""
-    blocks: dict[int, list[tuple[int, int, int, int]]] = {}
+def _blocks_by_layout(out: Path) -> dict[int, list[tuple[int, int, int, Counts]]]:
+    """Every dump the children left, as ``(block, arm, calls, counts)`` per layout; other dumps are left out."""
+    blocks: dict[int, list[tuple[int, int, int, Counts]]] = {}
     for dump in read_dumps(out):
         match = _LABEL.fullmatch(dump.label)
         if match is None:
             continue
         layout, block, arm, calls = (int(match.group(key)) for key in ("layout", "block", "arm", "calls"))
-        blocks.setdefault(layout, []).append((block, arm, calls, dump.instructions))
+        blocks.setdefault(layout, []).append((block, arm, calls, dump.counts))
     return blocks

@@ -11,7 +11,7 @@ __all__ = ["CountedInstructions"]
 
 
 class CountedInstructions:
-    """Both arms counted under valgrind in fresh processes; the CPU budget decided on the instruction ratio."""
+    """Both arms counted under valgrind in fresh processes; the CPU budget decided on the ratio of estimated cycles."""
 
     def check(self, settings: MeasureSettings) -> None:
         require_valgrind(settings)  # one clear error up front when instructions mode cannot run

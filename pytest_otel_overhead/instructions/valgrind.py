@@ -3,8 +3,8 @@
 Callgrind (not cachegrind) because valgrind 3.19's cachegrind has no client requests: its counts
 cover the whole process, start-up and collection included. Callgrind's client requests zero and
 dump the counters from inside the program, so each block of workload calls is counted on its own
-and both arms can alternate inside one process. Its cache simulation is off by default, so it
-counts instructions only, like ``cachegrind --cache-sim=no``.
+and both arms can alternate inside one process. Its cache simulation is turned on, over the fixed
+caches of :mod:`.cycles`, so each dump also counts first- and last-level misses.
 
 A client request is a fixed sequence of machine instructions that does nothing on a real CPU and
 that valgrind recognises when it translates code. Python cannot emit it, so a few bytes of x86-64
@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_otel_overhead.instructions.cycles import Counts, cache_options, counts_from_events
 from pytest_otel_overhead.units import SettingsError
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "ValgrindUnavailable",
     "callgrind_command",
     "check_valgrind",
+    "dump_events",
     "read_dumps",
 ]
 
@@ -135,12 +137,14 @@ def callgrind_command(valgrind: str, out_dir: Path) -> list[str]:
 
     Instrumentation starts off, so interpreter start-up, imports, collection and fixtures run at
     the speed of valgrind's bare translation (several times faster than counting) and are never
-    counted. ``%p`` gives each forked process dump files of its own.
+    counted. ``%p`` gives each forked process dump files of its own. The simulated caches are fixed
+    (:func:`.cycles.cache_options`), so counts do not depend on the host's caches.
     """
     return [
         valgrind,
         "--tool=callgrind",
         "--instr-atstart=no",
+        *cache_options(),
         "--dump-line=no",
         "--dump-instr=no",
         "--quiet",
@@ -150,15 +154,20 @@ def callgrind_command(valgrind: str, out_dir: Path) -> list[str]:
 
 @dataclass(frozen=True)
 class Dump:
-    """One dump: the label given to the client request and the instructions counted."""
+    """One dump: the label given to the client request and what was counted."""
 
     label: str
-    instructions: int
+    counts: Counts
+
+    @property
+    def instructions(self) -> float:
+        return self.counts.instructions
 
 
 _TRIGGER = re.compile(r"^desc: Trigger: Client Request: (.*)$", re.MULTILINE)
-_SUMMARY = re.compile(r"^summary: (\d+)", re.MULTILINE)
-_TOTALS = re.compile(r"^totals: (\d+)", re.MULTILINE)
+_EVENTS = re.compile(r"^events: (.*)$", re.MULTILINE)
+_SUMMARY = re.compile(r"^summary: ([\d ]+)$", re.MULTILINE)
+_TOTALS = re.compile(r"^totals: ([\d ]+)$", re.MULTILINE)
 
 
 def read_dump(path: Path) -> Dump | None:
@@ -166,14 +175,25 @@ def read_dump(path: Path) -> Dump | None:
 
     ``summary`` is what every thread executed since the counters were zeroed. ``totals``, the sum
     of the file's cost lines, can also hold costs from before the zero: after making and freeing
-    20,000 tuples just before zeroing, a block of 0.83 M instructions read 1.51 M there.
+    20,000 tuples just before zeroing, a block of 0.83 M instructions read 1.51 M there. Both give
+    one figure per event, in the order of the ``events`` line (``Ir`` alone without cache simulation).
     """
     text = path.read_text(encoding="utf-8", errors="replace")
     trigger = _TRIGGER.search(text)
     if trigger is None:
         return None
-    count = _SUMMARY.search(text) or _TOTALS.search(text)
-    return Dump(trigger.group(1).strip(), int(count.group(1)) if count else 0)
+    return Dump(trigger.group(1).strip(), counts_from_events(dump_events(text)))
+
+
+def dump_events(text: str) -> dict[str, int]:
+    """Each event's count in a dump's text, by the names of its ``events`` line; empty when it has none."""
+    names = _EVENTS.search(text)
+    figures = _SUMMARY.search(text) or _TOTALS.search(text)
+    if figures is None:
+        return {}
+    values = [int(value) for value in figures.group(1).split()]
+    # Callgrind leaves trailing zero events out of a cost line.
+    return dict(zip(names.group(1).split() if names else ["Ir"], [*values, *[0] * 16], strict=False))
 
 
 def read_dumps(out_dir: Path) -> Iterator[Dump]:

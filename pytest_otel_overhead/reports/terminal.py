@@ -95,11 +95,12 @@ def _context(result: TestResult) -> str:
         h = result.health
         parts.append(f"{h.per_call(h.started):.3g} spans/call, {h.dropped} dropped")
     if result.mode == "instructions":
+        # The table shows the gate, estimated cycles; instructions alone go beside it here.
         counted = result.metric("instructions")
         if counted is not None and math.isfinite(counted.baseline):
             parts.append(
-                f"baseline {counted.format_value(counted.baseline)} instructions/call, "
-                f"instrumented {counted.format_value(counted.instrumented)}/call"
+                f"instructions {counted.format_value(counted.baseline)} → {counted.format_value(counted.instrumented)}"
+                f"/call, {counted.format_overhead(counted.overhead)} {counted.format_interval()}"
             )
         parts.append(f"instructions mode: {result.pairs} processes under valgrind in {result.duration_s:.1f} s")
     elif result.processes > 1:
@@ -182,8 +183,8 @@ def verdict_label(result: TestResult) -> str:
     """``FAIL``, or ``FAIL (max_dropped 0)`` when what decided the verdict is not the gate metric;
     ``NO TELEMETRY`` when the instrumented arm recorded nothing.
 
-    The gate metric (CPU unless ``metric`` says otherwise; in instructions mode the instruction
-    count, which carries the CPU budget) is what a reader expects a verdict to be about; any other
+    The gate metric (CPU unless ``metric`` says otherwise; in instructions mode the estimated
+    cycles, which carry the CPU budget) is what a reader expects a verdict to be about; any other
     budget behind a FAIL or INCONCLUSIVE is named next to it.
     """
     if result.outcome != result.verdict.value:  # NO TELEMETRY, FAILED EXPORTS: whatever the budgets say
@@ -191,7 +192,7 @@ def verdict_label(result: TestResult) -> str:
     verdict = result.verdict
     if verdict is Verdict.PASS:
         return str(verdict)
-    gates = {result.settings.metric, "instructions"}
+    gates = {result.settings.metric, "cycles", "instructions"}
     reasons = [m.label for m in result.budgeted if m.verdict is verdict and m.metric not in gates]
     health = result.health
     if verdict is Verdict.FAIL and health is not None and health.over_budget:
@@ -305,7 +306,7 @@ def wrap(line: str, width: int, indent: str = "    ") -> list[str]:
     return [wrapped.replace("\u00a0", " ") for wrapped in lines] or [indent.rstrip()]
 
 
-_FIGURE_AND_UNIT = re.compile(r"(?<=\d) (?=(?:ns|µs|ms|s|B|KiB|MiB|GiB|k|M|G|instructions)\b)")
+_FIGURE_AND_UNIT = re.compile(r"(?<=\d) (?=(?:ns|µs|ms|s|B|KiB|MiB|GiB|k|M|G|instructions|estimated)\b)")
 
 
 def summary_lines(results: Sequence[TestResult], verbose: bool = False, width: int = DEFAULT_WIDTH) -> list[str]:

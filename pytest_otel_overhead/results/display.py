@@ -35,6 +35,7 @@ METRIC_LABELS = {
     "latency_p99": "latency p99",
     "heap": "peak heap",
     "instructions": "instructions",
+    "cycles": "estimated cycles",
 }
 AGAINST_ARMS_MARK = "*"
 AGAINST_ARMS_NOTE = (
@@ -51,8 +52,8 @@ def metric_label(metric: str) -> str:
 
 
 def format_value(metric: str, value: float) -> str:
-    """A per-call figure of ``metric``: a count of instructions, bytes of heap, else a time."""
-    if metric == "instructions":
+    """A per-call figure of ``metric``: a count of instructions or cycles, bytes of heap, else a time."""
+    if metric in ("instructions", "cycles"):
         return format_count(value)
     return format_bytes(value) if metric == "heap" else format_seconds(value)
 

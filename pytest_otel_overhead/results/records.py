@@ -44,6 +44,8 @@ __all__ = [
     "NO_TELEMETRY",
     "OTHER_OUTCOMES",
     "UNITS",
+    "CacheLevel",
+    "CycleModel",
     "MetricResult",
     "ProcessProbe",
     "Replica",
@@ -51,7 +53,7 @@ __all__ = [
     "TestResult",
 ]
 
-UNITS = {"heap": "bytes", "instructions": "instructions"}
+UNITS = {"heap": "bytes", "instructions": "instructions", "cycles": "cycles"}
 NO_TELEMETRY = "NO_TELEMETRY"
 """The outcome of a measurement whose instrumented arm recorded no telemetry: its figures compare
 two identical arms, whatever the verdict of its budgets says."""
@@ -125,7 +127,8 @@ class MetricResult:
         Derived(
             "unit",
             "string",
-            '`"seconds"`, `"bytes"` or `"instructions"`: unit of `baseline`, `instrumented` and of absolute overheads',
+            '`"seconds"`, `"bytes"`, `"instructions"` or `"cycles"` (estimated): unit of `baseline`, `instrumented` '
+            "and of absolute overheads",
             lambda metric: UNITS.get(metric.metric, "seconds"),
         ),
     )
@@ -259,7 +262,17 @@ class Replica:
 
 
 SAMPLE_COLUMNS = ("cpu_baseline", "cpu_instrumented", "wall_baseline", "wall_instrumented")
-INSTRUCTION_COLUMNS = ("instructions_baseline", "instructions_instrumented")
+INSTRUCTION_COLUMNS = (
+    "instructions_baseline",
+    "instructions_instrumented",
+    "l1_misses_baseline",
+    "l1_misses_instrumented",
+    "ll_misses_baseline",
+    "ll_misses_instrumented",
+    "mispredicts_baseline",
+    "mispredicts_instrumented",
+)
+"""Per process and call; runs saved before the cache simulation hold the first two only."""
 
 
 def _write_samples(samples: tuple[tuple[float, ...], ...]) -> dict[str, object]:
@@ -279,14 +292,52 @@ def _read_samples(value: object) -> tuple[tuple[float, ...], ...]:
 
 def _write_instruction_samples(samples: tuple[tuple[float, ...], ...]) -> dict[str, object]:
     rows = [[finite_or_none(v) for v in s] for s in samples]
-    return {"columns": list(INSTRUCTION_COLUMNS), "per_process_per_call": rows}
+    width = len(samples[0]) if samples else len(INSTRUCTION_COLUMNS)
+    return {"columns": list(INSTRUCTION_COLUMNS[:width]), "per_process_per_call": rows}
 
 
 def _read_instruction_samples(value: object) -> tuple[tuple[float, ...], ...]:
     data = read_object(value) if value is not None else {}
     if not data:
         return ()
-    return tuple(read_field(data, "per_process_per_call", read_rows(2)))
+    columns = read_field(data, "columns", read_list, required=False) or list(INSTRUCTION_COLUMNS[:2])
+    if columns not in (list(INSTRUCTION_COLUMNS[:2]), list(INSTRUCTION_COLUMNS)):
+        raise Malformed(f"columns are not {', '.join(INSTRUCTION_COLUMNS)}", ("columns",))
+    return tuple(read_field(data, "per_process_per_call", read_rows(len(columns))))
+
+
+@dataclass(frozen=True)
+class CacheLevel:
+    """One simulated cache: size, associativity and line size, as callgrind's ``--I1``, ``--D1``, ``--LL`` take them."""
+
+    size_bytes: int
+    ways: int
+    line_bytes: int
+
+    @property
+    def option(self) -> str:
+        return f"{self.size_bytes},{self.ways},{self.line_bytes}"
+
+
+@dataclass(frozen=True)
+class CycleModel:
+    """How instructions mode estimates cycles: the caches it simulates (fixed, not the host's) and a miss's cost.
+
+    Estimated cycles = instructions + ``l1_miss_cycles`` x first-level misses + ``ll_miss_cycles`` x last-level
+    misses + ``mispredict_cycles`` x mispredicted branches."""
+
+    i1: CacheLevel
+    """First-level instruction cache."""
+    d1: CacheLevel
+    """First-level data cache."""
+    ll: CacheLevel
+    """Last-level cache."""
+    l1_miss_cycles: float
+    """Cycles added per first-level miss (instruction read, data read or write)."""
+    ll_miss_cycles: float
+    """Cycles added per last-level miss, on top of its first-level miss."""
+    mispredict_cycles: float
+    """Cycles added per mispredicted branch (conditional or indirect)."""
 
 
 class StopReason(str, enum.Enum):
@@ -360,7 +411,7 @@ class TestResult:
     """Raw per pair: (baseline CPU, instrumented CPU, baseline wall, instrumented wall) per call."""
     mode: str = "time"
     """``time``, or ``instructions`` (counted under valgrind; ``pairs`` then counts processes)."""
-    instruction_samples: tuple[tuple[float, float], ...] = field(
+    instruction_samples: tuple[tuple[float, ...], ...] = field(
         default=(),
         repr=False,
         metadata=form(
@@ -371,7 +422,12 @@ class TestResult:
             doc="instructions mode only, [below](#testsinstruction_samples)",
         ),
     )
-    """In instructions mode, per process: (baseline, instrumented) instructions per call."""
+    """In instructions mode, per process and call: instructions, first- and last-level misses, mispredicted
+    branches, each (baseline, instrumented)."""
+    cycle_model: CycleModel | None = field(
+        default=None, metadata=form(required=False, written=lambda result: result.mode == "instructions")
+    )
+    """In instructions mode, the simulated caches and miss weights behind the ``cycles`` metric."""
     processes: int = 1
     """Processes whose measurements were combined: 1 unless the ``processes`` setting spread the measurement over
     several, or processes were added where the between-process term kept a budget open; ``pairs`` then counts
