@@ -154,7 +154,7 @@ def figure(test: str, estimate: float, tau: float, processes: int = 5) -> Combin
 def test_spreads_on_a_line_give_back_that_line(tau: float, slope: float, sizes: list[float]) -> None:
     figures = [figure(f"t{i}", x, tau + slope * x) for i, x in enumerate(sizes)]
     fitted_tau, fitted_slope = fit_spread(figures)
-    if slope > 1e-9:
+    if slope >= 1e-9:
         assert fitted_tau == pytest.approx(tau, abs=1e-9) and fitted_slope == pytest.approx(slope, rel=1e-6)
     else:  # a flat line: no slope, and tau the spreads' root mean square, which is tau
         assert fitted_slope == pytest.approx(0, abs=1e-9) and fitted_tau == pytest.approx(tau, abs=1e-9)
