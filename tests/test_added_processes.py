@@ -36,14 +36,14 @@ def test_far_above():
             busy(20)
 
 
-# Identical arms (no telemetry at all): the overhead is about 0, and the prior's term (about ±1.7
-# points) holds a 0.1% budget open whatever one process's pairs say; pooled processes still cannot close it.
-@pytest.mark.otel_overhead(budget="0.1%", no_telemetry="ignore")
+# A term calibrated wide (0.3 in log ratio, well known) holds any budget within about half of the
+# estimate open whatever the pairs say, and pooling eight processes still cannot close it.
+@pytest.mark.otel_overhead(budget="5%", no_telemetry="ignore", calibration="wide.json")
 def test_held_open():
     busy(3000)
 
 
-@pytest.mark.otel_overhead(budget="0.1%", processes=1, no_telemetry="ignore")
+@pytest.mark.otel_overhead(budget="5%", processes=1, no_telemetry="ignore", calibration="wide.json")
 def test_held_open_in_one_process():
     busy(3000)
 """
@@ -52,7 +52,8 @@ def test_held_open_in_one_process():
 @pytest.fixture(scope="module")
 def added(tmp_path_factory: pytest.TempPathFactory) -> Run:
     path: Path = tmp_path_factory.mktemp("added")
-    return run_measured(path, {"test_measured.py": MEASURED}, max_time="12")
+    wide = '{"format": "pytest-otel-overhead calibration 1", "tau": 0.3, "slope": 0, "df": 100, "load": 0}'
+    return run_measured(path, {"test_measured.py": MEASURED, "wide.json": wide}, max_time="12")
 
 
 def _cpu(result: dict[str, Any]) -> dict[str, Any]:
@@ -89,7 +90,7 @@ def test_a_fixed_single_process_stays_alone_and_says_what_holds_it_open(added: R
     cpu = _cpu(result)
     assert result["processes"] == 1
     assert cpu["verdict"] == "INCONCLUSIVE"
-    assert cpu["between_process_source"] == "built-in"
+    assert cpu["between_process_source"] == "calibrated"
     assert result["stop_reason"] != "process term"
 
 

@@ -79,7 +79,7 @@ class ProcessTerm:
         return t_quantile(level, max(1, round(self.df))) if math.isfinite(self.df) else NormalDist().inv_cdf(level)
 
 
-BUILT_IN_TERM = ProcessTerm(tau=0.006, slope=0.006, df=4, load=0.012)
+BUILT_IN_TERM = ProcessTerm(tau=0.006, slope=0.006, df=4.0, load=0.012)
 """Measured on five real workloads over 20 processes each (docs/accuracy.md, 2026-12-04): the spread of the
 processes' estimates beyond their own intervals was 0.0067 (a manual span, +6.6%), 0.0053 (``requests``, +24%),
 0.017 (sqlite3, +524%, a log ratio of 1.84) and none measurable for Flask and FastAPI (+6%); six Flask runs

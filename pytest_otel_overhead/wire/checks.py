@@ -259,10 +259,11 @@ def read_budget(value: Any) -> Budget:
 
 
 _WHITESPACE = b" \t\n\r"
-_SPACE = rb"[ \t\n\r]*+"
+_SPACE = rb"[ \t\n\r]*"
 # A JSON number whose float is surely finite (at most 200 digits before the point, a positive exponent of
-# at most two digits), or null; possessive, so a failed row is refused without backtracking through it.
-_NUMBER = rb"(?:-?+(?:0|[1-9][0-9]{0,199}+)(?:\.[0-9]++)?+(?:[eE](?:-[0-9]++|\+?+[0-9]{1,2}+))?+|null)"
+# at most two digits), or null. Not possessive (Python 3.10 has no possessive quantifiers): each token ends
+# where the next must begin, so a failed row backtracks a few characters, not through the rows.
+_NUMBER = rb"(?:-?(?:0|[1-9][0-9]{0,199})(?:\.[0-9]+)?(?:[eE](?:-[0-9]+|\+?[0-9]{1,2}))?|null)"
 
 
 @functools.cache
@@ -271,7 +272,7 @@ def _rows_patterns(width: int) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
 
     def table(space: bytes) -> re.Pattern[bytes]:
         row = rb"\[" + space + (space + b"," + space).join([_NUMBER] * width) + space + rb"\]"
-        return re.compile(rb"\[" + space + row + rb"(?:" + space + b"," + space + row + rb")*+" + space + rb"\]")
+        return re.compile(rb"\[" + space + row + rb"(?:" + space + b"," + space + row + rb")*" + space + rb"\]")
 
     return table(b""), table(_SPACE)
 
