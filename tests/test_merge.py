@@ -181,7 +181,6 @@ def test_a_test_measured_on_several_machines_is_combined_across_them(tmp_path: P
     # several times each one's own, and by a between-machine spread far above the prior's.
     assert cpu.ci_low < 0.03 and cpu.ci_high > 0.07 and cpu.verdict is Verdict.INCONCLUSIVE
     assert cpu.between_process_spread is not None and cpu.between_process_spread > 0.015
-    assert cpu.between_process_spread is not None and cpu.between_process_spread > 0.015
     assert result.notes[0] == "measured in 3 shards on 2 machine(s) (CPU A; CPU B)"
     assert {"shard a", "shard b", "shard c"} <= set(result.notes)
     assert result.processes == 3 and result.pairs == 120 and len(result.samples) == 60
