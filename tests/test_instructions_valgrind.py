@@ -63,7 +63,10 @@ def test_aa_reads_zero_and_an_injected_cost_reads_as_itself(pytester: pytest.Pyt
     assert same["mode"] == "instructions"
     assert same["verdict"] == "PASS"
     gate, counted = same["metrics"]["cycles"], same["metrics"]["instructions"]
-    assert abs(gate["overhead"]) < 0.002 and abs(counted["overhead"]) < 0.002
+    assert abs(counted["overhead"]) < 0.002
+    # Simulated misses depend on where things lie in memory, which the folder's path and the
+    # environment move: the same A/A read -0.27% in estimated cycles from another checkout.
+    assert abs(gate["overhead"]) < 0.005
     assert gate["n"] == counted["n"] == 6
     assert counted["baseline"] > 100_000  # instructions per call, start-up and collection excluded
     assert gate["baseline"] >= counted["baseline"]  # estimated cycles: instructions plus weighted misses
