@@ -2,14 +2,14 @@
 
 pytest imports this module in every run of every project that has the package installed (and
 rewrites the asserts of every module of the package it loads), so a run that does not measure loads
-only pytest and the settings' declarations (``settings/flags``, ``keys``, ``defaults``, ``options``
-and what they need). The measuring machinery (the engine, the OpenTelemetry SDK, psutil, reports,
-history, advice) is imported in ``pytest_configure``, and only when the session measures
-(``--otel-overhead``, ini ``otel_overhead`` or an advice flag). Marker arguments and setting values
-are checked in every run all the same, so that a typo fails at once rather than in the first run
-that measures; the parsers load only when there is a value to check. The hooks called for every
-test are on plugins registered only where a session needs them: a measuring session's
-(:class:`MeasuredTests`), or, without measuring, one registered when marked tests were collected.
+only pytest and the settings' declarations (``settings/flags``, ``declared`` and ``options``). The
+measuring machinery (the engine, the OpenTelemetry SDK, psutil, reports, history, advice) is
+imported in ``pytest_configure``, and only when the session measures (``--otel-overhead``, ini
+``otel_overhead`` or an advice flag). Marker arguments and setting values are checked in every run
+all the same, so that a typo fails at once rather than in the first run that measures; the parsers
+load only when there is a value to check. The hooks called for every test are on plugins registered
+only where a session needs them: a measuring session's (:class:`MeasuredTests`), or, without
+measuring, one registered when marked tests were collected.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
+from pytest_otel_overhead.settings.declared import KEY_HELP
 from pytest_otel_overhead.settings.flags import (
     MARKER,
     add_options,
@@ -28,9 +29,7 @@ from pytest_otel_overhead.settings.flags import (
     items_to_measure,
     to_measure,
 )
-from pytest_otel_overhead.settings.keys import KEYS
 from pytest_otel_overhead.settings.options import session_options
-from pytest_otel_overhead.units import SettingsError
 
 if TYPE_CHECKING:
     from pytest_otel_overhead.engine.strategy import Strategies
@@ -54,7 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{MARKER}(budget='5%', **settings): measure this test's telemetry overhead under --otel-overhead; "
-        "settings: " + ", ".join(KEYS),
+        "settings: " + ", ".join(KEY_HELP),
     )
     options = session_options(config)  # read once here; every module reads them from the stash
     if options.child:
@@ -107,6 +106,7 @@ def _start_measuring(config: pytest.Config, options: SessionOptions) -> None:
     from pytest_otel_overhead.plugins.xdist import PLUGIN_NAME as XDIST_PLUGIN_NAME
     from pytest_otel_overhead.plugins.xdist import XdistPlugin
     from pytest_otel_overhead.session import OverheadSession
+    from pytest_otel_overhead.units import SettingsError
 
     try:
         router = install_router()
@@ -148,16 +148,17 @@ def _check_without_measuring(config: pytest.Config) -> None:
     """
     given = given_flags(config)
     ini = ini_settings(config)
-    try:
-        if given or ini:  # every flag defaults to None: without one, the command line has no settings to check
-            from pytest_otel_overhead.settings.sources import cli_layer, ini_layer
+    if given or ini:  # every flag defaults to None: without one, the command line has no settings to check
+        from pytest_otel_overhead.settings.sources import cli_layer, ini_layer
+        from pytest_otel_overhead.units import SettingsError
 
+        try:
             if given:
                 cli_layer(config, imports=False)
             if ini:
                 ini_layer(config, imports=False)
-    except SettingsError as error:
-        raise pytest.UsageError(f"otel-overhead: {error}") from None
+        except SettingsError as error:
+            raise pytest.UsageError(f"otel-overhead: {error}") from None
     if given and not hasattr(config, "workerinput"):  # an xdist worker: its controller says it once
         verb = "has" if len(given) == 1 else "have"
         message = f"otel-overhead: {', '.join(given)} {verb} no effect without --otel-overhead"
@@ -265,6 +266,8 @@ class MeasuredTests:
 
 def _fail_on_settings_error(check: Callable[[], object]) -> None:
     """Run ``check``; a SettingsError fails the test with its one line (no traceback, no chained error)."""
+    from pytest_otel_overhead.units import SettingsError  # loaded by then: the check parses values
+
     problem: str | None = None
     try:
         check()

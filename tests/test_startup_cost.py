@@ -23,6 +23,7 @@ from pytest_otel_overhead.settings.flags import items_to_measure, to_measure
 # light parsers (in units). The records and the other parsers load only when a value needs them.
 LIGHT = {
     "pytest_otel_overhead",
+    "pytest_otel_overhead.settings.declared",
     "pytest_otel_overhead.settings.defaults",
     "pytest_otel_overhead.settings.flags",
     "pytest_otel_overhead.formatting",
@@ -35,11 +36,15 @@ LIGHT = {
     "pytest_otel_overhead.settings.sources",
     "pytest_otel_overhead.units",
 }
-# What a session given nothing of the plugin's loads: the declarations, not the layers that parse values.
-DECLARATIONS = LIGHT - {
-    "pytest_otel_overhead.settings.layers",
-    "pytest_otel_overhead.settings.origin",
-    "pytest_otel_overhead.settings.sources",
+# What a session given nothing of the plugin's loads: the declarations as literals, not the key registry
+# that they come from, nor the layers that parse values.
+DECLARATIONS = {
+    "pytest_otel_overhead",
+    "pytest_otel_overhead.plugin",
+    "pytest_otel_overhead.settings",
+    "pytest_otel_overhead.settings.declared",
+    "pytest_otel_overhead.settings.flags",
+    "pytest_otel_overhead.settings.options",
 }
 HEAVY = ("opentelemetry.sdk", "psutil", "pytest_otel_overhead.engine", "pytest_otel_overhead.otel")
 
@@ -75,8 +80,16 @@ BUILT_ON_FIRST_USE = (
 
 def test_importing_the_entry_point_builds_no_settings_tables() -> None:
     loaded = loaded_by("import pytest, pytest_otel_overhead.plugin")
-    assert "pytest_otel_overhead.settings.keys" in loaded
-    assert not [m for m in loaded if m in BUILT_ON_FIRST_USE], loaded
+    assert set(loaded) == DECLARATIONS, loaded  # not even the key registry: its names and help are literals
+
+
+def test_the_declared_names_and_help_are_the_key_registrys() -> None:
+    from pytest_otel_overhead.settings import declared
+    from pytest_otel_overhead.settings.keys import KEYS, declared_source
+
+    assert list(declared.KEY_HELP) == list(KEYS)
+    text = Path(declared.__file__).read_text(encoding="utf-8")
+    assert text == declared_source(), "settings/declared.py is stale: python -m pytest_otel_overhead.settings.keys"
 
 
 def test_building_the_key_registry_loads_neither_the_records_nor_their_parsers() -> None:

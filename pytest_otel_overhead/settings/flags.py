@@ -3,8 +3,9 @@
 Declaring them needs only pytest and the settings' names; what the options do is read by
 :mod:`pytest_otel_overhead.settings.options` (the session's options) and :mod:`pytest_otel_overhead.settings`
 (the measurement settings), and acted on by the measuring machinery, which is imported only when
-a session measures. pytest loads this module in every run, so it imports only the key registry: the
-layers that parse what a run gave load only when it gave something.
+a session measures. pytest loads this module in every run, so it imports only the settings' names
+and help texts as literals (``settings/declared``, generated from the key registry): the registry
+and the layers that parse what a run gave load only when it gave something.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 import pytest
 
-from pytest_otel_overhead.settings.keys import KEYS
+from pytest_otel_overhead.settings.declared import KEY_HELP
 
 __all__ = [
     "ADVICE_GROUP",
@@ -105,7 +106,7 @@ def add_options(parser: pytest.Parser) -> None:
     # Internal: set on the pytest processes that instructions mode starts under valgrind.
     _add(parser, group, "child", argparse.SUPPRESS)
     settings = parser.getgroup(SETTINGS_GROUP, "OpenTelemetry overhead: measuring settings (also marker arguments)")
-    for name in KEYS:
+    for name in KEY_HELP:
         if name != "budget":
             _add_key(parser, settings, name)
     _add_advice_options(parser, parser.getgroup(ADVICE_GROUP, "OpenTelemetry overhead: advice (sweep, tune, explain)"))
@@ -138,10 +139,10 @@ def _add_switch(parser: pytest.Parser, group: pytest.OptionGroup, name: str, hel
 
 
 def _add_key(parser: pytest.Parser, group: pytest.OptionGroup, name: str) -> None:
-    key = KEYS[name]
+    help = KEY_HELP[name]
     # argparse %-formats help text: "5%" would break --help
-    _add(parser, group, key.name, key.help.replace("%", "%%"), metavar="VALUE")
-    parser.addini(option_dest(key.name), key.help + f"; as {option_flag(key.name)}")
+    _add(parser, group, name, help.replace("%", "%%"), metavar="VALUE")
+    parser.addini(option_dest(name), help + f"; as {option_flag(name)}")
 
 
 def given_flags(config: pytest.Config) -> list[str]:
@@ -155,13 +156,13 @@ def given_flags(config: pytest.Config) -> list[str]:
 
 def cli_settings(config: pytest.Config) -> dict[str, object]:
     """The settings the command line gives, by key, as written."""
-    raw = {key: config.getoption(option_dest(key)) for key in KEYS}
+    raw = {key: config.getoption(option_dest(key)) for key in KEY_HELP}
     return {key: value for key, value in raw.items() if value is not None}
 
 
 def ini_settings(config: pytest.Config) -> dict[str, object]:
     """The settings the ini file gives, by key, as written; a key left empty gives nothing."""
-    raw = {key: config.getini(option_dest(key)) for key in KEYS}
+    raw = {key: config.getini(option_dest(key)) for key in KEY_HELP}
     return {key: value for key, value in raw.items() if value not in (None, "")}
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "SAMPLER_ARG_KEYS",
     "Key",
     "check_keys",
+    "declared_source",
     "key_table",
 ]
 
@@ -396,3 +397,33 @@ def check_keys(raw: Mapping[str, object], source: str) -> None:
             close = difflib.get_close_matches(key, list(KEYS), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(KEYS)}"
             raise SettingsError(f"{source}: unknown argument {key!r}{hint}")
+
+
+_DECLARED = '''"""The settings' names and help texts as pytest declares them in every run.
+
+Generated from the key registry (:mod:`pytest_otel_overhead.settings.keys`) by
+``python -m pytest_otel_overhead.settings.keys``; a test checks that the two agree. Declaring the
+options from literals spares every pytest run building the registry, its defaults and its parsers.
+"""
+
+KEY_HELP: dict[str, str] = {{
+{entries}}}
+"""Every setting's help, by name, in the order ``--help`` lists them."""
+'''
+
+
+def declared_source() -> str:
+    """The text of :mod:`pytest_otel_overhead.settings.declared`: every key's name and help, as literals."""
+    import json  # double-quoted literals, as the formatter writes them
+
+    def literal(text: str) -> str:
+        return json.dumps(text, ensure_ascii=False)
+
+    entries = "".join(f"    {literal(name)}: {literal(key.help)},\n" for name, key in key_table().items())
+    return _DECLARED.format(entries=entries)
+
+
+if __name__ == "__main__":
+    import pathlib
+
+    pathlib.Path(__file__).with_name("declared.py").write_text(declared_source(), encoding="utf-8")
