@@ -158,7 +158,7 @@ def add_processes(
             say(f"{label}: the between-process term keeps a budget open; process {index + 1} starts ({share:.1f}s)")
             runner.run(index, share)
             if len(runner.results) in ADDED_LOOKS:
-                metrics = combined_metrics(settings, runner.results, plan.per_look_confidence, plan.confidence)
+                metrics = _timed_metrics(settings, runner.results, plan)
                 say(_progress_line(label, len(runner.results), MAX_PROCESSES, runner.elapsed(), metrics))
                 done = _with_first(_result(runner, metrics, len(ADDED_LOOKS), stop_reason), first, runner)
                 if _decided(metrics) and (still_open is None or not still_open(done)):
@@ -166,8 +166,16 @@ def add_processes(
                     break
         else:
             stop_reason = StopReason.ALL_PROCESSES
-    metrics = combined_metrics(settings, runner.results, plan.per_look_confidence, plan.confidence)
+    metrics = _timed_metrics(settings, runner.results, plan)
     return _with_first(_result(runner, metrics, len(ADDED_LOOKS), stop_reason), first, runner)
+
+
+def _timed_metrics(settings: MeasureSettings, results: Sequence[TestResult], plan: LookPlan) -> list[MetricResult]:
+    """The metrics that every added process measures, pooled; the others are the first process's alone
+    (:func:`_with_first`), decided there, and neither wait for processes that cannot measure them nor
+    appear twice."""
+    metrics = combined_metrics(settings, results, plan.per_look_confidence, plan.confidence)
+    return [m for m in metrics if m.metric in TIME_METRICS]
 
 
 def _with_first(result: TestResult, first: TestResult, runner: _Processes) -> TestResult:
