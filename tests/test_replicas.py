@@ -716,3 +716,27 @@ def test_nothing_in_the_session_process_was_left_changed(replicated_run: Replica
     for complaint in ("left the environment changed", "left threads running", "TracerProvider was replaced"):
         assert complaint not in out
     assert not re.search(r"^test_replicated\.py::\w+ ERROR", out, re.MULTILINE)
+
+
+def test_an_absolute_budget_over_processes_keeps_their_spread_for_comparisons() -> None:
+    budget = Budget("absolute", 5e-3)
+    settings = dataclasses.replace(MeasureSettings(), budgets=(("cpu", budget),))
+
+    def absolute(overhead: float) -> MetricResult:
+        return dataclasses.replace(
+            child_metric(0.0, 0.01, budget=None),
+            kind="absolute",
+            overhead=overhead,
+            ci_low=overhead - 1e-4,
+            ci_high=overhead + 1e-4,
+            instrumented=1e-3 + overhead,
+            budget=budget,
+            verdict=Verdict.PASS,
+        )
+
+    results = [child_result(absolute(x)) for x in (1.0e-3, 1.5e-3, 2.0e-3)]
+    (cpu,) = combined_metrics(settings, results, 0.95, 0.95)
+    assert cpu.kind == "absolute" and cpu.n == 3
+    # Seconds per call, as the overhead: a comparison of runs takes it relative to the instrumented time.
+    assert cpu.between_process_spread is not None
+    assert 2e-4 < cpu.between_process_spread < 1e-3

@@ -382,7 +382,7 @@ def _combined_metric(
         budget=budget,
         verdict=verdict,
         resolution=decision.half_width if verdict is Verdict.INCONCLUSIVE and not refused else None,
-        between_process_spread=decision.spread if kind == "relative" else None,
+        between_process_spread=decision.spread if kind == "relative" or first.metric in TIME_METRICS else None,
         between_process_source=TermSource.MEASURED if decision.n > 1 else settings.process_term.source,
     )
     note = refused or _note(metric, per_process, decision, errors)
