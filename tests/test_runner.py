@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import pytest
 from opentelemetry import trace
 
-from pytest_otel_overhead.engine import arms, looks, runner, timed
+from pytest_otel_overhead.engine import arms, looks, runner, surroundings, timed
 from pytest_otel_overhead.engine import diagnostic as diagnostic_phase
 from pytest_otel_overhead.engine import heap as heap_phase
 from pytest_otel_overhead.engine.probes import heap_round
@@ -270,6 +270,10 @@ class Simulation:
 
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(runner, "time", fake_time)
+            # A simulated machine is a quiet one: the real machine's load would add its term to the
+            # intervals, and the verdicts would depend on what else runs beside the suite.
+            patch.setattr(surroundings, "was_busy", lambda start, end: False)
+            patch.setattr(surroundings, "busy_note", lambda start, end: None)
             result = runner.measure(workload, settings, router, rng=random.Random(self.seed), progress=progress)
         assert router.idle
         return result
