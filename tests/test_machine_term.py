@@ -12,6 +12,7 @@ from conftest import build_result
 from pytest_otel_overhead.history.compare import compare_runs, comparison_lines, parse_criteria
 from pytest_otel_overhead.history.machines import MACHINE_SPREAD, machine_differences, machine_term
 from pytest_otel_overhead.history.store import RunRecord
+from pytest_otel_overhead.instructions.cycles import CYCLE_MODEL
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.stats.verdict import Verdict
 
@@ -71,15 +72,21 @@ def test_a_time_comparison_across_machines_widens_and_may_turn_undecided() -> No
 
 def _instructions(overhead: float, seed: int) -> TestResult:
     rng = random.Random(seed)
-    rows = tuple((1e6, 1e6 * (1 + overhead) * (1 + rng.uniform(-1e-4, 1e-4))) for _ in range(8))
-    return dataclasses.replace(build_result("t.py::t"), mode="instructions", samples=(), instruction_samples=rows)
+    rows = tuple(
+        (1e6, 1e6 * (1 + overhead) * (1 + rng.uniform(-1e-4, 1e-4)), 1e3, 1.2e3, 10.0, 12.0, 0.0, 0.0) for _ in range(8)
+    )
+    return dataclasses.replace(
+        build_result("t.py::t"), mode="instructions", samples=(), instruction_samples=rows, cycle_model=CYCLE_MODEL
+    )
 
 
-def test_instruction_counts_compare_as_equals_across_machines() -> None:
+def test_counts_compare_as_equals_across_machines() -> None:
     before, after = _instructions(0.05, 1), _instructions(0.06, 2)
-    criteria = parse_criteria("instructions:+0.5pp", "test")
+    criteria = parse_criteria("cycles:+0.5pp,instructions:+0.5pp", "test")
     same = compare_runs(_run(before), _run(after), criteria).tests[0].metrics
     across = compare_runs(_run(before), _run(after, cpu="CPU B", python="3.12.1"), criteria).tests[0].metrics
-    assert [m.metric for m in across] == ["instructions"]
-    assert across[0].machine_term == 0.0 and across[0].shift == same[0].shift
-    assert across[0].verdict is same[0].verdict is Verdict.FAIL
+    assert [m.metric for m in across] == ["cycles", "instructions"]
+    for metric, alike in zip(across, same, strict=True):
+        assert metric.problem is None
+        assert metric.machine_term == 0.0 and metric.shift == alike.shift
+        assert metric.verdict is alike.verdict is Verdict.FAIL

@@ -27,7 +27,8 @@ incomparable. Between runs:
   per process beyond the first);
 * when the runs were measured on machines that differ (CPU model, Python build, load:
   ``history.machines``), a time metric's ``δ`` is widened the same way by ``z × MACHINE_SPREAD`` (``z`` normal here)
-  (in quadrature with the processes' term); instruction counts compare as equals;
+  (in quadrature with the processes' term); counts (``shift.COUNTED_METRICS``: estimated cycles, instructions)
+  compare as equals, and estimated cycles only between runs that weighed them with the same cycle model;
 * both intervals are taken at ``1 - (1 - confidence) / 2`` (Bonferroni), so the box
   ``a × δ`` holds the true pair with at least ``confidence``;
 * the change in percentage points is ``exp(a) * (exp(δ) - 1)``, the relative change of the
@@ -63,7 +64,15 @@ from pytest_otel_overhead.formatting import (
 from pytest_otel_overhead.history.compare_lines import comparison_lines, describe_run, regression_message
 from pytest_otel_overhead.history.criteria import COMPARED_METRICS, Criterion, idle_message, parse_criteria
 from pytest_otel_overhead.history.machines import machine_differences, machine_term
-from pytest_otel_overhead.history.shift import TIME_COLUMNS, log_ratios, pairs_of, sample_problem, shift_interval
+from pytest_otel_overhead.history.shift import (
+    COUNTED_METRICS,
+    kept,
+    log_ratios,
+    model_problem,
+    pairs_of,
+    sample_problem,
+    shift_interval,
+)
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.results import METRIC_LABELS, TestResult
 from pytest_otel_overhead.stats.intervals import Interval, hodges_lehmann, t_quantile, wilcoxon_interval
@@ -236,8 +245,8 @@ def offsets_half_width(
 ) -> float:
     """How much the processes' offsets and the machines' difference widen ``δ`` on each side, at ``each``;
     ``at`` holds the two runs' log ratios."""
-    if metric not in TIME_COLUMNS:
-        # Instructions mode counts over layouts of its own and repeats within 0.05% on any machine: no term there.
+    if metric in COUNTED_METRICS:
+        # Instructions mode counts over layouts of its own and repeats on any machine: no term there.
         return 0.0
     earlier, later = process_spread(before, metric, at[0]), process_spread(after, metric, at[1])
     level = 1 - (1 - each) / 2
@@ -270,10 +279,14 @@ def _metric_change(
 ) -> MetricChange | None:
     """The change of one metric; ``None`` when neither run measured it (instructions in time mode)."""
     wanted = tuple(c for c in criteria if c.metric == metric)
-    pairs = len(pairs_of(before, metric)), len(pairs_of(after, metric))
-    if not any(pairs):
+    if not (kept(before, metric) or kept(after, metric)):
         return None
-    problem = sample_problem(before, metric, "the earlier run") or sample_problem(after, metric, "the later run")
+    pairs = len(pairs_of(before, metric)), len(pairs_of(after, metric))
+    problem = (
+        sample_problem(before, metric, "the earlier run")
+        or sample_problem(after, metric, "the later run")
+        or model_problem(before, after, metric)
+    )
     if problem is None:
         try:
             return _measured_change(before, after, metric, wanted, confidence, machine)

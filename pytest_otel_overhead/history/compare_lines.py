@@ -15,7 +15,7 @@ __all__ = ["MACHINE_LINE", "comparison_lines", "describe_run", "regression_messa
 
 MACHINE_LINE = (
     "  the machines differ ({differences}): time comparisons are widened by a machine term "
-    "(docs/sharding.md); instruction counts compare as equals"
+    "(docs/sharding.md); counts (estimated cycles, instructions) compare as equals"
 )
 
 

@@ -8,13 +8,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from pytest_otel_overhead.history.shift import COUNTED_METRICS, TIME_COLUMNS
 from pytest_otel_overhead.results import METRIC_LABELS
 from pytest_otel_overhead.units import SettingsError
 
 __all__ = ["COMPARED_METRICS", "Criterion", "idle_message", "parse_criteria"]
 
-COMPARED_METRICS = ("cpu", "wall", "instructions")
-"""The metrics whose raw per-pair samples are kept, and so the ones two runs can be compared on."""
+COMPARED_METRICS = (*TIME_COLUMNS, *COUNTED_METRICS)
+"""The metrics whose raw per-pair samples are kept, and so the ones two runs can be compared on: CPU and wall
+time, and in instructions mode estimated cycles (its gate) and instructions."""
 _CRITERION = re.compile(r"^\s*([a-z_0-9]+)\s*:\s*\+?\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(pp|%)\s*$")
 
 

@@ -4,8 +4,8 @@ A time overhead depends on the machine as well as the code: spans touch memory, 
 different CPU moves the ratio of the arms (docs/sharding.md, *Comparisons across machines*). Two
 runs differ in their machine when their CPU models differ (for a merged run, the set of its
 shards' models), when their Python builds differ (version, implementation, platform), or when one
-was measured under a load the other was not. Instruction counts are the same on any machine and
-compare as equals.
+was measured under a load the other was not. Counts (instructions, estimated cycles:
+``shift.COUNTED_METRICS``) are the same on any machine and compare as equals.
 """
 
 from __future__ import annotations

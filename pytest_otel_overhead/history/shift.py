@@ -1,6 +1,7 @@
 """Two-sample statistics of a comparison: a run's per-pair log ratios, and the shift between two runs' ratios.
 
-``log_ratios`` turns a result's raw samples into the statistic budgets are decided on;
+``pairs_of`` reads a result's raw samples of a metric (times per block, counts and estimated cycles per
+process), ``log_ratios`` turns them into the statistic budgets are decided on;
 ``shift_interval`` is the two-sample Hodges–Lehmann estimate of how far that statistic moved from
 one run to the next, with the distribution-free interval of the Wilcoxon–Mann–Whitney test.
 """
@@ -12,21 +13,52 @@ from collections.abc import Sequence
 from statistics import NormalDist
 
 from pytest_otel_overhead.results import METRIC_LABELS, TestResult
+from pytest_otel_overhead.results.cycle_model import INSTRUCTION_COLUMNS
 from pytest_otel_overhead.stats.intervals import Interval, batch_slices
 
-__all__ = ["TIME_COLUMNS", "log_ratios", "pairs_of", "sample_problem", "shift_interval"]
+__all__ = [
+    "COUNTED_METRICS",
+    "TIME_COLUMNS",
+    "kept",
+    "log_ratios",
+    "model_problem",
+    "pairs_of",
+    "sample_problem",
+    "shift_interval",
+]
 
 TIME_COLUMNS = {"cpu": (0, 1), "wall": (2, 3)}
 """Per time metric, the (baseline, instrumented) columns of a result's raw samples."""
+COUNTED_METRICS = ("cycles", "instructions")
+"""Metrics counted under valgrind (instructions mode): one pair per process, over layouts of the run's own, and
+the same on any machine, loaded or not, so compared without a per-process or machine term."""
 _EXACT_LIMIT = 2500
 
 
+def _instruction_rows(result: TestResult) -> tuple[tuple[float, ...], ...]:
+    return getattr(result, "instruction_samples", ())
+
+
 def pairs_of(result: TestResult, metric: str) -> list[tuple[float, float]]:
-    """(baseline, instrumented) of ``metric`` per pair: of blocks for times, of processes for instructions."""
+    """(baseline, instrumented) of ``metric`` per pair: of blocks for times, of processes for counts.
+
+    Estimated cycles are the run's own: its rows' instructions and misses under the ``cycle_model`` it
+    counted with. Rows without cache counts (runs saved before them) give none (:func:`sample_problem`)."""
     if metric == "instructions":
-        return [(row[0], row[1]) for row in getattr(result, "instruction_samples", ())]
+        return [(row[0], row[1]) for row in _instruction_rows(result)]
+    if metric == "cycles":
+        model = getattr(result, "cycle_model", None)
+        rows = _instruction_rows(result)
+        if model is None or any(len(row) != len(INSTRUCTION_COLUMNS) for row in rows):
+            return []
+        return [model.arms(row) for row in rows]
     b_col, i_col = TIME_COLUMNS[metric]
     return [(row[b_col], row[i_col]) for row in result.samples]
+
+
+def kept(result: TestResult, metric: str) -> int:
+    """How many rows of raw samples ``result`` kept for ``metric``, usable or not: 0 when it did not measure it."""
+    return len(_instruction_rows(result)) if metric in COUNTED_METRICS else len(result.samples)
 
 
 def _readable(value: float) -> bool:
@@ -44,13 +76,13 @@ def log_ratios(result: TestResult, metric: str) -> list[float]:
     Times go in batches of consecutive pairs, the arms' mean per batch (``stats.batch_slices``: at
     most ``MAX_BATCHES`` batches, one pair each up to that many pairs), as the engine batches them
     for budgets: neighbouring pairs on a shared machine are not independent, and an interval that
-    takes hundreds of them as independent comes out too narrow. Instruction counts come one pair
-    per process, each its own statistic, as the instruction budget takes them. Pairs holding a
+    takes hundreds of them as independent comes out too narrow. Counts (``COUNTED_METRICS``) come one
+    pair per process, each its own statistic, as the instruction budget takes them. Pairs holding a
     value that is not a time or count are left out (:func:`sample_problem` names them); a batch
     without a positive value in both arms gives no statistic.
     """
     pairs = [(b, i) for b, i in pairs_of(result, metric) if _readable(b) and _readable(i)]
-    if metric == "instructions":
+    if metric in COUNTED_METRICS:
         groups = [[pair] for pair in pairs]
     else:
         groups = [pairs[batch] for batch in batch_slices(len(pairs))]
@@ -66,6 +98,13 @@ def sample_problem(result: TestResult, metric: str, run: str) -> str | None:
     """Why ``result``'s samples of ``metric`` cannot be compared (``run`` names the run), or ``None``."""
     label = METRIC_LABELS.get(metric, metric)
     pairs = pairs_of(result, metric)
+    if not pairs and metric == "cycles" and _instruction_rows(result):
+        if any(len(row) != len(INSTRUCTION_COLUMNS) for row in _instruction_rows(result)):
+            return (
+                f"{run} counted instructions only (saved before the cache simulation), so estimated cycles "
+                "cannot be compared; instructions are"
+            )
+        return f"{run} records no cycle model, so its counts cannot be weighed into estimated cycles"
     if not pairs:
         return f"{run} kept no per-pair {label} samples"
     unreadable = sum(1 for b, i in pairs if not (_readable(b) and _readable(i)))
@@ -74,6 +113,15 @@ def sample_problem(result: TestResult, metric: str, run: str) -> str | None:
     if not log_ratios(result, metric):
         return f"no pair in {run} has a {label} value above zero in both arms"
     return None
+
+
+def model_problem(before: TestResult, after: TestResult, metric: str) -> str | None:
+    """Why two runs' estimated cycles are not comparable as equals (their cycle models differ), or ``None``."""
+    earlier, later = getattr(before, "cycle_model", None), getattr(after, "cycle_model", None)
+    if metric != "cycles" or earlier is None or later is None or earlier == later:
+        return None
+    differences = "; ".join(earlier.differences(later))
+    return f"the runs estimate cycles with different models ({differences}); instructions are compared"
 
 
 def _count_at_most(x: Sequence[float], y: Sequence[float], t: float) -> int:

@@ -12,7 +12,8 @@ mispredicted conditional and indirect branches (``Bcm``, ``Bim``). An estimated 
 the classic model of cachegrind's documentation (about 10 cycles to the last level, 100 to
 memory) plus a mispredict's pipeline flush, with weights calibrated against time on real workloads
 (docs/instructions-mode.md, ``python -m benchmarks.cycles_calibration``). A last-level miss is also a
-first-level miss: it pays both weights.
+first-level miss: it pays both weights. The formula itself is ``results.CycleModel.cycles``, which comparisons
+between saved runs use too.
 """
 
 from __future__ import annotations
@@ -83,13 +84,8 @@ class Counts:
         return Counts(*(figure / calls for figure in self.figures))
 
     def cycles(self, model: CycleModel = CYCLE_MODEL) -> float:
-        """Estimated cycles: each instruction one cycle, each miss and mispredict its weight."""
-        return (
-            self.instructions
-            + model.l1_miss_cycles * self.l1_misses
-            + model.ll_miss_cycles * self.ll_misses
-            + model.mispredict_cycles * self.mispredicts
-        )
+        """Estimated cycles under ``model`` (its formula: ``results.CycleModel.cycles``)."""
+        return model.cycles(*self.figures)
 
     @staticmethod
     def mean(counts: Sequence[Counts]) -> Counts:

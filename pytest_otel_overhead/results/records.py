@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from pytest_otel_overhead.formatting import finite_or_none
 from pytest_otel_overhead.otel.health import PipelineHealth
+from pytest_otel_overhead.results.cycle_model import INSTRUCTION_COLUMNS, CacheLevel, CycleModel
 from pytest_otel_overhead.results.display import (
     AGAINST_ARMS_MARK,
     HEAP_BYTES_BELOW,
@@ -262,17 +263,6 @@ class Replica:
 
 
 SAMPLE_COLUMNS = ("cpu_baseline", "cpu_instrumented", "wall_baseline", "wall_instrumented")
-INSTRUCTION_COLUMNS = (
-    "instructions_baseline",
-    "instructions_instrumented",
-    "l1_misses_baseline",
-    "l1_misses_instrumented",
-    "ll_misses_baseline",
-    "ll_misses_instrumented",
-    "mispredicts_baseline",
-    "mispredicts_instrumented",
-)
-"""Per process and call; runs saved before the cache simulation hold the first two only."""
 
 
 def _write_samples(samples: tuple[tuple[float, ...], ...]) -> dict[str, object]:
@@ -304,40 +294,6 @@ def _read_instruction_samples(value: object) -> tuple[tuple[float, ...], ...]:
     if columns not in (list(INSTRUCTION_COLUMNS[:2]), list(INSTRUCTION_COLUMNS)):
         raise Malformed(f"columns are not {', '.join(INSTRUCTION_COLUMNS)}", ("columns",))
     return tuple(read_field(data, "per_process_per_call", read_rows(len(columns))))
-
-
-@dataclass(frozen=True)
-class CacheLevel:
-    """One simulated cache: size, associativity and line size, as callgrind's ``--I1``, ``--D1``, ``--LL`` take them."""
-
-    size_bytes: int
-    ways: int
-    line_bytes: int
-
-    @property
-    def option(self) -> str:
-        return f"{self.size_bytes},{self.ways},{self.line_bytes}"
-
-
-@dataclass(frozen=True)
-class CycleModel:
-    """How instructions mode estimates cycles: the caches it simulates (fixed, not the host's) and a miss's cost.
-
-    Estimated cycles = instructions + ``l1_miss_cycles`` x first-level misses + ``ll_miss_cycles`` x last-level
-    misses + ``mispredict_cycles`` x mispredicted branches."""
-
-    i1: CacheLevel
-    """First-level instruction cache."""
-    d1: CacheLevel
-    """First-level data cache."""
-    ll: CacheLevel
-    """Last-level cache."""
-    l1_miss_cycles: float
-    """Cycles added per first-level miss (instruction read, data read or write)."""
-    ll_miss_cycles: float
-    """Cycles added per last-level miss, on top of its first-level miss."""
-    mispredict_cycles: float
-    """Cycles added per mispredicted branch (conditional or indirect)."""
 
 
 class StopReason(str, enum.Enum):
