@@ -7,6 +7,7 @@ import itertools
 import math
 import random
 from collections.abc import Callable
+from statistics import NormalDist
 
 import pytest
 from conftest import build_result
@@ -227,6 +228,21 @@ def test_a_spread_the_runs_measured_widens_beyond_the_prior(result_with: Callabl
     assert compare.process_spread(wide, "cpu", math.log1p(0.05)) == pytest.approx(math.log1p(0.105))
     prior, measured = (compare_results(b, after).metrics[0].points for b in (before, wide))
     assert measured[2] - measured[0] > 2 * (prior[2] - prior[0])
+
+
+def test_the_larger_spread_either_run_saw_applies_to_both(result_with: Callable[..., TestResult]) -> None:
+    before, after = result_with(0.05, seed=1), result_with(0.05, seed=2)
+    spread = 0.2
+    eight = dataclasses.replace(
+        after,
+        processes=8,
+        metrics=tuple(dataclasses.replace(m, between_process_spread=math.expm1(spread)) for m in after.metrics),
+    )
+    at = (math.log1p(0.05), math.log1p(0.05))
+    width = compare.offsets_half_width(before, eight, "cpu", 0.95, 0.0, at)
+    # The one process before may be as far off as the eight after spread, not only the prior's 0.006 or so.
+    assert width > NormalDist().inv_cdf(0.975) * spread * math.sqrt(1 + 1 / 8)
+    assert width == compare.offsets_half_width(eight, before, "cpu", 0.95, 0.0, at)
 
 
 def test_a_calibrated_spread_smaller_than_the_prior_resolves_smaller_changes(

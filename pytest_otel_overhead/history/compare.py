@@ -248,10 +248,14 @@ def offsets_half_width(
     if metric in COUNTED_METRICS:
         # Instructions mode counts over layouts of its own and repeats on any machine: no term there.
         return 0.0
-    earlier, later = process_spread(before, metric, at[0]), process_spread(after, metric, at[1])
+    # One test on one runner: a spread either run measured across its processes is as likely in the
+    # other's, so the larger of the two counts for both (a run of one process cannot see its own offset).
+    tau = max(process_spread(before, metric, at[0]), process_spread(after, metric, at[1]))
     level = 1 - (1 - each) / 2
-    processes = t_quantile(level, min(_term_df(before), _term_df(after))) * math.sqrt(
-        earlier**2 / max(before.processes, 1) + later**2 / max(after.processes, 1)
+    processes = (
+        t_quantile(level, min(_term_df(before), _term_df(after)))
+        * tau
+        * math.sqrt(1 / max(before.processes, 1) + 1 / max(after.processes, 1))
     )
     return math.hypot(processes, NormalDist().inv_cdf(level) * machine)
 
