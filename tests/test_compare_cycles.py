@@ -176,3 +176,31 @@ def test_the_command_line_compares_saved_runs_on_cycles(tmp_path: Path, capsys: 
     assert "REGRESSED cycles:+1pp" in out
     assert "counts (estimated cycles, instructions) compare as equals" in out
     assert "1 compared: 1 regressed" in out
+
+
+def _spread_layouts(growth: float, *, layouts: int = LAYOUTS) -> TestResult:
+    """Layouts whose overheads lie 1 point apart (+1.5% to +8.5%), each grown by ``growth`` in this run."""
+    rows = []
+    for k in range(layouts):
+        baseline = Counts(1_000_000, 1_000, 10)
+        instrumented = Counts(1_000_000 * (1.015 + 0.01 * (k % LAYOUTS) + growth), 1_000, 10)
+        rows.append(Layout(k, 1, baseline, instrumented).sample)
+    return dataclasses.replace(_counted(1_000, 10), pairs=layouts, instruction_samples=tuple(rows))
+
+
+def test_counts_of_the_same_layouts_compare_layout_by_layout() -> None:
+    # Each layout grew by 0.2 points; the layouts themselves lie 7 points apart.
+    before, after = _spread_layouts(0.0), _spread_layouts(0.002)
+    comparison = compare_runs(_run(before), _run(after), parse_criteria("cycles:+0.5pp,instructions:+0.5pp", "t"))
+    for metric in comparison.tests[0].metrics:
+        assert metric.verdict is Verdict.PASS, metric.metric
+        assert metric.points[0] > 0.001 and metric.points[2] < 0.003, metric.points
+
+
+def test_runs_of_other_layouts_compare_as_samples() -> None:
+    # A merged run holds two shards' layouts: no layout pairs with one of the other run.
+    before, after = _spread_layouts(0.0), _spread_layouts(0.002, layouts=2 * LAYOUTS)
+    comparison = compare_runs(_run(before), _run(after), parse_criteria("cycles:+0.5pp", "t"))
+    (cycles,) = [m for m in comparison.tests[0].metrics if m.metric == "cycles"]
+    assert cycles.verdict is Verdict.INCONCLUSIVE  # the layouts' 7 points apart, not the 0.2 grown
+    assert cycles.points[2] - cycles.points[0] > 0.03

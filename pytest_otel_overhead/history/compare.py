@@ -67,6 +67,7 @@ from pytest_otel_overhead.history.machines import machine_differences, machine_t
 from pytest_otel_overhead.history.shift import (
     COUNTED_METRICS,
     kept,
+    layout_shift,
     log_ratios,
     model_problem,
     pairs_of,
@@ -317,7 +318,8 @@ def _measured_change(
     d_before, d_after = log_ratios(before, metric), log_ratios(after, metric)
     each = 1 - (1 - confidence) / 2  # Bonferroni: two intervals, one joint statement
     a_low, a_est, a_high = wilcoxon_interval(d_before, each)
-    raw_shift = shift_interval(d_before, d_after, each)
+    paired = layout_shift(before, after, metric, each)
+    raw_shift = paired if paired is not None else shift_interval(d_before, d_after, each)
     at = (a_est, a_est + raw_shift[1])
     extra = offsets_half_width(before, after, metric, each, machine, at)
     shift = _with_process_offsets(raw_shift, extra)

@@ -3,7 +3,8 @@
 ``pairs_of`` reads a result's raw samples of a metric (times per block, counts and estimated cycles per
 process), ``log_ratios`` turns them into the statistic budgets are decided on;
 ``shift_interval`` is the two-sample Hodges–Lehmann estimate of how far that statistic moved from
-one run to the next, with the distribution-free interval of the Wilcoxon–Mann–Whitney test.
+one run to the next, with the distribution-free interval of the Wilcoxon–Mann–Whitney test;
+``layout_shift`` the paired one, layout by layout, for counts taken in the same memory layouts.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from statistics import NormalDist
 
 from pytest_otel_overhead.results import METRIC_LABELS, TestResult
 from pytest_otel_overhead.results.cycle_model import INSTRUCTION_COLUMNS
-from pytest_otel_overhead.stats.intervals import Interval, batch_slices
+from pytest_otel_overhead.stats.intervals import Interval, batch_slices, wilcoxon_interval
 
 __all__ = [
     "COUNTED_METRICS",
     "TIME_COLUMNS",
     "kept",
+    "layout_shift",
     "log_ratios",
     "model_problem",
     "pairs_of",
@@ -224,3 +226,22 @@ def shift_interval(before: Sequence[float], after: Sequence[float], confidence: 
     low = _difference_order_statistic(x, y, k)
     high = _difference_order_statistic(x, y, total + 1 - k)
     return (min(low, estimate), estimate, max(high, estimate))
+
+
+def layout_shift(before: TestResult, after: TestResult, metric: str, confidence: float) -> Interval | None:
+    """(low, estimate, high) of the shift of a count from ``before`` to ``after``, layout by layout; ``None``
+    unless both runs counted it in the same layouts.
+
+    Layout ``k`` is the same heap padding, stack depth and seeds in every run (instructions mode seeds
+    it with ``k``), and layouts differ from each other by far more than a run repeats one: paired, the
+    differences leave that spread out. The runs hold the same layouts when they kept as many rows, in
+    layout order, and every row gave a ratio; otherwise :func:`shift_interval` compares them as samples.
+    """
+    if metric not in COUNTED_METRICS:
+        return None
+    earlier, later = log_ratios(before, metric), log_ratios(after, metric)
+    if not earlier or len(earlier) != kept(before, metric) or len(later) != kept(after, metric):
+        return None
+    if len(earlier) != len(later):
+        return None
+    return wilcoxon_interval([y - x for x, y in zip(earlier, later, strict=True)], confidence)
