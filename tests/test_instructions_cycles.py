@@ -125,12 +125,7 @@ def test_the_document_keeps_the_misses_and_the_cycle_model() -> None:
     document = json.loads(json.dumps(result.as_dict()))
     samples = document["instruction_samples"]
     assert samples["columns"][2:] == [
-        "l1_misses_baseline",
-        "l1_misses_instrumented",
-        "ll_misses_baseline",
-        "ll_misses_instrumented",
-        "mispredicts_baseline",
-        "mispredicts_instrumented",
+        f"{count}_{arm}" for count in ("l1_misses", "ll_misses", "mispredicts") for arm in ("baseline", "instrumented")
     ]
     assert samples["per_process_per_call"][0][:3] == [1_000_000, pytest.approx(1_030_000, rel=1e-3), 5_000]
     assert document["cycle_model"] == {
