@@ -147,10 +147,10 @@ def unmeasured_of(path: Path) -> list[dict[str, str]]:
     measured and were skipped or errored. Read only where the file has one; one line naming the file
     when it is malformed."""
     try:
-        text = path.read_text(encoding="utf-8")
-        if f'"{UNMEASURED}"' not in text:
+        raw = path.read_bytes()  # its bytes: a run's file is mostly rows, and most have no such section
+        if f'"{UNMEASURED}"'.encode() not in raw:
             return []
-        section = json.loads(text).get(UNMEASURED, [])
+        section = json.loads(raw.decode("utf-8")).get(UNMEASURED, [])
     except (OSError, ValueError, AttributeError) as error:
         raise HistoryError(f"{path}: cannot read its {UNMEASURED} section ({error.__class__.__name__})") from None
     fields = ("nodeid", "outcome", "reason")
@@ -321,6 +321,9 @@ def document_chunks(
         text = json.dumps(result.as_dict() if document is None else document, separators=(",", ":"), allow_nan=False)
         rows = carried.get(result.nodeid)
         if rows is not None and text.count(empty) == 1:
-            text = text.replace(empty, f'"{ROWS_KEY}":{rows}')
-        yield ("," if index else "") + text
+            # The rows as a piece of their own: joined into the test's text, they were copied twice more.
+            before_rows, _, after_rows = text.partition(empty)
+            yield from (("," if index else "") + before_rows + empty[:-2], rows, after_rows)
+        else:
+            yield ("," if index else "") + text
     yield "]" + after
