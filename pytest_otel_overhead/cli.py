@@ -203,7 +203,7 @@ def _merge(store: Store, args: argparse.Namespace) -> int:
     return 1 if any(result.verdict is Verdict.FAIL for result in merged.results) else 0
 
 
-def _load_carrying(store: Store, spec: str) -> tuple[RunRecord, dict[str, str], dict[str, dict[str, Any]]]:
+def _load_carrying(store: Store, spec: str) -> tuple[RunRecord, dict[str, str], dict[str, str]]:
     """The run ``spec`` names, its raw rows kept as text and its tests' documents as read
     (``history.reader.load_run_carrying``); ``latest`` is read as ``_load`` reads it."""
     from pytest_otel_overhead.history.reader import load_run_carrying  # only when merging

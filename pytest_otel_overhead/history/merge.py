@@ -317,8 +317,9 @@ def document_chunks(
     documents = documents or {}
     yield before + "["
     for index, result in enumerate(run.results):
-        document = documents.get(result.nodeid)
-        text = json.dumps(result.as_dict() if document is None else document, separators=(",", ":"), allow_nan=False)
+        text = documents.get(result.nodeid)
+        if text is None:
+            text = json.dumps(result.as_dict(), separators=(",", ":"), allow_nan=False)
         rows = carried.get(result.nodeid)
         if rows is not None and text.count(empty) == 1:
             # The rows as a piece of their own: joined into the test's text, they were copied twice more.

@@ -148,6 +148,8 @@ def read_text(value: Any) -> str:
         raise Malformed(f"{describe(value)} is not a string")
     if len(value) > MAX_TEXT_CHARS:
         raise Malformed(f"a string of {len(value):,} characters, more than the {MAX_TEXT_CHARS:,} one may hold")
+    if value.isascii():  # nearly every text, checked without the copy encoding makes
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:  # "\ud800" is valid JSON but no text: printing or writing it would fail
