@@ -40,6 +40,7 @@ __all__ = [
     "plugin_version_here",
     "run_unmeasured",
     "same_version_documents",
+    "test_chunks",
     "unmeasured_of",
     "unmeasured_tests",
     "with_rows",
@@ -300,22 +301,14 @@ def plugin_version_here() -> str | None:
         return None
 
 
-def document_chunks(
-    run: RunRecord, carried: Carried, sections: Mapping[str, Any] | None = None, documents: Documents | None = None
-) -> Iterator[str]:
-    """``run.to_document()`` (and ``sections``) as compact JSON, in pieces, each test's carried rows as read,
-    and each test of ``documents`` (``same_version_documents``) as read rather than rebuilt from its record.
-
-    A test at a time: the rows of a merged run are most of its size, and reading them into numbers
-    and writing them back took most of a merge's time; written in pieces, the document is never
-    whole in memory.
-    """
-    marker = secrets.token_hex(16)
-    head = {**dataclasses.replace(run, results=()).to_document(), "tests": marker, **(sections or {})}
-    before, after = json.dumps(head, separators=(",", ":"), allow_nan=False).split(f'"{marker}"')
+def test_chunks(run: RunRecord, carried: Carried, documents: Documents | None = None) -> list[str]:
+    """The tests of ``run`` as compact JSON, in pieces, for :func:`document_chunks`: each test's carried rows
+    as read, and each test of ``documents`` (``same_version_documents``) as read rather than rebuilt from its
+    record. Made once, they serve both the saved run and the JSON report: the rows are pieces of their own,
+    not copies."""
     empty = f'"{ROWS_KEY}":[]'
     documents = documents or {}
-    yield before + "["
+    pieces = []
     for index, result in enumerate(run.results):
         text = documents.get(result.nodeid)
         if text is None:
@@ -324,7 +317,29 @@ def document_chunks(
         if rows is not None and text.count(empty) == 1:
             # The rows as a piece of their own: joined into the test's text, they were copied twice more.
             before_rows, _, after_rows = text.partition(empty)
-            yield from (("," if index else "") + before_rows + empty[:-2], rows, after_rows)
+            pieces += [("," if index else "") + before_rows + empty[:-2], rows, after_rows]
         else:
-            yield ("," if index else "") + text
+            pieces.append(("," if index else "") + text)
+    return pieces
+
+
+def document_chunks(
+    run: RunRecord,
+    carried: Carried,
+    sections: Mapping[str, Any] | None = None,
+    documents: Documents | None = None,
+    tests: Sequence[str] | None = None,
+) -> Iterator[str]:
+    """``run.to_document()`` (and ``sections``) as compact JSON, in pieces: its tests as :func:`test_chunks`
+    makes them (``tests``, when made already).
+
+    A test at a time: the rows of a merged run are most of its size, and reading them into numbers
+    and writing them back took most of a merge's time; written in pieces, the document is never
+    whole in memory.
+    """
+    marker = secrets.token_hex(16)
+    head = {**dataclasses.replace(run, results=()).to_document(), "tests": marker, **(sections or {})}
+    before, after = json.dumps(head, separators=(",", ":"), allow_nan=False).split(f'"{marker}"')
+    yield before + "["
+    yield from test_chunks(run, carried, documents) if tests is None else tests
     yield "]" + after

@@ -271,7 +271,8 @@ Documents = dict[str, str]
 """Per node id, a test's compact JSON text as its file held it, its rows left out (``"per_call_seconds":[]``;
 ``Carried`` holds them)."""
 
-_SCAN = json.JSONDecoder().scan_once  # the decoder's own scanner: a value's object and where its text ends
+# The decoder's own scanner (``json.scanner``; its stubs do not name it): a value's object and where its text ends.
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _SPACE = re.compile(r"[ \t\n\r]*")
 
 
