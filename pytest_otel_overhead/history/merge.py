@@ -20,7 +20,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pytest_otel_overhead.engine.replicas import combined_metrics
 from pytest_otel_overhead.history.machines import cpu_models
 from pytest_otel_overhead.history.reader import ROWS_KEY, Carried, Documents
 from pytest_otel_overhead.history.store import HistoryError, RunRecord, printable
@@ -111,6 +110,9 @@ def _check_same_settings(nodeid: str, placed: Sequence[tuple[RunRecord, TestResu
 
 def _combined(nodeid: str, placed: Sequence[tuple[RunRecord, TestResult]]) -> TestResult:
     """One test measured in several shards, combined across them as processes are."""
+    # Only then: the engine brings the OpenTelemetry SDK with it, most of a merge's start-up.
+    from pytest_otel_overhead.engine.replicas import combined_metrics
+
     results = [result for _, result in placed]
     first = results[0]
     # The shards are looked at once, together: one interval at the confidence every budget is reported at.
