@@ -81,6 +81,9 @@ class Form:
     """A number that is never negative (a time, size or rate)."""
     required: bool | None = None
     """Whether a document must hold the field; by default those without a default value."""
+    recurs: bool = False
+    """The same value recurs across records (a suite's settings, in each test): read once per distinct
+    document, and the record (frozen) shared."""
 
     def key_of(self, name: str) -> str:
         return self.key or name
@@ -374,7 +377,29 @@ def _field_reader(hint: Any, spec: Form) -> Reader:
     """The reader of a field's value: its own, or by its form and type (``null`` aside, when the type has ``None``)."""
     if spec.read is not None:
         return _custom_reader(spec.read)
-    return _value_reader(_without_none(hint), spec)
+    read = _value_reader(_without_none(hint), spec)
+    return _recurring(read) if spec.recurs else read
+
+
+_RECURRING_KEPT = 256
+
+
+def _recurring(read: Reader) -> Reader:
+    """``read``, once per distinct value: the value's ``repr`` (decoded JSON: equal texts, equal values) finds
+    what it read before. A few hundred kept; a value that fails to read is read, and fails, again."""
+    done: dict[str, Any] = {}
+
+    def recurring(value: Any) -> Any:
+        key = repr(value)
+        found = done.get(key, _MISSING)
+        if found is _MISSING:
+            found = read(value)
+            if len(done) >= _RECURRING_KEPT:
+                done.clear()
+            done[key] = found
+        return found
+
+    return recurring
 
 
 def _has_default(field: dataclasses.Field[Any]) -> bool:
