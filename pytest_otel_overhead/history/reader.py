@@ -232,13 +232,21 @@ Carried = dict[str, str]
 """Per node id, the compact JSON text of the test's raw rows as its file held them, not read into the record."""
 
 
+_TABLE_END = re.compile(rb"\][ \t\n\r]*\]")
+
+
 def _table_end(raw: bytes, start: int) -> int:
-    """Where the row table starting at ``start`` ends, as far as its brackets tell (its rows hold no other)."""
-    end = raw.find(b"]]", start) + 2
-    if end < 2 or raw.find(b'"', start, end) >= 0:  # written with whitespace between the brackets (indented)
-        found = re.compile(rb"\][ \t\n\r]*\]").search(raw, start)  # compiled on first use; re keeps it
-        end = found.end() if found else -1
-    return end
+    """Where the row table starting at ``start`` ends, as far as its brackets tell (its rows hold no other);
+    -1 when not before the next string. A table holds no string: looking no further than the next one keeps
+    the search to the table (an indented file has no ``]]``, and a search to the file's end at each table
+    took most of a merge of JSON reports)."""
+    limit = raw.find(b'"', start)
+    limit = len(raw) if limit < 0 else limit
+    end = raw.find(b"]]", start, limit)
+    if end >= 0:
+        return end + 2
+    found = _TABLE_END.search(raw, start, limit)  # written with whitespace between the brackets (indented)
+    return found.end() if found else -1
 
 
 def _cut_rows(raw: bytes, token: bytes) -> tuple[bytes, list[bytes], bool]:
