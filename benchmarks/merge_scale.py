@@ -1,7 +1,9 @@
 """What merging shards costs: ``python -m benchmarks.merge_scale`` (50 shards of 100 tests by default).
 
 Writes generated shard runs (each test with 200 pairs of raw samples by default, pipeline health and a
-budgeted CPU metric, as a session of the installed version writes them), then runs ``python -m
+budgeted CPU metric, as a session of the installed version writes them; ``--layout`` lays the files out
+as the store saves runs, as a session writes its JSON report, or, by default, as ``json.dumps`` writes them,
+the layout of the earlier records), then runs ``python -m
 pytest_otel_overhead merge`` on them in a fresh process, writing the merged JSON and Markdown reports
 (``--html`` adds the HTML report, and its size and the time it took to write), and reports its wall
 time, the CPU time it took, the load average after it and its peak resident memory (the child's
