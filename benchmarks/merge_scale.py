@@ -1,7 +1,9 @@
 """What merging shards costs: ``python -m benchmarks.merge_scale`` (50 shards of 100 tests by default).
 
 Writes generated shard runs (each test with 200 pairs of raw samples by default, pipeline health and a
-budgeted CPU metric, as a session of the installed version writes them), then runs ``python -m
+budgeted CPU metric, as a session of the installed version writes them; ``--layout`` lays the files out
+as the store saves runs, as a session writes its JSON report, or, by default, as ``json.dumps`` writes them,
+the layout of the earlier records), then runs ``python -m
 pytest_otel_overhead merge`` on them in a fresh process, writing the merged JSON and Markdown reports
 (``--html`` adds the HTML report, and its size and the time it took to write), and reports its wall
 time, the CPU time it took, the load average after it and its peak resident memory (the child's
@@ -54,8 +56,18 @@ def _result(nodeid: str, rng: random.Random, pairs: int) -> TestResult:
     )  # fmt: skip
 
 
-def write_shards(folder: Path, shards: int, tests: int, pairs: int = PAIRS, seed: int = 0) -> list[Path]:
-    """``shards`` run files of ``tests`` tests each; the first test of each shard is also in the next one."""
+LAYOUTS = {
+    "saved": {"separators": (",", ":")},  # as the store saves a run (``--otel-overhead-save``): compact
+    "spaced": {},  # json.dumps's default, a space after each comma and colon (the layout of the earlier records)
+    "report": {"indent": 2},  # as a session writes its ``--otel-overhead-json`` report
+}
+
+
+def write_shards(
+    folder: Path, shards: int, tests: int, pairs: int = PAIRS, seed: int = 0, layout: str = "spaced"
+) -> list[Path]:
+    """``shards`` run files of ``tests`` tests each, laid out as ``LAYOUTS[layout]``; the first test of each
+    shard is also in the next one."""
     rng = random.Random(seed)
     paths = []
     for shard in range(shards):
@@ -68,7 +80,7 @@ def write_shards(folder: Path, shards: int, tests: int, pairs: int = PAIRS, seed
             machine={"cpu_model": f"CPU {shard % 3}"},
         )
         path = folder / f"shard-{shard:03d}.json"
-        path.write_text(json.dumps(run.to_document(), allow_nan=False), encoding="utf-8")
+        path.write_text(json.dumps(run.to_document(), allow_nan=False, **LAYOUTS[layout]), encoding="utf-8")
         paths.append(path)
     return paths
 
@@ -79,10 +91,14 @@ def main() -> int:
     parser.add_argument("--tests", type=int, default=100)
     parser.add_argument("--pairs", type=int, default=PAIRS, help="raw pairs kept per test")
     parser.add_argument("--html", action="store_true", help="also write the HTML report, and time it alone")
+    parser.add_argument(
+        "--layout", choices=sorted(LAYOUTS), default="spaced",
+        help="how the shards' files are laid out: saved runs (compact), JSON reports (indented) or spaced",
+    )  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="otel-overhead-merge-") as tmp:
         folder = Path(tmp)
-        paths = write_shards(folder, args.shards, args.tests, args.pairs)
+        paths = write_shards(folder, args.shards, args.tests, args.pairs, layout=args.layout)
         size = sum(p.stat().st_size for p in paths)
         command = [sys.executable, "-m", "pytest_otel_overhead", "merge", *map(str, paths), "--expect", str(len(paths))]
         outputs = ["--json", str(folder / "merged.json"), "--markdown", str(folder / "merged.md")]
@@ -96,7 +112,8 @@ def main() -> int:
         if done.returncode not in (0, 1):
             print(done.stderr, file=sys.stderr)
             return 2
-        shape = f"{args.shards} shards x {args.tests} tests x {args.pairs} pairs ({size / 2**20:.1f} MiB of runs)"
+        shape = f"{args.shards} shards x {args.tests} tests x {args.pairs} pairs ({size / 2**20:.1f} MiB of runs"
+        shape += f", {args.layout})"
         print(f"{shape}: merged in {elapsed:.2f} s ({cpu:.2f} s of CPU; load average {os.getloadavg()[0]:.1f})")
         print(f"peak resident memory {peak_mib:.0f} MiB; {done.stdout.splitlines()[-4]}")
         if args.html:  # the page alone, from the merged run: its size and the time to write it

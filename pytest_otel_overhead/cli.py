@@ -20,7 +20,6 @@ import itertools
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 from pytest_otel_overhead.calibrate import DEFAULT_LOAD, DEFAULT_PROCESSES
 from pytest_otel_overhead.formatting import NO_FIGURE
@@ -174,6 +173,7 @@ def _merge(store: Store, args: argparse.Namespace) -> int:
         document_chunks,
         merge_carried,
         same_version_documents,
+        test_chunks,
         unmeasured_tests,
         with_rows,
     )
@@ -184,8 +184,9 @@ def _merge(store: Store, args: argparse.Namespace) -> int:
     merged, summary, rows = merge_carried(shards, created=created, name=args.save, expect=args.expect)
     documents = same_version_documents([(run, documents) for run, _, documents in loaded], summary.combined)
     del loaded, shards
+    tests = test_chunks(merged, rows, documents) if args.save is not None or args.json else []
     if args.save is not None:  # first: a name the store refuses stops the command before anything is written
-        text = "".join(document_chunks(merged, rows, documents=documents))
+        text = document_chunks(merged, rows, tests=tests)
         merged = dataclasses.replace(merged, path=store.save(merged, args.save, text=text))
         print(f"saved run {args.save!r} to {merged.path}")
     unmeasured = unmeasured_tests(merged)
@@ -196,14 +197,14 @@ def _merge(store: Store, args: argparse.Namespace) -> int:
     if args.json:
         # Compact, as the store saves runs: a merged run can hold thousands of tests.
         sections = {UNMEASURED: unmeasured} if unmeasured else None
-        _write(args.json, itertools.chain(document_chunks(merged, rows, sections, documents), ["\n"]))
+        _write(args.json, itertools.chain(document_chunks(merged, rows, sections, tests=tests), ["\n"]))
     if args.html and rows:  # the report draws the raw rows: read them, checked as text already
         merged = with_rows(merged, rows)
     _reports(store, args, merged, None)
     return 1 if any(result.verdict is Verdict.FAIL for result in merged.results) else 0
 
 
-def _load_carrying(store: Store, spec: str) -> tuple[RunRecord, dict[str, str], dict[str, dict[str, Any]]]:
+def _load_carrying(store: Store, spec: str) -> tuple[RunRecord, dict[str, str], dict[str, str]]:
     """The run ``spec`` names, its raw rows kept as text and its tests' documents as read
     (``history.reader.load_run_carrying``); ``latest`` is read as ``_load`` reads it."""
     from pytest_otel_overhead.history.reader import load_run_carrying  # only when merging

@@ -225,3 +225,19 @@ def test_a_field_without_a_docstring_stops_the_page(monkeypatch: pytest.MonkeyPa
     monkeypatch.setitem(tables.TABLES, "metrics", Inner)
     with pytest.raises(SystemExit, match=r"Inner\.name: no docstring"):
         tables.page_with_tables(tables.PAGE.read_text(encoding="utf-8"))
+
+
+def test_settings_recurring_across_tests_are_read_once_and_still_checked_each_time() -> None:
+    from pytest_otel_overhead.settings.records import MeasureSettings
+
+    first = build_result("tests/test_a.py::test_1").as_dict()
+    other = dataclasses.replace(build_result("tests/test_a.py::test_2"), settings=MeasureSettings(max_time=7.0))
+    second = json.loads(json.dumps(first))  # an equal document, not the same object
+    read = [result_from_dict(document) for document in (first, second, other.as_dict())]
+    assert read[0].settings is read[1].settings  # one record for the documents that are equal
+    assert read[2].settings == other.settings and read[2].settings != read[0].settings
+    damaged = json.loads(json.dumps(first))
+    damaged["settings"]["max_time_s"] = "long"
+    for _ in range(2):  # a failure is not kept: the same damage is refused again
+        with pytest.raises(Malformed, match=r"settings\.max_time_s"):
+            result_from_dict(damaged)

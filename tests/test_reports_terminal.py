@@ -184,3 +184,24 @@ def test_an_estimate_against_the_arms_figures_is_marked_and_explained(
     assert f"    {AGAINST_ARMS_NOTE}" in lines
     agreeing = make_metric("latency_p95", baseline=569e-6, overhead=0.012, budget=RELATIVE, verdict=Verdict.PASS)
     assert AGAINST_ARMS_NOTE not in "\n".join(summary_lines([make_result(metrics=(agreeing,))]))
+
+
+def test_lines_of_single_spaces_wrap_as_textwrap_wraps_them() -> None:
+    import random
+    import textwrap
+
+    from pytest_otel_overhead.reports.terminal import wrap
+
+    rng = random.Random(7)
+    for _ in range(3000):
+        sizes = [rng.choice([1, 2, 3, 5, 8, 13, 30, 60, 130]) for _ in range(rng.randint(1, 40))]
+        words = ["".join(rng.choice("abcdefghij0123456789µ.%-/") for _ in range(size)) for size in sizes]
+        figures = [f"{rng.randint(0, 99)} {rng.choice(['ms', 'µs', 'KiB', 'x'])}" for _ in words]
+        words = [figure if rng.random() < 0.2 else word for word, figure in zip(words, figures, strict=True)]
+        line, width, indent = " ".join(words), rng.choice([10, 60, 80, 120, 200]), rng.choice(["", "    "])
+        kept = re.sub(r"(?<=\d) (?=(?:ms|µs|KiB)\b)", "\u00a0", line)  # a figure stays with its unit
+        expected = textwrap.wrap(
+            kept, max(width, 40), initial_indent=indent, subsequent_indent=indent + "  ", break_long_words=False,
+            break_on_hyphens=False,
+        )  # fmt: skip
+        assert wrap(line, width, indent) == [piece.replace("\u00a0", " ") for piece in expected], (line, width)

@@ -20,7 +20,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pytest_otel_overhead.engine.replicas import combined_metrics
 from pytest_otel_overhead.history.machines import cpu_models
 from pytest_otel_overhead.history.reader import ROWS_KEY, Carried, Documents
 from pytest_otel_overhead.history.store import HistoryError, RunRecord, printable
@@ -40,6 +39,7 @@ __all__ = [
     "plugin_version_here",
     "run_unmeasured",
     "same_version_documents",
+    "test_chunks",
     "unmeasured_of",
     "unmeasured_tests",
     "with_rows",
@@ -110,6 +110,9 @@ def _check_same_settings(nodeid: str, placed: Sequence[tuple[RunRecord, TestResu
 
 def _combined(nodeid: str, placed: Sequence[tuple[RunRecord, TestResult]]) -> TestResult:
     """One test measured in several shards, combined across them as processes are."""
+    # Only then: the engine brings the OpenTelemetry SDK with it, most of a merge's start-up.
+    from pytest_otel_overhead.engine.replicas import combined_metrics
+
     results = [result for _, result in placed]
     first = results[0]
     # The shards are looked at once, together: one interval at the confidence every budget is reported at.
@@ -147,10 +150,10 @@ def unmeasured_of(path: Path) -> list[dict[str, str]]:
     measured and were skipped or errored. Read only where the file has one; one line naming the file
     when it is malformed."""
     try:
-        text = path.read_text(encoding="utf-8")
-        if f'"{UNMEASURED}"' not in text:
+        raw = path.read_bytes()  # its bytes: a run's file is mostly rows, and most have no such section
+        if f'"{UNMEASURED}"'.encode() not in raw:
             return []
-        section = json.loads(text).get(UNMEASURED, [])
+        section = json.loads(raw.decode("utf-8")).get(UNMEASURED, [])
     except (OSError, ValueError, AttributeError) as error:
         raise HistoryError(f"{path}: cannot read its {UNMEASURED} section ({error.__class__.__name__})") from None
     fields = ("nodeid", "outcome", "reason")
@@ -300,11 +303,37 @@ def plugin_version_here() -> str | None:
         return None
 
 
+def test_chunks(run: RunRecord, carried: Carried, documents: Documents | None = None) -> list[str]:
+    """The tests of ``run`` as compact JSON, in pieces, for :func:`document_chunks`: each test's carried rows
+    as read, and each test of ``documents`` (``same_version_documents``) as read rather than rebuilt from its
+    record. Made once, they serve both the saved run and the JSON report: the rows are pieces of their own,
+    not copies."""
+    empty = f'"{ROWS_KEY}":[]'
+    documents = documents or {}
+    pieces = []
+    for index, result in enumerate(run.results):
+        text = documents.get(result.nodeid)
+        if text is None:
+            text = json.dumps(result.as_dict(), separators=(",", ":"), allow_nan=False)
+        rows = carried.get(result.nodeid)
+        if rows is not None and text.count(empty) == 1:
+            # The rows as a piece of their own: joined into the test's text, they were copied twice more.
+            before_rows, _, after_rows = text.partition(empty)
+            pieces += [("," if index else "") + before_rows + empty[:-2], rows, after_rows]
+        else:
+            pieces.append(("," if index else "") + text)
+    return pieces
+
+
 def document_chunks(
-    run: RunRecord, carried: Carried, sections: Mapping[str, Any] | None = None, documents: Documents | None = None
+    run: RunRecord,
+    carried: Carried,
+    sections: Mapping[str, Any] | None = None,
+    documents: Documents | None = None,
+    tests: Sequence[str] | None = None,
 ) -> Iterator[str]:
-    """``run.to_document()`` (and ``sections``) as compact JSON, in pieces, each test's carried rows as read,
-    and each test of ``documents`` (``same_version_documents``) as read rather than rebuilt from its record.
+    """``run.to_document()`` (and ``sections``) as compact JSON, in pieces: its tests as :func:`test_chunks`
+    makes them (``tests``, when made already).
 
     A test at a time: the rows of a merged run are most of its size, and reading them into numbers
     and writing them back took most of a merge's time; written in pieces, the document is never
@@ -313,14 +342,6 @@ def document_chunks(
     marker = secrets.token_hex(16)
     head = {**dataclasses.replace(run, results=()).to_document(), "tests": marker, **(sections or {})}
     before, after = json.dumps(head, separators=(",", ":"), allow_nan=False).split(f'"{marker}"')
-    empty = f'"{ROWS_KEY}":[]'
-    documents = documents or {}
     yield before + "["
-    for index, result in enumerate(run.results):
-        document = documents.get(result.nodeid)
-        text = json.dumps(result.as_dict() if document is None else document, separators=(",", ":"), allow_nan=False)
-        rows = carried.get(result.nodeid)
-        if rows is not None and text.count(empty) == 1:
-            text = text.replace(empty, f'"{ROWS_KEY}":{rows}')
-        yield ("," if index else "") + text
+    yield from test_chunks(run, carried, documents) if tests is None else tests
     yield "]" + after

@@ -48,6 +48,7 @@ __all__ = [
     "ROWS_KEY",
     "Carried",
     "Documents",
+    "decode_with_tests",
     "load_run",
     "load_run_carrying",
     "load_run_carrying_rows",
@@ -189,14 +190,18 @@ def _read_bytes(path: Path) -> bytes:
     return raw
 
 
-def _decode(path: Path, raw: bytes | None = None) -> Any:
-    """The file's JSON; its bytes are let go as soon as they are text, to keep the peak of a large file lower."""
+def _text(path: Path, raw: bytes | None = None) -> str:
+    """The file's text; its bytes are let go as soon as they are text, to keep the peak of a large file lower."""
     try:
-        text = (_read_bytes(path) if raw is None else raw).decode("utf-8")
+        return (_read_bytes(path) if raw is None else raw).decode("utf-8")
     except FileNotFoundError:
         raise HistoryError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as error:
         raise HistoryError(f"{path}: cannot be read ({error.__class__.__name__}: {error})") from None
+
+
+def _parse(path: Path, text: str) -> Any:
+    """The text's JSON, or one line naming the file and what is wrong."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
@@ -211,6 +216,11 @@ def _decode(path: Path, raw: bytes | None = None) -> Any:
         ) from None
 
 
+def _decode(path: Path, raw: bytes | None = None) -> Any:
+    """The file's JSON (``_text``, then ``_parse``)."""
+    return _parse(path, _text(path, raw))
+
+
 def load_run(path: Path) -> RunRecord:
     """Read one run file; every failure is a :class:`HistoryError` naming the file."""
     return parse_run(_decode(path), str(path), path)
@@ -222,39 +232,111 @@ Carried = dict[str, str]
 """Per node id, the compact JSON text of the test's raw rows as its file held them, not read into the record."""
 
 
+_TABLE_END = re.compile(rb"\][ \t\n\r]*\]")
+
+
 def _table_end(raw: bytes, start: int) -> int:
-    """Where the row table starting at ``start`` ends, as far as its brackets tell (its rows hold no other)."""
-    end = raw.find(b"]]", start) + 2
-    if end < 2 or raw.find(b'"', start, end) >= 0:  # written with whitespace between the brackets (indented)
-        found = re.compile(rb"\][ \t\n\r]*\]").search(raw, start)  # compiled on first use; re keeps it
-        end = found.end() if found else -1
-    return end
+    """Where the row table starting at ``start`` ends, as far as its brackets tell (its rows hold no other);
+    -1 when not before the next string. A table holds no string: looking no further than the next one keeps
+    the search to the table (an indented file has no ``]]``, and a search to the file's end at each table
+    took most of a merge of JSON reports)."""
+    limit = raw.find(b'"', start)
+    limit = len(raw) if limit < 0 else limit
+    end = raw.find(b"]]", start, limit)
+    if end >= 0:
+        return end + 2
+    found = _TABLE_END.search(raw, start, limit)  # written with whitespace between the brackets (indented)
+    return found.end() if found else -1
 
 
-def _cut_rows(raw: bytes, token: bytes) -> tuple[bytes, list[bytes]]:
-    """``raw`` with each row table that ``rows_text`` accepts replaced by a marker string, and the tables."""
+def _cut_rows(raw: bytes, token: bytes) -> tuple[bytes, list[bytes], bool]:
+    """``raw`` with each row table that ``rows_text`` accepts replaced by a marker string, the tables, and
+    whether there were tables and each stood compact in the file (as a saved run holds them)."""
     pieces: list[bytes] = []
     tables: list[bytes] = []
+    compact = True
     quoted = json.dumps(ROWS_KEY).encode()
     done = 0
     at = raw.find(quoted)
     while at >= 0:
         start = raw.find(b"[", at)
         end = _table_end(raw, start) if start > 0 else -1
-        table = rows_text(raw[start:end], 4) if end > 0 else None
+        held = raw[start:end]
+        table = rows_text(held, 4) if end > 0 else None
         if table is None or table == b"[]" or raw[at + len(quoted) : start].strip() != b":":
             at = raw.find(quoted, at + 1)  # left for the strict reader, which says what is wrong
             continue
         pieces += [raw[done:start], b'"' + token + str(len(tables)).encode() + b'"']
         tables.append(table)
+        compact = compact and table is held and raw[at + len(quoted) : start] == b":"
         done = end
         at = raw.find(quoted, done)
     pieces.append(raw[done:])
-    return b"".join(pieces), tables
+    return b"".join(pieces), tables, compact and bool(tables)
 
 
-Documents = dict[str, dict[str, Any]]
-"""Per node id, a test's document as its file held it (its rows left out, as ``Carried`` holds them)."""
+Documents = dict[str, str]
+"""Per node id, a test's compact JSON text as its file held it, its rows left out (``"per_call_seconds":[]``;
+``Carried`` holds them)."""
+
+# The decoder's own scanner (``json.scanner``; its stubs do not name it): a value's object and where its text ends.
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _skip(text: str, at: int, expected: str = "") -> int:
+    """Where the next token after ``at`` starts, past ``expected`` (raises ``ValueError`` when it is not there)."""
+    at = _SPACE.match(text, at).end()  # type: ignore[union-attr]  # the pattern matches the empty text
+    if expected:
+        if text[at : at + 1] != expected:
+            raise ValueError(f"no {expected!r} at {at}")
+        at = _SPACE.match(text, at + 1).end()  # type: ignore[union-attr]
+    return at
+
+
+def _tests_list(text: str, at: int) -> tuple[list[Any], list[str], int]:
+    """The list of tests starting at ``at``: each test, its text, and where the list ends."""
+    tests: list[Any] = []
+    texts: list[str] = []
+    at = _skip(text, at, "[")
+    while text[at : at + 1] != "]":
+        if tests:
+            at = _skip(text, at, ",")
+        test, end = _SCAN(text, at)
+        tests.append(test)
+        texts.append(text[at:end])
+        at = _skip(text, end)
+    return tests, texts, at + 1
+
+
+def decode_with_tests(text: str) -> tuple[dict[str, Any], list[str]] | None:
+    """``json.loads(text)`` of a run's document, and the text of each of its tests as it stands in ``text``;
+    ``None`` when the document is no JSON object, or not valid JSON (``json.loads`` then says what is wrong).
+
+    The document's members are decoded one by one by the decoder's own scanner, so a test's text comes
+    from where the scanner read it: a merge writes it as read rather than encoding it again.
+    """
+    data: dict[str, Any] = {}
+    texts: list[str] = []
+    try:
+        at = _skip(text, 0, "{")
+        while text[at : at + 1] != "}":
+            if data:
+                at = _skip(text, at, ",")
+            key, at = _SCAN(text, at)
+            if not isinstance(key, str):
+                return None
+            at = _skip(text, at, ":")
+            if key == "tests" and text[at : at + 1] == "[":
+                data[key], texts, at = _tests_list(text, at)
+            else:
+                data[key], at = _SCAN(text, at)
+            at = _skip(text, at)
+        if _skip(text, at + 1) != len(text):
+            return None
+    except (StopIteration, ValueError, RecursionError):  # not JSON where a value should start, or not this shape
+        return None
+    return data, texts
 
 
 def _says_what_it_holds(result: TestResult, test: dict[str, Any]) -> bool:
@@ -262,31 +344,49 @@ def _says_what_it_holds(result: TestResult, test: dict[str, Any]) -> bool:
     return all(test.get(derived.key) == derived.compute(result) for derived in derived_of(TestResult))
 
 
+def _as_read(test: dict[str, Any], text: str | None, marker: str | None) -> str:
+    """A test's compact text with its rows left out: ``text`` as read from a compact file, else encoded again."""
+    if text is None:
+        return json.dumps(test, separators=(",", ":"), allow_nan=False)
+    return text if marker is None else text.replace(json.dumps(marker), "[]", 1)
+
+
 def load_run_carrying(path: Path) -> tuple[RunRecord, Carried, Documents]:
     """A run whose raw rows are checked (``wire.checks.rows_text``) and kept as text, not read into records,
     and each test's document as read (every value checked, as ``load_run`` checks it).
 
     For a merge, which writes a test measured once as it was read: its records then hold no ``samples``,
-    and the text of each test's rows comes back beside the run, by node id, with the test's document
-    (left out when its derived figures are not its record's: a file edited by hand).
+    and the text of each test's rows comes back beside the run, by node id, with the test's compact text
+    (left out when its derived figures are not its record's: a file edited by hand). The text is the
+    file's own when its rows were compact (a saved run), and encoded from what was read otherwise.
     """
     marker = secrets.token_hex(8) + ":"
-    cut, tables = _cut_rows(_read_bytes(path), marker.encode())
-    data = _decode(path, cut)
+    raw = _read_bytes(path)
+    cut, tables, compact = _cut_rows(raw, marker.encode())
+    del raw
+    text = _text(path, cut)
     del cut
+    decoded = decode_with_tests(text)
+    data, texts = decoded if decoded is not None else (_parse(path, text), [])
     found: dict[int, str] = {}
+    markers: dict[int, str] = {}
     tests = data.get("tests") if isinstance(data, dict) else None
     for index, test in enumerate(tests if isinstance(tests, list) else []):
         samples = test.get("samples") if isinstance(test, dict) else None
         value = samples.get(ROWS_KEY) if isinstance(samples, dict) else None
         if isinstance(samples, dict) and isinstance(value, str) and value.startswith(marker):
             found[index] = tables[int(value[len(marker) :])].decode("ascii")
+            markers[index] = value
             samples[ROWS_KEY] = []
     if len(found) != len(tables):  # a table stood outside a test's samples: read the file as it is
         return load_run(path), {}, {}
     run = parse_run(data, str(path), path)
-    pairs = zip(run.results, data["tests"], strict=True)
-    documents = {result.nodeid: test for result, test in pairs if _says_what_it_holds(result, test)}
+    as_read = compact and len(texts) == len(run.results)
+    documents = {
+        result.nodeid: _as_read(test, texts[index] if as_read else None, markers.get(index))
+        for index, (result, test) in enumerate(zip(run.results, data["tests"], strict=True))
+        if _says_what_it_holds(result, test)
+    }
     return run, {run.results[index].nodeid: rows for index, rows in found.items()}, documents
 
 

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 from pytest_otel_overhead.formatting import format_bytes
@@ -89,18 +90,21 @@ class Store:
                 stamp = ""
         return (stamp, path.name)
 
-    def save(self, run: RunRecord, name: str, *, text: str | None = None) -> Path:
+    def save(self, run: RunRecord, name: str, *, text: str | Iterable[str] | None = None) -> Path:
         """Write ``run`` under a new unique file name; never replaces an existing run.
 
-        ``text`` is the run's document (named ``name``) when the caller wrote it already (a merge does).
+        ``text`` is the run's document (named ``name``), or its pieces in order, when the caller wrote it
+        already (a merge does, in pieces).
         """
         if not valid_name(name):
             raise HistoryError(f"{name!r} cannot name a run: use letters, digits, '.', '_' and '-' (at most 64)")
         if text is None:
             text = json.dumps(dataclasses.replace(run, name=name).to_document(), separators=(",", ":"), allow_nan=False)
-        if len(text.encode("utf-8")) + 1 > MAX_RUN_BYTES:  # a run no reader here would read back
+        pieces = [text] if isinstance(text, str) else list(text)
+        size = sum(len(piece) if piece.isascii() else len(piece.encode("utf-8")) for piece in pieces)
+        if size + 1 > MAX_RUN_BYTES:  # a run no reader here would read back
             raise HistoryError(
-                f"{self.root}: run {name!r} would take {format_bytes(len(text.encode('utf-8')))}, more than the "
+                f"{self.root}: run {name!r} would take {format_bytes(size)}, more than the "
                 f"{format_bytes(MAX_RUN_BYTES)} a saved run may hold; not saved"
             )
         try:
@@ -111,7 +115,7 @@ class Store:
         for _ in range(8):
             target = self.root / f"{stamp}_{name}_{secrets.token_hex(4)}.json"
             try:
-                return write_text_file(target, text + "\n", replace=False)
+                return write_text_file(target, [*pieces, "\n"], replace=False)
             except FileExistsError:
                 continue  # another process saved under this very name a moment ago: draw another
             except OSError as error:  # outputs.OutputError: the file and the original cause

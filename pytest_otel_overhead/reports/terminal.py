@@ -292,9 +292,12 @@ def wrap(line: str, width: int, indent: str = "    ") -> list[str]:
     Words longer than the width (a test id) stay whole rather than break mid-word, and a figure
     stays with its unit (``12.3 µs``).
     """
-    if line and len(indent) + len(line) <= max(width, 40) and line.isprintable() and line == line.strip():
+    plain = line.isprintable() and line == line.strip()
+    if line and len(indent) + len(line) <= max(width, 40) and plain:
         return [indent + line]  # what textwrap makes of a short line of plain spaces, without its cost
     kept = _FIGURE_AND_UNIT.sub("\u00a0", line)  # textwrap breaks at ASCII spaces only
+    if line and plain and "  " not in line:
+        return [wrapped.replace("\u00a0", " ") for wrapped in _fill(kept.split(" "), max(width, 40), indent)]
     lines = textwrap.wrap(
         kept,
         width=max(width, 40),
@@ -304,6 +307,23 @@ def wrap(line: str, width: int, indent: str = "    ") -> list[str]:
         break_on_hyphens=False,
     )
     return [wrapped.replace("\u00a0", " ") for wrapped in lines] or [indent.rstrip()]
+
+
+def _fill(words: Sequence[str], width: int, indent: str) -> list[str]:
+    """What ``textwrap.wrap`` makes of ``words`` joined by single spaces (no long word broken): each line as
+    many words as fit, a longer word alone; a word at a time rather than textwrap's chunk at a time."""
+    lines: list[str] = []
+    taken: list[str] = []
+    room = width - len(indent)
+    used = -1
+    for word in words:
+        if taken and used + 1 + len(word) > room:
+            lines.append((indent if not lines else indent + "  ") + " ".join(taken))
+            taken, used, room = [], -1, width - len(indent) - 2
+        taken.append(word)
+        used += 1 + len(word)
+    lines.append((indent if not lines else indent + "  ") + " ".join(taken))
+    return lines
 
 
 _FIGURE_AND_UNIT = re.compile(r"(?<=\d) (?=(?:ns|µs|ms|s|B|KiB|MiB|GiB|k|M|G|instructions|estimated)\b)")
@@ -324,9 +344,10 @@ def summary_lines(results: Sequence[TestResult], verbose: bool = False, width: i
             lines += wrap(health, width)
         for line in outcome_lines(result):
             lines += wrap(line, width)
-    counts = {v: sum(1 for r in results if r.outcome == v.value) for v in Verdict}
-    nothing = sum(1 for r in results if r.outcome == NO_TELEMETRY)
-    failed = sum(1 for r in results if r.outcome == FAILED_EXPORTS)
+    outcomes = [r.outcome for r in results]  # once each: a merged run has thousands
+    counts = {v: outcomes.count(v.value) for v in Verdict}
+    nothing = outcomes.count(NO_TELEMETRY)
+    failed = outcomes.count(FAILED_EXPORTS)
     lines.append(
         f"{len(results)} measured: {counts[Verdict.PASS]} PASS, {counts[Verdict.FAIL]} FAIL, "
         f"{counts[Verdict.INCONCLUSIVE]} INCONCLUSIVE"

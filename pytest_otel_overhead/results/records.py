@@ -331,7 +331,7 @@ class TestResult:
 
     nodeid: str
     """Pytest node id, as above."""
-    settings: MeasureSettings
+    settings: MeasureSettings = field(metadata=form(recurs=True))
     """What was measured and how, [below](#testssettings)."""
     metrics: tuple[MetricResult, ...] = field(metadata=form(keyed_by="metric"))
     """One [metric](#testsmetrics) object per metric, keyed by its name."""
