@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable
-from typing import Any, Literal
-
-import pytest
+from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_otel_overhead.settings.declared import KEY_HELP
+
+if TYPE_CHECKING:  # pytest's types only: the run store reads the default folder here without importing pytest
+    import pytest
 
 __all__ = [
     "ADVICE_GROUP",
