@@ -8,7 +8,9 @@ and a loaded run together, for the contradictions between them).
 
 ``--budget-offsets`` makes it a near-budget run (``budgets.py``): the references first (its own,
 or those of earlier files given with ``--reference-from``), then the budgets placed around them,
-then one plugin process per offset and run.
+then one plugin process per offset and run. ``--regression`` makes it a regression campaign
+(``regression.py``): rounds of a saved before run, and the regression variant and the unchanged code
+each compared with it in the session that measures them.
 """
 
 from __future__ import annotations
@@ -31,9 +33,23 @@ from typing import TextIO
 
 from benchmarks.real.budgets import OffsetScale, parse_offsets, placed_budgets, referenced_workloads, unique_references
 from benchmarks.real.near_report import format_near
-from benchmarks.real.plan import FULL, QUICK, QUICK_MAX_TIME, WORKLOADS, Counts, Job, Plan, phases, schedule
+from benchmarks.real.plan import (
+    EXTRA_SPANS,
+    FULL,
+    QUICK,
+    QUICK_MAX_TIME,
+    REGRESSION_WORKLOADS,
+    WORKLOADS,
+    Counts,
+    Job,
+    Plan,
+    phases,
+    schedule,
+)
 from benchmarks.real.plugin import compare_saved, run_instructions, run_plugin
 from benchmarks.real.processes import Record, Workspace, environment, load_average, load_generator, prepare_workdir
+from benchmarks.real.regression import run_round
+from benchmarks.real.regression_report import format_regression
 from benchmarks.real.report import plain_budget, read_records, report_text
 from benchmarks.real.tools import budget_fraction, run_benchmark, run_pyperf, run_reference
 
@@ -47,6 +63,7 @@ RUNNERS: dict[str, Callable[[Job, Plan, Workspace], list[Record]]] = {
     "pyperf": run_pyperf,
     "benchmark": run_benchmark,
     "instructions": run_instructions,
+    "regression": run_round,
 }
 
 
@@ -105,6 +122,35 @@ def offset_scale(text: str) -> OffsetScale:
         raise argparse.ArgumentTypeError(f"{text!r}: one of {', '.join(map(str, OffsetScale))}") from None
 
 
+def spans_by_workload(text: str) -> tuple[tuple[str, int], ...]:
+    """``manual=2,flask=10``: the regression variant's child spans per call, by workload."""
+    found = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, number = part.partition("=")
+        workload_list(name)  # the workload's own check
+        found[name.strip()] = count(1)(number.strip())
+    if not found:
+        raise argparse.ArgumentTypeError("no WORKLOAD=N given")
+    return tuple(found.items())
+
+
+def add_regression(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("regression campaign")
+    group.add_argument(
+        "--regression",
+        action="store_true",
+        help="rounds (--runs) of a saved before run, then the regression variant and the unchanged code each "
+        f"compared with it in their own session at cpu:+1pp (workloads: {','.join(REGRESSION_WORKLOADS)})",
+    )
+    group.add_argument(
+        "--extra-spans",
+        type=spans_by_workload,
+        metavar="WORKLOAD=N,...",
+        help="child spans the regression variant adds per call "
+        f"({','.join(f'{w}={n}' for w, n in EXTRA_SPANS.items())})",
+    )
+
+
 def add_near_budget(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("near the budget")
     group.add_argument(
@@ -151,7 +197,7 @@ def arguments(argv: Sequence[str]) -> argparse.Namespace:
     add("--block-ms", type=positive, default=20.0, help="reference block length in baseline CPU ms (20)")
     add("--pyperf-rounds", type=count(0), help=f"pyperf rounds per workload ({FULL.pyperf_rounds})")
     add("--benchmark-rounds", type=count(0), help=f"pytest-benchmark two-run rounds ({FULL.benchmark_rounds})")
-    add("--workloads", type=workload_list, default=WORKLOADS, help=f"comma-separated, from {','.join(WORKLOADS)}")
+    add("--workloads", type=workload_list, help=f"comma-separated, from {','.join(WORKLOADS)} (all)")
     add("--load", type=count(0), default=0, help="busy processes kept running during the run (0: quiet)")
     add("--max-time", type=positive, help="the plugin's max_time in s (default: the plugin's, 30 s; --quick: 10 s)")
     add("--processes", type=count(1), help="the plugin's processes setting (default: the plugin's, 1)")
@@ -171,7 +217,19 @@ def arguments(argv: Sequence[str]) -> argparse.Namespace:
     add("--report", nargs="+", type=Path, metavar="FILE", help="print the report of results files and exit")
     add("--markdown", action="store_true", help="print the table as Markdown")
     add_near_budget(parser)
+    add_regression(parser)
     args = parser.parse_args(argv)
+    if args.regression and args.budget_offsets:
+        parser.error("--regression and --budget-offsets: a campaign compares runs at the user's default budget")
+    if args.extra_spans and not args.regression:
+        parser.error("--extra-spans is the regression variant's: give --regression too")
+    if args.regression:
+        args.workloads = args.workloads or REGRESSION_WORKLOADS
+        spans = dict(EXTRA_SPANS) | dict(args.extra_spans or ())
+        if lacking := [w for w in args.workloads if w not in spans]:
+            parser.error(f"no regression variant for {', '.join(lacking)}: give --extra-spans {lacking[0]}=N")
+        args.extra_spans = tuple((w, spans[w]) for w in args.workloads)
+    args.workloads = args.workloads or WORKLOADS
     if args.budget_offsets and args.budget:
         parser.error("--budget and --budget-offsets: a near-budget run places its own budgets")
     if args.reference_from and not args.budget_offsets:
@@ -192,6 +250,8 @@ def build_plan(args: argparse.Namespace, imported: Sequence[Record] = ()) -> Pla
     near = bool(args.budget_offsets)
     if near:  # the other tools know one budget for all: a near-budget run leaves them out unless asked
         base = replace(base, pyperf_rounds=0, benchmark_rounds=0)
+    if args.regression:  # a campaign is rounds of plugin processes only
+        base = Counts(runs=base.runs, reference_processes=0, reference_seconds=0.0, pyperf_rounds=0, benchmark_rounds=0)
     counts = Counts(
         runs=args.runs if args.runs is not None else base.runs,
         reference_processes=base.reference_processes if args.reference_processes is None else args.reference_processes,
@@ -221,6 +281,7 @@ def build_plan(args: argparse.Namespace, imported: Sequence[Record] = ()) -> Pla
         offset_scale=args.offset_scale,
         reference_from=tuple(str(p) for p in args.reference_from or ()),
         referenced=tuple(w for w in args.workloads if w in referenced_workloads(imported)),
+        extra_spans=args.extra_spans or (),
     )
 
 
@@ -250,9 +311,11 @@ class Output:
 def describe(records: Sequence[Record]) -> str:
     parts = []
     for r in records:
-        if r.get("type") in ("plugin_run", "end"):
+        if r.get("type") in ("plugin_run", "end", "regression_round"):
             continue
-        what = r.get("verdict") or r.get("outcome") or ""
+        what = " ".join(filter(None, [r.get("kind"), r.get("verdict") or r.get("outcome")]))
+        if r.get("shift") is not None:
+            what += f" {r['shift'] * 100:+.1f}pp"
         estimate = r.get("estimate")
         parts.append(
             f"{r.get('workload', '')} {what}".strip() + (f" {estimate * 100:+.1f}%" if estimate is not None else "")
@@ -407,7 +470,11 @@ def report_of(paths: Sequence[Path], markdown: bool) -> str:
     """The report of results files: the run at one budget, then the near-budget cells, if any."""
     records = read_records(paths)
     table = any(r.get("type") in AT_ONE_BUDGET for r in plain_budget(records))
-    parts = (report_text(records, markdown, table=table), format_near(records, markdown))
+    parts = (
+        report_text(records, markdown, table=table),
+        format_near(records, markdown),
+        format_regression(records, markdown),
+    )
     return "\n\n".join(part for part in parts if part)
 
 
@@ -424,7 +491,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         compare_again(plan, args.compare_saved, out, argv)
         print(report_of([out], args.markdown))
         return 0
-    suffix = ("-near" if plan.near_budget else "") + (f"-load{plan.load}" if plan.load else "")
+    suffix = ("-near" if plan.near_budget else "") + ("-regression" if plan.regression else "")
+    suffix += f"-load{plan.load}" if plan.load else ""
     out = args.out or RESULTS / f"real-{dt.datetime.now():%Y%m%d-%H%M}{suffix}.jsonl"
     run(plan, out, argv, imported)
     print()

@@ -1,0 +1,143 @@
+"""The report of regression campaigns (``regression.py``): per workload, how often the real change came out
+REGRESSED at ``cpu:+1pp`` and how often unchanged code did (A/A), with the shifts, time and processes.
+
+Targets (issue 20): the change REGRESSED in at least 90% of its comparisons on at least three workloads, and
+no A/A comparison REGRESSED. Comparisons that did not run (``ERROR``) are counted apart, never as either.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+
+from benchmarks.real.processes import Record
+from benchmarks.real.regression import AA, AFTER, OUTCOMES
+from benchmarks.real.report import render, signed
+
+HEADER = [
+    "workload",
+    "extra spans",
+    "comparisons",
+    "REGRESSED",
+    "undecided",
+    "unchanged",
+    "before → after (median)",
+    "shift (median, interval)",
+    "A/A comparisons",
+    "A/A false REGRESSED",
+    "A/A undecided",
+    "median time",
+    "median processes",
+]
+TARGET_SHARE = 0.9
+TARGET_WORKLOADS = 3
+
+
+def campaign_records(records: Sequence[Record]) -> dict[str, dict[str, list[Record]]]:
+    """The ``regression`` records by workload and kind (after, A/A)."""
+    found: dict[str, dict[str, list[Record]]] = defaultdict(lambda: {AFTER: [], AA: []})
+    for r in records:
+        if r.get("type") == "regression" and r.get("kind") in (AFTER, AA):
+            found[r["workload"]][r["kind"]].append(r)
+    return dict(sorted(found.items()))
+
+
+def decided(records: Sequence[Record]) -> list[Record]:
+    return [r for r in records if r.get("outcome") in OUTCOMES]
+
+
+def outcome_count(records: Sequence[Record], outcome: str) -> int:
+    return sum(r.get("outcome") == outcome for r in records)
+
+
+def median_of(values: Sequence[float | int | None], show: str = "{:.1f}") -> str:
+    present = [v for v in values if v is not None]
+    return show.format(statistics.median(present)) if present else "–"
+
+
+def estimates(records: Sequence[Record]) -> str:
+    """The median estimates of the before and the compared measurements."""
+    before = [(r.get("before") or {}).get("estimate") for r in records]
+    after = [(r.get("after") or {}).get("estimate") for r in records]
+    return f"{median_of(before, '{:+.1%}')} → {median_of(after, '{:+.1%}')}"
+
+
+def in_points(values: Sequence[float | None]) -> str:
+    """The median of fractions, as signed percentage points."""
+    present = [v for v in values if v is not None]
+    return signed(statistics.median(present)).replace("%", "pp") if present else "–"
+
+
+def shift_column(records: Sequence[Record]) -> str:
+    """Median shift in points, and the medians of its interval's ends."""
+    shift = in_points([r.get("shift") for r in records])
+    if shift == "–":
+        return shift
+    low, high = (in_points([r.get(end) for r in records]) for end in ("shift_low", "shift_high"))
+    return f"{shift} [{low}, {high}]"
+
+
+def with_errors(count: int, records: Sequence[Record]) -> str:
+    errors = len(records) - len(decided(records))
+    return f"{count}" + (f" (+{errors} not compared)" if errors else "")
+
+
+def row(workload: str, after: Sequence[Record], aa: Sequence[Record]) -> list[str]:
+    done, aa_done = decided(after), decided(aa)
+    spans = sorted({int(r["extra_spans"]) for r in after if r.get("extra_spans") is not None})
+    regressed = outcome_count(done, "REGRESSED")
+    return [
+        workload,
+        ", ".join(map(str, spans)) or "–",
+        with_errors(len(done), after),
+        f"{regressed} ({regressed / len(done):.0%})" if done else "–",
+        str(outcome_count(done, "UNDECIDED")),
+        str(outcome_count(done, "OK")),
+        estimates(done),
+        shift_column(done),
+        with_errors(len(aa_done), aa),
+        str(outcome_count(aa_done, "REGRESSED")),
+        str(outcome_count(aa_done, "UNDECIDED")),
+        median_of([(r.get("after") or {}).get("duration_s") for r in done], "{:.1f} s"),
+        median_of([(r.get("after") or {}).get("processes") for r in done], "{:g}"),
+    ]
+
+
+def against_targets(found: dict[str, dict[str, list[Record]]]) -> list[str]:
+    """The two targets, met or missed, with their figures."""
+    met = [
+        w
+        for w, kinds in found.items()
+        if (done := decided(kinds[AFTER])) and outcome_count(done, "REGRESSED") >= TARGET_SHARE * len(done)
+    ]
+    aa = [r for kinds in found.values() for r in decided(kinds[AA])]
+    false = outcome_count(aa, "REGRESSED")
+    verdict = "met" if len(met) >= TARGET_WORKLOADS else "missed"
+    return [
+        f"real change REGRESSED in >= {TARGET_SHARE:.0%} of comparisons: {', '.join(met) or 'no workload'} "
+        f"({len(met)} of {len(found)}; target: {TARGET_WORKLOADS}) — {verdict}",
+        f"A/A false REGRESSED: {false} of {len(aa)} (target 0)" + (" — met" if not false else " — missed"),
+    ]
+
+
+def misses(found: dict[str, dict[str, list[Record]]]) -> list[str]:
+    """The comparisons that missed (a real change not REGRESSED, unchanged code REGRESSED), with their lines."""
+    lines = []
+    for workload, kinds in found.items():
+        for r in kinds[AFTER]:
+            if r.get("outcome") != "REGRESSED":
+                lines.append(f"  {workload} round {r['round']} after: {r.get('outcome')}: " + "; ".join(r["lines"]))
+        for r in kinds[AA]:
+            if r.get("outcome") == "REGRESSED":
+                lines.append(f"  {workload} round {r['round']} A/A: REGRESSED: " + "; ".join(r["lines"]))
+    return ["comparisons that missed:", *lines] if lines else []
+
+
+def format_regression(records: Sequence[Record], markdown: bool = False) -> str:
+    """The campaign's table, the targets and the misses; empty when the records hold no campaign."""
+    found = campaign_records(records)
+    if not found:
+        return ""
+    table = render(HEADER, [row(w, kinds[AFTER], kinds[AA]) for w, kinds in found.items()], markdown)
+    return "\n\n".join(part for part in (table, "\n".join(against_targets(found)), "\n".join(misses(found))) if part)
