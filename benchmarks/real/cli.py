@@ -357,13 +357,14 @@ def run_jobs(
     return None
 
 
-def compare_runs(plan: Plan, space: Workspace, output: Output, saved: Sequence[int]) -> None:
-    """A/A: each saved plugin run against the next one (same code, same machine)."""
+def compare_runs(plan: Plan, space: Workspace, output: Output, saved: Sequence[int], saved_as: str = "run") -> None:
+    """A/A: each saved plugin run (``saved_as``: or a campaign's before run) against the next one (same code, same
+    machine)."""
     for before, after in itertools.pairwise(saved):
-        records = compare_saved(before, after, plan, space)
+        records = compare_saved(before, after, plan, space, saved_as)
         for record in records:
             output.write(record)
-        output.say(f"compare run {before} → run {after}: {describe(records)}")
+        output.say(f"compare {saved_as} {before} → {saved_as} {after}: {describe(records)}")
 
 
 def run_record(plan: Plan, space: Workspace, argv: Sequence[str]) -> Record:
@@ -448,12 +449,15 @@ def saved_dir(out: Path) -> Path:
     return out.with_name(out.stem + "-saved")
 
 
-SAVED_RUN = re.compile(r"_run-(\d{3})_[0-9a-f]+\.json$")
+SAVED_RUN = re.compile(r"_(run|before)-(\d{3})_[0-9a-f]+\.json$")
+"""A saved plugin run's file name, or a regression campaign's before run's: its name and number."""
 
 
 def compare_again(plan: Plan, store: Path, out: Path, argv: Sequence[str]) -> None:
-    """The A/A comparison of an earlier run's saved plugin runs, with the package as it is now."""
-    runs = sorted({int(m.group(1)) for p in store.iterdir() if (m := SAVED_RUN.search(p.name))})
+    """The A/A comparison of an earlier run's saved plugin runs (a campaign's: its before runs), with the package
+    as it is now."""
+    found = [(m.group(1), int(m.group(2))) for p in store.iterdir() if (m := SAVED_RUN.search(p.name))]
+    runs = {name: sorted({n for kind, n in found if kind == name}) for name in ("run", "before")}
     with (
         out.open("w", encoding="utf-8") as results,
         out.with_suffix(".log").open("w", encoding="utf-8") as log,
@@ -462,8 +466,9 @@ def compare_again(plan: Plan, store: Path, out: Path, argv: Sequence[str]) -> No
         output = Output(results, log, plan)
         space = Workspace(Path(tmp), None, saved=store.resolve())  # the comparisons run in tmp
         output.write(run_record(plan, space, argv))
-        output.say(f"{len(runs)} saved runs in {store}; results → {out}")
-        compare_runs(plan, space, output, runs)
+        output.say(f"{sum(map(len, runs.values()))} saved runs in {store}; results → {out}")
+        for saved_as, numbers in runs.items():
+            compare_runs(plan, space, output, numbers, saved_as)
 
 
 def report_of(paths: Sequence[Path], markdown: bool) -> str:

@@ -214,25 +214,30 @@ def parse_comparison(text: str) -> dict[str, Record]:
     return found
 
 
-def compare_saved(before: int, after: int, plan: Plan, space: Workspace) -> list[Record]:
-    """Run ``after`` against run ``before`` of unchanged code, with the A/A criterion: one record per workload."""
+def compare_saved(before: int, after: int, plan: Plan, space: Workspace, saved_as: str = "run") -> list[Record]:
+    """Run ``after`` against run ``before`` of unchanged code, with the A/A criterion: one record per workload.
+
+    ``saved_as`` is the runs' name before their number: ``run`` for plugin runs, ``before`` for the before runs of
+    a regression campaign."""
     command = [
         sys.executable,
         "-m",
         "pytest_otel_overhead",
         f"--storage={space.store}",
         "compare",
-        f"run-{before:03d}",
-        f"run-{after:03d}",
+        f"{saved_as}-{before:03d}",
+        f"{saved_as}-{after:03d}",
         "--fail",
         COMPARE_FAIL,
     ]
-    log = space.root / f"compare{before:03d}-{after:03d}.log"
+    log = space.root / f"compare-{saved_as}{before:03d}-{after:03d}.log"
     outcome = run_command("compare", command, space.root, space.env(), log, timeout=300, ok_codes=(0, 1))
     found = parse_comparison(log.read_text(encoding="utf-8", errors="replace"))
     records = []
     for workload in plan.workloads:
         record: Record = {"type": "compare", "workload": workload, "before": before, "after": after}
+        if saved_as != "run":
+            record["saved_as"] = saved_as
         if workload in found:
             record.update(outcome=found[workload]["outcome"], lines=found[workload]["lines"])
         else:

@@ -154,6 +154,8 @@ def test_the_report_counts_each_workloads_comparisons_and_checks_the_targets() -
         compared_record("checkout", after, "ERROR", None),
         *(compared_record(w, aa, "UNDECIDED", 0.0) for w in ("flask", "manual", "checkout")),
         compared_record("manual", aa, "REGRESSED", 0.02),
+        *({"type": "compare", "saved_as": "before", "workload": "manual", "outcome": o} for o in ("UNDECIDED", "OK")),
+        {"type": "compare", "workload": "manual", "outcome": "REGRESSED"},  # plugin runs of another run: not counted
     ]
     text = regression_report.format_regression(records)
     rows = {line.split()[0]: line for line in text.splitlines()[1:4]}
@@ -161,11 +163,41 @@ def test_the_report_counts_each_workloads_comparisons_and_checks_the_targets() -
     assert "10 (100%)" in rows["checkout"] and "9 (90%)" in rows["flask"] and "9 (90%)" in rows["manual"]
     assert "+5.0pp [+3.0pp, +7.0pp]" in rows["flask"]
     assert "in >= 90% of comparisons: checkout, flask, manual (3 of 3; target: 3) — met" in text
-    assert "A/A false REGRESSED: 1 of 4 (target 0) — missed" in text
+    aa_line = "A/A false REGRESSED: 1 of 4 in the sessions, 0 of 2 between the saved before runs (target 0 in >= 95)"
+    assert aa_line in text
     assert "manual round 0 A/A: REGRESSED" in text and "flask round 0 after: UNDECIDED" in text
     assert regression_report.format_regression([{"type": "plugin"}]) == ""
-    markdown = regression_report.format_regression(records, markdown=True)
-    assert markdown.splitlines()[0].startswith("| workload | extra spans | comparisons | REGRESSED")
+    markdown = regression_report.format_regression(records, markdown=True).splitlines()
+    header = regression_report.HEADER
+    columns = [dict(zip(header, line.strip("| ").split(" | "), strict=True)) for line in markdown[2:5]]
+    saved = {c["workload"]: c["A/A saved before runs REGRESSED"] for c in columns}
+    assert saved == {"checkout": "–", "flask": "–", "manual": "0/2 (1 undecided)"}
+
+
+def test_comparing_a_campaigns_saved_runs_again_compares_its_before_runs_round_after_round(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    for name in ("before-000", "after-000", "aa-000", "before-001", "before-002", "aa-002"):
+        (store / f"20261206T000000000000Z_{name}_0123abcd.json").write_text("{}")
+    compared: list[list[str]] = []
+
+    def fake_run(label: str, command: list[str], cwd: Path, env: dict[str, str], log: Path, **_: object) -> Outcome:
+        compared.append(command[command.index("compare") + 1 : command.index("compare") + 3])
+        log.write_text("  test_real.py::test_manual  UNDECIDED\n      CPU +5.0% → +5.5%: +0.5pp\n")
+        return Outcome(0, 1.0, log)
+
+    monkeypatch.setattr(plugin, "run_command", fake_run)
+    out = tmp_path / "again.jsonl"
+    p = cli.build_plan(cli.arguments(["--workloads", "manual"]))
+    cli.compare_again(p, store, out, [])
+    assert compared == [["before-000", "before-001"], ["before-001", "before-002"]]
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["saved_as"], r["before"], r["outcome"]) for r in records if r["type"] == "compare"] == [
+        ("before", 0, "UNDECIDED"),
+        ("before", 1, "UNDECIDED"),
+    ]
 
 
 def test_the_variant_adds_its_spans_around_the_same_work() -> None:
