@@ -14,6 +14,12 @@ Steps 2 and 3 run in an order drawn per round, so the machine's drift hits both 
 one ``regression`` record: its kind (``after`` or ``aa``), the comparison's outcome as the session printed it
 (REGRESSED / OK / UNDECIDED), the shift in points with its interval, what the before and the compared process
 measured (estimate, verdict, spans per call, processes, time), and the load.
+
+The session says its comparison twice: each test is compared as it ends (a regression fails the test, with its
+change in the failure's message, unless the test already failed on its budget), and the whole run again at the
+session's end (the lines the outcome is read from). The two can differ (the end compares the machines' loads
+again and may add a machine term), so the record keeps both: ``failed_on_change`` with the message's shift, and
+``machine_term`` when the end's line included one.
 """
 
 from __future__ import annotations
@@ -48,6 +54,25 @@ def points(text: str) -> float:
     return math.copysign(math.inf, -1.0 if text.startswith("-") else 1.0) if "∞" in text else float(text) / 100
 
 
+# "____ test_flask ____" opens a failed test's section of pytest's output; the regression message follows.
+FAILURE = re.compile(r"^_{3,} test_(?P<workload>\w+) _{3,}$")
+CHANGE_FAILED = "otel-overhead: "
+
+
+def failed_on_change(text: str) -> dict[str, Record]:
+    """The tests that the comparison failed as they ended, by workload: the change their message gives."""
+    found: dict[str, Record] = {}
+    current = None
+    for line in text.splitlines():
+        match = FAILURE.match(line)
+        if match:
+            current = match["workload"]
+        elif current is not None and line.startswith(CHANGE_FAILED) and "grew by more than" in line:
+            found[current] = shift_of([line.removeprefix(CHANGE_FAILED)])
+            current = None
+    return found
+
+
 def shift_of(lines: Sequence[str]) -> Record:
     """The CPU shift of one compared test, in fractions (``shift``, ``shift_low``, ``shift_high``; None each when
     the comparison's lines hold no CPU change)."""
@@ -74,7 +99,8 @@ def compare_args(before: str) -> list[str]:
 
 def compared(kind: str, before: Measured, measured: Measured, plan: Plan, job: Job) -> list[Record]:
     """One record per workload of a compared process: the session's comparison and both measurements."""
-    found = parse_comparison(measured.outcome.log.read_text(encoding="utf-8", errors="replace"))
+    text = measured.outcome.log.read_text(encoding="utf-8", errors="replace")
+    found, failed = parse_comparison(text), failed_on_change(text)
     earlier = dict(before.records())
     records = []
     for workload, after in measured.records():
@@ -88,6 +114,8 @@ def compared(kind: str, before: Measured, measured: Measured, plan: Plan, job: J
         else:
             record["outcome"] = comparison["outcome"]
         record.update(shift_of(comparison["lines"]), lines=comparison["lines"])
+        record["machine_term"] = any("machine term" in line for line in comparison["lines"][:1])
+        record["failed_on_change"] = failed.get(workload)
         record.update(before=earlier.get(workload), after=after, wall_s=measured.outcome.wall_s)
         records.append(record | {"load": measured.outcome.load})
     return records

@@ -4,6 +4,10 @@ REGRESSED at ``cpu:+1pp`` and how often unchanged code did (A/A), with the shift
 Targets (issue 20): the change REGRESSED in at least 90% of its comparisons on at least three workloads, and
 no A/A comparison REGRESSED. Comparisons that did not run (``ERROR``) are counted apart, never as either.
 
+"test failed on the change" counts the tests the comparison failed as they ended (the session's own gate; a
+test that failed on its budget first shows no such message), "machine term" the end's comparisons widened by one
+(their loads differed): where those differ from the REGRESSED count, the session contradicted itself.
+
 Two kinds of A/A: the campaign's own (the unchanged code measured again and compared in its session, which adds
 processes while undecided), and, when the files given hold them, the campaign's saved before runs compared
 pairwise afterwards (``--compare-saved``: ``compare --fail cpu:+1pp`` on the runs as saved, round after round).
@@ -26,6 +30,8 @@ HEADER = [
     "REGRESSED",
     "undecided",
     "unchanged",
+    "test failed on the change",
+    "machine term",
     "before → after (median)",
     "shift (median, interval)",
     "A/A comparisons",
@@ -62,6 +68,11 @@ def outcome_count(records: Sequence[Record], outcome: str) -> int:
     return sum(r.get("outcome") == outcome for r in records)
 
 
+def false_alarms(records: Sequence[Record]) -> int:
+    """Unchanged code said REGRESSED: at the session's end, or by failing its test as it ended."""
+    return sum(r.get("outcome") == "REGRESSED" or bool(r.get("failed_on_change")) for r in records)
+
+
 def median_of(values: Sequence[float | int | None], show: str = "{:.1f}") -> str:
     present = [v for v in values if v is not None]
     return show.format(statistics.median(present)) if present else "–"
@@ -94,6 +105,13 @@ def with_errors(count: int, records: Sequence[Record]) -> str:
     return f"{count}" + (f" (+{errors} not compared)" if errors else "")
 
 
+def count_of(records: Sequence[Record], key: str) -> str:
+    """How many records hold ``key`` true (or a value); ``–`` when none has the key (records of an older harness)."""
+    if not any(key in r for r in records):
+        return "–"
+    return str(sum(bool(r.get(key)) for r in records))
+
+
 def row(workload: str, kinds: dict[str, list[Record]]) -> list[str]:
     after, aa = kinds[AFTER], kinds[AA]
     done, aa_done = decided(after), decided(aa)
@@ -106,10 +124,12 @@ def row(workload: str, kinds: dict[str, list[Record]]) -> list[str]:
         f"{regressed} ({regressed / len(done):.0%})" if done else "–",
         str(outcome_count(done, "UNDECIDED")),
         str(outcome_count(done, "OK")),
+        count_of(after, "failed_on_change"),
+        count_of(after, "machine_term"),
         estimates(done),
         shift_column(done),
         with_errors(len(aa_done), aa),
-        str(outcome_count(aa_done, "REGRESSED")),
+        str(false_alarms(aa_done)),
         str(outcome_count(aa_done, "UNDECIDED")),
         compare_column(kinds[SAVED]),
         median_of([(r.get("after") or {}).get("duration_s") for r in done], "{:.1f} s"),
@@ -126,7 +146,7 @@ def against_targets(found: dict[str, dict[str, list[Record]]]) -> list[str]:
     ]
     aa = [r for kinds in found.values() for r in decided(kinds[AA])]
     saved = [r for kinds in found.values() for r in decided(kinds[SAVED])]
-    false, false_saved = outcome_count(aa, "REGRESSED"), outcome_count(saved, "REGRESSED")
+    false, false_saved = false_alarms(aa), outcome_count(saved, "REGRESSED")
     verdict = "met" if len(met) >= TARGET_WORKLOADS else "missed"
     lines = [
         f"real change REGRESSED in >= {TARGET_SHARE:.0%} of comparisons: {', '.join(met) or 'no workload'} "
@@ -146,8 +166,10 @@ def misses(found: dict[str, dict[str, list[Record]]]) -> list[str]:
             if r.get("outcome") != "REGRESSED":
                 lines.append(f"  {workload} round {r['round']} after: {r.get('outcome')}: " + "; ".join(r["lines"]))
         for r in kinds[AA]:
-            if r.get("outcome") == "REGRESSED":
-                lines.append(f"  {workload} round {r['round']} A/A: REGRESSED: " + "; ".join(r["lines"]))
+            if false_alarms([r]):
+                failed = " (its test failed on the change)" if r.get("failed_on_change") else ""
+                said = f"{r.get('outcome')}{failed}: " + "; ".join(r["lines"])
+                lines.append(f"  {workload} round {r['round']} A/A: {said}")
         for r in kinds[SAVED]:
             if r.get("outcome") == "REGRESSED":
                 lines.append(f"  {workload} before {r['before']} → {r['after']}: REGRESSED: " + "; ".join(r["lines"]))

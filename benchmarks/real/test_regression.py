@@ -39,6 +39,33 @@ def test_the_shift_and_its_interval_are_read_from_the_cpu_line(
     assert regression.shift_of(["wall time +1.0% → +2.0%: +1.0pp (95% CI [0.0pp, +2.0pp])"])["shift"] is None
 
 
+SESSION_OUTPUT = """\
+=================================== FAILURES ===================================
+_________________________________ test_fastapi _________________________________
+otel-overhead: CPU +7.5% → +12.3%: +4.7pp (95% CI [+3.0pp, +6.7pp]), +63% relative; grew by more than 1 percentage \
+points (cpu:+1pp) — compared with run 'before-002' (saved 2026-12-06T03:04:07+00:00)
+__________________________________ test_flask __________________________________
+CPU +13.5% > budget 5.0%
+-------------------------------- otel-overhead ---------------------------------
+compared with run 'before-002'; fail on growth beyond cpu:+1pp
+  test_real.py::test_fastapi  UNDECIDED
+      CPU +7.5% → +12.3%: +4.7pp (95% CI [+0.6pp, +9.1pp]), machine term ±2.7% included  [156 vs 117 pairs]  \
+UNDECIDED (the machines differ) cpu:+1pp
+  test_real.py::test_flask  REGRESSED
+      CPU +6.5% → +13.5%: +7.0pp (95% CI [+2.5pp, +11.5pp])  [40 vs 54 pairs]  REGRESSED cpu:+1pp
+"""
+
+
+def test_the_tests_failed_on_the_change_are_read_apart_from_the_sessions_last_word() -> None:
+    """The session's gate failed fastapi as it ended, its end said UNDECIDED with a machine term: both kept."""
+    failed = regression.failed_on_change(SESSION_OUTPUT)
+    assert set(failed) == {"fastapi"}  # flask failed on its budget: no message of the change
+    assert failed["fastapi"]["shift_low"] == pytest.approx(0.03)
+    found = plugin.parse_comparison(SESSION_OUTPUT)
+    assert {w: r["outcome"] for w, r in found.items()} == {"fastapi": "UNDECIDED", "flask": "REGRESSED"}
+    assert regression.shift_of(found["fastapi"]["lines"])["shift_low"] == pytest.approx(0.006)
+
+
 def test_a_campaign_plan_is_rounds_of_the_workloads_near_five_percent(capsys: pytest.CaptureFixture[str]) -> None:
     p = cli.build_plan(cli.arguments(["--regression", "--runs", "3", "--seed", "1"]))
     assert p.workloads == plan.REGRESSION_WORKLOADS
@@ -120,6 +147,7 @@ def test_a_round_saves_before_then_compares_after_and_aa_with_it(
     manual_after, manual_aa = compared[("manual", "after")], compared[("manual", "aa")]
     assert (manual_after["outcome"], manual_after["extra_spans"]) == ("REGRESSED", 2)
     assert manual_after["shift"] == pytest.approx(0.052)
+    assert (manual_after["failed_on_change"], manual_after["machine_term"]) == (None, False)
     assert (manual_aa["outcome"], manual_aa["extra_spans"]) == ("UNDECIDED", 0)
     assert (manual_after["before"]["spans_per_call"], manual_after["after"]["spans_per_call"]) == (1.0, 3.0)
     assert compared[("checkout", "after")]["outcome"] == "ERROR"  # not in the session's comparison: not counted
@@ -154,6 +182,7 @@ def test_the_report_counts_each_workloads_comparisons_and_checks_the_targets() -
         compared_record("checkout", after, "ERROR", None),
         *(compared_record(w, aa, "UNDECIDED", 0.0) for w in ("flask", "manual", "checkout")),
         compared_record("manual", aa, "REGRESSED", 0.02),
+        compared_record("flask", aa, "UNDECIDED", 0.02) | {"failed_on_change": {"shift": 0.02}},
         *({"type": "compare", "saved_as": "before", "workload": "manual", "outcome": o} for o in ("UNDECIDED", "OK")),
         {"type": "compare", "workload": "manual", "outcome": "REGRESSED"},  # plugin runs of another run: not counted
     ]
@@ -163,15 +192,17 @@ def test_the_report_counts_each_workloads_comparisons_and_checks_the_targets() -
     assert "10 (100%)" in rows["checkout"] and "9 (90%)" in rows["flask"] and "9 (90%)" in rows["manual"]
     assert "+5.0pp [+3.0pp, +7.0pp]" in rows["flask"]
     assert "in >= 90% of comparisons: checkout, flask, manual (3 of 3; target: 3) — met" in text
-    aa_line = "A/A false REGRESSED: 1 of 4 in the sessions, 0 of 2 between the saved before runs (target 0 in >= 95)"
+    aa_line = "A/A false REGRESSED: 2 of 5 in the sessions, 0 of 2 between the saved before runs (target 0 in >= 95)"
     assert aa_line in text
     assert "manual round 0 A/A: REGRESSED" in text and "flask round 0 after: UNDECIDED" in text
+    assert "flask round 0 A/A: UNDECIDED (its test failed on the change)" in text
     assert regression_report.format_regression([{"type": "plugin"}]) == ""
     markdown = regression_report.format_regression(records, markdown=True).splitlines()
     header = regression_report.HEADER
     columns = [dict(zip(header, line.strip("| ").split(" | "), strict=True)) for line in markdown[2:5]]
     saved = {c["workload"]: c["A/A saved before runs REGRESSED"] for c in columns}
     assert saved == {"checkout": "–", "flask": "–", "manual": "0/2 (1 undecided)"}
+    assert {c["workload"]: c["A/A false REGRESSED"] for c in columns} == {"checkout": "0", "flask": "1", "manual": "1"}
 
 
 def test_comparing_a_campaigns_saved_runs_again_compares_its_before_runs_round_after_round(
