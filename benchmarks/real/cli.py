@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
-from benchmarks.real.budgets import OffsetScale, parse_offsets, placed_budgets, referenced_workloads, unique_references
+from benchmarks.real.budgets import OffsetScale, placed_budgets, referenced_workloads, unique_references
 from benchmarks.real.near_report import format_near
 from benchmarks.real.plan import (
     EXTRA_SPANS,
@@ -48,10 +48,11 @@ from benchmarks.real.plan import (
 )
 from benchmarks.real.plugin import compare_saved, run_instructions, run_plugin
 from benchmarks.real.processes import Record, Workspace, environment, load_average, load_generator, prepare_workdir
-from benchmarks.real.regression import run_round
+from benchmarks.real.regression import run_round, with_session_logs
 from benchmarks.real.regression_report import format_regression
 from benchmarks.real.report import plain_budget, read_records, report_text
-from benchmarks.real.tools import budget_fraction, run_benchmark, run_pyperf, run_reference
+from benchmarks.real.tools import run_benchmark, run_pyperf, run_reference
+from benchmarks.real.values import count, offset_scale, offsets, percentage, positive, spans_by_workload, workload_list
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 AT_ONE_BUDGET = ("plugin", "pyperf", "benchmark", "instructions")
@@ -65,73 +66,6 @@ RUNNERS: dict[str, Callable[[Job, Plan, Workspace], list[Record]]] = {
     "instructions": run_instructions,
     "regression": run_round,
 }
-
-
-def count(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
-        return value
-
-    return parse
-
-
-def positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not above 0")
-    return value
-
-
-def workload_list(text: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
-    unknown = [n for n in names if n not in WORKLOADS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown workload {', '.join(map(repr, unknown)) or 'list (empty)'}; known: {', '.join(WORKLOADS)}"
-        )
-    return names
-
-
-def percentage(text: str) -> str:
-    try:
-        budget_fraction(text)  # the tools' own check, at parse time
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
-
-
-def offsets(text: str) -> tuple[float, ...]:
-    try:
-        return parse_offsets(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def offset_scale(text: str) -> OffsetScale:
-    try:
-        return OffsetScale(text.strip().lower())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: one of {', '.join(map(str, OffsetScale))}") from None
-
-
-def spans_by_workload(text: str) -> tuple[tuple[str, int], ...]:
-    """``manual=2,flask=10``: the regression variant's child spans per call, by workload."""
-    found = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, number = part.partition("=")
-        workload_list(name)  # the workload's own check
-        found[name.strip()] = count(1)(number.strip())
-    if not found:
-        raise argparse.ArgumentTypeError("no WORKLOAD=N given")
-    return tuple(found.items())
 
 
 def add_regression(parser: argparse.ArgumentParser) -> None:
@@ -216,6 +150,13 @@ def arguments(argv: Sequence[str]) -> argparse.Namespace:
     )
     add("--report", nargs="+", type=Path, metavar="FILE", help="print the report of results files and exit")
     add("--markdown", action="store_true", help="print the table as Markdown")
+    add(
+        "--logs",
+        type=Path,
+        metavar="DIR",
+        help="with --report: a regression campaign's kept session output (<kind>-<round>.log), for the tests its "
+        "gate failed as they ended, where the records predate that field",
+    )
     add_near_budget(parser)
     add_regression(parser)
     args = parser.parse_args(argv)
@@ -471,9 +412,12 @@ def compare_again(plan: Plan, store: Path, out: Path, argv: Sequence[str]) -> No
             compare_runs(plan, space, output, numbers, saved_as)
 
 
-def report_of(paths: Sequence[Path], markdown: bool) -> str:
-    """The report of results files: the run at one budget, then the near-budget cells, if any."""
+def report_of(paths: Sequence[Path], markdown: bool, logs: Path | None = None) -> str:
+    """The report of results files: the run at one budget, then the near-budget cells, then a regression
+    campaign, if any (``logs``: its kept session output)."""
     records = read_records(paths)
+    if logs is not None:
+        records = with_session_logs(records, logs)
     table = any(r.get("type") in AT_ONE_BUDGET for r in plain_budget(records))
     parts = (
         report_text(records, markdown, table=table),
@@ -487,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = arguments(argv)
     if args.report:
-        print(report_of(args.report, args.markdown))
+        print(report_of(args.report, args.markdown, args.logs))
         return 0
     imported = imported_references(args.reference_from)
     plan = build_plan(args, imported)

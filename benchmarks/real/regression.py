@@ -18,8 +18,8 @@ measured (estimate, verdict, spans per call, processes, time), and the load.
 The session says its comparison twice: each test is compared as it ends (a regression fails the test, with its
 change in the failure's message, unless the test already failed on its budget), and the whole run again at the
 session's end (the lines the outcome is read from). The two can differ (the end compares the machines' loads
-again and may add a machine term), so the record keeps both: ``failed_on_change`` with the message's shift, and
-``machine_term`` when the end's line included one.
+again and may add a machine term, said in its line), so the record keeps both: ``failed_on_change`` holds the
+message's shift.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import math
 import random
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from benchmarks.real.plan import COMPARE_FAIL, Job, Plan, shuffled_workloads
 from benchmarks.real.plugin import Measured, measure_process, parse_comparison
@@ -73,6 +74,20 @@ def failed_on_change(text: str) -> dict[str, Record]:
     return found
 
 
+def with_session_logs(records: Sequence[Record], logs: Path) -> list[Record]:
+    """The campaign's records, ``failed_on_change`` read from the sessions' kept output (``<kind>-<round>.log`` in
+    ``logs``) where a record lacks it (written before the harness read it)."""
+    texts: dict[Path, str] = {}
+    filled = []
+    for record in records:
+        log = logs / f"{record.get('kind')}-{record.get('round', 0):03d}.log"
+        if record.get("type") == "regression" and "failed_on_change" not in record and log.is_file():
+            text = texts.setdefault(log, log.read_text(encoding="utf-8", errors="replace"))
+            record = record | {"failed_on_change": failed_on_change(text).get(record["workload"])}
+        filled.append(record)
+    return filled
+
+
 def shift_of(lines: Sequence[str]) -> Record:
     """The CPU shift of one compared test, in fractions (``shift``, ``shift_low``, ``shift_high``; None each when
     the comparison's lines hold no CPU change)."""
@@ -114,7 +129,6 @@ def compared(kind: str, before: Measured, measured: Measured, plan: Plan, job: J
         else:
             record["outcome"] = comparison["outcome"]
         record.update(shift_of(comparison["lines"]), lines=comparison["lines"])
-        record["machine_term"] = any("machine term" in line for line in comparison["lines"][:1])
         record["failed_on_change"] = failed.get(workload)
         record.update(before=earlier.get(workload), after=after, wall_s=measured.outcome.wall_s)
         records.append(record | {"load": measured.outcome.load})
