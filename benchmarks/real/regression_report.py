@@ -169,7 +169,9 @@ def misses(found: dict[str, dict[str, list[Record]]]) -> list[str]:
     for workload, kinds in found.items():
         for r in kinds[AFTER]:
             if r.get("outcome") != "REGRESSED":
-                lines.append(f"  {workload} round {r['round']} after: {r.get('outcome')}: " + "; ".join(r["lines"]))
+                failed = " (its test failed on the change as it ended)" if r.get("failed_on_change") else ""
+                said = f"{r.get('outcome')}{failed}: " + "; ".join(r["lines"])
+                lines.append(f"  {workload} round {r['round']} after: {said}")
         for r in kinds[AA]:
             if false_alarms([r]):
                 failed = " (its test failed on the change)" if r.get("failed_on_change") else ""
