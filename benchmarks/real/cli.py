@@ -399,6 +399,7 @@ def compare_again(plan: Plan, store: Path, out: Path, argv: Sequence[str]) -> No
     as it is now."""
     found = [(m.group(1), int(m.group(2))) for p in store.iterdir() if (m := SAVED_RUN.search(p.name))]
     runs = {name: sorted({n for kind, n in found if kind == name}) for name in ("run", "before")}
+    out.parent.mkdir(parents=True, exist_ok=True)
     with (
         out.open("w", encoding="utf-8") as results,
         out.with_suffix(".log").open("w", encoding="utf-8") as log,
