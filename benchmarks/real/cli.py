@@ -8,7 +8,9 @@ and a loaded run together, for the contradictions between them).
 
 ``--budget-offsets`` makes it a near-budget run (``budgets.py``): the references first (its own,
 or those of earlier files given with ``--reference-from``), then the budgets placed around them,
-then one plugin process per offset and run.
+then one plugin process per offset and run. ``--regression`` makes it a regression campaign
+(``regression.py``): rounds of a saved before run, and the regression variant and the unchanged code
+each compared with it in the session that measures them.
 """
 
 from __future__ import annotations
@@ -29,13 +31,28 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
-from benchmarks.real.budgets import OffsetScale, parse_offsets, placed_budgets, referenced_workloads, unique_references
+from benchmarks.real.budgets import OffsetScale, placed_budgets, referenced_workloads, unique_references
 from benchmarks.real.near_report import format_near
-from benchmarks.real.plan import FULL, QUICK, QUICK_MAX_TIME, WORKLOADS, Counts, Job, Plan, phases, schedule
+from benchmarks.real.plan import (
+    EXTRA_SPANS,
+    FULL,
+    QUICK,
+    QUICK_MAX_TIME,
+    REGRESSION_WORKLOADS,
+    WORKLOADS,
+    Counts,
+    Job,
+    Plan,
+    phases,
+    schedule,
+)
 from benchmarks.real.plugin import compare_saved, run_instructions, run_plugin
 from benchmarks.real.processes import Record, Workspace, environment, load_average, load_generator, prepare_workdir
+from benchmarks.real.regression import run_round, with_session_logs
+from benchmarks.real.regression_report import format_regression
 from benchmarks.real.report import plain_budget, read_records, report_text
-from benchmarks.real.tools import budget_fraction, run_benchmark, run_pyperf, run_reference
+from benchmarks.real.tools import run_benchmark, run_pyperf, run_reference
+from benchmarks.real.values import count, offset_scale, offsets, percentage, positive, spans_by_workload, workload_list
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 AT_ONE_BUDGET = ("plugin", "pyperf", "benchmark", "instructions")
@@ -47,62 +64,25 @@ RUNNERS: dict[str, Callable[[Job, Plan, Workspace], list[Record]]] = {
     "pyperf": run_pyperf,
     "benchmark": run_benchmark,
     "instructions": run_instructions,
+    "regression": run_round,
 }
 
 
-def count(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
-        return value
-
-    return parse
-
-
-def positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not above 0")
-    return value
-
-
-def workload_list(text: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
-    unknown = [n for n in names if n not in WORKLOADS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown workload {', '.join(map(repr, unknown)) or 'list (empty)'}; known: {', '.join(WORKLOADS)}"
-        )
-    return names
-
-
-def percentage(text: str) -> str:
-    try:
-        budget_fraction(text)  # the tools' own check, at parse time
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
-
-
-def offsets(text: str) -> tuple[float, ...]:
-    try:
-        return parse_offsets(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def offset_scale(text: str) -> OffsetScale:
-    try:
-        return OffsetScale(text.strip().lower())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: one of {', '.join(map(str, OffsetScale))}") from None
+def add_regression(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("regression campaign")
+    group.add_argument(
+        "--regression",
+        action="store_true",
+        help="rounds (--runs) of a saved before run, then the regression variant and the unchanged code each "
+        f"compared with it in their own session at cpu:+1pp (workloads: {','.join(REGRESSION_WORKLOADS)})",
+    )
+    group.add_argument(
+        "--extra-spans",
+        type=spans_by_workload,
+        metavar="WORKLOAD=N,...",
+        help="child spans the regression variant adds per call "
+        f"({','.join(f'{w}={n}' for w, n in EXTRA_SPANS.items())})",
+    )
 
 
 def add_near_budget(parser: argparse.ArgumentParser) -> None:
@@ -151,7 +131,7 @@ def arguments(argv: Sequence[str]) -> argparse.Namespace:
     add("--block-ms", type=positive, default=20.0, help="reference block length in baseline CPU ms (20)")
     add("--pyperf-rounds", type=count(0), help=f"pyperf rounds per workload ({FULL.pyperf_rounds})")
     add("--benchmark-rounds", type=count(0), help=f"pytest-benchmark two-run rounds ({FULL.benchmark_rounds})")
-    add("--workloads", type=workload_list, default=WORKLOADS, help=f"comma-separated, from {','.join(WORKLOADS)}")
+    add("--workloads", type=workload_list, help=f"comma-separated, from {','.join(WORKLOADS)} (all)")
     add("--load", type=count(0), default=0, help="busy processes kept running during the run (0: quiet)")
     add("--max-time", type=positive, help="the plugin's max_time in s (default: the plugin's, 30 s; --quick: 10 s)")
     add("--processes", type=count(1), help="the plugin's processes setting (default: the plugin's, 1)")
@@ -170,8 +150,27 @@ def arguments(argv: Sequence[str]) -> argparse.Namespace:
     )
     add("--report", nargs="+", type=Path, metavar="FILE", help="print the report of results files and exit")
     add("--markdown", action="store_true", help="print the table as Markdown")
+    add(
+        "--logs",
+        type=Path,
+        metavar="DIR",
+        help="with --report: a regression campaign's kept session output (<kind>-<round>.log), for the tests its "
+        "gate failed as they ended, where the records predate that field",
+    )
     add_near_budget(parser)
+    add_regression(parser)
     args = parser.parse_args(argv)
+    if args.regression and args.budget_offsets:
+        parser.error("--regression and --budget-offsets: a campaign compares runs at the user's default budget")
+    if args.extra_spans and not args.regression:
+        parser.error("--extra-spans is the regression variant's: give --regression too")
+    if args.regression:
+        args.workloads = args.workloads or REGRESSION_WORKLOADS
+        spans = dict(EXTRA_SPANS) | dict(args.extra_spans or ())
+        if lacking := [w for w in args.workloads if w not in spans]:
+            parser.error(f"no regression variant for {', '.join(lacking)}: give --extra-spans {lacking[0]}=N")
+        args.extra_spans = tuple((w, spans[w]) for w in args.workloads)
+    args.workloads = args.workloads or WORKLOADS
     if args.budget_offsets and args.budget:
         parser.error("--budget and --budget-offsets: a near-budget run places its own budgets")
     if args.reference_from and not args.budget_offsets:
@@ -192,6 +191,8 @@ def build_plan(args: argparse.Namespace, imported: Sequence[Record] = ()) -> Pla
     near = bool(args.budget_offsets)
     if near:  # the other tools know one budget for all: a near-budget run leaves them out unless asked
         base = replace(base, pyperf_rounds=0, benchmark_rounds=0)
+    if args.regression:  # a campaign is rounds of plugin processes only
+        base = Counts(runs=base.runs, reference_processes=0, reference_seconds=0.0, pyperf_rounds=0, benchmark_rounds=0)
     counts = Counts(
         runs=args.runs if args.runs is not None else base.runs,
         reference_processes=base.reference_processes if args.reference_processes is None else args.reference_processes,
@@ -221,6 +222,7 @@ def build_plan(args: argparse.Namespace, imported: Sequence[Record] = ()) -> Pla
         offset_scale=args.offset_scale,
         reference_from=tuple(str(p) for p in args.reference_from or ()),
         referenced=tuple(w for w in args.workloads if w in referenced_workloads(imported)),
+        extra_spans=args.extra_spans or (),
     )
 
 
@@ -250,9 +252,11 @@ class Output:
 def describe(records: Sequence[Record]) -> str:
     parts = []
     for r in records:
-        if r.get("type") in ("plugin_run", "end"):
+        if r.get("type") in ("plugin_run", "end", "regression_round"):
             continue
-        what = r.get("verdict") or r.get("outcome") or ""
+        what = " ".join(filter(None, [r.get("kind"), r.get("verdict") or r.get("outcome")]))
+        if r.get("shift") is not None:
+            what += f" {r['shift'] * 100:+.1f}pp"
         estimate = r.get("estimate")
         parts.append(
             f"{r.get('workload', '')} {what}".strip() + (f" {estimate * 100:+.1f}%" if estimate is not None else "")
@@ -294,13 +298,14 @@ def run_jobs(
     return None
 
 
-def compare_runs(plan: Plan, space: Workspace, output: Output, saved: Sequence[int]) -> None:
-    """A/A: each saved plugin run against the next one (same code, same machine)."""
+def compare_runs(plan: Plan, space: Workspace, output: Output, saved: Sequence[int], saved_as: str = "run") -> None:
+    """A/A: each saved plugin run (``saved_as``: or a campaign's before run) against the next one (same code, same
+    machine)."""
     for before, after in itertools.pairwise(saved):
-        records = compare_saved(before, after, plan, space)
+        records = compare_saved(before, after, plan, space, saved_as)
         for record in records:
             output.write(record)
-        output.say(f"compare run {before} → run {after}: {describe(records)}")
+        output.say(f"compare {saved_as} {before} → {saved_as} {after}: {describe(records)}")
 
 
 def run_record(plan: Plan, space: Workspace, argv: Sequence[str]) -> Record:
@@ -385,12 +390,16 @@ def saved_dir(out: Path) -> Path:
     return out.with_name(out.stem + "-saved")
 
 
-SAVED_RUN = re.compile(r"_run-(\d{3})_[0-9a-f]+\.json$")
+SAVED_RUN = re.compile(r"_(run|before)-(\d{3})_[0-9a-f]+\.json$")
+"""A saved plugin run's file name, or a regression campaign's before run's: its name and number."""
 
 
 def compare_again(plan: Plan, store: Path, out: Path, argv: Sequence[str]) -> None:
-    """The A/A comparison of an earlier run's saved plugin runs, with the package as it is now."""
-    runs = sorted({int(m.group(1)) for p in store.iterdir() if (m := SAVED_RUN.search(p.name))})
+    """The A/A comparison of an earlier run's saved plugin runs (a campaign's: its before runs), with the package
+    as it is now."""
+    found = [(m.group(1), int(m.group(2))) for p in store.iterdir() if (m := SAVED_RUN.search(p.name))]
+    runs = {name: sorted({n for kind, n in found if kind == name}) for name in ("run", "before")}
+    out.parent.mkdir(parents=True, exist_ok=True)
     with (
         out.open("w", encoding="utf-8") as results,
         out.with_suffix(".log").open("w", encoding="utf-8") as log,
@@ -399,15 +408,23 @@ def compare_again(plan: Plan, store: Path, out: Path, argv: Sequence[str]) -> No
         output = Output(results, log, plan)
         space = Workspace(Path(tmp), None, saved=store.resolve())  # the comparisons run in tmp
         output.write(run_record(plan, space, argv))
-        output.say(f"{len(runs)} saved runs in {store}; results → {out}")
-        compare_runs(plan, space, output, runs)
+        output.say(f"{sum(map(len, runs.values()))} saved runs in {store}; results → {out}")
+        for saved_as, numbers in runs.items():
+            compare_runs(plan, space, output, numbers, saved_as)
 
 
-def report_of(paths: Sequence[Path], markdown: bool) -> str:
-    """The report of results files: the run at one budget, then the near-budget cells, if any."""
+def report_of(paths: Sequence[Path], markdown: bool, logs: Path | None = None) -> str:
+    """The report of results files: the run at one budget, then the near-budget cells, then a regression
+    campaign, if any (``logs``: its kept session output)."""
     records = read_records(paths)
+    if logs is not None:
+        records = with_session_logs(records, logs)
     table = any(r.get("type") in AT_ONE_BUDGET for r in plain_budget(records))
-    parts = (report_text(records, markdown, table=table), format_near(records, markdown))
+    parts = (
+        report_text(records, markdown, table=table),
+        format_near(records, markdown),
+        format_regression(records, markdown),
+    )
     return "\n\n".join(part for part in parts if part)
 
 
@@ -415,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = arguments(argv)
     if args.report:
-        print(report_of(args.report, args.markdown))
+        print(report_of(args.report, args.markdown, args.logs))
         return 0
     imported = imported_references(args.reference_from)
     plan = build_plan(args, imported)
@@ -424,7 +441,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         compare_again(plan, args.compare_saved, out, argv)
         print(report_of([out], args.markdown))
         return 0
-    suffix = ("-near" if plan.near_budget else "") + (f"-load{plan.load}" if plan.load else "")
+    suffix = ("-near" if plan.near_budget else "") + ("-regression" if plan.regression else "")
+    suffix += f"-load{plan.load}" if plan.load else ""
     out = args.out or RESULTS / f"real-{dt.datetime.now():%Y%m%d-%H%M}{suffix}.jsonl"
     run(plan, out, argv, imported)
     print()

@@ -12,7 +12,8 @@ over the run hit every workload and every method alike:
 - ``pyperf``: one round of pyperf for one workload (a baseline and an instrumented benchmark, then
   ``compare_to``);
 - ``benchmark``: one round of pytest-benchmark's two-run gate over every selected workload;
-- ``instructions``: one pytest process in instructions mode (optional, needs valgrind).
+- ``instructions``: one pytest process in instructions mode (optional, needs valgrind);
+- ``regression``: one round of a regression campaign (``regression.py``), the only jobs of such a run.
 
 A near-budget run places its budgets around the references, so its own reference jobs (for the
 workloads whose reference no earlier results file gives) run first, shuffled among themselves, and
@@ -34,6 +35,14 @@ WORKLOADS = ("flask", "fastapi", "requests", "sqlite3", "manual", "checkout")
 
 COMPARE_FAIL = "cpu:+1pp"
 """The A/A criterion: two saved runs of unchanged code must never say REGRESSED under it."""
+
+EXTRA_SPANS = {"manual": 2, "checkout": 4, "flask": 8, "fastapi": 10}
+"""The regression variant's child spans per call (``$REAL_EXTRA_SPANS`` of ``real_workloads/apps.py``), by workload:
+each raises its overhead by about 5 points near 5% (2026-12-06, ``reference.py --frozen-heap``, medians of 2 to 4
+processes of 3 s, 1-minute load 3 to 4: manual +7.5% → +12%, checkout +4.5% → +10%, flask +5.3% → +9.7%, fastapi
++5.9% → +10.3%)."""
+REGRESSION_WORKLOADS = ("manual", "checkout", "flask")
+"""The workloads of a regression campaign unless ``--workloads`` says otherwise: those near 5% by themselves."""
 
 
 @dataclass(frozen=True)
@@ -101,10 +110,17 @@ class Plan:
     """The workloads those files give a reference for: the run measures none of its own for them."""
     budgets: tuple[PlacedBudget, ...] = ()
     """The budgets placed once the references are known (filled in between the two phases of the run)."""
+    extra_spans: tuple[tuple[str, int], ...] = ()
+    """A regression campaign (``regression.py``): the child spans its "after" code adds per call, by workload;
+    empty for the other runs. Each of its ``runs`` is one round: before, after and a second before."""
 
     @property
     def near_budget(self) -> bool:
         return bool(self.budget_offsets)
+
+    @property
+    def regression(self) -> bool:
+        return bool(self.extra_spans)
 
     @property
     def pyperf_args(self) -> tuple[str, ...]:
@@ -148,6 +164,8 @@ def schedule(plan: Plan) -> list[Job]:
     """Every job of the plan, in a random order fixed by the plan's seed (near the budget: the
     reference jobs first, see ``phases``)."""
     counts = plan.counts
+    if plan.regression:  # rounds in order: each compares within itself, nothing to shuffle
+        return [Job("regression", i) for i in range(counts.runs)]
     jobs = plugin_jobs(plan)
     jobs += [Job("benchmark", i) for i in range(counts.benchmark_rounds)]
     for workload in plan.workloads:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmarks.real.budgets import budgets_at
 from benchmarks.real.plan import COMPARE_FAIL, Job, Plan, shuffled_workloads
-from benchmarks.real.processes import Record, Workspace, run_command
+from benchmarks.real.processes import Outcome, Record, Workspace, run_command
 
 DEFAULT_MAX_TIME = 30.0
 """The plugin's default max_time, for time-outs when the plan sets none."""
@@ -105,6 +106,59 @@ def measured_record(test: Record, metric: str) -> Record:
     }
 
 
+@dataclass(frozen=True)
+class Measured:
+    """One pytest process under ``--otel-overhead``: the workloads in the order it ran them, saved under ``name``."""
+
+    name: str
+    order: list[str]
+    outcome: Outcome
+    tests: dict[str, Record]
+    """The JSON report's tests by node id (empty when the process wrote none)."""
+
+    def records(self) -> list[tuple[str, Record]]:
+        """Per workload, in order, what the harness keeps of it (an ERROR record where the JSON lacks it)."""
+        found = []
+        for workload, nodeid in zip(self.order, node_ids(self.order), strict=True):
+            test = self.tests.get(nodeid)
+            error = {"verdict": "ERROR", "error": self.outcome.error or "no result in the JSON report"}
+            found.append((workload, error if test is None else measured_record(test, "cpu")))
+        return found
+
+
+def measure_process(
+    name: str,
+    order: Sequence[str],
+    plan: Plan,
+    space: Workspace,
+    extra_args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> Measured:
+    """Run the workloads' tests in ``order`` in one pytest process at the plan's settings, saved as ``name`` in the
+    workspace's store; ``extra_args`` for the plugin, ``env`` for the workload project."""
+    report = space.root / f"{name}.json"
+    args = [
+        "--otel-overhead",
+        f"--otel-overhead-json={report}",
+        f"--otel-overhead-save={name}",
+        f"--otel-overhead-storage={space.store}",
+        *settings_args(plan),
+        *extra_args,
+        *node_ids(order),
+    ]
+    cap = plan.max_time if plan.max_time is not None else DEFAULT_MAX_TIME
+    outcome = run_command(
+        "pytest",
+        pytest_command(args),
+        space.root,
+        space.env(env),
+        space.root / f"{name}.log",
+        timeout=120 + len(order) * (cap + 60),
+        ok_codes=(0, 1),  # 1: some test failed, i.e. a FAIL verdict (or a regression)
+    )
+    return Measured(name, list(order), outcome, read_tests(report))
+
+
 def run_plugin(job: Job, plan: Plan, space: Workspace) -> list[Record]:
     """One pytest process measuring every workload in a shuffled order; one record per workload, one for the run.
 
@@ -115,45 +169,23 @@ def run_plugin(job: Job, plan: Plan, space: Workspace) -> list[Record]:
         order = [w for w in order if w in budgets]
         if not order:  # pytest given no node id would run every test, at the default budget
             return [{"type": "plugin_run", "run": job.index, "offset": job.offset, "saved": None, "error": NO_BUDGET}]
-    report = space.root / f"plugin{job.index:03d}.json"
-    saved = f"run-{job.index:03d}"
-    args = [
-        "--otel-overhead",
-        f"--otel-overhead-json={report}",
-        f"--otel-overhead-save={saved}",
-        f"--otel-overhead-storage={space.store}",
-        *settings_args(plan),
-        *node_ids(order),
-    ]
-    cap = plan.max_time if plan.max_time is not None else DEFAULT_MAX_TIME
     digest = space.engine_digest()
-    outcome = run_command(
-        "pytest",
-        pytest_command(args),
-        space.root,
-        space.env({"REAL_BUDGETS": json.dumps(budgets)} if budgets else None),
-        space.root / f"plugin{job.index:03d}.log",
-        timeout=120 + len(order) * (cap + 60),
-        ok_codes=(0, 1),  # 1: some test failed, i.e. a FAIL verdict
+    measured = measure_process(
+        f"run-{job.index:03d}", order, plan, space, env={"REAL_BUDGETS": json.dumps(budgets)} if budgets else None
     )
-    tests = read_tests(report)
+    outcome = measured.outcome
     records: list[Record] = []
-    for position, (workload, nodeid) in enumerate(zip(order, node_ids(order), strict=True)):
+    for position, (workload, found) in enumerate(measured.records()):
         record: Record = {"type": "plugin", "run": job.index, "workload": workload, "position": position}
         if job.offset is not None:
             record.update(offset=job.offset, placed_budget=budgets[workload])
-        test = tests.get(nodeid)
-        if test is None:
-            record.update(verdict="ERROR", error=outcome.error or "no result in the JSON report")
-        else:
-            record.update(measured_record(test, "cpu"))
-        records.append(record | {"load": outcome.load, "engine": digest})
+        records.append(record | found | {"load": outcome.load, "engine": digest})
     run: Record = {
         "type": "plugin_run",
         "run": job.index,
         "offset": job.offset,
         "order": order,
-        "saved": saved if any(r["verdict"] != "ERROR" for r in records) else None,
+        "saved": measured.name if any(r["verdict"] != "ERROR" for r in records) else None,
         "wall_s": outcome.wall_s,
         "returncode": outcome.returncode,
         "error": outcome.error,
@@ -182,25 +214,30 @@ def parse_comparison(text: str) -> dict[str, Record]:
     return found
 
 
-def compare_saved(before: int, after: int, plan: Plan, space: Workspace) -> list[Record]:
-    """Run ``after`` against run ``before`` of unchanged code, with the A/A criterion: one record per workload."""
+def compare_saved(before: int, after: int, plan: Plan, space: Workspace, saved_as: str = "run") -> list[Record]:
+    """Run ``after`` against run ``before`` of unchanged code, with the A/A criterion: one record per workload.
+
+    ``saved_as`` is the runs' name before their number: ``run`` for plugin runs, ``before`` for the before runs of
+    a regression campaign."""
     command = [
         sys.executable,
         "-m",
         "pytest_otel_overhead",
         f"--storage={space.store}",
         "compare",
-        f"run-{before:03d}",
-        f"run-{after:03d}",
+        f"{saved_as}-{before:03d}",
+        f"{saved_as}-{after:03d}",
         "--fail",
         COMPARE_FAIL,
     ]
-    log = space.root / f"compare{before:03d}-{after:03d}.log"
+    log = space.root / f"compare-{saved_as}{before:03d}-{after:03d}.log"
     outcome = run_command("compare", command, space.root, space.env(), log, timeout=300, ok_codes=(0, 1))
     found = parse_comparison(log.read_text(encoding="utf-8", errors="replace"))
     records = []
     for workload in plan.workloads:
         record: Record = {"type": "compare", "workload": workload, "before": before, "after": after}
+        if saved_as != "run":
+            record["saved_as"] = saved_as
         if workload in found:
             record.update(outcome=found[workload]["outcome"], lines=found[workload]["lines"])
         else:

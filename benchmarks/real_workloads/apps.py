@@ -17,6 +17,11 @@ Six workloads, each a callable making one request or operation, as a service wou
   decimal tax rounding, format a receipt) around two manual spans with a few attributes, sized so
   that its overhead lies near 5% by itself: the regime where a CI gate lives.
 
+The regression variant: ``$REAL_EXTRA_SPANS``, a JSON object of counts by workload
+(``{"manual": 3}``), makes the ``flask``, ``fastapi``, ``manual`` and ``checkout`` code trace its
+order lines in that many batches, each in a child span of its own, as a developer adding tracing
+would: the same work, more spans per call (``batches``).
+
 Tracers and meters come from the global API (``trace.get_tracer``, ``metrics.get_meter``), so
 whatever provider a measuring process installs (the plugin's, or the switching providers of
 ``arms.py``) decides which arm runs. Importing this module instruments the Flask and FastAPI apps
@@ -27,18 +32,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sqlite3
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import flask
 import requests
@@ -52,7 +58,17 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient` is deprecated")
     from starlette.testclient import TestClient
 
-__all__ = ["REQUESTS", "SQLITE3", "WORKLOADS", "Workload", "checkout", "order_payload", "price_lines"]
+__all__ = [
+    "EXTRA_SPANS",
+    "REQUESTS",
+    "SQLITE3",
+    "WORKLOADS",
+    "Workload",
+    "batches",
+    "checkout",
+    "order_payload",
+    "price_lines",
+]
 
 REQUESTS = "opentelemetry.instrumentation.requests:RequestsInstrumentor"
 SQLITE3 = "opentelemetry.instrumentation.sqlite3:SQLite3Instrumentor"
@@ -64,13 +80,35 @@ MANUAL_LINES = 450
 SQLITE_ROWS = 2000
 BASKET = [f"SKU-{i:05d}" for i in range(0, SQLITE_ROWS, SQLITE_ROWS // 20)]
 
+EXTRA_SPANS: dict[str, int] = json.loads(os.environ.get("REAL_EXTRA_SPANS") or "{}")
+"""The regression variant: child spans added per call, by workload (none unless the harness asks)."""
+
 tracer = trace.get_tracer(__name__)
 Call = Callable[[], Any]
+Item = TypeVar("Item")
 
 
-def price_lines(count: int) -> dict[str, Any]:
-    """Application work: build, price and digest an order of ``count`` lines (allocation-heavy, like JSON APIs)."""
-    rows = [(f"SKU-{i:05d}", i % 7 + 1, 100 + (i * 37) % 900) for i in range(count)]
+def batches(items: Sequence[Item], workload: str | None) -> Iterator[Sequence[Item]]:
+    """The items in one batch; in the regression variant, in ``EXTRA_SPANS[workload]`` batches, each
+    handled inside a child span of its own (the work is the same, the spans are added)."""
+    spans = EXTRA_SPANS.get(workload, 0) if workload is not None else 0
+    if spans <= 0:
+        yield items
+        return
+    for k in range(spans):
+        part = items[k * len(items) // spans : (k + 1) * len(items) // spans]
+        with tracer.start_as_current_span("order.batch") as span:
+            span.set_attribute("batch.lines", len(part))
+            yield part
+
+
+def price_lines(count: int, workload: str | None = None) -> dict[str, Any]:
+    """Application work: build, price and digest an order of ``count`` lines (allocation-heavy, like JSON APIs).
+
+    ``workload`` names the caller, for the child spans of its regression variant (``batches``)."""
+    rows: list[tuple[str, int, int]] = []
+    for part in batches(range(count), workload):
+        rows += [(f"SKU-{i:05d}", i % 7 + 1, 100 + (i * 37) % 900) for i in part]
     total = sum(qty * price for _, qty, price in rows)
     lines = [{"sku": sku, "qty": qty, "price_cents": price} for sku, qty, price in rows]
     encoded = json.dumps(lines, sort_keys=True).encode()
@@ -85,7 +123,7 @@ flask_app = flask.Flask("real_workloads")
 @flask_app.get("/quote")
 def flask_quote() -> flask.Response:
     with tracer.start_as_current_span("price") as span:
-        quote = price_lines(WEB_LINES)
+        quote = price_lines(WEB_LINES, "flask")
         span.set_attribute("order.lines", quote["lines"])
     return flask.jsonify(quote)
 
@@ -113,7 +151,7 @@ fastapi_app = FastAPI()
 @fastapi_app.get("/quote")
 def fastapi_quote() -> dict[str, Any]:
     with tracer.start_as_current_span("price") as span:
-        quote = price_lines(WEB_LINES)
+        quote = price_lines(WEB_LINES, "fastapi")
         span.set_attribute("order.lines", quote["lines"])
     return quote
 
@@ -219,7 +257,7 @@ def handle_order(order_id: int) -> dict[str, Any]:
     with tracer.start_as_current_span("handle_order") as span:
         span.set_attribute("order.id", order_id)
         span.set_attribute("order.channel", "web")
-        quote = price_lines(MANUAL_LINES)
+        quote = price_lines(MANUAL_LINES, "manual")
         span.set_attribute("order.total_cents", quote["total"])
         span.add_event("priced", {"lines": quote["lines"]})
     return quote
@@ -275,12 +313,13 @@ def priced(order: dict[str, Any]) -> tuple[Decimal, Decimal, list[str]]:
     """Subtotal and tax in decimal money (rounded per line, as invoices are) and the receipt's lines."""
     subtotal, tax, receipt = Decimal(0), Decimal(0), []
     discount = Decimal("0.9") if order.get("coupon") == "WINTER10" else Decimal(1)
-    for line in order["lines"]:
-        price, rate = CATALOGUE[line["sku"]]
-        amount = (price * line["qty"] * discount).quantize(CENT, ROUND_HALF_EVEN)
-        subtotal += amount
-        tax += (amount * rate).quantize(CENT, ROUND_HALF_EVEN)
-        receipt.append(f"{line['sku']:<10} {line['qty']:>3} x {price:>8} = {amount:>10} (VAT {rate * 100:.1f}%)")
+    for part in batches(order["lines"], "checkout"):
+        for line in part:
+            price, rate = CATALOGUE[line["sku"]]
+            amount = (price * line["qty"] * discount).quantize(CENT, ROUND_HALF_EVEN)
+            subtotal += amount
+            tax += (amount * rate).quantize(CENT, ROUND_HALF_EVEN)
+            receipt.append(f"{line['sku']:<10} {line['qty']:>3} x {price:>8} = {amount:>10} (VAT {rate * 100:.1f}%)")
     return subtotal, tax, receipt
 
 
