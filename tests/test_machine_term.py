@@ -70,6 +70,19 @@ def test_a_time_comparison_across_machines_widens_and_may_turn_undecided() -> No
     assert "machine term ±" in cpu_across.describe()
 
 
+def test_a_session_ends_with_the_machines_as_its_gate_judged_them() -> None:
+    # A session judges the machines as it starts; the load may differ by its end, the gate's verdicts not.
+    before = _run(_result(0.02, 1), load_average=[0.2, 0.2, 0.2])
+    after = _run(_result(0.07, 2), load_average=[2.2, 2.0, 1.0])
+    criteria = parse_criteria("cpu:+1pp", "test")
+    assert compare_runs(before, after, criteria).tests[0].metrics[0].verdict is Verdict.INCONCLUSIVE
+    as_started = compare_runs(before, after, criteria, machine=(0.0, ()))
+    cpu = as_started.tests[0].metrics[0]
+    assert cpu.machine_term == 0.0 and cpu.verdict is Verdict.FAIL
+    assert as_started.machine == ()
+    assert not any("the machines differ" in line for line in comparison_lines(as_started))
+
+
 def _instructions(overhead: float, seed: int) -> TestResult:
     rng = random.Random(seed)
     rows = tuple(

@@ -405,10 +405,19 @@ def compare_results(
 
 
 def compare_runs(
-    before: RunRecord, after: RunRecord, criteria: Sequence[Criterion] = (), confidence: float = 0.95
+    before: RunRecord,
+    after: RunRecord,
+    criteria: Sequence[Criterion] = (),
+    confidence: float = 0.95,
+    *,
+    machine: tuple[float, tuple[str, ...]] | None = None,
 ) -> Comparison:
-    """Every test of ``after`` against the same test (by node id) in ``before``, with the machine term if due."""
-    term = machine_term(before, after)
+    """Every test of ``after`` against the same test (by node id) in ``before``, with the machine term if due.
+
+    ``machine`` is the term and what sets the machines apart when they were judged earlier (a session's
+    gate judges them as it starts, and its end must say what the gate decided); otherwise from the records.
+    """
+    term, differences = machine if machine is not None else (machine_term(before, after), None)
     tests = tuple(
         compare_results(before.result(r.nodeid), r, criteria, confidence, machine=term) for r in after.results
     )
@@ -421,7 +430,7 @@ def compare_runs(
         differences=tuple(environment_differences(before, after)),
         confidence=confidence,
         missing=tuple(r.nodeid for r in before.results if r.nodeid not in measured),
-        machine=machine_differences(before, after),
+        machine=differences if differences is not None else machine_differences(before, after),
     )
 
 

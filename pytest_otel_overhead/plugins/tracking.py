@@ -38,7 +38,7 @@ from pytest_otel_overhead.history.compare import (
     regression_message,
 )
 from pytest_otel_overhead.history.document import environment
-from pytest_otel_overhead.history.machines import machine_term
+from pytest_otel_overhead.history.machines import machine_differences, machine_term
 from pytest_otel_overhead.history.run import EndCause, Incomplete
 from pytest_otel_overhead.history.store import (
     DEFAULT_STORAGE,
@@ -135,6 +135,9 @@ class TrackingPlugin:
     finished: int = 0
     """Tests torn down so far: fewer than collected after ``-x`` means the run is incomplete."""
     machine_term: float = 0.0
+    """The machine term of the comparisons, judged as the session starts: the gate and the end use the same."""
+    machines: tuple[str, ...] = ()
+    """What set the machines apart as the session started (``machines.machine_differences``)."""
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -249,7 +252,8 @@ class TrackingPlugin:
         self.current = current = self._save(current)
         comparison = None
         if self.baseline is not None:
-            comparison = compare_runs(self.baseline, current, self.criteria)
+            machine = (self.machine_term, self.machines)
+            comparison = compare_runs(self.baseline, current, self.criteria, machine=machine)
             comparison = dataclasses.replace(comparison, differences=self.differences or comparison.differences)
             self.lines += comparison_lines(comparison)
             for problem in comparison.problems:  # a metric that could not be compared is said so, not skipped
@@ -357,6 +361,7 @@ def tracking_plugin(config: pytest.Config, session: OverheadSession, options: Se
         here = RunRecord((), environment(), now_iso(), machine=machine_info())
         plugin.differences = tuple(environment_differences(baseline, here))
         plugin.machine_term = machine_term(baseline, here)
+        plugin.machines = machine_differences(baseline, here)
         if plugin.differences:
             plugin.warn(f"comparing with run {baseline.label!r}, measured elsewhere: " + "; ".join(plugin.differences))
     return plugin
