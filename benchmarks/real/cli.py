@@ -47,12 +47,13 @@ from benchmarks.real.plan import (
     schedule,
 )
 from benchmarks.real.plugin import compare_saved, run_instructions, run_plugin
-from benchmarks.real.processes import Record, Workspace, environment, load_average, load_generator, prepare_workdir
+from benchmarks.real.processes import Record, Workspace, environment, load_average, prepare_workdir
 from benchmarks.real.regression import run_round, with_session_logs
 from benchmarks.real.regression_report import format_regression
 from benchmarks.real.report import plain_budget, read_records, report_text
 from benchmarks.real.tools import run_benchmark, run_pyperf, run_reference
 from benchmarks.real.values import count, offset_scale, offsets, percentage, positive, spans_by_workload, workload_list
+from pytest_otel_overhead.calibrate.runs import busy_processes
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 AT_ONE_BUDGET = ("plugin", "pyperf", "benchmark", "instructions")
@@ -365,7 +366,7 @@ def run(plan: Plan, out: Path, argv: Sequence[str], imported: Sequence[Record] =
         output.write(run_record(plan, space, argv))
         output.say(f"{len(jobs)} jobs, busy processes of the load generator: {plan.load}; results → {out}")
         try:
-            with load_generator(plan.load):
+            with busy_processes(plan.load):  # the calibrate command's busy processes, the same load
                 stopped = measure(plan, space, output, imported)
         except KeyboardInterrupt:
             interrupted = True

@@ -15,8 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -44,17 +43,6 @@ PACKAGES = (
     "pytest-benchmark",
 )
 LOAD_SAMPLE_S = 1.0
-
-# A load process walks a 16 MB list of pointers (and the ints behind them) over and over: CPU time
-# and cache pressure, since spans touch more memory than the work they wrap.
-BUSY_SOURCE = """
-import os, sys, threading
-threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
-data = list(range(2_000_000))
-while True:
-    sum(data)
-    data.reverse()
-"""
 
 
 def load_average() -> list[float] | None:
@@ -218,25 +206,3 @@ def combined_load(outcomes: Sequence[Outcome]) -> Record:
         if outcomes
         else load_summary(None, [], None)
     )
-
-
-@contextmanager
-def load_generator(processes: int) -> Iterator[list[int]]:
-    """``processes`` busy processes for the duration of the block; they also end when the harness dies
-    (each exits when its stdin closes)."""
-    busy = [
-        subprocess.Popen([sys.executable, "-c", BUSY_SOURCE], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
-        for _ in range(processes)
-    ]
-    try:
-        yield [p.pid for p in busy]
-    finally:
-        for process in busy:
-            if process.stdin is not None:
-                process.stdin.close()
-        for process in busy:
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()

@@ -24,10 +24,10 @@ from benchmarks.real.processes import (
     Record,
     Workspace,
     child_env,
-    load_generator,
     load_summary,
     run_command,
 )
+from pytest_otel_overhead.calibrate.runs import busy_processes
 
 
 def binomial_tail(n: int, k: int) -> float:
@@ -368,7 +368,7 @@ def test_run_command_reports_exit_codes_and_time_outs(tmp_path: Path) -> None:
 
 
 def test_load_generator_processes_end_with_the_block() -> None:
-    with load_generator(1) as pids:
+    with busy_processes(1) as pids:  # the load generator: the calibrate command's busy processes
         assert len(pids) == 1
         os.kill(pids[0], 0)  # running
     with pytest.raises(ProcessLookupError):
