@@ -21,7 +21,7 @@ import os
 import random
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
@@ -174,8 +174,7 @@ def _timed_metrics(settings: MeasureSettings, results: Sequence[TestResult], pla
     """The metrics that every added process measures, pooled; the others are the first process's alone
     (:func:`_with_first`), decided there, and neither wait for processes that cannot measure them nor
     appear twice."""
-    metrics = combined_metrics(settings, results, plan.per_look_confidence, plan.confidence)
-    return [m for m in metrics if m.metric in TIME_METRICS]
+    return combined_metrics(settings, results, plan.per_look_confidence, plan.confidence, only=TIME_METRICS)
 
 
 def _with_first(result: TestResult, first: TestResult, runner: _Processes) -> TestResult:
@@ -335,12 +334,17 @@ def process_estimates(metrics: Sequence[MetricResult]) -> tuple[list[float], lis
 
 
 def combined_metrics(
-    settings: MeasureSettings, results: Sequence[TestResult], look_confidence: float, confidence: float
+    settings: MeasureSettings,
+    results: Sequence[TestResult],
+    look_confidence: float,
+    confidence: float,
+    only: Collection[str] | None = None,
 ) -> list[MetricResult]:
-    """Every metric the processes measured, combined across them at ``look_confidence``.
+    """Every metric the processes measured (of ``only``, when given), combined across them at ``look_confidence``.
 
     ``confidence`` is what the sequence of looks holds over all, as reported."""
-    names = list(dict.fromkeys(m.metric for result in results for m in result.metrics))
+    measured = dict.fromkeys(m.metric for result in results for m in result.metrics)
+    names = [name for name in measured if only is None or name in only]
     notes = [note for result in results for note in result.notes]  # a busy machine in any process counts
     combined = []
     for name in names:

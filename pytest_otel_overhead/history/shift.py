@@ -240,8 +240,6 @@ def layout_shift(before: TestResult, after: TestResult, metric: str, confidence:
     if metric not in COUNTED_METRICS:
         return None
     earlier, later = log_ratios(before, metric), log_ratios(after, metric)
-    if not earlier or len(earlier) != kept(before, metric) or len(later) != kept(after, metric):
-        return None
-    if len(earlier) != len(later):
+    if not earlier or not len(earlier) == len(later) == kept(before, metric) == kept(after, metric):
         return None
     return wilcoxon_interval([y - x for x, y in zip(earlier, later, strict=True)], confidence)
