@@ -17,7 +17,7 @@ import pytest
 
 from pytest_otel_overhead import samplers
 from pytest_otel_overhead.settings import sampling
-from pytest_otel_overhead.settings.flags import items_to_measure, to_measure
+from pytest_otel_overhead.settings.flags import gives_anything, items_to_measure, to_measure
 
 # Everything a session without measuring may load from the package: the options, their defaults and the
 # light parsers (in units). The records and the other parsers load only when a value needs them.
@@ -31,6 +31,8 @@ LIGHT = {
     "pytest_otel_overhead.settings.origin",
     "pytest_otel_overhead.settings.options",
     "pytest_otel_overhead.plugin",
+    "pytest_otel_overhead.plugins",
+    "pytest_otel_overhead.plugins.marked",  # marked tests are checked as they start
     "pytest_otel_overhead.settings",
     "pytest_otel_overhead.settings.layers",
     "pytest_otel_overhead.settings.sources",
@@ -44,7 +46,6 @@ DECLARATIONS = {
     "pytest_otel_overhead.settings",
     "pytest_otel_overhead.settings.declared",
     "pytest_otel_overhead.settings.flags",
-    "pytest_otel_overhead.settings.options",
 }
 HEAVY = ("opentelemetry.sdk", "psutil", "pytest_otel_overhead.engine", "pytest_otel_overhead.otel")
 
@@ -341,3 +342,24 @@ def test_the_collection_chooses_the_tests_to_measure_as_each_test_would(pytester
         "test_marked[1]",
         "test_marked_twice[1]",
     ]
+
+
+@pytest.mark.parametrize(
+    ("ini", "args", "gives"),
+    [
+        ("", (), False),
+        ("otel_overhead = false\notel_overhead_tune = false\n", (), False),  # switches at their default
+        ("otel_overhead = true\n", (), True),
+        ("otel_overhead_batch_size = 128\n", (), True),
+        ("otel_overhead_sweep = sample_rate=0.1,1\n", (), True),
+        ("", ("--otel-overhead",), True),
+        ("", ("--otel-overhead-save",), True),  # a flag without an ini twin
+        ("", ("-o", "otel_overhead_explain=true"), True),
+        ("", ("--otel-overhead-budget=3%",), True),
+    ],
+)
+def test_a_run_gives_the_plugin_something_by_any_flag_or_ini_key(
+    pytester: pytest.Pytester, ini: str, args: tuple[str, ...], gives: bool
+) -> None:
+    pytester.makeini("[pytest]\n" + ini)
+    assert gives_anything(pytester.parseconfig(*args)) is gives

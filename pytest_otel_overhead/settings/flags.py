@@ -30,6 +30,7 @@ __all__ = [
     "add_options",
     "cli_settings",
     "given_flags",
+    "gives_anything",
     "ini_settings",
     "items_to_measure",
     "option_dest",
@@ -70,16 +71,38 @@ def to_measure(item: pytest.Item) -> bool:
 
 
 def items_to_measure(items: Iterable[pytest.Item]) -> set[pytest.Item]:
-    """The ``items`` that :func:`to_measure` chooses, the markers above them looked up once per parent."""
-    parents: dict[pytest.Collector | None, bool] = {}
+    """The ``items`` that :func:`to_measure` chooses, each node above them looked at once.
+
+    pytest calls this for every collected test of every run, so each test costs a lookup or two.
+    """
+    above: dict[pytest.Collector | None, bool] = {None: False}  # a node: whether it or one above it is marked
     chosen = set()
     for item in items:
         parent = item.parent
-        if parent not in parents:
-            parents[parent] = parent is not None and parent.get_closest_marker(MARKER) is not None
-        if parents[parent] or any(mark.name == MARKER for mark in item.own_markers) or _uses_fixture(item):
+        marked = above.get(parent)
+        if marked is None:
+            marked = _marked_from(parent, above)
+        if marked or (item.own_markers and _has_marker(item)) or _uses_fixture(item):
             chosen.add(item)
     return chosen
+
+
+def _marked_from(node: pytest.Collector | None, above: dict[pytest.Collector | None, bool]) -> bool:
+    """Whether ``node`` or a node above it has the marker; ``above`` keeps the answer for each node on the way."""
+    path = []
+    current: pytest.Collector | None = node
+    while current is not None and current not in above:
+        path.append(current)
+        current = current.parent
+    marked = above.get(current, False)
+    for step in reversed(path):
+        marked = marked or _has_marker(step)
+        above[step] = marked
+    return marked
+
+
+def _has_marker(node: pytest.Item | pytest.Collector) -> bool:
+    return any(mark.name == MARKER for mark in node.own_markers)
 
 
 def _uses_fixture(item: pytest.Item) -> bool:
@@ -153,6 +176,27 @@ def given_flags(config: pytest.Config) -> list[str]:
     """
     dests = sorted(name for name in vars(config.option) if name.startswith("otel_overhead_") and name not in _INTERNAL)
     return ["--" + name.replace("_", "-") for name in dests if getattr(config.option, name) is not None]
+
+
+def gives_anything(config: pytest.Config) -> bool:
+    """Whether the run gives the plugin anything: a flag of its own (``--otel-overhead`` included) or an ini key.
+
+    A run that gives nothing neither measures nor has a value to check, so it need not read the
+    session's options (:mod:`pytest_otel_overhead.settings.options`, not loaded for it). Every flag
+    defaults to None; an ini key is unset at its default (empty, or false for a switch), and a flag
+    without an ini twin (``--otel-overhead-save``) has no ini key to read.
+    """
+    dests = [name for name in vars(config.option) if name.startswith("otel_overhead")]
+    if any(getattr(config.option, name) is not None for name in dests):
+        return True
+    for name in dests:
+        try:
+            value = config.getini(name)
+        except ValueError:  # declared as a flag only
+            continue
+        if value not in (None, "", [], False):
+            return True
+    return False
 
 
 def cli_settings(config: pytest.Config) -> dict[str, object]:
