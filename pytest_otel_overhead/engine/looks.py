@@ -30,6 +30,7 @@ __all__ = [
     "paired",
     "progress_line",
     "time_budgets",
+    "time_metric",
     "undecided_notes",
 ]
 
@@ -136,6 +137,35 @@ def _baseline(pairs: Sequence[Pair], metric: str) -> float:
     return value if math.isfinite(value) else 0.0
 
 
+def time_metric(
+    metric: str,
+    pairs: Sequence[Pair],
+    decision: Decision,
+    note: str | None,
+    settings: MeasureSettings,
+    confidence: float,
+) -> MetricResult:
+    """A time metric's result: its decision, against its budget if it has one; the arms' figures from ``pairs``
+    (not a number without them)."""
+    budget = settings.budget(metric)
+    return MetricResult(
+        metric=metric,
+        baseline=arm_value(pairs, metric, False),
+        instrumented=arm_value(pairs, metric, True),
+        overhead=decision.estimate,
+        ci_low=decision.ci_low,
+        ci_high=decision.ci_high,
+        kind=budget.kind if budget is not None else "relative",
+        n=decision.n,
+        spread=decision.spread,
+        confidence=confidence,
+        budget=budget,
+        verdict=decision.verdict if budget is not None else None,
+        resolution=decision.half_width if decision.verdict is Verdict.INCONCLUSIVE else None,
+        note=note,
+    )
+
+
 def arm_value(pairs: Sequence[Pair], metric: str, instrumented: bool) -> float:
     """One arm's figure for ``metric``: the median block, or the pooled quantile for latency."""
     blocks = [p.instrumented if instrumented else p.baseline for p in pairs]
@@ -162,19 +192,7 @@ def progress_line(
     parts = []
     for m, d in decisions.items():
         budget = settings.budget(m)
-        shown = MetricResult(
-            metric=m,
-            baseline=math.nan,
-            instrumented=math.nan,
-            overhead=d.estimate,
-            ci_low=d.ci_low,
-            ci_high=d.ci_high,
-            kind=budget.kind if budget is not None else "relative",
-            n=d.n,
-            spread=d.spread,
-            confidence=d.confidence,
-            budget=budget,
-        )
+        shown = time_metric(m, (), d, None, settings, d.confidence)
         against = f" budget {budget.describe(m)}" if budget is not None else ""
         parts.append(
             f"{shown.label} {shown.format_overhead(d.estimate)} {shown.format_interval()}{against}: {d.verdict.value}"

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from pytest_otel_overhead.engine.arms import Arms, Clock, Pair
+from pytest_otel_overhead.engine.arms import Arms, Clock
 from pytest_otel_overhead.engine.deadlines import cap_phase, cap_timed_pairs, shut_down, with_rounds_cut
 from pytest_otel_overhead.engine.diagnostic import diagnostic_reserve, diagnostic_round
 from pytest_otel_overhead.engine.heap import HeapPlan, heap_reserve_limit, heap_rounds, plan_heap_rounds
@@ -46,6 +46,7 @@ from pytest_otel_overhead.engine.looks import (
     arm_value,
     dropped_progress_line,
     look,
+    time_metric,
     undecided_notes,
 )
 from pytest_otel_overhead.engine.probes import calm_gc, process_probe, process_reading
@@ -56,7 +57,7 @@ from pytest_otel_overhead.otel.pipeline import build_pipeline
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, TestResult
 from pytest_otel_overhead.settings.records import MeasureSettings
-from pytest_otel_overhead.stats.verdict import Decision, LookPlan, Verdict, statistic_of
+from pytest_otel_overhead.stats.verdict import Decision, LookPlan, statistic_of
 
 __all__ = ["MARGIN_S", "Progress", "Share", "measure"]
 
@@ -124,7 +125,7 @@ def measure(
     between = run.between()
     metrics = [
         _with_term(
-            _time_metric(m, done.timed.pairs, done.decisions[m], done.notes.get(m), settings, plan.confidence),
+            time_metric(m, done.timed.pairs, done.decisions[m], done.notes.get(m), settings, plan.confidence),
             between,
             done.decisions[m],
         )
@@ -248,33 +249,6 @@ def _estimates(
     """Estimates for the time metrics without a budget, which the looks leave out: they are only reported."""
     reported = [m for m in TIME_METRICS if m not in timed.decisions]
     return look(timed.pairs, reported, settings, calls, plan.per_look_confidence, between)
-
-
-def _time_metric(
-    metric: str,
-    pairs: Sequence[Pair],
-    decision: Decision,
-    note: str | None,
-    settings: MeasureSettings,
-    confidence: float,
-) -> MetricResult:
-    budget = settings.budget(metric)
-    return MetricResult(
-        metric=metric,
-        baseline=arm_value(pairs, metric, False),
-        instrumented=arm_value(pairs, metric, True),
-        overhead=decision.estimate,
-        ci_low=decision.ci_low,
-        ci_high=decision.ci_high,
-        kind=budget.kind if budget is not None else "relative",
-        n=decision.n,
-        spread=decision.spread,
-        confidence=confidence,
-        budget=budget,
-        verdict=decision.verdict if budget is not None else None,
-        resolution=decision.half_width if decision.verdict is Verdict.INCONCLUSIVE else None,
-        note=note,
-    )
 
 
 def _result(

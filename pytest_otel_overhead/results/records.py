@@ -7,7 +7,6 @@ a field's metadata (``form(...)``) says where that form differs, its docstring w
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
@@ -39,6 +38,7 @@ from pytest_otel_overhead.wire.checks import (
 )
 from pytest_otel_overhead.wire.document import Derived, to_document
 from pytest_otel_overhead.wire.form import form
+from pytest_otel_overhead.wire.text import TextEnum
 
 __all__ = [
     "FAILED_EXPORTS",
@@ -296,7 +296,7 @@ def _read_instruction_samples(value: object) -> tuple[tuple[float, ...], ...]:
     return tuple(read_field(data, "per_process_per_call", read_rows(len(columns))))
 
 
-class StopReason(str, enum.Enum):
+class StopReason(TextEnum):
     """Why a measuring strategy stopped; the values are the text that saved JSON holds."""
 
     DECIDED = "decided"
@@ -318,9 +318,6 @@ class StopReason(str, enum.Enum):
     """A process counting under valgrind, handed a call it does not count."""
     COMBINED_OVER_SHARDS = "combined over shards"
     """Measured in several shards of a suite (CI jobs), combined across them by ``merge``."""
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,13 @@ process measured at that moment alike, so it is added to the pooled variance onc
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
 from pytest_otel_overhead.stats.intervals import dersimonian_laird, t_quantile
+from pytest_otel_overhead.wire.text import TextEnum
 
 __all__ = [
     "BUILT_IN_TERM",
@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 
-class TermSource(str, enum.Enum):
+class TermSource(TextEnum):
     """Where the between-process term of an interval came from."""
 
     BUILT_IN = "built-in"
@@ -45,9 +45,6 @@ class TermSource(str, enum.Enum):
     """A prior measured on the user's own tests and runner (``python -m pytest_otel_overhead calibrate``)."""
     MEASURED = "measured"
     """Measured by the processes that measured this test, pooled with the prior."""
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

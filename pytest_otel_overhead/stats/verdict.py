@@ -14,7 +14,6 @@ with a between-process variance that pools the processes' own spread with the pr
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pytest_otel_overhead.stats.intervals import mad_spread, random_effects, sign_interval, wilcoxon_interval
 from pytest_otel_overhead.stats.process_term import BUILT_IN_TERM, ProcessTerm, pool, widen
 from pytest_otel_overhead.units import Budget
+from pytest_otel_overhead.wire.text import TextEnum
 
 __all__ = [
     "Decision",
@@ -39,13 +39,10 @@ __all__ = [
 ]
 
 
-class Verdict(str, enum.Enum):
+class Verdict(TextEnum):
     PASS = "PASS"
     FAIL = "FAIL"
     INCONCLUSIVE = "INCONCLUSIVE"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
