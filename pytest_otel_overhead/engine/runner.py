@@ -122,18 +122,24 @@ def measure(
             shut_down(pipeline, clock.wall, started + settings.max_time)
     if done.health is not None:
         done = replace(done, health=with_rounds_cut(done.health, pipeline))
-    between = run.between()
-    metrics = [
+    metrics = _time_metrics(done, settings, plan.confidence, run.between())
+    process = process_probe(before, done.after, done.retained)
+    heap = () if done.heap_metric is None else (done.heap_metric,)
+    return _result(run, done, (*metrics, *heap), process, tuple(around.notes))
+
+
+def _time_metrics(
+    done: _Phases, settings: MeasureSettings, confidence: float, between: Between | None
+) -> list[MetricResult]:
+    """Every time metric's result, decided or only reported, with the between-process term it counted."""
+    return [
         _with_term(
-            time_metric(m, done.timed.pairs, done.decisions[m], done.notes.get(m), settings, plan.confidence),
+            time_metric(m, done.timed.pairs, done.decisions[m], done.notes.get(m), settings, confidence),
             between,
             done.decisions[m],
         )
         for m in TIME_METRICS
     ]
-    process = process_probe(before, done.after, done.retained)
-    heap = () if done.heap_metric is None else (done.heap_metric,)
-    return _result(run, done, (*metrics, *heap), process, tuple(around.notes))
 
 
 @dataclass(frozen=True)

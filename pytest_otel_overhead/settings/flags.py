@@ -127,6 +127,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("otel_overhead", "enable measuring, as --otel-overhead does", type="bool", default=False)
     _add_key(parser, group, "budget")
     _add_tracking_options(parser, group)
+    _add_output_options(parser, group)
     # Internal: set on the pytest processes that instructions mode starts under valgrind.
     _add(parser, group, "child", argparse.SUPPRESS)
     settings = parser.getgroup(SETTINGS_GROUP, "OpenTelemetry overhead: measuring settings (also marker arguments)")
@@ -257,6 +258,7 @@ def _add_advice_options(parser: pytest.Parser, group: pytest.OptionGroup) -> Non
 
 
 def _add_tracking_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
+    """Saving a run and comparing with a saved one."""
     _add(
         parser,
         group,
@@ -287,6 +289,10 @@ def _add_tracking_options(parser: pytest.Parser, group: pytest.OptionGroup) -> N
         action="append",
         metavar="EXPR",
     )
+
+
+def _add_output_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
+    """The reports a session writes, and where saved runs are kept."""
     _add(
         parser,
         group,
