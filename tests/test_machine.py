@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -39,7 +40,11 @@ def test_the_note_says_busy_exactly_when_others_and_steal_reach_the_share(
     elif others_share + steal_share > BUSY_SHARE * (1 + 1e-9):
         assert note is not None
         assert f"of its {cpus} CPUs" in note
-        assert f"other processes used {min(others_share, 1.0):.0%}" in note
+        used = re.search(r"other processes used (\d+)%", note)
+        assert used is not None, note
+        # The nearest whole percent of the share; the share the note computes from the readings may differ
+        # from ``others_share`` in its last bits, which decides a share that lies on a half percent.
+        assert abs(int(used.group(1)) - 100 * min(others_share, 1.0)) <= 0.5 + 1e-6
 
 
 def test_the_note_names_steal_time_when_there_is_some() -> None:
