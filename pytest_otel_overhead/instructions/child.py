@@ -229,6 +229,11 @@ def _count_blocks(blocks: _Blocks, spec: ChildSpec) -> None:
         # fork's first dumps carry costs from before them.
         blocks.requests.start_instrumentation()
         try:
+            # A call in each arm, uncounted, with the simulated caches on: they start empty when
+            # instrumentation starts, and the first counted block would pay for filling them (a long
+            # call, which skips the sizing call below, read ±3 points in estimated cycles from it).
+            blocks.run(False, 1, -2, counted=False)
+            blocks.run(True, 1, -2, counted=False)
             calls = spec.calls or _calls_per_block(blocks, spec)
             # Empty blocks: what a block costs each arm with no call in it (switching arms, the
             # instrumented arm's flush), subtracted so that only the calls are compared.
