@@ -112,6 +112,32 @@ def summary(times: dict[str, list[float]]) -> dict[str, Any]:
     }
 
 
+def figure_lines(figures: dict[str, Any]) -> list[str]:
+    low, high = figures["difference_ci95_s"]
+    return [
+        f"median with the plugin installed: {figures['median_loaded_s'] * 1000:.1f} ms",
+        f"median with -p no:otel_overhead:  {figures['median_blocked_s'] * 1000:.1f} ms",
+        f"difference: median {figures['median_difference_s'] * 1000:+.1f} ms, "
+        f"Hodges–Lehmann {figures['difference_hl_s'] * 1000:+.1f} ms "
+        f"(95% CI {low * 1000:+.1f} … {high * 1000:+.1f} ms)",
+        f"entry point import after pytest: median {figures['median_entry_point_import_ms']:.1f} ms",
+    ]
+
+
+def pool(paths: Sequence[Path]) -> int:
+    """The figures of several runs' pairs taken together (each run's pairs are ABBA-ordered already)."""
+    times: dict[str, list[float]] = {"loaded": [], "blocked": [], "import_ms": []}
+    for path in paths:
+        runs = json.loads(path.read_text(encoding="utf-8"))["runs"]
+        times["loaded"] += runs["loaded_s"]
+        times["blocked"] += runs["blocked_s"]
+        times["import_ms"] += runs["import_ms"]
+    print(f"startup, pooled: {len(times['loaded'])} pairs from {len(paths)} runs ({', '.join(p.name for p in paths)})")
+    for line in figure_lines(summary(times)):
+        print(line)
+    return 0
+
+
 def environment() -> dict[str, Any]:
     def version(package: str) -> str | None:
         try:
@@ -139,7 +165,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=40, help="pairs of runs, loaded and blocked (default 40)")
     parser.add_argument("--tests", type=int, default=200, help="trivial tests per run (default 200)")
     parser.add_argument("--suffix", default="", help="added to the output name: startup-<date>-SUFFIX")
+    parser.add_argument(
+        "--pool", nargs="+", type=Path, metavar="JSON", help="print the figures of these runs' pairs together, run none"
+    )
     args = parser.parse_args(argv)
+    if args.pool:
+        return pool(args.pool)
     if args.pairs < 1 or args.tests < 1:
         parser.error("--pairs and --tests must be at least 1")
     if not any(e.name == "otel_overhead" for e in metadata.entry_points(group="pytest11")):
@@ -160,14 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_tests(folder, args.tests)
         times = measure(folder, child_env(Path(scratch, "pycache")), args.pairs, args.tests, say)
     figures = summary(times)
-    low, high = figures["difference_ci95_s"]
-    say(f"median with the plugin installed: {figures['median_loaded_s'] * 1000:.1f} ms")
-    say(f"median with -p no:otel_overhead:  {figures['median_blocked_s'] * 1000:.1f} ms")
-    say(
-        f"difference: median {figures['median_difference_s'] * 1000:+.1f} ms, "
-        f"Hodges–Lehmann {figures['difference_hl_s'] * 1000:+.1f} ms (95% CI {low * 1000:+.1f} … {high * 1000:+.1f} ms)"
-    )
-    say(f"entry point import after pytest: median {figures['median_entry_point_import_ms']:.1f} ms")
+    for line in figure_lines(figures):
+        say(line)
     document = {
         "benchmark": "startup",
         "date": now.isoformat(timespec="seconds"),
