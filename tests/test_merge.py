@@ -14,10 +14,12 @@ from conftest import build_metric, build_result
 from pytest_otel_overhead.cli import main
 from pytest_otel_overhead.history.merge import MERGED_STOP_REASON, merge_runs
 from pytest_otel_overhead.history.store import RunRecord, Store, load_run
-from pytest_otel_overhead.results import PipelineHealth, TestResult
+from pytest_otel_overhead.instructions.cycles import CYCLE_MODEL
+from pytest_otel_overhead.results import CycleModel, PipelineHealth, TestResult
 from pytest_otel_overhead.settings.records import MeasureSettings, PipelineSettings
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
+from pytest_otel_overhead.wire.document import to_document
 
 BUDGET = Budget("relative", 0.05)
 VERSION = {"packages": {"pytest-otel-overhead": "1.0.0"}, "python": "3.11.9"}
@@ -149,6 +151,47 @@ def test_one_test_with_different_settings_in_two_shards_is_refused(
     a, b = _write_run(tmp_path / "a.json", [result]), _write_run(tmp_path / "b.json", [other])
     err = _refused(capsys, str(a), str(b))
     assert result.nodeid in err and "a.json" in err and "b.json" in err and "batch_size" in err
+
+
+def _counted(overhead: float, model: CycleModel, seed: int) -> TestResult:
+    """A test counted in instructions mode: eight layouts' rows of cache counts, weighed by ``model``."""
+    rows = tuple(
+        (1e6 + 100 * k, 1e6 * (1 + overhead) + 100 * ((k * seed) % 8), 1e3, 1.1e3, 10.0, 11.0, 0.0, 0.0)
+        for k in range(8)
+    )
+    cycles = build_metric("cycles", overhead=overhead, ci_low=overhead - 0.002, ci_high=overhead + 0.002)
+    return dataclasses.replace(
+        build_result("tests/test_c.py::test_counted", metrics=(dataclasses.replace(cycles, budget=BUDGET),)),
+        mode="instructions",
+        samples=(),
+        pairs=8,
+        instruction_samples=rows,
+        cycle_model=model,
+    )
+
+
+def test_a_test_counted_in_several_shards_keeps_its_cycle_model(tmp_path: Path) -> None:
+    a = _write_run(tmp_path / "a.json", [_counted(0.02, CYCLE_MODEL, 1)], cpu_model="CPU A")
+    b = _write_run(tmp_path / "b.json", [_counted(0.03, CYCLE_MODEL, 2)], cpu_model="CPU B")
+    assert main(["merge", str(a), str(b), f"--json={tmp_path / 'merged.json'}"]) == 0
+    (test,) = json.loads((tmp_path / "merged.json").read_text(encoding="utf-8"))["tests"]
+    assert test["stop_reason"] == str(MERGED_STOP_REASON)
+    assert len(test["instruction_samples"]["per_process_per_call"]) == 16  # both shards' processes
+    assert test["cycle_model"] == to_document(CYCLE_MODEL)
+    merged = load_run(tmp_path / "merged.json").results[0]
+    assert merged.cycle_model == CYCLE_MODEL
+
+
+def test_shards_that_estimate_cycles_with_different_models_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    heavier = dataclasses.replace(CYCLE_MODEL, ll_miss_cycles=CYCLE_MODEL.ll_miss_cycles + 100)
+    a = _write_run(tmp_path / "a.json", [_counted(0.02, CYCLE_MODEL, 1)])
+    b = _write_run(tmp_path / "b.json", [_suite()[0]])  # time mode: no cycle model of its own
+    c = _write_run(tmp_path / "c.json", [dataclasses.replace(_counted(0.02, heavier, 1), nodeid="t.py::other")])
+    err = _refused(capsys, str(a), str(b), str(c))
+    assert "different cycle models" in err and str(a) in err and str(c) in err and str(b) not in err
+    assert "last-level miss" in err
 
 
 def test_an_unreadable_file_is_refused_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
