@@ -444,7 +444,7 @@ class TestResult:
             mode=mode,
         )
 
-    @property
+    @functools.cached_property  # as ``verdict``
     def outcome(self) -> str:
         """``NO_TELEMETRY`` when the instrumented arm recorded nothing, ``FAILED_EXPORTS`` when none of what it
         recorded reached the backend, else the verdict's value."""
