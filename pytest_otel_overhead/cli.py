@@ -171,7 +171,7 @@ def _merge_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
 def _merge(store: Store, args: argparse.Namespace) -> int:
     """Merge the shards, print their verdicts, write and save what was asked; 1 when a budget failed.
 
-    Without the cyclic garbage collector: the shards' records are a million objects that live to the end and
+    Without the cyclic garbage collector: the shards' records are many thousands of objects that live to the end and
     form no cycles, and the collector walked them again and again for nothing."""
     collecting = gc.isenabled()
     gc.disable()

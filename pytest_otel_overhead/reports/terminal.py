@@ -85,8 +85,9 @@ def metric_sentence(metric: MetricResult) -> str:
     return sentence
 
 
-def _context(result: TestResult) -> str:
-    parts = [result.settings.pipeline.describe()]
+def _context(result: TestResult, pipeline: str | None = None) -> str:
+    """The setup and figures behind a verdict; ``pipeline``: the settings' pipeline described, when known."""
+    parts = [result.settings.pipeline.describe() if pipeline is None else pipeline]
     gate = result.metric(result.settings.metric)
     if gate is not None and math.isfinite(gate.baseline):
         parts.append(
@@ -342,9 +343,14 @@ def summary_lines(results: Sequence[TestResult], verbose: bool = False, width: i
     Every line fits ``width`` columns, but a word (a test id) longer than that.
     """
     lines: list[str] = []
+    # Per settings record (the tests of a suite share one, read once): its budgets and pipeline in words.
+    described: dict[int, tuple[str, str]] = {}
     for result in results:
-        lines += wrap(f"{result.nodeid}  {verdict_label(result)}  {budgets_phrase(result)}", width, indent="")
-        lines += wrap(_context(result), width)
+        said = described.get(id(result.settings))
+        if said is None:
+            said = described[id(result.settings)] = (budgets_phrase(result), result.settings.pipeline.describe())
+        lines += wrap(f"{result.nodeid}  {verdict_label(result)}  {said[0]}", width, indent="")
+        lines += wrap(_context(result, said[1]), width)
         lines += _metric_lines(result, verbose, width)
         health = health_line(result)
         if health is not None:
