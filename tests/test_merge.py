@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +231,21 @@ def test_a_test_measured_on_several_machines_is_combined_across_them(tmp_path: P
     assert result.processes == 3 and result.pairs == 120 and len(result.samples) == 60
     assert result.stop_reason == MERGED_STOP_REASON
     assert summary.combined == ("tests/test_x.py::test_across",) and summary.machines == ("CPU A", "CPU B")
+
+
+def test_combining_shards_needs_neither_the_measuring_engine_nor_the_sdk(tmp_path: Path) -> None:
+    runs = [_shard_of(0.02 + 0.01 * k, f"CPU {k}", tmp_path, f"s{k}", k + 1) for k in range(2)]
+    files = [str(run.path) for run in runs]
+    script = (
+        "import sys; from pytest_otel_overhead.cli import main; "
+        f"code = main(['merge', *{files!r}, '--json={tmp_path / 'merged.json'}']); "
+        "print(code, sorted(m for m in ('pytest', 'opentelemetry.sdk.trace', 'pytest_otel_overhead.engine.runner') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "0 []", done.stdout + done.stderr
+    (test,) = json.loads((tmp_path / "merged.json").read_text(encoding="utf-8"))["tests"]
+    assert test["stop_reason"] == str(MERGED_STOP_REASON)  # combined across the two
 
 
 def test_machines_that_agree_give_a_decided_combination(tmp_path: Path) -> None:
