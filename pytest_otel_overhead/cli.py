@@ -196,8 +196,8 @@ def _merged(store: Store, args: argparse.Namespace) -> int:
     loaded = [_load_carrying(store, spec) for spec in args.runs]
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     shards = [(shard.run, shard.carried) for shard in loaded]
-    read = [shard.sections for shard in loaded]
-    merged, summary, rows = merge_carried(shards, created=created, name=args.save, expect=args.expect, sections=read)
+    as_read = [shard.sections for shard in loaded]  # their unmeasured sections, decoded with the rest
+    merged, summary, rows = merge_carried(shards, created=created, name=args.save, expect=args.expect, sections=as_read)
     documents = same_version_documents([(shard.run, shard.documents) for shard in loaded], summary.combined)
     del loaded, shards
     tests = test_chunks(merged, rows, documents) if args.save is not None or args.json else []
