@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import gc
 import itertools
 import sys
 from collections.abc import Iterable, Sequence
@@ -24,6 +25,7 @@ from pathlib import Path
 from pytest_otel_overhead.calibrate import DEFAULT_LOAD, DEFAULT_PROCESSES
 from pytest_otel_overhead.formatting import NO_FIGURE
 from pytest_otel_overhead.history.compare import Comparison, compare_runs, comparison_lines, parse_criteria
+from pytest_otel_overhead.history.reader import Shard, load_shard
 from pytest_otel_overhead.history.store import DEFAULT_STORAGE, HistoryError, RunRecord, Store, load_run, printable
 from pytest_otel_overhead.outputs import write_text_file
 from pytest_otel_overhead.reports.terminal import summary_lines
@@ -167,7 +169,20 @@ def _merge_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def _merge(store: Store, args: argparse.Namespace) -> int:
-    """Merge the shards, print their verdicts, write and save what was asked; 1 when a budget failed."""
+    """Merge the shards, print their verdicts, write and save what was asked; 1 when a budget failed.
+
+    Without the cyclic garbage collector: the shards' records are many thousands of objects that live to the end and
+    form no cycles, and the collector walked them again and again for nothing."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _merged(store, args)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _merged(store: Store, args: argparse.Namespace) -> int:
     from pytest_otel_overhead.history.merge import (  # only when merging
         UNMEASURED,
         document_chunks,
@@ -180,9 +195,10 @@ def _merge(store: Store, args: argparse.Namespace) -> int:
 
     loaded = [_load_carrying(store, spec) for spec in args.runs]
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    shards = [(run, rows) for run, rows, _ in loaded]
-    merged, summary, rows = merge_carried(shards, created=created, name=args.save, expect=args.expect)
-    documents = same_version_documents([(run, documents) for run, _, documents in loaded], summary.combined)
+    shards = [(shard.run, shard.carried) for shard in loaded]
+    as_read = [shard.sections for shard in loaded]  # their unmeasured sections, decoded with the rest
+    merged, summary, rows = merge_carried(shards, created=created, name=args.save, expect=args.expect, sections=as_read)
+    documents = same_version_documents([(shard.run, shard.documents) for shard in loaded], summary.combined)
     del loaded, shards
     tests = test_chunks(merged, rows, documents) if args.save is not None or args.json else []
     if args.save is not None:  # first: a name the store refuses stops the command before anything is written
@@ -204,20 +220,19 @@ def _merge(store: Store, args: argparse.Namespace) -> int:
     return 1 if any(result.verdict is Verdict.FAIL for result in merged.results) else 0
 
 
-def _load_carrying(store: Store, spec: str) -> tuple[RunRecord, dict[str, str], dict[str, str]]:
+def _load_carrying(store: Store, spec: str) -> Shard:
     """The run ``spec`` names, its raw rows kept as text and its tests' documents as read
-    (``history.reader.load_run_carrying``); ``latest`` is read as ``_load`` reads it."""
-    from pytest_otel_overhead.history.reader import load_run_carrying  # only when merging
-
+    (``history.reader.load_shard``); ``latest`` is read as ``_load`` reads it."""
     if spec == "latest" or spec.startswith("latest~"):
-        return _load(store, spec), {}, {}
-    run, rows, documents = load_run_carrying(store.resolve(spec, base=Path.cwd()))
+        return Shard(_load(store, spec), {}, {})
+    shard = load_shard(store.resolve(spec, base=Path.cwd()))
+    run = shard.run
     if run.incomplete is not None:
         print(
             f"note: run {run.label!r} is incomplete ({run.incomplete.describe()}); used since it was named",
             file=sys.stderr,
         )
-    return run, rows, documents
+    return shard
 
 
 def _load(store: Store, spec: str) -> RunRecord:

@@ -31,7 +31,7 @@ from pytest_otel_overhead.calibrate.terms import (
     run_figures,
 )
 from pytest_otel_overhead.cli import split_calibrate
-from pytest_otel_overhead.engine.replica_child import CHILD_PLAN
+from pytest_otel_overhead.engine.combined import CHILD_PLAN
 from pytest_otel_overhead.history.run import RunRecord
 from pytest_otel_overhead.results import Replica, TestResult
 from pytest_otel_overhead.settings.calibration import Calibration

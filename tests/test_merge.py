@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +16,12 @@ from conftest import build_metric, build_result
 from pytest_otel_overhead.cli import main
 from pytest_otel_overhead.history.merge import MERGED_STOP_REASON, merge_runs
 from pytest_otel_overhead.history.store import RunRecord, Store, load_run
-from pytest_otel_overhead.results import PipelineHealth, TestResult
+from pytest_otel_overhead.instructions.cycles import CYCLE_MODEL
+from pytest_otel_overhead.results import CycleModel, PipelineHealth, TestResult
 from pytest_otel_overhead.settings.records import MeasureSettings, PipelineSettings
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
+from pytest_otel_overhead.wire.document import to_document
 
 BUDGET = Budget("relative", 0.05)
 VERSION = {"packages": {"pytest-otel-overhead": "1.0.0"}, "python": "3.11.9"}
@@ -151,6 +155,47 @@ def test_one_test_with_different_settings_in_two_shards_is_refused(
     assert result.nodeid in err and "a.json" in err and "b.json" in err and "batch_size" in err
 
 
+def _counted(overhead: float, model: CycleModel, seed: int) -> TestResult:
+    """A test counted in instructions mode: eight layouts' rows of cache counts, weighed by ``model``."""
+    rows = tuple(
+        (1e6 + 100 * k, 1e6 * (1 + overhead) + 100 * ((k * seed) % 8), 1e3, 1.1e3, 10.0, 11.0, 0.0, 0.0)
+        for k in range(8)
+    )
+    cycles = build_metric("cycles", overhead=overhead, ci_low=overhead - 0.002, ci_high=overhead + 0.002)
+    return dataclasses.replace(
+        build_result("tests/test_c.py::test_counted", metrics=(dataclasses.replace(cycles, budget=BUDGET),)),
+        mode="instructions",
+        samples=(),
+        pairs=8,
+        instruction_samples=rows,
+        cycle_model=model,
+    )
+
+
+def test_a_test_counted_in_several_shards_keeps_its_cycle_model(tmp_path: Path) -> None:
+    a = _write_run(tmp_path / "a.json", [_counted(0.02, CYCLE_MODEL, 1)], cpu_model="CPU A")
+    b = _write_run(tmp_path / "b.json", [_counted(0.03, CYCLE_MODEL, 2)], cpu_model="CPU B")
+    assert main(["merge", str(a), str(b), f"--json={tmp_path / 'merged.json'}"]) == 0
+    (test,) = json.loads((tmp_path / "merged.json").read_text(encoding="utf-8"))["tests"]
+    assert test["stop_reason"] == str(MERGED_STOP_REASON)
+    assert len(test["instruction_samples"]["per_process_per_call"]) == 16  # both shards' processes
+    assert test["cycle_model"] == to_document(CYCLE_MODEL)
+    merged = load_run(tmp_path / "merged.json").results[0]
+    assert merged.cycle_model == CYCLE_MODEL
+
+
+def test_shards_that_estimate_cycles_with_different_models_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    heavier = dataclasses.replace(CYCLE_MODEL, ll_miss_cycles=CYCLE_MODEL.ll_miss_cycles + 100)
+    a = _write_run(tmp_path / "a.json", [_counted(0.02, CYCLE_MODEL, 1)])
+    b = _write_run(tmp_path / "b.json", [_suite()[0]])  # time mode: no cycle model of its own
+    c = _write_run(tmp_path / "c.json", [dataclasses.replace(_counted(0.02, heavier, 1), nodeid="t.py::other")])
+    err = _refused(capsys, str(a), str(b), str(c))
+    assert "different cycle models" in err and str(a) in err and str(c) in err and str(b) not in err
+    assert "last-level miss" in err
+
+
 def test_an_unreadable_file_is_refused_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = _write_run(tmp_path / "good.json", _suite()[:2])
     bad = tmp_path / "bad.json"
@@ -186,6 +231,21 @@ def test_a_test_measured_on_several_machines_is_combined_across_them(tmp_path: P
     assert result.processes == 3 and result.pairs == 120 and len(result.samples) == 60
     assert result.stop_reason == MERGED_STOP_REASON
     assert summary.combined == ("tests/test_x.py::test_across",) and summary.machines == ("CPU A", "CPU B")
+
+
+def test_combining_shards_needs_neither_the_measuring_engine_nor_the_sdk(tmp_path: Path) -> None:
+    runs = [_shard_of(0.02 + 0.01 * k, f"CPU {k}", tmp_path, f"s{k}", k + 1) for k in range(2)]
+    files = [str(run.path) for run in runs]
+    script = (
+        "import sys; from pytest_otel_overhead.cli import main; "
+        f"code = main(['merge', *{files!r}, '--json={tmp_path / 'merged.json'}']); "
+        "print(code, sorted(m for m in ('pytest', 'opentelemetry.sdk.trace', 'pytest_otel_overhead.engine.runner') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "0 []", done.stdout + done.stderr
+    (test,) = json.loads((tmp_path / "merged.json").read_text(encoding="utf-8"))["tests"]
+    assert test["stop_reason"] == str(MERGED_STOP_REASON)  # combined across the two
 
 
 def test_machines_that_agree_give_a_decided_combination(tmp_path: Path) -> None:

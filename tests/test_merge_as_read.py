@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +147,44 @@ def test_a_document_decoded_member_by_member_is_what_json_reads(text: str) -> No
 )
 def test_a_document_that_is_not_a_json_object_is_left_to_json(text: str) -> None:
     assert decode_with_tests(text) is None
+
+
+# -- rows checked as text: exactly JSON's tables, whatever the layout --------------------------------------------------
+
+_WS = " \t\n\r"
+_NUMBER = r"(?:-?(?:0|[1-9][0-9]{0,199})(?:\.[0-9]+)?(?:[eE](?:-[0-9]+|\+?[0-9]{1,2}))?|null)"
+_S = "[ \t\n\r]*"
+_ROW = r"\[" + _S + (_S + "," + _S).join([_NUMBER] * 4) + _S + r"\]"
+# The rows a document may hold, written out whole: whitespace between any two tokens, none inside one.
+_TABLE = re.compile(r"\[" + _S + _ROW + "(?:" + _S + "," + _S + _ROW + ")*" + _S + r"\]")
+_TOKENS = ["0", "-0", "1.5", "12", "1e5", "1E+99", "1e-300", "null", "01", "1.", ".5", "-", "1e100", "1e+100", "nul"]
+_TOKENS += ["9" * 200, "9" * 201, "9" * 200 + ".5", "NaN", "+1", "1 2", "1e 5", "nu ll", "1\x0b", "1.0e", ""]
+
+
+def _random_table(rng: random.Random) -> str:
+    def gap() -> str:
+        return rng.choice(["", "", "", " ", "\n   ", "\t", "\r\n", "\x0b"]) if rng.random() < 0.6 else ""
+
+    rows = [
+        "[" + gap() + (gap() + "," + gap()).join(rng.choice(_TOKENS) for _ in range(rng.choice([4, 4, 4, 3, 5])))
+        + gap() + "]"
+        for _ in range(rng.randint(0, 3))
+    ]  # fmt: skip
+    table = "[" + gap() + (gap() + "," + gap()).join(rows) + gap() + "]"
+    return gap() + table + gap() if rng.random() < 0.1 else table
+
+
+def test_rows_as_text_are_taken_exactly_when_they_are_json_rows_in_any_layout() -> None:
+    """Rows carried as text are the tables a document may hold, no more (the strict reader says what is wrong
+    with the rest), with their whitespace dropped; the indented and spaced layouts take other paths."""
+    from pytest_otel_overhead.wire.checks import rows_text
+
+    rng = random.Random(24)
+    taken = 0
+    for _ in range(20_000):
+        text = _random_table(rng)
+        stripped = "".join(c for c in text if c not in _WS)
+        expected = stripped if _TABLE.fullmatch(text) or (len(text) < 64 and stripped == "[]") else None
+        assert rows_text(text.encode(), 4) == (None if expected is None else expected.encode()), repr(text)
+        taken += expected is not None
+    assert 2_000 < taken < 18_000  # both kinds were tried

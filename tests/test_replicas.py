@@ -30,19 +30,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_otel_overhead.engine.children import Child, output_tail
+from pytest_otel_overhead.engine.combined import CHILD_PLAN, combined_metrics, process_estimates
 from pytest_otel_overhead.engine.replica_child import (
-    CHILD_PLAN,
     PAD_ENV,
     REPLICA_ENV,
     ReplicaSpec,
     call_number,
     replica_child,
 )
-from pytest_otel_overhead.engine.replicas import (
-    combined_metrics,
-    measure_replicated,
-    process_estimates,
-)
+from pytest_otel_overhead.engine.replicas import measure_replicated
 from pytest_otel_overhead.plugins.xdist import result_from_wire, result_to_wire
 from pytest_otel_overhead.results import MetricResult, Replica, StopReason, TestResult
 from pytest_otel_overhead.samplers import Strategies

@@ -14,8 +14,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pytest_otel_overhead.engine.combined import CHILD_PLAN
 from pytest_otel_overhead.engine.looks import TIME_METRICS
-from pytest_otel_overhead.engine.replica_child import CHILD_PLAN
 from pytest_otel_overhead.results import MetricResult, TestResult
 from pytest_otel_overhead.stats.intervals import dersimonian_laird, standard_error
 from pytest_otel_overhead.stats.verdict import statistic_of

@@ -10,14 +10,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pytest_otel_overhead.engine.arms import Pair
 from pytest_otel_overhead.results import MetricResult, PipelineHealth
 from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.intervals import batch_slices, mad_spread, median, quantile
 from pytest_otel_overhead.stats.process_term import ProcessTerm
 from pytest_otel_overhead.stats.verdict import Decision, Verdict, decide_budget, from_statistic, to_statistic
 from pytest_otel_overhead.units import Budget
+
+if TYPE_CHECKING:  # annotations only: the arms bring the OpenTelemetry SDK, which a merge of shards does without
+    from pytest_otel_overhead.engine.arms import Pair
 
 __all__ = [
     "LATENCY_QUANTILES",

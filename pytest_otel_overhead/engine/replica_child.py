@@ -20,21 +20,19 @@ from typing import Any
 
 import pytest
 
+from pytest_otel_overhead.engine.combined import CHILD_PLAN
 from pytest_otel_overhead.engine.runner import Share, measure
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import StopReason, TestResult
 from pytest_otel_overhead.settings.records import MeasureSettings
-from pytest_otel_overhead.stats.verdict import LookPlan
 from pytest_otel_overhead.wire.transport import from_json, to_json
 
-__all__ = ["CHILD_PLAN", "PAD_ENV", "REPLICA_ENV", "ReplicaChild", "ReplicaSpec", "call_number", "replica_child"]
+__all__ = ["PAD_ENV", "REPLICA_ENV", "ReplicaChild", "ReplicaSpec", "call_number", "replica_child"]
 
 REPLICA_ENV = "PYTEST_OTEL_OVERHEAD_REPLICA"
 """Set by the parent on each child: the path of its :class:`ReplicaSpec`."""
 PAD_ENV = "PYTEST_OTEL_OVERHEAD_PAD"
 """Padding of a random length in each child's environment (see ``replicas``)."""
-CHILD_PLAN = LookPlan()
-"""The looks a child makes; its intervals are at this plan's per-look confidence."""
 _CALL = re.compile(r"#call(\d+)")
 
 

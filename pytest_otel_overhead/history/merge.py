@@ -2,10 +2,11 @@
 
 A test measured in one shard arrives unchanged. A test measured in several shards (on purpose, to
 cover machines) is combined across them by the between-process method a measurement over several
-processes uses (``engine.replicas.combined_metrics``: a random-effects interval, wide when the
-shards disagree), and a note says over how many shards and machines. Runs that cannot be merged
-are refused with one line naming the files: runs of different pytest-otel-overhead versions, or
-one test measured with different settings in two shards.
+processes uses (``engine.combined.combined_metrics``: a random-effects interval, wide when the
+shards disagree), and a note says over how many shards and machines; in instructions mode it keeps
+the shards' cycle model. Runs that cannot be merged are refused with one line naming the files: runs
+of different pytest-otel-overhead versions, runs whose cycle models differ, or one test measured with
+different settings in two shards.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pytest_otel_overhead.engine.combined import combined_metrics
 from pytest_otel_overhead.history.machines import cpu_models
-from pytest_otel_overhead.history.reader import ROWS_KEY, Carried, Documents
+from pytest_otel_overhead.history.reader import ROWS_KEY, UNMEASURED, Carried, Documents
 from pytest_otel_overhead.history.store import HistoryError, RunRecord, printable
-from pytest_otel_overhead.results import StopReason, TestResult
+from pytest_otel_overhead.results import CycleModel, StopReason, TestResult
 from pytest_otel_overhead.stats.verdict import LookPlan
 from pytest_otel_overhead.wire.checks import read_rows
 
@@ -31,6 +33,7 @@ __all__ = [
     "MERGED_STOP_REASON",
     "UNMEASURED",
     "MergeSummary",
+    "check_cycle_models",
     "check_versions",
     "document_chunks",
     "merge_carried",
@@ -45,8 +48,6 @@ __all__ = [
     "with_rows",
 ]
 
-UNMEASURED = "unmeasured"
-"""The JSON report's section of tests that were to be measured and were not (``plugins/unmeasured.py``)."""
 MERGED_STOP_REASON = StopReason.COMBINED_OVER_SHARDS
 """The ``stop_reason`` of a test combined from several shards; each shard stopped for a reason of its own."""
 _PACKAGE = "pytest-otel-overhead"
@@ -88,6 +89,22 @@ def check_versions(runs: Sequence[RunRecord]) -> None:
         raise HistoryError(f"runs of different {_PACKAGE} versions cannot be merged: {named}")
 
 
+def check_cycle_models(runs: Sequence[RunRecord]) -> None:
+    """Refuse runs whose instructions-mode tests estimate cycles with different models (``results.CycleModel``):
+    one merged run weighs its counts one way, as one session's does."""
+    first: tuple[RunRecord, CycleModel] | None = None
+    for run in runs:
+        for model in dict.fromkeys(r.cycle_model for r in run.results if r.cycle_model is not None):
+            if first is None:
+                first = (run, model)
+            elif model != first[1]:
+                differences = "; ".join(first[1].differences(model))
+                raise HistoryError(
+                    f"runs that estimate cycles with different cycle models cannot be merged: {_where(first[0])} "
+                    f"and {_where(run)} ({differences})"
+                )
+
+
 def _comparable_settings(result: TestResult) -> dict[str, object]:
     # Where a setting came from may differ between jobs (a flag here, the environment there); its value may not.
     settings = result.settings.as_dict()
@@ -110,9 +127,6 @@ def _check_same_settings(nodeid: str, placed: Sequence[tuple[RunRecord, TestResu
 
 def _combined(nodeid: str, placed: Sequence[tuple[RunRecord, TestResult]]) -> TestResult:
     """One test measured in several shards, combined across them as processes are."""
-    # Only then: the engine brings the OpenTelemetry SDK with it, most of a merge's start-up.
-    from pytest_otel_overhead.engine.replicas import combined_metrics
-
     results = [result for _, result in placed]
     first = results[0]
     # The shards are looked at once, together: one interval at the confidence every budget is reported at.
@@ -138,6 +152,7 @@ def _combined(nodeid: str, placed: Sequence[tuple[RunRecord, TestResult]]) -> Te
         samples=tuple(s for r in results for s in r.samples),
         mode=first.mode,
         instruction_samples=tuple(s for r in results for s in r.instruction_samples),
+        cycle_model=first.cycle_model,  # the shards' own, one model (``check_cycle_models``)
         processes=sum(max(r.processes, 1) for r in results),
         replicas=tuple(replica for r in results for replica in r.replicas),
         no_telemetry=next((r.no_telemetry for r in results if r.no_telemetry is not None), None),
@@ -145,17 +160,21 @@ def _combined(nodeid: str, placed: Sequence[tuple[RunRecord, TestResult]]) -> Te
     )
 
 
-def unmeasured_of(path: Path) -> list[dict[str, str]]:
+def unmeasured_of(path: Path, sections: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
     """The ``unmeasured`` section of a run's file (``plugins/unmeasured.py``): tests that were to be
-    measured and were skipped or errored. Read only where the file has one; one line naming the file
-    when it is malformed."""
-    try:
-        raw = path.read_bytes()  # its bytes: a run's file is mostly rows, and most have no such section
-        if f'"{UNMEASURED}"'.encode() not in raw:
-            return []
-        section = json.loads(raw.decode("utf-8")).get(UNMEASURED, [])
-    except (OSError, ValueError, AttributeError) as error:
-        raise HistoryError(f"{path}: cannot read its {UNMEASURED} section ({error.__class__.__name__})") from None
+    measured and were skipped or errored. Taken from ``sections`` (the file's, decoded as it was read:
+    ``history.reader.Shard``), else read from the file where it has one; one line naming the file when
+    it is malformed."""
+    if sections is not None:
+        section = sections.get(UNMEASURED, [])
+    else:
+        try:
+            raw = path.read_bytes()  # its bytes: a run's file is mostly rows, and most have no such section
+            if f'"{UNMEASURED}"'.encode() not in raw:
+                return []
+            section = json.loads(raw.decode("utf-8")).get(UNMEASURED, [])
+        except (OSError, ValueError, AttributeError) as error:
+            raise HistoryError(f"{path}: cannot read its {UNMEASURED} section ({error.__class__.__name__})") from None
     fields = ("nodeid", "outcome", "reason")
     if not isinstance(section, list) or not all(
         isinstance(entry, dict) and all(isinstance(entry.get(key), str) for key in fields) for entry in section
@@ -164,7 +183,7 @@ def unmeasured_of(path: Path) -> list[dict[str, str]]:
     return [{key: printable(entry[key]) for key in fields} for entry in section]
 
 
-def _shards(run: RunRecord) -> list[dict[str, Any]]:
+def _shards(run: RunRecord, sections: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """What a run says of the shards it is made of: itself, or a merged run's own shards."""
     earlier = run.machine.get("shards")
     if isinstance(earlier, list) and all(isinstance(shard, dict) for shard in earlier):
@@ -178,15 +197,15 @@ def _shards(run: RunRecord) -> list[dict[str, Any]]:
             "python": run.environment.get("python"),
             "tests": len(run.results),
             "commit": (run.git or {}).get("commit"),
-            UNMEASURED: [] if run.path is None else unmeasured_of(run.path),
+            UNMEASURED: [] if run.path is None else unmeasured_of(run.path, sections),
         }
     ]
 
 
-def _machine_section(runs: Sequence[RunRecord]) -> dict[str, Any]:
+def _machine_section(runs: Sequence[RunRecord], sections: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
     """The merged run's machine: every shard's CPU model, and what each shard was."""
     models = sorted({model for run in runs for model in cpu_models(run)})
-    shards = [shard for run in runs for shard in _shards(run)]
+    shards = [shard for run, found in zip(runs, sections, strict=True) for shard in _shards(run, found)]
     return {"cpu_model": "; ".join(models), "cpu_models": models, "shards": shards}
 
 
@@ -210,9 +229,17 @@ def run_unmeasured(run: RunRecord) -> list[dict[str, str]]:
 
 
 def merge_runs(
-    runs: Sequence[RunRecord], *, created: str, name: str | None = None, expect: int | None = None
+    runs: Sequence[RunRecord],
+    *,
+    created: str,
+    name: str | None = None,
+    expect: int | None = None,
+    sections: Sequence[Mapping[str, Any] | None] | None = None,
 ) -> tuple[RunRecord, MergeSummary]:
-    """One run with every test of ``runs``; raises :class:`HistoryError` (one line) when they cannot be merged."""
+    """One run with every test of ``runs``; raises :class:`HistoryError` (one line) when they cannot be merged.
+
+    ``sections``: per run, its file's top-level sections as read (``history.reader.Shard.sections``), or
+    ``None`` to read them from its file."""
     if not runs:
         raise HistoryError("no runs to merge")
     if expect is not None and len(runs) != expect:
@@ -221,6 +248,7 @@ def merge_runs(
             "a shard is missing or extra"
         )
     check_versions(runs)
+    check_cycle_models(runs)
     placed: dict[str, list[tuple[RunRecord, TestResult]]] = {}
     for run in runs:
         for result in run.results:
@@ -237,7 +265,7 @@ def merge_runs(
         created=created,
         name=name,
         git=first.git,
-        machine=_machine_section(runs),
+        machine=_machine_section(runs, sections if sections is not None else [None] * len(runs)),
         settings=first.settings,
     )
     summary = MergeSummary(
@@ -265,7 +293,12 @@ def with_rows(run: RunRecord, carried: Carried, nodeids: set[str] | None = None)
 
 
 def merge_carried(
-    loaded: Sequence[tuple[RunRecord, Carried]], *, created: str, name: str | None = None, expect: int | None = None
+    loaded: Sequence[tuple[RunRecord, Carried]],
+    *,
+    created: str,
+    name: str | None = None,
+    expect: int | None = None,
+    sections: Sequence[Mapping[str, Any] | None] | None = None,
 ) -> tuple[RunRecord, MergeSummary, Carried]:
     """``merge_runs`` of runs read by ``history.reader.load_run_carrying_rows``: the rows of tests measured
     in several shards are read, to combine them; those of tests measured once stay text, for
@@ -276,7 +309,7 @@ def merge_carried(
             counts[result.nodeid] = counts.get(result.nodeid, 0) + 1
     several = {nodeid for nodeid, count in counts.items() if count > 1}
     runs = [with_rows(run, carried, several) for run, carried in loaded]
-    merged, summary = merge_runs(runs, created=created, name=name, expect=expect)
+    merged, summary = merge_runs(runs, created=created, name=name, expect=expect, sections=sections)
     rows = {nodeid: text for _, carried in loaded for nodeid, text in carried.items() if nodeid not in several}
     return merged, summary, rows
 

@@ -17,6 +17,7 @@ import re
 import secrets
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,16 +47,21 @@ from pytest_otel_overhead.wire.document import derived_of, from_document
 __all__ = [
     "MAX_RUN_BYTES",
     "ROWS_KEY",
+    "UNMEASURED",
     "Carried",
     "Documents",
+    "Shard",
     "decode_with_tests",
     "load_run",
     "load_run_carrying",
     "load_run_carrying_rows",
+    "load_shard",
     "parse_run",
     "result_from_dict",
 ]
 
+UNMEASURED = "unmeasured"
+"""The JSON report's section of tests that were to be measured and were not (``plugins/unmeasured.py``)."""
 MAX_RUN_BYTES = 128 * 1024 * 1024
 """The largest saved run or JSON report read, and saved (128 MiB, see docs/limits.md): a merged run
 of 50 shards of 100 tests keeping 200 pairs each takes 101 MiB."""
@@ -232,21 +238,36 @@ Carried = dict[str, str]
 """Per node id, the compact JSON text of the test's raw rows as its file held them, not read into the record."""
 
 
-_TABLE_END = re.compile(rb"\][ \t\n\r]*\]")
+_WHITESPACE = b" \t\n\r"
+_SPACES = (b" ", b"\t", b"\n", b"\r")
 
 
-def _table_end(raw: bytes, start: int) -> int:
-    """Where the row table starting at ``start`` ends, as far as its brackets tell (its rows hold no other);
-    -1 when not before the next string. A table holds no string: looking no further than the next one keeps
-    the search to the table (an indented file has no ``]]``, and a search to the file's end at each table
-    took most of a merge of JSON reports)."""
+def _table_end(raw: bytes, start: int) -> tuple[int, bytes | None]:
+    """Where the row table starting at ``start`` ends, as far as its brackets tell (its rows hold no other):
+    after the first ``]]``, else after the first ``]`` followed, past whitespace, by another; -1 when neither
+    comes before the next string. With it, the table without its whitespace when that was made to find its
+    end. A table holds no string: looking no further than the next one keeps the search to the table (a
+    search to the file's end at each table made a merge of JSON reports quadratic)."""
     limit = raw.find(b'"', start)
     limit = len(raw) if limit < 0 else limit
-    end = raw.find(b"]]", start, limit)
-    if end >= 0:
-        return end + 2
-    found = _TABLE_END.search(raw, start, limit)  # written with whitespace between the brackets (indented)
-    return found.end() if found else -1
+    if raw[start + 1 : start + 2] not in _SPACES:  # compact, as saved runs hold them: ends at its ]]
+        end = raw.find(b"]]", start, limit)
+        if end >= 0:
+            return end + 2, None
+    region = raw[start:limit]
+    compact = region.translate(None, _WHITESPACE)
+    found = compact.find(b"]]")
+    if found < 0:
+        return -1, None
+    # The second bracket of that pair as written: counted back from the region's last bracket.
+    end = len(region)
+    for _ in range(compact.count(b"]", found + 1)):
+        end = region.rfind(b"]", 0, end)
+    if region[end - 1 : end] != b"]":  # whitespace between the two: a ]] further on comes first
+        later = region.find(b"]]", end)
+        if later >= 0:
+            return start + later + 2, None
+    return start + end + 1, compact[: found + 2]
 
 
 def _cut_rows(raw: bytes, token: bytes) -> tuple[bytes, list[bytes], bool]:
@@ -260,9 +281,9 @@ def _cut_rows(raw: bytes, token: bytes) -> tuple[bytes, list[bytes], bool]:
     at = raw.find(quoted)
     while at >= 0:
         start = raw.find(b"[", at)
-        end = _table_end(raw, start) if start > 0 else -1
+        end, compacted = _table_end(raw, start) if start > 0 else (-1, None)
         held = raw[start:end]
-        table = rows_text(held, 4) if end > 0 else None
+        table = rows_text(held, 4, compacted) if end > 0 else None
         if table is None or table == b"[]" or raw[at + len(quoted) : start].strip() != b":":
             at = raw.find(quoted, at + 1)  # left for the strict reader, which says what is wrong
             continue
@@ -344,10 +365,15 @@ def _says_what_it_holds(result: TestResult, test: dict[str, Any]) -> bool:
     return all(test.get(derived.key) == derived.compute(result) for derived in derived_of(TestResult))
 
 
+# json.dumps(..., separators=(",", ":"), allow_nan=False), with one encoder for every test: a decoded document
+# holds no cycle to check for.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), allow_nan=False, check_circular=False).encode
+
+
 def _as_read(test: dict[str, Any], text: str | None, marker: str | None) -> str:
     """A test's compact text with its rows left out: ``text`` as read from a compact file, else encoded again."""
     if text is None:
-        return json.dumps(test, separators=(",", ":"), allow_nan=False)
+        return _COMPACT(test)
     return text if marker is None else text.replace(json.dumps(marker), "[]", 1)
 
 
@@ -360,6 +386,26 @@ def load_run_carrying(path: Path) -> tuple[RunRecord, Carried, Documents]:
     (left out when its derived figures are not its record's: a file edited by hand). The text is the
     file's own when its rows were compact (a saved run), and encoded from what was read otherwise.
     """
+    shard = load_shard(path)
+    return shard.run, shard.carried, shard.documents
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A run as a merge reads it (``load_shard``)."""
+
+    run: RunRecord
+    carried: Carried
+    """Per node id, the test's raw rows as text (``load_run_carrying``)."""
+    documents: Documents
+    """Per node id, the test's compact text as read (``load_run_carrying``)."""
+    sections: Mapping[str, Any] | None = None
+    """The document's top-level sections a merge reads besides the tests (``unmeasured``), as decoded and not
+    yet checked; ``None`` when the file was not decoded here (the merge then reads them from the file)."""
+
+
+def load_shard(path: Path) -> Shard:
+    """``load_run_carrying``, and the document's ``unmeasured`` section as decoded with the rest: read once."""
     marker = secrets.token_hex(8) + ":"
     raw = _read_bytes(path)
     cut, tables, compact = _cut_rows(raw, marker.encode())
@@ -379,7 +425,7 @@ def load_run_carrying(path: Path) -> tuple[RunRecord, Carried, Documents]:
             markers[index] = value
             samples[ROWS_KEY] = []
     if len(found) != len(tables):  # a table stood outside a test's samples: read the file as it is
-        return load_run(path), {}, {}
+        return Shard(load_run(path), {}, {})
     run = parse_run(data, str(path), path)
     as_read = compact and len(texts) == len(run.results)
     documents = {
@@ -387,7 +433,8 @@ def load_run_carrying(path: Path) -> tuple[RunRecord, Carried, Documents]:
         for index, (result, test) in enumerate(zip(run.results, data["tests"], strict=True))
         if _says_what_it_holds(result, test)
     }
-    return run, {run.results[index].nodeid: rows for index, rows in found.items()}, documents
+    carried = {run.results[index].nodeid: rows for index, rows in found.items()}
+    return Shard(run, carried, documents, {key: data[key] for key in (UNMEASURED,) if key in data})
 
 
 def load_run_carrying_rows(path: Path) -> tuple[RunRecord, Carried]:

@@ -8,7 +8,6 @@ per-call overheads have a column each; a report with only one kind has only that
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -41,12 +40,14 @@ VERDICT_MARKS = {Verdict.PASS: "✅", Verdict.FAIL: "❌", Verdict.INCONCLUSIVE:
 OUTCOME_MARKS = {**{v.value: mark for v, mark in VERDICT_MARKS.items()}, NO_TELEMETRY: "🚫", FAILED_EXPORTS: "🚫"}
 CHANGE_MARKS = {Verdict.FAIL: "❌ regressed", Verdict.PASS: "✅ ok", Verdict.INCONCLUSIVE: "⚠️ undecided"}
 _MARKDOWN_SPECIAL = "\\`*_[]|~#!$"
-_ESCAPED = str.maketrans({c: "\\" + c for c in _MARKDOWN_SPECIAL})
+# html.escape(quote=False) and then a backslash before each special character, in one pass: the entities it
+# writes hold no special character.
+_ESCAPED = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", **{c: "\\" + c for c in _MARKDOWN_SPECIAL}})
 
 
 def escape(text: str) -> str:
     """Text shown as written inside Markdown (GitHub flavour), table cells included; controls shown escaped."""
-    return html.escape(visible(text), quote=False).translate(_ESCAPED)
+    return visible(text).translate(_ESCAPED)
 
 
 def headline_metrics(result: TestResult) -> tuple[MetricResult, ...]:
@@ -92,17 +93,18 @@ def _value(metric: MetricResult, value: float) -> str:
     return metric.format_value(value) if math.isfinite(value) else NO_FIGURE
 
 
-def _results_table(results: Sequence[TestResult]) -> list[str]:
-    kinds = [k for k in ("relative", "absolute") if any(m.kind == k for r in results for m in headline_metrics(r))]
+def _results_table(results: Sequence[TestResult], shown: Sequence[tuple[MetricResult, ...]]) -> list[str]:
+    """The table of ``results``, each with its ``headline_metrics`` (``shown``, in the same order)."""
+    kinds = [k for k in ("relative", "absolute") if any(m.kind == k for metrics in shown for m in metrics)]
     overheads = [f"{overhead_heading(kind).capitalize()} (95% CI)" for kind in kinds]
     header = ["Test", "Verdict", "Metric", *overheads, "Budget", "Baseline/call", "Instrumented/call"]
     header += ["Spans/call", "Dropped", "Pairs"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for result in results:
+    for result, metrics in zip(results, shown, strict=True):
         health = result.health
         spans = f"{health.per_call(health.started):.3g}" if health is not None and health.calls else NO_FIGURE
         dropped = str(health.dropped) if health is not None else NO_FIGURE
-        for index, metric in enumerate(headline_metrics(result)):
+        for index, metric in enumerate(metrics):
             first = index == 0
             cells = [
                 escape(result.nodeid) if first else "",
@@ -208,8 +210,9 @@ def markdown_report(
     lines.append(headline + (" — " + escape(", ".join(facts)) if facts else ""))
     lines.append("")
     if results:
-        lines += _results_table(results)
-        if any(m.against_arms for r in results for m in headline_metrics(r)):
+        shown = [headline_metrics(result) for result in results]  # once each: a merged run has thousands
+        lines += _results_table(results, shown)
+        if any(m.against_arms for metrics in shown for m in metrics):
             lines += ["", escape(AGAINST_ARMS_NOTE)]
     lines += unmeasured_lines(unmeasured)
     notes = _notes(results)

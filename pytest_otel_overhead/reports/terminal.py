@@ -7,6 +7,7 @@ headed ``overhead %`` and, when a budget is absolute, one headed ``overhead/call
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import textwrap
@@ -84,8 +85,9 @@ def metric_sentence(metric: MetricResult) -> str:
     return sentence
 
 
-def _context(result: TestResult) -> str:
-    parts = [result.settings.pipeline.describe()]
+def _context(result: TestResult, pipeline: str | None = None) -> str:
+    """The setup and figures behind a verdict; ``pipeline``: the settings' pipeline described, when known."""
+    parts = [result.settings.pipeline.describe() if pipeline is None else pipeline]
     gate = result.metric(result.settings.metric)
     if gate is not None and math.isfinite(gate.baseline):
         parts.append(
@@ -261,17 +263,17 @@ def _table(metrics: Sequence[MetricResult], width: int = DEFAULT_WIDTH, outcome:
     Wider than ``width``, the table drops the arms' figures, then the interval, and says which.
     """
     kinds = list(dict.fromkeys(m.kind for m in metrics))
-    blocks = [
-        [["metric", "baseline/call", "instrumented/call", overhead_heading(kind), "95% CI", "budget", "verdict"]]
-        + [_row(m, outcome) for m in metrics if m.kind == kind]
-        for kind in kinds
-    ]
-    rows = [row for block in blocks for row in block]
+    rows: list[list[str]] = []
+    for kind in kinds:
+        rows.append(
+            ["metric", "baseline/call", "instrumented/call", overhead_heading(kind), "95% CI", "budget", "verdict"]
+        )
+        rows += [_row(m, outcome) for m in metrics if m.kind == kind]
     kept = list(range(len(rows[0])))
     dropped: list[str] = []
     lines = _aligned(rows, kept)
     for heading in _DROPPED_FIRST:
-        if max(len(line) for line in lines) <= width:
+        if max(map(len, lines)) <= width:
             break
         kept.remove(rows[0].index(heading))
         dropped.append(heading)
@@ -282,8 +284,9 @@ def _table(metrics: Sequence[MetricResult], width: int = DEFAULT_WIDTH, outcome:
 
 
 def _aligned(rows: Sequence[Sequence[str]], columns: Sequence[int]) -> list[str]:
-    widths = {c: max(len(row[c]) for row in rows) for c in columns}
-    return ["    " + "  ".join(row[c].ljust(widths[c]) for c in columns).rstrip() for row in rows]
+    cells = [[row[c] for c in columns] for row in rows] if len(columns) < len(rows[0]) else rows
+    widths = [max(map(len, column)) for column in zip(*cells, strict=True)]
+    return ["    " + "  ".join([cell.ljust(w) for cell, w in zip(row, widths, strict=True)]).rstrip() for row in cells]
 
 
 def wrap(line: str, width: int, indent: str = "    ") -> list[str]:
@@ -297,7 +300,7 @@ def wrap(line: str, width: int, indent: str = "    ") -> list[str]:
         return [indent + line]  # what textwrap makes of a short line of plain spaces, without its cost
     kept = _FIGURE_AND_UNIT.sub("\u00a0", line)  # textwrap breaks at ASCII spaces only
     if line and plain and "  " not in line:
-        return [wrapped.replace("\u00a0", " ") for wrapped in _fill(kept.split(" "), max(width, 40), indent)]
+        return [wrapped.replace("\u00a0", " ") for wrapped in _fill(kept, max(width, 40), indent)]
     lines = textwrap.wrap(
         kept,
         width=max(width, 40),
@@ -309,21 +312,26 @@ def wrap(line: str, width: int, indent: str = "    ") -> list[str]:
     return [wrapped.replace("\u00a0", " ") for wrapped in lines] or [indent.rstrip()]
 
 
-def _fill(words: Sequence[str], width: int, indent: str) -> list[str]:
-    """What ``textwrap.wrap`` makes of ``words`` joined by single spaces (no long word broken): each line as
-    many words as fit, a longer word alone; a word at a time rather than textwrap's chunk at a time."""
-    lines: list[str] = []
-    taken: list[str] = []
-    room = width - len(indent)
-    used = -1
-    for word in words:
-        if taken and used + 1 + len(word) > room:
-            lines.append((indent if not lines else indent + "  ") + " ".join(taken))
-            taken, used, room = [], -1, width - len(indent) - 2
-        taken.append(word)
-        used += 1 + len(word)
-    lines.append((indent if not lines else indent + "  ") + " ".join(taken))
+def _fill(text: str, width: int, indent: str) -> list[str]:
+    """What ``textwrap.wrap`` makes of ``text``, words joined by single spaces (no long word broken): each line
+    as many words as fit, a longer word alone; a line at a time, by a pattern, rather than textwrap's chunks."""
+    first, rest = _line_pattern(width - len(indent)), _line_pattern(width - len(indent) - 2)
+    line = first.match(text)
+    assert line is not None  # a word (no space) always matches
+    lines = [indent + line[0]]
+    at = line.end() + 1  # past the space between lines
+    while at < len(text):
+        line = rest.match(text, at)
+        assert line is not None
+        lines.append(indent + "  " + line[0])
+        at = line.end() + 1
     return lines
+
+
+@functools.cache
+def _line_pattern(room: int) -> re.Pattern[str]:
+    """The longest run of whole words within ``room`` characters, or one longer word alone."""
+    return re.compile(rf"(?:.{{1,{max(room, 1)}}}(?= |$)|[^ ]+)")
 
 
 _FIGURE_AND_UNIT = re.compile(r"(?<=\d) (?=(?:ns|µs|ms|s|B|KiB|MiB|GiB|k|M|G|instructions|estimated)\b)")
@@ -335,9 +343,14 @@ def summary_lines(results: Sequence[TestResult], verbose: bool = False, width: i
     Every line fits ``width`` columns, but a word (a test id) longer than that.
     """
     lines: list[str] = []
+    # Per settings record (the tests of a suite share one, read once): its budgets and pipeline in words.
+    described: dict[int, tuple[str, str]] = {}
     for result in results:
-        lines += wrap(f"{result.nodeid}  {verdict_label(result)}  {budgets_phrase(result)}", width, indent="")
-        lines += wrap(_context(result), width)
+        said = described.get(id(result.settings))
+        if said is None:
+            said = described[id(result.settings)] = (budgets_phrase(result), result.settings.pipeline.describe())
+        lines += wrap(f"{result.nodeid}  {verdict_label(result)}  {said[0]}", width, indent="")
+        lines += wrap(_context(result, said[1]), width)
         lines += _metric_lines(result, verbose, width)
         health = health_line(result)
         if health is not None:

@@ -7,6 +7,7 @@ a field's metadata (``form(...)``) says where that form differs, its docstring w
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
@@ -153,7 +154,7 @@ class MetricResult:
         """``[+6.1%, +8.4%]``; ``NO_FIGURE`` when no end is bounded (-100% is no bound on a ratio)."""
         return format_interval(self.kind, self.ci_low, self.ci_high, self.format_overhead)
 
-    @property
+    @functools.cached_property  # a frozen record's: a table row asks it several times
     def against_arms(self) -> bool:
         """Whether the estimate points the other way from the two arms' figures shown beside it.
 
@@ -440,7 +441,7 @@ class TestResult:
             mode=mode,
         )
 
-    @property
+    @functools.cached_property  # as ``verdict``
     def outcome(self) -> str:
         """``NO_TELEMETRY`` when the instrumented arm recorded nothing, ``FAILED_EXPORTS`` when none of what it
         recorded reached the backend, else the verdict's value."""
@@ -448,7 +449,7 @@ class TestResult:
             return NO_TELEMETRY
         return FAILED_EXPORTS if self.failed_exports is not None else self.verdict.value
 
-    @property
+    @functools.cached_property  # a frozen record's: reports of a merged run ask it of each test a dozen times
     def verdict(self) -> Verdict:
         if self.health is not None and self.health.over_budget:
             return Verdict.FAIL

@@ -12,6 +12,7 @@ import functools
 import json
 import math
 import re
+import sys
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -261,38 +262,51 @@ def read_budget(value: Any) -> Budget:
 
 
 _WHITESPACE = b" \t\n\r"
-_SPACE = rb"[ \t\n\r]*"
 # A JSON number whose float is surely finite (at most 200 digits before the point, a positive exponent of
-# at most two digits), or null. Not possessive (Python 3.10 has no possessive quantifiers): each token ends
-# where the next must begin, so a failed row backtracks a few characters, not through the rows. Optional
-# parts are written as an alternative with nothing (``(?:x|)``), not ``(?:x)?``: the regular expression
-# engine runs the first as a branch and the second as a general repeat, a third slower over a table.
-_NUMBER = rb"(?:(?:-|)(?:0|[1-9][0-9]{0,199})(?:\.[0-9]+|)(?:[eE](?:-[0-9]+|\+[0-9]{1,2}|[0-9]{1,2})|)|null)"
+# at most two digits), or null. Each token ends where the next must begin (a comma or a bracket), so no match
+# needs to give back what a repeat took: possessive where Python has them (3.11), a tenth faster; before that
+# a failed row backtracks a few characters, not through the rows. Optional parts are written as an
+# alternative with nothing (``(?:x|)``), not ``(?:x)?``: the regular expression engine runs the first as a
+# branch and the second as a general repeat, a third slower over a table.
+_POSSESSIVE = b"+" if sys.version_info >= (3, 11) else b""
+_NUMBER = (
+    rb"(?:(?:-|)(?:0|[1-9][0-9]{0,199}%s)(?:\.[0-9]+%s|)(?:[eE](?:-[0-9]+%s|\+[0-9]{1,2}%s|[0-9]{1,2}%s)|)|null)"
+    % ((_POSSESSIVE,) * 5)
+)
+# Where whitespace may stand in a table, it parts tokens: as spaces, the brackets and commas around them.
+_TOKENS_APART = bytes(32 if chr(i) in "[], \t\n\r" else i for i in range(256))
 
 
 @functools.cache
-def _rows_patterns(width: int) -> tuple[re.Pattern[bytes], re.Pattern[bytes], re.Pattern[bytes]]:
-    """The rows of ``width`` numbers as a compact document holds them, with a space after each comma
-    (``json.dumps``'s default), and with JSON's whitespace anywhere between tokens."""
-
-    def table(space: bytes, comma: bytes = b",") -> re.Pattern[bytes]:
-        row = rb"\[" + space + (space + comma + space).join([_NUMBER] * width) + space + rb"\]"
-        return re.compile(rb"\[" + space + row + rb"(?:" + space + comma + space + row + rb")*" + space + rb"\]")
-
-    return table(b""), table(b"", b", "), table(_SPACE)
+def _rows_pattern(width: int, comma: bytes = b",") -> re.Pattern[bytes]:
+    """The rows of ``width`` numbers as a compact document holds them (or with ``comma`` between tokens)."""
+    row = rb"\[" + comma.join([_NUMBER] * width) + rb"\]"
+    return re.compile(rb"\[" + row + rb"(?:" + comma + row + rb")*" + _POSSESSIVE + rb"\]")
 
 
-def rows_text(raw: bytes, width: int) -> bytes | None:
+def rows_text(raw: bytes, width: int, compacted: bytes | None = None) -> bytes | None:
     """Rows of ``width`` numbers (or ``null``) as a document holds them, compacted, when they are that and
     every number is finite: checked by one pattern over the text, with no Python object per number.
-    ``None`` when not (or when a number is too large to be surely finite), and the strict reader then says why."""
-    compact, after_comma, spaced = _rows_patterns(width)
-    if compact.fullmatch(raw):
+    ``None`` when not (or when a number is too large to be surely finite), and the strict reader then says why.
+    ``compacted``: ``raw`` without its whitespace, when the caller has it already.
+
+    Whitespace may stand between any two tokens (JSON's, ``json.dumps``'s or an indented report's layout),
+    not before or after the table: the text without it must be rows as a compact document holds them, and
+    hold as many tokens as ``raw`` (whitespace inside a number would join two into one)."""
+    pattern = _rows_pattern(width)
+    if pattern.fullmatch(raw):
         return raw
     if len(raw) < 64 and raw.translate(None, _WHITESPACE) == b"[]":
         return b"[]"
-    # A pattern of its own rather than the spaced one: several times faster, and then dropping the spaces
-    # (which join no tokens) is one pass that builds nothing per space.
-    if after_comma.fullmatch(raw) or spaced.fullmatch(raw):
+    if raw[:1] != b"[" or raw[-1:] != b"]":
+        return None
+    # json.dumps's default layout, a space after each comma, has a pattern of its own: faster than the general way.
+    if compacted is None and raw[:64].count(b", ") > 1 and _rows_pattern(width, b", ").fullmatch(raw):
         return raw.translate(None, _WHITESPACE)
-    return None
+    compact = raw.translate(None, _WHITESPACE) if compacted is None else compacted
+    if not pattern.fullmatch(compact):
+        return None
+    # The compact rows hold width numbers a row; the rows as written, as many tokens only if none was split.
+    if len(raw.translate(_TOKENS_APART).split()) != width * (compact.count(b"[") - 1):
+        return None
+    return compact
