@@ -27,7 +27,8 @@ from typing import Any
 
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, ProcessProbe, Replica, TestResult
 from pytest_otel_overhead.settings.records import MeasureSettings
-from pytest_otel_overhead.wire.document import Form, derived_of, form_of
+from pytest_otel_overhead.wire.document import derived_of
+from pytest_otel_overhead.wire.fields import Form, form_of
 
 PAGE = Path(__file__).resolve().parent / "json-schema.md"
 TABLES: dict[str, type] = {

@@ -18,7 +18,8 @@ from pytest_otel_overhead.results import PipelineHealth, ProcessProbe, Replica, 
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
 from pytest_otel_overhead.wire.checks import Malformed
-from pytest_otel_overhead.wire.document import Derived, from_document, to_document
+from pytest_otel_overhead.wire.document import from_document, to_document
+from pytest_otel_overhead.wire.fields import Derived
 from pytest_otel_overhead.wire.form import form
 
 ROOT = Path(__file__).resolve().parent.parent

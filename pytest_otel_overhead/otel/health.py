@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from pytest_otel_overhead.formatting import finite_or_none
-from pytest_otel_overhead.wire.document import Derived, to_document
+from pytest_otel_overhead.wire.document import to_document
+from pytest_otel_overhead.wire.fields import Derived
 from pytest_otel_overhead.wire.form import form
 
 __all__ = ["PipelineHealth"]

@@ -37,7 +37,8 @@ from pytest_otel_overhead.wire.checks import (
     read_object,
     read_rows,
 )
-from pytest_otel_overhead.wire.document import Derived, to_document
+from pytest_otel_overhead.wire.document import to_document
+from pytest_otel_overhead.wire.fields import Derived
 from pytest_otel_overhead.wire.form import form
 from pytest_otel_overhead.wire.text import TextEnum
 

@@ -2,7 +2,7 @@
 
 Only the declaration lives here, with no imports: the settings records declare their forms and
 every pytest run loads them, measuring or not. What each option means, and the writing and reading
-they steer, is :mod:`~pytest_otel_overhead.wire.document`'s (``Form``).
+they steer, is :class:`~pytest_otel_overhead.wire.fields.Form`'s.
 """
 
 from __future__ import annotations
@@ -16,5 +16,5 @@ FORM = "pytest_otel_overhead.document"
 
 
 def form(**how: Any) -> dict[str, dict[str, Any]]:
-    """Dataclass field metadata: the options of :class:`~pytest_otel_overhead.wire.document.Form`, by name."""
+    """Dataclass field metadata: the options of :class:`~pytest_otel_overhead.wire.fields.Form`, by name."""
     return {FORM: how}
