@@ -429,14 +429,15 @@ def test_tests_of_shards_of_this_version_are_written_as_read_and_give_the_same_d
 
 def test_a_test_whose_document_contradicts_its_record_is_written_from_the_record(tmp_path: Path) -> None:
     from pytest_otel_overhead.history.merge import plugin_version_here
-    from pytest_otel_overhead.history.reader import load_run_carrying
+    from pytest_otel_overhead.history.reader import load_shard
 
     path = _write_run(tmp_path / "s.json", _suite()[:2], packages={"pytest-otel-overhead": plugin_version_here()})
     document = json.loads(path.read_text(encoding="utf-8"))
     assert document["tests"][0]["verdict"] == "PASS"
     document["tests"][0]["verdict"] = "FAIL"  # edited by hand: the record's metrics still say PASS
     path.write_text(json.dumps(document), encoding="utf-8")
-    run, _, documents = load_run_carrying(path)
+    shard = load_shard(path)
+    run, documents = shard.run, shard.documents
     assert list(documents) == [run.results[1].nodeid]
     assert main(["merge", str(path), f"--json={tmp_path / 'merged.json'}"]) == 0
     merged = json.loads((tmp_path / "merged.json").read_text(encoding="utf-8"))

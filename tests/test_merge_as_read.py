@@ -15,7 +15,7 @@ from conftest import build_metric, build_result
 
 from pytest_otel_overhead.cli import main
 from pytest_otel_overhead.history.merge import plugin_version_here
-from pytest_otel_overhead.history.reader import decode_with_tests, load_run_carrying
+from pytest_otel_overhead.history.reader import decode_with_tests, load_shard
 from pytest_otel_overhead.history.store import RunRecord, Store, load_run
 from pytest_otel_overhead.results import PipelineHealth, TestResult
 from pytest_otel_overhead.stats.verdict import Verdict
@@ -99,7 +99,8 @@ def test_a_compact_test_whose_document_contradicts_its_record_is_written_from_th
     document = json.loads(path.read_text(encoding="utf-8"))
     document["tests"][0]["verdict"] = "FAIL"  # edited by hand: the record's metrics still say PASS
     path.write_text(json.dumps(document, separators=(",", ":")), encoding="utf-8")
-    run, carried, documents = load_run_carrying(path)
+    shard = load_shard(path)
+    run, carried, documents = shard.run, shard.carried, shard.documents
     assert list(documents) == [run.results[1].nodeid] and len(carried) == 2
     assert '"per_call_seconds":[]' in documents[run.results[1].nodeid]  # its rows left out, carried beside it
     assert main(["merge", str(path), f"--json={tmp_path / 'merged.json'}"]) == 0

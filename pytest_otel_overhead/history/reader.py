@@ -53,7 +53,6 @@ __all__ = [
     "Shard",
     "decode_with_tests",
     "load_run",
-    "load_run_carrying",
     "load_run_carrying_rows",
     "load_shard",
     "parse_run",
@@ -377,35 +376,30 @@ def _as_read(test: dict[str, Any], text: str | None, marker: str | None) -> str:
     return text if marker is None else text.replace(json.dumps(marker), "[]", 1)
 
 
-def load_run_carrying(path: Path) -> tuple[RunRecord, Carried, Documents]:
-    """A run whose raw rows are checked (``wire.checks.rows_text``) and kept as text, not read into records,
-    and each test's document as read (every value checked, as ``load_run`` checks it).
-
-    For a merge, which writes a test measured once as it was read: its records then hold no ``samples``,
-    and the text of each test's rows comes back beside the run, by node id, with the test's compact text
-    (left out when its derived figures are not its record's: a file edited by hand). The text is the
-    file's own when its rows were compact (a saved run), and encoded from what was read otherwise.
-    """
-    shard = load_shard(path)
-    return shard.run, shard.carried, shard.documents
-
-
 @dataclass(frozen=True)
 class Shard:
     """A run as a merge reads it (``load_shard``)."""
 
     run: RunRecord
     carried: Carried
-    """Per node id, the test's raw rows as text (``load_run_carrying``)."""
+    """Per node id, the test's raw rows as text, checked and not read into the records."""
     documents: Documents
-    """Per node id, the test's compact text as read (``load_run_carrying``)."""
+    """Per node id, the test's compact text as read."""
     sections: Mapping[str, Any] | None = None
     """The document's top-level sections a merge reads besides the tests (``unmeasured``), as decoded and not
     yet checked; ``None`` when the file was not decoded here (the merge then reads them from the file)."""
 
 
 def load_shard(path: Path) -> Shard:
-    """``load_run_carrying``, and the document's ``unmeasured`` section as decoded with the rest: read once."""
+    """A run whose raw rows are checked (``wire.checks.rows_text``) and kept as text, not read into records,
+    and each test's document as read (every value checked, as ``load_run`` checks it), and the document's
+    ``unmeasured`` section as decoded with the rest: the file read once.
+
+    For a merge, which writes a test measured once as it was read: its records then hold no ``samples``,
+    and the text of each test's rows comes back beside the run, by node id, with the test's compact text
+    (left out when its derived figures are not its record's: a file edited by hand). The text is the
+    file's own when its rows were compact (a saved run), and encoded from what was read otherwise.
+    """
     marker = secrets.token_hex(8) + ":"
     raw = _read_bytes(path)
     cut, tables, compact = _cut_rows(raw, marker.encode())
@@ -438,6 +432,6 @@ def load_shard(path: Path) -> Shard:
 
 
 def load_run_carrying_rows(path: Path) -> tuple[RunRecord, Carried]:
-    """``load_run_carrying`` without the documents: the run, and its rows as text by node id."""
-    run, carried, _ = load_run_carrying(path)
-    return run, carried
+    """``load_shard`` without the documents: the run, and its rows as text by node id."""
+    shard = load_shard(path)
+    return shard.run, shard.carried
