@@ -24,7 +24,7 @@ import pytest
 from pytest_otel_overhead.compat import is_worker, verbosity
 from pytest_otel_overhead.engine.repeatable import RepetitionFailed, single_use_argument
 from pytest_otel_overhead.engine.replica_child import replica_child
-from pytest_otel_overhead.engine.strategy import Measurement, Measurer, Strategies
+from pytest_otel_overhead.engine.strategy import Measurement, Measurer, OpenGate, Strategies
 from pytest_otel_overhead.engine.surroundings import MeasurementStopped
 from pytest_otel_overhead.engine.telemetry import with_telemetry_outcome
 from pytest_otel_overhead.formatting import junit_number
@@ -126,9 +126,9 @@ class OverheadSession:
         self.unmeasured: list[dict[str, str]] = []
         """Tests that were to be measured and were not (``plugins/unmeasured.py``), settled at the session's end."""
         self.json_written: Path | None = None
-        self.still_open: Callable[[TestResult], bool] | None = None
-        """Another gate on a result that it leaves undecided: the same session's comparison with a saved run, set
-        by the integration that makes it; processes are added for it as for an undecided budget."""
+        self.still_open: OpenGate | None = None
+        """Another gate on a result that it leaves open (a comparison with a saved run, a run being saved), set by
+        the integration that makes it; processes are added for it as for an undecided budget."""
         self.verbose = verbosity(config) >= 1
         # sweep / tune / explain, when asked for; it measures as `measure_ungated` does
         self.advisor: Advice | None = advice(self.measure_ungated) if advice is not None else None
@@ -198,8 +198,18 @@ class OverheadSession:
     def measure_ungated(
         self, item: pytest.Item, settings: MeasureSettings, workload: Callable[[], Any], label: str
     ) -> TestResult:
-        """One measurement, neither kept nor gated: what ``run`` does first, and what the advice modes make."""
-        asked = Measurement(item, settings, workload, label, self.router, self._progress(item), self.still_open)
+        """One measurement, neither kept nor gated: what the advice modes make."""
+        return self._measure(item, settings, workload, label, None)
+
+    def _measure(
+        self,
+        item: pytest.Item,
+        settings: MeasureSettings,
+        workload: Callable[[], Any],
+        label: str,
+        still_open: OpenGate | None,
+    ) -> TestResult:
+        asked = Measurement(item, settings, workload, label, self.router, self._progress(item), still_open)
         return self.strategies.measure(asked)
 
     def _progress(self, item: pytest.Item) -> Callable[[str], None] | None:
@@ -244,7 +254,8 @@ class OverheadSession:
             assert last is not None  # both modes measure at least once
             return last
         try:
-            result = with_telemetry_outcome(self.measure_ungated(item, settings, workload, label))
+            # The test's own measurement: what this session saves and compares (``still_open``).
+            result = with_telemetry_outcome(self._measure(item, settings, workload, label, self.still_open))
         except MeasurementStopped as stopped:
             problem = str(stopped)
         except RepetitionFailed as failed:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from pytest_otel_overhead.plugins.tracking import SAVED_PROCESSES
 from tests.measured_project import Run, run_measured
 
 MEASURED = """
@@ -130,7 +131,8 @@ def _session(path: Path, *args: str) -> dict[str, Any]:
 def test_a_comparison_gate_left_undecided_gets_processes_as_a_budget_does(tmp_path: Path) -> None:
     (tmp_path / "test_compared.py").write_text(COMPARED, encoding="utf-8")
     (tmp_path / "wide.json").write_text(WIDE, encoding="utf-8")
-    saved = _session(tmp_path, "--otel-overhead-save=main")
+    # A fixed single process is kept when saving too.
+    saved = _session(tmp_path, "--otel-overhead-save=main", "--otel-overhead-processes=1")
     assert saved["processes"] == 1 and saved["verdict"] == "PASS", saved["stdout"]
     # Unchanged code against a growth of 0.1 points, the runs' term 0.3: one process each cannot decide it.
     compared = _session(tmp_path, "--otel-overhead-compare=main", "--otel-overhead-compare-fail=cpu:+0.1pp")
@@ -142,3 +144,19 @@ def test_a_comparison_gate_left_undecided_gets_processes_as_a_budget_does(tmp_pa
     assert compared["metrics"]["heap"]["verdict"] == "PASS"
     heap_rows = [line for line in compared["stdout"].splitlines() if line.lstrip().startswith("peak heap ")]
     assert len(heap_rows) == 1, compared["stdout"]
+
+
+def test_a_saved_run_measures_each_test_over_at_least_three_processes(tmp_path: Path) -> None:
+    (tmp_path / "test_compared.py").write_text(COMPARED, encoding="utf-8")
+    (tmp_path / "wide.json").write_text(WIDE, encoding="utf-8")
+    # Far from its budget: one process would decide it, and a run that is not saved stops there.
+    alone = _session(tmp_path)
+    assert alone["processes"] == 1, alone["stdout"]
+    saved = _session(tmp_path, "-v", "--otel-overhead-save=main", "--otel-overhead-max-time=40")
+    assert saved["processes"] == SAVED_PROCESSES, saved["stdout"]
+    assert saved["verdict"] == "PASS" and saved["stop_reason"] == "decided"
+    assert saved["metrics"]["cpu"]["between_process_source"] == "measured"
+    assert f"a saved run is measured over at least {SAVED_PROCESSES} processes" in saved["stdout"]
+    # The saved run is the one measured over those processes.
+    (stored,) = (tmp_path / ".otel-overhead").glob("*_main_*.json")
+    assert json.loads(stored.read_text(encoding="utf-8"))["tests"][0]["processes"] == SAVED_PROCESSES

@@ -133,14 +133,17 @@ def measure_process(
     space: Workspace,
     extra_args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    *,
+    save: bool = True,
 ) -> Measured:
     """Run the workloads' tests in ``order`` in one pytest process at the plan's settings, saved as ``name`` in the
-    workspace's store; ``extra_args`` for the plugin, ``env`` for the workload project."""
+    workspace's store unless ``save`` is false (a saved run measures each test over at least three processes);
+    ``extra_args`` for the plugin, ``env`` for the workload project."""
     report = space.root / f"{name}.json"
     args = [
         "--otel-overhead",
         f"--otel-overhead-json={report}",
-        f"--otel-overhead-save={name}",
+        *([f"--otel-overhead-save={name}"] if save else []),
         f"--otel-overhead-storage={space.store}",
         *settings_args(plan),
         *extra_args,

@@ -4,10 +4,12 @@ code never, when the comparison gate runs at the default settings in the session
 One round (one ``regression`` job) is three fresh pytest processes over the campaign's workloads, each in an
 order of its own, at the plugin's defaults (``processes`` and ``max_time`` as the user gets them):
 
-1. *before*: the workloads as they are, saved as ``before-NNN``;
+1. *before*: the workloads as they are, saved as ``before-NNN``, as the main branch's job saves its run (each
+   test measured over at least three processes, ``plugins.tracking.SAVED_PROCESSES``);
 2. *after*: the regression variant (``$REAL_EXTRA_SPANS`` of ``real_workloads/apps.py``: child spans added per
    call), with ``--otel-overhead-compare=before-NNN --otel-overhead-compare-fail=cpu:+1pp``, so that the plugin
-   adds processes while that comparison is undecided, as a pull request's job does; saved as ``after-NNN``;
+   adds processes while that comparison is undecided, as a pull request's job does, and not saved, as such a
+   job does not save (its JSON report is ``after-NNN.json``);
 3. *A/A*: the workloads as they are again, compared the same way with the same before run (``aa-NNN``).
 
 Steps 2 and 3 run in an order drawn per round, so the machine's drift hits both alike. Each compared test gives
@@ -147,9 +149,8 @@ def run_round(job: Job, plan: Plan, space: Workspace) -> list[Record]:
         extra = {AFTER: {"REAL_EXTRA_SPANS": json.dumps(dict(plan.extra_spans))}, AA: None}
         for kind in kinds:
             order = order_of(plan, job, kind)
-            measured = measure_process(
-                f"{kind}-{job.index:03d}", order, plan, space, compare_args(before.name), extra[kind]
-            )
+            name = f"{kind}-{job.index:03d}"
+            measured = measure_process(name, order, plan, space, compare_args(before.name), extra[kind], save=False)
             records += compared(kind, before, measured, plan, job)
             walls[kind] = measured.outcome.wall_s
     round_record: Record = {

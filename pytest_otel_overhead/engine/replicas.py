@@ -62,6 +62,7 @@ __all__ = [
     "MAX_PROCESSES",
     "MIN_SHARE_S",
     "STARTUP_GUESS_S",
+    "OpenGate",
     "add_processes",
     "measure_replicated",
 ]
@@ -82,6 +83,13 @@ GRACE_S = 10.0
 """A child still running this long after ``max_time`` is stopped, and the test fails."""
 MAX_PAD = 4096
 """Environment padding is 0 to this many bytes, the range Mytkowicz et al. varied."""
+
+_HELD_OPEN = "the between-process term keeps a budget open"
+
+OpenGate = Callable[[TestResult], str | None]
+"""Why another gate on a result wants it measured over more processes (a comparison with a saved run left
+undecided, a run being saved over too few), or ``None``: with ``processes`` auto, processes are added for it as
+for an undecided budget."""
 
 
 def measure_replicated(
@@ -128,16 +136,17 @@ def add_processes(
     *,
     label: str,
     progress: Progress | None = None,
-    still_open: Callable[[TestResult], bool] | None = None,
+    still_open: OpenGate | None = None,
 ) -> TestResult:
     """Fresh processes after ``first`` (this process's measurement), where the between-process term alone
-    kept a budget open, or ``still_open`` says another gate on the result is undecided: each runs timed
+    kept a budget open, or ``still_open`` says another gate on the result wants more: each runs timed
     pairs for ``ADDED_SHARE_S``, and after each the processes are pooled and decided (at ``ADDED_LOOKS``),
-    until decided, ``MAX_PROCESSES`` or ``max_time``."""
+    until decided with no gate left open, ``MAX_PROCESSES`` or ``max_time``."""
     _refuse_nesting(label, "processes=auto")
     say = progress or (lambda message: None)
     plan = LookPlan(fractions=tuple(k / MAX_PROCESSES for k in ADDED_LOOKS))
     left = settings.max_time - first.duration_s
+    why = _HELD_OPEN if first.stop_reason is StopReason.PROCESS_TERM else _open(still_open, first)
     with children_workspace() as tmp:
         runner = _Processes(item, settings, label, tmp, planned=MAX_PROCESSES, timed_only=True, time_left=left)
         runner.keep(first, _own_replica(first))
@@ -146,19 +155,24 @@ def add_processes(
             share = min(ADDED_SHARE_S, runner.time_left_for_one())
             if share < MIN_SHARE_S:
                 break
-            say(f"{label}: the between-process term keeps a budget open; process {index + 1} starts ({share:.1f}s)")
+            say(f"{label}: {why}; process {index + 1} starts ({share:.1f}s)")
             runner.run(index, share)
             if len(runner.results) in ADDED_LOOKS:
                 metrics = _timed_metrics(settings, runner.results, plan)
                 say(_progress_line(label, len(runner.results), MAX_PROCESSES, runner.elapsed(), metrics))
                 done = _with_first(_result(runner, metrics, len(ADDED_LOOKS), stop_reason), first, runner)
-                if _decided(metrics) and (still_open is None or not still_open(done)):
+                why = _HELD_OPEN if not _decided(metrics) else _open(still_open, done)
+                if why is None:
                     stop_reason = StopReason.DECIDED
                     break
         else:
             stop_reason = StopReason.ALL_PROCESSES
     metrics = _timed_metrics(settings, runner.results, plan)
     return _with_first(_result(runner, metrics, len(ADDED_LOOKS), stop_reason), first, runner)
+
+
+def _open(still_open: OpenGate | None, result: TestResult) -> str | None:
+    return None if still_open is None else still_open(result)
 
 
 def _timed_metrics(settings: MeasureSettings, results: Sequence[TestResult], plan: LookPlan) -> list[MetricResult]:

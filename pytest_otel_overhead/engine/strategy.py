@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import pytest
 
 from pytest_otel_overhead.engine.replica_child import ReplicaChild
-from pytest_otel_overhead.engine.replicas import add_processes, measure_replicated
+from pytest_otel_overhead.engine.replicas import OpenGate, add_processes, measure_replicated
 from pytest_otel_overhead.engine.runner import Share, measure
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import StopReason, TestResult
@@ -29,6 +29,7 @@ __all__ = [
     "Measurer",
     "MeasuringStrategy",
     "OneProcess",
+    "OpenGate",
     "ReplicaShare",
     "SeveralProcesses",
     "Strategies",
@@ -50,9 +51,8 @@ class Measurement:
     router: ArmRouter
     progress: Callable[[str], None] | None = None
     """Where progress lines go while it measures (the terminal, past capturing), or nowhere."""
-    still_open: Callable[[TestResult], bool] | None = None
-    """Another gate on the result that it leaves undecided (a comparison with a saved run, in the same session):
-    with ``processes`` auto, processes are added for it as for an undecided budget."""
+    still_open: OpenGate | None = None
+    """Another gate on the result that it leaves open (:data:`OpenGate`)."""
 
 
 class MeasuringStrategy(Protocol):
@@ -80,7 +80,7 @@ class OneProcess:
             asked.workload, settings, asked.router, nodeid=asked.label, progress=asked.progress, share=share
         )
         still_open = asked.still_open if share.adds_processes else None
-        if first.stop_reason is not StopReason.PROCESS_TERM and (still_open is None or not still_open(first)):
+        if first.stop_reason is not StopReason.PROCESS_TERM and (still_open is None or still_open(first) is None):
             return first
         return add_processes(
             asked.item, settings, first, label=asked.label, progress=asked.progress, still_open=still_open

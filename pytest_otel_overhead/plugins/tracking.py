@@ -59,9 +59,14 @@ from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import SettingsError
 from pytest_otel_overhead.warning_types import OverheadCompareWarning
 
-__all__ = ["PLUGIN_NAME", "TrackingPlugin", "tracking_plugin"]
+__all__ = ["PLUGIN_NAME", "SAVED_PROCESSES", "TrackingPlugin", "tracking_plugin"]
 
 PLUGIN_NAME = "otel-overhead-tracking"
+SAVED_PROCESSES = 3
+"""With ``processes`` auto, a run that is saved measures each test over at least this many processes. A saved run
+is the baseline of later comparisons, and a baseline of one process carries its own offset, which no process of
+the later run can narrow: in the regression campaign of docs/accuracy.md, five of the seven real changes of +5
+points that a comparison left undecided had a baseline decided in its first process."""
 
 
 def _check_swallowed(config: pytest.Config, option: str, value: str) -> None:
@@ -174,13 +179,18 @@ class TrackingPlugin:
             report.outcome = "failed"
             report.longrepr = "\n".join(messages)
 
-    def comparison_open(self, result: TestResult) -> bool:
-        """Whether the comparison gate leaves ``result`` undecided against the saved run (for more processes)."""
-        earlier = self.baseline.result(result.nodeid) if self.baseline is not None and self.criteria else None
-        if earlier is None:
-            return False
+    def still_open(self, result: TestResult) -> str | None:
+        """Why ``result`` wants more processes for this session's saving or comparing (``engine.OpenGate``)."""
+        if self.save_name is not None and result.processes < SAVED_PROCESSES:
+            return f"a saved run is measured over at least {SAVED_PROCESSES} processes"
+        baseline = self.baseline
+        earlier = baseline.result(result.nodeid) if baseline is not None and self.criteria else None
+        if baseline is None or earlier is None:
+            return None
         change = compare_results(earlier, result, self.criteria, machine=self.machine_term)
-        return change.verdict is Verdict.INCONCLUSIVE
+        if change.verdict is not Verdict.INCONCLUSIVE:
+            return None
+        return f"its comparison with run {baseline.label!r} is undecided"
 
     def _comparison_for(self, changes: Sequence[TestChange], after: RunRecord) -> Comparison:
         assert self.baseline is not None
@@ -355,9 +365,9 @@ def tracking_plugin(config: pytest.Config, session: OverheadSession, options: Se
     if note:  # which incomplete runs `latest` passed over, or that the named one is incomplete
         plugin.lines.append(note)
         plugin.warnings.append(note)
+    if plugin.save_name is not None or (baseline is not None and criteria):
+        session.still_open = plugin.still_open
     if baseline is not None:
-        if criteria:  # a comparison gate in this session: an undecided comparison gets processes too
-            session.still_open = plugin.comparison_open
         here = RunRecord((), environment(), now_iso(), machine=machine_info())
         plugin.differences = tuple(environment_differences(baseline, here))
         plugin.machine_term = machine_term(baseline, here)
