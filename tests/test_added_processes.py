@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pytest_otel_overhead.plugins.tracking import SAVED_PROCESSES
+from pytest_otel_overhead.settings.defaults import SAVED_PROCESSES
 from tests.measured_project import Run, run_measured
 
 MEASURED = """

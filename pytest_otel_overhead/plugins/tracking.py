@@ -54,19 +54,15 @@ from pytest_otel_overhead.history.store import (
 from pytest_otel_overhead.outputs import append_text_file, write_text_file
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.session import OverheadSession
+from pytest_otel_overhead.settings.defaults import SAVED_PROCESSES
 from pytest_otel_overhead.settings.options import SessionOptions
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import SettingsError
 from pytest_otel_overhead.warning_types import OverheadCompareWarning
 
-__all__ = ["PLUGIN_NAME", "SAVED_PROCESSES", "TrackingPlugin", "tracking_plugin"]
+__all__ = ["PLUGIN_NAME", "TrackingPlugin", "tracking_plugin"]
 
 PLUGIN_NAME = "otel-overhead-tracking"
-SAVED_PROCESSES = 3
-"""With ``processes`` auto, a run that is saved measures each test over at least this many processes. A saved run
-is the baseline of later comparisons, and a baseline of one process carries its own offset, which no process of
-the later run can narrow: in the regression campaign of docs/accuracy.md, five of the seven real changes of +5
-points that a comparison left undecided had a baseline decided in its first process."""
 
 
 def _check_swallowed(config: pytest.Config, option: str, value: str) -> None:

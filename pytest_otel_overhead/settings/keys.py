@@ -326,7 +326,8 @@ def _measuring_keys() -> list[Key]:
             _processes,
             "fresh processes that time mode spreads each measurement over, one after another: auto or a number, "
             "exactly that many (default auto: this process, and fresh ones added where the between-process "
-            "term keeps a budget open)",
+            f"term keeps a budget open, a comparison is undecided, or a saved run has fewer than "
+            f"{defaults.SAVED_PROCESSES})",
             env=("PYTEST_OTEL_OVERHEAD_PROCESSES",),
         ),
         Key(
