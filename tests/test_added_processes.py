@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pytest_otel_overhead.settings.defaults import SAVED_PROCESSES
+from pytest_otel_overhead.settings.flags import SAVED_PROCESSES
 from tests.measured_project import Run, run_measured
 
 MEASURED = """
@@ -149,14 +149,25 @@ def test_a_comparison_gate_left_undecided_gets_processes_as_a_budget_does(tmp_pa
 def test_a_saved_run_measures_each_test_over_at_least_three_processes(tmp_path: Path) -> None:
     (tmp_path / "test_compared.py").write_text(COMPARED, encoding="utf-8")
     (tmp_path / "wide.json").write_text(WIDE, encoding="utf-8")
-    # Far from its budget: one process would decide it, and a run that is not saved stops there.
-    alone = _session(tmp_path)
-    assert alone["processes"] == 1, alone["stdout"]
+    # Far from its budget: one process would decide it (a run that is not saved stops there, as
+    # test_far_from_the_budget_one_process_decides_with_the_prior_counted shows).
     saved = _session(tmp_path, "-v", "--otel-overhead-save=main", "--otel-overhead-max-time=40")
     assert saved["processes"] == SAVED_PROCESSES, saved["stdout"]
     assert saved["verdict"] == "PASS" and saved["stop_reason"] == "decided"
     assert saved["metrics"]["cpu"]["between_process_source"] == "measured"
-    assert f"a saved run is measured over at least {SAVED_PROCESSES} processes" in saved["stdout"]
+    assert f"a saved run measures each test over at least {SAVED_PROCESSES} processes" in saved["stdout"]
     # The saved run is the one measured over those processes.
     (stored,) = (tmp_path / ".otel-overhead").glob("*_main_*.json")
     assert json.loads(stored.read_text(encoding="utf-8"))["tests"][0]["processes"] == SAVED_PROCESSES
+
+
+def test_a_run_asked_for_a_minimum_of_processes_measures_that_many_saved_or_not(tmp_path: Path) -> None:
+    (tmp_path / "test_compared.py").write_text(COMPARED, encoding="utf-8")
+    (tmp_path / "wide.json").write_text(WIDE, encoding="utf-8")
+    # A shard of a baseline run that another step saves asks for it by itself.
+    shard = _session(tmp_path, "-v", "--otel-overhead-min-processes=2", "--otel-overhead-max-time=40")
+    assert shard["processes"] == 2 and shard["stop_reason"] == "decided", shard["stdout"]
+    assert "this run measures each test over at least 2 processes" in shard["stdout"]
+    # And a saved run may ask for one process only.
+    single = _session(tmp_path, "--otel-overhead-save=one", "--otel-overhead-min-processes=1")
+    assert single["processes"] == 1, single["stdout"]

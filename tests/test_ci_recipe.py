@@ -66,7 +66,11 @@ class Runner:
 
     def env(self, workflow: dict[str, Any], job: dict[str, Any], shard: int | None) -> dict[str, str]:
         given = {**workflow.get("env", {}), **job.get("env", {})}
-        ours = {"SHARD": str(shard), "RUN_NAME": "main" if self.event == "push" else "candidate"}
+        ours = {
+            "SHARD": str(shard),
+            "RUN_NAME": "main" if self.event == "push" else "candidate",
+            "MIN_PROCESSES": "3" if self.event == "push" else "1",
+        }
         for name, value in given.items():
             if "${{" in str(value):
                 assert name in ours, f"job env {name} is an expression the test does not play"

@@ -139,6 +139,21 @@ def test_nothing_to_compare_with_is_a_warning_and_nothing_measured_saves_nothing
         (None, ["--otel-overhead-compare-fail=cpu"], "*--otel-overhead-compare-fail: 'cpu' is not a regression crit*"),
         (None, ["--otel-overhead-save", "tests"], "*--otel-overhead-save took 'tests' as its value*"),
         (None, ["--otel-overhead-save=a/b"], "*a run name has letters, digits*"),
+        (
+            None,
+            ["--otel-overhead-min-processes=0"],
+            "ERROR: otel-overhead: --otel-overhead-min-processes: '0' is not a whole number of at least 1",
+        ),
+        (
+            None,
+            ["--otel-overhead-min-processes=9"],
+            "ERROR: otel-overhead: --otel-overhead-min-processes: 9 is more than the 8 processes *",
+        ),
+        (
+            "ini",
+            [],
+            "ERROR: otel-overhead: ini otel_overhead_min_processes: 'many' is not a whole number of at least 1",
+        ),
     ],
 )
 def test_bad_history_options_stop_the_session_with_one_line(
@@ -151,6 +166,8 @@ def test_bad_history_options_stop_the_session_with_one_line(
         (store / "20250101T000000000000Z_x_00000000.json").write_text("{not json")
     elif setup == "foreign":
         (store / "other.json").write_text('{"benchmarks": []}')
+    elif setup == "ini":
+        pytester.makeini("[pytest]\notel_overhead_min_processes = many\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--otel-overhead", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])

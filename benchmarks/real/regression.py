@@ -5,7 +5,7 @@ One round (one ``regression`` job) is three fresh pytest processes over the camp
 order of its own, at the plugin's defaults (``processes`` and ``max_time`` as the user gets them):
 
 1. *before*: the workloads as they are, saved as ``before-NNN``, as the main branch's job saves its run (each
-   test measured over at least three processes, ``settings.defaults.SAVED_PROCESSES``);
+   test measured over at least three processes, ``settings.flags.SAVED_PROCESSES``);
 2. *after*: the regression variant (``$REAL_EXTRA_SPANS`` of ``real_workloads/apps.py``: child spans added per
    call), with ``--otel-overhead-compare=before-NNN --otel-overhead-compare-fail=cpu:+1pp``, so that the plugin
    adds processes while that comparison is undecided, as a pull request's job does, and not saved, as such a

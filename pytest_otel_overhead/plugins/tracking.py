@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from pytest_otel_overhead.compat import is_worker
+from pytest_otel_overhead.engine.replicas import MAX_PROCESSES
 from pytest_otel_overhead.history.compare import (
     Comparison,
     Criterion,
@@ -54,10 +55,10 @@ from pytest_otel_overhead.history.store import (
 from pytest_otel_overhead.outputs import append_text_file, write_text_file
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.session import OverheadSession
-from pytest_otel_overhead.settings.defaults import SAVED_PROCESSES
+from pytest_otel_overhead.settings.flags import SAVED_PROCESSES
 from pytest_otel_overhead.settings.options import SessionOptions
 from pytest_otel_overhead.stats.verdict import Verdict
-from pytest_otel_overhead.units import SettingsError
+from pytest_otel_overhead.units import SettingsError, parse_count
 from pytest_otel_overhead.warning_types import OverheadCompareWarning
 
 __all__ = ["PLUGIN_NAME", "TrackingPlugin", "tracking_plugin"]
@@ -104,6 +105,23 @@ def _criteria(options: SessionOptions) -> tuple[Criterion, ...]:
         raise pytest.UsageError(f"otel-overhead: {error}") from None
 
 
+def _min_processes(options: SessionOptions) -> int:
+    """How many processes measure each test at least: as given, else ``SAVED_PROCESSES`` in a run that is saved."""
+    given = options.min_processes
+    if given is None:
+        return SAVED_PROCESSES if options.save is not None or options.autosave else 1
+    try:
+        count = parse_count(given.value, given.source)
+    except SettingsError as error:
+        raise pytest.UsageError(f"otel-overhead: {error}") from None
+    if count > MAX_PROCESSES:
+        raise pytest.UsageError(
+            f"otel-overhead: {given.source}: {count} is more than the {MAX_PROCESSES} processes that "
+            "processes auto adds at most"
+        )
+    return count
+
+
 def _compare_spec(config: pytest.Config, options: SessionOptions, criteria: Sequence[Criterion]) -> str | None:
     """Which saved run to compare with: as named, else the latest one when there are criteria to check."""
     given = options.compare
@@ -139,6 +157,8 @@ class TrackingPlugin:
     """The machine term of the comparisons, judged as the session starts: the gate and the end use the same."""
     machines: tuple[str, ...] = ()
     """What set the machines apart as the session started (``machines.machine_differences``)."""
+    min_processes: int = 1
+    """At least this many processes measure each test (``--otel-overhead-min-processes``; more in a saved run)."""
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -177,8 +197,9 @@ class TrackingPlugin:
 
     def still_open(self, result: TestResult) -> str | None:
         """Why ``result`` wants more processes for this session's saving or comparing (``engine.OpenGate``)."""
-        if self.save_name is not None and result.processes < SAVED_PROCESSES:
-            return f"a saved run is measured over at least {SAVED_PROCESSES} processes"
+        if result.processes < self.min_processes:
+            run = "a saved run" if self.save_name is not None else "this run"
+            return f"{run} measures each test over at least {self.min_processes} processes"
         baseline = self.baseline
         earlier = baseline.result(result.nodeid) if baseline is not None and self.criteria else None
         if baseline is None or earlier is None:
@@ -355,13 +376,14 @@ def tracking_plugin(config: pytest.Config, session: OverheadSession, options: Se
         criteria=criteria,
         markdown=options.markdown,
         html=options.html,
+        min_processes=_min_processes(options),
     )
     if pending_warning:
         plugin.warn(pending_warning)
     if note:  # which incomplete runs `latest` passed over, or that the named one is incomplete
         plugin.lines.append(note)
         plugin.warnings.append(note)
-    if plugin.save_name is not None or (baseline is not None and criteria):
+    if plugin.min_processes > 1 or (baseline is not None and criteria):
         session.still_open = plugin.still_open
     if baseline is not None:
         here = RunRecord((), environment(), now_iso(), machine=machine_info())

@@ -33,7 +33,6 @@ __all__ = [
     "PROCESSOR",
     "QUEUE_SIZE",
     "SAMPLER",
-    "SAVED_PROCESSES",
     "SCHEDULE_DELAY_MS",
     "STRATEGY_SAMPLERS",
     "Choice",
@@ -71,11 +70,6 @@ METRIC = "cpu"
 MAX_TIME_S = 30.0
 PROCESSES: int | None = None
 """None: one process, and fresh ones added where they change the answer; a number: exactly that many."""
-SAVED_PROCESSES = 3
-"""With ``processes`` auto, a run that is saved measures each test over at least this many processes. A saved run
-is the baseline of later comparisons, and a baseline of one process carries its own offset, which no process of
-the later run can narrow: in the regression campaign of docs/accuracy.md, five of the seven real changes of +5
-points that a comparison left undecided had a baseline decided in its first process."""
 BUDGET = Budget("relative", 0.05)
 """The gate metric's budget when none is given."""
 

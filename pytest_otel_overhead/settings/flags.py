@@ -26,6 +26,7 @@ __all__ = [
     "GROUP",
     "GROUPS",
     "MARKER",
+    "SAVED_PROCESSES",
     "SETTINGS_GROUP",
     "add_options",
     "cli_settings",
@@ -47,6 +48,12 @@ DEFAULT_STORAGE = ".otel-overhead"
 """Directory of saved runs, in the root directory unless ``--otel-overhead-storage`` says otherwise."""
 DEFAULT_TUNE_TIME_S = 120.0
 """The tuner's time per test unless ``--otel-overhead-tune-time`` says otherwise."""
+SAVED_PROCESSES = 3
+"""With ``processes`` auto, a run that is saved measures each test over at least this many processes unless
+``--otel-overhead-min-processes`` says otherwise. A saved run is the baseline of later comparisons, and a baseline
+of one process carries its own offset, which no process of the later run can narrow: in the regression campaign
+of docs/accuracy.md, five of the seven real changes of +5 points that a comparison left undecided had a baseline
+decided in its first process."""
 
 MARKER = "otel_overhead"
 """The marker of a test to measure; the fixture that measures a callable has the same name."""
@@ -288,6 +295,15 @@ def _add_tracking_options(parser: pytest.Parser, group: pytest.OptionGroup) -> N
         ini="regression criteria, as --otel-overhead-compare-fail takes them",
         action="append",
         metavar="EXPR",
+    )
+    _add(
+        parser,
+        group,
+        "min_processes",
+        "measure each test over at least N fresh processes (with processes auto), for a run that later runs "
+        f"are compared with (default: {SAVED_PROCESSES} in a run that is saved, else 1)",
+        ini="at least this many processes per test, as --otel-overhead-min-processes",
+        metavar="N",
     )
 
 

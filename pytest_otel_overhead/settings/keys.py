@@ -22,6 +22,7 @@ from pytest_otel_overhead.settings.defaults import (
     Mode,
     NoTelemetryPolicy,
 )
+from pytest_otel_overhead.settings.flags import SAVED_PROCESSES
 from pytest_otel_overhead.units import (
     Budget,
     SettingsError,
@@ -327,7 +328,7 @@ def _measuring_keys() -> list[Key]:
             "fresh processes that time mode spreads each measurement over, one after another: auto or a number, "
             "exactly that many (default auto: this process, and fresh ones added where the between-process "
             f"term keeps a budget open, a comparison is undecided, or a saved run has fewer than "
-            f"{defaults.SAVED_PROCESSES})",
+            f"{SAVED_PROCESSES})",
             env=("PYTEST_OTEL_OVERHEAD_PROCESSES",),
         ),
         Key(

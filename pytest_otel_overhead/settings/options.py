@@ -73,6 +73,7 @@ class SessionOptions(NamedTuple):
     storage: Path | None = None
     compare: Given[str] | None = None
     compare_fail: Given[tuple[str, ...]] | None = None
+    min_processes: Given[str] | None = None
     markdown: Path | None = None
     html: Path | None = None
     # Advice modes (advice/plugin.py).
@@ -157,6 +158,7 @@ def read_options(config: pytest.Config) -> SessionOptions:
         storage=_path(config, "otel_overhead_storage"),
         compare=_text(config, "otel_overhead_compare"),
         compare_fail=_texts(config, "otel_overhead_compare_fail"),
+        min_processes=_text(config, "otel_overhead_min_processes"),
         markdown=_path(config, "otel_overhead_markdown"),
         html=_path(config, "otel_overhead_html"),
         sweep=_texts(config, "otel_overhead_sweep"),
