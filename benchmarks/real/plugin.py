@@ -173,8 +173,15 @@ def run_plugin(job: Job, plan: Plan, space: Workspace) -> list[Record]:
         if not order:  # pytest given no node id would run every test, at the default budget
             return [{"type": "plugin_run", "run": job.index, "offset": job.offset, "saved": None, "error": NO_BUDGET}]
     digest = space.engine_digest()
+    # Saved for the A/A comparisons, but measured as a run that is not saved is (a pull request's job): one process
+    # unless a budget or the between-process term asks for more.
     measured = measure_process(
-        f"run-{job.index:03d}", order, plan, space, env={"REAL_BUDGETS": json.dumps(budgets)} if budgets else None
+        f"run-{job.index:03d}",
+        order,
+        plan,
+        space,
+        ["--otel-overhead-min-processes=1"],
+        env={"REAL_BUDGETS": json.dumps(budgets)} if budgets else None,
     )
     outcome = measured.outcome
     records: list[Record] = []

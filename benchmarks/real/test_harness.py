@@ -530,6 +530,8 @@ def test_a_near_budget_job_gives_each_test_its_budget_and_leaves_out_those_witho
         ("plugin_run", 0.5, None),
     ]
     assert not any(c.startswith("--otel-overhead-budget") for c in command)
+    # Saved for the A/A comparisons, measured as an unsaved run is.
+    assert "--otel-overhead-save=run-004" in command and "--otel-overhead-min-processes=1" in command
     [nothing] = plugin.run_plugin(plan.Job("plugin", 5, offset=1.5), near_plan(budgets=placed), space)
     assert (nothing["saved"], nothing["error"], len(seen)) == (None, plugin.NO_BUDGET, 1)  # no process started
 
