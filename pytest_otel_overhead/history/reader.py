@@ -40,6 +40,7 @@ from pytest_otel_overhead.wire.checks import (
     read_list,
     read_object,
     read_text,
+    rows_at,
     rows_text,
 )
 from pytest_otel_overhead.wire.document import derived_of, from_document
@@ -269,6 +270,27 @@ def _table_end(raw: bytes, start: int) -> tuple[int, bytes | None]:
     return start + end + 1, compact[: found + 2]
 
 
+def _rows_at(raw: bytes, start: int) -> tuple[int, bytes | None, bool]:
+    """The row table starting at ``start``: where it ends, its compact text when ``rows_text`` accepts it, and
+    whether it stood compact in ``raw``. A table in a layout ``json.dumps`` writes is matched where it starts
+    (``rows_at``); any other is found by ``_table_end`` and checked by ``rows_text``, which decide the same for
+    those: a table not ending in a literal ``]]`` ends at a later one when one comes before the next string."""
+    found = rows_at(raw, start, 4)
+    if found is not None:
+        end, table = found
+        if raw[end - 2 : end] == b"]]":
+            return end, table, end - start == len(table)
+        limit = raw.find(b'"', end)
+        if raw.find(b"]]", end - 1, len(raw) if limit < 0 else limit) < 0:
+            return end, table, False
+    end, compacted = _table_end(raw, start)
+    if end < 0:
+        return end, None, False
+    held = raw[start:end]
+    checked = rows_text(held, 4, compacted)
+    return end, checked, checked is held
+
+
 def _cut_rows(raw: bytes, token: bytes) -> tuple[bytes, list[bytes], bool]:
     """``raw`` with each row table that ``rows_text`` accepts replaced by a marker string, the tables, and
     whether there were tables and each stood compact in the file (as a saved run holds them)."""
@@ -280,15 +302,13 @@ def _cut_rows(raw: bytes, token: bytes) -> tuple[bytes, list[bytes], bool]:
     at = raw.find(quoted)
     while at >= 0:
         start = raw.find(b"[", at)
-        end, compacted = _table_end(raw, start) if start > 0 else (-1, None)
-        held = raw[start:end]
-        table = rows_text(held, 4, compacted) if end > 0 else None
+        end, table, held = _rows_at(raw, start) if start > 0 else (-1, None, False)
         if table is None or table == b"[]" or raw[at + len(quoted) : start].strip() != b":":
             at = raw.find(quoted, at + 1)  # left for the strict reader, which says what is wrong
             continue
         pieces += [raw[done:start], b'"' + token + str(len(tables)).encode() + b'"']
         tables.append(table)
-        compact = compact and table is held and raw[at + len(quoted) : start] == b":"
+        compact = compact and held and raw[at + len(quoted) : start] == b":"
         done = end
         at = raw.find(quoted, done)
     pieces.append(raw[done:])
