@@ -327,15 +327,23 @@ def _says_what_it_holds(result: TestResult, test: dict[str, Any]) -> bool:
     return all(test.get(derived.key) == derived.compute(result) for derived in derived_of(TestResult))
 
 
+# Where a test's shared settings stand while the rest of it is encoded (a string no document holds).
+_STANDS_FOR = secrets.token_hex(16)
+_STAND_IN = json.dumps(_STANDS_FOR)
+
+
 # json.dumps(..., separators=(",", ":"), allow_nan=False), with one encoder for every test: a decoded document
 # holds no cycle to check for.
 _COMPACT = json.JSONEncoder(separators=(",", ":"), allow_nan=False, check_circular=False).encode
 
 
-def _as_read(test: dict[str, Any], text: str | None, marker: str | None, shared: Shared | None) -> str:
-    """A test's compact text with its rows left out: ``text`` as read from a compact file, else encoded again."""
+def _as_read(test: dict[str, Any], text: str | None, marker: str | None, shared: Shared | None, settings: str) -> str:
+    """A test's compact text with its rows left out: ``text`` as read from a compact file, else encoded again
+    (the settings the tests share, ``shared.value``, encoded once: ``settings``)."""
     if text is None:
-        return _COMPACT(test)
+        if shared is None or test.get(SETTINGS_KEY) is not shared.value:
+            return _COMPACT(test)
+        return _COMPACT({**test, SETTINGS_KEY: _STANDS_FOR}).replace(_STAND_IN, settings, 1)
     text = text if shared is None else shared.restore(text)
     return text if marker is None else text.replace(json.dumps(marker), "[]", 1)
 
@@ -386,8 +394,9 @@ def load_shard(path: Path) -> Shard:
         return Shard(load_run(path), {}, {})
     run = parse_run(data, str(path), path)
     as_read = compact and len(texts) == len(run.results)
+    settings = _COMPACT(shared.value) if shared is not None and not as_read else ""
     documents = {
-        result.nodeid: _as_read(test, texts[index] if as_read else None, markers.get(index), shared)
+        result.nodeid: _as_read(test, texts[index] if as_read else None, markers.get(index), shared, settings)
         for index, (result, test) in enumerate(zip(run.results, data["tests"], strict=True))
         if _says_what_it_holds(result, test)
     }

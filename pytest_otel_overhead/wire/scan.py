@@ -33,6 +33,8 @@ class Shared:
     text: str
     token: str
     """A JSON string no document holds (made from a random marker): the tests' texts hold it for ``text``."""
+    value: Any
+    """What ``text`` decodes to: the one object the tests hold."""
 
     def restore(self, test_text: str) -> str:
         """A test's text as the document held it."""
@@ -104,7 +106,7 @@ def _tests_sharing(text: str, at: int, key: str, marker: str) -> tuple[list[Any]
             placed += 1
     if placed != replaced.count(token, at, end):  # a token outside a test's member: decoded as written instead
         return (*_tests_list(text, at), None)
-    return tests, texts, end + placed * (len(shared) - len(token)), Shared(shared, token)
+    return tests, texts, end + placed * (len(shared) - len(token)), Shared(shared, token, value)
 
 
 def decode_sharing(text: str, key: str, marker: str) -> tuple[dict[str, Any], list[str], Shared | None] | None:
