@@ -4,6 +4,7 @@ record type that take and refuse what the strict reader did."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -164,3 +165,17 @@ def test_a_compiled_reader_refuses_what_the_strict_reader_refused(field: str, va
     with pytest.raises(Malformed) as refused:
         from_document(TestResult, document)
     assert str(refused.value) == message
+
+
+def test_a_record_read_is_the_record_its_init_makes_of_the_same_fields() -> None:
+    """Records read are made without calling ``__init__``: the same fields in the same order, defaults too."""
+    result = build_result("tests/test_a.py::test_0")
+    read = from_document(TestResult, {**result.as_dict(), "notes": ["a note"]})
+    seen = 0
+    for record in (read, read.settings, read.settings.pipeline, *read.metrics, read.health):
+        kind = type(record)
+        made = kind(**{field.name: getattr(record, field.name) for field in dataclasses.fields(kind)})
+        assert list(vars(record).items()) == list(vars(made).items())
+        assert record == made and hash(record) == hash(made)
+        seen += 1
+    assert seen == 4 + len(read.metrics)

@@ -445,15 +445,9 @@ def _step_source(index: int, step: _Step, defaults: bool) -> str:
 def _made_by_fields(kind: Any) -> bool:
     """Whether a record of ``kind`` is what its dataclass ``__init__`` makes of its fields and nothing else: each
     field set, in order, to its value or default (no ``__post_init__``, no field outside ``__init__``, no slots)."""
-    init = kind.__dict__.get("__init__")
-    made = getattr(getattr(init, "__code__", None), "co_filename", None) == "<string>"  # the dataclass's own
-    fields = dataclasses.fields(kind)
-    return (
-        made
-        and not hasattr(kind, "__post_init__")
-        and "__slots__" not in kind.__dict__
-        and all(field.init for field in fields)
-    )
+    made = getattr(getattr(kind.__dict__.get("__init__"), "__code__", None), "co_filename", None) == "<string>"
+    plain = not hasattr(kind, "__post_init__") and "__slots__" not in kind.__dict__
+    return made and plain and all(field.init for field in dataclasses.fields(kind))
 
 
 _READERS: dict[Any, Callable[[Any], Any]] = {}
