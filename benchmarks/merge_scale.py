@@ -8,7 +8,9 @@ pytest_otel_overhead merge`` on them in a fresh process, writing the merged JSON
 (``--html`` adds the HTML report, and its size and the time it took to write), and reports its wall
 time, the CPU time it took, the load average after it and its peak resident memory (the child's
 ``ru_maxrss``). A few tests are measured in two shards, so the combination across shards is part of
-the cost. This is a benchmark, not part of the test suite; the figure means most on a quiet machine."""
+the cost. This is a benchmark, not part of the test suite; the figure means most on a quiet machine.
+``--write DIR`` only writes the shards and prints the command, to merge them under ``valgrind``, whose
+instruction counts a busy machine does not move (docs/sharding.md)."""
 
 from __future__ import annotations
 
@@ -95,7 +97,17 @@ def main() -> int:
         "--layout", choices=sorted(LAYOUTS), default="spaced",
         help="how the shards' files are laid out: saved runs (compact), JSON reports (indented) or spaced",
     )  # fmt: skip
+    parser.add_argument(
+        "--write", metavar="DIR", type=Path,
+        help="only write the shards into DIR (to merge them under valgrind, for instance) and print the command",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.write is not None:
+        args.write.mkdir(parents=True, exist_ok=True)
+        paths = write_shards(args.write, args.shards, args.tests, args.pairs, layout=args.layout)
+        print(f"python -m pytest_otel_overhead merge {args.write}/shard-*.json --expect {len(paths)}", end=" ")
+        print("--json merged.json --markdown merged.md")
+        return 0
     with tempfile.TemporaryDirectory(prefix="otel-overhead-merge-") as tmp:
         folder = Path(tmp)
         paths = write_shards(folder, args.shards, args.tests, args.pairs, layout=args.layout)

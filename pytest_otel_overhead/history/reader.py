@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import sys
 from collections.abc import Callable, Mapping
@@ -40,9 +39,11 @@ from pytest_otel_overhead.wire.checks import (
     read_list,
     read_object,
     read_text,
+    rows_at,
     rows_text,
 )
 from pytest_otel_overhead.wire.document import derived_of, from_document
+from pytest_otel_overhead.wire.scan import Shared, decode_sharing, decode_with_tests
 
 __all__ = [
     "MAX_RUN_BYTES",
@@ -231,6 +232,8 @@ def load_run(path: Path) -> RunRecord:
     return parse_run(_decode(path), str(path), path)
 
 
+SETTINGS_KEY = "settings"
+"""A test's settings (``results.records``): the same object in most tests of a suite."""
 ROWS_KEY = "per_call_seconds"
 """The table of raw rows in a test's ``samples`` (``results.records``), four numbers a row."""
 Carried = dict[str, str]
@@ -269,6 +272,27 @@ def _table_end(raw: bytes, start: int) -> tuple[int, bytes | None]:
     return start + end + 1, compact[: found + 2]
 
 
+def _rows_at(raw: bytes, start: int) -> tuple[int, bytes | None, bool]:
+    """The row table starting at ``start``: where it ends, its compact text when ``rows_text`` accepts it, and
+    whether it stood compact in ``raw``. A table in a layout ``json.dumps`` writes is matched where it starts
+    (``rows_at``); any other is found by ``_table_end`` and checked by ``rows_text``, which decide the same for
+    those: a table not ending in a literal ``]]`` ends at a later one when one comes before the next string."""
+    found = rows_at(raw, start, 4)
+    if found is not None:
+        end, table = found
+        if raw[end - 2 : end] == b"]]":
+            return end, table, end - start == len(table)
+        limit = raw.find(b'"', end)
+        if raw.find(b"]]", end - 1, len(raw) if limit < 0 else limit) < 0:
+            return end, table, False
+    end, compacted = _table_end(raw, start)
+    if end < 0:
+        return end, None, False
+    held = raw[start:end]
+    checked = rows_text(held, 4, compacted)
+    return end, checked, checked is held
+
+
 def _cut_rows(raw: bytes, token: bytes) -> tuple[bytes, list[bytes], bool]:
     """``raw`` with each row table that ``rows_text`` accepts replaced by a marker string, the tables, and
     whether there were tables and each stood compact in the file (as a saved run holds them)."""
@@ -280,15 +304,13 @@ def _cut_rows(raw: bytes, token: bytes) -> tuple[bytes, list[bytes], bool]:
     at = raw.find(quoted)
     while at >= 0:
         start = raw.find(b"[", at)
-        end, compacted = _table_end(raw, start) if start > 0 else (-1, None)
-        held = raw[start:end]
-        table = rows_text(held, 4, compacted) if end > 0 else None
+        end, table, held = _rows_at(raw, start) if start > 0 else (-1, None, False)
         if table is None or table == b"[]" or raw[at + len(quoted) : start].strip() != b":":
             at = raw.find(quoted, at + 1)  # left for the strict reader, which says what is wrong
             continue
         pieces += [raw[done:start], b'"' + token + str(len(tables)).encode() + b'"']
         tables.append(table)
-        compact = compact and table is held and raw[at + len(quoted) : start] == b":"
+        compact = compact and held and raw[at + len(quoted) : start] == b":"
         done = end
         at = raw.find(quoted, done)
     pieces.append(raw[done:])
@@ -299,69 +321,15 @@ Documents = dict[str, str]
 """Per node id, a test's compact JSON text as its file held it, its rows left out (``"per_call_seconds":[]``;
 ``Carried`` holds them)."""
 
-# The decoder's own scanner (``json.scanner``; its stubs do not name it): a value's object and where its text ends.
-_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-_SPACE = re.compile(r"[ \t\n\r]*")
-
-
-def _skip(text: str, at: int, expected: str = "") -> int:
-    """Where the next token after ``at`` starts, past ``expected`` (raises ``ValueError`` when it is not there)."""
-    at = _SPACE.match(text, at).end()  # type: ignore[union-attr]  # the pattern matches the empty text
-    if expected:
-        if text[at : at + 1] != expected:
-            raise ValueError(f"no {expected!r} at {at}")
-        at = _SPACE.match(text, at + 1).end()  # type: ignore[union-attr]
-    return at
-
-
-def _tests_list(text: str, at: int) -> tuple[list[Any], list[str], int]:
-    """The list of tests starting at ``at``: each test, its text, and where the list ends."""
-    tests: list[Any] = []
-    texts: list[str] = []
-    at = _skip(text, at, "[")
-    while text[at : at + 1] != "]":
-        if tests:
-            at = _skip(text, at, ",")
-        test, end = _SCAN(text, at)
-        tests.append(test)
-        texts.append(text[at:end])
-        at = _skip(text, end)
-    return tests, texts, at + 1
-
-
-def decode_with_tests(text: str) -> tuple[dict[str, Any], list[str]] | None:
-    """``json.loads(text)`` of a run's document, and the text of each of its tests as it stands in ``text``;
-    ``None`` when the document is no JSON object, or not valid JSON (``json.loads`` then says what is wrong).
-
-    The document's members are decoded one by one by the decoder's own scanner, so a test's text comes
-    from where the scanner read it: a merge writes it as read rather than encoding it again.
-    """
-    data: dict[str, Any] = {}
-    texts: list[str] = []
-    try:
-        at = _skip(text, 0, "{")
-        while text[at : at + 1] != "}":
-            if data:
-                at = _skip(text, at, ",")
-            key, at = _SCAN(text, at)
-            if not isinstance(key, str):
-                return None
-            at = _skip(text, at, ":")
-            if key == "tests" and text[at : at + 1] == "[":
-                data[key], texts, at = _tests_list(text, at)
-            else:
-                data[key], at = _SCAN(text, at)
-            at = _skip(text, at)
-        if _skip(text, at + 1) != len(text):
-            return None
-    except (StopIteration, ValueError, RecursionError):  # not JSON where a value should start, or not this shape
-        return None
-    return data, texts
-
 
 def _says_what_it_holds(result: TestResult, test: dict[str, Any]) -> bool:
     """Whether the figures the document derives for its readers (verdict, outcome) are its record's."""
     return all(test.get(derived.key) == derived.compute(result) for derived in derived_of(TestResult))
+
+
+# Where a test's shared settings stand while the rest of it is encoded (a string no document holds).
+_STANDS_FOR = secrets.token_hex(16)
+_STAND_IN = json.dumps(_STANDS_FOR)
 
 
 # json.dumps(..., separators=(",", ":"), allow_nan=False), with one encoder for every test: a decoded document
@@ -369,10 +337,14 @@ def _says_what_it_holds(result: TestResult, test: dict[str, Any]) -> bool:
 _COMPACT = json.JSONEncoder(separators=(",", ":"), allow_nan=False, check_circular=False).encode
 
 
-def _as_read(test: dict[str, Any], text: str | None, marker: str | None) -> str:
-    """A test's compact text with its rows left out: ``text`` as read from a compact file, else encoded again."""
+def _as_read(test: dict[str, Any], text: str | None, marker: str | None, shared: Shared | None, settings: str) -> str:
+    """A test's compact text with its rows left out: ``text`` as read from a compact file, else encoded again
+    (the settings the tests share, ``shared.value``, encoded once: ``settings``)."""
     if text is None:
-        return _COMPACT(test)
+        if shared is None or test.get(SETTINGS_KEY) is not shared.value:
+            return _COMPACT(test)
+        return _COMPACT({**test, SETTINGS_KEY: _STANDS_FOR}).replace(_STAND_IN, settings, 1)
+    text = text if shared is None else shared.restore(text)
     return text if marker is None else text.replace(json.dumps(marker), "[]", 1)
 
 
@@ -406,8 +378,8 @@ def load_shard(path: Path) -> Shard:
     del raw
     text = _text(path, cut)
     del cut
-    decoded = decode_with_tests(text)
-    data, texts = decoded if decoded is not None else (_parse(path, text), [])
+    decoded = decode_sharing(text, SETTINGS_KEY, marker + SETTINGS_KEY)  # a suite's settings decoded once
+    data, texts, shared = decoded if decoded is not None else (_parse(path, text), [], None)
     found: dict[int, str] = {}
     markers: dict[int, str] = {}
     tests = data.get("tests") if isinstance(data, dict) else None
@@ -422,8 +394,9 @@ def load_shard(path: Path) -> Shard:
         return Shard(load_run(path), {}, {})
     run = parse_run(data, str(path), path)
     as_read = compact and len(texts) == len(run.results)
+    settings = _COMPACT(shared.value) if shared is not None and not as_read else ""
     documents = {
-        result.nodeid: _as_read(test, texts[index] if as_read else None, markers.get(index))
+        result.nodeid: _as_read(test, texts[index] if as_read else None, markers.get(index), shared, settings)
         for index, (result, test) in enumerate(zip(run.results, data["tests"], strict=True))
         if _says_what_it_holds(result, test)
     }

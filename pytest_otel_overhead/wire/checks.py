@@ -40,6 +40,7 @@ __all__ = [
     "read_row",
     "read_rows",
     "read_text",
+    "rows_at",
     "rows_text",
     "type_hints",
 ]
@@ -310,3 +311,52 @@ def rows_text(raw: bytes, width: int, compacted: bytes | None = None) -> bytes |
     if len(raw.translate(_TOKENS_APART).split()) != width * (compact.count(b"[") - 1):
         return None
     return compact
+
+
+_NEWLINE = b"\n"
+
+
+@functools.lru_cache(maxsize=32)
+def _indented_pattern(width: int, outer: int, row: int, item: int) -> re.Pattern[bytes]:
+    """The rows of ``width`` numbers as ``json.dumps(..., indent=...)`` lays them out: each token on a line of
+    its own, the rows' brackets ``row`` spaces in, their numbers ``item``, the table's closing bracket ``outer``."""
+    number = rb",\n" + b" " * item
+    rows = rb"\[\n" + b" " * item + number.join([_NUMBER] * width) + _NEWLINE + b" " * row + rb"\]"
+    following = rb"(?:,\n" + b" " * row + rows + rb")*" + _POSSESSIVE
+    return re.compile(rb"\[\n" + b" " * row + rows + following + _NEWLINE + b" " * outer + rb"\]")
+
+
+def _indents(raw: bytes, start: int) -> tuple[int, int, int] | None:
+    """The indentation of a table laid out by ``json.dumps(..., indent=...)`` at ``start``: its closing bracket's,
+    its rows' and their numbers', from its first lines; ``None`` when it is not laid out so."""
+    first = raw[start + 2 : start + 258]
+    row = len(first) - len(first.lstrip(b" "))
+    if first[row : row + 2] != b"[\n":
+        return None
+    second = first[row + 2 :]
+    item = len(second) - len(second.lstrip(b" "))
+    outer = 2 * row - item
+    return (outer, row, item) if item > row and outer >= 0 else None
+
+
+def rows_at(raw: bytes, start: int, width: int) -> tuple[int, bytes] | None:
+    """The rows of ``width`` numbers at ``start`` in ``raw``, checked as ``rows_text`` checks them, when they stand
+    in a layout ``json.dumps`` writes: compact (as a saved run holds them), its default (a space after each comma)
+    or indented by spaces (as a JSON report holds them). Where the table ends (its first ``]]``, or its first
+    ``]`` followed, past whitespace, by another) and its compact text (``raw``'s own bytes when compact);
+    ``None`` when they are not rows in one of those layouts, and ``rows_text`` then decides.
+
+    Each layout has a pattern of its own, matched where the table starts: no search for its end, and in an
+    indented table no pass to drop the whitespace before the check and none to count its tokens after."""
+    second = raw[start + 1 : start + 2]
+    if second == b"[":
+        found = _rows_pattern(width).match(raw, start)
+        if found is not None:
+            return found.end(), raw[start : found.end()]
+        found = _rows_pattern(width, b", ").match(raw, start)
+        if found is not None:
+            return found.end(), raw[start : found.end()].translate(None, _WHITESPACE)
+        return None
+    indents = _indents(raw, start) if second == _NEWLINE else None
+    found = _indented_pattern(width, *indents).match(raw, start) if indents is not None else None
+    return None if found is None else (found.end(), raw[start : found.end()].translate(None, _WHITESPACE))

@@ -25,6 +25,7 @@ from pytest_otel_overhead.formatting import finite_or_none
 from pytest_otel_overhead.units import Budget, SettingsError
 from pytest_otel_overhead.wire.checks import (
     LARGEST_COUNT,
+    MAX_TEXT_CHARS,
     Malformed,
     describe,
     read_amount,
@@ -318,8 +319,11 @@ def _recurring(read: Reader) -> Reader:
     """``read``, once per distinct value: the value's ``repr`` (decoded JSON: equal texts, equal values) finds
     what it read before. A few hundred kept; a value that fails to read is read, and fails, again."""
     done: dict[str, Any] = {}
+    last: list[Any] = [_MISSING, None]  # the value read last (kept alive here) and its record
 
     def recurring(value: Any) -> Any:
+        if value is last[0]:  # the one object a decoder shared among the tests (``wire.scan``)
+            return last[1]
         key = repr(value)
         found = done.get(key, _MISSING)
         if found is _MISSING:
@@ -327,6 +331,7 @@ def _recurring(read: Reader) -> Reader:
             if len(done) >= _RECURRING_KEPT:
                 done.clear()
             done[key] = found
+        last[:] = value, found
         return found
 
     return recurring
@@ -358,6 +363,27 @@ class _Step:
     """A ``null`` reads as ``None`` (the field's type has it, and no reader of its own decides)."""
     null_keeps_default: bool = False
     """A ``null`` where the field's type has no ``None`` (and no number) keeps the default."""
+    as_is: str | None = None
+    """A condition on ``raw`` under which the reader would return it unchanged (Python source), when known."""
+    default: Any = None
+    """The field's default value, or its default factory (``factory``)."""
+    factory: bool = False
+
+
+# When each plain reader returns its value unchanged: the readers' own checks, for the values that pass them.
+_RETURNED_AS_IS: dict[Any, str] = {
+    read_count: f"type(raw) is int and 0 <= raw <= {LARGEST_COUNT}",
+    read_text: f"type(raw) is str and len(raw) <= {MAX_TEXT_CHARS} and raw.isascii()",
+    read_flag: "type(raw) is bool",
+}
+
+
+def _as_is(read: Reader, hint: Any, spec: Form) -> str | None:
+    if read in _RETURNED_AS_IS:
+        return _RETURNED_AS_IS[read]
+    if _without_none(hint) is float and spec.read is None and not spec.recurs and spec.keyed_by is None:
+        return "type(raw) is float and raw - raw == 0.0" + (" and raw >= 0.0" if spec.amount else "")  # finite
+    return None
 
 
 def _step(field: dataclasses.Field[Any], hints: Mapping[str, Any]) -> _Step | None:
@@ -369,36 +395,89 @@ def _step(field: dataclasses.Field[Any], hints: Mapping[str, Any]) -> _Step | No
     hint = hints[field.name]
     default = _has_default(field)
     per = spec.per if spec.read is None else None
+    read = _never if per is not None else _field_reader(hint, spec)
     return _Step(
         name=field.name,
         key=spec.key_of(field.name),
-        read=_never if per is not None else _field_reader(hint, spec),
+        read=read,
         per=per,
         read_per=_per_reader(hint) if per is not None else None,
         has_default=default,
         required=spec.required if spec.required is not None else not default,
         nullable=spec.read is None and per is None and _accepts_none(hint),
         null_keeps_default=default and not _accepts_none(hint) and hint is not float and spec.read is None,
+        as_is=_as_is(read, hint, spec) if per is None else None,
+        default=field.default if field.default_factory is dataclasses.MISSING else field.default_factory,
+        factory=field.default_factory is not dataclasses.MISSING,
     )
 
 
-_Planned = tuple[str, str, Reader, Any, "str | None", "Callable[[Any, int], Any] | None", bool, bool, bool, bool]
-_PLANS: dict[Any, tuple[_Planned, ...]] = {}
+def _step_source(index: int, step: _Step, defaults: bool) -> str:
+    """The lines reading one field into ``values``: what a loop over the steps did for it, written out for its form;
+    with ``defaults``, an absent field's default too."""
+    name, key = repr(step.name), repr(step.key)
+    if step.inline is not None:
+        return f"    values[{name}] = from_document(inline{index}, data)\n"
+    value = f"read{index}(raw)"
+    if step.per is not None:
+        value = f"read_per{index}(raw, values[{step.per!r}])"
+    elif step.as_is is not None:
+        value = f"raw if {step.as_is} else {value}"
+    if step.nullable:
+        value = f"None if raw is None else {value}"
+    if step.has_default:
+        kept = " and raw is not None" if step.null_keeps_default else ""
+        head = f"    raw = get({key}, MISSING)\n    if raw is not MISSING{kept}:\n"
+    elif step.required:
+        head = f"    raw = get({key}, MISSING)\n    if raw is MISSING:\n        raise Malformed('missing', ({key},))\n"
+        head += "    if True:\n"
+    else:
+        head = f"    raw = get({key})\n    if True:\n"
+    source = (
+        f"{head}        try:\n            values[{name}] = {value}\n"
+        f"        except Malformed as error:\n            raise error.within({key}) from None\n"
+    )
+    if defaults and step.has_default:
+        source += f"    else:\n        values[{name}] = default{index}{'()' if step.factory else ''}\n"
+    return source
 
 
-def _plan(kind: Any) -> tuple[_Planned, ...]:
-    """How each field of ``kind`` is read, decided once per record type: each step's attributes as a plain
-    tuple, unpacked at once (a merged run reads a million fields, and looking each attribute up took a third)."""
-    plan = _PLANS.get(kind)
-    if plan is None:
-        hints = type_hints(kind)
-        steps = [step for step in (_step(field, hints) for field in dataclasses.fields(kind)) if step is not None]
-        plan = _PLANS[kind] = tuple(
-            (s.name, s.key, s.read, s.inline, s.per, s.read_per, s.has_default, s.required, s.nullable,
-             s.null_keeps_default)
-            for s in steps
-        )  # fmt: skip
-    return plan
+def _made_by_fields(kind: Any) -> bool:
+    """Whether a record of ``kind`` is what its dataclass ``__init__`` makes of its fields and nothing else: each
+    field set, in order, to its value or default (no ``__post_init__``, no field outside ``__init__``, no slots)."""
+    made = getattr(getattr(kind.__dict__.get("__init__"), "__code__", None), "co_filename", None) == "<string>"
+    plain = not hasattr(kind, "__post_init__") and "__slots__" not in kind.__dict__
+    return made and plain and all(field.init for field in dataclasses.fields(kind))
+
+
+_READERS: dict[Any, Callable[[Any], Any]] = {}
+
+
+def _compiled(kind: Any) -> Callable[[Any], Any]:
+    """The reader of ``kind``'s documents, made once per record type: each field's reading written out as Python
+    and compiled, with the checks of plain fields inline (a merged run reads a million fields, and a loop that
+    looked up each field's plan took most of the reading)."""
+    hints = type_hints(kind)
+    steps = [step for step in (_step(field, hints) for field in dataclasses.fields(kind)) if step is not None]
+    names: dict[str, Any] = {"kind": kind, "read_object": read_object, "Malformed": Malformed, "MISSING": _MISSING}
+    names["from_document"] = from_document
+    source = "def read(value):\n    data = value if type(value) is dict else read_object(value)\n"
+    source += "    get = data.get\n    values = {}\n"
+    # Made as its __init__ makes it, without the call: a frozen record's __init__ sets each field through
+    # object.__setattr__, and took a sixth of a merge's reading.
+    direct = _made_by_fields(kind)
+    names["new"] = object.__new__
+    for index, step in enumerate(steps):
+        names.update({f"read{index}": step.read, f"read_per{index}": step.read_per, f"inline{index}": step.inline})
+        names[f"default{index}"] = step.default
+        source += _step_source(index, step, direct)
+    if direct:
+        source += "    record = new(kind)\n    record.__dict__.update(values)\n    return record\n"
+    else:
+        source += "    return kind(**values)\n"
+    exec(compile(source, f"<reader of {kind.__qualname__}>", "exec"), names)
+    reader: Callable[[Any], Any] = names["read"]
+    return reader
 
 
 def from_document(kind: type[T], value: Any) -> T:
@@ -407,29 +486,8 @@ def from_document(kind: type[T], value: Any) -> T:
     An absent field keeps its default (documents of older versions hold fewer fields); so does a
     ``null`` where the field's type has no ``None`` (and no number, which reads it as NaN).
     """
-    data = read_object(value)
-    values: dict[str, Any] = {}
-    get = data.get
-    for name, key, read, inline, per, read_per, has_default, required, nullable, null_keeps_default in _plan(kind):
-        if inline is not None:
-            values[name] = from_document(inline, data)
-            continue
-        raw = get(key, _MISSING)
-        if raw is _MISSING:
-            if has_default:
-                continue
-            if required:
-                raise Malformed("missing", (key,))
-            raw = None
-        elif raw is None and null_keeps_default:
-            continue
-        try:
-            if raw is None and nullable:
-                values[name] = None
-            elif read_per is None:
-                values[name] = read(raw)
-            else:
-                values[name] = read_per(raw, values[per])  # type: ignore[index]
-        except Malformed as error:
-            raise error.within(key) from None
-    return kind(**values)
+    reader = _READERS.get(kind)
+    if reader is None:
+        reader = _READERS[kind] = _compiled(kind)
+    record: T = reader(value)
+    return record
