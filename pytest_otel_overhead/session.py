@@ -127,8 +127,7 @@ class OverheadSession:
         """Tests that were to be measured and were not (``plugins/unmeasured.py``), settled at the session's end."""
         self.json_written: Path | None = None
         self.still_open: OpenGate | None = None
-        """Another gate on a result that it leaves open (a comparison with a saved run, a run being saved), set by
-        the integration that makes it; processes are added for it as for an undecided budget."""
+        """Another gate on the test's results (``engine.OpenGate``), set by the integration that makes it."""
         self.verbose = verbosity(config) >= 1
         # sweep / tune / explain, when asked for; it measures as `measure_ungated` does
         self.advisor: Advice | None = advice(self.measure_ungated) if advice is not None else None

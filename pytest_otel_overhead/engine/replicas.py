@@ -141,12 +141,15 @@ def add_processes(
     """Fresh processes after ``first`` (this process's measurement), where the between-process term alone
     kept a budget open, or ``still_open`` says another gate on the result wants more: each runs timed
     pairs for ``ADDED_SHARE_S``, and after each the processes are pooled and decided (at ``ADDED_LOOKS``),
-    until decided with no gate left open, ``MAX_PROCESSES`` or ``max_time``."""
+    until decided with no gate left open, ``MAX_PROCESSES`` or ``max_time``. ``first`` as it is when
+    nothing holds it open."""
+    why = _HELD_OPEN if first.stop_reason is StopReason.PROCESS_TERM else _open(still_open, first)
+    if why is None:
+        return first
     _refuse_nesting(label, "processes=auto")
     say = progress or (lambda message: None)
     plan = LookPlan(fractions=tuple(k / MAX_PROCESSES for k in ADDED_LOOKS))
     left = settings.max_time - first.duration_s
-    why = _HELD_OPEN if first.stop_reason is StopReason.PROCESS_TERM else _open(still_open, first)
     with children_workspace() as tmp:
         runner = _Processes(item, settings, label, tmp, planned=MAX_PROCESSES, timed_only=True, time_left=left)
         runner.keep(first, _own_replica(first))

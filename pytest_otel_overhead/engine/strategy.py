@@ -21,7 +21,7 @@ from pytest_otel_overhead.engine.replica_child import ReplicaChild
 from pytest_otel_overhead.engine.replicas import OpenGate, add_processes, measure_replicated
 from pytest_otel_overhead.engine.runner import Share, measure
 from pytest_otel_overhead.otel.routing import ArmRouter
-from pytest_otel_overhead.results import StopReason, TestResult
+from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.settings.records import MeasureSettings, Mode
 
 __all__ = [
@@ -80,8 +80,6 @@ class OneProcess:
             asked.workload, settings, asked.router, nodeid=asked.label, progress=asked.progress, share=share
         )
         still_open = asked.still_open if share.adds_processes else None
-        if first.stop_reason is not StopReason.PROCESS_TERM and (still_open is None or still_open(first) is None):
-            return first
         return add_processes(
             asked.item, settings, first, label=asked.label, progress=asked.progress, still_open=still_open
         )
