@@ -11,6 +11,7 @@ that fill them. It brings in the measuring machinery (engine, OpenTelemetry SDK,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import os
 import sys
@@ -128,6 +129,8 @@ class OverheadSession:
         self.json_written: Path | None = None
         self.still_open: OpenGate | None = None
         """Another gate on the test's results (``engine.OpenGate``), set by the integration that makes it."""
+        self.min_processes = 1
+        """Processes that gate wants for each test whatever the first shows (a saved run's minimum)."""
         self.verbose = verbosity(config) >= 1
         # sweep / tune / explain, when asked for; it measures as `measure_ungated` does
         self.advisor: Advice | None = advice(self.measure_ungated) if advice is not None else None
@@ -198,17 +201,15 @@ class OverheadSession:
         self, item: pytest.Item, settings: MeasureSettings, workload: Callable[[], Any], label: str
     ) -> TestResult:
         """One measurement, neither kept nor gated: what the advice modes make."""
-        return self._measure(item, settings, workload, label, None)
+        return self._measure(item, settings, workload, label, gated=False)
 
     def _measure(
-        self,
-        item: pytest.Item,
-        settings: MeasureSettings,
-        workload: Callable[[], Any],
-        label: str,
-        still_open: OpenGate | None,
+        self, item: pytest.Item, settings: MeasureSettings, workload: Callable[[], Any], label: str, *, gated: bool
     ) -> TestResult:
-        asked = Measurement(item, settings, workload, label, self.router, self._progress(item), still_open)
+        """Measure ``workload``; a ``gated`` measurement is held open by this session's other gates."""
+        asked = Measurement(item, settings, workload, label, self.router, self._progress(item))
+        if gated:
+            asked = dataclasses.replace(asked, still_open=self.still_open, min_processes=self.min_processes)
         return self.strategies.measure(asked)
 
     def _progress(self, item: pytest.Item) -> Callable[[str], None] | None:
@@ -253,8 +254,8 @@ class OverheadSession:
             assert last is not None  # both modes measure at least once
             return last
         try:
-            # The test's own measurement: what this session saves and compares (``still_open``).
-            result = with_telemetry_outcome(self._measure(item, settings, workload, label, self.still_open))
+            # The test's own measurement: what this session saves and compares (``gated``).
+            result = with_telemetry_outcome(self._measure(item, settings, workload, label, gated=True))
         except MeasurementStopped as stopped:
             problem = str(stopped)
         except RepetitionFailed as failed:

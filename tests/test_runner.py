@@ -248,7 +248,13 @@ class Simulation:
     effect_absolute: float = 0.0
     tracemalloc_slowdown: float = 1.0
 
-    def run(self, settings: MeasureSettings, *, progress: Callable[[str], None] | None = None) -> TestResult:
+    def run(
+        self,
+        settings: MeasureSettings,
+        *,
+        progress: Callable[[str], None] | None = None,
+        share: runner.Share | None = None,
+    ) -> TestResult:
         clock = VirtualClock()
         fake_time = types.SimpleNamespace(perf_counter=clock.read, process_time=clock.read)
         router = ArmRouter()
@@ -274,7 +280,9 @@ class Simulation:
             # intervals, and the verdicts would depend on what else runs beside the suite.
             patch.setattr(surroundings, "was_busy", lambda start, end: False)
             patch.setattr(surroundings, "busy_note", lambda start, end: None)
-            result = runner.measure(workload, settings, router, rng=random.Random(self.seed), progress=progress)
+            result = runner.measure(
+                workload, settings, router, rng=random.Random(self.seed), progress=progress, share=share
+            )
         assert router.idle
         return result
 
@@ -423,6 +431,15 @@ def test_simulated_run_keeps_to_max_time_when_tracemalloc_slows_the_workload_twe
     result = undecidable_run(tracemalloc_slowdown=20.0)
     assert result.stop_reason is StopReason.MAX_TIME
     assert result.duration_s <= 3.0 * 1.05
+
+
+def test_simulated_run_ends_early_by_the_time_kept_back_for_processes_after_it() -> None:
+    settings = settings_for(budget="5%", max_time=6)
+    whole = Simulation(effect=0.05, sigma=0.02, seed=3, cost=0.001).run(settings)
+    early = Simulation(effect=0.05, sigma=0.02, seed=3, cost=0.001).run(settings, share=runner.Share(keep_back_s=2.5))
+    assert whole.stop_reason is early.stop_reason is StopReason.MAX_TIME
+    assert whole.duration_s > 6 - 2.5 >= early.duration_s
+    assert whole.duration_s - early.duration_s == pytest.approx(2.5, abs=0.1)
 
 
 def test_simulated_heap_budget_catches_memory_the_instrumented_arm_allocates() -> None:

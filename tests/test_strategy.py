@@ -12,7 +12,10 @@ from typing import Any
 import pytest
 from conftest import build_result
 
-from pytest_otel_overhead.engine.strategy import Measurement, ReplicaShare, Strategies, TimeMode
+from pytest_otel_overhead.engine import strategy
+from pytest_otel_overhead.engine.replicas import ADDED_SHARE_S, STARTUP_GUESS_S, kept_back_s
+from pytest_otel_overhead.engine.runner import Share
+from pytest_otel_overhead.engine.strategy import Measurement, OneProcess, ReplicaShare, Strategies, TimeMode
 from pytest_otel_overhead.instructions.strategy import CountedInstructions
 from pytest_otel_overhead.instructions.valgrind import ValgrindUnavailable
 from pytest_otel_overhead.results import StopReason, TestResult
@@ -72,6 +75,39 @@ def test_time_mode_measures_here_or_over_processes_while_holding_the_host() -> N
     time_mode.measure(measurement(processes=1))
     time_mode.measure(measurement(processes=3))
     assert log == ["alone", "measure here t.py::t", "shared", "alone", "measure processes t.py::t", "shared"]
+
+
+def _first_share(monkeypatch: pytest.MonkeyPatch, asked: Measurement) -> Share:
+    """The share the first process of ``asked`` measures with, in this process."""
+    shares: list[Share] = []
+
+    def first(*args: object, share: Share, **kwargs: object) -> TestResult:
+        shares.append(share)
+        return build_result(asked.label)
+
+    monkeypatch.setattr(strategy, "measure", first)
+    monkeypatch.setattr(strategy, "add_processes", lambda item, settings, result, **kwargs: result)
+    OneProcess().measure(asked)
+    (share,) = shares
+    return share
+
+
+def test_the_first_process_keeps_back_time_for_the_processes_a_gate_wants_after_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A saved run's three processes: two more after the first, each a share of timed pairs and a start-up.
+    share = _first_share(monkeypatch, dataclasses.replace(measurement(max_time=30.0), min_processes=3))
+    assert share.adds_processes
+    assert share.keep_back_s == pytest.approx(2 * (ADDED_SHARE_S + STARTUP_GUESS_S))
+    # Nothing wanted after it, or a fixed single process: the first has all of max_time.
+    assert _first_share(monkeypatch, measurement(max_time=30.0)).keep_back_s == 0
+    fixed = dataclasses.replace(measurement(max_time=30.0, processes=1), min_processes=3)
+    assert _first_share(monkeypatch, fixed).keep_back_s == 0
+
+
+def test_at_most_half_of_max_time_is_kept_back() -> None:
+    assert kept_back_s(MeasureSettings(max_time=6.0), 8) == 3.0
+    assert kept_back_s(MeasureSettings(max_time=60.0), 1) == 0.0
 
 
 def test_a_replica_measures_its_share_whatever_the_mode() -> None:

@@ -64,6 +64,7 @@ __all__ = [
     "STARTUP_GUESS_S",
     "OpenGate",
     "add_processes",
+    "kept_back_s",
     "measure_replicated",
 ]
 
@@ -172,6 +173,14 @@ def add_processes(
             stop_reason = StopReason.ALL_PROCESSES
     metrics = _timed_metrics(settings, runner.results, plan)
     return _with_first(_result(runner, metrics, len(ADDED_LOOKS), stop_reason), first, runner)
+
+
+def kept_back_s(settings: MeasureSettings, processes: int) -> float:
+    """What the first process leaves of ``max_time`` to the ``processes - 1`` that a gate wants after it
+    whatever it shows (a saved run's minimum), at most half: a first process that ran to ``max_time``
+    undecided left no time for them, and the run was saved over one process after all."""
+    wanted = max(processes - 1, 0) * (ADDED_SHARE_S + STARTUP_GUESS_S)
+    return min(wanted, settings.max_time / 2)
 
 
 def _open(still_open: OpenGate | None, result: TestResult) -> str | None:

@@ -109,7 +109,7 @@ def measure(
                     plan,
                     collect,
                     started,
-                    started + settings.max_time,
+                    started + settings.max_time - share.keep_back_s,
                     nodeid,
                     say,
                     between=_between(settings, share, plan, around),
@@ -156,6 +156,9 @@ class Share:
     adds_processes: bool = False
     """Whether fresh processes follow when the term alone keeps a budget open: the timed pairs stop then."""
     timed_only: bool = False
+    keep_back_s: float = 0.0
+    """Seconds of ``max_time`` left to the processes known to follow this one (``replicas.kept_back_s``):
+    its phases end that much sooner."""
 
 
 def _between(

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import pytest
 
 from pytest_otel_overhead.engine.replica_child import ReplicaChild
-from pytest_otel_overhead.engine.replicas import OpenGate, add_processes, measure_replicated
+from pytest_otel_overhead.engine.replicas import OpenGate, add_processes, kept_back_s, measure_replicated
 from pytest_otel_overhead.engine.runner import Share, measure
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import TestResult
@@ -53,6 +53,9 @@ class Measurement:
     """Where progress lines go while it measures (the terminal, past capturing), or nowhere."""
     still_open: OpenGate | None = None
     """Another gate on the result that it leaves open (:data:`OpenGate`)."""
+    min_processes: int = 1
+    """Processes that gate wants whatever the first one shows: with ``processes`` auto, the first keeps
+    back time for the others (:func:`.replicas.kept_back_s`)."""
 
 
 class MeasuringStrategy(Protocol):
@@ -75,7 +78,8 @@ class OneProcess:
 
     def measure(self, asked: Measurement) -> TestResult:
         settings = asked.settings
-        share = Share(adds_processes=settings.processes is None)
+        adds = settings.processes is None
+        share = Share(adds_processes=adds, keep_back_s=kept_back_s(settings, asked.min_processes) if adds else 0.0)
         first = measure(
             asked.workload, settings, asked.router, nodeid=asked.label, progress=asked.progress, share=share
         )

@@ -385,6 +385,7 @@ def tracking_plugin(config: pytest.Config, session: OverheadSession, options: Se
         plugin.warnings.append(note)
     if plugin.min_processes > 1 or (baseline is not None and criteria):
         session.still_open = plugin.still_open
+        session.min_processes = plugin.min_processes
     if baseline is not None:
         here = RunRecord((), environment(), now_iso(), machine=machine_info())
         plugin.differences = tuple(environment_differences(baseline, here))
