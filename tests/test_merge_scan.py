@@ -78,6 +78,38 @@ def test_a_table_matched_where_it_starts_is_one_the_general_check_takes_and_ends
     assert answered > 800  # a few of each layout
 
 
+def test_a_table_of_samples_edited_anywhere_is_taken_only_as_rows_of_finite_numbers() -> None:
+    """Tables of samples below a second (checked in passes over their bytes rather than by the pattern), with a byte
+    inserted, removed or changed anywhere in them: ``rows_at`` takes one only when it is rows of four finite JSON
+    numbers, gives their compact text, and the general check takes it too; unedited, it takes every one."""
+    rng = random.Random(8)
+    alphabet = b"0123456789.,[] \n\t-eE+"
+    answered = 0
+    for trial in range(12_000):
+        rows = [[repr(round(rng.random(), rng.randint(1, 17))) for _ in range(4)] for _ in range(rng.randint(1, 4))]
+        layout = rng.choice(_LAYOUTS[:5])
+        text = _laid_out(rows, layout, rng.randint(0, 3)).encode()
+        start = text.find(b"[")
+        closing = len(text.rstrip(b"}\n\t "))
+        edits = trial % 3
+        for _ in range(edits):
+            at = rng.randrange(start + 1, closing)
+            byte = bytes([rng.choice(alphabet)])
+            put, kept = rng.choice([(byte, at), (byte, at + 1), (b"", at + 1)])  # inserted, changed or removed
+            text = text[:at] + put + text[kept:]
+        found = rows_at(text, start, 4)
+        if found is None:
+            assert edits, text  # every unedited table is rows of numbers
+            continue
+        end, compact = found
+        answered += not edits
+        values = json.loads(text[start:end])
+        assert all(len(row) == 4 for row in values), text
+        assert all(type(v) in (int, float) and math.isfinite(v) for row in values for v in row), text
+        assert json.loads(compact) == values and rows_text(text[start:end], 4) == compact, text
+    assert answered > 3_000
+
+
 def test_a_table_in_another_layout_is_left_to_the_general_check() -> None:
     tabbed = b"[\n\t[\n\t\t1.5,\n\t\t2,\n\t\t3,\n\t\t4\n\t]\n]"
     assert rows_at(tabbed, 0, 4) is None

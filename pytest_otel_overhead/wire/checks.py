@@ -339,6 +339,77 @@ def _indents(raw: bytes, start: int) -> tuple[int, int, int] | None:
     return (outer, row, item) if item > row and outer >= 0 else None
 
 
+_DIGITS = b"0123456789"
+
+
+@functools.lru_cache(maxsize=64)
+def _shape(width: int, rows: int) -> bytes:
+    """A compact table of ``rows`` rows of ``width`` numbers with the digits left out: each number is its point."""
+    row = b"[" + b",".join([b"."] * width) + b"]"
+    return b"[" + b",".join([row] * rows) + b"]"
+
+
+def _plain_rows(compact: bytes, width: int) -> bool:
+    """Whether ``compact`` is rows of ``width`` numbers each ``0.`` and digits (a raw sample below a second: nearly
+    every one), in passes over the bytes in C rather than the pattern's steps, about twice as fast.
+
+    The text without its digits must be the table's shape with a point for each number; every digit left out then
+    stood between two characters of the shape. The point of each number is preceded by exactly ``0`` after the
+    bracket or comma before it (every row starts ``[0.``, after the first ``[[`` or a ``],[``; every comma in a row
+    is followed by ``0.``), and followed by at least one digit (no ``.,`` or ``.]``); the brackets at the ends and
+    between rows have nothing between them. So each number is ``0.[0-9]+``, which ``_NUMBER`` takes."""
+    if not (compact.startswith(b"[[0.") and compact.endswith(b"]]")):
+        return False
+    shape = compact.translate(None, _DIGITS)
+    rows, rest = divmod(len(shape) - 1, 2 * width + 2)
+    return (
+        rest == 0
+        and shape == _shape(width, rows)
+        and compact.count(b"],[0.") == rows - 1
+        and compact.count(b",0.") == (width - 1) * rows
+        and b".," not in compact
+        and b".]" not in compact
+    )
+
+
+def _indented(compact: bytes, outer: int, row: int, item: int) -> bytes:
+    """A compact table laid out as ``json.dumps(..., indent=...)`` lays it out (``_indented_pattern``'s layout)."""
+    number = b"\n" + b" " * item
+    rows_apart = b"\n" + b" " * row + b"],\n" + b" " * row + b"[" + number
+    body = compact[2:-2].replace(b",", b"," + number).replace(b"],%s[" % number, rows_apart)
+    return b"".join((b"[\n", b" " * row, b"[", number, body, b"\n", b" " * row, b"]\n", b" " * outer, b"]"))
+
+
+def _plain_at(raw: bytes, start: int, width: int, indents: tuple[int, int, int] | None) -> tuple[int, bytes] | None:
+    """``rows_at``'s answer for a table of plain numbers (``_plain_rows``) in one of its layouts, ``None`` when not
+    such a table: it then goes to the layout's pattern. The table ends at the close of its layout's last row and of
+    the table (``]]`` compact), looked for back from the next string (a table holds none, and a valid one holds that
+    close only at its end), and is checked as its compact text and, when laid out with whitespace, as equal to that
+    text laid out so: whitespace nowhere else, in no number."""
+    limit = raw.find(b'"', start)
+    limit = len(raw) if limit < 0 else limit
+    if indents is None:
+        spaced = raw.find(b", ", start, min(start + 64, limit)) >= 0
+        end = raw.rfind(b"]]", start, limit)
+        if end < 0:
+            return None
+        table = raw[start : end + 2]
+        compact = table.replace(b", ", b",") if spaced else table
+        if spaced and compact.replace(b",", b", ") != table:
+            return None
+        return (end + 2, compact) if _plain_rows(compact, width) else None
+    outer, row, _ = indents
+    close = b"\n" + b" " * row + b"]\n" + b" " * outer + b"]"
+    end = raw.rfind(close, start, limit)
+    if end < 0:
+        return None
+    table = raw[start : end + len(close)]
+    compact = table.translate(None, _WHITESPACE)
+    if not _plain_rows(compact, width) or _indented(compact, *indents) != table:
+        return None
+    return end + len(close), compact
+
+
 def rows_at(raw: bytes, start: int, width: int) -> tuple[int, bytes] | None:
     """The rows of ``width`` numbers at ``start`` in ``raw``, checked as ``rows_text`` checks them, when they stand
     in a layout ``json.dumps`` writes: compact (as a saved run holds them), its default (a space after each comma)
@@ -346,9 +417,15 @@ def rows_at(raw: bytes, start: int, width: int) -> tuple[int, bytes] | None:
     ``]`` followed, past whitespace, by another) and its compact text (``raw``'s own bytes when compact);
     ``None`` when they are not rows in one of those layouts, and ``rows_text`` then decides.
 
-    Each layout has a pattern of its own, matched where the table starts: no search for its end, and in an
-    indented table no pass to drop the whitespace before the check and none to count its tokens after."""
+    A table of plain numbers (``_plain_rows``: nearly every one) is checked in passes over its bytes; any other
+    by its layout's pattern, matched where the table starts: no search for its end, and in an indented table no
+    pass to drop the whitespace before the check and none to count its tokens after."""
     second = raw[start + 1 : start + 2]
+    indents = _indents(raw, start) if second == _NEWLINE else None
+    if second == b"[" or indents is not None:
+        plain = _plain_at(raw, start, width, indents)
+        if plain is not None:
+            return plain
     if second == b"[":
         found = _rows_pattern(width).match(raw, start)
         if found is not None:
@@ -357,6 +434,5 @@ def rows_at(raw: bytes, start: int, width: int) -> tuple[int, bytes] | None:
         if found is not None:
             return found.end(), raw[start : found.end()].translate(None, _WHITESPACE)
         return None
-    indents = _indents(raw, start) if second == _NEWLINE else None
     found = _indented_pattern(width, *indents).match(raw, start) if indents is not None else None
     return None if found is None else (found.end(), raw[start : found.end()].translate(None, _WHITESPACE))
