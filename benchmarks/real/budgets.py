@@ -104,6 +104,12 @@ def unique_references(records: Iterable[Record]) -> list[Record]:
     return list(found.values())
 
 
+def without_copied_references(records: Sequence[Record]) -> list[Record]:
+    """``records`` with each reference process once, however many of the files given hold a copy of it."""
+    unique = {id(r) for r in unique_references(records)}
+    return [r for r in records if r.get("type") not in REFERENCE_KINDS or id(r) in unique]
+
+
 def engine_reference(records: Sequence[Record], workload: str) -> tuple[str, Reference] | None:
     """The reference of ``workload`` in the engine's regime: frozen heap before plain, the quiet machine's
     before a busy one's; with its kind. None when no record has one."""

@@ -31,7 +31,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
-from benchmarks.real.budgets import OffsetScale, placed_budgets, referenced_workloads, unique_references
+from benchmarks.real.budgets import (
+    OffsetScale,
+    placed_budgets,
+    referenced_workloads,
+    unique_references,
+    without_copied_references,
+)
 from benchmarks.real.near_report import format_near
 from benchmarks.real.plan import (
     EXTRA_SPANS,
@@ -417,7 +423,7 @@ def compare_again(plan: Plan, store: Path, out: Path, argv: Sequence[str]) -> No
 def report_of(paths: Sequence[Path], markdown: bool, logs: Path | None = None) -> str:
     """The report of results files: the run at one budget, then the near-budget cells, then a regression
     campaign, if any (``logs``: its kept session output)."""
-    records = read_records(paths)
+    records = without_copied_references(read_records(paths))
     if logs is not None:
         records = with_session_logs(records, logs)
     table = any(r.get("type") in AT_ONE_BUDGET for r in plain_budget(records))

@@ -479,6 +479,10 @@ def test_references_copied_from_file_to_file_count_once() -> None:
     assert len(budgets.unique_references([*records, *copies, {"type": "plugin", "workload": "flask"}])) == 3
     found = budgets.engine_reference([*records, *copies], "flask")
     assert found is not None and found[1].processes == 3
+    # The table at one budget too: a report over both files keeps the plugin's records and one of each process.
+    plugin = {"type": "plugin", "workload": "flask"}
+    kept = budgets.without_copied_references([*records, plugin, *copies])
+    assert kept == [*records, plugin]
 
 
 def near_plan(**changes: object) -> plan.Plan:
