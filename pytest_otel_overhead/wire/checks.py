@@ -372,42 +372,23 @@ def _plain_rows(compact: bytes, width: int) -> bool:
     )
 
 
-def _indented(compact: bytes, outer: int, row: int, item: int) -> bytes:
-    """A compact table laid out as ``json.dumps(..., indent=...)`` lays it out (``_indented_pattern``'s layout)."""
-    number = b"\n" + b" " * item
-    rows_apart = b"\n" + b" " * row + b"],\n" + b" " * row + b"[" + number
-    body = compact[2:-2].replace(b",", b"," + number).replace(b"],%s[" % number, rows_apart)
-    return b"".join((b"[\n", b" " * row, b"[", number, body, b"\n", b" " * row, b"]\n", b" " * outer, b"]"))
-
-
-def _plain_at(raw: bytes, start: int, width: int, indents: tuple[int, int, int] | None) -> tuple[int, bytes] | None:
-    """``rows_at``'s answer for a table of plain numbers (``_plain_rows``) in one of its layouts, ``None`` when not
-    such a table: it then goes to the layout's pattern. The table ends at the close of its layout's last row and of
-    the table (``]]`` compact), looked for back from the next string (a table holds none, and a valid one holds that
-    close only at its end), and is checked as its compact text and, when laid out with whitespace, as equal to that
-    text laid out so: whitespace nowhere else, in no number."""
+def _plain_at(raw: bytes, start: int, width: int) -> tuple[int, bytes] | None:
+    """``rows_at``'s answer for a table of plain numbers (``_plain_rows``) laid out compact or with a space after
+    each comma, ``None`` when not such a table: it then goes to the layout's pattern. The table ends at its ``]]``,
+    looked for back from the next string (a table holds none, and a valid one holds ``]]`` only at its end).
+    Indented tables keep to their pattern: timed, the passes over their bytes and their whitespace took longer
+    than the pattern, though they executed fewer instructions."""
     limit = raw.find(b'"', start)
     limit = len(raw) if limit < 0 else limit
-    if indents is None:
-        spaced = raw.find(b", ", start, min(start + 64, limit)) >= 0
-        end = raw.rfind(b"]]", start, limit)
-        if end < 0:
-            return None
-        table = raw[start : end + 2]
-        compact = table.replace(b", ", b",") if spaced else table
-        if spaced and compact.replace(b",", b", ") != table:
-            return None
-        return (end + 2, compact) if _plain_rows(compact, width) else None
-    outer, row, _ = indents
-    close = b"\n" + b" " * row + b"]\n" + b" " * outer + b"]"
-    end = raw.rfind(close, start, limit)
+    spaced = raw.find(b", ", start, min(start + 64, limit)) >= 0
+    end = raw.rfind(b"]]", start, limit)
     if end < 0:
         return None
-    table = raw[start : end + len(close)]
-    compact = table.translate(None, _WHITESPACE)
-    if not _plain_rows(compact, width) or _indented(compact, *indents) != table:
+    table = raw[start : end + 2]
+    compact = table.replace(b", ", b",") if spaced else table
+    if spaced and compact.replace(b",", b", ") != table:
         return None
-    return end + len(close), compact
+    return (end + 2, compact) if _plain_rows(compact, width) else None
 
 
 def rows_at(raw: bytes, start: int, width: int) -> tuple[int, bytes] | None:
@@ -417,16 +398,14 @@ def rows_at(raw: bytes, start: int, width: int) -> tuple[int, bytes] | None:
     ``]`` followed, past whitespace, by another) and its compact text (``raw``'s own bytes when compact);
     ``None`` when they are not rows in one of those layouts, and ``rows_text`` then decides.
 
-    A table of plain numbers (``_plain_rows``: nearly every one) is checked in passes over its bytes; any other
-    by its layout's pattern, matched where the table starts: no search for its end, and in an indented table no
-    pass to drop the whitespace before the check and none to count its tokens after."""
+    A compact or spaced table of plain numbers (``_plain_rows``: nearly every one) is checked in passes over its
+    bytes; any other by its layout's pattern, matched where the table starts: no search for its end, and in an
+    indented table no pass to drop the whitespace before the check and none to count its tokens after."""
     second = raw[start + 1 : start + 2]
-    indents = _indents(raw, start) if second == _NEWLINE else None
-    if second == b"[" or indents is not None:
-        plain = _plain_at(raw, start, width, indents)
+    if second == b"[":
+        plain = _plain_at(raw, start, width)
         if plain is not None:
             return plain
-    if second == b"[":
         found = _rows_pattern(width).match(raw, start)
         if found is not None:
             return found.end(), raw[start : found.end()]
@@ -434,5 +413,6 @@ def rows_at(raw: bytes, start: int, width: int) -> tuple[int, bytes] | None:
         if found is not None:
             return found.end(), raw[start : found.end()].translate(None, _WHITESPACE)
         return None
+    indents = _indents(raw, start) if second == _NEWLINE else None
     found = _indented_pattern(width, *indents).match(raw, start) if indents is not None else None
     return None if found is None else (found.end(), raw[start : found.end()].translate(None, _WHITESPACE))
