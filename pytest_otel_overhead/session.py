@@ -11,7 +11,6 @@ that fill them. It brings in the measuring machinery (engine, OpenTelemetry SDK,
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import inspect
 import os
 import sys
@@ -207,9 +206,8 @@ class OverheadSession:
         self, item: pytest.Item, settings: MeasureSettings, workload: Callable[[], Any], label: str, *, gated: bool
     ) -> TestResult:
         """Measure ``workload``; a ``gated`` measurement is held open by this session's other gates."""
-        asked = Measurement(item, settings, workload, label, self.router, self._progress(item))
-        if gated:
-            asked = dataclasses.replace(asked, still_open=self.still_open, min_processes=self.min_processes)
+        still_open, least = (self.still_open, self.min_processes) if gated else (None, 1)
+        asked = Measurement(item, settings, workload, label, self.router, self._progress(item), still_open, least)
         return self.strategies.measure(asked)
 
     def _progress(self, item: pytest.Item) -> Callable[[str], None] | None:

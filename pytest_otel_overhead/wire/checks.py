@@ -351,7 +351,7 @@ def _shape(width: int, rows: int) -> bytes:
 
 def _plain_rows(compact: bytes, width: int) -> bool:
     """Whether ``compact`` is rows of ``width`` numbers each ``0.`` and digits (a raw sample below a second: nearly
-    every one), in passes over the bytes in C rather than the pattern's steps, about twice as fast.
+    every one), in passes over the bytes in C: fewer instructions than the pattern's steps.
 
     The text without its digits must be the table's shape with a point for each number; every digit left out then
     stood between two characters of the shape. The point of each number is preceded by exactly ``0`` after the
