@@ -7,10 +7,19 @@ import math
 import random
 from typing import Any
 
+import pytest
 from conftest import build_result
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pytest_otel_overhead.history.compare import compare_runs, comparison_lines, parse_criteria
-from pytest_otel_overhead.history.machines import MACHINE_SPREAD, machine_differences, machine_term
+from pytest_otel_overhead.history.machines import (
+    MACHINE_SPREAD,
+    SPEED_DIFFERENCE,
+    machine_differences,
+    machine_term,
+    speed_spread,
+)
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.instructions.cycles import CYCLE_MODEL
 from pytest_otel_overhead.results import TestResult
@@ -103,3 +112,49 @@ def test_counts_compare_as_equals_across_machines() -> None:
         assert metric.problem is None
         assert metric.machine_term == 0.0 and metric.shift == alike.shift
         assert metric.verdict is alike.verdict is Verdict.FAIL
+
+
+def _at_speed(result: TestResult, per_call: float) -> TestResult:
+    """``result`` as if its baseline arm took ``per_call`` seconds per call (its samples scaled alike)."""
+    scale = per_call / 1e-3
+    metrics = tuple(dataclasses.replace(m, baseline=per_call, instrumented=per_call * 1.05) for m in result.metrics)
+    samples = tuple(tuple(value * scale for value in row) for row in result.samples)
+    return dataclasses.replace(result, metrics=metrics, samples=samples)
+
+
+def test_a_test_whose_baseline_ran_at_another_speed_widens_by_the_speed_term() -> None:
+    # On one runner the manual span read +5.8% in one run and +10.2% in the next, whose baseline arm
+    # took twice as long per call: on unchanged code, a false REGRESSED without this term.
+    before, after = _at_speed(_result(0.02, 1), 1e-3), _result(0.07, 2)
+    criteria = parse_criteria("cpu:+1pp", "test")
+    same = compare_runs(_run(before), _run(_at_speed(after, 1.1e-3)), criteria).tests[0].metrics[0]
+    twice = compare_runs(_run(before), _run(_at_speed(after, 2e-3)), criteria).tests[0].metrics[0]
+    thrice = compare_runs(_run(before), _run(_at_speed(after, 3e-3)), criteria)
+    cpu = thrice.tests[0].metrics[0]
+    assert same.verdict is Verdict.FAIL and same.machine_term == 0.0 and same.speed is None
+    assert twice.machine_term > 0 and twice.speed == pytest.approx(2.0)
+    assert twice.shift[0] < same.shift[0] and twice.shift[2] > same.shift[2]
+    assert cpu.verdict is Verdict.INCONCLUSIVE and cpu.machine_term > twice.machine_term
+    assert "(baseline 3.00× as long per call)" in cpu.describe()
+    assert any("UNDECIDED (the machines differ) cpu:+1pp" in line for line in comparison_lines(thrice))
+    assert thrice.machine == ()  # the machines as a whole are alike: the term is this test's own
+
+
+@given(
+    ratio=st.floats(min_value=0.05, max_value=20),
+    statistic=st.floats(min_value=-3, max_value=3),
+    larger=st.floats(min_value=0, max_value=3),
+)
+def test_the_speed_term_is_symmetric_zero_near_one_and_grows_with_both(
+    ratio: float, statistic: float, larger: float
+) -> None:
+    spread = speed_spread(ratio, statistic)
+    assert spread == pytest.approx(speed_spread(1 / ratio, -statistic))
+    if max(ratio, 1 / ratio) < SPEED_DIFFERENCE:
+        assert spread == 0.0
+    else:
+        assert spread > 0
+        assert speed_spread(ratio, abs(statistic) + larger) >= spread
+        farther = ratio * 1.5 if ratio >= 1 else ratio / 1.5
+        assert speed_spread(farther, statistic) > spread
+    assert speed_spread(None, statistic) == 0.0

@@ -27,8 +27,10 @@ incomparable. Between runs:
   per process beyond the first);
 * when the runs were measured on machines that differ (CPU model, Python build, load:
   ``history.machines``), a time metric's ``δ`` is widened the same way by ``z × MACHINE_SPREAD`` (``z`` normal here)
-  (in quadrature with the processes' term); counts (``shift.COUNTED_METRICS``: estimated cycles, instructions)
-  compare as equals, and estimated cycles only between runs that weighed them with the same cycle model;
+  (in quadrature with the processes' term); so it is, test by test, when the test's baseline arm ran at
+  another speed per call in the two runs (``machines.speed_spread``: one runner at two speeds); counts
+  (``shift.COUNTED_METRICS``: estimated cycles, instructions) compare as equals, and estimated cycles
+  only between runs that weighed them with the same cycle model;
 * both intervals are taken at ``1 - (1 - confidence) / 2`` (Bonferroni), so the box
   ``a × δ`` holds the true pair with at least ``confidence``;
 * the change in percentage points is ``exp(a) * (exp(δ) - 1)``, the relative change of the
@@ -63,7 +65,7 @@ from pytest_otel_overhead.formatting import (
 )
 from pytest_otel_overhead.history.compare_lines import comparison_lines, describe_run, regression_message
 from pytest_otel_overhead.history.criteria import COMPARED_METRICS, Criterion, idle_message, parse_criteria
-from pytest_otel_overhead.history.machines import machine_differences, machine_term
+from pytest_otel_overhead.history.machines import machine_differences, machine_term, speed_ratio, speed_spread
 from pytest_otel_overhead.history.shift import (
     COUNTED_METRICS,
     kept,
@@ -122,6 +124,8 @@ class MetricChange:
     NaN and unbounded, and every criterion on the metric is undecided."""
     machine_term: float = 0.0
     """The half-width the machines' difference added to ``shift`` (log ratio, at its confidence); 0 when none."""
+    speed: float | None = None
+    """How many times as long per call the later run's baseline arm took, when that counted in ``machine_term``."""
 
     @property
     def label(self) -> str:
@@ -146,6 +150,8 @@ class MetricChange:
             change += f", {signed_whole_percent(self.relative[1])} relative"
         if self.machine_term:
             change += f", machine term ±{signed_percent(math.expm1(self.machine_term)).lstrip('+')} included"
+            if self.speed is not None:
+                change += f" (baseline {self.speed:.2f}× as long per call)"
         return f"{self.label} {signed_percent_or_dash(self.before)} → {signed_percent_or_dash(self.after)}: {change}"
 
 
@@ -321,7 +327,9 @@ def _measured_change(
     paired = layout_shift(before, after, metric, each)
     raw_shift = paired if paired is not None else shift_interval(d_before, d_after, each)
     at = (a_est, a_est + raw_shift[1])
-    extra = offsets_half_width(before, after, metric, each, machine, at)
+    speed = speed_ratio(before, after, metric)
+    by_speed = 0.0 if metric in COUNTED_METRICS else speed_spread(speed, max(abs(at[0]), abs(at[1])))
+    extra = offsets_half_width(before, after, metric, each, math.hypot(machine, by_speed), at)
     shift = _with_process_offsets(raw_shift, extra)
     with_machine = extra - offsets_half_width(before, after, metric, each, 0.0, at)
     s_low, s_est, s_high = shift
@@ -362,6 +370,7 @@ def _measured_change(
         confidence=confidence,
         outcomes=tuple(outcomes),
         machine_term=with_machine,
+        speed=speed if by_speed > 0 else None,
     )
 
 

@@ -6,17 +6,37 @@ runs differ in their machine when their CPU models differ (for a merged run, the
 shards' models), when their Python builds differ (version, implementation, platform), or when one
 was measured under a load the other was not. Counts (instructions, estimated cycles:
 ``shift.COUNTED_METRICS``) are the same on any machine and compare as equals.
+
+One machine also runs at more than one speed. A shared runner's vCPU shares its core and caches with
+neighbours that its load average does not show, and on this project's runners the baseline arm of one
+test took twice as long per call in one run as in the run minutes before. The overhead moved with
+it, up or down depending on the workload. So each test's comparison also counts a speed term, when
+its baseline arm ran at another speed per call (``speed_spread``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pytest_otel_overhead.history.store import RunRecord
+    from pytest_otel_overhead.results.records import TestResult
 
-__all__ = ["BUSY_DIFFERENCE", "MACHINE_SPREAD", "UNKNOWN_CPU", "cpu_models", "machine_differences", "machine_term"]
+__all__ = [
+    "BUSY_DIFFERENCE",
+    "MACHINE_SPREAD",
+    "SPEED_DIFFERENCE",
+    "SPEED_SLOPE",
+    "SPEED_SPREAD",
+    "UNKNOWN_CPU",
+    "cpu_models",
+    "machine_differences",
+    "machine_term",
+    "speed_ratio",
+    "speed_spread",
+]
 
 MACHINE_SPREAD = 0.015
 """Standard deviation of the shift of ``ln(instrumented / baseline)`` between two machines, assumed.
@@ -27,6 +47,18 @@ up to 1.5 points, 0.015 in log ratio, taken as one standard deviation. No second
 hand to measure; different CPU models are assumed to move a figure no more than load does."""
 BUSY_DIFFERENCE = 0.5
 """Runs whose 1-minute load averages per CPU differ by this much were measured under different loads."""
+SPEED_DIFFERENCE = 1.25
+"""A test whose baseline arm took this many times as long per call in one run as in the other (or less
+by as much) ran at another speed. Within one speed, runs of one test differed by up to 1.28 times
+(docs/accuracy.md, *Runs at two speeds*); at that ratio the speed term is a tenth of a point."""
+SPEED_SPREAD = 0.010
+"""Standard deviation of the shift of ``ln(instrumented / baseline)`` per unit of ``|ln(speed ratio)|``,
+near zero overhead. Source: saved runs of six real workloads on one runner, 2026-12-04 and 2026-12-06
+(docs/accuracy.md, *Runs at two speeds*): the log ratio moved by +0.016 (``checkout``), +0.008 (the
+manual span), +0.002 (Flask), -0.009 (FastAPI) per unit of log speed; 0.010 is their root mean square."""
+SPEED_SLOPE = 0.05
+"""How much ``SPEED_SPREAD`` grows per unit of log ratio: ``requests`` (+24%) moved by -0.021 and
+sqlite3 (+520%, a log ratio of 1.8) by -0.095 per unit of log speed."""
 UNKNOWN_CPU = "unknown CPU"
 _BUILD = (("python", "Python"), ("implementation", "Python implementation"), ("platform", "platform"))
 
@@ -73,3 +105,22 @@ def machine_differences(before: RunRecord, after: RunRecord) -> tuple[str, ...]:
 def machine_term(before: RunRecord, after: RunRecord) -> float:
     """The machine term for time comparisons of these two runs: ``MACHINE_SPREAD`` when their machines differ."""
     return MACHINE_SPREAD if machine_differences(before, after) else 0.0
+
+
+def speed_ratio(before: TestResult, after: TestResult, metric: str) -> float | None:
+    """How many times as long per call the later run's baseline arm took for ``metric`` (CPU or wall time);
+    ``None`` when either run has no positive figure for it."""
+    b, a = before.metric(metric), after.metric(metric)
+    if b is None or a is None or not (b.baseline > 0 and a.baseline > 0):
+        return None
+    ratio = a.baseline / b.baseline
+    return ratio if math.isfinite(ratio) else None
+
+
+def speed_spread(ratio: float | None, statistic: float) -> float:
+    """The speed term: how far the log ratio may have moved between two runs whose baseline arms ran
+    ``ratio`` times as long per call, at a log ratio of ``statistic``; 0 below ``SPEED_DIFFERENCE``."""
+    if ratio is None or max(ratio, 1 / ratio) < SPEED_DIFFERENCE:
+        return 0.0
+    size = abs(statistic) if math.isfinite(statistic) else 0.0
+    return abs(math.log(ratio)) * (SPEED_SPREAD + SPEED_SLOPE * size)
