@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from pytest_otel_overhead.settings.calibration import CALIBRATION_FILE, Calibration, project_layer, read_calibration
 from pytest_otel_overhead.settings.merge import resolve
+from pytest_otel_overhead.stats.intervals import t_quantile
 from pytest_otel_overhead.stats.process_term import BUILT_IN_TERM, ProcessTerm, TermSource, pool, widen
 from pytest_otel_overhead.stats.verdict import Verdict, decide_across_processes, decide_budget
 from pytest_otel_overhead.units import Budget, SettingsError
@@ -155,3 +156,19 @@ def test_a_missing_or_broken_calibration_file_says_so(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{", encoding="utf-8")
     with pytest.raises(SettingsError, match=r"not a JSON calibration file"):
         read_calibration(str(tmp_path / "bad.json"), "--otel-overhead-calibration")
+
+
+def test_the_prior_in_an_absolute_statistics_units_is_its_share_of_the_baseline() -> None:
+    term = BUILT_IN_TERM.in_units(2e-3)
+    assert term.tau == pytest.approx(math.expm1(BUILT_IN_TERM.tau) * 2e-3)
+    assert term.load == pytest.approx(math.expm1(BUILT_IN_TERM.load) * 2e-3)
+    assert term.slope == 0 and term.df == BUILT_IN_TERM.df and term.source is BUILT_IN_TERM.source
+    assert BUILT_IN_TERM.in_units(math.nan).tau == 0
+    # Without a baseline an absolute statistic is combined by random effects alone, as before.
+    alone = decide_across_processes([1e-3] * 3, [1e-5] * 3, Budget("absolute", 5e-3), 0.95)
+    counted = decide_across_processes([1e-3] * 3, [1e-5] * 3, Budget("absolute", 5e-3), 0.95, baseline=2e-3)
+    assert alone.spread == 0
+    tau = BUILT_IN_TERM.in_units(2e-3).tau * math.sqrt(4 / 6)  # the prior's df 4 against 2 measured, at 0
+    assert counted.spread == pytest.approx(tau)
+    half = t_quantile(0.975, 6) * math.sqrt((1e-10 + tau * tau) / 3)
+    assert counted.ci_high - counted.estimate == pytest.approx(half)

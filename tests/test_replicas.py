@@ -736,3 +736,31 @@ def test_an_absolute_budget_over_processes_keeps_their_spread_for_comparisons() 
     # Seconds per call, as the overhead: a comparison of runs takes it relative to the instrumented time.
     assert cpu.between_process_spread is not None
     assert 2e-4 < cpu.between_process_spread < 1e-3
+
+
+def test_processes_that_agree_on_an_absolute_overhead_still_count_the_prior_in_its_units() -> None:
+    # Three processes reading +1 ms alike, on a 10 ms baseline: random effects alone would see no spread
+    # between them (and print ±0 ns); one process counts the prior's share of its baseline, so three do too.
+    budget = Budget("absolute", 5e-3)
+    settings = dataclasses.replace(MeasureSettings(), budgets=(("cpu", budget),))
+
+    def absolute(overhead: float) -> MetricResult:
+        return dataclasses.replace(
+            child_metric(0.0, 0.01, budget=None),
+            kind="absolute",
+            baseline=10e-3,
+            overhead=overhead,
+            ci_low=overhead - 1e-5,
+            ci_high=overhead + 1e-5,
+            instrumented=10e-3 + overhead,
+            budget=budget,
+            verdict=Verdict.PASS,
+        )
+
+    (cpu,) = combined_metrics(settings, [child_result(absolute(1e-3)) for _ in range(3)], 0.95, 0.95)
+    prior = settings.process_term.in_units(10e-3)
+    assert cpu.between_process_spread is not None
+    # τ² weighs the prior (df 4) against the measured 0 (2 degrees of freedom).
+    assert cpu.between_process_spread == pytest.approx(prior.tau * math.sqrt(4 / 6), rel=1e-6)
+    # Wider than the processes' own ±10 µs: the prior's spread counts in the interval, not only in the note.
+    assert cpu.ci_high - cpu.overhead > 2 * cpu.between_process_spread / math.sqrt(3) > 2e-5

@@ -37,6 +37,7 @@ from pytest_otel_overhead.settings.layers import Layer
 from pytest_otel_overhead.settings.merge import resolve
 from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.intervals import MAX_BATCHES
+from pytest_otel_overhead.stats.process_term import TermSource
 from pytest_otel_overhead.stats.verdict import LookPlan, Verdict
 
 
@@ -352,6 +353,9 @@ def test_simulated_absolute_budget() -> None:
     assert cpu.kind == "absolute"
     assert failing.verdict is Verdict.FAIL
     assert cpu.overhead == pytest.approx(0.010, rel=0.2)
+    # The term one process counts, in seconds: the prior's share of the baseline arm's time per call.
+    share = math.expm1(settings.process_term.spread(0.0)) * cpu.baseline
+    assert cpu.between_process_spread == pytest.approx(share) and cpu.between_process_source is TermSource.BUILT_IN
     passing = Simulation(effect=0.0, effect_absolute=20e-6, sigma=0.02, seed=1).run(settings)
     assert passing.verdict is Verdict.PASS
 

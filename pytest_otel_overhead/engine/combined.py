@@ -89,14 +89,15 @@ def _combined_metric(
     estimates, errors = process_estimates(per_process)
     # Load as it is now stands for the processes' when any of them saw a busy machine.
     busy = load_degree() if any(note.startswith(BUSY_NOTE_START) for note in notes) else 0.0
+    baseline = median_finite([m.baseline for m in per_process])
     decision = decide_across_processes(
-        estimates, errors, budget, look_confidence, kind=kind, prior=settings.process_term, busy=busy
+        estimates, errors, budget, look_confidence, kind=kind, prior=settings.process_term, busy=busy, baseline=baseline
     )
     refused = _refusal(per_process)
     verdict = (Verdict.INCONCLUSIVE if refused else decision.verdict) if budget is not None else None
     metric = MetricResult(
         metric=first.metric,
-        baseline=median_finite([m.baseline for m in per_process]),
+        baseline=baseline,
         instrumented=median_finite([m.instrumented for m in per_process]),
         overhead=decision.estimate,
         ci_low=decision.ci_low,

@@ -172,14 +172,15 @@ def _between(
 
 def _with_term(metric: MetricResult, between: Between | None, decision: Decision) -> MetricResult:
     """The metric with the term its interval counts, and the interval of its own pairs, when it counted one."""
-    if between is None or decision.term <= 0 or metric.kind != "relative":
+    if between is None or decision.term <= 0:
         return metric
-    spread = math.hypot(
-        between.term.spread(statistic_of(metric.overhead, metric.kind)), between.term.load * between.busy
-    )
+    relative = metric.kind == "relative"
+    at = statistic_of(metric.overhead, metric.kind) if relative else 0.0
+    spread = math.expm1(math.hypot(between.term.spread(at), between.term.load * between.busy))
     return replace(
         metric,
-        between_process_spread=math.expm1(spread),
+        # An absolute figure's term is that share of its baseline, in its units (``Between.widening``).
+        between_process_spread=spread if relative else spread * abs(metric.baseline),
         between_process_source=between.term.source,
         process_ci_low=decision.own_low,
         process_ci_high=decision.own_high,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 
 from pytest_otel_overhead.stats.intervals import dersimonian_laird, t_quantile
@@ -69,6 +69,12 @@ class ProcessTerm:
         """The prior's between-process standard deviation at a log ratio of ``statistic``."""
         size = abs(statistic) if math.isfinite(statistic) else 0.0
         return self.tau + self.slope * size
+
+    def in_units(self, baseline: float) -> ProcessTerm:
+        """The term of an absolute statistic (seconds, bytes per call): near zero overhead, the same share of
+        the baseline arm's figure as on the log ratio, in its units; no slope, as there is no log ratio to grow with."""
+        size = abs(baseline) if math.isfinite(baseline) else 0.0
+        return replace(self, tau=math.expm1(self.tau) * size, slope=0.0, load=math.expm1(self.load) * size)
 
     def quantile(self, confidence: float) -> float:
         """The two-sided quantile that the prior's uncertainty calls for at ``confidence``."""

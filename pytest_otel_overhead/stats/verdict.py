@@ -201,13 +201,16 @@ def decide_across_processes(
     kind: str = "relative",
     prior: ProcessTerm = BUILT_IN_TERM,
     busy: float = 0.0,
+    baseline: float = math.nan,
 ) -> Decision:
     """Estimate, interval and verdict from one estimate per process (on the statistic's scale, with
     its within-process standard error), pooled with the prior's between-process term (``process_term.pool``).
 
     Processes without a finite estimate are left out. ``spread`` is the between-process standard
     deviation τ the interval counts, on the overhead scale; ``n`` the processes combined. An absolute
-    statistic has no prior on its scale: its processes are combined by ``random_effects`` alone.
+    statistic takes the prior as the same share of ``baseline``, the baseline arm's figure
+    (``ProcessTerm.in_units``), as one process does; without a finite baseline its processes are
+    combined by ``random_effects`` alone.
     """
     if budget is not None:
         kind = budget.kind
@@ -215,8 +218,9 @@ def decide_across_processes(
     if not usable:
         return Decision(math.nan, -math.inf, math.inf, Verdict.INCONCLUSIVE, 0, math.nan, confidence, kind=kind)
     values, errors = [y for y, _ in usable], [se for _, se in usable]
-    if kind == "relative":
-        pooled = pool(values, errors, prior, confidence, busy=busy)
+    if kind == "relative" or math.isfinite(baseline):
+        term = prior if kind == "relative" else prior.in_units(baseline)
+        pooled = pool(values, errors, term, confidence, busy=busy)
         low, estimate, high, tau, k = pooled.low, pooled.estimate, pooled.high, pooled.tau, pooled.k
     else:
         combined = random_effects(values, errors, confidence)
