@@ -676,3 +676,31 @@ def test_a_near_budget_file_alone_is_reported_by_its_cells(tmp_path: Path) -> No
     assert "A/A comparisons of the saved runs, REGRESSED: 0/1 (1 undecided)" in text
     both = cli.report_of([path, path], markdown=False)  # a file given twice: its references count once
     assert "+5.2% [+5.0%, +5.4%] (75% interval), 3" in both
+
+
+def _saved_run(directory: Path, name: str, tests: dict[str, tuple[float, float, float, float]]) -> None:
+    """A saved run whose tests have (baseline per call, overhead, ci_low, ci_high) for CPU."""
+    directory.mkdir(exist_ok=True)
+    keys = ("baseline", "overhead", "ci_low", "ci_high")
+    body = [
+        {"nodeid": f"test_real.py::test_{w}", "metrics": {"cpu": dict(zip(keys, v, strict=True))}}
+        for w, v in tests.items()
+    ]
+    (directory / f"{name}.json").write_text(json.dumps({"tests": body}), encoding="utf-8")
+
+
+def test_speeds_split_runs_by_their_baseline_and_fit_how_the_overhead_moves(tmp_path: Path) -> None:
+    from benchmarks.real import speeds
+
+    saved = tmp_path / "campaign-saved"
+    # Twice as slow, and the overhead 2 points higher: a slope of ln(1.085/1.065) / ln 2 per unit of log speed.
+    _saved_run(saved, "a", {"manual": (1e-3, 0.065, 0.06, 0.07)})
+    _saved_run(saved, "b", {"manual": (2e-3, 0.085, 0.08, 0.09)})
+    _saved_run(saved, "c", {"manual": (1.1e-3, 0.065, 0.06, 0.07)})
+    points = speeds.read_points(saved)
+    assert [p.workload for p in points] == ["manual"] * 3
+    fitted = speeds.slope(points)
+    assert 0 < fitted < math.log(1.085 / 1.065) / math.log(2) * 1.2
+    refs = {"manual": (math.log1p(0.066), 1e-3, 1.1e-3)}
+    table = "\n".join(speeds.coverage_table(points, refs))
+    assert "| fast | 2 | +6.5% | 2/2 |" in table and "| slow | 1 | +8.5% | 0/1 |" in table

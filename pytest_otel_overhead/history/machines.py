@@ -49,16 +49,18 @@ BUSY_DIFFERENCE = 0.5
 """Runs whose 1-minute load averages per CPU differ by this much were measured under different loads."""
 SPEED_DIFFERENCE = 1.25
 """A test whose baseline arm took this many times as long per call in one run as in the other (or less
-by as much) ran at another speed. Within one speed, runs of one test differed by up to 1.28 times
-(docs/accuracy.md, *Runs at two speeds*); at that ratio the speed term is a tenth of a point."""
+by as much) ran at another speed. Below it the term is too small to count (0.3 points near 5%); the
+runner's two speeds were about twice apart (docs/accuracy.md, *One runner, two speeds*)."""
 SPEED_SPREAD = 0.010
 """Standard deviation of the shift of ``ln(instrumented / baseline)`` per unit of ``|ln(speed ratio)|``,
 near zero overhead. Source: saved runs of six real workloads on one runner, 2026-12-04 and 2026-12-06
-(docs/accuracy.md, *Runs at two speeds*): the log ratio moved by +0.016 (``checkout``), +0.008 (the
-manual span), +0.002 (Flask), -0.009 (FastAPI) per unit of log speed; 0.010 is their root mean square."""
+(docs/accuracy.md, *One runner, two speeds*; ``python -m benchmarks.real.speeds``): the log ratio
+moved by +0.016 (``checkout``), +0.008 (the manual span), +0.002 (Flask), -0.009 (FastAPI) per unit
+of log speed; 0.010 is their root mean square."""
 SPEED_SLOPE = 0.05
-"""How much ``SPEED_SPREAD`` grows per unit of log ratio: ``requests`` (+24%) moved by -0.021 and
-sqlite3 (+520%, a log ratio of 1.8) by -0.095 per unit of log speed."""
+"""How much ``SPEED_SPREAD`` grows per unit of log ratio: sqlite3 (+520%, a log ratio of 1.84) moved by
+-0.095 per unit of log speed, 0.051 per unit of its log ratio; ``requests`` (+27%) by -0.021, which
+0.010 + 0.05 × 0.24 covers."""
 UNKNOWN_CPU = "unknown CPU"
 _BUILD = (("python", "Python"), ("implementation", "Python implementation"), ("platform", "platform"))
 

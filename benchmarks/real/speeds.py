@@ -1,0 +1,156 @@
+"""``python -m benchmarks.real.speeds``: the runner's speeds, read from saved runs, and what they do to overheads.
+
+A saved run keeps, per test, the baseline arm's time per call. On a shared runner that time is not one
+figure: the same test took twice as long per call in one run as in the run minutes before. This reads
+the saved runs of campaigns (``<out>-saved`` directories) and prints, per workload:
+
+* ``--coverage``: each run's test put in a speed class (``slow`` when its baseline took at least
+  ``SLOW`` times as long per call as the fastest run of that workload in the same directory, else
+  ``fast``), with the runs per class, their median overhead and how many intervals held the frozen-heap
+  reference of ``--references`` (and that reference's own time per call);
+* always: the least-squares slope of the log ratio on the log of the baseline's time per call, over every
+  directory given: how far the overhead moves per unit of log speed (``history.machines.SPEED_SPREAD``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+SLOW = 1.4
+"""Ratio to a workload's fastest run from which a run counts as measured at the slower speed."""
+SMALL = 0.15
+"""Workloads below this log ratio give the speed term near zero overhead; larger ones its growth with the ratio."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """One test of one saved run: where it came from, its baseline's time per call, its CPU interval (log ratio)."""
+
+    source: str
+    workload: str
+    baseline: float
+    low: float
+    estimate: float
+    high: float
+
+
+def read_points(directory: Path) -> list[Point]:
+    """Every test with a CPU figure in the saved runs of ``directory``."""
+    points = []
+    for path in sorted(directory.glob("*.json")):
+        for test in json.loads(path.read_text(encoding="utf-8"))["tests"]:
+            cpu = test["metrics"].get("cpu") or {}
+            if not cpu.get("baseline") or cpu.get("overhead") is None or cpu.get("ci_low") is None:
+                continue
+            high = cpu.get("ci_high")
+            points.append(
+                Point(
+                    source=directory.name,
+                    workload=test["nodeid"].rsplit("::", 1)[-1].removeprefix("test_"),
+                    baseline=cpu["baseline"],
+                    low=math.log1p(cpu["ci_low"]),
+                    estimate=math.log1p(cpu["overhead"]),
+                    high=math.log1p(high) if high is not None else math.inf,
+                )
+            )
+    return points
+
+
+def references(paths: Sequence[Path]) -> dict[str, tuple[float, float, float]]:
+    """Per workload, the frozen-heap reference processes' median log ratio and their baselines' time per call range."""
+    found: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for path in paths:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            if record.get("type") == "reference_frozen" and record.get("log_ratio") is not None:
+                found[record["workload"]].append((record["log_ratio"], record["baseline_per_call_s"]))
+    return {
+        workload: (statistics.median(r for r, _ in rows), min(b for _, b in rows), max(b for _, b in rows))
+        for workload, rows in found.items()
+    }
+
+
+def slope(points: Sequence[Point]) -> float:
+    """Least-squares slope of the log ratio on the log of the baseline's time per call."""
+    xs = [math.log(p.baseline) for p in points]
+    ys = [p.estimate for p in points]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = math.fsum((x - mx) ** 2 for x in xs)
+    return math.fsum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx > 0 else 0.0
+
+
+def slopes_table(points: Sequence[Point]) -> list[str]:
+    by_workload: dict[str, list[Point]] = defaultdict(list)
+    for point in points:
+        by_workload[point.workload].append(point)
+    lines = ["| workload | runs | time per call (fastest–slowest) | log ratio (median) | slope per unit of log speed |"]
+    lines.append("|---|---:|---|---:|---:|")
+    for workload, rows in sorted(by_workload.items()):
+        times = sorted(p.baseline for p in rows)
+        lines.append(
+            f"| {workload} | {len(rows)} | {times[0] * 1e6:.0f}–{times[-1] * 1e6:.0f} µs "
+            f"| {statistics.median(p.estimate for p in rows):.4f} | {slope(rows):+.4f} |"
+        )
+    small = [slope(rows) ** 2 for rows in by_workload.values() if _size(rows) < SMALL and len(rows) > 2]
+    if small:
+        rms = math.sqrt(statistics.fmean(small))
+        lines.append(f"\nroot mean square of the slopes below a log ratio of {SMALL:g}: {rms:.4f}")
+    for workload, rows in sorted(by_workload.items()):
+        if _size(rows) >= SMALL:
+            lines.append(f"{workload}: slope per unit of log ratio {abs(slope(rows)) / _size(rows):.4f}")
+    return lines
+
+
+def _size(rows: Sequence[Point]) -> float:
+    return abs(statistics.median(p.estimate for p in rows))
+
+
+def coverage_table(points: Sequence[Point], refs: dict[str, tuple[float, float, float]]) -> list[str]:
+    lines = [
+        "| campaign | workload | reference (time per call) | speed | runs | overhead (median) | held the reference |"
+    ]
+    lines.append("|---|---|---|---|---:|---:|---:|")
+    groups: dict[tuple[str, str], list[Point]] = defaultdict(list)
+    for point in points:
+        groups[(point.source, point.workload)].append(point)
+    for (source, workload), rows in sorted(groups.items()):
+        if workload not in refs:
+            continue
+        reference, fastest_ref, slowest_ref = refs[workload]
+        fastest = min(p.baseline for p in rows)
+        for speed in ("fast", "slow"):
+            chosen = [p for p in rows if (p.baseline >= SLOW * fastest) == (speed == "slow")]
+            if not chosen:
+                continue
+            held = sum(p.low <= reference <= p.high for p in chosen)
+            lines.append(
+                f"| {source} | {workload} | {math.expm1(reference) * 100:+.1f}% "
+                f"({fastest_ref * 1e6:.0f}–{slowest_ref * 1e6:.0f} µs) | {speed} | {len(chosen)} "
+                f"| {math.expm1(statistics.median(p.estimate for p in chosen)) * 100:+.1f}% | {held}/{len(chosen)} |"
+            )
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.real.speeds", description=__doc__.splitlines()[0])
+    parser.add_argument("saved", nargs="+", type=Path, help="<out>-saved directories of campaigns")
+    parser.add_argument("--references", nargs="*", type=Path, default=[], help="results files with reference_frozen")
+    parser.add_argument("--coverage", action="store_true", help="also the runs per speed and their coverage")
+    args = parser.parse_args(argv)
+    points = [point for directory in args.saved for point in read_points(directory)]
+    lines = slopes_table(points)
+    if args.coverage:
+        lines += ["", *coverage_table(points, references(args.references))]
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
