@@ -8,6 +8,8 @@ the saved runs of campaigns (``<out>-saved`` directories) and prints, per worklo
   ``SLOW`` times as long per call as the fastest run of that workload in the same directory, else
   ``fast``), with the runs per class, their median overhead and how many intervals held the frozen-heap
   reference of ``--references`` (and that reference's own time per call);
+* ``--verdicts``: per workload, budget and speed class, how many runs said PASS, FAIL and INCONCLUSIVE
+  (a near-budget campaign's cells, split by the speed each run was measured at);
 * always: the least-squares slope of the log ratio on the log of the baseline's time per call, over every
   directory given: how far the overhead moves per unit of log speed (``history.machines.SPEED_SPREAD``).
 """
@@ -18,7 +20,7 @@ import argparse
 import json
 import math
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,9 @@ class Point:
     low: float
     estimate: float
     high: float
+    budget: float | None = None
+    """The CPU budget (relative), when the run had one."""
+    verdict: str = ""
 
 
 def read_points(directory: Path) -> list[Point]:
@@ -58,6 +63,8 @@ def read_points(directory: Path) -> list[Point]:
                     low=math.log1p(cpu["ci_low"]),
                     estimate=math.log1p(cpu["overhead"]),
                     high=math.log1p(high) if high is not None else math.inf,
+                    budget=(cpu.get("budget") or {}).get("value"),
+                    verdict=cpu.get("verdict") or "",
                 )
             )
     return points
@@ -138,16 +145,37 @@ def coverage_table(points: Sequence[Point], refs: dict[str, tuple[float, float, 
     return lines
 
 
+def verdicts_table(points: Sequence[Point]) -> list[str]:
+    lines = ["| workload | budget | speed | runs | PASS | FAIL | INCONCLUSIVE | overhead (median) |"]
+    lines.append("|---|---:|---|---:|---:|---:|---:|---:|")
+    fastest = {w: min(p.baseline for p in points if p.workload == w) for w in {p.workload for p in points}}
+    groups: dict[tuple[str, float, str], list[Point]] = defaultdict(list)
+    for point in points:
+        if point.budget is not None:
+            speed = "slow" if point.baseline >= SLOW * fastest[point.workload] else "fast"
+            groups[(point.workload, point.budget, speed)].append(point)
+    for (workload, budget, speed), rows in sorted(groups.items()):
+        counts = Counter(p.verdict for p in rows)
+        lines.append(
+            f"| {workload} | {budget * 100:.2f}% | {speed} | {len(rows)} | {counts['PASS']} | {counts['FAIL']} "
+            f"| {counts['INCONCLUSIVE']} | {math.expm1(statistics.median(p.estimate for p in rows)) * 100:+.1f}% |"
+        )
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.real.speeds", description=__doc__.splitlines()[0])
     parser.add_argument("saved", nargs="+", type=Path, help="<out>-saved directories of campaigns")
     parser.add_argument("--references", nargs="*", type=Path, default=[], help="results files with reference_frozen")
     parser.add_argument("--coverage", action="store_true", help="also the runs per speed and their coverage")
+    parser.add_argument("--verdicts", action="store_true", help="also the verdicts per budget and speed")
     args = parser.parse_args(argv)
     points = [point for directory in args.saved for point in read_points(directory)]
     lines = slopes_table(points)
     if args.coverage:
         lines += ["", *coverage_table(points, references(args.references))]
+    if args.verdicts:
+        lines += ["", *verdicts_table(points)]
     print("\n".join(lines))
     return 0
 

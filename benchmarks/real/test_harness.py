@@ -704,3 +704,7 @@ def test_speeds_split_runs_by_their_baseline_and_fit_how_the_overhead_moves(tmp_
     refs = {"manual": (math.log1p(0.066), 1e-3, 1.1e-3)}
     table = "\n".join(speeds.coverage_table(points, refs))
     assert "| fast | 2 | +6.5% | 2/2 |" in table and "| slow | 1 | +8.5% | 0/1 |" in table
+    judged = [dataclasses.replace(p, budget=0.07, verdict="FAIL" if p.estimate > 0.07 else "PASS") for p in points]
+    verdicts = speeds.verdicts_table(judged)
+    assert "| manual | 7.00% | fast | 2 | 2 | 0 | 0 | +6.5% |" in verdicts
+    assert "| manual | 7.00% | slow | 1 | 0 | 1 | 0 | +8.5% |" in verdicts
