@@ -714,24 +714,28 @@ def test_nothing_in_the_session_process_was_left_changed(replicated_run: Replica
     assert not re.search(r"^test_replicated\.py::\w+ ERROR", out, re.MULTILINE)
 
 
+ABSOLUTE = Budget("absolute", 5e-3)
+ABSOLUTE_SETTINGS = dataclasses.replace(MeasureSettings(), budgets=(("cpu", ABSOLUTE),))
+
+
+def absolute_metric(overhead: float, half: float, baseline: float = 1e-3) -> MetricResult:
+    """A process's CPU figure under ``ABSOLUTE``: ``overhead`` seconds per call ± ``half``, on ``baseline``."""
+    return dataclasses.replace(
+        child_metric(0.0, 0.01, budget=None),
+        kind="absolute",
+        baseline=baseline,
+        overhead=overhead,
+        ci_low=overhead - half,
+        ci_high=overhead + half,
+        instrumented=baseline + overhead,
+        budget=ABSOLUTE,
+        verdict=Verdict.PASS,
+    )
+
+
 def test_an_absolute_budget_over_processes_keeps_their_spread_for_comparisons() -> None:
-    budget = Budget("absolute", 5e-3)
-    settings = dataclasses.replace(MeasureSettings(), budgets=(("cpu", budget),))
-
-    def absolute(overhead: float) -> MetricResult:
-        return dataclasses.replace(
-            child_metric(0.0, 0.01, budget=None),
-            kind="absolute",
-            overhead=overhead,
-            ci_low=overhead - 1e-4,
-            ci_high=overhead + 1e-4,
-            instrumented=1e-3 + overhead,
-            budget=budget,
-            verdict=Verdict.PASS,
-        )
-
-    results = [child_result(absolute(x)) for x in (1.0e-3, 1.5e-3, 2.0e-3)]
-    (cpu,) = combined_metrics(settings, results, 0.95, 0.95)
+    results = [child_result(absolute_metric(x, 1e-4)) for x in (1.0e-3, 1.5e-3, 2.0e-3)]
+    (cpu,) = combined_metrics(ABSOLUTE_SETTINGS, results, 0.95, 0.95)
     assert cpu.kind == "absolute" and cpu.n == 3
     # Seconds per call, as the overhead: a comparison of runs takes it relative to the instrumented time.
     assert cpu.between_process_spread is not None
@@ -741,24 +745,9 @@ def test_an_absolute_budget_over_processes_keeps_their_spread_for_comparisons() 
 def test_processes_that_agree_on_an_absolute_overhead_still_count_the_prior_in_its_units() -> None:
     # Three processes reading +1 ms alike, on a 10 ms baseline: random effects alone would see no spread
     # between them (and print ±0 ns); one process counts the prior's share of its baseline, so three do too.
-    budget = Budget("absolute", 5e-3)
-    settings = dataclasses.replace(MeasureSettings(), budgets=(("cpu", budget),))
-
-    def absolute(overhead: float) -> MetricResult:
-        return dataclasses.replace(
-            child_metric(0.0, 0.01, budget=None),
-            kind="absolute",
-            baseline=10e-3,
-            overhead=overhead,
-            ci_low=overhead - 1e-5,
-            ci_high=overhead + 1e-5,
-            instrumented=10e-3 + overhead,
-            budget=budget,
-            verdict=Verdict.PASS,
-        )
-
-    (cpu,) = combined_metrics(settings, [child_result(absolute(1e-3)) for _ in range(3)], 0.95, 0.95)
-    prior = settings.process_term.in_units(10e-3)
+    agreeing = [child_result(absolute_metric(1e-3, 1e-5, baseline=10e-3)) for _ in range(3)]
+    (cpu,) = combined_metrics(ABSOLUTE_SETTINGS, agreeing, 0.95, 0.95)
+    prior = ABSOLUTE_SETTINGS.process_term.in_units(10e-3)
     assert cpu.between_process_spread is not None
     # τ² weighs the prior (df 4) against the measured 0 (2 degrees of freedom).
     assert cpu.between_process_spread == pytest.approx(prior.tau * math.sqrt(4 / 6), rel=1e-6)
