@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.real.report import read_records
+
 SLOW = 1.4
 """Ratio to a workload's fastest run from which a run counts as measured at the slower speed."""
 SMALL = 0.15
@@ -73,15 +75,23 @@ def read_points(directory: Path) -> list[Point]:
 def references(paths: Sequence[Path]) -> dict[str, tuple[float, float, float]]:
     """Per workload, the frozen-heap reference processes' median log ratio and their baselines' time per call range."""
     found: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for path in paths:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            record = json.loads(line)
-            if record.get("type") == "reference_frozen" and record.get("log_ratio") is not None:
-                found[record["workload"]].append((record["log_ratio"], record["baseline_per_call_s"]))
+    for record in read_records(paths):
+        if record.get("type") == "reference_frozen" and record.get("log_ratio") is not None:
+            found[record["workload"]].append((record["log_ratio"], record["baseline_per_call_s"]))
     return {
         workload: (statistics.median(r for r, _ in rows), min(b for _, b in rows), max(b for _, b in rows))
         for workload, rows in found.items()
     }
+
+
+def speeds(points: Sequence[Point]) -> list[str]:
+    """Each point's speed class: ``slow`` from ``SLOW`` times the fastest time per call of its workload in its
+    directory, else ``fast``."""
+    fastest: dict[tuple[str, str], float] = {}
+    for p in points:
+        key = (p.source, p.workload)
+        fastest[key] = min(fastest.get(key, math.inf), p.baseline)
+    return ["slow" if p.baseline >= SLOW * fastest[(p.source, p.workload)] else "fast" for p in points]
 
 
 def slope(points: Sequence[Point]) -> float:
@@ -124,18 +134,12 @@ def coverage_table(points: Sequence[Point], refs: dict[str, tuple[float, float, 
         "| campaign | workload | reference (time per call) | speed | runs | overhead (median) | held the reference |"
     ]
     lines.append("|---|---|---|---|---:|---:|---:|")
-    groups: dict[tuple[str, str], list[Point]] = defaultdict(list)
-    for point in points:
-        groups[(point.source, point.workload)].append(point)
-    for (source, workload), rows in sorted(groups.items()):
-        if workload not in refs:
-            continue
-        reference, fastest_ref, slowest_ref = refs[workload]
-        fastest = min(p.baseline for p in rows)
-        for speed in ("fast", "slow"):
-            chosen = [p for p in rows if (p.baseline >= SLOW * fastest) == (speed == "slow")]
-            if not chosen:
-                continue
+    groups: dict[tuple[str, str, str], list[Point]] = defaultdict(list)
+    for point, speed in zip(points, speeds(points), strict=True):
+        groups[(point.source, point.workload, speed)].append(point)
+    for (source, workload, speed), chosen in sorted(groups.items()):
+        if workload in refs:
+            reference, fastest_ref, slowest_ref = refs[workload]
             held = sum(p.low <= reference <= p.high for p in chosen)
             lines.append(
                 f"| {source} | {workload} | {math.expm1(reference) * 100:+.1f}% "
@@ -148,11 +152,9 @@ def coverage_table(points: Sequence[Point], refs: dict[str, tuple[float, float, 
 def verdicts_table(points: Sequence[Point]) -> list[str]:
     lines = ["| workload | budget | speed | runs | PASS | FAIL | INCONCLUSIVE | overhead (median) |"]
     lines.append("|---|---:|---|---:|---:|---:|---:|---:|")
-    fastest = {w: min(p.baseline for p in points if p.workload == w) for w in {p.workload for p in points}}
     groups: dict[tuple[str, float, str], list[Point]] = defaultdict(list)
-    for point in points:
+    for point, speed in zip(points, speeds(points), strict=True):
         if point.budget is not None:
-            speed = "slow" if point.baseline >= SLOW * fastest[point.workload] else "fast"
             groups[(point.workload, point.budget, speed)].append(point)
     for (workload, budget, speed), rows in sorted(groups.items()):
         counts = Counter(p.verdict for p in rows)
