@@ -28,7 +28,7 @@ from pytest_otel_overhead.history.compare import Comparison, compare_runs, compa
 from pytest_otel_overhead.history.reader import Shard, load_shard
 from pytest_otel_overhead.history.store import DEFAULT_STORAGE, HistoryError, RunRecord, Store, load_run, printable
 from pytest_otel_overhead.outputs import write_text_file
-from pytest_otel_overhead.reports.terminal import summary_lines
+from pytest_otel_overhead.reports.terminal import command_width, summary_lines, wrap_lines
 from pytest_otel_overhead.settings.calibration import CALIBRATION_FILE
 from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import SettingsError
@@ -206,7 +206,7 @@ def _merged(store: Store, args: argparse.Namespace) -> int:
         merged = dataclasses.replace(merged, path=store.save(merged, args.save, text=text))
         print(f"saved run {args.save!r} to {merged.path}")
     unmeasured = unmeasured_tests(merged)
-    lines = summary_lines(merged.results, verbose=True)
+    lines = summary_lines(merged.results, verbose=True, width=command_width())
     lines += [f"not measured in any shard: {e['nodeid']} ({e['outcome']}: {e['reason']})" for e in unmeasured]
     lines.append(summary.line())
     sys.stdout.write("".join(printable(line) + "\n" for line in lines))  # one write: thousands of lines
@@ -304,7 +304,7 @@ def _compare(store: Store, args: argparse.Namespace) -> int:
     criteria = parse_criteria(args.fail, "--fail") if args.fail else ()
     before, after = _load(store, args.before), _load(store, args.after)
     comparison = compare_runs(before, after, criteria)
-    for line in comparison_lines(comparison):
+    for line in wrap_lines(comparison_lines(comparison), command_width()):
         print(printable(line))
     _reports(store, args, after, comparison)
     return 1 if comparison.regressed else 0
@@ -314,8 +314,11 @@ def _report(store: Store, args: argparse.Namespace) -> int:
     run = _load(store, args.run)
     comparison = compare_runs(_load(store, args.compare), run) if args.compare else None
     if not args.html and not args.markdown:
-        lines = summary_lines(run.results, verbose=True)
-        for line in lines + (comparison_lines(comparison) if comparison is not None else []):
+        width = command_width()
+        lines = summary_lines(run.results, verbose=True, width=width)
+        if comparison is not None:
+            lines += wrap_lines(comparison_lines(comparison), width)
+        for line in lines:
             print(printable(line))
         return 0
     _reports(store, args, run, comparison)

@@ -171,7 +171,7 @@ def test_the_command_line_compares_saved_runs_on_cycles(tmp_path: Path, capsys: 
     store.save(_run(_counted(2_000, 20)), "quiet")
     store.save(_run(_counted(5_000, 200, seed=1), load=4.0), "busy")
     code = main(["--storage", str(tmp_path), "compare", "quiet", "busy", "--fail", "cycles:+1pp"])
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())  # its lines wrapped to the terminal's width
     assert code == 1
     assert "REGRESSED cycles:+1pp" in out
     assert "counts (estimated cycles, instructions) compare as equals" in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from conftest import build_result
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pytest_otel_overhead.cli import main
 from pytest_otel_overhead.history.compare import compare_runs, comparison_lines, parse_criteria
 from pytest_otel_overhead.history.machines import (
     MACHINE_SPREAD,
@@ -20,7 +22,7 @@ from pytest_otel_overhead.history.machines import (
     machine_term,
     speed_spread,
 )
-from pytest_otel_overhead.history.store import RunRecord
+from pytest_otel_overhead.history.store import RunRecord, Store
 from pytest_otel_overhead.instructions.cycles import CYCLE_MODEL
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.stats.verdict import Verdict
@@ -158,3 +160,23 @@ def test_the_speed_term_is_symmetric_zero_near_one_and_grows_with_both(
         farther = ratio * 1.5 if ratio >= 1 else ratio / 1.5
         assert speed_spread(farther, statistic) > spread
     assert speed_spread(None, statistic) == 0.0
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_the_compare_command_fits_its_lines_to_the_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: int
+) -> None:
+    # The speed term's words made a metric's line about 200 characters long.
+    store = Store(tmp_path)
+    store.save(_run(_at_speed(_result(0.02, 1), 1e-3)), "before")
+    store.save(_run(_at_speed(_result(0.07, 2), 3e-3), cpu="CPU B"), "after")
+    monkeypatch.setenv("COLUMNS", str(columns))
+    assert main(["--storage", str(tmp_path), "compare", "before", "after", "--fail", "cpu:+1pp"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    (before, _), (after, _) = store.load("before"), store.load("after")
+    unwrapped = comparison_lines(compare_runs(before, after, parse_criteria("cpu:+1pp", "t")))
+    assert max(map(len, unwrapped)) > columns
+    assert max(map(len, lines)) <= columns
+    assert " ".join(lines).split() == " ".join(unwrapped).split()  # nothing lost, words whole
+    continued = [line for line in lines if line.startswith("        ")]
+    assert continued and all(len(line) - len(line.lstrip()) == 8 for line in continued)  # under the metric's line

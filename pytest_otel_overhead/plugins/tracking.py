@@ -53,8 +53,9 @@ from pytest_otel_overhead.history.store import (
     valid_name,
 )
 from pytest_otel_overhead.outputs import append_text_file, write_text_file
+from pytest_otel_overhead.reports.terminal import wrap_lines
 from pytest_otel_overhead.results import TestResult
-from pytest_otel_overhead.session import OverheadSession
+from pytest_otel_overhead.session import OverheadSession, terminal_width
 from pytest_otel_overhead.settings.flags import SAVED_PROCESSES
 from pytest_otel_overhead.settings.options import SessionOptions
 from pytest_otel_overhead.stats.verdict import Verdict
@@ -343,8 +344,11 @@ class TrackingPlugin:
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        width = terminal_width(self.config)
         for line in self.lines:
-            terminalreporter.write_line(line, red=line.startswith("ERROR") or "REGRESSED" in line)
+            red = line.startswith("ERROR") or "REGRESSED" in line
+            for part in wrap_lines([line], width):
+                terminalreporter.write_line(part, red=red)
 
 
 def tracking_plugin(config: pytest.Config, session: OverheadSession, options: SessionOptions) -> TrackingPlugin:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import re
+import shutil
+import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from pytest_otel_overhead.formatting import NO_FIGURE, format_bytes, format_seconds
 from pytest_otel_overhead.results import (
@@ -29,6 +32,7 @@ from pytest_otel_overhead.stats.verdict import Verdict
 __all__ = [
     "budget_origin",
     "budgets_phrase",
+    "command_width",
     "headline",
     "health_line",
     "metric_sentence",
@@ -39,6 +43,7 @@ __all__ = [
     "summary_lines",
     "verdict_label",
     "wrap",
+    "wrap_lines",
 ]
 
 DEFAULT_WIDTH = 120
@@ -310,6 +315,23 @@ def wrap(line: str, width: int, indent: str = "    ") -> list[str]:
         break_on_hyphens=False,
     )
     return [wrapped.replace("\u00a0", " ") for wrapped in lines] or [indent.rstrip()]
+
+
+def wrap_lines(lines: Iterable[str], width: int) -> list[str]:
+    """Each of ``lines`` wrapped by :func:`wrap` to ``width``, under its own indentation."""
+    wrapped: list[str] = []
+    for line in lines:
+        text = line.lstrip(" ")
+        wrapped += wrap(text, width, indent=line[: len(line) - len(text)])
+    return wrapped
+
+
+def command_width() -> int:
+    """The width a command of ``python -m pytest_otel_overhead`` prints to, as pytest finds its own: the
+    terminal's or ``$COLUMNS``; ``DEFAULT_WIDTH`` when neither is there (a pipe, a CI log)."""
+    if "COLUMNS" in os.environ or sys.stdout.isatty():
+        return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+    return DEFAULT_WIDTH
 
 
 def _fill(text: str, width: int, indent: str) -> list[str]:
