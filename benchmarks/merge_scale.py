@@ -2,8 +2,8 @@
 
 Writes generated shard runs (each test with 200 pairs of raw samples by default, pipeline health and a
 budgeted CPU metric, as a session of the installed version writes them; ``--layout`` lays the files out
-as the store saves runs, as a session writes its JSON report, or, by default, as ``json.dumps`` writes them,
-the layout of the earlier records), then runs ``python -m
+as the store saves runs, as a session writes its JSON report, as sessions wrote it before (``indented``),
+or, by default, as ``json.dumps`` writes them, the layout of the earlier records), then runs ``python -m
 pytest_otel_overhead merge`` on them in a fresh process, writing the merged JSON and Markdown reports
 (``--html`` adds the HTML report, and its size and the time it took to write), and reports its wall
 time, the CPU time it took, the load average after it and its peak resident memory (the child's
@@ -24,8 +24,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from pytest_otel_overhead.history.document import encode_test, report_chunks
 from pytest_otel_overhead.history.merge import plugin_version_here
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
@@ -58,10 +61,19 @@ def _result(nodeid: str, rng: random.Random, pairs: int) -> TestResult:
     )  # fmt: skip
 
 
-LAYOUTS = {
-    "saved": {"separators": (",", ":")},  # as the store saves a run (``--otel-overhead-save``): compact
-    "spaced": {},  # json.dumps's default, a space after each comma and colon (the layout of the earlier records)
-    "report": {"indent": 2},  # as a session writes its ``--otel-overhead-json`` report
+def _report(document: dict[str, Any]) -> str:
+    """As a session writes its ``--otel-overhead-json`` report: indented, a compact test a line."""
+    return "".join(report_chunks(document, [(encode_test(test),) for test in document["tests"]]))
+
+
+LAYOUTS: dict[str, Callable[[dict[str, Any]], str]] = {
+    # As the store saves a run (``--otel-overhead-save``): compact.
+    "saved": lambda document: json.dumps(document, separators=(",", ":"), allow_nan=False),
+    # json.dumps's default, a space after each comma and colon (the layout of the earlier records).
+    "spaced": lambda document: json.dumps(document, allow_nan=False),
+    "report": _report,
+    # A JSON report as sessions wrote it before its tests were written compact, a line each: indented throughout.
+    "indented": lambda document: json.dumps(document, indent=2, allow_nan=False),
 }
 
 
@@ -82,7 +94,7 @@ def write_shards(
             machine={"cpu_model": f"CPU {shard % 3}"},
         )
         path = folder / f"shard-{shard:03d}.json"
-        path.write_text(json.dumps(run.to_document(), allow_nan=False, **LAYOUTS[layout]), encoding="utf-8")
+        path.write_text(LAYOUTS[layout](run.to_document()), encoding="utf-8")
         paths.append(path)
     return paths
 
@@ -95,7 +107,8 @@ def main() -> int:
     parser.add_argument("--html", action="store_true", help="also write the HTML report, and time it alone")
     parser.add_argument(
         "--layout", choices=sorted(LAYOUTS), default="spaced",
-        help="how the shards' files are laid out: saved runs (compact), JSON reports (indented) or spaced",
+        help="how the shards' files are laid out: saved runs (compact), JSON reports (a test a line), JSON reports "
+        "as sessions wrote them before (indented) or spaced",
     )  # fmt: skip
     parser.add_argument(
         "--write", metavar="DIR", type=Path,

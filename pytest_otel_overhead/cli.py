@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 import datetime as dt
 import gc
-import itertools
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -210,10 +209,9 @@ def _merged(store: Store, args: argparse.Namespace) -> int:
     lines += [f"not measured in any shard: {e['nodeid']} ({e['outcome']}: {e['reason']})" for e in unmeasured]
     lines.append(summary.line())
     sys.stdout.write("".join(printable(line) + "\n" for line in lines))  # one write: thousands of lines
-    if args.json:
-        # Compact, as the store saves runs: a merged run can hold thousands of tests.
+    if args.json:  # laid out as a session's JSON report, a test a line
         sections = {UNMEASURED: unmeasured} if unmeasured else None
-        _write(args.json, itertools.chain(document_chunks(merged, rows, sections, tests=tests), ["\n"]))
+        _write(args.json, document_chunks(merged, rows, sections, tests=tests, report=True))
     if args.html and rows:  # the report draws the raw rows: read them, checked as text already
         merged = with_rows(merged, rows)
     _reports(store, args, merged, None)

@@ -427,6 +427,34 @@ def test_tests_of_shards_of_this_version_are_written_as_read_and_give_the_same_d
     assert written[0]["tests"][1]["samples"]["per_call_seconds"]  # the rows came with the test
 
 
+def test_json_reports_hold_a_compact_test_a_line_and_merge_into_the_same_lines(tmp_path: Path) -> None:
+    from pytest_otel_overhead.history.document import document, encode_test, write_json
+    from pytest_otel_overhead.history.merge import plugin_version_here
+
+    results = _suite()
+    if plugin_version_here() is None:
+        pytest.skip("the package is not installed: its JSON reports name no version to merge as read")
+    reports = [write_json(tmp_path / f"report-{k}.json", results[k::2]) for k in range(2)]
+    lines = [path.read_text(encoding="utf-8").splitlines() for path in reports]
+    tests = [[line.strip().rstrip(",") for line in text if line.startswith('    {"nodeid":')] for text in lines]
+    assert [len(t) for t in tests] == [6, 6]
+    for k, path in enumerate(reports):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        assert data["tests"] == json.loads(json.dumps(document(results[k::2])["tests"]))
+        assert [json.loads(text) for text in tests[k]] == data["tests"]
+        assert all(text == encode_test(json.loads(text)) for text in tests[k])  # compact, a line each
+        assert lines[k][1] == '  "schema": "pytest-otel-overhead",'  # the rest indented
+    # A figure written as no encoder writes it, the same value: a merge that reads a test as it stands keeps it.
+    assert tests[0][0].count('"spread":0.02,') == 1
+    edited = tests[0][0].replace('"spread":0.02,', '"spread":0.020,')
+    reports[0].write_text("\n".join(lines[0]).replace(tests[0][0], edited), encoding="utf-8")
+    tests[0][0] = edited
+    assert main(["merge", *map(str, reports), f"--json={tmp_path / 'merged.json'}"]) == 1
+    merged = (tmp_path / "merged.json").read_text(encoding="utf-8").splitlines()
+    written = [line.strip().rstrip(",") for line in merged if line.startswith('    {"nodeid":')]
+    assert sorted(written) == sorted(tests[0] + tests[1])  # byte for byte the shards' lines
+
+
 def test_a_test_whose_document_contradicts_its_record_is_written_from_the_record(tmp_path: Path) -> None:
     from pytest_otel_overhead.history.merge import plugin_version_here
     from pytest_otel_overhead.history.reader import load_shard

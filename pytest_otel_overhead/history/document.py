@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Mapping, Sequence
+import secrets
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from pytest_otel_overhead.history.environment import environment
 from pytest_otel_overhead.outputs import write_text_file
 from pytest_otel_overhead.results import TestResult
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "document", "environment", "write_json"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "document", "encode_test", "environment", "report_chunks", "write_json"]
 
 SCHEMA = "pytest-otel-overhead"
 SCHEMA_VERSION = 1
@@ -35,8 +36,34 @@ def document(results: Sequence[TestResult], sections: Mapping[str, Any] | None =
     }
 
 
+def encode_test(test: Mapping[str, Any]) -> str:
+    """A test's document (``TestResult.as_dict``) as compact JSON: as a saved run and a JSON report hold it."""
+    return json.dumps(test, separators=(",", ":"), allow_nan=False)
+
+
+def report_chunks(head: Mapping[str, Any], tests: Iterable[Sequence[str]]) -> Iterator[str]:
+    """A JSON report's text, in pieces: ``head`` (the document; its ``tests`` member only says where they
+    go) indented by two, and in its ``tests`` list each test (``tests``: each one's compact text, in pieces)
+    on a line of its own.
+
+    A test compact rather than indented: its raw rows are most of a report's size, a number a line when
+    indented, and a merge reads a compact test as it stands, where an indented one must be read into its
+    values and written again."""
+    marker = secrets.token_hex(16)
+    before, after = json.dumps({**head, "tests": marker}, indent=2, allow_nan=False).split(f'"{marker}"')
+    yield before + "["
+    separator = "\n    "
+    for pieces in tests:
+        yield separator
+        yield from pieces
+        separator = ",\n    "
+    yield ("\n  ]" if separator != "\n    " else "]") + after + "\n"
+
+
 def write_json(
     path: str | os.PathLike[str], results: Sequence[TestResult], sections: Mapping[str, Any] | None = None
 ) -> Path:
     """Write the document to ``path`` (atomically: readers never see half a document)."""
-    return write_text_file(path, json.dumps(document(results, sections), indent=2, allow_nan=False) + "\n")
+    data = document(results, sections)
+    tests = [(encode_test(test),) for test in data["tests"]]
+    return write_text_file(path, report_chunks(data, tests))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_otel_overhead.engine.combined import combined_metrics
+from pytest_otel_overhead.history.document import encode_test, report_chunks
 from pytest_otel_overhead.history.machines import cpu_models
 from pytest_otel_overhead.history.reader import ROWS_KEY, UNMEASURED, Carried, Documents
 from pytest_otel_overhead.history.store import HistoryError, RunRecord, printable
@@ -336,26 +337,26 @@ def plugin_version_here() -> str | None:
         return None
 
 
-def test_chunks(run: RunRecord, carried: Carried, documents: Documents | None = None) -> list[str]:
-    """The tests of ``run`` as compact JSON, in pieces, for :func:`document_chunks`: each test's carried rows
-    as read, and each test of ``documents`` (``same_version_documents``) as read rather than rebuilt from its
-    record. Made once, they serve both the saved run and the JSON report: the rows are pieces of their own,
-    not copies."""
+def test_chunks(run: RunRecord, carried: Carried, documents: Documents | None = None) -> list[tuple[str, ...]]:
+    """The tests of ``run`` as compact JSON, each in pieces, for :func:`document_chunks`: each test's carried
+    rows as read, and each test of ``documents`` (``same_version_documents``) as read rather than rebuilt from
+    its record. Made once, they serve both the saved run and the JSON report: the rows are pieces of their
+    own, not copies."""
     empty = f'"{ROWS_KEY}":[]'
     documents = documents or {}
-    pieces = []
-    for index, result in enumerate(run.results):
+    tests: list[tuple[str, ...]] = []
+    for result in run.results:
         text = documents.get(result.nodeid)
         if text is None:
-            text = json.dumps(result.as_dict(), separators=(",", ":"), allow_nan=False)
+            text = encode_test(result.as_dict())
         rows = carried.get(result.nodeid)
         if rows is not None and text.count(empty) == 1:
             # The rows as a piece of their own: joined into the test's text, they were copied twice more.
             before_rows, _, after_rows = text.partition(empty)
-            pieces += [("," if index else "") + before_rows + empty[:-2], rows, after_rows]
+            tests.append((before_rows + empty[:-2], rows, after_rows))
         else:
-            pieces.append(("," if index else "") + text)
-    return pieces
+            tests.append((text,))
+    return tests
 
 
 def document_chunks(
@@ -363,18 +364,28 @@ def document_chunks(
     carried: Carried,
     sections: Mapping[str, Any] | None = None,
     documents: Documents | None = None,
-    tests: Sequence[str] | None = None,
+    tests: Sequence[Sequence[str]] | None = None,
+    *,
+    report: bool = False,
 ) -> Iterator[str]:
-    """``run.to_document()`` (and ``sections``) as compact JSON, in pieces: its tests as :func:`test_chunks`
-    makes them (``tests``, when made already).
+    """``run.to_document()`` (and ``sections``) in pieces: compact, as the store saves a run, or laid out as
+    a JSON report (``report``, ``history.document.report_chunks``); its tests as :func:`test_chunks` makes
+    them (``tests``, when made already).
 
     A test at a time: the rows of a merged run are most of its size, and reading them into numbers
     and writing them back took most of a merge's time; written in pieces, the document is never
     whole in memory.
     """
+    head = {**dataclasses.replace(run, results=()).to_document(), **(sections or {})}
+    tests = test_chunks(run, carried, documents) if tests is None else tests
+    if report:
+        yield from report_chunks(head, tests)
+        return
     marker = secrets.token_hex(16)
-    head = {**dataclasses.replace(run, results=()).to_document(), "tests": marker, **(sections or {})}
-    before, after = json.dumps(head, separators=(",", ":"), allow_nan=False).split(f'"{marker}"')
+    before, after = json.dumps({**head, "tests": marker}, separators=(",", ":"), allow_nan=False).split(f'"{marker}"')
     yield before + "["
-    yield from test_chunks(run, carried, documents) if tests is None else tests
+    for index, pieces in enumerate(tests):
+        if index:
+            yield ","
+        yield from pieces
     yield "]" + after
