@@ -209,7 +209,8 @@ def run_plugin(job: Job, plan: Plan, space: Workspace) -> list[Record]:
 
 def parse_comparison(text: str) -> dict[str, Record]:
     """Per workload, the outcome of ``compare --fail`` (REGRESSED, OK, UNDECIDED; None when the test
-    was not compared) and the comparison's lines about it."""
+    was not compared) and the comparison's lines about it, each whole again where the terminal's width
+    wrapped it (a break at two spaces reads as one)."""
     found: dict[str, Record] = {}
     current: Record | None = None
     for line in text.splitlines():
@@ -217,6 +218,8 @@ def parse_comparison(text: str) -> dict[str, Record]:
         if match:
             current = {"outcome": match["outcome"], "lines": []}
             found[match["workload"]] = current
+        elif current is not None and current["lines"] and line.startswith("        "):
+            current["lines"][-1] += " " + line.strip()  # a metric's line wrapped to the terminal's width
         elif current is not None and line.startswith("      "):
             current["lines"].append(line.strip())
         else:

@@ -108,6 +108,19 @@ def test_parse_comparison_reads_each_test_and_its_lines() -> None:
     ]
 
 
+def test_parse_comparison_joins_the_lines_the_terminal_width_wrapped() -> None:
+    from pytest_otel_overhead.reports.terminal import wrap_lines
+
+    wrapped = "\n".join(wrap_lines(COMPARE_OUTPUT.splitlines(), 60))
+    assert len(wrapped.splitlines()) > len(COMPARE_OUTPUT.splitlines())
+    found, whole = plugin.parse_comparison(wrapped), plugin.parse_comparison(COMPARE_OUTPUT)
+    assert {w: r["outcome"] for w, r in found.items()} == {w: r["outcome"] for w, r in whole.items()}
+    for workload, record in whole.items():
+        assert [" ".join(line.split()) for line in found[workload]["lines"]] == [
+            " ".join(line.split()) for line in record["lines"]
+        ]
+
+
 BENCHMARK_OUTPUT = """\
 Performance has regressed:
 \ttest_flask (0001_baselin) - Field 'median' has failed PercentageRegressionCheck: 9.836831872 > 5.000000000
