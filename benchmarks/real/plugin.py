@@ -245,9 +245,12 @@ def compare_saved(before: int, after: int, plan: Plan, space: Workspace, saved_a
     ]
     log = space.root / f"compare-{saved_as}{before:03d}-{after:03d}.log"
     outcome = run_command("compare", command, space.root, space.env(), log, timeout=300, ok_codes=(0, 1))
-    found = parse_comparison(log.read_text(encoding="utf-8", errors="replace"))
+    text = log.read_text(encoding="utf-8", errors="replace")
+    found = parse_comparison(text)
     records = []
     for workload in plan.workloads:
+        if outcome.error is None and f"::test_{workload}" not in text:
+            continue  # in neither run: the saved runs of a campaign over other workloads
         record: Record = {"type": "compare", "workload": workload, "before": before, "after": after}
         if saved_as != "run":
             record["saved_as"] = saved_as

@@ -121,6 +121,22 @@ def test_parse_comparison_joins_the_lines_the_terminal_width_wrapped() -> None:
         ]
 
 
+def test_compare_saved_records_each_workload_of_either_run_and_passes_over_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def compared(label: str, command: list[str], cwd: Path, env: dict[str, str], log: Path, **_: object) -> Outcome:
+        log.write_text(COMPARE_OUTPUT, encoding="utf-8")
+        return Outcome(1, 0.1, log)
+
+    monkeypatch.setattr(plugin, "run_command", compared)
+    counts = plan.Counts(runs=2, reference_processes=0, reference_seconds=10, pyperf_rounds=0, benchmark_rounds=0)
+    p = plan.Plan(plan.WORKLOADS, counts, block_ms=20, load=0, max_time=None, budget=None, instructions=False, seed=7)
+    records = plugin.compare_saved(0, 1, p, Workspace(tmp_path, None))
+    outcomes = {r["workload"]: r["outcome"] for r in records}
+    # requests is in the comparison without a verdict; fastapi and checkout are in neither run.
+    assert outcomes == {"flask": "OK", "manual": "REGRESSED", "sqlite3": "UNDECIDED", "requests": "ERROR"}
+
+
 BENCHMARK_OUTPUT = """\
 Performance has regressed:
 \ttest_flask (0001_baselin) - Field 'median' has failed PercentageRegressionCheck: 9.836831872 > 5.000000000
