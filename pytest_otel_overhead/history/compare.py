@@ -126,6 +126,9 @@ class MetricChange:
     """The half-width the machines' difference added to ``shift`` (log ratio, at its confidence); 0 when none."""
     speed: float | None = None
     """How many times as long per call the later run's baseline arm took, when that counted in ``machine_term``."""
+    beyond_processes: bool = False
+    """A criterion stays undecided however many processes the later run adds: the machines' term alone, which
+    processes do not shrink, spans its bound."""
 
     @property
     def label(self) -> str:
@@ -371,6 +374,21 @@ def _measured_change(
         outcomes=tuple(outcomes),
         machine_term=with_machine,
         speed=speed if by_speed > 0 else None,
+        beyond_processes=bounded and _beyond_processes(outcomes, a_est, s_est, each, math.hypot(machine, by_speed)),
+    )
+
+
+def _beyond_processes(
+    outcomes: Sequence[tuple[Criterion, Verdict]], a: float, shift: float, each: float, machine: float
+) -> bool:
+    """Whether an undecided criterion would stay so were the later run's own width gone: the earlier run's level
+    taken as known and only the machines' term (standard deviation ``machine``) left around the shift."""
+    floor = NormalDist().inv_cdf(1 - (1 - each) / 2) * machine
+    return floor > 0 and any(
+        decide(_criterion_margin(c, a, shift - floor), _criterion_margin(c, a, shift + floor), 0.0)
+        is Verdict.INCONCLUSIVE
+        for c, verdict in outcomes
+        if verdict is Verdict.INCONCLUSIVE
     )
 
 
