@@ -707,15 +707,19 @@ def test_a_near_budget_file_alone_is_reported_by_its_cells(tmp_path: Path) -> No
     assert "+5.2% [+5.0%, +5.4%] (75% interval), 3" in both
 
 
-def _saved_run(directory: Path, name: str, tests: dict[str, tuple[float, float, float, float]]) -> None:
-    """A saved run whose tests have (baseline per call, overhead, ci_low, ci_high) for CPU."""
+def _saved_run(
+    directory: Path, name: str, tests: dict[str, tuple[float, float, float, float]], created: str | None = None
+) -> None:
+    """A saved run whose tests have (baseline per call, overhead, ci_low, ci_high) for CPU; with ``created``, the
+    time it ended, each test having taken 30 s."""
     directory.mkdir(exist_ok=True)
     keys = ("baseline", "overhead", "ci_low", "ci_high")
     body = [
-        {"nodeid": f"test_real.py::test_{w}", "metrics": {"cpu": dict(zip(keys, v, strict=True))}}
+        {"nodeid": f"test_real.py::test_{w}", "metrics": {"cpu": dict(zip(keys, v, strict=True))}, "duration_s": 30.0}
         for w, v in tests.items()
     ]
-    (directory / f"{name}.json").write_text(json.dumps({"tests": body}), encoding="utf-8")
+    run = {"tests": body} | ({"created": created} if created else {})
+    (directory / f"{name}.json").write_text(json.dumps(run), encoding="utf-8")
 
 
 def test_speeds_split_runs_by_their_baseline_and_fit_how_the_overhead_moves(tmp_path: Path) -> None:
@@ -733,7 +737,43 @@ def test_speeds_split_runs_by_their_baseline_and_fit_how_the_overhead_moves(tmp_
     refs = {"manual": (math.log1p(0.066), 1e-3, 1.1e-3)}
     table = "\n".join(speeds.coverage_table(points, refs))
     assert "| fast | 2 | +6.5% | 2/2 |" in table and "| slow | 1 | +8.5% | 0/1 |" in table
+    own = "\n".join(speeds.coverage_table(points, {}))  # no reference measured: the runs' median, +6.5%
+    assert "+6.5% (the runs' median) | fast | 2 | +6.5% | 2/2 |" in own and "| slow | 1 | +8.5% | 0/1 |" in own
     judged = [dataclasses.replace(p, budget=0.07, verdict="FAIL" if p.estimate > 0.07 else "PASS") for p in points]
     verdicts = speeds.verdicts_table(judged)
     assert "| manual | 7.00% | fast | 2 | 2 | 0 | 0 | +6.5% |" in verdicts
     assert "| manual | 7.00% | slow | 1 | 0 | 1 | 0 | +8.5% |" in verdicts
+
+
+def test_speeds_put_each_test_beside_the_probe_samples_taken_while_it_ran(tmp_path: Path) -> None:
+    from benchmarks.real import speed_probe, speeds
+
+    saved = tmp_path / "campaign-saved"
+    # Each run measured manual, then checkout, 30 s each; the probe's loop took 70 ms or 105 ms.
+    _saved_run(saved, "a", {"manual": (0.6e-3, 0.065, 0.06, 0.07), "checkout": (1.7e-3, 0.04, 0.03, 0.05)},
+               created="2026-12-06T19:01:00+00:00")  # fmt: skip
+    _saved_run(saved, "b", {"manual": (1.2e-3, 0.085, 0.08, 0.09), "checkout": (3.4e-3, 0.05, 0.04, 0.06)},
+               created="2026-12-06T19:03:00+00:00")  # fmt: skip
+    probe = tmp_path / "probe.log"
+    probe.write_text(
+        "19:00:10 cpu_ms=70.1 wall_ms=70.2 steal=0.00% load=1.00\n"  # a's manual (19:00:00-19:00:30)
+        "19:00:40 cpu_ms=71.0 wall_ms=71.0 steal=0.00% load=1.00\n"  # a's checkout
+        "19:02:05 cpu_ms=104.0 wall_ms=104.2 steal=0.10% load=1.00\n"  # b's manual
+        "19:02:20 cpu_ms=106.0 wall_ms=106.2 steal=0.10% load=1.00\n"  # b's manual
+        "19:02:50 cpu_ms=105.0 wall_ms=105.0 steal=0.00% load=1.00\n"  # b's checkout
+        "not a sample\n",
+        encoding="utf-8",
+    )
+    samples = speeds.read_probe(probe)
+    assert samples[0] == (19 * 3600 + 10, 70.1) and len(samples) == 5
+    table = speeds.probe_table(speeds.read_points(saved), samples)
+    assert "| 19:00:00 | manual | 600 µs | +6.5% |  | 70 (70) |" in table
+    assert "| 19:02:00 | manual | 1200 µs | +8.5% |  | 105 (104, 106) |" in table
+    assert "| 19:02:30 | checkout | 3400 µs | +5.0% |  | 105 (105) |" in table
+    assert "| manual | 2 | — | — |" in table  # two tests: no correlation claimed
+    _saved_run(saved, "c", {"manual": (0.7e-3, 0.066, 0.06, 0.07)}, created="2026-12-06T19:05:00+00:00")
+    samples.append((19 * 3600 + 4 * 60 + 40, 72.0))  # c's manual (19:04:30-19:05:00)
+    table = speeds.probe_table(speeds.read_points(saved), samples)
+    (manual,) = [line for line in table if line.startswith("| manual | 3 |")]
+    assert [float(r) for r in manual.split("|")[3:5]] == [pytest.approx(1.0, abs=0.05)] * 2
+    assert speed_probe.main(["--samples", "1", "--every", "0"]) == 0
