@@ -42,11 +42,14 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 @pytest.fixture(autouse=True)
 def _hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No OpenTelemetry variable of the machine running the suite may leak into a test or a subprocess."""
+    """No OpenTelemetry variable of the machine running the suite may leak into a test or a subprocess, nor the
+    width of its terminal (``$COLUMNS``, which a shell may export and which the workers of ``-n 2`` see as 80):
+    output wraps at the width a CI log gets unless a test sets one."""
     for name in list(os.environ):
         if name.startswith("OTEL_"):
             monkeypatch.delenv(name)
     monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    monkeypatch.delenv("COLUMNS", raising=False)
     yield
 
 
