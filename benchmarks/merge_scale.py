@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pytest_otel_overhead.history.document import encode_test, report_chunks
+from pytest_otel_overhead.history.document import compact, document_chunks, encode_test
 from pytest_otel_overhead.history.merge import plugin_version_here
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, TestResult
@@ -63,12 +63,12 @@ def _result(nodeid: str, rng: random.Random, pairs: int) -> TestResult:
 
 def _report(document: dict[str, Any]) -> str:
     """As a session writes its ``--otel-overhead-json`` report: indented, a compact test a line."""
-    return "".join(report_chunks(document, [(encode_test(test),) for test in document["tests"]]))
+    return "".join(document_chunks(document, [(encode_test(test),) for test in document["tests"]], report=True))
 
 
 LAYOUTS: dict[str, Callable[[dict[str, Any]], str]] = {
     # As the store saves a run (``--otel-overhead-save``): compact.
-    "saved": lambda document: json.dumps(document, separators=(",", ":"), allow_nan=False),
+    "saved": compact,
     # json.dumps's default, a space after each comma and colon (the layout of the earlier records).
     "spaced": lambda document: json.dumps(document, allow_nan=False),
     "report": _report,

@@ -184,8 +184,8 @@ def _merge(store: Store, args: argparse.Namespace) -> int:
 def _merged(store: Store, args: argparse.Namespace) -> int:
     from pytest_otel_overhead.history.merge import (  # only when merging
         UNMEASURED,
-        document_chunks,
         merge_carried,
+        run_chunks,
         same_version_documents,
         test_chunks,
         unmeasured_tests,
@@ -201,7 +201,7 @@ def _merged(store: Store, args: argparse.Namespace) -> int:
     del loaded, shards
     tests = test_chunks(merged, rows, documents) if args.save is not None or args.json else []
     if args.save is not None:  # first: a name the store refuses stops the command before anything is written
-        text = document_chunks(merged, rows, tests=tests)
+        text = run_chunks(merged, rows, tests=tests)
         merged = dataclasses.replace(merged, path=store.save(merged, args.save, text=text))
         print(f"saved run {args.save!r} to {merged.path}")
     unmeasured = unmeasured_tests(merged)
@@ -211,7 +211,7 @@ def _merged(store: Store, args: argparse.Namespace) -> int:
     sys.stdout.write("".join(printable(line) + "\n" for line in lines))  # one write: thousands of lines
     if args.json:  # laid out as a session's JSON report, a test a line
         sections = {UNMEASURED: unmeasured} if unmeasured else None
-        _write(args.json, document_chunks(merged, rows, sections, tests=tests, report=True))
+        _write(args.json, [*run_chunks(merged, rows, sections, tests=tests, report=True), "\n"])
     if args.html and rows:  # the report draws the raw rows: read them, checked as text already
         merged = with_rows(merged, rows)
     _reports(store, args, merged, None)

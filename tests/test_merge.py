@@ -387,7 +387,7 @@ def test_rows_as_text_read_as_the_strict_reader_reads_them() -> None:
 
 
 def test_a_carried_merge_gives_the_merge_of_runs_read_whole(tmp_path: Path) -> None:
-    from pytest_otel_overhead.history.merge import document_chunks, merge_carried
+    from pytest_otel_overhead.history.merge import merge_carried, run_chunks
     from pytest_otel_overhead.history.reader import load_run_carrying_rows
 
     results = _suite()
@@ -397,7 +397,7 @@ def test_a_carried_merge_gives_the_merge_of_runs_read_whole(tmp_path: Path) -> N
     assert all(run.results[0].samples == () for run, _ in loaded)  # the rows stayed text
     merged, summary, rows = merge_carried(loaded, created="now")
     assert summary.combined == (results[0].nodeid,) and results[0].nodeid not in rows
-    carried = json.loads("".join(document_chunks(merged, rows)))
+    carried = json.loads("".join(run_chunks(merged, rows)))
     assert carried == json.loads(json.dumps(whole.to_document(), separators=(",", ":"), allow_nan=False))
 
 

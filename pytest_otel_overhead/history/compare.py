@@ -127,8 +127,7 @@ class MetricChange:
     speed: float | None = None
     """How many times as long per call the later run's baseline arm took, when that counted in ``machine_term``."""
     beyond_processes: bool = False
-    """A criterion stays undecided however many processes the later run adds: the machines' term alone, which
-    processes do not shrink, spans its bound."""
+    """A criterion stays undecided however many processes the later run adds: the machines' term spans its bound."""
 
     @property
     def label(self) -> str:
@@ -267,7 +266,12 @@ def offsets_half_width(
         * tau
         * math.sqrt(1 / max(before.processes, 1) + 1 / max(after.processes, 1))
     )
-    return math.hypot(processes, NormalDist().inv_cdf(level) * machine)
+    return math.hypot(processes, _machine_half_width(each, machine))
+
+
+def _machine_half_width(each: float, machine: float) -> float:
+    """How far the machines' term (standard deviation ``machine``, log ratio) moves each end of ``δ`` at ``each``."""
+    return NormalDist().inv_cdf(1 - (1 - each) / 2) * machine
 
 
 def _term_df(result: TestResult) -> int:
@@ -332,7 +336,8 @@ def _measured_change(
     at = (a_est, a_est + raw_shift[1])
     speed = speed_ratio(before, after, metric)
     by_speed = 0.0 if metric in COUNTED_METRICS else speed_spread(speed, max(abs(at[0]), abs(at[1])))
-    extra = offsets_half_width(before, after, metric, each, math.hypot(machine, by_speed), at)
+    machines = math.hypot(machine, by_speed)
+    extra = offsets_half_width(before, after, metric, each, machines, at)
     shift = _with_process_offsets(raw_shift, extra)
     with_machine = extra - offsets_half_width(before, after, metric, each, 0.0, at)
     s_low, s_est, s_high = shift
@@ -374,16 +379,13 @@ def _measured_change(
         outcomes=tuple(outcomes),
         machine_term=with_machine,
         speed=speed if by_speed > 0 else None,
-        beyond_processes=bounded and _beyond_processes(outcomes, a_est, s_est, each, math.hypot(machine, by_speed)),
+        beyond_processes=bounded and _beyond_processes(outcomes, a_est, s_est, _machine_half_width(each, machines)),
     )
 
 
-def _beyond_processes(
-    outcomes: Sequence[tuple[Criterion, Verdict]], a: float, shift: float, each: float, machine: float
-) -> bool:
+def _beyond_processes(outcomes: Sequence[tuple[Criterion, Verdict]], a: float, shift: float, floor: float) -> bool:
     """Whether an undecided criterion would stay so were the later run's own width gone: the earlier run's level
-    taken as known and only the machines' term (standard deviation ``machine``) left around the shift."""
-    floor = NormalDist().inv_cdf(1 - (1 - each) / 2) * machine
+    taken as known and only the machines' term (``floor`` each side, ``_machine_half_width``) left around the shift."""
     return floor > 0 and any(
         decide(_criterion_margin(c, a, shift - floor), _criterion_margin(c, a, shift + floor), 0.0)
         is Verdict.INCONCLUSIVE

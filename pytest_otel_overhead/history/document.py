@@ -18,7 +18,16 @@ from pytest_otel_overhead.history.environment import environment
 from pytest_otel_overhead.outputs import write_text_file
 from pytest_otel_overhead.results import TestResult
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "document", "encode_test", "environment", "report_chunks", "write_json"]
+__all__ = [
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "compact",
+    "document",
+    "document_chunks",
+    "encode_test",
+    "environment",
+    "write_json",
+]
 
 SCHEMA = "pytest-otel-overhead"
 SCHEMA_VERSION = 1
@@ -36,28 +45,36 @@ def document(results: Sequence[TestResult], sections: Mapping[str, Any] | None =
     }
 
 
+def compact(value: Any) -> str:
+    """``value`` as compact JSON: the layout of a saved run, and of each test in a JSON report."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
 def encode_test(test: Mapping[str, Any]) -> str:
-    """A test's document (``TestResult.as_dict``) as compact JSON: as a saved run and a JSON report hold it."""
-    return json.dumps(test, separators=(",", ":"), allow_nan=False)
+    """A test's document (``TestResult.as_dict``) as a saved run and a JSON report hold it."""
+    return compact(test)
 
 
-def report_chunks(head: Mapping[str, Any], tests: Iterable[Sequence[str]]) -> Iterator[str]:
-    """A JSON report's text, in pieces: ``head`` (the document; its ``tests`` member only says where they
-    go) indented by two, and in its ``tests`` list each test (``tests``: each one's compact text, in pieces)
-    on a line of its own.
+def document_chunks(head: Mapping[str, Any], tests: Iterable[Sequence[str]], *, report: bool = False) -> Iterator[str]:
+    """A document's text, in pieces: ``head`` (the document; its ``tests`` member only says where they go) and
+    ``tests`` (each one's compact text, in pieces). Compact throughout, as the store saves a run; or, with
+    ``report``, as a JSON report: ``head`` indented by two, each test compact on a line of its own.
 
     A test compact rather than indented: its raw rows are most of a report's size, a number a line when
     indented, and a merge reads a compact test as it stands, where an indented one must be read into its
     values and written again."""
     marker = secrets.token_hex(16)
-    before, after = json.dumps({**head, "tests": marker}, indent=2, allow_nan=False).split(f'"{marker}"')
+    placed = {**head, "tests": marker}
+    text = json.dumps(placed, indent=2, allow_nan=False) if report else compact(placed)
+    before, after = text.split(f'"{marker}"')
+    first, between, last = ("\n    ", ",\n    ", "\n  ]") if report else ("", ",", "]")
     yield before + "["
-    separator = "\n    "
+    separator = None
     for pieces in tests:
-        yield separator
+        yield first if separator is None else separator
         yield from pieces
-        separator = ",\n    "
-    yield ("\n  ]" if separator != "\n    " else "]") + after + "\n"
+        separator = between
+    yield ("]" if separator is None else last) + after
 
 
 def write_json(
@@ -66,4 +83,4 @@ def write_json(
     """Write the document to ``path`` (atomically: readers never see half a document)."""
     data = document(results, sections)
     tests = [(encode_test(test),) for test in data["tests"]]
-    return write_text_file(path, report_chunks(data, tests))
+    return write_text_file(path, [*document_chunks(data, tests, report=True), "\n"])

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_otel_overhead.engine.combined import combined_metrics
-from pytest_otel_overhead.history.document import encode_test, report_chunks
+from pytest_otel_overhead.history.document import document_chunks, encode_test
 from pytest_otel_overhead.history.machines import cpu_models
 from pytest_otel_overhead.history.reader import ROWS_KEY, UNMEASURED, Carried, Documents
 from pytest_otel_overhead.history.store import HistoryError, RunRecord, printable
@@ -36,11 +35,11 @@ __all__ = [
     "MergeSummary",
     "check_cycle_models",
     "check_versions",
-    "document_chunks",
     "merge_carried",
     "merge_runs",
     "plugin_version",
     "plugin_version_here",
+    "run_chunks",
     "run_unmeasured",
     "same_version_documents",
     "test_chunks",
@@ -338,7 +337,7 @@ def plugin_version_here() -> str | None:
 
 
 def test_chunks(run: RunRecord, carried: Carried, documents: Documents | None = None) -> list[tuple[str, ...]]:
-    """The tests of ``run`` as compact JSON, each in pieces, for :func:`document_chunks`: each test's carried
+    """The tests of ``run`` as compact JSON, each in pieces, for :func:`run_chunks`: each test's carried
     rows as read, and each test of ``documents`` (``same_version_documents``) as read rather than rebuilt from
     its record. Made once, they serve both the saved run and the JSON report: the rows are pieces of their
     own, not copies."""
@@ -359,7 +358,7 @@ def test_chunks(run: RunRecord, carried: Carried, documents: Documents | None = 
     return tests
 
 
-def document_chunks(
+def run_chunks(
     run: RunRecord,
     carried: Carried,
     sections: Mapping[str, Any] | None = None,
@@ -368,9 +367,9 @@ def document_chunks(
     *,
     report: bool = False,
 ) -> Iterator[str]:
-    """``run.to_document()`` (and ``sections``) in pieces: compact, as the store saves a run, or laid out as
-    a JSON report (``report``, ``history.document.report_chunks``); its tests as :func:`test_chunks` makes
-    them (``tests``, when made already).
+    """``run.to_document()`` (and ``sections``) in pieces, as ``history.document.document_chunks`` lays it out
+    (compact, or as a JSON report with ``report``); its tests as :func:`test_chunks` makes them (``tests``, when
+    made already).
 
     A test at a time: the rows of a merged run are most of its size, and reading them into numbers
     and writing them back took most of a merge's time; written in pieces, the document is never
@@ -378,14 +377,4 @@ def document_chunks(
     """
     head = {**dataclasses.replace(run, results=()).to_document(), **(sections or {})}
     tests = test_chunks(run, carried, documents) if tests is None else tests
-    if report:
-        yield from report_chunks(head, tests)
-        return
-    marker = secrets.token_hex(16)
-    before, after = json.dumps({**head, "tests": marker}, separators=(",", ":"), allow_nan=False).split(f'"{marker}"')
-    yield before + "["
-    for index, pieces in enumerate(tests):
-        if index:
-            yield ","
-        yield from pieces
-    yield "]" + after
+    return document_chunks(head, tests, report=report)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import os
 import re
 import secrets
@@ -26,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pytest_otel_overhead.formatting import format_bytes
-from pytest_otel_overhead.history.document import SCHEMA
+from pytest_otel_overhead.history.document import SCHEMA, compact
 from pytest_otel_overhead.history.environment import git_info, machine_info
 from pytest_otel_overhead.history.reader import MAX_RUN_BYTES, load_run, parse_run, result_from_dict
 from pytest_otel_overhead.history.run import HistoryError, RunRecord, now_iso, printable, valid_name
@@ -99,7 +98,7 @@ class Store:
         if not valid_name(name):
             raise HistoryError(f"{name!r} cannot name a run: use letters, digits, '.', '_' and '-' (at most 64)")
         if text is None:
-            text = json.dumps(dataclasses.replace(run, name=name).to_document(), separators=(",", ":"), allow_nan=False)
+            text = compact(dataclasses.replace(run, name=name).to_document())
         pieces = [text] if isinstance(text, str) else list(text)
         size = sum(len(piece) if piece.isascii() else len(piece.encode("utf-8")) for piece in pieces)
         if size + 1 > MAX_RUN_BYTES:  # a run no reader here would read back
