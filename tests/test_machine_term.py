@@ -6,7 +6,7 @@ import dataclasses
 import math
 import random
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from conftest import build_result
@@ -24,7 +24,6 @@ from pytest_otel_overhead.history.machines import (
 )
 from pytest_otel_overhead.history.store import RunRecord, Store
 from pytest_otel_overhead.instructions.cycles import CYCLE_MODEL
-from pytest_otel_overhead.plugins.tracking import TrackingPlugin
 from pytest_otel_overhead.results import TestResult
 from pytest_otel_overhead.stats.verdict import Verdict
 
@@ -181,20 +180,3 @@ def test_the_compare_command_fits_its_lines_to_the_terminal(
     assert " ".join(lines).split() == " ".join(unwrapped).split()  # nothing lost, words whole
     continued = [line for line in lines if line.startswith("        ")]
     assert continued and all(len(line) - len(line.lstrip()) == 8 for line in continued)  # under the metric's line
-
-
-def test_an_undecided_change_that_processes_cannot_decide_asks_for_none() -> None:
-    # In the session's gate, an undecided comparison adds processes; the machines' term does not shrink with
-    # them, so where it alone spans the bound, they would be spent for nothing.
-    criteria = parse_criteria("cpu:+1pp", "t")
-    before = _run(_at_speed(_result(0.02, 1), 1e-3))
-    at_the_bound = {speed: _at_speed(_result(0.03, 2), speed) for speed in (1e-3, 3e-3)}
-    further = _at_speed(_result(0.07, 2), 3e-3)
-    same, slower = (compare_runs(before, _run(r), criteria).tests[0].metrics[0] for r in at_the_bound.values())
-    wide = compare_runs(before, _run(further), criteria).tests[0].metrics[0]
-    assert same.verdict is slower.verdict is wide.verdict is Verdict.INCONCLUSIVE
-    assert (same.beyond_processes, slower.beyond_processes, wide.beyond_processes) == (False, True, False)
-    gate = TrackingPlugin(cast(Any, None), cast(Any, None), Store(Path("unused")), None, before, criteria, None, None)
-    assert gate.still_open(at_the_bound[1e-3]) == "its comparison with run 'run of now' is undecided"
-    assert gate.still_open(further) == "its comparison with run 'run of now' is undecided"
-    assert gate.still_open(at_the_bound[3e-3]) is None

@@ -126,8 +126,6 @@ class MetricChange:
     """The half-width the machines' difference added to ``shift`` (log ratio, at its confidence); 0 when none."""
     speed: float | None = None
     """How many times as long per call the later run's baseline arm took, when that counted in ``machine_term``."""
-    beyond_processes: bool = False
-    """A criterion stays undecided however many processes the later run adds: the machines' term spans its bound."""
 
     @property
     def label(self) -> str:
@@ -379,18 +377,6 @@ def _measured_change(
         outcomes=tuple(outcomes),
         machine_term=with_machine,
         speed=speed if by_speed > 0 else None,
-        beyond_processes=bounded and _beyond_processes(outcomes, a_est, s_est, _machine_half_width(each, machines)),
-    )
-
-
-def _beyond_processes(outcomes: Sequence[tuple[Criterion, Verdict]], a: float, shift: float, floor: float) -> bool:
-    """Whether an undecided criterion would stay so were the later run's own width gone: the earlier run's level
-    taken as known and only the machines' term (``floor`` each side, ``_machine_half_width``) left around the shift."""
-    return floor > 0 and any(
-        decide(_criterion_margin(c, a, shift - floor), _criterion_margin(c, a, shift + floor), 0.0)
-        is Verdict.INCONCLUSIVE
-        for c, verdict in outcomes
-        if verdict is Verdict.INCONCLUSIVE
     )
 
 

@@ -208,8 +208,6 @@ class TrackingPlugin:
         change = compare_results(earlier, result, self.criteria, machine=self.machine_term)
         if change.verdict is not Verdict.INCONCLUSIVE:
             return None
-        if all(m.beyond_processes for m in change.metrics if m.verdict is Verdict.INCONCLUSIVE):
-            return None  # the machines' term spans the bound: more processes would not decide it
         return f"its comparison with run {baseline.label!r} is undecided"
 
     def _comparison_for(self, changes: Sequence[TestChange], after: RunRecord) -> Comparison:
