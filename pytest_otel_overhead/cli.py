@@ -212,8 +212,10 @@ def _merged(store: Store, args: argparse.Namespace) -> int:
     if args.json:  # laid out as a session's JSON report, a test a line
         sections = {UNMEASURED: unmeasured} if unmeasured else None
         _write(args.json, [*run_chunks(merged, rows, sections, tests=tests, report=True), "\n"])
-    if args.html and rows:  # the report draws the raw rows: read them, checked as text already
-        merged = with_rows(merged, rows)
+    if args.html and rows:  # the report draws the raw rows of a few tests: read those, checked as text already
+        from pytest_otel_overhead.reports.html_large import rows_drawn
+
+        merged = with_rows(merged, rows, rows_drawn(merged.results))
     _reports(store, args, merged, None)
     return 1 if any(result.verdict is Verdict.FAIL for result in merged.results) else 0
 

@@ -514,3 +514,38 @@ def test_a_run_with_every_test_measured_has_no_such_section(tmp_path: Path) -> N
     md = tmp_path / "summary.md"
     assert main(["merge", str(_write_run(tmp_path / "s.json", _suite()[:2])), f"--markdown={md}"]) == 0
     assert "Not measured" not in md.read_text(encoding="utf-8")
+
+
+def test_a_large_merge_reads_into_numbers_only_the_rows_its_html_report_draws(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_otel_overhead.reports import html
+    from pytest_otel_overhead.reports.html_large import LARGE_REPORT, MAX_LARGE_CHARTS, rows_drawn
+
+    suite = _suite()
+    results = [
+        dataclasses.replace(suite[index % len(suite)], nodeid=f"tests/test_big.py::test_{index}")
+        for index in range(LARGE_REPORT + 20)
+    ]
+    files = [str(_write_run(tmp_path / f"s{k}.json", results[k::2])) for k in range(2)]
+    pages: list[RunRecord] = []
+    drawing = html.html_report
+    monkeypatch.setattr(html, "html_report", lambda run, *a, **k: pages.append(run) or drawing(run, *a, **k))
+    assert main(["merge", *files, f"--html={tmp_path / 'report.html'}"]) == 1  # budgets failed, as in _suite
+    [merged] = pages
+    with_samples = {result.nodeid for result in merged.results if result.samples}
+    drawn = rows_drawn(merged.results)
+    assert with_samples == drawn and len(drawn) == MAX_LARGE_CHARTS
+    originals = {result.nodeid: result.samples for result in results}
+    assert all(result.samples == originals[result.nodeid] for result in merged.results if result.nodeid in drawn)
+    # The tests that need a look come first: every drawn one did not pass, as many did not.
+    assert all(result.outcome != Verdict.PASS.value for result in merged.results if result.nodeid in drawn)
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert f"charts for the first {MAX_LARGE_CHARTS} only" in page
+    assert "Charts are drawn for the first" not in page  # said once above the sections, not per test
+
+
+def test_a_small_run_has_the_rows_of_every_test_drawn() -> None:
+    from pytest_otel_overhead.reports.html_large import rows_drawn
+
+    assert rows_drawn(_suite()) == {result.nodeid for result in _suite()}

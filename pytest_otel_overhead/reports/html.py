@@ -36,6 +36,7 @@ from pytest_otel_overhead.reports.html_large import (
     attention_table,
     folded,
     large_chart_rows,
+    rows_drawn,
     table_of_tests,
 )
 from pytest_otel_overhead.reports.html_text import escape_html, table, unbroken, verdict_span, wrappable_id
@@ -342,7 +343,9 @@ def _pairs(module: Any, result: TestResult) -> str:
     return str(module.pairs_chart(result))
 
 
-def _test_section(index: int, result: TestResult, charts: ChartDrawer, chart: bool, limit: int) -> str:
+def _test_section(index: int, result: TestResult, charts: ChartDrawer, chart: bool, limit: int | None) -> str:
+    """A test's section; ``limit``: how many tests have charts, said where this one has none (``None``: said
+    once above the sections)."""
     settings = result.settings
     budgets = ", ".join(f"{name} {b.describe(name)}" for name, b in settings.budgets) or "none"
     parts = [f'<section id="test-{index}"><h3>{_id(result.nodeid)} {_test_verdict(result)}</h3>']
@@ -358,7 +361,7 @@ def _test_section(index: int, result: TestResult, charts: ChartDrawer, chart: bo
     parts.append(_metrics_table(result))
     if result.samples and chart:
         parts.append(charts.draw(functools.partial(_pairs, result=result), f"distributions of {result.nodeid}"))
-    elif result.samples and charts.module is not None:
+    elif result.samples and charts.module is not None and limit is not None:
         parts.append(f'<p class="muted">Charts are drawn for the first {limit} tests only.</p>')
     parts.append(_process_table(result))
     parts.append(_health_table(result))
@@ -373,8 +376,8 @@ def _details(run: RunRecord, charts: ChartDrawer) -> str:
     if len(indexed) <= LARGE_REPORT:
         return "".join(_test_section(i, r, charts, i < MAX_DETAILED_CHARTS, MAX_DETAILED_CHARTS) for i, r in indexed)
     attention, passing = attention_first(run.results)
-    limit = MAX_LARGE_CHARTS
-    sections = [_test_section(i, r, charts, rank < limit, limit) for rank, (i, r) in enumerate(attention + passing)]
+    drawn = rows_drawn(run.results)  # the line above the sections says which, once
+    sections = [_test_section(i, r, charts, r.nodeid in drawn, None) for i, r in attention + passing]
     shown = (
         f" (the first {SHOWN} shown, the other {len(attention) - SHOWN:,} folded in groups of {GROUP})"
         if len(attention) > SHOWN

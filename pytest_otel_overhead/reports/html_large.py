@@ -30,6 +30,7 @@ __all__ = [
     "folded_table",
     "grouped_rows",
     "large_chart_rows",
+    "rows_drawn",
     "table_of_tests",
 ]
 
@@ -63,6 +64,16 @@ def attention_first(results: Sequence[TestResult]) -> tuple[list[Indexed], list[
     attention = [(i, r) for i, r in indexed if r.outcome != Verdict.PASS.value]
     passing = [(i, r) for i, r in indexed if r.outcome == Verdict.PASS.value]
     return attention, passing
+
+
+def rows_drawn(results: Sequence[TestResult]) -> set[str]:
+    """The node ids of the tests whose raw rows the page uses: every test of a page of at most
+    ``LARGE_REPORT`` (charts for the first ones, a note for the others), else the ``MAX_LARGE_CHARTS``
+    charted first. A merge reads only these rows into numbers: the others stay text."""
+    if len(results) <= LARGE_REPORT:
+        return {result.nodeid for result in results}
+    attention, passing = attention_first(results)
+    return {result.nodeid for _, result in (attention + passing)[:MAX_LARGE_CHARTS]}
 
 
 def folded(label: str, pieces: Sequence[str], size: int = GROUP) -> str:
