@@ -10,19 +10,22 @@ fractions (``0.073`` prints as ``7.3%``). Only ``math`` is imported, so anything
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 __all__ = [
     "NO_FIGURE",
     "budget_percent",
+    "confidence_percent",
     "finite_or_none",
     "format_bytes",
     "format_count",
     "format_seconds",
     "interval",
+    "interval_heading",
     "junit_number",
     "percent",
     "percentage_points",
+    "shared_confidence",
     "signed",
     "signed_percent",
     "signed_percent_or_dash",
@@ -149,6 +152,24 @@ def interval(low: float, high: float, show: Callable[[float], str]) -> str:
     if math.isnan(low) or math.isnan(high) or (math.isinf(low) and math.isinf(high)):
         return NO_FIGURE
     return f"[{show(low)}, {show(high)}]"
+
+
+def confidence_percent(level: float) -> str:
+    """``95%``, ``99%``, ``99.5%``: an interval's confidence."""
+    return f"{level * 100:.4g}%"
+
+
+def shared_confidence(levels: Iterable[float]) -> float | None:
+    """The one confidence of intervals that share it; ``None`` for intervals of several (or none)."""
+    distinct = set(levels)
+    return distinct.pop() if len(distinct) == 1 else None
+
+
+def interval_heading(levels: Iterable[float]) -> str:
+    """``95% CI`` over intervals of one confidence; ``CI`` over intervals of several, each cell then saying its
+    own (``confidence_percent``)."""
+    shared = shared_confidence(levels)
+    return "CI" if shared is None else f"{confidence_percent(shared)} CI"
 
 
 def junit_number(value: float) -> str:

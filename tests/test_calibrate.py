@@ -31,7 +31,7 @@ from pytest_otel_overhead.calibrate.terms import (
     run_figures,
 )
 from pytest_otel_overhead.cli import split_calibrate
-from pytest_otel_overhead.engine.combined import CHILD_PLAN
+from pytest_otel_overhead.engine.combined import child_plan
 from pytest_otel_overhead.history.run import RunRecord
 from pytest_otel_overhead.results import Replica, TestResult
 from pytest_otel_overhead.settings.calibration import Calibration
@@ -40,7 +40,7 @@ from pytest_otel_overhead.stats.verdict import Verdict
 from pytest_otel_overhead.units import Budget
 
 RELATIVE = Budget("relative", 0.05)
-Z = NormalDist().inv_cdf(1 - (1 - CHILD_PLAN.per_look_confidence) / 2)
+Z = NormalDist().inv_cdf(1 - (1 - child_plan(0.95).per_look_confidence) / 2)
 
 
 def replica(*overheads: tuple[str, float, float, float]) -> Replica:

@@ -30,7 +30,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_otel_overhead.engine.children import Child, output_tail
-from pytest_otel_overhead.engine.combined import CHILD_PLAN, combined_metrics, process_estimates
+from pytest_otel_overhead.engine.combined import child_plan, combined_metrics, process_estimates
 from pytest_otel_overhead.engine.replica_child import (
     PAD_ENV,
     REPLICA_ENV,
@@ -224,7 +224,7 @@ def test_sequential_looks_keep_false_failures_below_the_nominal_rate() -> None:
     threshold = to_statistic(budget)
     rng = random.Random(20261130)
     processes, trials = 8, 2000
-    plan = process_look_plan(processes)
+    plan = process_look_plan(processes, 0.95)
     false_fails = naive_fails = 0
     for _ in range(trials):
         estimates, errors = simulate(rng, threshold, 0.01, 0.002, processes)
@@ -243,8 +243,8 @@ def test_looks_come_after_each_process_from_the_second() -> None:
     assert process_looks(8) == (2, 3, 4, 5, 6, 7, 8)
     assert process_looks(3) == (2, 3)
     assert process_looks(2) == (2,)
-    assert process_look_plan(8).per_look_confidence == pytest.approx(1 - 0.05 / 7)
-    assert process_look_plan(2).per_look_confidence == pytest.approx(0.95)
+    assert process_look_plan(8, 0.95).per_look_confidence == pytest.approx(1 - 0.05 / 7)
+    assert process_look_plan(2, 0.95).per_look_confidence == pytest.approx(0.95)
 
 
 def test_processes_that_contradict_each_other_alone_are_undecided_together() -> None:
@@ -288,7 +288,7 @@ def child_metric(
     note: str | None = None,
 ) -> MetricResult:
     """A process's metric whose interval, at the children's per-look confidence, implies standard error ``se``."""
-    level = CHILD_PLAN.per_look_confidence if metric != "heap" else 0.95
+    level = child_plan(0.95).per_look_confidence if metric != "heap" else 0.95
     half = se * NormalDist().inv_cdf(1 - (1 - level) / 2)  # the half-width that se implies at that level
     y = math.log1p(overhead)
     low, high = y - half, y + half

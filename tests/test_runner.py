@@ -138,13 +138,13 @@ def test_the_result_describes_the_whole_measurement(router: ArmRouter, unchanged
     assert result.nodeid == "t::described"
     assert result.pairs == len(result.samples) >= 2
     assert result.calls_per_block >= 1
-    assert 1 <= result.looks <= len(LookPlan().fractions)
+    assert 1 <= result.looks <= len(LookPlan(0.95).fractions)
     assert 0 < result.duration_s < 30
     assert result.health is not None
     assert dict(result.health.by_name) == {"a": result.health.calls, "b": result.health.calls}
     assert result.process is not None
     assert len(lines) == result.looks
-    assert lines[0].startswith(f"t::described look 1/{len(LookPlan().fractions)}: ")
+    assert lines[0].startswith(f"t::described look 1/{len(LookPlan(0.95).fractions)}: ")
     assert re.search(r": CPU [+-][\d.]+% \[[+-][\d.]+%, ([+-][\d.]+%|∞)\] budget 100000\.0%: [A-Z]+$", lines[-1])
 
 

@@ -21,7 +21,7 @@ from pytest_otel_overhead.stats.verdict import (
 )
 from pytest_otel_overhead.units import Budget
 
-CONFIDENCE = LookPlan().per_look_confidence
+CONFIDENCE = LookPlan(0.95).per_look_confidence
 
 times = st.floats(min_value=1e-7, max_value=1.0, allow_nan=False)
 pairs = st.lists(st.tuples(times, times), min_size=1, max_size=80)
@@ -197,7 +197,7 @@ def test_spread_is_reported_on_the_overhead_scale() -> None:
 
 
 def test_default_look_plan_spends_the_error_rate_evenly_over_its_looks() -> None:
-    plan = LookPlan()
+    plan = LookPlan(0.95)
     assert plan.fractions[-1] == 1.0
     assert list(plan.fractions) == sorted(plan.fractions)
     assert plan.per_look_confidence == pytest.approx(1 - 0.05 / 6)
@@ -213,7 +213,7 @@ def test_per_look_confidence_is_bonferroni(confidence: float, looks: int) -> Non
 
 def test_repeated_looks_at_a_null_effect_keep_false_failures_rare() -> None:
     """A/A with a budget of almost zero: any FAIL is false; over all looks it stays below (1 - confidence) / 2."""
-    plan = LookPlan()
+    plan = LookPlan(0.95)
     budget = Budget("relative", 1e-9)
     rng = random.Random(20240229)
     trials, false_failures = 200, 0

@@ -142,6 +142,7 @@ def arguments(argv: Sequence[str]) -> argparse.Namespace:
     add("--load", type=count(0), default=0, help="busy processes kept running during the run (0: quiet)")
     add("--max-time", type=positive, help="the plugin's max_time in s (default: the plugin's, 30 s; --quick: 10 s)")
     add("--processes", type=count(1), help="the plugin's processes setting (default: the plugin's, 1)")
+    add("--confidence", help="the plugin's confidence setting, e.g. 99%% (default: the plugin's, 95%%)")
     add("--budget", type=percentage, help="relative budget for every method, e.g. 5%% (default: the plugin's, 5%%)")
     add("--instructions", action="store_true", help="also one plugin run in instructions mode (needs valgrind)")
     add("--seed", type=int, help="seed of the job order (default: random, recorded)")
@@ -220,6 +221,7 @@ def build_plan(args: argparse.Namespace, imported: Sequence[Record] = ()) -> Pla
         max_time=args.max_time if args.max_time is not None else (QUICK_MAX_TIME if args.quick else None),
         budget=args.budget,
         processes=args.processes,
+        confidence=args.confidence,
         instructions=args.instructions,
         seed=args.seed if args.seed is not None else random.SystemRandom().randrange(2**32),
         quick=args.quick,

@@ -100,6 +100,8 @@ class Plan:
     """Run the children on a copy of the package taken at the start, so edits cannot mix engines."""
     processes: int | None = None
     """``--otel-overhead-processes`` for the plugin runs; None keeps the plugin's default (1)."""
+    confidence: str | None = None
+    """``--otel-overhead-confidence`` for the plugin runs; None keeps the plugin's default (95%)."""
     budget_offsets: tuple[float, ...] = ()
     """Near the budget: each plugin run is repeated at each offset (points at 5%) from every workload's
     reference; empty for the plain run at one budget."""

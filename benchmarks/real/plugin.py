@@ -44,6 +44,8 @@ def settings_args(plan: Plan) -> list[str]:
         args.append(f"--otel-overhead-budget={plan.budget}")
     if plan.processes is not None:
         args.append(f"--otel-overhead-processes={plan.processes}")
+    if plan.confidence is not None:
+        args.append(f"--otel-overhead-confidence={plan.confidence}")
     return args
 
 
@@ -102,6 +104,7 @@ def measured_record(test: Record, metric: str) -> Record:
         "max_time": test["settings"]["max_time_s"],
         "spans_per_call": (test.get("pipeline") or {}).get("spans_started_per_call"),
         "processes": test.get("processes", 1),
+        "confidence": gate.get("confidence"),
         "process_term": process_term_of(gate),
     }
 

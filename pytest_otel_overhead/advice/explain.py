@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pytest_otel_overhead.formatting import finite_or_none, format_seconds, signed
+from pytest_otel_overhead.formatting import finite_or_none, format_seconds, interval_heading, signed
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import MetricResult, TestResult
 from pytest_otel_overhead.settings.merge import with_overrides
@@ -191,7 +191,8 @@ def _rows(measured: Sequence[tuple[str, str, TestResult]], metric: str) -> list[
 def explain_lines(explanation: Explanation, top: int = 8) -> list[str]:
     """The layers as a table, then the spans per call by name."""
     lines = [f"{explanation.nodeid}  overhead by layer ({explanation.metric}; {explanation.pipeline})"]
-    header = ["layer", "overhead", "95% CI", "adds", "adds/call", "per span"]
+    levels = interval_heading(row.gate.confidence for row in explanation.rows if row.gate is not None)
+    header = ["layer", "overhead", levels, "adds", "adds/call", "per span"]
     api = "-"
     if math.isfinite(explanation.api_estimate_s) and explanation.spans_per_call > 0:
         api = f"≈{format_seconds(explanation.api_estimate_s)} (est.)"

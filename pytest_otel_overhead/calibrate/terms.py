@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pytest_otel_overhead.engine.combined import CHILD_PLAN
+from pytest_otel_overhead.engine.combined import child_plan
 from pytest_otel_overhead.engine.looks import TIME_METRICS
 from pytest_otel_overhead.results import MetricResult, TestResult
 from pytest_otel_overhead.stats.intervals import dersimonian_laird, standard_error
@@ -80,7 +80,7 @@ def calibrated_metrics(result: TestResult) -> list[MetricResult]:
 def process_estimates(result: TestResult) -> list[ProcessEstimates]:
     """Per calibrated metric, every process's log ratio and standard error, from ``result.replicas``.
 
-    A process's standard error comes from its own interval, made at ``CHILD_PLAN``'s per-look
+    A process's standard error comes from its own interval, made at ``child_plan``'s per-look
     confidence; a process without an estimate or a bounded interval is left out.
     """
     found = []
@@ -91,9 +91,8 @@ def process_estimates(result: TestResult) -> list[ProcessEstimates]:
                 if name != metric.metric:
                     continue
                 y = statistic_of(overhead, RELATIVE)
-                se = standard_error(
-                    statistic_of(low, RELATIVE), statistic_of(high, RELATIVE), CHILD_PLAN.per_look_confidence
-                )
+                level = child_plan(result.settings.confidence).per_look_confidence
+                se = standard_error(statistic_of(low, RELATIVE), statistic_of(high, RELATIVE), level)
                 if math.isfinite(y) and math.isfinite(se) and se > 0:
                     estimates.append(y)
                     errors.append(se)

@@ -29,24 +29,26 @@ from pytest_otel_overhead.stats.verdict import (
     to_statistic,
 )
 
-__all__ = ["CHILD_PLAN", "combined_metrics", "median_finite", "process_estimates"]
+__all__ = ["child_plan", "combined_metrics", "median_finite", "process_estimates"]
 
-CHILD_PLAN = LookPlan()
-"""The looks a process measuring one share of a measurement makes; its intervals are at this plan's
-per-look confidence."""
+
+def child_plan(confidence: float) -> LookPlan:
+    """The looks a process measuring one share of a measurement makes, its metrics recorded at ``confidence``
+    over them all; its intervals are at this plan's per-look confidence."""
+    return LookPlan(confidence=confidence)
 
 
 def process_estimates(metrics: Sequence[MetricResult]) -> tuple[list[float], list[float]]:
     """One metric's estimate per process and its standard error, on the paired statistic's scale.
 
-    A time metric's interval comes from the child's last look, at ``CHILD_PLAN``'s per-look
+    A time metric's interval comes from the child's last look, at ``child_plan``'s per-look
     confidence; any other metric's (heap) at its own. Processes without an estimate are left out.
     """
     estimates, errors = [], []
     for m in metrics:
         if not math.isfinite(m.overhead):
             continue
-        level = CHILD_PLAN.per_look_confidence if m.metric in TIME_METRICS else m.confidence
+        level = child_plan(m.confidence).per_look_confidence if m.metric in TIME_METRICS else m.confidence
         # A process whose interval counted the between-process term is pooled by its own pairs' interval.
         low = m.ci_low if m.process_ci_low is None else m.process_ci_low
         high = m.ci_high if m.process_ci_high is None else m.process_ci_high

@@ -96,9 +96,9 @@ class Between:
     """The between-process term a look counts: the prior, whether the machine is busy now, at what confidence."""
 
     term: ProcessTerm
-    busy: float = 0.0
+    busy: float
     """0 on a quiet machine, else how heavily it is loaded (``machine.load_degree``): the load term's multiple."""
-    confidence: float = 0.95
+    confidence: float
 
     def widening(self, kind: str, baseline: float) -> Callable[[float], float]:
         """How far each end of an interval moves, for an estimate on the statistic's scale.

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pytest_otel_overhead.engine.combined import CHILD_PLAN
+from pytest_otel_overhead.engine.combined import child_plan
 from pytest_otel_overhead.engine.runner import Share, measure
 from pytest_otel_overhead.otel.routing import ArmRouter
 from pytest_otel_overhead.results import StopReason, TestResult
@@ -77,7 +77,14 @@ class ReplicaChild:
             return TestResult.unmeasured(label, self.spec.settings, StopReason.MEASURED_ELSEWHERE)
         self.measured = True
         share = Share(counts_term=False, timed_only=self.spec.timed_only)
-        result = measure(workload, self.spec.settings, router, nodeid=label, plan=CHILD_PLAN, share=share)
+        result = measure(
+            workload,
+            self.spec.settings,
+            router,
+            nodeid=label,
+            plan=child_plan(self.spec.settings.confidence),
+            share=share,
+        )
         written = self.spec.result_path.with_suffix(".partial")
         written.write_text(to_json(result), encoding="utf-8")
         written.replace(self.spec.result_path)  # the parent never reads half a result

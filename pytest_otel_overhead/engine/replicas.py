@@ -100,7 +100,7 @@ def measure_replicated(
     planned = settings.processes or 1
     _refuse_nesting(label, f"processes={planned}")
     say = progress or (lambda message: None)
-    plan = process_look_plan(planned)
+    plan = process_look_plan(planned, settings.confidence)
     looks = process_looks(planned)
     with children_workspace() as tmp:  # removed however the session ends, as the children end with it
         runner = _Processes(item, settings, label, tmp, planned=planned)
@@ -149,7 +149,7 @@ def add_processes(
         return first
     _refuse_nesting(label, "processes=auto")
     say = progress or (lambda message: None)
-    plan = LookPlan(fractions=tuple(k / MAX_PROCESSES for k in ADDED_LOOKS))
+    plan = LookPlan(fractions=tuple(k / MAX_PROCESSES for k in ADDED_LOOKS), confidence=settings.confidence)
     left = settings.max_time - first.duration_s
     with children_workspace() as tmp:
         runner = _Processes(item, settings, label, tmp, planned=MAX_PROCESSES, timed_only=True, time_left=left)

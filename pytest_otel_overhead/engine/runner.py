@@ -90,7 +90,7 @@ def measure(
     ``MeasurementStopped``. The pipeline is shut down, the router left idle and tracemalloc as
     found whatever happens.
     """
-    plan = plan or LookPlan()
+    plan = plan or LookPlan(confidence=settings.confidence)
     rng = rng or random.Random()
     # Looked up on each call, not at import, and handed to every phase: one clock times the whole measurement.
     clock = Clock(wall=time.perf_counter, cpu=time.process_time)

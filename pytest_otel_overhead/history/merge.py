@@ -26,7 +26,6 @@ from pytest_otel_overhead.history.machines import cpu_models
 from pytest_otel_overhead.history.reader import ROWS_KEY, UNMEASURED, Carried, Documents
 from pytest_otel_overhead.history.store import HistoryError, RunRecord, printable
 from pytest_otel_overhead.results import CycleModel, StopReason, TestResult
-from pytest_otel_overhead.stats.verdict import LookPlan
 from pytest_otel_overhead.wire.checks import read_rows
 
 __all__ = [
@@ -129,8 +128,8 @@ def _combined(nodeid: str, placed: Sequence[tuple[RunRecord, TestResult]]) -> Te
     """One test measured in several shards, combined across them as processes are."""
     results = [result for _, result in placed]
     first = results[0]
-    # The shards are looked at once, together: one interval at the confidence every budget is reported at.
-    confidence = LookPlan().confidence
+    # The shards are looked at once, together: one interval at the confidence the test's settings ask for.
+    confidence = first.settings.confidence
     metrics = combined_metrics(first.settings, results, confidence, confidence)
     machines = sorted({model for run, _ in placed for model in cpu_models(run)})
     where = f"measured in {len(results)} shards on {len(machines)} machine(s) ({'; '.join(machines)})"

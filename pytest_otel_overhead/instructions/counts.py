@@ -24,7 +24,6 @@ from pytest_otel_overhead.stats.verdict import Decision, Verdict, decide_budget
 from pytest_otel_overhead.units import Budget
 
 __all__ = [
-    "CONFIDENCE",
     "CYCLES",
     "INSTRUCTIONS",
     "LOCAL_EXPORTERS",
@@ -35,7 +34,6 @@ __all__ = [
     "summarise_layout",
 ]
 
-CONFIDENCE = 0.95
 CYCLES = "cycles"
 """The gate of this mode: estimated cycles per call."""
 INSTRUCTIONS = "instructions"
@@ -95,7 +93,7 @@ def summarise_layout(layout: int, blocks: Sequence[tuple[int, int, int, Counts]]
     return Layout(layout=layout, calls=calls_seen, baseline=baseline, instrumented=instrumented)
 
 
-def _undecidable(metric: str, budget: Budget, note: str) -> MetricResult:
+def _undecidable(metric: str, budget: Budget, note: str, confidence: float) -> MetricResult:
     return MetricResult(
         metric=metric,
         baseline=math.nan,
@@ -106,7 +104,7 @@ def _undecidable(metric: str, budget: Budget, note: str) -> MetricResult:
         kind=budget.kind,
         n=0,
         spread=math.nan,
-        confidence=CONFIDENCE,
+        confidence=confidence,
         budget=budget,
         verdict=Verdict.INCONCLUSIVE,
         note=note + "; use mode='time' for this budget",
@@ -125,21 +123,27 @@ def instruction_metrics(
     """Estimated cycles, decided against the CPU budget; instructions beside them; other time budgets, undecided."""
     cpu = settings.budget("cpu")
     budget = cpu if cpu is not None and cpu.kind == "relative" else None
-    decision = decide_budget([layout.log_ratio(CYCLES, model) for layout in layouts], budget, CONFIDENCE)
+    decision = decide_budget([layout.log_ratio(CYCLES, model) for layout in layouts], budget, settings.confidence)
     verdict, note = _qualified(settings, budget, decision)
-    gate = _ratio(CYCLES, layouts, model, decision, budget)
+    gate = _ratio(CYCLES, layouts, model, decision, budget, settings.confidence)
     gate = replace(
         gate,
         verdict=verdict if budget is not None else None,
         resolution=decision.half_width if verdict is Verdict.INCONCLUSIVE else None,
         note=note,
     )
-    counted = decide_budget([layout.log_ratio(INSTRUCTIONS) for layout in layouts], None, CONFIDENCE)
-    return [gate, _ratio(INSTRUCTIONS, layouts, model, counted, None), *_undecidable_budgets(settings)]
+    counted = decide_budget([layout.log_ratio(INSTRUCTIONS) for layout in layouts], None, settings.confidence)
+    instructions = _ratio(INSTRUCTIONS, layouts, model, counted, None, settings.confidence)
+    return [gate, instructions, *_undecidable_budgets(settings)]
 
 
 def _ratio(
-    metric: str, layouts: Sequence[Layout], model: CycleModel, decision: Decision, budget: Budget | None
+    metric: str,
+    layouts: Sequence[Layout],
+    model: CycleModel,
+    decision: Decision,
+    budget: Budget | None,
+    confidence: float,
 ) -> MetricResult:
     figures = [layout.figures(metric, model) for layout in layouts]
     return MetricResult(
@@ -152,7 +156,7 @@ def _ratio(
         kind="relative",
         n=decision.n,
         spread=decision.spread,
-        confidence=CONFIDENCE,
+        confidence=confidence,
         budget=budget,
     )
 
@@ -195,10 +199,13 @@ def _undecidable_budgets(settings: MeasureSettings) -> list[MetricResult]:
                 cpu,
                 "an absolute CPU budget (time per call) cannot be decided from instruction counts; "
                 "give a relative one such as '5%'",
+                settings.confidence,
             )
         )
     for metric, reason in UNDECIDABLE.items():
         other = settings.budget(metric)
         if other is not None:
-            metrics.append(_undecidable(metric, other, f"not decidable in instructions mode: {reason}"))
+            metrics.append(
+                _undecidable(metric, other, f"not decidable in instructions mode: {reason}", settings.confidence)
+            )
     return metrics

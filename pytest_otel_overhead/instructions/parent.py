@@ -27,7 +27,7 @@ from pytest_otel_overhead.engine.diagnostic import diagnostic_round
 from pytest_otel_overhead.engine.heap import heap_pairs_for, heap_rounds
 from pytest_otel_overhead.engine.probes import calm_gc, process_probe, process_reading
 from pytest_otel_overhead.engine.runner import Progress
-from pytest_otel_overhead.instructions.counts import CONFIDENCE, CYCLES, INSTRUCTIONS, Layout, instruction_metrics
+from pytest_otel_overhead.instructions.counts import CYCLES, INSTRUCTIONS, Layout, instruction_metrics
 from pytest_otel_overhead.instructions.cycles import CYCLE_MODEL
 from pytest_otel_overhead.instructions.processes import collect_layouts, start_children, wait_for
 from pytest_otel_overhead.instructions.valgrind import ValgrindUnavailable, check_valgrind
@@ -138,7 +138,7 @@ def _parent_rounds(
             calls,
             pairs=heap_pairs_for(settings),
             rng=random.Random(0),
-            confidence=CONFIDENCE,
+            confidence=settings.confidence,
             deadline=math.inf,
             expected_pair_s=0.0,
         )

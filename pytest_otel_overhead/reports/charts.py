@@ -88,7 +88,7 @@ def _finite_or(value: float, fallback: float) -> float:
     return value if math.isfinite(value) else fallback
 
 
-def overhead_chart(rows: Sequence[OverheadRow]) -> str:
+def overhead_chart(rows: Sequence[OverheadRow], interval: str = "95% interval") -> str:
     """Overhead of each test with its interval, and its budget as a red tick; figures at the right.
 
     When the tests lie far apart (one at +300%, others at +2% against 5% budgets), a linear axis
@@ -117,7 +117,7 @@ def overhead_chart(rows: Sequence[OverheadRow]) -> str:
         ticks = [t for t in _SYMLOG_TICKS if left <= t <= right and (t == 0 or abs(t) >= linear / 5)]
         ax.set_xticks(ticks, [f"{t:+g}%" if t else "0" for t in ticks], fontsize=7)
     scale = f"; linear to ±{linear:g}%, logarithmic beyond" if symlog else ""
-    ax.set_xlabel(f"overhead, % (dot: estimate, bar: 95% interval, red tick: budget{scale})", fontsize=8)
+    ax.set_xlabel(f"overhead, % (dot: estimate, bar: {interval}, red tick: budget{scale})", fontsize=8)
     right_axis = ax.twinx()
     right_axis.set_ylim(ax.get_ylim())
     right_axis.set_yticks(range(len(rows)), [_row_figures(r) for r in reversed(rows)], fontsize=8)

@@ -20,11 +20,19 @@ from typing import Any
 from pytest_otel_overhead import __version__
 from pytest_otel_overhead.formatting import (
     NO_FIGURE,
+    confidence_percent,
     format_bytes,
+    shared_confidence,
 )
 from pytest_otel_overhead.history.compare import Comparison
 from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.reports.drawing import CHARTS_EXTRA, ChartDrawer, charts_available
+from pytest_otel_overhead.reports.html_columns import (
+    OverheadColumns,
+    overhead_cells,
+    overhead_columns,
+    overhead_headers,
+)
 from pytest_otel_overhead.reports.html_comparison import comparison_section
 from pytest_otel_overhead.reports.html_large import (
     GROUP,
@@ -40,8 +48,8 @@ from pytest_otel_overhead.reports.html_large import (
     table_of_tests,
 )
 from pytest_otel_overhead.reports.html_text import escape_html, table, unbroken, verdict_span, wrappable_id
-from pytest_otel_overhead.reports.markdown import budget_cell, headline_metrics, overhead_cell, run_facts
-from pytest_otel_overhead.reports.terminal import outcome_lines, overhead_heading, verdict_label
+from pytest_otel_overhead.reports.markdown import budget_cell, headline_metrics, run_facts
+from pytest_otel_overhead.reports.terminal import outcome_lines, verdict_label
 from pytest_otel_overhead.results import AGAINST_ARMS_NOTE, OTHER_OUTCOMES, MetricResult, TestResult
 from pytest_otel_overhead.stats.verdict import Verdict
 
@@ -92,25 +100,8 @@ def _value(metric: MetricResult, value: float) -> str:
     return _h(metric.format_value(value)) if math.isfinite(value) else NO_FIGURE
 
 
-def _overhead(metric: MetricResult) -> str:
-    return _h(metric.format_estimate())
-
-
 def _against_arms_note(metrics: Sequence[MetricResult]) -> str:
     return f'<p class="muted">{_h(AGAINST_ARMS_NOTE)}</p>' if any(m.against_arms for m in metrics) else ""
-
-
-def _kinds(metrics: Sequence[MetricResult]) -> list[str]:
-    """The kinds of overhead among ``metrics``, each of which gets a column of its own."""
-    return [kind for kind in ("relative", "absolute") if any(m.kind == kind for m in metrics)]
-
-
-def _overhead_headers(kinds: Sequence[str]) -> list[str]:
-    return [f"{overhead_heading(kind)} (95% CI)" for kind in kinds]
-
-
-def _overhead_cells(metric: MetricResult, kinds: Sequence[str]) -> list[str]:
-    return [_h(overhead_cell(metric)) if metric.kind == kind else NO_FIGURE for kind in kinds]
 
 
 def _header(run: RunRecord) -> str:
@@ -135,11 +126,13 @@ def _header(run: RunRecord) -> str:
     return f"<table>{cells}</table>"
 
 
-def _summary_row(index: int, result: TestResult, metric: MetricResult, kinds: Sequence[str], first: bool) -> list[str]:
+def _summary_row(
+    index: int, result: TestResult, metric: MetricResult, columns: OverheadColumns, first: bool
+) -> list[str]:
     return [
         f'<a href="#test-{index}">{_id(result.nodeid)}</a> {_test_verdict(result)}',
         _h(metric.label),
-        *_overhead_cells(metric, kinds),
+        *overhead_cells(metric, columns),
         _unbroken(_h(budget_cell(result, metric))),
         _verdict(metric.verdict) or NO_FIGURE,
         f"{_value(metric, metric.baseline)} → {_value(metric, metric.instrumented)}",
@@ -147,11 +140,11 @@ def _summary_row(index: int, result: TestResult, metric: MetricResult, kinds: Se
     ]
 
 
-def _summary_header(kinds: Sequence[str]) -> list[str]:
+def _summary_header(columns: OverheadColumns) -> list[str]:
     return [
         "test",
         "metric",
-        *_overhead_headers(kinds),
+        *overhead_headers(columns),
         "budget",
         "budget verdict",
         ARMS_HEADING,
@@ -174,7 +167,9 @@ def _overview_chart(rows: Sequence[tuple[str, MetricResult]], charts: ChartDrawe
             )
             for label, m in rows
         ]
-        return str(module.overhead_chart(bars))
+        shared = shared_confidence(m.confidence for _, m in rows)
+        interval = "interval" if shared is None else f"{confidence_percent(shared)} interval"
+        return str(module.overhead_chart(bars, interval))
 
     return charts.draw(make, "overhead of each test against its budget")
 
@@ -192,22 +187,22 @@ def _summary(run: RunRecord, charts: ChartDrawer) -> str:
     ]
     chart_rows = []
     table_rows: dict[int, list[list[str]]] = {}
-    kinds = _kinds([m for result in results for m in headline_metrics(result)])
+    columns = overhead_columns([m for result in results for m in headline_metrics(result)])
     for index, result in enumerate(results):
         for position, metric in enumerate(headline_metrics(result)):
             if metric.kind == "relative":
                 chart_rows.append((result.nodeid + ("" if metric.metric == "cpu" else f" · {metric.label}"), metric))
-            table_rows.setdefault(index, []).append(_summary_row(index, result, metric, kinds, position == 0))
+            table_rows.setdefault(index, []).append(_summary_row(index, result, metric, columns, position == 0))
     if len(results) > LARGE_REPORT:
         chart_rows, line = large_chart_rows(results, chart_rows)
         parts.append(f'<p class="muted">{_h(line)}</p>')
     if chart_rows:
         parts.append(_overview_chart(chart_rows, charts))
-    k = len(kinds)  # overhead columns start at 2; the arms and pairs follow budget and its verdict
+    k = len(columns.kinds)  # overhead columns start at 2; the arms and pairs follow budget and its verdict
     numeric = (*range(2, 2 + k), 4 + k, 5 + k)
 
     def make(rows: Sequence[Sequence[str]]) -> str:
-        return _table(_summary_header(kinds), rows, numeric, grouped=True)
+        return _table(_summary_header(columns), rows, numeric, grouped=True)
 
     if len(results) <= LARGE_REPORT:
         parts.append(make([row for rows in table_rows.values() for row in rows]))
@@ -221,7 +216,7 @@ def _trend(run: RunRecord, history: Sequence[RunRecord], charts: ChartDrawer) ->
     runs = [r for r in history if r.path is None or r.path != run.path] + [run]
     parts = []
     shown = 0
-    rows = []
+    trends: list[tuple[str, str, MetricResult]] = []
     for result in run.results:
         gate = result.metric(result.settings.metric)
         if gate is None or gate.kind != "relative":
@@ -236,8 +231,7 @@ def _trend(run: RunRecord, history: Sequence[RunRecord], charts: ChartDrawer) ->
             points.append((label, metric))
         if len(points) < 2:
             continue
-        for label, metric in points:
-            rows.append([_id(result.nodeid), _h(label), _overhead(metric), _h(metric.format_interval())])
+        trends += [(result.nodeid, label, metric) for label, metric in points]
         if shown < MAX_TRENDS:
             shown += 1
             budget = gate.budget.value if gate.budget is not None and gate.budget.kind == "relative" else None
@@ -248,10 +242,12 @@ def _trend(run: RunRecord, history: Sequence[RunRecord], charts: ChartDrawer) ->
                 return str(module.trend_chart(title, trend, budget))
 
             parts.append(charts.draw(make, f"overhead of {result.nodeid} run after run"))
-    if not rows:
+    if not trends:
         return ""
-    header = ["test", "run", overhead_heading("relative"), "95% CI"]
-    parts.append(_long_table(run, "the overhead of every test, run by run", header, rows, (2, 3)))
+    columns = overhead_columns([m for _, _, m in trends])
+    rows = [[_id(nodeid), _h(label), *overhead_cells(m, columns)] for nodeid, label, m in trends]
+    header = ["test", "run", *overhead_headers(columns)]
+    parts.append(_long_table(run, "the overhead of every test, run by run", header, rows, (2,)))
     return "".join(parts)
 
 
@@ -259,16 +255,16 @@ ARMS_HEADING = "per call: baseline → instrumented"
 NO_PAIRED_ESTIMATE = "no figures: no pair of blocks had enough calls for this quantile (n 0)"
 
 
-def _metric_row(m: MetricResult, kinds: Sequence[str]) -> list[str]:
+def _metric_row(m: MetricResult, columns: OverheadColumns) -> list[str]:
     """A metric's row; one measured in no pair (a p99 of short blocks, n 0) shows no figures, and says why."""
     if m.n == 0:
-        empty = [NO_FIGURE] * (1 + len(kinds))
+        empty = [NO_FIGURE] * (1 + len(columns.kinds))
         budget = _h(m.budget.describe(m.metric)) if m.budget else NO_FIGURE
         return [_h(m.label), *empty, budget, _verdict(m.verdict) or NO_FIGURE, "0", _h(m.note or NO_PAIRED_ESTIMATE)]
     return [
         _h(m.label),
         f"{_value(m, m.baseline)} → {_value(m, m.instrumented)}",
-        *_overhead_cells(m, kinds),
+        *overhead_cells(m, columns),
         _unbroken(_h(m.budget.describe(m.metric))) if m.budget else NO_FIGURE,
         _verdict(m.verdict) or NO_FIGURE,
         str(m.n),
@@ -278,10 +274,11 @@ def _metric_row(m: MetricResult, kinds: Sequence[str]) -> list[str]:
 
 def _metrics_table(result: TestResult) -> str:
     metrics = [m.for_display() for m in result.metrics]
-    kinds = _kinds([m for m in metrics if m.n])
-    rows = [_metric_row(m, kinds) for m in metrics]
-    header = ["metric", ARMS_HEADING, *_overhead_headers(kinds), "budget", "verdict", "n", "note"]
-    return _table(header, rows, (1, *range(2, 2 + len(kinds)), 4 + len(kinds))) + _against_arms_note(metrics)
+    columns = overhead_columns([m for m in metrics if m.n])
+    rows = [_metric_row(m, columns) for m in metrics]
+    header = ["metric", ARMS_HEADING, *overhead_headers(columns), "budget", "verdict", "n", "note"]
+    k = len(columns.kinds)
+    return _table(header, rows, (1, *range(2, 2 + k), 4 + k)) + _against_arms_note(metrics)
 
 
 def _health_table(result: TestResult) -> str:
@@ -399,19 +396,19 @@ def _heap(run: RunRecord, charts: ChartDrawer) -> str:
     measured = [(r, heap) for r, heap in measured if math.isfinite(heap.baseline)]
     if not measured:
         return ""
-    kinds = _kinds([heap for _, heap in measured])
+    columns = overhead_columns([heap for _, heap in measured])
     rows = [
         [
             _id(result.nodeid),
             _h(f"{format_bytes(heap.baseline)} → {format_bytes(heap.instrumented)}"),
-            *_overhead_cells(heap, kinds),
+            *overhead_cells(heap, columns),
             _verdict(heap.verdict) or NO_FIGURE,
         ]
         for result, heap in measured
     ]
     chart = charts.draw(lambda module: str(module.heap_chart(run.results)), "peak heap of both arms")
-    header = ["test", "peak heap: baseline → instrumented", *_overhead_headers(kinds), "verdict"]
-    table = _long_table(run, "the peak heap of every test", header, rows, (1, *range(2, 2 + len(kinds))))
+    header = ["test", "peak heap: baseline → instrumented", *overhead_headers(columns), "verdict"]
+    table = _long_table(run, "the peak heap of every test", header, rows, (1, *range(2, 2 + len(columns.kinds))))
     return chart + table + _against_arms_note([heap for _, heap in measured])
 
 

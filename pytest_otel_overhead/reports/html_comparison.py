@@ -6,6 +6,7 @@ import math
 
 from pytest_otel_overhead.formatting import (
     NO_FIGURE,
+    confidence_percent,
     interval,
     percentage_points,
     signed_percent,
@@ -41,7 +42,8 @@ def comparison_section(comparison: Comparison) -> str:
             + "</p>"
         )
     rows = [row for test in comparison.tests for row in _comparison_rows(test)]
-    header = ["test", "metric", "before", "after", "change (95% CI)", "relative change", "verdict", "note"]
+    change = f"change ({confidence_percent(comparison.confidence)} CI)"
+    header = ["test", "metric", "before", "after", change, "relative change", "verdict", "note"]
     parts.append(_table(header, rows, (2, 3, 4, 5), grouped=True))
     if any(
         not m.problem and m.relative is not None and not relative_is_telling(m)

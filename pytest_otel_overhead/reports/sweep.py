@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_otel_overhead.formatting import finite_or_none
+from pytest_otel_overhead.formatting import finite_or_none, interval_heading
 from pytest_otel_overhead.reports.drawing import ChartDrawer, charts_available
 from pytest_otel_overhead.reports.html_text import escape_html, wrappable_id
 from pytest_otel_overhead.results import MetricResult, TestResult
@@ -91,7 +91,8 @@ def sweep_lines(sweep: SweepResult) -> list[str]:
     budget = sweep.budget.describe(sweep.metric) if sweep.budget is not None else "none"
     metric_label = next((m.label for p in sweep.points if (m := p.gate(sweep.metric)) is not None), sweep.metric)
     lines = [f"{sweep.nodeid}  sweep of {', '.join(a.key for a in sweep.axes)} ({metric_label} budget {budget})"]
-    header = [*(axis.key for axis in sweep.axes), "overhead", "95% CI", "verdict", "spans/call", "sampled", "pairs"]
+    levels = interval_heading(gate.confidence for p in sweep.points if (gate := p.gate(sweep.metric)) is not None)
+    header = [*(axis.key for axis in sweep.axes), "overhead", levels, "verdict", "spans/call", "sampled", "pairs"]
     rows = [header]
     for point in sweep.points:
         gate = point.gate(sweep.metric)

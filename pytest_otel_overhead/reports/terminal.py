@@ -16,7 +16,13 @@ import sys
 import textwrap
 from collections.abc import Iterable, Sequence
 
-from pytest_otel_overhead.formatting import NO_FIGURE, format_bytes, format_seconds
+from pytest_otel_overhead.formatting import (
+    NO_FIGURE,
+    confidence_percent,
+    format_bytes,
+    format_seconds,
+    interval_heading,
+)
 from pytest_otel_overhead.results import (
     AGAINST_ARMS_NOTE,
     FAILED_EXPORTS,
@@ -53,8 +59,9 @@ PAIRED_NOTE = (
     "† paired estimate: the median over pairs of blocks, not the difference of the two arms' figures beside it; "
     "the two differ when calls vary much from block to block"
 )
-# Columns a narrow terminal does without, first to last; metric, overhead, budget and verdict stay.
-_DROPPED_FIRST = ("instrumented/call", "baseline/call", "95% CI")
+# Columns a narrow terminal does without, first to last (instrumented/call, baseline/call, the interval), by
+# their place in a table's header; metric, overhead, budget and verdict stay.
+_DROPPED_FIRST = (2, 1, 4)
 
 
 def outcome_label(result: TestResult) -> str:
@@ -71,13 +78,15 @@ def outcome_lines(result: TestResult) -> list[str]:
 
 
 def metric_sentence(metric: MetricResult) -> str:
-    """``CPU overhead +7.3% (95% CI [+6.1%, +8.4%]) exceeds budget 5.0%``, and the like for each verdict."""
+    """``CPU overhead +7.3% (95% CI [+6.1%, +8.4%]) exceeds budget 5.0%``, and the like for each verdict, at the
+    interval's own confidence."""
     assert metric.budget is not None
     if math.isnan(metric.overhead):  # not measured, e.g. a time budget in instructions mode
         figures = "not measured"
     else:
         per_call = "" if metric.kind == "relative" else " per call"
-        figures = f"{metric.format_overhead(metric.overhead)}{per_call} (95% CI {metric.format_interval()})"
+        level = confidence_percent(metric.confidence)
+        figures = f"{metric.format_overhead(metric.overhead)}{per_call} ({level} CI {metric.format_interval()})"
     budget = metric.budget.describe(metric.metric)
     relation = {
         Verdict.FAIL: "exceeds budget",
@@ -268,20 +277,21 @@ def _table(metrics: Sequence[MetricResult], width: int = DEFAULT_WIDTH, outcome:
     Wider than ``width``, the table drops the arms' figures, then the interval, and says which.
     """
     kinds = list(dict.fromkeys(m.kind for m in metrics))
+    levels = interval_heading(m.confidence for m in metrics)  # a test's intervals share its confidence
     rows: list[list[str]] = []
     for kind in kinds:
         rows.append(
-            ["metric", "baseline/call", "instrumented/call", overhead_heading(kind), "95% CI", "budget", "verdict"]
+            ["metric", "baseline/call", "instrumented/call", overhead_heading(kind), levels, "budget", "verdict"]
         )
         rows += [_row(m, outcome) for m in metrics if m.kind == kind]
     kept = list(range(len(rows[0])))
     dropped: list[str] = []
     lines = _aligned(rows, kept)
-    for heading in _DROPPED_FIRST:
+    for column in _DROPPED_FIRST:
         if max(map(len, lines)) <= width:
             break
-        kept.remove(rows[0].index(heading))
-        dropped.append(heading)
+        kept.remove(column)
+        dropped.append(rows[0][column])
         lines = _aligned(rows, kept)
     if dropped:
         lines.append(f"    ({', '.join(dropped)} left out to fit {width} columns; the JSON report has them)")

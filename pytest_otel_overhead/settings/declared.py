@@ -36,6 +36,7 @@ KEY_HELP: dict[str, str] = {
     "max_dropped": "fail the test when the diagnostic round loses more spans than this (default: report only)",
     "mode": "what to measure: time (CPU and wall time, default) or instructions (counted under valgrind)",
     "max_time": "cap on measuring time per test, e.g. 30 or 2min (default 30 s)",
+    "confidence": "how sure every interval and verdict is, e.g. 99% or 0.99 (default 95%): higher errs less often near the budget and leaves more tests undecided",
     "processes": "fresh processes that time mode spreads each measurement over, one after another: auto or a number, exactly that many (default auto: this process, and fresh ones added where the between-process term keeps a budget open, a comparison is undecided, or a saved run has fewer than 3)",
     "calibration": "calibration file with the between-process and load terms measured on this runner (python -m pytest_otel_overhead calibrate; default: otel-overhead-calibration.json in the root folder when it exists, else the built-in terms)",
     "inconclusive": "what an undecided budget does to the test: fail, warn (default) or pass",

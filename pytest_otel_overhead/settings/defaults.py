@@ -17,6 +17,8 @@ __all__ = [
     "BUDGET",
     "COMPRESSION",
     "COMPRESSIONS",
+    "CONFIDENCE",
+    "CONFIDENCE_RANGE",
     "EXPORTER",
     "EXPORT_TIMEOUT_MS",
     "FAILED_EXPORTS",
@@ -72,6 +74,11 @@ PROCESSES: int | None = None
 """None: one process, and fresh ones added where they change the answer; a number: exactly that many."""
 BUDGET = Budget("relative", 0.05)
 """The gate metric's budget when none is given."""
+CONFIDENCE = 0.95
+"""How sure every interval and verdict is, over all of a measurement's looks."""
+CONFIDENCE_RANGE = (0.8, 0.999)
+"""The confidences a setting may ask for: below, a verdict is a coin toss too often to gate on; above, the
+intervals grow wider than any measurement within a CI job's time can narrow."""
 
 
 def load_thresholds_text(steps: tuple[tuple[float, float], ...], base: float) -> str:

@@ -140,6 +140,20 @@ def _processes(value: object, source: str) -> int | None:
         raise SettingsError(f"{source}: {value!r} is not 'auto' or a whole number of at least 1") from None
 
 
+def _confidence(value: object, source: str) -> float:
+    """A confidence level within ``defaults.CONFIDENCE_RANGE``: ``0.99`` or ``"99%"``."""
+    low, high = defaults.CONFIDENCE_RANGE
+    try:
+        level = parse_fraction(value, source, what="a confidence")
+    except SettingsError:
+        level = None
+    if level is None or not low <= round(level, 9) <= high:  # 99.9% reads 0.9990000000000001
+        raise SettingsError(
+            f"{source}: {value!r} is not a confidence from {low:.0%} to {high:.1%}, such as 99% or 0.99"
+        )
+    return level
+
+
 def _path_text(value: object, source: str) -> str:
     """A file's path as given, checked without reading the file (a session that does not measure)."""
     if not isinstance(value, str) or not value.strip():
@@ -321,6 +335,12 @@ def _measuring_keys() -> list[Key]:
             "max_time",
             parse_seconds,
             f"cap on measuring time per test, e.g. 30 or 2min (default {defaults.MAX_TIME_S:g} s)",
+        ),
+        Key(
+            "confidence",
+            _confidence,
+            "how sure every interval and verdict is, e.g. 99% or 0.99 (default "
+            f"{defaults.CONFIDENCE:.0%}): higher errs less often near the budget and leaves more tests undecided",
         ),
         Key(
             "processes",

@@ -114,6 +114,7 @@ def resolve(layers: Sequence[Layer]) -> MeasureSettings:
         budgets=budgets,
         metric=metric,
         max_time=chosen.value("max_time", defaults.max_time),
+        confidence=chosen.value("confidence", defaults.confidence),
         inconclusive=chosen.value("inconclusive", defaults.inconclusive),
         sources=tuple(sorted(sources.items())),
         profile=chosen.value("profile", defaults.profile),

@@ -153,6 +153,8 @@ class MeasureSettings:
     """The gate metric that ``budget`` applies to: ``"cpu"`` or ``"wall"``."""
     max_time: float = field(default=defaults.MAX_TIME_S, metadata=form(key="max_time_s"))
     """Cap on measuring time for this test."""
+    confidence: float = defaults.CONFIDENCE
+    """How sure every interval and verdict of this test is, over all its looks (the ``confidence`` setting)."""
     inconclusive: InconclusivePolicy = defaults.INCONCLUSIVE
     """What an undecided budget does: ``"fail"``, ``"warn"``, ``"pass"``."""
     profile: str | None = None

@@ -47,10 +47,11 @@ class Verdict(TextEnum):
 
 @dataclass(frozen=True)
 class LookPlan:
-    """Planned looks as fractions of the time allowed; ``confidence`` holds over all of them."""
+    """Planned looks as fractions of the time allowed; ``confidence`` holds over all of them (the test's
+    ``confidence`` setting)."""
 
+    confidence: float
     fractions: tuple[float, ...] = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
-    confidence: float = 0.95
 
     @property
     def per_look_confidence(self) -> float:
@@ -187,7 +188,7 @@ def process_looks(processes: int) -> tuple[int, ...]:
     return tuple(range(min(2, processes), processes + 1))
 
 
-def process_look_plan(processes: int, confidence: float = 0.95) -> LookPlan:
+def process_look_plan(processes: int, confidence: float) -> LookPlan:
     """The looks of ``process_looks`` as a plan: ``per_look_confidence`` is Bonferroni's over them."""
     return LookPlan(fractions=tuple(k / processes for k in process_looks(processes)), confidence=confidence)
 
