@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -12,6 +14,7 @@ from types import ModuleType
 import pytest
 from hypothesis import HealthCheck, settings
 
+from pytest_otel_overhead.engine.machine import cpu_reading
 from pytest_otel_overhead.results import MetricResult, PipelineHealth, StopReason, TestResult
 from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.verdict import Verdict
@@ -121,3 +124,19 @@ def make_metric() -> Callable[..., MetricResult]:
 @pytest.fixture
 def make_result() -> Callable[..., TestResult]:
     return build_result
+
+
+BUSY_LOOP = "import time\nend = time.monotonic() + 60\nwhile time.monotonic() < end:\n    pass\n"
+
+
+@pytest.fixture
+def machine_kept_busy() -> Iterator[int]:
+    """More busy processes than CPUs, for the length of the test."""
+    count = (cpu_reading().cpus or 1) + 1
+    processes = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(count)]
+    try:
+        yield count
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()

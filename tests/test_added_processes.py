@@ -171,3 +171,16 @@ def test_a_run_asked_for_a_minimum_of_processes_measures_that_many_saved_or_not(
     # And a saved run may ask for one process only.
     single = _session(tmp_path, "--otel-overhead-save=one", "--otel-overhead-min-processes=1")
     assert single["processes"] == 1, single["stdout"]
+
+
+def test_on_a_busy_machine_a_verdict_of_one_process_is_confirmed_by_more(
+    tmp_path: Path, machine_kept_busy: int
+) -> None:
+    far = MEASURED.split("# A term calibrated wide", 1)[0]  # test_far_above only: ten times its budget
+    run = run_measured(tmp_path, {"test_measured.py": far}, max_time="20")
+    result = run.result("test_far_above")
+    assert result["processes"] >= 2, run.stdout
+    assert "the machine is busy: more processes confirm one process's verdict" in run.stdout
+    assert any(note.startswith("the machine was busy while measuring") for note in result["notes"])
+    # Far above the budget the processes agree: confirmed, not left open.
+    assert _cpu(result)["verdict"] == "FAIL" and result["stop_reason"] == "decided", run.stdout

@@ -167,3 +167,25 @@ def test_the_marker_s_confidence_reaches_the_json_report_and_the_summary(pyteste
     assert test["settings"]["sources"]["confidence"] == "marker on test_sure.py::test_checkout"
     assert {metric["confidence"] for metric in test["metrics"].values()} == {0.995}
     assert re.search(r"overhead %\s+99\.5% CI\s+budget", outcome.stdout.str())
+
+
+def test_instructions_mode_decides_at_the_confidence_its_eight_layouts_reach_and_says_where_they_stop() -> None:
+    from pytest_otel_overhead.instructions.counts import Layout, instruction_metrics
+    from pytest_otel_overhead.instructions.cycles import Counts
+
+    found = [
+        Layout(layout=i, calls=10, baseline=Counts(1e6), instrumented=Counts(1.5e6 * (1 + 1e-4 * (i - 4))))
+        for i in range(8)
+    ]
+
+    def cycles(level: str) -> MetricResult:
+        settings = settings_from(mode="instructions", confidence=level)
+        return {m.metric: m for m in instruction_metrics(settings, found)}["cycles"]
+
+    surest = cycles("99%")
+    assert (surest.verdict, surest.confidence) == (Verdict.FAIL, 0.99)
+    beyond = cycles("99.5%")
+    assert beyond.verdict is Verdict.INCONCLUSIVE
+    assert beyond.note == (
+        "8 memory layouts cannot bound a 99.5% interval (at most 99.22%); lower the confidence or use mode='time'"
+    )

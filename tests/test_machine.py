@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from collections.abc import Iterator
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -73,22 +69,6 @@ def test_a_reading_counts_busy_time_that_grows() -> None:
     second = cpu_reading()
     assert second.busy - first.busy >= (second.own - first.own) * 0.5  # clock ticks are coarse
     assert second.cpus >= 1
-
-
-BUSY_LOOP = "import time\nend = time.monotonic() + 60\nwhile time.monotonic() < end:\n    pass\n"
-
-
-@pytest.fixture
-def machine_kept_busy() -> Iterator[int]:
-    """More busy processes than CPUs, for the length of the test."""
-    count = (cpu_reading().cpus or 1) + 1
-    processes = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(count)]
-    try:
-        yield count
-    finally:
-        for process in processes:
-            process.kill()
-            process.wait()
 
 
 def test_a_measurement_on_a_machine_kept_busy_says_so(machine_kept_busy: int) -> None:

@@ -86,6 +86,7 @@ MAX_PAD = 4096
 """Environment padding is 0 to this many bytes, the range Mytkowicz et al. varied."""
 
 _HELD_OPEN = "the between-process term keeps a budget open"
+_BUSY = "the machine is busy: more processes confirm one process's verdict"
 
 OpenGate = Callable[[TestResult], str | None]
 """Why another gate on a result wants it measured over more processes (a comparison with a saved run left
@@ -144,7 +145,9 @@ def add_processes(
     pairs for ``ADDED_SHARE_S``, and after each the processes are pooled and decided (at ``ADDED_LOOKS``),
     until decided with no gate left open, ``MAX_PROCESSES`` or ``max_time``. ``first`` as it is when
     nothing holds it open."""
-    why = _HELD_OPEN if first.stop_reason is StopReason.PROCESS_TERM else _open(still_open, first)
+    why = _open(still_open, first)
+    if first.stop_reason is StopReason.PROCESS_TERM:
+        why = _HELD_OPEN if first.verdict is Verdict.INCONCLUSIVE else _BUSY
     if why is None:
         return first
     _refuse_nesting(label, "processes=auto")

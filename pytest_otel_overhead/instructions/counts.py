@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
+from pytest_otel_overhead.formatting import confidence_percent
 from pytest_otel_overhead.instructions.cycles import CYCLE_MODEL, Counts
 from pytest_otel_overhead.results import CycleModel, MetricResult
 from pytest_otel_overhead.settings.records import MeasureSettings
@@ -179,6 +180,14 @@ def _qualified(settings: MeasureSettings, budget: Budget | None, decision: Decis
         if decision.verdict is Verdict.FAIL:
             return Verdict.INCONCLUSIVE, note + ", too high to fail on; use mode='time'"
         return decision.verdict, note
+    if budget is not None and not (math.isfinite(decision.ci_low) and math.isfinite(decision.ci_high)):
+        # The signed-rank interval of n layouts reaches at most 1 - 2 / 2**n: 99.2% for eight.
+        reach = 1 - 2 / 2**decision.n if decision.n else 0.0
+        note = (
+            f"{decision.n} memory layouts cannot bound a {confidence_percent(settings.confidence)} interval "
+            f"(at most {confidence_percent(reach)}); lower the confidence or use mode='time'"
+        )
+        return Verdict.INCONCLUSIVE, note
     if budget is not None and decision.verdict is Verdict.INCONCLUSIVE:
         note = (
             f"the {decision.n} memory layouts disagree (spread {decision.spread * 100:.2f}%) by more than "

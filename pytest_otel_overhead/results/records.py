@@ -311,7 +311,8 @@ class StopReason(TextEnum):
     """Instructions mode counted every layout."""
     PROCESS_TERM = "process term"
     """More pairs in this process could not decide: the between-process term alone keeps the interval across
-    the budget, so fresh processes are added (``processes`` auto)."""
+    the budget, or the machine is busy and this process's verdict wants confirming, so fresh processes are
+    added (``processes`` auto)."""
     NO_TIME_BUDGET = "no time budget"
     """Nothing to decide: measured briefly, for the report."""
     MEASURED_ELSEWHERE = "measured by another process"
@@ -385,7 +386,8 @@ class TestResult:
     """In instructions mode, the simulated caches and miss weights behind the ``cycles`` metric."""
     processes: int = 1
     """Processes whose measurements were combined: 1 unless the ``processes`` setting spread the measurement over
-    several, or processes were added where the between-process term kept a budget open; ``pairs`` then counts
+    several, or processes were added where the between-process term kept a budget open or a busy machine a
+    verdict unconfirmed; ``pairs`` then counts
     the pairs of all of them."""
     replicas: tuple[Replica, ...] = field(
         default=(), repr=False, metadata=form(doc="those processes, [below](#testsreplicas); empty when one measured")
