@@ -165,11 +165,11 @@ def shared_confidence(levels: Iterable[float]) -> float | None:
     return distinct.pop() if len(distinct) == 1 else None
 
 
-def interval_heading(levels: Iterable[float]) -> str:
+def interval_heading(levels: Iterable[float], name: str = "CI") -> str:
     """``95% CI`` over intervals of one confidence; ``CI`` over intervals of several, each cell then saying its
-    own (``confidence_percent``)."""
+    own (``confidence_percent``). ``name`` stands for ``CI`` (``95% interval``)."""
     shared = shared_confidence(levels)
-    return "CI" if shared is None else f"{confidence_percent(shared)} CI"
+    return name if shared is None else f"{confidence_percent(shared)} {name}"
 
 
 def junit_number(value: float) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -134,7 +135,7 @@ def test_a_measurement_at_99_percent_records_and_prints_that_level_everywhere() 
 def test_a_table_of_tests_at_several_levels_says_each_interval_s_own() -> None:
     def result(nodeid: str, level: float) -> TestResult:
         metric = child_metric(0.01, 0.005, level)
-        return TestResult(**{**child_result(metric, MeasureSettings(confidence=level)).__dict__, "nodeid": nodeid})
+        return dataclasses.replace(child_result(metric, MeasureSettings(confidence=level)), nodeid=nodeid)
 
     run = RunRecord(results=(result("t.py::a", 0.95), result("t.py::b", 0.99)), environment={}, created="now")
     page = markdown_report(run)

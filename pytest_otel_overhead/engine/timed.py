@@ -199,7 +199,7 @@ def _run_pairs_until(
 
 
 def _stop_reason(
-    budgeted: Sequence[str], timed: TimedPairs, adding: MeasureSettings | None, busy: bool = False
+    budgeted: Sequence[str], timed: TimedPairs, adding: MeasureSettings | None, busy: bool
 ) -> StopReason | None:
     """Why the pairs may stop at this look, or None to go on; ``adding`` when fresh processes can follow,
     ``busy`` while other processes keep the machine busy."""

@@ -56,9 +56,9 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 
 from pytest_otel_overhead.formatting import (
-    confidence_percent,
     format_bytes,
     interval,
+    interval_heading,
     percentage_points,
     signed_percent,
     signed_percent_or_dash,
@@ -146,7 +146,7 @@ class MetricChange:
             return f"{self.label} not compared: {self.problem}"
         low, estimate, high = self.points
         bounds = interval(low, high, percentage_points)
-        change = f"{percentage_points(estimate)} ({confidence_percent(self.confidence)} CI {bounds})"
+        change = f"{percentage_points(estimate)} ({interval_heading([self.confidence])} {bounds})"
         if self.relative is not None and math.isfinite(self.relative[1]):
             change += f", {signed_whole_percent(self.relative[1])} relative"
         if self.machine_term:

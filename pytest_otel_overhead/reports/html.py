@@ -20,19 +20,13 @@ from typing import Any
 from pytest_otel_overhead import __version__
 from pytest_otel_overhead.formatting import (
     NO_FIGURE,
-    confidence_percent,
     format_bytes,
-    shared_confidence,
+    interval_heading,
 )
 from pytest_otel_overhead.history.compare import Comparison
 from pytest_otel_overhead.history.store import RunRecord
+from pytest_otel_overhead.reports.columns import OverheadColumns, overhead_columns
 from pytest_otel_overhead.reports.drawing import CHARTS_EXTRA, ChartDrawer, charts_available
-from pytest_otel_overhead.reports.html_columns import (
-    OverheadColumns,
-    overhead_cells,
-    overhead_columns,
-    overhead_headers,
-)
 from pytest_otel_overhead.reports.html_comparison import comparison_section
 from pytest_otel_overhead.reports.html_large import (
     GROUP,
@@ -132,7 +126,7 @@ def _summary_row(
     return [
         f'<a href="#test-{index}">{_id(result.nodeid)}</a> {_test_verdict(result)}',
         _h(metric.label),
-        *overhead_cells(metric, columns),
+        *columns.cells(metric, _h),
         _unbroken(_h(budget_cell(result, metric))),
         _verdict(metric.verdict) or NO_FIGURE,
         f"{_value(metric, metric.baseline)} → {_value(metric, metric.instrumented)}",
@@ -144,7 +138,7 @@ def _summary_header(columns: OverheadColumns) -> list[str]:
     return [
         "test",
         "metric",
-        *overhead_headers(columns),
+        *columns.headers(),
         "budget",
         "budget verdict",
         ARMS_HEADING,
@@ -167,9 +161,7 @@ def _overview_chart(rows: Sequence[tuple[str, MetricResult]], charts: ChartDrawe
             )
             for label, m in rows
         ]
-        shared = shared_confidence(m.confidence for _, m in rows)
-        interval = "interval" if shared is None else f"{confidence_percent(shared)} interval"
-        return str(module.overhead_chart(bars, interval))
+        return str(module.overhead_chart(bars, interval_heading((m.confidence for _, m in rows), "interval")))
 
     return charts.draw(make, "overhead of each test against its budget")
 
@@ -245,8 +237,8 @@ def _trend(run: RunRecord, history: Sequence[RunRecord], charts: ChartDrawer) ->
     if not trends:
         return ""
     columns = overhead_columns([m for _, _, m in trends])
-    rows = [[_id(nodeid), _h(label), *overhead_cells(m, columns)] for nodeid, label, m in trends]
-    header = ["test", "run", *overhead_headers(columns)]
+    rows = [[_id(nodeid), _h(label), *columns.cells(m, _h)] for nodeid, label, m in trends]
+    header = ["test", "run", *columns.headers()]
     parts.append(_long_table(run, "the overhead of every test, run by run", header, rows, (2,)))
     return "".join(parts)
 
@@ -264,7 +256,7 @@ def _metric_row(m: MetricResult, columns: OverheadColumns) -> list[str]:
     return [
         _h(m.label),
         f"{_value(m, m.baseline)} → {_value(m, m.instrumented)}",
-        *overhead_cells(m, columns),
+        *columns.cells(m, _h),
         _unbroken(_h(m.budget.describe(m.metric))) if m.budget else NO_FIGURE,
         _verdict(m.verdict) or NO_FIGURE,
         str(m.n),
@@ -276,7 +268,7 @@ def _metrics_table(result: TestResult) -> str:
     metrics = [m.for_display() for m in result.metrics]
     columns = overhead_columns([m for m in metrics if m.n])
     rows = [_metric_row(m, columns) for m in metrics]
-    header = ["metric", ARMS_HEADING, *overhead_headers(columns), "budget", "verdict", "n", "note"]
+    header = ["metric", ARMS_HEADING, *columns.headers(), "budget", "verdict", "n", "note"]
     k = len(columns.kinds)
     return _table(header, rows, (1, *range(2, 2 + k), 4 + k)) + _against_arms_note(metrics)
 
@@ -401,13 +393,13 @@ def _heap(run: RunRecord, charts: ChartDrawer) -> str:
         [
             _id(result.nodeid),
             _h(f"{format_bytes(heap.baseline)} → {format_bytes(heap.instrumented)}"),
-            *overhead_cells(heap, columns),
+            *columns.cells(heap, _h),
             _verdict(heap.verdict) or NO_FIGURE,
         ]
         for result, heap in measured
     ]
     chart = charts.draw(lambda module: str(module.heap_chart(run.results)), "peak heap of both arms")
-    header = ["test", "peak heap: baseline → instrumented", *overhead_headers(columns), "verdict"]
+    header = ["test", "peak heap: baseline → instrumented", *columns.headers(), "verdict"]
     table = _long_table(run, "the peak heap of every test", header, rows, (1, *range(2, 2 + len(columns.kinds))))
     return chart + table + _against_arms_note([heap for _, heap in measured])
 

@@ -6,8 +6,8 @@ import math
 
 from pytest_otel_overhead.formatting import (
     NO_FIGURE,
-    confidence_percent,
     interval,
+    interval_heading,
     percentage_points,
     signed_percent,
     signed_percent_or_dash,
@@ -42,7 +42,7 @@ def comparison_section(comparison: Comparison) -> str:
             + "</p>"
         )
     rows = [row for test in comparison.tests for row in _comparison_rows(test)]
-    change = f"change ({confidence_percent(comparison.confidence)} CI)"
+    change = f"change ({interval_heading([comparison.confidence])})"
     header = ["test", "metric", "before", "after", change, "relative change", "verdict", "note"]
     parts.append(_table(header, rows, (2, 3, 4, 5), grouped=True))
     if any(

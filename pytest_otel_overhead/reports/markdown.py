@@ -14,17 +14,16 @@ from typing import Any
 
 from pytest_otel_overhead.formatting import (
     NO_FIGURE,
-    confidence_percent,
     interval,
     interval_heading,
     percentage_points,
-    shared_confidence,
     signed_percent_or_dash,
     visible,
 )
 from pytest_otel_overhead.history.compare import Comparison, describe_run
 from pytest_otel_overhead.history.store import RunRecord
-from pytest_otel_overhead.reports.terminal import budget_origin, outcome_lines, overhead_heading, verdict_label
+from pytest_otel_overhead.reports.columns import overhead_columns
+from pytest_otel_overhead.reports.terminal import budget_origin, outcome_lines, verdict_label
 from pytest_otel_overhead.results import (
     AGAINST_ARMS_NOTE,
     FAILED_EXPORTS,
@@ -40,7 +39,6 @@ __all__ = [
     "escape",
     "headline_metrics",
     "markdown_report",
-    "overhead_cell",
     "run_facts",
     "unmeasured_lines",
 ]
@@ -65,17 +63,6 @@ def headline_metrics(result: TestResult) -> tuple[MetricResult, ...]:
         return tuple(m.for_display() for m in result.budgeted)
     cpu = result.metric("cpu")
     return tuple(m.for_display() for m in ((cpu,) if cpu is not None else result.metrics[:1]))
-
-
-def overhead_cell(metric: MetricResult, level: bool = False) -> str:
-    """``+8.0% [+6.0%, +10.0%]``: the estimate and its interval (when there is one), or ``NO_FIGURE``; with
-    ``level``, the interval's confidence after it (``at 99%``), for a column whose intervals differ in it."""
-    if not math.isfinite(metric.overhead):
-        return NO_FIGURE
-    bounds = metric.format_interval()
-    if bounds == NO_FIGURE:
-        return metric.format_estimate()
-    return f"{metric.format_estimate()} {bounds}" + (f" at {confidence_percent(metric.confidence)}" if level else "")
 
 
 def budget_cell(result: TestResult, metric: MetricResult) -> str:
@@ -107,10 +94,8 @@ def _value(metric: MetricResult, value: float) -> str:
 
 def _results_table(results: Sequence[TestResult], shown: Sequence[tuple[MetricResult, ...]]) -> list[str]:
     """The table of ``results``, each with its ``headline_metrics`` (``shown``, in the same order)."""
-    kinds = [k for k in ("relative", "absolute") if any(m.kind == k for metrics in shown for m in metrics)]
-    levels = [m.confidence for metrics in shown for m in metrics]
-    mixed = shared_confidence(levels) is None
-    overheads = [f"{overhead_heading(kind).capitalize()} ({interval_heading(levels)})" for kind in kinds]
+    columns = overhead_columns([m for metrics in shown for m in metrics])
+    overheads = [heading[0].upper() + heading[1:] for heading in columns.headers()]
     header = ["Test", "Verdict", "Metric", *overheads, "Budget", "Baseline/call", "Instrumented/call"]
     header += ["Spans/call", "Dropped", "Pairs"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
@@ -124,7 +109,7 @@ def _results_table(results: Sequence[TestResult], shown: Sequence[tuple[MetricRe
                 escape(result.nodeid) if first else "",
                 f"{OUTCOME_MARKS[result.outcome]} {escape(verdict_label(result))}" if first else "",
                 escape(metric.label),
-                *[escape(overhead_cell(metric, mixed)) if metric.kind == kind else NO_FIGURE for kind in kinds],
+                *columns.cells(metric, escape),
                 escape(budget_cell(result, metric)),
                 escape(_value(metric, metric.baseline)),
                 escape(_value(metric, metric.instrumented)),
@@ -175,9 +160,7 @@ def _comparison(comparison: Comparison) -> list[str]:
             "> The runs were measured in different places: " + escape("; ".join(comparison.differences)),
         ]
         lines.append("")
-    lines.append(
-        f"| Test | Metric | Before | After | Change ({confidence_percent(comparison.confidence)} CI) | Verdict |"
-    )
+    lines.append(f"| Test | Metric | Before | After | Change ({interval_heading([comparison.confidence])}) | Verdict |")
     lines.append("| --- | --- | --- | --- | --- | --- |")
     for test in comparison.tests:
         if test.note:

@@ -18,7 +18,6 @@ from collections.abc import Iterable, Sequence
 
 from pytest_otel_overhead.formatting import (
     NO_FIGURE,
-    confidence_percent,
     format_bytes,
     format_seconds,
     interval_heading,
@@ -85,8 +84,8 @@ def metric_sentence(metric: MetricResult) -> str:
         figures = "not measured"
     else:
         per_call = "" if metric.kind == "relative" else " per call"
-        level = confidence_percent(metric.confidence)
-        figures = f"{metric.format_overhead(metric.overhead)}{per_call} ({level} CI {metric.format_interval()})"
+        level = interval_heading([metric.confidence])
+        figures = f"{metric.format_overhead(metric.overhead)}{per_call} ({level} {metric.format_interval()})"
     budget = metric.budget.describe(metric.metric)
     relation = {
         Verdict.FAIL: "exceeds budget",
