@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from pytest_otel_overhead.results import MetricResult, TestResult
 from pytest_otel_overhead.stats.verdict import (
+    Decision,
     LookPlan,
     Verdict,
     decide,
@@ -268,3 +269,56 @@ def test_a_decision_never_claims_pass_and_fail_for_one_interval(data: list[tuple
         assert decision.ci_low > threshold - 1e-12
     if decision.verdict is Verdict.PASS:
         assert decision.ci_high < threshold + 1e-12
+
+
+def _decision(estimate: float, low: float, high: float, threshold: float) -> Decision:
+    """A decision on log ratios from its ends on that scale, decided against ``threshold``."""
+    verdict = decide(low, high, threshold)
+    return Decision(
+        estimate=math.expm1(estimate),
+        ci_low=math.expm1(low),
+        ci_high=math.expm1(high),
+        verdict=verdict,
+        n=30,
+        spread=0.01,
+        confidence=0.95,
+    )
+
+
+@given(
+    st.floats(min_value=-0.5, max_value=2.0),
+    st.floats(min_value=1e-4, max_value=0.5),
+    st.floats(min_value=1e-4, max_value=0.5),
+    st.floats(min_value=-0.2, max_value=1.0),
+    st.floats(min_value=1.0, max_value=4.0),
+    st.floats(min_value=1.0, max_value=4.0),
+)
+def test_a_verdict_stands_widened_while_the_widened_interval_stays_clear_on_its_side(
+    estimate: float, below: float, above: float, threshold: float, factor: float, larger: float
+) -> None:
+    decision = _decision(estimate, estimate - below, estimate + above, threshold)
+    assume(min(abs(estimate - factor * below - threshold), abs(estimate + factor * above - threshold)) > 1e-9)
+    if decision.verdict is Verdict.FAIL:
+        assert decision.stands_widened(threshold, factor) == (estimate - factor * below > threshold)
+    elif decision.verdict is Verdict.PASS:
+        assert decision.stands_widened(threshold, factor) == (estimate + factor * above < threshold)
+    else:
+        assert not decision.stands_widened(threshold, factor)
+    # Wider never rescues a verdict that a narrower widening lost.
+    if decision.stands_widened(threshold, max(factor, larger)):
+        assert decision.stands_widened(threshold, factor)
+
+
+def test_the_busy_verdicts_that_a_burst_of_load_made_do_not_stand_at_twice_their_width() -> None:
+    threshold = math.log1p(0.05)
+    # One busy process each (docs/accuracy.md, 2026-12-06 night): checkout, about +5% busy, read these.
+    for estimate, low, high in ((0.129, 0.081, 0.178), (0.103, 0.057, 0.151)):
+        burst = _decision(estimate, low, high, threshold)
+        assert burst.verdict is Verdict.FAIL
+        assert burst.stands_widened(threshold, 1.1)
+        assert not burst.stands_widened(threshold, 2.0)
+    # requests, +27% quiet, read +31% [+23%, +40%] in one busy process: far enough to stand alone.
+    far = _decision(0.273, 0.209, 0.337, threshold)
+    assert far.stands_widened(threshold, 2.0)
+    passed = _decision(-0.05, -0.08, -0.02, threshold)
+    assert passed.verdict is Verdict.PASS and passed.stands_widened(threshold, 2.0)

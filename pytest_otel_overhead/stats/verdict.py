@@ -135,6 +135,16 @@ class Decision:
         distance = abs(statistic_of(self.estimate, self.kind) - threshold)
         return own <= self.term / 3 or (distance <= self.term and own <= 2 * self.term)
 
+    def stands_widened(self, threshold: float, factor: float) -> bool:
+        """Whether this verdict would stand with the interval ``factor`` times as wide about its estimate,
+        against ``threshold`` (the statistic's scale); an undecided one never stands."""
+        if self.verdict is Verdict.INCONCLUSIVE or not math.isfinite(self.estimate):
+            return False
+        estimate = statistic_of(self.estimate, self.kind)
+        low = estimate - factor * (estimate - statistic_of(self.ci_low, self.kind))
+        high = estimate + factor * (statistic_of(self.ci_high, self.kind) - estimate)
+        return decide(low, high, threshold) is self.verdict
+
 
 def decide_budget(
     samples: Sequence[float],
