@@ -14,10 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_otel_overhead.cli import main
+from pytest_otel_overhead.engine.machine import BUSY_NOTE_START
 from pytest_otel_overhead.history.compare import compare_runs, comparison_lines, parse_criteria
 from pytest_otel_overhead.history.machines import (
     MACHINE_SPREAD,
     SPEED_DIFFERENCE,
+    busy_load,
     machine_differences,
     machine_term,
     speed_spread,
@@ -25,6 +27,7 @@ from pytest_otel_overhead.history.machines import (
 from pytest_otel_overhead.history.store import RunRecord, Store
 from pytest_otel_overhead.instructions.cycles import CYCLE_MODEL
 from pytest_otel_overhead.results import TestResult
+from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.verdict import Verdict
 
 ENVIRONMENT = {"python": "3.11.9", "implementation": "CPython", "platform": "Linux", "cpu_count": 2}
@@ -180,3 +183,28 @@ def test_the_compare_command_fits_its_lines_to_the_terminal(
     assert " ".join(lines).split() == " ".join(unwrapped).split()  # nothing lost, words whole
     continued = [line for line in lines if line.startswith("        ")]
     assert continued and all(len(line) - len(line.lstrip()) == 8 for line in continued)  # under the metric's line
+
+
+def _busy(result: TestResult, processes: int) -> TestResult:
+    note = f"{BUSY_NOTE_START}: other processes used 95% of its 2 CPUs"
+    return dataclasses.replace(result, processes=processes, notes=(note,))
+
+
+def test_runs_pooled_over_processes_on_a_busy_machine_each_count_their_load() -> None:
+    # Flask, unchanged, beside two busy processes: +6.0% over one run's processes and +9.7% over the
+    # next's (docs/accuracy.md, 2026-12-07). A run's processes share its moment's load, so pooling more
+    # of them does not average it away, and the next run had a moment of its own.
+    criteria = parse_criteria("cpu:+1pp", "test")
+    before, after = _result(0.06, 1), _result(0.097, 2)
+    pooled = dataclasses.replace(before, processes=6), dataclasses.replace(after, processes=6)
+    quiet = compare_runs(_run(pooled[0]), _run(pooled[1]), criteria).tests[0].metrics[0]
+    busy = compare_runs(_run(_busy(before, 6)), _run(_busy(after, 6)), criteria).tests[0].metrics[0]
+    assert quiet.verdict is Verdict.FAIL
+    assert busy.verdict is Verdict.INCONCLUSIVE
+    assert busy.shift[0] < quiet.shift[0] and busy.shift[2] > quiet.shift[2]
+    assert busy.machine_term == 0.0  # the runs' own load, not a difference between machines
+    assert busy_load(_busy(before, 6)) == MeasureSettings().process_term.load > 0
+    # One process's spread already holds the load it saw, and a quiet run has none: nothing is added.
+    assert busy_load(_busy(before, 1)) == 0.0 and busy_load(pooled[0]) == 0.0
+    single = compare_runs(_run(_busy(before, 1)), _run(_busy(after, 1)), criteria).tests[0].metrics[0]
+    assert single.shift == compare_runs(_run(before), _run(after), criteria).tests[0].metrics[0].shift

@@ -25,6 +25,9 @@ incomparable. Between runs:
   calibrated on the runner), so the comparison widens by what applies to that test, not by a worst case;
   ``z`` is the t quantile of the fewer degrees of freedom behind the two spreads (the prior's, plus one
   per process beyond the first);
+* a run measured over several processes on a busy machine counted the load once, beside its
+  processes' spread (``stats.process_term.pool``): each such run adds that load term
+  (``machines.busy_load``) in quadrature, by ``z`` normal; one process's τ already holds it;
 * when the runs were measured on machines that differ (CPU model, Python build, load:
   ``history.machines``), a time metric's ``δ`` is widened the same way by ``z × MACHINE_SPREAD`` (``z`` normal here)
   (in quadrature with the processes' term); so it is, test by test, when the test's baseline arm ran at
@@ -66,7 +69,13 @@ from pytest_otel_overhead.formatting import (
 )
 from pytest_otel_overhead.history.compare_lines import comparison_lines, describe_run, regression_message
 from pytest_otel_overhead.history.criteria import COMPARED_METRICS, Criterion, idle_message, parse_criteria
-from pytest_otel_overhead.history.machines import machine_differences, machine_term, speed_ratio, speed_spread
+from pytest_otel_overhead.history.machines import (
+    busy_load,
+    machine_differences,
+    machine_term,
+    speed_ratio,
+    speed_spread,
+)
 from pytest_otel_overhead.history.shift import (
     COUNTED_METRICS,
     kept,
@@ -265,7 +274,8 @@ def offsets_half_width(
         * tau
         * math.sqrt(1 / max(before.processes, 1) + 1 / max(after.processes, 1))
     )
-    return math.hypot(processes, _machine_half_width(each, machine))
+    loads = math.hypot(busy_load(before), busy_load(after))
+    return math.hypot(processes, _machine_half_width(each, math.hypot(machine, loads)))
 
 
 def _machine_half_width(each: float, machine: float) -> float:

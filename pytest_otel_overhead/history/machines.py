@@ -20,6 +20,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pytest_otel_overhead.engine.machine import BUSY_NOTE_START
+
 if TYPE_CHECKING:
     from pytest_otel_overhead.history.store import RunRecord
     from pytest_otel_overhead.results.records import TestResult
@@ -31,6 +33,7 @@ __all__ = [
     "SPEED_SLOPE",
     "SPEED_SPREAD",
     "UNKNOWN_CPU",
+    "busy_load",
     "cpu_models",
     "machine_differences",
     "machine_term",
@@ -126,3 +129,13 @@ def speed_spread(ratio: float | None, statistic: float) -> float:
         return 0.0
     size = abs(statistic) if math.isfinite(statistic) else 0.0
     return abs(math.log(ratio)) * (SPEED_SPREAD + SPEED_SLOPE * size)
+
+
+def busy_load(result: TestResult) -> float:
+    """The load term (log ratio) that ``result``'s time intervals counted beside its processes' spread:
+    the prior's ``load`` where several processes measured it on a busy machine, else 0 (one process's
+    spread already holds it; a quiet machine has none). Every process of a run shares the moment's load,
+    so more processes do not shrink it, and another run had a moment of its own."""
+    if result.processes <= 1 or not any(note.startswith(BUSY_NOTE_START) for note in result.notes):
+        return 0.0
+    return result.settings.process_term.load
