@@ -40,9 +40,11 @@ BLOCK_TARGET_S = 0.01
 """Target length of one timed block: short blocks give many pairs per second at similar spread."""
 BUSY_WIDENING = 2.0
 """On a busy machine a first process's verdict stands without a second process only if it would with its interval
-this many times as wide. The two bursts of load seen to move one busy process past its interval left it 1.2 and
-1.6 half-widths clear of the budget (docs/accuracy.md); overheads far from the budget (``requests`` at +27%,
-sqlite3) stand at twice the width and cost no added process."""
+this many times as wide. The two bursts of load seen to move one busy process past its interval left its estimate
+1.2 and 1.6 half-widths from the budget (docs/accuracy.md); the term keeps a half-width at least its quantile times
+the prior and load terms (about 0.035 in log ratio near 5%), so twice it reaches as far as those bursts moved a
+figure (0.055 and 0.08). Overheads far from the budget (``requests`` at +27%, sqlite3) stand at twice the width
+and cost no added process."""
 WARMUP_S = 0.2
 MIN_TIMED_S = 1.0
 """Time for the timed pairs below which an undecided budget says more about ``max_time`` than about noise:

@@ -138,9 +138,9 @@ class Decision:
     def stands_widened(self, threshold: float, factor: float) -> bool:
         """Whether this verdict would stand with the interval ``factor`` times as wide about its estimate,
         against ``threshold`` (the statistic's scale); an undecided one never stands."""
-        if self.verdict is Verdict.INCONCLUSIVE or not math.isfinite(self.estimate):
-            return False
         estimate = statistic_of(self.estimate, self.kind)
+        if self.verdict is Verdict.INCONCLUSIVE or not math.isfinite(estimate):
+            return False
         low = estimate - factor * (estimate - statistic_of(self.ci_low, self.kind))
         high = estimate + factor * (statistic_of(self.ci_high, self.kind) - estimate)
         return decide(low, high, threshold) is self.verdict
