@@ -84,7 +84,7 @@ from opentelemetry import trace
 tracer = trace.get_tracer("app")
 
 
-@pytest.mark.otel_overhead(budget="100000%", max_time=2)
+@pytest.mark.otel_overhead(budget="100000%", max_time=10)  # room for a starved, busy machine
 def test_measured():
     with tracer.start_as_current_span("work"):
         sum(range(200))
