@@ -16,7 +16,7 @@ import pytest
 from pytest_otel_overhead.settings.flags import SAVED_PROCESSES
 from tests.measured_project import Run, run_measured
 
-MEASURED = """
+PROJECT = """
 import pytest
 from opentelemetry import trace
 
@@ -28,7 +28,11 @@ def busy(n):
     for i in range(n):
         total += i * i
     return total
+"""
 
+MEASURED = (
+    PROJECT
+    + """
 
 @pytest.mark.otel_overhead(budget="5%")
 def test_far_above():
@@ -48,6 +52,7 @@ def test_held_open():
 def test_held_open_in_one_process():
     busy(3000)
 """
+)
 
 
 WIDE = '{"format": "pytest-otel-overhead calibration 1", "tau": 0.3, "slope": 0, "df": 100, "load": 0}'
@@ -174,19 +179,9 @@ def test_a_run_asked_for_a_minimum_of_processes_measures_that_many_saved_or_not(
     assert single["processes"] == 1, single["stdout"]
 
 
-BUSY = """
-import pytest
-from opentelemetry import trace
-
-tracer = trace.get_tracer("busy")
-
-
-def busy(n):
-    total = 0
-    for i in range(n):
-        total += i * i
-    return total
-
+BUSY = (
+    PROJECT
+    + """
 
 # A calibrated term that grows with the overhead (0.4 x the log ratio, about 0.8 x it at the prior's quantile):
 # decided FAIL in one process for any overhead above about +30% (this one is well over +100%), but never with
@@ -205,6 +200,7 @@ def test_far_beyond():
         with tracer.start_as_current_span("tiny"):
             pass
 """
+)
 
 
 def test_on_a_busy_machine_a_verdict_near_its_budget_is_confirmed_by_more_processes_and_a_far_one_stands(
