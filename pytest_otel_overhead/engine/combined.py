@@ -14,7 +14,7 @@ import math
 from collections.abc import Collection, Sequence
 
 from pytest_otel_overhead.engine.looks import TIME_METRICS
-from pytest_otel_overhead.engine.machine import BUSY_NOTE_START, load_degree
+from pytest_otel_overhead.engine.machine import is_busy_note, load_degree
 from pytest_otel_overhead.results import MetricResult, TestResult
 from pytest_otel_overhead.settings.records import MeasureSettings
 from pytest_otel_overhead.stats.intervals import median, standard_error
@@ -90,7 +90,7 @@ def _combined_metric(
     kind = budget.kind if budget is not None else first.kind
     estimates, errors = process_estimates(per_process)
     # Load as it is now stands for the processes' when any of them saw a busy machine.
-    busy = load_degree() if any(note.startswith(BUSY_NOTE_START) for note in notes) else 0.0
+    busy = load_degree() if any(map(is_busy_note, notes)) else 0.0
     baseline = median_finite([m.baseline for m in per_process])
     decision = decide_across_processes(
         estimates, errors, budget, look_confidence, kind=kind, prior=settings.process_term, busy=busy, baseline=baseline

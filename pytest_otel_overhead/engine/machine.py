@@ -15,7 +15,16 @@ from dataclasses import dataclass
 
 import psutil
 
-__all__ = ["BUSY_NOTE_START", "BUSY_SHARE", "CpuReading", "busy_note", "cpu_reading", "load_degree", "was_busy"]
+__all__ = [
+    "BUSY_NOTE_START",
+    "BUSY_SHARE",
+    "CpuReading",
+    "busy_note",
+    "cpu_reading",
+    "is_busy_note",
+    "load_degree",
+    "was_busy",
+]
 
 BUSY_NOTE_START = "the machine was busy while measuring"
 """How the note on a busy machine starts, for whoever must tell it from the others."""
@@ -80,6 +89,11 @@ def load_degree() -> float:
 def was_busy(start: CpuReading, end: CpuReading) -> bool:
     """Whether others used at least ``BUSY_SHARE`` of the CPUs between the readings."""
     return sum(_shares(start, end)) >= BUSY_SHARE
+
+
+def is_busy_note(note: str) -> bool:
+    """Whether ``note`` is the one ``busy_note`` writes: a result that carries it was measured on a busy machine."""
+    return note.startswith(BUSY_NOTE_START)
 
 
 def busy_note(start: CpuReading, end: CpuReading) -> str | None:

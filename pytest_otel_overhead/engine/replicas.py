@@ -36,7 +36,7 @@ from pytest_otel_overhead.engine.children import (
 )
 from pytest_otel_overhead.engine.combined import combined_metrics, median_finite
 from pytest_otel_overhead.engine.looks import TIME_METRICS
-from pytest_otel_overhead.engine.machine import BUSY_NOTE_START
+from pytest_otel_overhead.engine.machine import is_busy_note
 from pytest_otel_overhead.engine.replica_child import (
     PAD_ENV,
     REPLICA_ENV,
@@ -376,5 +376,5 @@ def _result(runner: _Processes, metrics: Sequence[MetricResult], looks: int, sto
 def _notes(results: Sequence[TestResult]) -> tuple[str, ...]:
     """The processes' notes, each once; of the busy-machine notes, which differ only in their shares, the first."""
     notes = dict.fromkeys(note for result in results for note in result.notes)
-    busy = [note for note in notes if note.startswith(BUSY_NOTE_START)]
+    busy = [note for note in notes if is_busy_note(note)]
     return tuple(note for note in notes if note not in busy[1:])

@@ -228,10 +228,16 @@ def _stop_reason(
 
 
 def _stands_busy(decision: Decision, settings: MeasureSettings, metric: str) -> bool:
-    budget = settings.budget(metric)
-    return budget is None or decision.stands_widened(to_statistic(budget), BUSY_WIDENING)
+    threshold = _threshold(settings, metric)
+    return threshold is None or decision.stands_widened(threshold, BUSY_WIDENING)
 
 
 def _held_by_term(decision: Decision, settings: MeasureSettings, metric: str) -> bool:
+    threshold = _threshold(settings, metric)
+    return threshold is not None and decision.held_by_term(threshold)
+
+
+def _threshold(settings: MeasureSettings, metric: str) -> float | None:
+    """``metric``'s budget on the paired statistic's scale, or None without one."""
     budget = settings.budget(metric)
-    return budget is not None and decision.held_by_term(to_statistic(budget))
+    return None if budget is None else to_statistic(budget)

@@ -20,7 +20,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pytest_otel_overhead.engine.machine import BUSY_NOTE_START
+from pytest_otel_overhead.engine.machine import is_busy_note
 
 if TYPE_CHECKING:
     from pytest_otel_overhead.history.store import RunRecord
@@ -136,6 +136,6 @@ def busy_load(result: TestResult) -> float:
     the prior's ``load`` where several processes measured it on a busy machine, else 0 (one process's
     spread already holds it; a quiet machine has none). Every process of a run shares the moment's load,
     so more processes do not shrink it, and another run had a moment of its own."""
-    if result.processes <= 1 or not any(note.startswith(BUSY_NOTE_START) for note in result.notes):
+    if result.processes <= 1 or not any(map(is_busy_note, result.notes)):
         return 0.0
     return result.settings.process_term.load
