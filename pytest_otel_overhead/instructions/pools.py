@@ -13,6 +13,8 @@ of every size class to one with room after all that, so both arms' calls run in 
 
 The objects are made by ``struct`` unpacking and a list comprehension, which make nothing else of
 the size being prepared: a passing object freed in a full pool would put that pool back in front.
+The tuple that holds them is padded past the pools' largest size, so that it never takes a block of
+a class already prepared (nor one CPython keeps on its free list of short tuples).
 """
 
 from __future__ import annotations
@@ -39,11 +41,13 @@ BYTES_HEADER = 33
 """A bytes object of n bytes takes 33 + n (header and trailing NUL)."""
 INT_START = 1000
 """First value of the ints made: above the cached small ints, within one 30-bit digit (28 bytes)."""
+TUPLE_ITEMS = 62
+"""Items of a tuple that takes more than 512 bytes (24 + 8 per item), GC header or not."""
 
 
 @dataclass(frozen=True)
 class SizeClass:
-    """One size class and how to make ``room + 1`` new objects of it at once."""
+    """One size class and how to make ``room + 1`` new objects of it at once, first in what `make` returns."""
 
     size: int
     room: int
@@ -82,11 +86,13 @@ def _maker(size: int, count: int) -> Callable[[], Sequence[object]]:
         nones = [None] * count
         # object() takes 16 bytes; the comprehension's own objects (function, iterator) are larger.
         return lambda: [object() for _ in nones]
+    # Padded with bools, which are never made: the tuple then comes from the system's allocator.
+    padding = "?" * max(0, TUPLE_ITEMS - count)
     if size == 2 * SIZE_STEP:
-        ints = struct.Struct(f"{count}q")
-        values = ints.pack(*range(INT_START, INT_START + count))
+        ints = struct.Struct(f"{count}q{padding}")
+        values = ints.pack(*range(INT_START, INT_START + count), *[False] * len(padding))
         return lambda: ints.unpack(values)
-    pieces = struct.Struct(f"{size - BYTES_HEADER}s" * count)
+    pieces = struct.Struct(f"{size - BYTES_HEADER}s" * count + padding)
     data = bytes(pieces.size)
     return lambda: pieces.unpack(data)
 
@@ -97,7 +103,8 @@ def make_room(classes: Sequence[SizeClass]) -> list[list[object]]:
     Chunks of ``room + 1`` objects are made until one lies in a single pool: that pool was first all
     along; it keeps the chunk's first object (so it cannot empty) and gets the others back. Chunks
     spread over two pools filled the first one, and stay alive so that it stays full and out of the
-    way. The loops count with ints below 257 and iterate nothing: an iterator takes 48 bytes.
+    way; their tuples lie outside the pools. The loops count with ints below 257 and iterate nothing:
+    an iterator takes 48 bytes.
     """
     held: list[list[object]] = [[None] * MAX_CHUNKS for _ in classes]
     index = 0
@@ -106,7 +113,7 @@ def make_room(classes: Sequence[SizeClass]) -> list[list[object]]:
         chunk_index = 0
         while chunk_index < MAX_CHUNKS:
             chunk = size_class.make()
-            if _in_one_pool(chunk):
+            if _in_one_pool(chunk, size_class.room):
                 row[chunk_index] = chunk[0]
                 del chunk  # the room, given back while this class is the one being prepared
                 break
@@ -116,6 +123,6 @@ def make_room(classes: Sequence[SizeClass]) -> list[list[object]]:
     return held
 
 
-def _in_one_pool(chunk: Sequence[object]) -> bool:
+def _in_one_pool(chunk: Sequence[object], last: int) -> bool:
     # Nothing is freed while a chunk is made, so a pool the chunk left is full and cannot come back.
-    return id(chunk[0]) >> POOL_BITS == id(chunk[-1]) >> POOL_BITS
+    return id(chunk[0]) >> POOL_BITS == id(chunk[last]) >> POOL_BITS
