@@ -105,10 +105,10 @@ class Between:
 
         An absolute statistic moves by the same share of the baseline arm's figure as a relative one."""
         q = self.term.quantile(self.confidence)
-        load = self.term.load * self.busy
 
         def extra(estimate: float) -> float:
-            spread = math.hypot(self.term.spread(estimate if kind == "relative" else 0.0), load)
+            at = estimate if kind == "relative" else 0.0
+            spread = math.hypot(self.term.spread(at), self.term.load_spread(at) * self.busy)
             return q * (spread if kind == "relative" else math.expm1(spread) * abs(baseline))
 
         return extra

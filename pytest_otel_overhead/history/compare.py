@@ -274,7 +274,7 @@ def offsets_half_width(
         * tau
         * math.sqrt(1 / max(before.processes, 1) + 1 / max(after.processes, 1))
     )
-    loads = math.hypot(busy_load(before), busy_load(after))
+    loads = math.hypot(busy_load(before, at[0]), busy_load(after, at[1]))
     return math.hypot(processes, _machine_half_width(each, math.hypot(machine, loads)))
 
 

@@ -131,11 +131,11 @@ def speed_spread(ratio: float | None, statistic: float) -> float:
     return abs(math.log(ratio)) * (SPEED_SPREAD + SPEED_SLOPE * size)
 
 
-def busy_load(result: TestResult) -> float:
-    """The load term (log ratio) that ``result``'s time intervals counted beside its processes' spread:
-    the prior's ``load`` where several processes measured it on a busy machine, else 0 (one process's
-    spread already holds it; a quiet machine has none). Every process of a run shares the moment's load,
-    so more processes do not shrink it, and another run had a moment of its own."""
+def busy_load(result: TestResult, statistic: float) -> float:
+    """The load term (log ratio) that ``result``'s time intervals counted beside its processes' spread, at
+    its log ratio ``statistic``: the prior's where several processes measured it on a busy machine, else 0
+    (one process's spread already holds it; a quiet machine has none). Every process of a run shares the
+    moment's load, so more processes do not shrink it, and another run had a moment of its own."""
     if result.processes <= 1 or not any(map(is_busy_note, result.notes)):
         return 0.0
-    return result.settings.process_term.load
+    return result.settings.process_term.load_spread(statistic)

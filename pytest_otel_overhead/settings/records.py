@@ -168,8 +168,9 @@ class MeasureSettings:
     process_term: ProcessTerm = BUILT_IN_TERM
     """The prior for the between-process spread and the load shift that every interval counts, on the log-ratio
     scale: an object with ``tau`` and ``slope`` (the standard deviation between processes is ``tau`` plus ``slope``
-    times the absolute log ratio), ``df`` (its degrees of freedom), ``load`` (added while the machine is busy) and
-    ``source`` (``"built-in"``, or ``"calibrated"`` from the ``calibration`` setting)."""
+    times the absolute log ratio), ``df`` (its degrees of freedom), ``load`` (added while the machine is busy, at
+    least), ``load_share`` (the load term's share of the absolute log ratio, where that is larger) and ``source``
+    (``"built-in"``, or ``"calibrated"`` from the ``calibration`` setting)."""
     no_telemetry: NoTelemetryPolicy = defaults.NO_TELEMETRY
     """What a measurement without telemetry does: ``"warn"``, ``"fail"``, ``"ignore"``."""
     failed_exports: FailedExportsPolicy = defaults.FAILED_EXPORTS
