@@ -204,6 +204,10 @@ def test_runs_pooled_over_processes_on_a_busy_machine_each_count_their_load() ->
     assert busy.verdict is Verdict.INCONCLUSIVE
     assert busy.shift[0] < quiet.shift[0] and busy.shift[2] > quiet.shift[2]
     assert busy.machine_term == 0.0  # the runs' own load, not a difference between machines
+    assert busy.load_term > 0 and quiet.load_term == 0.0
+    assert ", load term ±" in busy.describe() and "load term" not in quiet.describe()
+    lines = comparison_lines(compare_runs(_run(_busy(before, 6)), _run(_busy(after, 6)), criteria))
+    assert any("UNDECIDED (measured on a busy machine) cpu:+1pp" in line for line in lines)
     assert busy_load(_busy(before, 6), 0.058) == MeasureSettings().process_term.load > 0
     # One process's spread already holds the load it saw, and a quiet run has none: nothing is added.
     assert busy_load(_busy(before, 1), 0.058) == 0.0 and busy_load(pooled[0], 0.058) == 0.0

@@ -27,7 +27,8 @@ incomparable. Between runs:
   per process beyond the first);
 * a run measured over several processes on a busy machine counted the load once, beside its
   processes' spread (``stats.process_term.pool``): each such run adds that load term
-  (``machines.busy_load``) in quadrature, by ``z`` normal; one process's τ already holds it;
+  (``machines.busy_load``, ``MetricChange.load_term``) in quadrature, by ``z`` normal; one process's τ
+  already holds it;
 * when the runs were measured on machines that differ (CPU model, Python build, load:
   ``history.machines``), a time metric's ``δ`` is widened the same way by ``z × MACHINE_SPREAD`` (``z`` normal here)
   (in quadrature with the processes' term); so it is, test by test, when the test's baseline arm ran at
@@ -45,10 +46,6 @@ incomparable. Between runs:
 
 A metric whose samples cannot be used (none kept by one run, NaN or negative values) is reported
 with the reason, and every criterion on it is undecided: a gate is never passed by skipping.
-
-Without that term, two runs of unchanged code said REGRESSED under ``cpu:+1pp`` in 5 of 95
-comparisons on real workloads (docs/accuracy.md): one process read ``manual`` at +5.9%, the next
-at +8.1%, each with an interval of about ±1 point.
 """
 
 from __future__ import annotations
@@ -134,6 +131,8 @@ class MetricChange:
     NaN and unbounded, and every criterion on the metric is undecided."""
     machine_term: float = 0.0
     """The half-width the machines' difference added to ``shift`` (log ratio, at its confidence); 0 when none."""
+    load_term: float = 0.0
+    """The half-width the runs' own load added to ``shift`` (busy runs pooled over processes); 0 when none."""
     speed: float | None = None
     """How many times as long per call the later run's baseline arm took, when that counted in ``machine_term``."""
 
@@ -162,6 +161,8 @@ class MetricChange:
             change += f", machine term ±{signed_percent(math.expm1(self.machine_term)).lstrip('+')} included"
             if self.speed is not None:
                 change += f" (baseline {self.speed:.2f}× as long per call)"
+        if self.load_term:
+            change += f", load term ±{signed_percent(math.expm1(self.load_term)).lstrip('+')} included"
         return f"{self.label} {signed_percent_or_dash(self.before)} → {signed_percent_or_dash(self.after)}: {change}"
 
 
@@ -258,10 +259,17 @@ def process_spread(result: TestResult, metric: str, statistic: float) -> float:
 
 
 def offsets_half_width(
-    before: TestResult, after: TestResult, metric: str, each: float, machine: float, at: tuple[float, float]
+    before: TestResult,
+    after: TestResult,
+    metric: str,
+    each: float,
+    machine: float,
+    at: tuple[float, float],
+    *,
+    loads: bool = True,
 ) -> float:
-    """How much the processes' offsets and the machines' difference widen ``δ`` on each side, at ``each``;
-    ``at`` holds the two runs' log ratios."""
+    """How much the processes' offsets, the machines' difference and (with ``loads``) the runs' own load widen
+    ``δ`` on each side, at ``each``; ``at`` holds the two runs' log ratios."""
     if metric in COUNTED_METRICS:
         # Instructions mode counts over layouts of its own and repeats on any machine: no term there.
         return 0.0
@@ -274,8 +282,8 @@ def offsets_half_width(
         * tau
         * math.sqrt(1 / max(before.processes, 1) + 1 / max(after.processes, 1))
     )
-    loads = math.hypot(busy_load(before, at[0]), busy_load(after, at[1]))
-    return math.hypot(processes, _machine_half_width(each, math.hypot(machine, loads)))
+    load = math.hypot(busy_load(before, at[0]), busy_load(after, at[1])) if loads else 0.0
+    return math.hypot(processes, _machine_half_width(each, math.hypot(machine, load)))
 
 
 def _machine_half_width(each: float, machine: float) -> float:
@@ -348,7 +356,9 @@ def _measured_change(
     machines = math.hypot(machine, by_speed)
     extra = offsets_half_width(before, after, metric, each, machines, at)
     shift = _with_process_offsets(raw_shift, extra)
-    with_machine = extra - offsets_half_width(before, after, metric, each, 0.0, at)
+    without_machine = offsets_half_width(before, after, metric, each, 0.0, at)
+    with_machine = extra - without_machine
+    with_load = without_machine - offsets_half_width(before, after, metric, each, 0.0, at, loads=False)
     s_low, s_est, s_high = shift
     bounded = all(math.isfinite(v) for v in (a_low, a_high, s_low, s_high))
     estimate = _points(a_est, s_est)
@@ -388,6 +398,7 @@ def _measured_change(
         outcomes=tuple(outcomes),
         machine_term=with_machine,
         speed=speed if by_speed > 0 else None,
+        load_term=with_load,
     )
 
 

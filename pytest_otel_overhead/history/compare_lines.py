@@ -8,7 +8,7 @@ from pytest_otel_overhead.history.criteria import idle_message
 from pytest_otel_overhead.stats.verdict import Verdict
 
 if TYPE_CHECKING:
-    from pytest_otel_overhead.history.compare import Comparison, TestChange
+    from pytest_otel_overhead.history.compare import Comparison, MetricChange, TestChange
     from pytest_otel_overhead.history.store import RunRecord
 
 __all__ = ["MACHINE_LINE", "comparison_lines", "describe_run", "regression_message"]
@@ -56,7 +56,7 @@ def comparison_lines(comparison: Comparison) -> list[str]:
         if test.settings_differences:
             lines.append("      WARNING settings differ: " + "; ".join(test.settings_differences))
         for metric in test.metrics:
-            verdicts = ", ".join(f"{_outcome(v, metric.machine_term)} {c.describe()}" for c, v in metric.outcomes)
+            verdicts = ", ".join(f"{_outcome(v, metric)} {c.describe()}" for c, v in metric.outcomes)
             lines.append(
                 ("      WARNING " if metric.problem is not None else "      ")
                 + f"{metric.describe()}  [{metric.n_before} vs {metric.n_after} pairs]"
@@ -74,7 +74,9 @@ def comparison_lines(comparison: Comparison) -> list[str]:
     return lines
 
 
-def _outcome(verdict: Verdict | None, machine_term: float = 0.0) -> str:
-    if verdict is Verdict.INCONCLUSIVE and machine_term:
+def _outcome(verdict: Verdict | None, metric: MetricChange | None = None) -> str:
+    if verdict is Verdict.INCONCLUSIVE and metric is not None and metric.machine_term:
         return "UNDECIDED (the machines differ)"
+    if verdict is Verdict.INCONCLUSIVE and metric is not None and metric.load_term:
+        return "UNDECIDED (measured on a busy machine)"
     return {Verdict.FAIL: "REGRESSED", Verdict.PASS: "OK", Verdict.INCONCLUSIVE: "UNDECIDED", None: ""}[verdict]
