@@ -38,6 +38,14 @@ def test_costly():
             spin(4000)
 
 
+# A span around real work, about +5%: within the range where a busy machine's move is the load
+# term's floor (calibrate.terms.FLOOR_RANGE), which `--load` measures.
+@pytest.mark.otel_overhead(budget="50%")
+def test_light():
+    with tracer.start_as_current_span("step"):
+        spin(8000)
+
+
 def test_unmarked():
     spin(10)
 """,
@@ -63,7 +71,7 @@ def run(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_calibrate_writes_the_file_the_project_s_sessions_then_use(tmp_path: Path) -> None:
     path = project(tmp_path)
     done = run(path, "-m", "pytest_otel_overhead", "calibrate", "--processes", "2", "--load", "0", "--",
-               "test_costly.py", *MAX_TIME)  # fmt: skip
+               "test_costly.py::test_costly", *MAX_TIME)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     calibration = Calibration.read(path / CALIBRATION_FILE, "the test")
     assert calibration.term.source is TermSource.CALIBRATED
@@ -78,7 +86,8 @@ def test_calibrate_writes_the_file_the_project_s_sessions_then_use(tmp_path: Pat
     assert f"wrote {path / CALIBRATION_FILE}: sessions whose root folder is {path}" in done.stdout
 
     options = ["--otel-overhead-processes=1", "--otel-overhead-max-time=3", "--otel-overhead-json=o.json"]
-    session = run(path, "-m", "pytest", "-p", "no:cacheprovider", "test_costly.py", "--otel-overhead", *options)
+    session = run(path, "-m", "pytest", "-p", "no:cacheprovider", "test_costly.py::test_costly", "--otel-overhead",
+                  *options)  # fmt: skip
     assert session.returncode == 1, session.stdout  # the test is over its budget: it ran, and measured
     (test,) = json.loads((path / "o.json").read_text(encoding="utf-8"))["tests"]
     term = test["settings"]["process_term"]
@@ -89,7 +98,7 @@ def test_calibrate_writes_the_file_the_project_s_sessions_then_use(tmp_path: Pat
 def test_calibrate_beside_a_busy_process_measures_the_load_term(tmp_path: Path) -> None:
     path = project(tmp_path)
     done = run(path, "-m", "pytest_otel_overhead", "calibrate", "--processes", "2", "--load", "1", "--out",
-               "cal.json", "test_costly.py", *MAX_TIME)  # fmt: skip
+               "cal.json", "test_costly.py::test_light", *MAX_TIME)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     calibration = Calibration.read(path / "cal.json", "the test")
     assert calibration.measured["load_measured"] is True and calibration.measured["load_processes"] == 1

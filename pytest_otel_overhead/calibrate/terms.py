@@ -18,9 +18,11 @@ from pytest_otel_overhead.engine.combined import child_plan
 from pytest_otel_overhead.engine.looks import TIME_METRICS
 from pytest_otel_overhead.results import MetricResult, TestResult
 from pytest_otel_overhead.stats.intervals import dersimonian_laird, standard_error
+from pytest_otel_overhead.stats.process_term import BUILT_IN_TERM, LOAD_SHARE
 from pytest_otel_overhead.stats.verdict import statistic_of
 
 __all__ = [
+    "FLOOR_RANGE",
     "Combined",
     "ProcessEstimates",
     "RunFigures",
@@ -142,25 +144,32 @@ def fit_spread(figures: Sequence[Combined]) -> tuple[float, float]:
     return 0.0, max(0.0, through_origin)
 
 
+FLOOR_RANGE = BUILT_IN_TERM.load / LOAD_SHARE
+"""The log ratios up to which the built-in load term is its floor (0.12, about +13%): the figures that
+measure a calibrated floor. Above it the load term is ``LOAD_SHARE`` of the log ratio."""
+
+
 def degrees_of_freedom(processes_per_test: Sequence[int]) -> float:
     """Processes in all less one per test: what the tests' τ estimates stand on; at least 1."""
     return float(max(1, sum(processes_per_test) - len(processes_per_test)))
 
 
 def load_term(quiet: Sequence[Combined], loaded: Sequence[Combined]) -> float | None:
-    """How far a busy machine moves a combined estimate; None when the runs share no figure.
+    """How far a busy machine moves a combined estimate, the load term's floor; None when the runs share
+    no figure within ``FLOOR_RANGE``.
 
     Per figure in both runs, the move ``d = loaded − quiet`` has the variance ``v`` of the two
     estimates' standard errors (which count their τ), and ``d² − v`` estimates the load's share. The
     term is the root of their mean weighed by ``1 / v``, clipped at 0: the root mean square move less
     what the standard errors explain, where a noisy figure (a latency percentile over three
-    processes) counts for less than a precise one instead of hiding what the others moved.
+    processes) counts for less than a precise one instead of hiding what the others moved. Figures
+    beyond ``FLOOR_RANGE`` are left out: there the built-in share counts, and they would count twice.
     """
     before = {(f.test, f.metric): f for f in quiet}
     moves = []
     for after in loaded:
         matched = before.get((after.test, after.metric))
-        if matched is not None:
+        if matched is not None and abs(matched.estimate) <= FLOOR_RANGE:
             variance = after.standard_error**2 + matched.standard_error**2
             moves.append((after.estimate - matched.estimate, max(variance, 1e-18)))
     if not moves:

@@ -55,8 +55,8 @@ LOAD_SHARE = 0.1
 built-in floor). Beside two busy processes on two CPUs, load moved near-5% workloads by 0.010 to 0.022 in log
 ratio (a fifth to a third of their log ratio), ``requests`` (+23%, 0.21) by 0.07 on one machine and 0.03 on
 another, sqlite3 (+250%, 1.25) by 0.15 and by none (docs/accuracy.md, 2026-12-06 and 2026-12-07). A tenth
-of the log ratio, counted at the load term's quantile, holds those moves; a larger share would widen the
-near-5% intervals, where the floor already holds them."""
+of the log ratio, at the load term's quantile and with one busy process's own interval, reaches those moves;
+a larger share would widen the near-5% intervals, where the floor already holds them."""
 
 
 @dataclass(frozen=True)
