@@ -79,7 +79,7 @@ def _in_a_fork_alone(
     checked: int, prepare: Callable[[dict[int, SizeClass]], object], spilling: Sequence[int] = ()
 ) -> tuple[bool, bool, bool]:
     """Whether the next blocks of class ``checked`` shared a pool before and after `make_room`, the
-    pools set up by ``prepare``, and whether the first chunk of each class in ``spilling`` spilled over
+    pools set up by ``prepare``, and whether the first chunk of a class in ``spilling`` spilled over
     two pools (and was kept); run in a fork, as the child is.
 
     The fork has one thread: other tests' threads (an exporter's worker, a server) would otherwise
@@ -101,7 +101,7 @@ def _in_a_fork_alone(
             held = make_room(classes)
             after = _next_blocks_share_a_pool(by_size[checked], by_size[checked].room)
             firsts = (row[0] for size, row in zip(by_size, held, strict=True) if size in spilling)
-            spilled = all(isinstance(first, (tuple, list)) for first in firsts)
+            spilled = any(isinstance(first, (tuple, list)) for first in firsts)
             del held, kept
             code = int(before) | int(after) << 1 | int(spilled) << 2
         finally:
@@ -133,11 +133,13 @@ def test_with_every_other_class_spread_over_two_pools_the_room_of_one_is_kept(ch
     # two pools and is kept, and none of what keeps them may take a block of that room. Checked are
     # the classes where the unpadded tuples of the classes from 288 bytes up (16 to 29 items) lay.
     def prepare(by_size: dict[int, SizeClass]) -> object:
-        others = [_first_pool_nearly_full(size_class) for size, size_class in by_size.items() if size != checked]
-        return others, _first_pool_with_room_exactly(by_size[checked])  # last: the lists above grew through pools
+        # The landing classes last, so that nothing made after them puts a pool with more room in front.
+        others = [_first_pool_nearly_full(c) for size, c in by_size.items() if size != checked and size not in landing]
+        room = _first_pool_with_room_exactly(by_size[checked])
+        return others, room, [_first_pool_nearly_full(by_size[size]) for size in landing]
 
     before, after, spilled = _in_a_fork_alone(checked, prepare, landing)
 
     assert before  # the room is there
-    assert spilled  # and the classes whose tuples would land here kept a chunk
+    assert spilled  # and a class whose tuples would land here kept a chunk
     assert after
