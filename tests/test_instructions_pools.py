@@ -86,8 +86,8 @@ def _in_a_fork_alone(
     allocate and free blocks between the steps and put other pools in front.
     """
     # Made first and kept, as the child does: freeing them later would change the pools again.
-    classes = size_classes()
-    by_size = {size_class.size: size_class for size_class in classes}
+    by_size = _by_size()
+    classes = list(by_size.values())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+ on a fork with threads
         pid = os.fork()

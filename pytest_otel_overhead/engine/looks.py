@@ -107,8 +107,7 @@ class Between:
         q = self.term.quantile(self.confidence)
 
         def extra(estimate: float) -> float:
-            at = estimate if kind == "relative" else 0.0
-            spread = math.hypot(self.term.spread(at), self.term.load_spread(at) * self.busy)
+            spread = self.term.with_load(estimate if kind == "relative" else 0.0, self.busy)
             return q * (spread if kind == "relative" else math.expm1(spread) * abs(baseline))
 
         return extra

@@ -176,7 +176,7 @@ def _with_term(metric: MetricResult, between: Between | None, decision: Decision
         return metric
     relative = metric.kind == "relative"
     at = statistic_of(metric.overhead, metric.kind) if relative else 0.0
-    spread = math.expm1(math.hypot(between.term.spread(at), between.term.load_spread(at) * between.busy))
+    spread = math.expm1(between.term.with_load(at, between.busy))
     return replace(
         metric,
         # An absolute figure's term is that share of its baseline, in its units (``Between.widening``).

@@ -89,6 +89,11 @@ class ProcessTerm:
         size = abs(statistic) if math.isfinite(statistic) else 0.0
         return max(self.load, self.load_share * size)
 
+    def with_load(self, statistic: float, busy: float) -> float:
+        """The between-process spread at ``statistic`` with the load term times ``busy`` in quadrature: what one
+        process's interval counts."""
+        return math.hypot(self.spread(statistic), self.load_spread(statistic) * busy)
+
     def in_units(self, baseline: float) -> ProcessTerm:
         """The term of an absolute statistic (seconds, bytes per call): near zero overhead, the same share of
         the baseline arm's figure as on the log ratio, in its units; no slope, as there is no log ratio to grow with."""
