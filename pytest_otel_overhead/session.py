@@ -14,7 +14,6 @@ import contextlib
 import inspect
 import os
 import sys
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -277,6 +276,7 @@ class OverheadSession:
         call = "" if label == item.nodeid else label.rsplit("#", 1)[-1] + ": "
         if result.no_telemetry is not None:
             _outcome_gate(
+                item,
                 settings,
                 "no_telemetry",
                 f"{call}no telemetry measured: no budget decided",
@@ -285,6 +285,7 @@ class OverheadSession:
             )
         elif result.failed_exports is not None:
             _outcome_gate(
+                item,
                 settings,
                 "failed_exports",
                 f"{call}failed exports: nothing reached the backend",
@@ -300,7 +301,7 @@ class OverheadSession:
                 source = settings.source("inconclusive")
                 pytest.fail(f"{call}{first} (inconclusive=fail, {source})\n{rest}", pytrace=False)
             if settings.inconclusive == "warn":
-                warnings.warn(OverheadInconclusiveWarning(f"{label}: {rest}"), stacklevel=3)
+                item.warn(OverheadInconclusiveWarning(f"{label}: {rest}"))
 
 
 def terminal_width(config: pytest.Config) -> int:
@@ -319,15 +320,20 @@ def _settings_errors_fail_the_test() -> Iterator[None]:
         pytest.fail(f"otel-overhead: {error}", pytrace=False)
 
 
-def _outcome_gate(settings: MeasureSettings, key: str, headline: str, detail: str, category: type[Warning]) -> None:
-    """A result that measured nothing worth a verdict fails, warns or passes as its policy ``key`` says."""
+def _outcome_gate(
+    item: pytest.Item, settings: MeasureSettings, key: str, headline: str, detail: str, category: type[Warning]
+) -> None:
+    """A result that measured nothing worth a verdict fails, warns or passes as its policy ``key`` says.
+
+    A warning names the test's own line (``item.warn``), not the plugin's frame that issued it.
+    """
     policy = getattr(settings, key)
     if policy == "ignore":
         return
     if policy == "fail":
         source = settings.source(key)
         pytest.fail(f"{headline} ({key}=fail, {source}; {key}=warn only warns)\notel-overhead: {detail}", pytrace=False)
-    warnings.warn(category(detail), stacklevel=4)
+    item.warn(category(detail))
 
 
 def record_properties(item: pytest.Item, result: TestResult) -> None:

@@ -118,7 +118,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
 
 def test_spans_through_a_provider_of_their_own_warn_with_where_it_was_made(run: Run) -> None:
     assert run.status("test_own_provider") == "PASSED"
-    warning = re.search(r"OverheadNoTelemetryWarning: test_measured\.py::test_own_provider: (.*)", run.stdout)
+    marker = MEASURED.splitlines().index("def test_own_provider():")  # its marker, one line above (1-based)
+    warned = rf"test_measured\.py:{marker}: OverheadNoTelemetryWarning: test_measured\.py::test_own_provider: (.*)"
+    warning = re.search(warned, run.stdout)
     assert warning is not None, run.stdout
     assert warning.group(1).startswith("no telemetry measured: the instrumented arm recorded no spans and no metrics")
     assert "tracer 'micro' started at test_measured.py:" in warning.group(1)
