@@ -27,6 +27,7 @@ from pytest_otel_overhead.calibrate.terms import (
     combine,
     degrees_of_freedom,
     fit_spread,
+    load_share,
     load_term,
     process_estimates,
     run_figures,
@@ -230,6 +231,34 @@ def test_figures_far_above_zero_measure_no_floor_the_share_counts_there() -> Non
     loaded = [dataclasses.replace(near, estimate=0.06), dataclasses.replace(far, estimate=far.estimate + 0.15)]
     assert load_term([near, far], loaded) == pytest.approx(0.01, rel=0.01)
     assert load_term([far], loaded[1:]) is None
+    # There the move measures the share instead: 0.15 of a log ratio of 1.25; the near figure counts for none.
+    assert load_share([near, far], loaded) == pytest.approx(0.15 / far.estimate, rel=0.01)
+    assert load_share([near], loaded[:1]) is None
+
+
+@given(
+    st.lists(st.tuples(st.floats(FLOOR_RANGE * 1.01, 3.0), st.floats(1e-4, 0.02)), min_size=1, max_size=10),
+    st.booleans(),
+)
+def test_a_loaded_run_that_reads_the_same_far_above_zero_gives_no_share(
+    tests: list[tuple[float, float]], down: bool
+) -> None:
+    quiet = [Combined(f"t{i}", "cpu", 5, -y if down else y, se, 0.0) for i, (y, se) in enumerate(tests)]
+    assert load_share(quiet, quiet) == 0
+
+
+@given(st.floats(0.01, 0.9), st.booleans(), st.lists(st.floats(FLOOR_RANGE * 1.01, 3.0), min_size=1, max_size=4))
+def test_a_loaded_run_moved_by_a_share_of_each_figure_gives_that_share(
+    share: float, down: bool, sizes: list[float]
+) -> None:
+    quiet = [Combined(f"t{i}", "cpu", 5, y, 1e-6, 0.0) for i, y in enumerate(sizes)]
+    moved = [dataclasses.replace(f, estimate=f.estimate * (1 - share if down else 1 + share)) for f in quiet]
+    assert load_share(quiet, moved) == pytest.approx(share, rel=1e-3)
+
+
+def test_a_share_larger_than_the_figure_is_the_largest_a_calibration_file_holds() -> None:
+    quiet = [Combined("a", "cpu", 5, 0.2, 1e-4, 0.0)]
+    assert load_share(quiet, [dataclasses.replace(quiet[0], estimate=0.7)]) == 1.0
 
 
 def test_a_noisy_figure_does_not_hide_what_a_precise_one_moved() -> None:
@@ -291,6 +320,8 @@ def test_without_load_the_file_keeps_the_built_in_load_term_and_says_so(
     assert written.measured["figures"][1]["tau"] == pytest.approx(figures[1].tau)
     out = capsys.readouterr().out
     assert re.search(r"^load +0\.0120 \(not measured: the built-in one\) +0\.012$", out, re.MULTILINE)
+    assert re.search(r"^load_share +0\.1000 \(not measured: the built-in one\) +0\.1$", out, re.MULTILINE)
+    assert term.load_share == BUILT_IN_TERM.load_share and written.measured["load_share_measured"] is False
     assert "measured 3 tests over 12 processes in all (5 asked a test), quiet only" in out
     assert f"wrote {tmp_path / 'otel-overhead-calibration.json'}: sessions whose root folder is" in out
 
@@ -319,6 +350,11 @@ def test_with_load_the_second_run_is_beside_busy_processes_and_gives_the_load_te
     assert expected is not None and 0.02 < expected < math.log(1.05)
     assert written.term.load == pytest.approx(expected)
     assert written.measured["load_measured"] is True
+    # t.py::b (+22%) and t.py::c (+100%) lie beyond the floor's range: their moves measure the share.
+    share = load_share(run_figures(QUIET).figures, run_figures(loaded).figures)
+    assert share is not None and math.log(1.05) / math.log(2.1) < share < math.log(1.05) / math.log(1.2)
+    assert written.term.load_share == pytest.approx(share)
+    assert written.measured["load_share_measured"] is True
     out = capsys.readouterr().out
     assert "quiet and beside 2 busy processes" in out
     assert "sessions given --otel-overhead-calibration=" in out

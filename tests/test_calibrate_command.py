@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -98,12 +99,16 @@ def test_calibrate_writes_the_file_the_project_s_sessions_then_use(tmp_path: Pat
 def test_calibrate_beside_a_busy_process_measures_the_load_term(tmp_path: Path) -> None:
     path = project(tmp_path)
     done = run(path, "-m", "pytest_otel_overhead", "calibrate", "--processes", "2", "--load", "1", "--out",
-               "cal.json", "test_costly.py::test_light", *MAX_TIME)  # fmt: skip
+               "cal.json", "test_costly.py::test_light", "test_costly.py::test_costly", *MAX_TIME)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     calibration = Calibration.read(path / "cal.json", "the test")
-    assert calibration.measured["load_measured"] is True and calibration.measured["load_processes"] == 1
-    assert calibration.measured["figures"][0]["loaded_log_ratio"] is not None
-    assert 0 <= calibration.term.load <= 1
+    measured = calibration.measured
+    assert measured["load_measured"] is True and measured["load_processes"] == 1
+    # test_light (+5%) measures the floor, test_costly (+100% or more) the share of the overhead.
+    assert measured["load_share_measured"] is True
+    assert all(figure["loaded_log_ratio"] is not None for figure in measured["figures"])
+    assert 0 <= calibration.term.load <= 1 and 0 <= calibration.term.load_share <= 1
+    assert re.search(r"^load_share +\d\.\d{4} +0\.1$", done.stdout, re.MULTILINE), done.stdout
     assert "calibrate: loaded run beside 1 busy processes" in done.stdout
     assert "quiet and beside 1 busy processes" in done.stdout
     assert not (path / CALIBRATION_FILE).exists()

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pytest_otel_overhead.settings.calibration import CALIBRATION_FILE, Calibration, project_layer, read_calibration
 from pytest_otel_overhead.settings.merge import resolve
 from pytest_otel_overhead.stats.intervals import t_quantile
-from pytest_otel_overhead.stats.process_term import BUILT_IN_TERM, ProcessTerm, TermSource, pool, widen
+from pytest_otel_overhead.stats.process_term import BUILT_IN_TERM, LOAD_SHARE, ProcessTerm, TermSource, pool, widen
 from pytest_otel_overhead.stats.verdict import Verdict, decide_across_processes, decide_budget
 from pytest_otel_overhead.units import Budget, SettingsError
 
@@ -157,7 +157,7 @@ def _write(path: Path, **values: object) -> Path:
 
 
 def test_a_calibration_file_round_trips_and_replaces_the_prior(tmp_path: Path) -> None:
-    term = ProcessTerm(0.004, 0.002, 20, 0.01, TermSource.CALIBRATED)
+    term = ProcessTerm(0.004, 0.002, 20, 0.01, TermSource.CALIBRATED, load_share=0.04)
     path = tmp_path / CALIBRATION_FILE
     path.write_text(Calibration(term, {"tests": 3}).to_json(), encoding="utf-8")
     assert read_calibration(str(path), "--otel-overhead-calibration") == term
@@ -167,10 +167,21 @@ def test_a_calibration_file_round_trips_and_replaces_the_prior(tmp_path: Path) -
     assert resolve([project_layer(tmp_path / "elsewhere")]).process_term == BUILT_IN_TERM
 
 
+def test_a_calibration_file_written_before_the_load_share_was_measured_keeps_the_built_in_share(
+    tmp_path: Path,
+) -> None:
+    path = _write(tmp_path / "c.json")
+    term = read_calibration(str(path), "--otel-overhead-calibration")
+    assert term.load_share == LOAD_SHARE and term.load == 0.01
+    assert read_calibration(str(_write(tmp_path / "d.json", load_share=0.3)), "test").load_share == 0.3
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [
         ({"tau": "x"}, "'tau' is 'x', not a number"),
+        ({"load_share": 1.5}, "'load_share' is 1.5; a term on the log-ratio scale lies in [0, 1]"),
+        ({"load_share": None}, "'load_share' is None, not a number"),
         ({"load": 3.0}, "'load' is 3.0; a term on the log-ratio scale lies in [0, 1]"),
         ({"df": 0}, "'df' is 0; degrees of freedom are at least 1"),
         ({"format": "other"}, "not a calibration file of this plugin"),

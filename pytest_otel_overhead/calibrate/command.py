@@ -2,7 +2,8 @@
 
 The user's marked tests are measured over ``processes`` fresh processes each, once on the quiet
 machine and, unless ``load`` is 0, once more beside ``load`` busy processes (``runs``). From the
-quiet run come ``tau``, ``slope`` and ``df``, from both the ``load`` term (``terms``); the file
+quiet run come ``tau``, ``slope`` and ``df``, from both the ``load`` term and its ``load_share``
+(``terms``); the file
 (``settings.calibration``) is checked by reading it back before it is written, so the plugin can
 always read what this command wrote. What was measured is printed, and kept in the file's ``measured``.
 """
@@ -25,6 +26,7 @@ from pytest_otel_overhead.calibrate.terms import (
     RunFigures,
     degrees_of_freedom,
     fit_spread,
+    load_share,
     load_term,
     run_figures,
 )
@@ -75,8 +77,15 @@ class Measured:
 
     @property
     def load(self) -> float | None:
-        """The load term measured; None without a loaded run, or one that shares no figure with the quiet run."""
+        """The load term's floor measured; None without a loaded run, or one that shares no figure near zero
+        with the quiet run."""
         return load_term(self.quiet.figures, self.loaded.figures) if self.loaded is not None else None
+
+    @property
+    def share(self) -> float | None:
+        """The load term's share measured; None without a loaded run, or one that shares no figure beyond
+        ``terms.FLOOR_RANGE`` with the quiet run."""
+        return load_share(self.quiet.figures, self.loaded.figures) if self.loaded is not None else None
 
 
 def calibrate(request: Request, say: Say) -> tuple[Calibration, Measured]:
@@ -122,7 +131,8 @@ def _term(measured: Measured) -> ProcessTerm:
     tau, slope = fit_spread(measured.quiet.figures)
     df = degrees_of_freedom(list(measured.quiet.processes.values()))
     load = BUILT_IN_TERM.load if measured.load is None else measured.load
-    return ProcessTerm(tau, slope, df, load, TermSource.CALIBRATED)
+    share = BUILT_IN_TERM.load_share if measured.share is None else measured.share
+    return ProcessTerm(tau, slope, df, load, TermSource.CALIBRATED, share)
 
 
 def _record(request: Request, measured: Measured) -> dict[str, Any]:
@@ -151,6 +161,7 @@ def _record(request: Request, measured: Measured) -> dict[str, Any]:
         "seconds": round(measured.seconds, 1),
         "load_processes": request.load,
         "load_measured": measured.load is not None,
+        "load_share_measured": measured.share is not None,
         "cpu_model": machine_info()["cpu_model"],
         "python": environment()["python"],
         "date": now_iso(),
@@ -181,10 +192,11 @@ def report_lines(calibration: Calibration, measured: Measured, request: Request)
         shown = NO_FIGURE if under_load is None else signed_percent(math.expm1(under_load.estimate))
         rows.append([f.test, f.metric, str(f.processes), signed_percent(math.expm1(f.estimate)), f"{f.tau:.4f}", shown])
     terms = [["term (log ratio)", "calibrated", "built-in"]]
-    for name in ("tau", "slope", "df", "load"):
+    unmeasured = {"load": measured.load is None, "load_share": measured.share is None}
+    for name in ("tau", "slope", "df", "load", "load_share"):
         value, built_in = getattr(calibration.term, name), getattr(BUILT_IN_TERM, name)
         mine = f"{value:g}" if name == "df" else f"{value:.4f}"
-        if name == "load" and measured.load is None:
+        if unmeasured.get(name, False):
             mine += " (not measured: the built-in one)"
         terms.append([name, mine, f"{built_in:g}"])
     tests, processes = len(measured.quiet.processes), sum(measured.quiet.processes.values())

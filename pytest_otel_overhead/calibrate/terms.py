@@ -5,7 +5,8 @@ time metric with a relative overhead, each process gives an estimate and its sta
 its interval, at the per-look confidence the processes' intervals are made at); DerSimonian–Laird
 gives the test's between-process τ, and a random-effects mean its combined estimate. Across tests,
 ``fit_spread`` fits ``tau + slope × |estimate|`` to the tests' τ; ``load_term`` says how far a busy
-machine moved the combined estimates beyond what their own standard errors explain.
+machine moved the combined estimates beyond what their own standard errors explain, near zero, and
+``load_share`` what share of their log ratio it moved them by above ``FLOOR_RANGE``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pytest_otel_overhead.engine.combined import child_plan
 from pytest_otel_overhead.engine.looks import TIME_METRICS
 from pytest_otel_overhead.results import MetricResult, TestResult
+from pytest_otel_overhead.settings.calibration import LARGEST_TERM
 from pytest_otel_overhead.stats.intervals import dersimonian_laird, standard_error
 from pytest_otel_overhead.stats.process_term import BUILT_IN_TERM, LOAD_SHARE
 from pytest_otel_overhead.stats.verdict import statistic_of
@@ -30,6 +32,7 @@ __all__ = [
     "combine",
     "degrees_of_freedom",
     "fit_spread",
+    "load_share",
     "load_term",
     "process_estimates",
     "run_figures",
@@ -163,15 +166,36 @@ def load_term(quiet: Sequence[Combined], loaded: Sequence[Combined]) -> float | 
     term is the root of their mean weighed by ``1 / v``, clipped at 0: the root mean square move less
     what the standard errors explain, where a noisy figure (a latency percentile over three
     processes) counts for less than a precise one instead of hiding what the others moved. Figures
-    beyond ``FLOOR_RANGE`` are left out: there the built-in share counts, and they would count twice.
+    beyond ``FLOOR_RANGE`` are left out: there the share counts (``load_share``), and they would count twice.
     """
+    return _excess_move(quiet, loaded, near=True)
+
+
+def load_share(quiet: Sequence[Combined], loaded: Sequence[Combined]) -> float | None:
+    """What share of its log ratio a busy machine moves a combined estimate beyond ``FLOOR_RANGE``, the load
+    term's share there; None when the runs share no figure beyond it.
+
+    As ``load_term``, on each figure's move taken as a share of its quiet log ratio: ``d / |y|``, of
+    variance ``v / y²``; at most ``LARGEST_TERM``. On one machine beside two busy processes,
+    ``requests`` (+23%) moved by a third of its log ratio and sqlite3 (+250%) by a tenth; on another
+    by a seventh and by none.
+    """
+    share = _excess_move(quiet, loaded, near=False)
+    return None if share is None else min(share, LARGEST_TERM)
+
+
+def _excess_move(quiet: Sequence[Combined], loaded: Sequence[Combined], *, near: bool) -> float | None:
+    """The root mean square move less what the standard errors explain, weighed by precision: of the figures
+    within ``FLOOR_RANGE`` as log ratios (``near``), or of those beyond it as shares of their quiet log ratio."""
     before = {(f.test, f.metric): f for f in quiet}
     moves = []
     for after in loaded:
         matched = before.get((after.test, after.metric))
-        if matched is not None and abs(matched.estimate) <= FLOOR_RANGE:
-            variance = after.standard_error**2 + matched.standard_error**2
-            moves.append((after.estimate - matched.estimate, max(variance, 1e-18)))
+        if matched is None or (abs(matched.estimate) <= FLOOR_RANGE) is not near:
+            continue
+        scale = 1.0 if near else abs(matched.estimate)
+        variance = (after.standard_error**2 + matched.standard_error**2) / scale**2
+        moves.append(((after.estimate - matched.estimate) / scale, max(variance, 1e-18)))
     if not moves:
         return None
     excess = math.fsum((d * d - v) / v for d, v in moves) / math.fsum(1 / v for _, v in moves)

@@ -21,13 +21,15 @@ from pytest_otel_overhead.settings.origin import Source, SourceKind
 from pytest_otel_overhead.stats.process_term import ProcessTerm, TermSource
 from pytest_otel_overhead.units import SettingsError
 
-__all__ = ["CALIBRATION_FILE", "FORMAT", "Calibration", "project_layer", "read_calibration"]
+__all__ = ["CALIBRATION_FILE", "FORMAT", "LARGEST_TERM", "Calibration", "project_layer", "read_calibration"]
 
 CALIBRATION_FILE = "otel-overhead-calibration.json"
 """The file's name in the root folder, where the plugin looks for it when no setting names one."""
 FORMAT = "pytest-otel-overhead calibration 1"
 _TERMS = ("tau", "slope", "df", "load")
-_LARGEST = 1.0
+_OPTIONAL_TERMS = ("load_share",)
+"""Terms a file written before they were measured lacks: the record's default stands for them."""
+LARGEST_TERM = 1.0
 """No term above a log ratio of 1 (a factor of e between processes) is a calibration of this tool."""
 
 
@@ -40,7 +42,7 @@ class Calibration:
     """What the calibration ran: tests, processes per test, seconds, CPU model, Python, date."""
 
     def to_json(self) -> str:
-        terms = {name: getattr(self.term, name) for name in _TERMS}
+        terms = {name: getattr(self.term, name) for name in _TERMS + _OPTIONAL_TERMS}
         return json.dumps({"format": FORMAT, **terms, "measured": self.measured}, indent=2) + "\n"
 
     @classmethod
@@ -59,6 +61,7 @@ class Calibration:
                 "write it with `python -m pytest_otel_overhead calibrate`"
             )
         values = {name: _term(document, name, where) for name in _TERMS}
+        values |= {name: _term(document, name, where) for name in _OPTIONAL_TERMS if name in document}
         measured = document.get("measured", {})
         if not isinstance(measured, dict):
             raise SettingsError(f"{where}: 'measured' is not an object")
@@ -71,8 +74,9 @@ def _term(document: dict[str, Any], name: str, where: str) -> float:
         raise SettingsError(f"{where}: {name!r} is {value!r}, not a number")
     if name == "df" and value < 1:
         raise SettingsError(f"{where}: 'df' is {value!r}; degrees of freedom are at least 1")
-    if name != "df" and not 0 <= value <= _LARGEST:
-        raise SettingsError(f"{where}: {name!r} is {value!r}; a term on the log-ratio scale lies in [0, {_LARGEST:g}]")
+    if name != "df" and not 0 <= value <= LARGEST_TERM:
+        scale = f"a term on the log-ratio scale lies in [0, {LARGEST_TERM:g}]"
+        raise SettingsError(f"{where}: {name!r} is {value!r}; {scale}")
     return float(value)
 
 
