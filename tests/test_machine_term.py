@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 from conftest import build_result
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_otel_overhead.cli import main
 from pytest_otel_overhead.engine.machine import BUSY_NOTE_START
 from pytest_otel_overhead.history.compare import compare_runs, comparison_lines, parse_criteria
+from pytest_otel_overhead.history.criteria import HeldOpen
 from pytest_otel_overhead.history.machines import (
     MACHINE_SPREAD,
     SPEED_DIFFERENCE,
@@ -83,6 +84,44 @@ def test_a_time_comparison_across_machines_widens_and_may_turn_undecided() -> No
     assert any("the machines differ (CPU CPU A → CPU B)" in line for line in lines)
     assert any("UNDECIDED (the machines differ) cpu:+1pp" in line for line in lines)
     assert "machine term ±" in cpu_across.describe()
+
+
+def test_a_change_too_close_to_its_criterion_to_tell_anywhere_is_plainly_undecided() -> None:
+    # +2% → +3%: a change of about 1pp, at cpu:+1pp itself. The processes' term alone leaves it open,
+    # so the machines are not why it is undecided, though their term is in its interval.
+    before, after = _result(0.02, 1), _result(0.03, 2)
+    criteria = parse_criteria("cpu:+1pp", "test")
+    across = compare_runs(_run(before), _run(after, cpu="CPU B"), criteria)
+    cpu = across.tests[0].metrics[0]
+    assert cpu.machine_term > 0 and cpu.verdict is Verdict.INCONCLUSIVE and cpu.held_open == ()
+    assert compare_runs(_run(before), _run(after), criteria).tests[0].verdict is Verdict.INCONCLUSIVE
+    (line,) = [line for line in comparison_lines(across) if "cpu:+1pp" in line and "→" in line]
+    assert line.endswith("UNDECIDED cpu:+1pp") and "machine term ±" in line
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(0.0, 0.1), st.floats(0.0, 0.15), st.integers(0, 10**6), st.booleans())
+def test_a_criterion_is_said_held_open_by_a_term_exactly_when_the_same_runs_without_it_decide_it(
+    before_overhead: float, after_overhead: float, seed: int, busy: bool
+) -> None:
+    criteria = parse_criteria("cpu:+1pp", "test")
+    pair = _result(before_overhead, seed), _result(after_overhead, seed + 1)
+    if busy:  # the runs' own load; the same runs measured quietly have none
+        with_term = compare_runs(_run(_busy(pair[0], 4)), _run(_busy(pair[1], 4)), criteria)
+        quiet = [dataclasses.replace(r, processes=4) for r in pair]
+        without = compare_runs(_run(quiet[0]), _run(quiet[1]), criteria)
+    else:  # the machines' difference; the same runs on one machine have none
+        with_term = compare_runs(_run(pair[0]), _run(pair[1], cpu="CPU B"), criteria)
+        without = compare_runs(_run(pair[0]), _run(pair[1]), criteria)
+    metric, alone = with_term.tests[0].metrics[0], without.tests[0].metrics[0]
+    assert (metric.load_term > 0) is busy and (metric.machine_term > 0) is not busy
+    said = dict(metric.held_open).get(criteria[0])
+    if metric.verdict is Verdict.INCONCLUSIVE:
+        assert (said is not None) is (alone.verdict is not Verdict.INCONCLUSIVE)
+    assert said in (None, HeldOpen.BUSY if busy else HeldOpen.MACHINES)
+    label = f"UNDECIDED ({said.value}) cpu:+1pp" if said is not None else "UNDECIDED cpu:+1pp"
+    lines = comparison_lines(with_term)
+    assert (metric.verdict is Verdict.INCONCLUSIVE) is any(line.endswith(label) for line in lines)
 
 
 def test_a_session_ends_with_the_machines_as_its_gate_judged_them() -> None:
@@ -208,6 +247,11 @@ def test_runs_pooled_over_processes_on_a_busy_machine_each_count_their_load() ->
     assert ", load term ±" in busy.describe() and "load term" not in quiet.describe()
     lines = comparison_lines(compare_runs(_run(_busy(before, 6)), _run(_busy(after, 6)), criteria))
     assert any("UNDECIDED (measured on a busy machine) cpu:+1pp" in line for line in lines)
+    assert [(c.describe(), why.value) for c, why in busy.held_open] == [("cpu:+1pp", "measured on a busy machine")]
+    # +6.0% → +7.0%, at the criterion itself: undecided on a quiet machine too, so the load is not why.
+    close = compare_runs(_run(_busy(before, 6)), _run(_busy(_result(0.07, 2), 6)), criteria)
+    assert close.tests[0].metrics[0].load_term > 0 and close.tests[0].metrics[0].held_open == ()
+    assert any(line.endswith("UNDECIDED cpu:+1pp") for line in comparison_lines(close))
     assert busy_load(_busy(before, 6), 0.058) == MeasureSettings().process_term.load > 0
     # One process's spread already holds the load it saw, and a quiet run has none: nothing is added.
     assert busy_load(_busy(before, 1), 0.058) == 0.0 and busy_load(pooled[0], 0.058) == 0.0

@@ -9,8 +9,8 @@ after another (at once they would compete for the cores), each a fresh interpret
 stack starts, as Mytkowicz et al. varied the environment's size), each measuring with the time
 engine for its share of ``max_time`` (:mod:`.replica_child`). The processes' estimates are combined
 by a random-effects interval (``verdict.decide_across_processes``), wide when they disagree, looked
-at after each process from the third on and widened for those looks (Bonferroni), as the engine's
-looks are: a clear case stops after three processes.
+at after each process from the second on and widened for those looks (Bonferroni), as the engine's
+looks are: a clear case stops after two processes (``stats.verdict.process_looks``).
 """
 
 from __future__ import annotations

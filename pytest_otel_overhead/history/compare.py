@@ -51,7 +51,7 @@ with the reason, and every criterion on it is undecided: a gate is never passed 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
@@ -65,7 +65,18 @@ from pytest_otel_overhead.formatting import (
     signed_whole_percent,
 )
 from pytest_otel_overhead.history.compare_lines import comparison_lines, describe_run, regression_message
-from pytest_otel_overhead.history.criteria import COMPARED_METRICS, Criterion, idle_message, parse_criteria
+from pytest_otel_overhead.history.criteria import (
+    COMPARED_METRICS,
+    Criterion,
+    HeldOpen,
+    corners,
+    decide_criterion,
+    held_open,
+    idle_message,
+    parse_criteria,
+    points,
+    relative,
+)
 from pytest_otel_overhead.history.machines import (
     busy_load,
     machine_differences,
@@ -87,7 +98,7 @@ from pytest_otel_overhead.history.store import RunRecord
 from pytest_otel_overhead.results import METRIC_LABELS, TestResult
 from pytest_otel_overhead.stats.intervals import Interval, hodges_lehmann, t_quantile, wilcoxon_interval
 from pytest_otel_overhead.stats.process_term import BUILT_IN_TERM
-from pytest_otel_overhead.stats.verdict import Verdict, combine, decide, statistic_of
+from pytest_otel_overhead.stats.verdict import Verdict, combine, statistic_of
 
 __all__ = [
     "COMPARED_METRICS",
@@ -135,6 +146,8 @@ class MetricChange:
     """The half-width the runs' own load added to ``shift`` (busy runs pooled over processes); 0 when none."""
     speed: float | None = None
     """How many times as long per call the later run's baseline arm took, when that counted in ``machine_term``."""
+    held_open: tuple[tuple[Criterion, HeldOpen], ...] = ()
+    """The undecided criteria that one term alone left open (``criteria.held_open``), and which term."""
 
     @property
     def label(self) -> str:
@@ -221,25 +234,6 @@ class Comparison:
             if metric.problem is not None
         )
         return unusable + tuple(idle_message(c) for c in self.idle_criteria)
-
-
-def _corners(a_low: float, a_high: float, delta: float, fn: Callable[[float, float], float]) -> list[float]:
-    return [fn(a, delta) for a in (a_low, a_high)]
-
-
-def _points(a: float, delta: float) -> float:
-    return math.exp(a) * math.expm1(delta)
-
-
-def _relative(a: float, delta: float) -> float:
-    return math.expm1(a + delta) / math.expm1(a) - 1
-
-
-def _criterion_margin(criterion: Criterion, a: float, delta: float) -> float:
-    """Positive when the change at (a, δ) is more than the criterion allows."""
-    if criterion.unit == "pp":
-        return _points(a, delta) - criterion.amount
-    return math.expm1(a + delta) - (1 + criterion.amount) * math.expm1(a)
 
 
 def process_spread(result: TestResult, metric: str, statistic: float) -> float:
@@ -357,49 +351,47 @@ def _measured_change(
     extra = offsets_half_width(before, after, metric, each, machines, at)
     shift = _with_process_offsets(raw_shift, extra)
     without_machine = offsets_half_width(before, after, metric, each, 0.0, at)
+    without_load = offsets_half_width(before, after, metric, each, machines, at, loads=False)
     with_machine = extra - without_machine
     with_load = without_machine - offsets_half_width(before, after, metric, each, 0.0, at, loads=False)
-    s_low, s_est, s_high = shift
-    bounded = all(math.isfinite(v) for v in (a_low, a_high, s_low, s_high))
-    estimate = _points(a_est, s_est)
-    if bounded:
-        points: Interval = (
-            min(_corners(a_low, a_high, s_low, _points)),
-            estimate,
-            max(_corners(a_low, a_high, s_high, _points)),
-        )
-    else:
-        points = (-math.inf, estimate, math.inf)
-    relative: Interval | None = None
-    if a_low > 0 and bounded:
-        relative = (
-            min(_corners(a_low, a_high, s_low, _relative)),
-            _relative(a_est, s_est),
-            max(_corners(a_low, a_high, s_high, _relative)),
-        )
-    outcomes = []
-    for criterion in criteria:
-        if not bounded:
-            outcomes.append((criterion, Verdict.INCONCLUSIVE))
-            continue
-        lowest = min(_criterion_margin(criterion, a, s_low) for a in (a_low, a_high))
-        highest = max(_criterion_margin(criterion, a, s_high) for a in (a_low, a_high))
-        outcomes.append((criterion, decide(lowest, highest, 0.0)))
+    change, relative_change = _change_intervals((a_low, a_est, a_high), shift)
+    outcomes = tuple((criterion, decide_criterion(criterion, a_low, a_high, shift)) for criterion in criteria)
+    narrower = (_with_process_offsets(raw_shift, without_machine), _with_process_offsets(raw_shift, without_load))
+    open_by = tuple(
+        (criterion, why)
+        for criterion, verdict in outcomes
+        if verdict is Verdict.INCONCLUSIVE and (why := held_open(criterion, (a_low, a_high), *narrower)) is not None
+    )
     return MetricChange(
         metric=metric,
         before=math.expm1(a_est),
         after=math.expm1(hodges_lehmann(d_after)),
-        points=points,
-        relative=relative,
+        points=change,
+        relative=relative_change,
         shift=shift,
         n_before=len(pairs_of(before, metric)),
         n_after=len(pairs_of(after, metric)),
         confidence=confidence,
-        outcomes=tuple(outcomes),
+        outcomes=outcomes,
         machine_term=with_machine,
         speed=speed if by_speed > 0 else None,
         load_term=with_load,
+        held_open=open_by,
     )
+
+
+def _change_intervals(a: Interval, shift: Interval) -> tuple[Interval, Interval | None]:
+    """The change in points and relative to the earlier overhead, over the box of ``a`` and ``shift``; the relative
+    one only where the earlier overhead was above 0."""
+    (a_low, a_est, a_high), (s_low, s_est, s_high) = a, shift
+    estimate = points(a_est, s_est)
+    if not all(math.isfinite(v) for v in (a_low, a_high, s_low, s_high)):
+        return (-math.inf, estimate, math.inf), None
+    change = (min(corners(a_low, a_high, s_low, points)), estimate, max(corners(a_low, a_high, s_high, points)))
+    if a_low <= 0:
+        return change, None
+    low, high = min(corners(a_low, a_high, s_low, relative)), max(corners(a_low, a_high, s_high, relative))
+    return change, (low, relative(a_est, s_est), high)
 
 
 _PIPELINE_KEYS = (

@@ -9,6 +9,7 @@ from pytest_otel_overhead.stats.verdict import Verdict
 
 if TYPE_CHECKING:
     from pytest_otel_overhead.history.compare import Comparison, MetricChange, TestChange
+    from pytest_otel_overhead.history.criteria import Criterion
     from pytest_otel_overhead.history.store import RunRecord
 
 __all__ = ["MACHINE_LINE", "comparison_lines", "describe_run", "regression_message"]
@@ -56,7 +57,7 @@ def comparison_lines(comparison: Comparison) -> list[str]:
         if test.settings_differences:
             lines.append("      WARNING settings differ: " + "; ".join(test.settings_differences))
         for metric in test.metrics:
-            verdicts = ", ".join(f"{_outcome(v, metric)} {c.describe()}" for c, v in metric.outcomes)
+            verdicts = ", ".join(f"{_outcome(v, metric, c)} {c.describe()}" for c, v in metric.outcomes)
             lines.append(
                 ("      WARNING " if metric.problem is not None else "      ")
                 + f"{metric.describe()}  [{metric.n_before} vs {metric.n_after} pairs]"
@@ -74,9 +75,9 @@ def comparison_lines(comparison: Comparison) -> list[str]:
     return lines
 
 
-def _outcome(verdict: Verdict | None, metric: MetricChange | None = None) -> str:
-    if verdict is Verdict.INCONCLUSIVE and metric is not None and metric.machine_term:
-        return "UNDECIDED (the machines differ)"
-    if verdict is Verdict.INCONCLUSIVE and metric is not None and metric.load_term:
-        return "UNDECIDED (measured on a busy machine)"
+def _outcome(verdict: Verdict | None, metric: MetricChange | None = None, criterion: Criterion | None = None) -> str:
+    """``REGRESSED``, ``OK`` or ``UNDECIDED``; an undecided criterion that one term alone held open says which."""
+    why = dict(metric.held_open).get(criterion) if metric is not None and criterion is not None else None
+    if verdict is Verdict.INCONCLUSIVE and why is not None:
+        return f"UNDECIDED ({why.value})"
     return {Verdict.FAIL: "REGRESSED", Verdict.PASS: "OK", Verdict.INCONCLUSIVE: "UNDECIDED", None: ""}[verdict]
