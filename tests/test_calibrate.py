@@ -264,7 +264,28 @@ def test_a_share_larger_than_the_figure_is_the_largest_a_calibration_file_holds(
 def test_a_noisy_figure_does_not_hide_what_a_precise_one_moved() -> None:
     quiet = [Combined("a", "cpu", 5, 0.05, 1e-4, 0.0), Combined("a", "latency_p95", 5, 0.05, 0.05, 0.0)]
     loaded = [dataclasses.replace(quiet[0], estimate=0.08), quiet[1]]  # cpu moved 0.03; p95, within its noise
-    assert load_term(quiet, loaded) == pytest.approx(0.03, rel=0.01)
+    # Weighed alike, p95's d² − v (−0.005) would cancel cpu's 0.0009 whole: the term would be 0.
+    term = load_term(quiet, loaded)
+    assert term is not None and 0.027 < term < 0.03
+
+
+def test_figures_far_more_precise_than_the_excess_count_alike_the_most_precise_does_not_decide() -> None:
+    # The real workloads' calibration: requests moved by 0.147 of its log ratio (error 0.054), sqlite3
+    # by 0.035 (error 0.018). Weighed by precision alone the share was 0.052, sqlite3's nearly.
+    quiet = [Combined("requests", "cpu", 2, 0.215, 1e-3, 0.0), Combined("sqlite3", "cpu", 2, 1.29, 1e-3, 0.0)]
+    moved = [(0.147, 0.054), (0.035, 0.018)]
+    loaded = [
+        dataclasses.replace(
+            f, estimate=f.estimate * (1 + share), standard_error=math.sqrt((error * f.estimate) ** 2 - 1e-6)
+        )
+        for f, (share, error) in zip(quiet, moved, strict=True)
+    ]
+    share = load_share(quiet, loaded)
+    root_mean_square = math.sqrt((0.147**2 - 0.054**2 + 0.035**2 - 0.018**2) / 2)
+    assert share is not None and 0.08 < share <= root_mean_square
+    # Both far more precise than their moves: they count alike, and the share is their root mean square.
+    precise = [[dataclasses.replace(f, standard_error=1e-7) for f in run] for run in (quiet, loaded)]
+    assert load_share(*precise) == pytest.approx(math.sqrt((0.147**2 + 0.035**2) / 2), rel=1e-4)
 
 
 # --- the command, with pytest's runs replaced by synthetic ones ------------------------------------
@@ -398,6 +419,8 @@ def test_each_run_measures_over_processes_into_its_report_and_gates_nothing(tmp_
     args = pytest_arguments(["tests/perf", "-k", "checkout"], 4, tmp_path / "quiet.json")
     assert args[:3] == ["tests/perf", "-k", "checkout"]
     assert {"--otel-overhead", "--otel-overhead-processes=4", "--otel-overhead-inconclusive=pass"} <= set(args)
+    assert "--otel-overhead-min-processes=4" in args  # every process asked, not the two a verdict needs
+    assert "--otel-overhead-min-processes=8" in pytest_arguments(["t"], 12, tmp_path / "q.json")  # auto's most
     assert f"--otel-overhead-json={tmp_path / 'quiet.json'}" in args
 
 

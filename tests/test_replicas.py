@@ -707,6 +707,20 @@ def test_max_time_holds_over_processes(replicated_run: ReplicatedRun) -> None:
         assert result["stop_reason"] in ("all processes", "max_time")
 
 
+def test_a_gate_s_minimum_of_processes_runs_every_one_a_decided_budget_would_stop_short_of(tmp_path: Path) -> None:
+    # What a calibration asks (`--otel-overhead-min-processes` as its `--processes`): the spread of
+    # every process, where two already decide this budget (the first test of the module above).
+    (tmp_path / "test_replicated.py").write_text(TESTS.replace("MAX_TIME", repr(MAX_TIME)), encoding="utf-8")
+    excluded = ("PYTEST_ADDOPTS", PROCESSES_ENV, "PYTHONHASHSEED")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k not in excluded}
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_replicated.py::test_injected_cost"]
+    options = ["--otel-overhead", "--otel-overhead-min-processes=3", "--otel-overhead-json=out.json"]
+    done = subprocess.run([*command, *options], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    (result,) = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))["tests"]
+    assert result["verdict"] == "FAIL", done.stdout
+    assert result["processes"] == len(result["replicas"]) == 3
+
+
 def test_nothing_in_the_session_process_was_left_changed(replicated_run: ReplicatedRun) -> None:
     out = replicated_run.stdout
     for complaint in ("left the environment changed", "left threads running", "TracerProvider was replaced"):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pytest_otel_overhead.engine.children import CHILD_START, Child, child_environment, output_tail
 from pytest_otel_overhead.engine.replica_child import REPLICA_ENV
+from pytest_otel_overhead.engine.replicas import MAX_PROCESSES
 from pytest_otel_overhead.history.reader import load_run
 from pytest_otel_overhead.history.run import HistoryError, RunRecord
 
@@ -61,6 +62,8 @@ def pytest_arguments(pytest_args: Sequence[str], processes: int, report: Path) -
         *pytest_args,
         "--otel-overhead",
         f"--otel-overhead-processes={processes}",
+        # Every process asked for: a calibration wants the spread, not only the verdict two may give.
+        f"--otel-overhead-min-processes={min(processes, MAX_PROCESSES)}",
         f"--otel-overhead-json={report}",
         "--otel-overhead-inconclusive=pass",
         "-p",

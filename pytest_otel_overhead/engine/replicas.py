@@ -95,9 +95,10 @@ for an undecided budget."""
 
 
 def measure_replicated(
-    item: pytest.Item, settings: MeasureSettings, *, label: str, progress: Progress | None = None
+    item: pytest.Item, settings: MeasureSettings, *, label: str, progress: Progress | None = None, least: int = 1
 ) -> TestResult:
-    """Measure the call ``label`` of ``item`` in ``settings.processes`` fresh processes and combine them."""
+    """Measure the call ``label`` of ``item`` in ``settings.processes`` fresh processes and combine them; once
+    decided, no more start, but at least ``least`` do (a gate's minimum, ``Measurement.min_processes``)."""
     planned = settings.processes or 1
     _refuse_nesting(label, f"processes={planned}")
     say = progress or (lambda message: None)
@@ -117,7 +118,7 @@ def measure_replicated(
                 looked += 1
                 metrics = combined_metrics(settings, runner.results, plan.per_look_confidence, plan.confidence)
                 say(_progress_line(label, len(runner.results), planned, runner.elapsed(), metrics))
-                if _decided(metrics):
+                if _decided(metrics) and len(runner.results) >= least:
                     stop_reason = StopReason.DECIDED
                     break
     if not runner.results:

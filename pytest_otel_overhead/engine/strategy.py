@@ -55,7 +55,8 @@ class Measurement:
     """Another gate on the result that it leaves open (:data:`OpenGate`)."""
     min_processes: int = 1
     """Processes that gate wants whatever the first one shows: with ``processes`` auto, the first keeps
-    back time for the others (:func:`.replicas.kept_back_s`)."""
+    back time for the others (:func:`.replicas.kept_back_s`); with ``processes=N``, up to N run however
+    soon the budgets are decided."""
 
 
 class MeasuringStrategy(Protocol):
@@ -96,7 +97,9 @@ class SeveralProcesses:
         pass
 
     def measure(self, asked: Measurement) -> TestResult:
-        return measure_replicated(asked.item, asked.settings, label=asked.label, progress=asked.progress)
+        return measure_replicated(
+            asked.item, asked.settings, label=asked.label, progress=asked.progress, least=asked.min_processes
+        )
 
 
 @dataclass(frozen=True)

@@ -300,8 +300,9 @@ def _add_tracking_options(parser: pytest.Parser, group: pytest.OptionGroup) -> N
         parser,
         group,
         "min_processes",
-        "measure each test over at least N fresh processes (with processes auto), for a run that later runs "
-        f"are compared with (default: {SAVED_PROCESSES} in a run that is saved, else 1)",
+        "measure each test over at least N fresh processes (with processes auto; with processes=M, up to M "
+        f"however soon decided), for a run that later runs are compared with (default: {SAVED_PROCESSES} in a "
+        "run that is saved, else 1)",
         ini="at least this many processes per test, as --otel-overhead-min-processes",
         metavar="N",
     )
