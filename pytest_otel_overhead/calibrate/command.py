@@ -3,9 +3,9 @@
 The user's marked tests are measured over ``processes`` fresh processes each, once on the quiet
 machine and, unless ``load`` is 0, once more beside ``load`` busy processes (``runs``). From the
 quiet run come ``tau``, ``slope`` and ``df``, from both the ``load`` term and its ``load_share``
-(``terms``); the file
-(``settings.calibration``) is checked by reading it back before it is written, so the plugin can
-always read what this command wrote. What was measured is printed, and kept in the file's ``measured``.
+(``terms``); the file (``settings.calibration``) is checked by reading it back before it is written,
+so the plugin can always read what this command wrote. What was measured is printed, and kept in the
+file's ``measured``.
 """
 
 from __future__ import annotations

@@ -163,8 +163,8 @@ def load_term(quiet: Sequence[Combined], loaded: Sequence[Combined]) -> float | 
 
     Per figure in both runs, the move ``d = loaded − quiet`` has the variance ``v`` of the two
     estimates' standard errors (which count their τ), and ``d² − v`` estimates the load's share. The
-    term is the root of their mean weighed by ``1 / v``, clipped at 0: the root mean square move less
-    what the standard errors explain, where a noisy figure (a latency percentile over three
+    term is the root of their weighed mean (``_excess_move``), clipped at 0: the root mean square move
+    less what the standard errors explain, where a noisy figure (a latency percentile over three
     processes) counts for less than a precise one instead of hiding what the others moved. Figures
     beyond ``FLOOR_RANGE`` are left out: there the share counts (``load_share``), and they would count twice.
     """
@@ -191,7 +191,7 @@ def _excess_move(quiet: Sequence[Combined], loaded: Sequence[Combined], *, near:
     Each move's ``d² − v`` has the variance ``2 (v + s²)²``, ``s²`` the excess sought, so it is weighed by
     ``1 / (v + s²)²``, solved by iteration from the weights ``1 / v``: a noisy figure counts for less, and
     figures far more precise than the excess itself count alike. By ``1 / v`` alone, the most precise figure
-    decided the term: sqlite3's share (0.04, its error 0.018) hid `requests`' (0.15, its error 0.054) in
+    decided the term: sqlite3's share (0.04, its error 0.018) hid ``requests``' (0.15, its error 0.054) in
     a calibration of the real workloads: 0.052, and 0.086 weighed so, where the two moves' root mean square is
     0.11 (docs/accuracy.md)."""
     before = {(f.test, f.metric): f for f in quiet}
