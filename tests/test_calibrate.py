@@ -31,6 +31,7 @@ from pytest_otel_overhead.calibrate.terms import (
     load_term,
     process_estimates,
     run_figures,
+    with_built_in,
 )
 from pytest_otel_overhead.cli import split_calibrate
 from pytest_otel_overhead.engine.combined import child_plan
@@ -256,6 +257,23 @@ def test_a_loaded_run_moved_by_a_share_of_each_figure_gives_that_share(
     assert load_share(quiet, moved) == pytest.approx(share, rel=1e-3)
 
 
+@given(st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.integers(1, 500))
+def test_a_measured_load_term_lies_between_itself_and_the_built_in_one_nearer_itself_with_more_figures(
+    measured: float, built_in: float, figures: int
+) -> None:
+    weighed = with_built_in(measured, figures, built_in)
+    assert min(measured, built_in) - 1e-12 <= weighed <= max(measured, built_in) + 1e-12
+    more = with_built_in(measured, figures + 10, built_in)
+    assert abs(more - measured) <= abs(weighed - measured) + 1e-12
+
+
+def test_two_figures_move_the_share_a_third_of_the_way_in_squares_and_none_keep_the_built_in_one() -> None:
+    # Three calibrations of one runner's six real workloads read the share as 0.110, 0.073 and 0.026.
+    assert [round(with_built_in(s, 2, 0.1), 3) for s in (0.110, 0.073, 0.026)] == [0.103, 0.092, 0.083]
+    assert with_built_in(None, 0, 0.1) == with_built_in(0.5, 0, 0.1) == 0.1
+    assert with_built_in(0.02, 1000, 0.1) == pytest.approx(0.021, abs=5e-4)  # nearly its own
+
+
 def test_a_share_larger_than_the_figure_is_the_largest_a_calibration_file_holds() -> None:
     quiet = [Combined("a", "cpu", 5, 0.2, 1e-4, 0.0)]
     assert load_share(quiet, [dataclasses.replace(quiet[0], estimate=0.7)]) == 1.0
@@ -367,16 +385,22 @@ def test_with_load_the_second_run_is_beside_busy_processes_and_gives_the_load_te
     assert command.run_command(request) == 0
     assert calls == [("quiet", False), ("loaded", True)]
     written = Calibration.read(tmp_path / "cal.json", "test")
-    expected = load_term(run_figures(QUIET).figures, run_figures(loaded).figures)
+    quiet_figures, loaded_figures = run_figures(QUIET).figures, run_figures(loaded).figures
+    expected = load_term(quiet_figures, loaded_figures)
     assert expected is not None and 0.02 < expected < math.log(1.05)
-    assert written.term.load == pytest.approx(expected)
-    assert written.measured["load_measured"] is True
+    # One figure (t.py::a, +4.6%) measured the floor: it counts against the built-in one's 4.
+    assert written.term.load == pytest.approx(math.sqrt((4 * BUILT_IN_TERM.load**2 + expected**2) / 5))
+    assert written.measured["load_measured"] is True and written.measured["measured_load"] == pytest.approx(expected)
+    assert written.measured["measured_load_figures"] == 1
     # t.py::b (+22%) and t.py::c (+100%) lie beyond the floor's range: their moves measure the share.
-    share = load_share(run_figures(QUIET).figures, run_figures(loaded).figures)
+    share = load_share(quiet_figures, loaded_figures)
     assert share is not None and math.log(1.05) / math.log(2.1) < share < math.log(1.05) / math.log(1.2)
-    assert written.term.load_share == pytest.approx(share)
-    assert written.measured["load_share_measured"] is True
+    assert written.term.load_share == pytest.approx(with_built_in(share, 2, BUILT_IN_TERM.load_share))
+    assert written.measured["load_share_measured"] is True and written.measured["measured_load_share_figures"] == 2
     out = capsys.readouterr().out
+    assert re.search(
+        rf"^load_share +\d\.\d{{4}} \(measured {share:.4f} on 2 figures, weighed with the built-in", out, re.M
+    )
     assert "quiet and beside 2 busy processes" in out
     assert "sessions given --otel-overhead-calibration=" in out
 

@@ -108,7 +108,8 @@ def test_calibrate_beside_a_busy_process_measures_the_load_term(tmp_path: Path) 
     assert measured["load_share_measured"] is True
     assert all(figure["loaded_log_ratio"] is not None for figure in measured["figures"])
     assert 0 <= calibration.term.load <= 1 and 0 <= calibration.term.load_share <= 1
-    assert re.search(r"^load_share +\d\.\d{4} +0\.1$", done.stdout, re.MULTILINE), done.stdout
+    measured_share = r"\(measured \d\.\d{4} on 1 figure, weighed with the built-in one\)"
+    assert re.search(rf"^load_share +\d\.\d{{4}} {measured_share} +0\.1$", done.stdout, re.MULTILINE), done.stdout
     assert "calibrate: loaded run beside 1 busy processes" in done.stdout
     assert "quiet and beside 1 busy processes" in done.stdout
     assert not (path / CALIBRATION_FILE).exists()

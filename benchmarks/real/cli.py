@@ -58,7 +58,16 @@ from benchmarks.real.regression import run_round, with_session_logs
 from benchmarks.real.regression_report import format_regression
 from benchmarks.real.report import plain_budget, read_records, report_text
 from benchmarks.real.tools import run_benchmark, run_pyperf, run_reference
-from benchmarks.real.values import count, offset_scale, offsets, percentage, positive, spans_by_workload, workload_list
+from benchmarks.real.values import (
+    count,
+    existing_file,
+    offset_scale,
+    offsets,
+    percentage,
+    positive,
+    spans_by_workload,
+    workload_list,
+)
 from pytest_otel_overhead.calibrate.runs import busy_processes
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
@@ -143,6 +152,11 @@ def arguments(argv: Sequence[str]) -> argparse.Namespace:
     add("--max-time", type=positive, help="the plugin's max_time in s (default: the plugin's, 30 s; --quick: 10 s)")
     add("--processes", type=count(1), help="the plugin's processes setting (default: the plugin's, 1)")
     add("--confidence", help="the plugin's confidence setting, e.g. 99%% (default: the plugin's, 95%%)")
+    add(
+        "--calibration",
+        type=existing_file,
+        help="a calibration file the plugin runs use (default: none, built-in terms)",
+    )
     add("--budget", type=percentage, help="relative budget for every method, e.g. 5%% (default: the plugin's, 5%%)")
     add("--instructions", action="store_true", help="also one plugin run in instructions mode (needs valgrind)")
     add("--seed", type=int, help="seed of the job order (default: random, recorded)")
@@ -222,6 +236,7 @@ def build_plan(args: argparse.Namespace, imported: Sequence[Record] = ()) -> Pla
         budget=args.budget,
         processes=args.processes,
         confidence=args.confidence,
+        calibration=args.calibration,
         instructions=args.instructions,
         seed=args.seed if args.seed is not None else random.SystemRandom().randrange(2**32),
         quick=args.quick,

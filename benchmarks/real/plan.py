@@ -102,6 +102,8 @@ class Plan:
     """``--otel-overhead-processes`` for the plugin runs; None keeps the plugin's default (1)."""
     confidence: str | None = None
     """``--otel-overhead-confidence`` for the plugin runs; None keeps the plugin's default (95%)."""
+    calibration: str | None = None
+    """``--otel-overhead-calibration`` for the plugin runs (an absolute path); None keeps the built-in terms."""
     budget_offsets: tuple[float, ...] = ()
     """Near the budget: each plugin run is repeated at each offset (points at 5%) from every workload's
     reference; empty for the plain run at one budget."""

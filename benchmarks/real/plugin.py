@@ -46,6 +46,8 @@ def settings_args(plan: Plan) -> list[str]:
         args.append(f"--otel-overhead-processes={plan.processes}")
     if plan.confidence is not None:
         args.append(f"--otel-overhead-confidence={plan.confidence}")
+    if plan.calibration is not None:
+        args.append(f"--otel-overhead-calibration={plan.calibration}")
     return args
 
 

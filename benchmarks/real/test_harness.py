@@ -378,6 +378,18 @@ def test_budget_and_time_arguments_name_the_option(capsys: pytest.CaptureFixture
     assert cli.arguments(["--budget", "5%"]).budget == "5%"
 
 
+def test_a_calibration_file_is_given_to_the_plugin_runs_by_its_absolute_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "cal.json").write_text("{}", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    plan_ = cli.build_plan(cli.arguments(["--calibration", "cal.json", "--seed", "1"]))
+    assert plan_.calibration == str(tmp_path / "cal.json")
+    with pytest.raises(SystemExit):
+        cli.arguments(["--calibration", "missing.json"])
+    assert "argument --calibration: 'missing.json' is not a file" in capsys.readouterr().err
+
+
 def test_run_command_reports_exit_codes_and_time_outs(tmp_path: Path) -> None:
     done = run_command("script", [sys.executable, "-c", "print('hi')"], tmp_path, os.environ, tmp_path / "a.log", 60)
     assert (done.returncode, done.error, done.tail()) == (0, None, "hi")
@@ -417,11 +429,12 @@ def test_child_env_drops_what_would_change_the_tools(monkeypatch: pytest.MonkeyP
 def test_plugin_settings_on_the_command_line_only_when_the_plan_sets_them() -> None:
     base = a_plan()
     assert plugin.settings_args(base) == []
-    spread = dataclasses.replace(base, max_time=60.0, budget="5%", processes=3)
+    spread = dataclasses.replace(base, max_time=60.0, budget="5%", processes=3, calibration="/runner/cal.json")
     assert plugin.settings_args(spread) == [
         "--otel-overhead-max-time=60",
         "--otel-overhead-budget=5%",
         "--otel-overhead-processes=3",
+        "--otel-overhead-calibration=/runner/cal.json",
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
 from benchmarks.real.budgets import OffsetScale, parse_offsets
 from benchmarks.real.plan import WORKLOADS
@@ -32,6 +33,14 @@ def positive(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not above 0")
     return value
+
+
+def existing_file(text: str) -> str:
+    """A file that exists, as an absolute path: the plugin runs start in a work directory of their own."""
+    path = Path(text).expanduser().resolve()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file")
+    return str(path)
 
 
 def workload_list(text: str) -> tuple[str, ...]:

@@ -28,7 +28,9 @@ from pytest_otel_overhead.calibrate.terms import (
     fit_spread,
     load_share,
     load_term,
+    moved_figures,
     run_figures,
+    with_built_in,
 )
 from pytest_otel_overhead.formatting import NO_FIGURE, signed_percent
 from pytest_otel_overhead.history.environment import environment, machine_info
@@ -87,6 +89,10 @@ class Measured:
         ``terms.FLOOR_RANGE`` with the quiet run."""
         return load_share(self.quiet.figures, self.loaded.figures) if self.loaded is not None else None
 
+    def moved(self, *, near: bool) -> int:
+        """How many figures the floor (``near``) or the share stands on."""
+        return moved_figures(self.quiet.figures, self.loaded.figures, near=near) if self.loaded is not None else 0
+
 
 def calibrate(request: Request, say: Say) -> tuple[Calibration, Measured]:
     """Measure, fit and write the calibration file; ``CalibrationError`` with one line when it cannot."""
@@ -130,8 +136,8 @@ def _figures(run: MeasuredRun, request: Request) -> RunFigures:
 def _term(measured: Measured) -> ProcessTerm:
     tau, slope = fit_spread(measured.quiet.figures)
     df = degrees_of_freedom(list(measured.quiet.processes.values()))
-    load = BUILT_IN_TERM.load if measured.load is None else measured.load
-    share = BUILT_IN_TERM.load_share if measured.share is None else measured.share
+    load = with_built_in(measured.load, measured.moved(near=True), BUILT_IN_TERM.load)
+    share = with_built_in(measured.share, measured.moved(near=False), BUILT_IN_TERM.load_share)
     return ProcessTerm(tau, slope, df, load, TermSource.CALIBRATED, share)
 
 
@@ -162,6 +168,11 @@ def _record(request: Request, measured: Measured) -> dict[str, Any]:
         "load_processes": request.load,
         "load_measured": measured.load is not None,
         "load_share_measured": measured.share is not None,
+        # What the loaded run measured, before each was weighed against the built-in term by its figures.
+        "measured_load": measured.load,
+        "measured_load_figures": measured.moved(near=True),
+        "measured_load_share": measured.share,
+        "measured_load_share_figures": measured.moved(near=False),
         "cpu_model": machine_info()["cpu_model"],
         "python": environment()["python"],
         "date": now_iso(),
@@ -191,25 +202,38 @@ def report_lines(calibration: Calibration, measured: Measured, request: Request)
         under_load = loaded.get((f.test, f.metric))
         shown = NO_FIGURE if under_load is None else signed_percent(math.expm1(under_load.estimate))
         rows.append([f.test, f.metric, str(f.processes), signed_percent(math.expm1(f.estimate)), f"{f.tau:.4f}", shown])
-    terms = [["term (log ratio)", "calibrated", "built-in"]]
-    unmeasured = {"load": measured.load is None, "load_share": measured.share is None}
-    for name in ("tau", "slope", "df", "load", "load_share"):
-        value, built_in = getattr(calibration.term, name), getattr(BUILT_IN_TERM, name)
-        mine = f"{value:g}" if name == "df" else f"{value:.4f}"
-        if unmeasured.get(name, False):
-            mine += " (not measured: the built-in one)"
-        terms.append([name, mine, f"{built_in:g}"])
     tests, processes = len(measured.quiet.processes), sum(measured.quiet.processes.values())
     beside = f"quiet and beside {request.load} busy processes" if request.load else "quiet only"
     where = calibration.measured.get("cpu_model") or "this machine"
     return [
         *_table(rows),
         "",
-        *_table(terms),
+        *_table(_term_rows(calibration.term, measured)),
         f"measured {_count(tests, 'test')} over {_count(processes, 'process', 'processes')} in all "
         f"({request.processes} asked a test), {beside}, in {measured.seconds:.0f} s on {where}, "
         f"Python {calibration.measured.get('python')}",
     ]
+
+
+def _term_rows(term: ProcessTerm, measured: Measured) -> list[list[str]]:
+    """Each term calibrated next to the built-in one; the load terms with what the loaded run measured."""
+    loads = {
+        "load": (measured.load, measured.moved(near=True)),
+        "load_share": (measured.share, measured.moved(near=False)),
+    }
+    rows = [["term (log ratio)", "calibrated", "built-in"]]
+    for name in ("tau", "slope", "df", "load", "load_share"):
+        value, built_in = getattr(term, name), getattr(BUILT_IN_TERM, name)
+        mine = f"{value:g}" if name == "df" else f"{value:.4f}"
+        if name in loads:
+            moved, figures = loads[name]
+            mine += (
+                " (not measured: the built-in one)"
+                if moved is None
+                else f" (measured {moved:.4f} on {_count(figures, 'figure')}, weighed with the built-in one)"
+            )
+        rows.append([name, mine, f"{built_in:g}"])
+    return rows
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:
