@@ -76,7 +76,7 @@ def test_calibrate_writes_the_file_the_project_s_sessions_then_use(tmp_path: Pat
     assert done.returncode == 0, done.stdout + done.stderr
     calibration = Calibration.read(path / CALIBRATION_FILE, "the test")
     assert calibration.term.source is TermSource.CALIBRATED
-    assert calibration.term.df == 1  # two processes of one test
+    assert calibration.term.df == 4 + 1  # the built-in prior's, and one figure measured
     measured = calibration.measured
     assert (measured["tests"], measured["processes"], measured["load_measured"]) == (1, 2, False)
     (figure,) = measured["figures"]
@@ -93,7 +93,7 @@ def test_calibrate_writes_the_file_the_project_s_sessions_then_use(tmp_path: Pat
     (test,) = json.loads((path / "o.json").read_text(encoding="utf-8"))["tests"]
     term = test["settings"]["process_term"]
     assert term["source"] == "calibrated"
-    assert (term["tau"], term["slope"], term["df"]) == (calibration.term.tau, calibration.term.slope, 1)
+    assert (term["tau"], term["slope"], term["df"]) == (calibration.term.tau, calibration.term.slope, 5)
 
 
 def test_calibrate_beside_a_busy_process_measures_the_load_term(tmp_path: Path) -> None:
@@ -108,7 +108,7 @@ def test_calibrate_beside_a_busy_process_measures_the_load_term(tmp_path: Path) 
     assert measured["load_share_measured"] is True
     assert all(figure["loaded_log_ratio"] is not None for figure in measured["figures"])
     assert 0 <= calibration.term.load <= 1 and 0 <= calibration.term.load_share <= 1
-    measured_share = r"\(measured \d\.\d{4} on 1 figure, weighed with the built-in one\)"
+    measured_share = r"\(measured \d\.\d{4} on 1 figure\)"
     assert re.search(rf"^load_share +\d\.\d{{4}} {measured_share} +0\.1$", done.stdout, re.MULTILINE), done.stdout
     assert "calibrate: loaded run beside 1 busy processes" in done.stdout
     assert "quiet and beside 1 busy processes" in done.stdout

@@ -24,18 +24,18 @@ from pytest_otel_overhead.calibrate import DEFAULT_LOAD, DEFAULT_PROCESSES
 from pytest_otel_overhead.calibrate.runs import CalibrationError, MeasuredRun, busy_processes, measure
 from pytest_otel_overhead.calibrate.terms import (
     RunFigures,
-    degrees_of_freedom,
-    fit_spread,
     load_share,
     load_term,
     moved_figures,
     run_figures,
+    spread_scale,
     with_built_in,
 )
 from pytest_otel_overhead.formatting import NO_FIGURE, signed_percent
 from pytest_otel_overhead.history.environment import environment, machine_info
 from pytest_otel_overhead.history.run import now_iso, printable
 from pytest_otel_overhead.outputs import write_text_file
+from pytest_otel_overhead.reports.terminal import command_width, wrap_lines
 from pytest_otel_overhead.settings.calibration import CALIBRATION_FILE, Calibration
 from pytest_otel_overhead.stats.process_term import BUILT_IN_TERM, ProcessTerm, TermSource
 from pytest_otel_overhead.units import SettingsError
@@ -89,6 +89,11 @@ class Measured:
         ``terms.FLOOR_RANGE`` with the quiet run."""
         return load_share(self.quiet.figures, self.loaded.figures) if self.loaded is not None else None
 
+    @property
+    def scale(self) -> float:
+        """How many times the built-in spread the quiet run's τ are (``terms.spread_scale``)."""
+        return spread_scale(self.quiet.figures)
+
     def moved(self, *, near: bool) -> int:
         """How many figures the floor (``near``) or the share stands on."""
         return moved_figures(self.quiet.figures, self.loaded.figures, near=near) if self.loaded is not None else 0
@@ -134,8 +139,11 @@ def _figures(run: MeasuredRun, request: Request) -> RunFigures:
 
 
 def _term(measured: Measured) -> ProcessTerm:
-    tau, slope = fit_spread(measured.quiet.figures)
-    df = degrees_of_freedom(list(measured.quiet.processes.values()))
+    """The built-in prior updated by what was measured: its spread scaled, its load terms weighed, each against
+    the built-in one by the figures behind it (``terms.with_built_in``)."""
+    figures = measured.quiet.figures
+    factor = with_built_in(measured.scale, len(figures), 1.0)
+    tau, slope, df = BUILT_IN_TERM.tau * factor, BUILT_IN_TERM.slope * factor, BUILT_IN_TERM.df + len(figures)
     load = with_built_in(measured.load, measured.moved(near=True), BUILT_IN_TERM.load)
     share = with_built_in(measured.share, measured.moved(near=False), BUILT_IN_TERM.load_share)
     return ProcessTerm(tau, slope, df, load, TermSource.CALIBRATED, share)
@@ -168,7 +176,9 @@ def _record(request: Request, measured: Measured) -> dict[str, Any]:
         "load_processes": request.load,
         "load_measured": measured.load is not None,
         "load_share_measured": measured.share is not None,
-        # What the loaded run measured, before each was weighed against the built-in term by its figures.
+        # What the runs measured, before each was weighed against the built-in term by its figures.
+        "measured_spread_scale": measured.scale,
+        "measured_spread_figures": len(measured.quiet.figures),
         "measured_load": measured.load,
         "measured_load_figures": measured.moved(near=True),
         "measured_load_share": measured.share,
@@ -194,8 +204,9 @@ def _write(calibration: Calibration, out: Path, work: Path) -> None:
     write_text_file(out, text)
 
 
-def report_lines(calibration: Calibration, measured: Measured, request: Request) -> list[str]:
-    """Per test its estimate and τ, the terms next to the built-in ones, over how many processes, in how long."""
+def report_lines(calibration: Calibration, measured: Measured, request: Request) -> tuple[list[str], list[str]]:
+    """Two tables, per test its estimate and τ and the terms next to the built-in ones; then sentences: how the
+    terms were weighed, over how many processes, in how long."""
     loaded = {(f.test, f.metric): f for f in measured.loaded.figures} if measured.loaded is not None else {}
     rows = [["test", "metric", "processes", "quiet", "τ (log ratio)", "loaded"]]
     for f in measured.quiet.figures:
@@ -205,10 +216,10 @@ def report_lines(calibration: Calibration, measured: Measured, request: Request)
     tests, processes = len(measured.quiet.processes), sum(measured.quiet.processes.values())
     beside = f"quiet and beside {request.load} busy processes" if request.load else "quiet only"
     where = calibration.measured.get("cpu_model") or "this machine"
-    return [
-        *_table(rows),
-        "",
-        *_table(_term_rows(calibration.term, measured)),
+    tables = [*_table(rows), "", *_table(_term_rows(calibration.term, measured))]
+    return tables, [
+        "each measured term is weighed with the built-in one by the figures behind it (the built-in's counting as "
+        f"{BUILT_IN_TERM.df:g}); a term not measured is the built-in one",
         f"measured {_count(tests, 'test')} over {_count(processes, 'process', 'processes')} in all "
         f"({request.processes} asked a test), {beside}, in {measured.seconds:.0f} s on {where}, "
         f"Python {calibration.measured.get('python')}",
@@ -216,23 +227,20 @@ def report_lines(calibration: Calibration, measured: Measured, request: Request)
 
 
 def _term_rows(term: ProcessTerm, measured: Measured) -> list[list[str]]:
-    """Each term calibrated next to the built-in one; the load terms with what the loaded run measured."""
-    loads = {
-        "load": (measured.load, measured.moved(near=True)),
-        "load_share": (measured.share, measured.moved(near=False)),
-    }
+    """Each term calibrated next to the built-in one, with what the runs measured before it was weighed."""
+    notes = {"tau": f" (built-in × {term.tau / BUILT_IN_TERM.tau:.2f}; measured × {measured.scale:.2f}"}
+    notes["tau"] += f" on {_count(len(measured.quiet.figures), 'figure')})"
+    for name, moved, figures in (
+        ("load", measured.load, measured.moved(near=True)),
+        ("load_share", measured.share, measured.moved(near=False)),
+    ):
+        known = moved is not None
+        notes[name] = f" (measured {moved:.4f} on {_count(figures, 'figure')})" if known else " (not measured)"
     rows = [["term (log ratio)", "calibrated", "built-in"]]
     for name in ("tau", "slope", "df", "load", "load_share"):
         value, built_in = getattr(term, name), getattr(BUILT_IN_TERM, name)
         mine = f"{value:g}" if name == "df" else f"{value:.4f}"
-        if name in loads:
-            moved, figures = loads[name]
-            mine += (
-                " (not measured: the built-in one)"
-                if moved is None
-                else f" (measured {moved:.4f} on {_count(figures, 'figure')}, weighed with the built-in one)"
-            )
-        rows.append([name, mine, f"{built_in:g}"])
+        rows.append([name, mine + notes.get(name, ""), f"{built_in:g}"])
     return rows
 
 
@@ -245,10 +253,19 @@ def _table(rows: list[list[str]]) -> list[str]:
     return ["  ".join(cell.ljust(widths[c]) for c, cell in enumerate(row)).rstrip() for row in rows]
 
 
-def run_command(request: Request, say: Say = print) -> int:
-    """The command: 0 when the file was written, 2 when it could not be, ``INTERRUPTED`` after Ctrl-C."""
+def run_command(request: Request, say: Say = print, width: int | None = None) -> int:
+    """The command: 0 when the file was written, 2 when it could not be, ``INTERRUPTED`` after Ctrl-C.
+
+    Its sentences are wrapped to ``width`` (the terminal's, ``$COLUMNS``, else ``DEFAULT_WIDTH``); its tables
+    are not, whose rows wrapped would no longer read as rows."""
+    fit = command_width() if width is None else width
+
+    def tell(line: str) -> None:
+        for part in wrap_lines([printable(line)], fit):
+            say(part)
+
     try:
-        calibration, measured = calibrate(request, say)
+        calibration, measured = calibrate(request, tell)
     except CalibrationError as error:
         print(f"error: calibrate: {printable(str(error))}", file=sys.stderr)
         return 2
@@ -257,9 +274,11 @@ def run_command(request: Request, say: Say = print) -> int:
         return INTERRUPTED
     for line in measured.quiet.left_out:
         print(f"note: left out {printable(line)}", file=sys.stderr)
-    for line in report_lines(calibration, measured, request):
+    tables, sentences = report_lines(calibration, measured, request)
+    for line in tables:
         say(printable(line))
-    say(_wrote(request.target))
+    for line in [*sentences, _wrote(request.target)]:
+        tell(line)
     return 0
 
 

@@ -4,7 +4,7 @@ Every figure is on the log-ratio scale ``ln(1 + overhead)`` of ``stats.process_t
 time metric with a relative overhead, each process gives an estimate and its standard error (from
 its interval, at the per-look confidence the processes' intervals are made at); DerSimonian–Laird
 gives the test's between-process τ, and a random-effects mean its combined estimate. Across tests,
-``fit_spread`` fits ``tau + slope × |estimate|`` to the tests' τ; ``load_term`` says how far a busy
+``spread_scale`` says how many times the built-in spread the tests' τ are; ``load_term`` says how far a busy
 machine moved the combined estimates beyond what their own standard errors explain, near zero, and
 ``load_share`` what share of their log ratio it moved them by above ``FLOOR_RANGE``.
 """
@@ -30,13 +30,12 @@ __all__ = [
     "RunFigures",
     "calibrated_metrics",
     "combine",
-    "degrees_of_freedom",
-    "fit_spread",
     "load_share",
     "load_term",
     "moved_figures",
     "process_estimates",
     "run_figures",
+    "spread_scale",
     "with_built_in",
 ]
 
@@ -120,43 +119,24 @@ def combine(measured: ProcessEstimates) -> Combined:
     return Combined(measured.test, measured.metric, k, mean, math.sqrt(1 / total), math.sqrt(tau2))
 
 
-def fit_spread(figures: Sequence[Combined]) -> tuple[float, float]:
-    """``(tau, slope)`` of ``tau + slope × |estimate|`` fitted to the figures' τ, both at least 0.
+def spread_scale(figures: Sequence[Combined]) -> float:
+    """How many times the built-in prior's spread at their log ratios the figures' τ are: ``c`` with
+    ``c² = Σ w (τ / b(y))² / Σ w``, ``b`` the built-in ``tau + slope × |y|`` and ``w`` each figure's
+    processes less one (the degrees of freedom of its τ²).
 
-    Least squares weighed by each figure's degrees of freedom (processes − 1). With one or two
-    tests, with a single size of estimate, or where τ does not grow with the estimate, the slope is
-    0 and ``tau`` the pooled root mean square of the τ. Where the line would cross zero above 0,
-    ``tau`` is 0 and the slope is the least-squares line through the origin.
-    """
+    The calibration scales the built-in line rather than fitting one of its own: from five processes a
+    test, DerSimonian–Laird reads τ 0 for most tests, and a line fitted to such τ put the spread at +5%
+    at 0.0009 on one runner where the built-in says 0.0063; the quiet intervals it gave held their references
+    in 28 of 50 runs (docs/accuracy.md). Squares average the zeros with the τ that did show."""
     if not figures:
-        raise ValueError("fitting the spread needs one figure or more")
-    points = [(abs(f.estimate), f.tau, max(f.processes - 1, 1)) for f in figures]
-    total = math.fsum(w for _, _, w in points)
-    rms = math.sqrt(math.fsum(w * t * t for _, t, w in points) / total)
-    if len({f.test for f in figures}) <= 2 or len({x for x, _, _ in points}) < 2:
-        return rms, 0.0
-    x_mean = math.fsum(w * x for x, _, w in points) / total
-    t_mean = math.fsum(w * t for _, t, w in points) / total
-    sxx = math.fsum(w * (x - x_mean) ** 2 for x, _, w in points)
-    sxt = math.fsum(w * (x - x_mean) * (t - t_mean) for x, t, w in points)
-    if sxx <= 1e-12 * math.fsum(w * x * x for x, _, w in points) or sxt <= 0:  # sizes equal but for rounding
-        return rms, 0.0
-    slope = sxt / sxx
-    tau = t_mean - slope * x_mean
-    if tau >= 0:
-        return tau, slope
-    through_origin = math.fsum(w * x * t for x, t, w in points) / math.fsum(w * x * x for x, _, w in points)
-    return 0.0, max(0.0, through_origin)
+        raise ValueError("scaling the spread needs one figure or more")
+    points = [((f.tau / BUILT_IN_TERM.spread(f.estimate)) ** 2, max(f.processes - 1, 1)) for f in figures]
+    return math.sqrt(math.fsum(w * r for r, w in points) / math.fsum(w for _, w in points))
 
 
 FLOOR_RANGE = BUILT_IN_TERM.load / LOAD_SHARE
 """The log ratios up to which the built-in load term is its floor (0.12, about +13%): the figures that
 measure a calibrated floor. Above it the load term is ``LOAD_SHARE`` of the log ratio."""
-
-
-def degrees_of_freedom(processes_per_test: Sequence[int]) -> float:
-    """Processes in all less one per test: what the tests' τ estimates stand on; at least 1."""
-    return float(max(1, sum(processes_per_test) - len(processes_per_test)))
 
 
 def load_term(quiet: Sequence[Combined], loaded: Sequence[Combined]) -> float | None:
@@ -231,8 +211,9 @@ def moved_figures(quiet: Sequence[Combined], loaded: Sequence[Combined], *, near
 
 
 def with_built_in(measured: float | None, figures: int, built_in: float) -> float:
-    """A load term measured on ``figures`` figures, weighed against the built-in one: the mean of their squares,
-    the built-in counted as ``BUILT_IN_TERM.df`` figures (the workloads it was measured on, less one).
+    """A term measured on ``figures`` figures (a load term, or the spread's scale against the built-in one's 1),
+    weighed against the built-in one: the mean of their squares, the built-in counted as ``BUILT_IN_TERM.df``
+    figures (the workloads it was measured on, less one).
 
     Few figures say little of how far load moves a figure: on one runner, three calibrations of the same six
     real workloads measured the share as 0.110, 0.073 and 0.026 from the two of them above +13%, and the
