@@ -325,9 +325,10 @@ def test_without_load_the_file_keeps_the_built_in_load_term_and_says_so(
     term = written.term
     assert term.source is TermSource.CALIBRATED and term.load == BUILT_IN_TERM.load
     figures = run_figures(QUIET).figures
-    assert term.df == BUILT_IN_TERM.df + 3  # the built-in's, and one per figure measured
+    assert term.df == BUILT_IN_TERM.df  # the calibration changes the spread's size, not the prior's certainty
     # The built-in line scaled by what the three figures measured, weighed against the built-in's 1.
     factor = with_built_in(spread_scale(figures), 3, 1.0)
+    assert factor > 1  # these figures spread more than the built-in line: the calibration widens it
     assert (term.tau, term.slope) == pytest.approx((BUILT_IN_TERM.tau * factor, BUILT_IN_TERM.slope * factor))
     assert written.measured["measured_spread_scale"] == pytest.approx(spread_scale(figures))
     assert written.measured["load_measured"] is False
@@ -382,6 +383,25 @@ def test_with_load_the_second_run_is_beside_busy_processes_and_gives_the_load_te
     said = " ".join(out.split())
     assert "quiet and beside 2 busy processes" in said
     assert "sessions given --otel-overhead-calibration=" in said
+
+
+def test_a_runner_that_spreads_and_moves_less_than_the_built_in_terms_keeps_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Processes that agree to a tenth of the built-in spread, and a load that moves nothing: the built-in
+    # terms stand (a calibration's minutes of processes see less than a gate's runs hours apart).
+    quiet = [
+        measured_result(f"t.py::{name}", [y, y * 1.0001, y * 0.9999], se=1e-4) for name, y in (("a", 0.05), ("b", 0.5))
+    ]
+    fake_runs(monkeypatch, quiet, quiet)
+    assert command.run_command(command.Request(("t.py",), processes=3, load=2, cwd=tmp_path)) == 0
+    written = Calibration.read(tmp_path / "otel-overhead-calibration.json", "test")
+    term = written.term
+    assert (term.tau, term.slope, term.df, term.load, term.load_share) == (
+        BUILT_IN_TERM.tau, BUILT_IN_TERM.slope, BUILT_IN_TERM.df, BUILT_IN_TERM.load, BUILT_IN_TERM.load_share
+    )  # fmt: skip
+    assert term.source is TermSource.CALIBRATED
+    assert written.measured["measured_spread_scale"] < 0.2 and written.measured["measured_load"] == 0.0
 
 
 def test_the_sentences_fit_the_width_and_the_tables_keep_their_rows(

@@ -76,7 +76,7 @@ def test_calibrate_writes_the_file_the_project_s_sessions_then_use(tmp_path: Pat
     assert done.returncode == 0, done.stdout + done.stderr
     calibration = Calibration.read(path / CALIBRATION_FILE, "the test")
     assert calibration.term.source is TermSource.CALIBRATED
-    assert calibration.term.df == 4 + 1  # the built-in prior's, and one figure measured
+    assert calibration.term.df == 4  # the built-in prior's: a calibration widens its spread, not its certainty
     measured = calibration.measured
     assert (measured["tests"], measured["processes"], measured["load_measured"]) == (1, 2, False)
     (figure,) = measured["figures"]
@@ -93,7 +93,7 @@ def test_calibrate_writes_the_file_the_project_s_sessions_then_use(tmp_path: Pat
     (test,) = json.loads((path / "o.json").read_text(encoding="utf-8"))["tests"]
     term = test["settings"]["process_term"]
     assert term["source"] == "calibrated"
-    assert (term["tau"], term["slope"], term["df"]) == (calibration.term.tau, calibration.term.slope, 5)
+    assert (term["tau"], term["slope"], term["df"]) == (calibration.term.tau, calibration.term.slope, 4)
 
 
 def test_calibrate_beside_a_busy_process_measures_the_load_term(tmp_path: Path) -> None:
