@@ -1,10 +1,11 @@
 """``python -m pytest_otel_overhead calibrate``: measure the between-process and load terms, write the calibration file.
 
 The user's marked tests are measured over ``processes`` fresh processes each, once on the quiet
-machine and, unless ``load`` is 0, once more beside ``load`` busy processes (``runs``). From the
-quiet run come ``tau``, ``slope`` and ``df``, from both the ``load`` term and its ``load_share``
-(``terms``); the file (``settings.calibration``) is checked by reading it back before it is written,
-so the plugin can always read what this command wrote. What was measured is printed, and kept in the
+machine and, unless ``load`` is 0, once more beside ``load`` busy processes (``runs``). The quiet
+run scales the built-in spread, both runs measure the ``load`` term and its ``load_share``
+(``terms``), and each widens the built-in one where it is wider (``_term``); the file
+(``settings.calibration``) is checked by reading it back before it is written, so the plugin can
+always read what this command wrote. What was measured is printed, and kept in the
 file's ``measured``.
 """
 
@@ -100,7 +101,7 @@ class Measured:
 
 
 def calibrate(request: Request, say: Say) -> tuple[Calibration, Measured]:
-    """Measure, fit and write the calibration file; ``CalibrationError`` with one line when it cannot."""
+    """Measure, weigh and write the calibration file; ``CalibrationError`` with one line when it cannot."""
     request.check()
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="otel-overhead-calibrate-") as folder:

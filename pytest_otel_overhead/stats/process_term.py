@@ -45,7 +45,8 @@ class TermSource(TextEnum):
     BUILT_IN = "built-in"
     """The prior measured on real workloads (``BUILT_IN_TERM``)."""
     CALIBRATED = "calibrated"
-    """A prior measured on the user's own tests and runner (``python -m pytest_otel_overhead calibrate``)."""
+    """The built-in prior widened where the user's own tests on their runner spread or moved more
+    (``python -m pytest_otel_overhead calibrate``)."""
     MEASURED = "measured"
     """Measured by the processes that measured this test, pooled with the prior."""
 
