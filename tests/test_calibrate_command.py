@@ -82,9 +82,10 @@ def test_calibrate_writes_the_file_the_project_s_sessions_then_use(tmp_path: Pat
     (figure,) = measured["figures"]
     assert figure["test"] == "test_costly.py::test_costly" and figure["metric"] == "cpu"
     assert 0.3 < figure["overhead"] < 5 and figure["tau"] >= 0
-    assert "test_costly.py::test_costly  cpu     2" in done.stdout
-    assert "measured 1 test over 2 processes in all (2 asked a test), quiet only, in " in done.stdout
-    assert f"wrote {path / CALIBRATION_FILE}: sessions whose root folder is {path}" in done.stdout
+    assert "test_costly.py::test_costly  cpu     2" in done.stdout  # a table's row, whole
+    said = " ".join(done.stdout.split())  # its sentences wrapped to the width, a long path on a line of its own
+    assert "measured 1 test over 2 processes in all (2 asked a test), quiet only, in " in said
+    assert f"wrote {path / CALIBRATION_FILE}: sessions whose root folder is {path}" in said
 
     options = ["--otel-overhead-processes=1", "--otel-overhead-max-time=3", "--otel-overhead-json=o.json"]
     session = run(path, "-m", "pytest", "-p", "no:cacheprovider", "test_costly.py::test_costly", "--otel-overhead",
@@ -110,8 +111,9 @@ def test_calibrate_beside_a_busy_process_measures_the_load_term(tmp_path: Path) 
     assert 0 <= calibration.term.load <= 1 and 0 <= calibration.term.load_share <= 1
     measured_share = r"\(measured \d\.\d{4} on 1 figure\)"
     assert re.search(rf"^load_share +\d\.\d{{4}} {measured_share} +0\.1$", done.stdout, re.MULTILINE), done.stdout
-    assert "calibrate: loaded run beside 1 busy processes" in done.stdout
-    assert "quiet and beside 1 busy processes" in done.stdout
+    said = " ".join(done.stdout.split())
+    assert "calibrate: loaded run beside 1 busy processes" in said
+    assert "quiet and beside 1 busy processes" in said
     assert not (path / CALIBRATION_FILE).exists()
 
 
