@@ -11,6 +11,7 @@ file's ``measured``.
 
 from __future__ import annotations
 
+import functools
 import math
 import shlex
 import sys
@@ -30,7 +31,7 @@ from pytest_otel_overhead.calibrate.terms import (
     moved_figures,
     run_figures,
     spread_scale,
-    with_built_in,
+    widened,
 )
 from pytest_otel_overhead.formatting import NO_FIGURE, signed_percent
 from pytest_otel_overhead.history.environment import environment, machine_info
@@ -78,19 +79,19 @@ class Measured:
     loaded: RunFigures | None
     seconds: float
 
-    @property
+    @functools.cached_property
     def load(self) -> float | None:
         """The load term's floor measured; None without a loaded run, or one that shares no figure near zero
         with the quiet run."""
         return load_term(self.quiet.figures, self.loaded.figures) if self.loaded is not None else None
 
-    @property
+    @functools.cached_property
     def share(self) -> float | None:
         """The load term's share measured; None without a loaded run, or one that shares no figure beyond
         ``terms.FLOOR_RANGE`` with the quiet run."""
         return load_share(self.quiet.figures, self.loaded.figures) if self.loaded is not None else None
 
-    @property
+    @functools.cached_property
     def scale(self) -> float:
         """How many times the built-in spread the quiet run's τ are (``terms.spread_scale``)."""
         return spread_scale(self.quiet.figures)
@@ -140,19 +141,12 @@ def _figures(run: MeasuredRun, request: Request) -> RunFigures:
 
 
 def _term(measured: Measured) -> ProcessTerm:
-    """The built-in prior widened where the runner spreads or moves more: its spread scaled, its load terms
-    weighed, each against the built-in one by the figures behind it (``terms.with_built_in``), and never below it.
-
-    A calibration's processes run back to back within minutes; a gate's runs, hours apart. On one runner
-    a calibration read the spread at 0.70 of the built-in one, and quiet intervals with it held their references
-    in 36 of 50 runs where the built-in's held 44 of 50 in the same hour (docs/accuracy.md): narrowing is left to
-    a test's own processes. ``df`` stays the built-in one's, so no interval is narrower for the calibration."""
-    factor = max(1.0, with_built_in(measured.scale, len(measured.quiet.figures), 1.0))
-    load = max(BUILT_IN_TERM.load, with_built_in(measured.load, measured.moved(near=True), BUILT_IN_TERM.load))
-    share = max(
-        BUILT_IN_TERM.load_share,
-        with_built_in(measured.share, measured.moved(near=False), BUILT_IN_TERM.load_share),
-    )
+    """The built-in prior widened where the runner spreads or moves more (``terms.widened``): its spread scaled,
+    its load terms weighed, each against the built-in one by the figures behind it. ``df`` stays the built-in
+    one's, so no interval is narrower for the calibration."""
+    factor = widened(measured.scale, len(measured.quiet.figures), 1.0)
+    load = widened(measured.load, measured.moved(near=True), BUILT_IN_TERM.load)
+    share = widened(measured.share, measured.moved(near=False), BUILT_IN_TERM.load_share)
     tau, slope = BUILT_IN_TERM.tau * factor, BUILT_IN_TERM.slope * factor
     return ProcessTerm(tau, slope, BUILT_IN_TERM.df, load, TermSource.CALIBRATED, share)
 
