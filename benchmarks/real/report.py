@@ -8,7 +8,11 @@ processes, and is then printed). A plugin interval "covers" the reference when i
 median; unbounded ends (``null`` in the JSON) contain everything on their side. Plugin runs with
 another ``processes`` setting get rows of their own. A load with no reference of its own is
 compared with the quiet machine's (the overhead to find is the same; only the noise differs),
-marked "(quiet)". The reference with a frozen heap (the plugin's GC regime) is shown beside it.
+marked "(quiet)". The reference with a frozen heap (the plugin's GC regime) is shown beside it, and
+so is each interval against the median of the other runs' estimates (in the rows' group: same
+workload, load and ``processes``): a reference measured by the engine itself, in its own regime,
+that asks what a gate meets when it runs again. Given files of runs hours apart, it also asks
+whether an interval holds across the hours.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ HEADER = [
     "PASS and FAIL",
     "interval holds the reference",
     "... the frozen-heap reference",
+    "... the other runs' median",
     "plugin est. (median)",
     "time to verdict (median)",
     "instructions",
@@ -158,6 +163,16 @@ def coverage(done: Sequence[Record], reference: Reference | None) -> str:
     return f"{sum(covers(r, reference.median) for r in done)}/{len(done)}"
 
 
+def other_runs_coverage(done: Sequence[Record]) -> str:
+    """How many intervals hold the median of the other runs' estimates (each run left out of its own
+    reference). Fewer than three runs leave too little to hold an interval against."""
+    measured = [r for r in done if r.get("estimate") is not None]
+    if len(measured) < 3:
+        return "–"
+    held = sum(covers(r, statistics.median(o["estimate"] for o in measured if o is not r)) for r in measured)
+    return f"{held}/{len(measured)}"
+
+
 def plugin_columns(plugin: Sequence[Record], reference: Reference | None, frozen: Reference | None = None) -> list[str]:
     done = [r for r in plugin if r["verdict"] in VERDICTS]
     estimates = [r["estimate"] for r in done if r.get("estimate") is not None]
@@ -168,6 +183,7 @@ def plugin_columns(plugin: Sequence[Record], reference: Reference | None, frozen
         conflicts(done),
         coverage(done, reference),
         coverage(done, frozen),
+        other_runs_coverage(done),
         signed(statistics.median(estimates)) if estimates else "–",
         f"{statistics.median(times):.1f} s" if times else "–",
     ]

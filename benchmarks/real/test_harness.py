@@ -294,6 +294,19 @@ def test_table_row_from_synthetic_records() -> None:
     assert "A/A compare (1 REGRESSED):" in report.report_text(records)
 
 
+def test_each_interval_is_held_against_the_median_of_the_other_runs() -> None:
+    steady = [plugin_record("FAIL", e, e - 0.005, e + 0.005, 3.0) for e in (0.050, 0.051, 0.049, 0.050)]
+    moved = plugin_record("FAIL", 0.080, 0.075, 0.085, 3.0)  # the other runs' median, 5.0%, lies outside
+    wide = plugin_record("INCONCLUSIVE", 0.080, 0.045, None, 3.0)  # unbounded above: holds 5.0%
+    column = "... the other runs' median"
+    [row] = [dict(zip(report.HEADER, r, strict=True)) for r in report.table_rows([*steady, moved])]
+    assert row[column] == "4/5"
+    [row] = [dict(zip(report.HEADER, r, strict=True)) for r in report.table_rows([*steady, wide])]
+    assert row[column] == "5/5"
+    [row] = [dict(zip(report.HEADER, r, strict=True)) for r in report.table_rows(steady[:2])]
+    assert row[column] == "–"
+
+
 def test_report_groups_quiet_and_loaded_runs_apart() -> None:
     records = [
         plugin_record("PASS", 0.01, 0.0, 0.02, 3.0) | {"load_generator": 0},
