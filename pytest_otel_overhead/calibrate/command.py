@@ -231,8 +231,8 @@ def report_lines(calibration: Calibration, measured: Measured, request: Request)
 
 def _term_rows(term: ProcessTerm, measured: Measured) -> list[list[str]]:
     """Each term calibrated next to the built-in one, with what the runs measured before it was weighed."""
-    notes = {"tau": f" (built-in × {term.tau / BUILT_IN_TERM.tau:.2f}; measured × {measured.scale:.2f}"}
-    notes["tau"] += f" on {_count(len(measured.quiet.figures), 'figure')})"
+    scaled = f"built-in × {term.tau / BUILT_IN_TERM.tau:.2f}; measured × {measured.scale:.2f}"
+    notes = {"tau": f" ({scaled} on {_count(len(measured.quiet.figures), 'figure')})"}
     for name, moved, figures in (
         ("load", measured.load, measured.moved(near=True)),
         ("load_share", measured.share, measured.moved(near=False)),
